@@ -1,0 +1,59 @@
+"""The typer command line. Only this package imports typer.
+
+Each module registers the commands of one area on the shared ``app``; each
+command parses options, calls a core function with plain arguments, and
+renders what it returns. ``main.py`` maps errors to exit codes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from cmfgit.errors import EXIT_INTERRUPTED, UsageError
+
+app = typer.Typer(
+    name="cmfgit",
+    help="cmfgit: git-native metadata for ML and data pipelines (a Common Metadata Framework).",
+    rich_markup_mode=None,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+
+# Registration by import: each module adds its commands to ``app``.
+from cmfgit.cli import interop as _interop  # noqa: E402,F401
+from cmfgit.cli import query as _query  # noqa: E402,F401
+from cmfgit.cli import records as _records  # noqa: E402,F401
+from cmfgit.cli import sync as _sync  # noqa: E402,F401
+
+
+def _click_exceptions() -> Any:
+    try:
+        from typer._click import exceptions
+    except ImportError:  # older typer uses click itself
+        from click import exceptions  # type: ignore[no-redef,import-not-found,unused-ignore]
+    return exceptions
+
+
+def run_cli(argv: list[str]) -> int:
+    exceptions = _click_exceptions()
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=argv, prog_name="cmfgit", standalone_mode=False)
+    except exceptions.NoArgsIsHelpError as exc:  # `cmfgit` alone, or a group alone
+        print(exc.ctx.get_help() if exc.ctx else "")
+        return 0
+    except exceptions.UsageError as exc:
+        where = (
+            f"cmfgit {exc.ctx.command_path.split(' ', 1)[1]}" if exc.ctx and " " in exc.ctx.command_path else "cmfgit"
+        )
+        raise UsageError(f"{exc.format_message()} (see '{where} --help')") from None
+    except exceptions.Abort:
+        print("cmfgit: interrupted")
+        return EXIT_INTERRUPTED
+    except exceptions.ClickException as exc:
+        raise UsageError(exc.format_message()) from None
+    return int(result or 0)

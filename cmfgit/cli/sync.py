@@ -1,0 +1,5 @@
+"""Commands of the sync area (registered on the shared app by import)."""
+
+from __future__ import annotations
+
+from cmfgit.cli import app  # noqa: F401

@@ -1,0 +1,72 @@
+"""Committing metadata without touching the user's own staged work.
+
+``git commit --only -- <paths>`` builds the commit from HEAD plus exactly
+those paths, and leaves everything else in the index as it was. cmfgit's own
+commits skip the user's hooks (``--no-verify``): the records were validated
+when written, and a linter or a commit-msg policy has nothing to say about
+them.
+"""
+
+from __future__ import annotations
+
+from cmfgit import gitutil
+from cmfgit.errors import CmfgitError, GitError
+from cmfgit.fsutil import FileLock
+from cmfgit.repo import CMF_DIR, Repo
+
+
+def pending_paths(repo: Repo) -> list[str]:
+    """Paths under .cmf/ that differ from HEAD: new, changed or deleted."""
+    out = gitutil.git(
+        ["--no-optional-locks", "status", "--porcelain=v1", "-z", "--untracked-files=all", "--", CMF_DIR],
+        repo.root,
+    )
+    paths: list[str] = []
+    items = out.split(b"\0")
+    i = 0
+    while i < len(items):
+        item = items[i]
+        i += 1
+        if len(item) < 4:
+            continue
+        status, path = item[:2], item[3:].decode("utf-8", "surrogateescape")
+        if status[0:1] in (b"R", b"C"):
+            i += 1  # the next item is the rename source
+        paths.append(path)
+    return paths
+
+
+def commit_lock(repo: Repo) -> FileLock:
+    """Serialises cmfgit's own commits in a clone (git's index.lock would fail them)."""
+    return FileLock(repo.state_dir / "locks" / "commit.lock", timeout=120, what="commit lock")
+
+
+def commit_metadata(repo: Repo, message: str, paths: list[str] | None = None) -> str | None:
+    """Commit pending metadata (or just ``paths``); returns the commit id or None."""
+    with commit_lock(repo):
+        if paths is None:
+            paths = pending_paths(repo)
+        if not paths:
+            return None
+        listing = b"".join(p.encode("utf-8", "surrogateescape") + b"\0" for p in paths)
+        if (repo.git_dir / "MERGE_HEAD").exists():
+            raise CmfgitError("a merge is in progress: the record stays pending until you commit the merge")
+        gitutil.git(["add", "-A", "--pathspec-from-file=-", "--pathspec-file-nul"], repo.root, input=listing)
+        try:
+            gitutil.git(
+                [
+                    "commit",
+                    "--only",
+                    "--no-verify",
+                    "--quiet",
+                    "-m",
+                    message,
+                    "--pathspec-from-file=-",
+                    "--pathspec-file-nul",
+                ],
+                repo.root,
+                input=listing,
+            )
+        except GitError as exc:
+            raise CmfgitError(f"could not commit the metadata: {exc.stderr.strip().splitlines()[-1:]}") from None
+        return gitutil.git_text(["rev-parse", "HEAD"], repo.root)

@@ -1,0 +1,98 @@
+"""Settings: ``.cmf/config.yaml`` (committed, shared by all sites) and the
+per-clone site name (``git config cmfgit.site``, or ``$CMFGIT_SITE``)."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field
+from typing import Any
+
+from cmfgit import canonical
+from cmfgit.errors import RecordError
+from cmfgit.repo import Repo
+
+CONFIG_SCHEMA = "cmfgit/config/1"
+
+# Environment variables worth recording by default: they change results.
+DEFAULT_ENV_RECORD = [
+    "CUDA_VISIBLE_DEVICES",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "PYTHONHASHSEED",
+    "CUBLAS_WORKSPACE_CONFIG",
+    "TF_DETERMINISTIC_OPS",
+    "SLURM_JOB_ID",
+    "CMFGIT_*",
+]
+
+
+@dataclass
+class Config:
+    pipeline: str | None = None
+    stage: str | None = None
+    gc_threshold: int = 1000
+    pack_period: str = "month"
+    redact_keys: list[str] = field(default_factory=list)
+    redact_values: list[str] = field(default_factory=list)
+    env_record: list[str] = field(default_factory=lambda: list(DEFAULT_ENV_RECORD))
+
+    def to_document(self) -> dict[str, Any]:
+        return {
+            "schema": CONFIG_SCHEMA,
+            "pipeline": self.pipeline,
+            "stage": self.stage,
+            "gc": {"threshold": self.gc_threshold, "period": self.pack_period},
+            "redact": {"keys": self.redact_keys, "values": self.redact_values},
+            "env": {"record": self.env_record},
+        }
+
+
+def _get(doc: dict[str, Any], section: str, key: str, kind: type, default: Any, where: str) -> Any:
+    part = doc.get(section) or {}
+    if not isinstance(part, dict):
+        raise RecordError(where, f"'{section}' must be a mapping")
+    value = part.get(key, default)
+    if value is None:
+        return default
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        raise RecordError(where, f"'{section}.{key}' must be a {kind.__name__}")
+    return value
+
+
+def load_config(repo: Repo) -> Config:
+    where = str(repo.config_path)
+    try:
+        raw = repo.config_path.read_bytes()
+    except FileNotFoundError:
+        return Config()
+    doc = canonical.load(raw, where) or {}
+    if not isinstance(doc, dict):
+        raise RecordError(where, "must be a YAML mapping")
+    schema = doc.get("schema", CONFIG_SCHEMA)
+    if schema != CONFIG_SCHEMA:
+        raise RecordError(where, f"unknown config schema {schema!r}")
+    cfg = Config()
+    for key in ("pipeline", "stage"):
+        value = doc.get(key)
+        if value is not None and not isinstance(value, str):
+            raise RecordError(where, f"'{key}' must be a string")
+        setattr(cfg, key, value or None)
+    cfg.gc_threshold = _get(doc, "gc", "threshold", int, cfg.gc_threshold, where)
+    cfg.pack_period = _get(doc, "gc", "period", str, cfg.pack_period, where)
+    if cfg.pack_period not in ("year", "month", "day"):
+        raise RecordError(where, "'gc.period' must be year, month or day")
+    cfg.redact_keys = _get(doc, "redact", "keys", list, [], where)
+    cfg.redact_values = _get(doc, "redact", "values", list, [], where)
+    cfg.env_record = _get(doc, "env", "record", list, cfg.env_record, where)
+    return cfg
+
+
+def site_name(repo: Repo, git_config: dict[str, str] | None = None) -> str:
+    """This clone's site: $CMFGIT_SITE, then git config cmfgit.site, then the host."""
+    env = os.environ.get("CMFGIT_SITE")
+    if env:
+        return env
+    if git_config is not None and git_config.get("cmfgit.site"):
+        return git_config["cmfgit.site"]
+    return socket.gethostname() or "unknown"

@@ -1,0 +1,94 @@
+"""The one error family of cmfgit.
+
+Every failure a user can cause is a :class:`CmfgitError`. The CLI (``main.py``)
+maps it to a one-line message and its ``exit_code``; nothing else in the code
+prints errors or calls ``sys.exit``.
+"""
+
+from __future__ import annotations
+
+# Exit codes, in one place.
+EXIT_ERROR = 1  # a user error or a failed check (fsck, verify)
+EXIT_USAGE = 2  # bad command line: unknown option, bad value
+EXIT_INTERNAL = 3  # a bug in cmfgit: unexpected exception
+EXIT_INTERRUPTED = 130  # Ctrl-C
+
+
+class CmfgitError(Exception):
+    """Base of every error a user may see. ``str(err)`` is the one-line message."""
+
+    exit_code = EXIT_ERROR
+
+
+class UsageError(CmfgitError):
+    """The command line or an API argument is malformed."""
+
+    exit_code = EXIT_USAGE
+
+
+class NotARepoError(CmfgitError):
+    def __init__(self, path: str) -> None:
+        super().__init__(f"not a git repository (or any parent): {path}")
+        self.path = path
+
+
+class NotInitializedError(CmfgitError):
+    def __init__(self, root: str) -> None:
+        super().__init__(f"cmfgit is not initialised in {root}: run 'cmfgit init'")
+        self.root = root
+
+
+class PathError(CmfgitError):
+    """An artifact path is missing, outside the repository, or unreadable."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+class RecordError(CmfgitError):
+    """A record is malformed: not YAML, not canonical, bad schema, bad hash."""
+
+    def __init__(self, where: str, reason: str) -> None:
+        super().__init__(f"{where}: {reason}")
+        self.where = where
+        self.reason = reason
+
+
+class ObjectNotFound(CmfgitError):
+    def __init__(self, prefix: str) -> None:
+        super().__init__(f"no record matches '{prefix}'")
+        self.prefix = prefix
+
+
+class AmbiguousPrefix(CmfgitError):
+    def __init__(self, prefix: str, candidates: list[str]) -> None:
+        shown = ", ".join(c[:12] for c in candidates[:5])
+        more = f" and {len(candidates) - 5} more" if len(candidates) > 5 else ""
+        super().__init__(f"prefix '{prefix}' is ambiguous: {shown}{more}")
+        self.prefix = prefix
+        self.candidates = candidates
+
+
+class GitError(CmfgitError):
+    """A git command failed: carries the command, its exit code and stderr."""
+
+    def __init__(self, args: list[str], returncode: int, stderr: str) -> None:
+        last = stderr.strip().splitlines()[-1] if stderr.strip() else "no output"
+        super().__init__(f"git {' '.join(args)} failed ({returncode}): {last}")
+        self.args_ = args
+        self.returncode = returncode
+        self.stderr = stderr
+
+
+class CommandNotFound(CmfgitError):
+    exit_code = 127
+
+    def __init__(self, command: str) -> None:
+        super().__init__(f"command not found: {command}")
+        self.command = command
+
+
+class ConflictError(CmfgitError):
+    """A merge or push could not complete without losing records."""

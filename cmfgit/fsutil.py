@@ -1,0 +1,132 @@
+"""Atomic writes and advisory file locks.
+
+A reader never sees half a file: data goes to a temp file in the same
+directory, is fsynced, then renamed over the target with ``os.replace``.
+Temp names start with ``.tmp-`` so readers and git (via ``.cmf/.gitignore``)
+skip the leftovers of a process killed mid-write.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import time
+from pathlib import Path
+from types import TracebackType
+
+from cmfgit.errors import CmfgitError
+
+TMP_PREFIX = ".tmp-"
+
+
+def atomic_write(path: Path, data: bytes, *, fsync: bool = True) -> None:
+    """Write ``data`` to ``path`` so that readers see all of it or nothing."""
+    directory = path.parent
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = directory / f"{TMP_PREFIX}{os.getpid()}-{os.urandom(4).hex()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        if fsync:
+            os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        _unlink_quietly(tmp)
+        raise
+    os.close(fd)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        _unlink_quietly(tmp)
+        raise
+
+
+def write_once(path: Path, data: bytes) -> bool:
+    """Write an immutable object unless it already exists. True if written."""
+    if path.exists():
+        return False
+    atomic_write(path, data)
+    return True
+
+
+def _unlink_quietly(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def remove_stale_temps(directory: Path, older_than: float = 3600.0) -> int:
+    """Delete ``.tmp-*`` files left by killed writers. Returns how many."""
+    removed = 0
+    cutoff = time.time() - older_than
+    for root, _dirs, files in os.walk(directory):
+        for name in files:
+            if name.startswith(TMP_PREFIX):
+                full = os.path.join(root, name)
+                try:
+                    if os.lstat(full).st_mtime < cutoff:
+                        os.unlink(full)
+                        removed += 1
+                except OSError:
+                    pass
+    return removed
+
+
+class FileLock:
+    """An exclusive ``flock`` on ``path``; released when the process dies.
+
+    flock locks vanish with their process, so a ``kill -9`` never leaves a
+    stale lock behind (unlike git's ``index.lock``).
+    """
+
+    def __init__(self, path: Path, timeout: float = 60.0, what: str = "lock") -> None:
+        self.path = path
+        self.timeout = timeout
+        self.what = what
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + self.timeout
+        delay = 0.001
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                self._fd = fd
+                return
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    os.close(fd)
+                    raise
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    raise CmfgitError(
+                        f"timed out after {self.timeout:.0f}s waiting for the {self.what} "
+                        f"({self.path}); is another cmfgit running?"
+                    ) from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.05)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> FileLock:
+        self.acquire()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()

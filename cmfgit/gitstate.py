@@ -1,0 +1,180 @@
+"""The code version of a run: commit, branch, dirty flag, remote and tree.
+
+``tree`` identifies the code even when it is not committed: it is the id of
+the working tree as git would commit it now, without ``.cmf/``. For a clean
+checkout that is HEAD's tree minus ``.cmf``; for a dirty one it is a snapshot
+written with a temporary index (tracked changes plus untracked files of up to
+1 MiB; bigger untracked files are data, not code, and are left out).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from typing import Any
+
+from cmfgit import gitutil
+from cmfgit.repo import Repo
+
+SNAPSHOT_MAX_FILE = 1 << 20
+
+
+@dataclass(frozen=True)
+class GitState:
+    commit: str | None
+    branch: str | None
+    dirty: bool
+    remote: str | None
+    tree: str | None
+
+    def as_record(self) -> dict[str, Any]:
+        return {
+            "commit": self.commit,
+            "branch": self.branch,
+            "dirty": self.dirty,
+            "remote": self.remote,
+            "tree": self.tree,
+        }
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    state: GitState
+    config: dict[str, str]  # cmfgit.*, remote.*.url, branch.*.remote
+
+
+_CONFIG_KEYS = r"^(cmfgit\..*|remote\..*\.url|branch\..*\.remote|extensions\.objectformat)$"
+_cache: dict[str, tuple[tuple[int, ...], Snapshot]] = {}
+
+
+def _parse_config(out: bytes) -> dict[str, str]:
+    config: dict[str, str] = {}
+    for item in out.split(b"\0"):
+        if not item:
+            continue
+        key, _, value = item.partition(b"\n")
+        config[key.decode("utf-8", "replace")] = value.decode("utf-8", "replace")
+    return config
+
+
+def _pick_remote(config: dict[str, str], branch: str | None) -> str | None:
+    name = config.get(f"branch.{branch}.remote") if branch else None
+    if not name:
+        remotes = sorted(
+            k[len("remote.") : -len(".url")] for k in config if k.startswith("remote.") and k.endswith(".url")
+        )
+        name = "origin" if "origin" in remotes else (remotes[0] if remotes else None)
+    return config.get(f"remote.{name}.url") if name else None
+
+
+def _clean_tree(repo: Repo, ls_tree: bytes) -> str:
+    entries = [e for e in ls_tree.split(b"\0") if e and not e.endswith(b"\t.cmf")]
+    out = gitutil.git(["mktree", "-z"], repo.root, input=b"\0".join(entries) + b"\0" if entries else b"")
+    return out.decode().strip()
+
+
+def _snapshot_tree(repo: Repo, untracked: list[str]) -> str:
+    """Write the dirty working tree (minus .cmf) as a tree object."""
+    tmp_dir = repo.state_dir / "tmp"
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    tmp_index = tmp_dir / f"index-{os.getpid()}-{os.urandom(3).hex()}"
+    real_index = repo.git_dir / "index"
+    try:
+        if real_index.exists():
+            shutil.copyfile(real_index, tmp_index)  # keeps git's stat cache
+        env = gitutil.clean_env({"GIT_INDEX_FILE": str(tmp_index)})
+        root = repo.root
+        gitutil.git(["rm", "-r", "--cached", "-q", "--ignore-unmatch", "--", ".cmf"], root, env=env)
+        gitutil.git(["add", "-u", "--", ".", ":(exclude).cmf"], root, env=env)
+        small = [p for p in untracked if _small_file(repo, p)]
+        if small:
+            listing = b"\0".join(p.encode("utf-8", "surrogateescape") for p in small) + b"\0"
+            gitutil.git(["add", "--pathspec-from-file=-", "--pathspec-file-nul", "--"], root, input=listing, env=env)
+        return gitutil.git(["write-tree"], root, env=env).decode().strip()
+    finally:
+        try:
+            os.unlink(tmp_index)
+        except OSError:
+            pass
+
+
+def _small_file(repo: Repo, rel: str) -> bool:
+    try:
+        st = os.lstat(repo.root / rel)
+    except OSError:
+        return False
+    return st.st_size <= SNAPSHOT_MAX_FILE
+
+
+def _cache_key(repo: Repo) -> tuple[int, ...]:
+    key: list[int] = []
+    for name in ("HEAD", "index"):
+        try:
+            st = os.stat(repo.git_dir / name)
+            key += [st.st_mtime_ns, st.st_size, st.st_ino]
+        except OSError:
+            key += [0, 0, 0]
+    return tuple(key)
+
+
+def capture(repo: Repo, *, reuse: bool = False) -> Snapshot:
+    """Read the git state. With ``reuse``, a process that records many runs
+    (a sweep through the Python API) pays for it once per HEAD/index change."""
+    if reuse:
+        hit = _cache.get(str(repo.root))
+        if hit is not None and hit[0] == _cache_key(repo):
+            return hit[1]
+    root = repo.root
+    status = gitutil.start(
+        [
+            "--no-optional-locks",
+            "status",
+            "--porcelain=v2",
+            "--branch",
+            "-z",
+            "--untracked-files=all",
+            "--",
+            ".",
+            ":(exclude).cmf",
+        ],
+        root,
+    )
+    config_proc = gitutil.start(["config", "-z", "--get-regexp", _CONFIG_KEYS], root)
+    ls_tree = gitutil.start(["ls-tree", "-z", "HEAD"], root)
+    status_out = gitutil.finish(status)
+    config = _parse_config(gitutil.finish(config_proc, check=False))
+    ls_out = gitutil.finish(ls_tree, check=False)
+    ls_ok = ls_tree.returncode == 0
+
+    commit: str | None = None
+    branch: str | None = None
+    dirty = False
+    untracked: list[str] = []
+    for entry in status_out.split(b"\0"):
+        if not entry:
+            continue
+        if entry.startswith(b"# branch.oid "):
+            oid = entry[len(b"# branch.oid ") :].decode()
+            commit = None if oid == "(initial)" else oid
+        elif entry.startswith(b"# branch.head "):
+            head = entry[len(b"# branch.head ") :].decode("utf-8", "replace")
+            branch = None if head == "(detached)" else head
+        elif entry.startswith(b"#"):
+            continue
+        elif entry.startswith(b"? "):
+            dirty = True
+            untracked.append(entry[2:].decode("utf-8", "surrogateescape"))
+        elif entry[:2] in (b"1 ", b"2 ", b"u "):
+            dirty = True
+        # else: the source path of a rename ('2' entries carry it as the next item)
+
+    if not dirty and commit is not None and ls_ok:
+        tree = _clean_tree(repo, ls_out)
+    else:
+        tree = _snapshot_tree(repo, untracked)
+    state = GitState(commit, branch, dirty, _pick_remote(config, branch), tree)
+    snap = Snapshot(state, config)
+    if reuse:
+        _cache[str(repo.root)] = (_cache_key(repo), snap)
+    return snap

@@ -1,0 +1,77 @@
+"""``cmfgit init``: make a git repository (or a fresh clone) ready for cmfgit.
+
+Idempotent: in a clone of an initialised repository it only adds what git
+does not carry across a clone (the merge driver in ``.git/config``, the
+hooks). Committed files that already exist are never rewritten.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from dataclasses import dataclass, field
+
+from cmfgit import canonical, gitutil
+from cmfgit.config import Config
+from cmfgit.fsutil import atomic_write
+from cmfgit.repo import Repo, find_repo
+
+ATTRIBUTES_LINE = ".cmf/objects/** merge=cmfgit linguist-generated=true"
+ATTRIBUTES_BLOCK = f"# cmfgit: records merge as a union by id (cmfgit merge-driver)\n{ATTRIBUTES_LINE}\n"
+CMF_GITIGNORE = "# temp files of interrupted writes\n.tmp-*\n"
+DRIVER_NAME = "cmfgit: three-way union of records by id"
+
+
+def driver_command() -> str:
+    """The merge driver as git should call it: this very interpreter."""
+    return f"{shlex.quote(sys.executable)} -m cmfgit merge-driver %O %A %B %L %P"
+
+
+@dataclass
+class InitResult:
+    repo: Repo
+    created: list[str] = field(default_factory=list)
+    configured: list[str] = field(default_factory=list)
+
+
+def driver_configured(repo: Repo, config: dict[str, str] | None = None) -> bool:
+    if config is not None:
+        return config.get("merge.cmfgit.driver") == driver_command()
+    return gitutil.config_get(repo.root, "merge.cmfgit.driver") == driver_command()
+
+
+def configure_clone(repo: Repo) -> list[str]:
+    """Per-clone settings that git does not copy on clone. Returns what changed."""
+    changed: list[str] = []
+    if gitutil.config_get(repo.root, "merge.cmfgit.driver") != driver_command():
+        gitutil.config_set(repo.root, "merge.cmfgit.name", DRIVER_NAME)
+        gitutil.config_set(repo.root, "merge.cmfgit.driver", driver_command())
+        changed.append("merge driver (merge.cmfgit.driver)")
+    return changed
+
+
+def init(start: str | None = None, site: str | None = None, pipeline: str | None = None) -> InitResult:
+    repo = find_repo(start)
+    result = InitResult(repo)
+    cmf = repo.cmf_dir
+    (cmf / "objects").mkdir(parents=True, exist_ok=True)
+    if not repo.config_path.exists():
+        cfg = Config(pipeline=pipeline)
+        atomic_write(repo.config_path, canonical.dump(cfg.to_document()))
+        result.created.append(".cmf/config.yaml")
+    ignore = cmf / ".gitignore"
+    if not ignore.exists():
+        atomic_write(ignore, CMF_GITIGNORE.encode())
+        result.created.append(".cmf/.gitignore")
+    attributes = repo.root / ".gitattributes"
+    text = attributes.read_text(encoding="utf-8") if attributes.exists() else ""
+    if ATTRIBUTES_LINE not in text.splitlines():
+        sep = "" if not text or text.endswith("\n") else "\n"
+        atomic_write(attributes, (text + sep + ATTRIBUTES_BLOCK).encode())
+        result.created.append(".gitattributes")
+    result.configured += configure_clone(repo)
+    if site:
+        if gitutil.config_get(repo.root, "cmfgit.site") != site:
+            gitutil.config_set(repo.root, "cmfgit.site", site)
+            result.configured.append(f"site '{site}' (cmfgit.site)")
+    return result

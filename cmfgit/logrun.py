@@ -1,0 +1,341 @@
+"""``cmfgit log-run``: run a command and record it as one execution.
+
+This is a hot command, so it parses its own arguments with argparse and
+never imports typer or rich (rich only appears if hashing is slow on a TTY).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+from cmfgit import canonical
+from cmfgit.config import load_config
+from cmfgit.errors import CmfgitError, CommandNotFound, PathError, UsageError
+from cmfgit.recorder import Recorder, flatten
+from cmfgit.repo import open_repo
+
+_INT = re.compile(r"^[+-]?(0|[1-9][0-9]*)$")
+_FLOAT = re.compile(r"^[+-]?([0-9]+\.[0-9]*|\.[0-9]+|[0-9]+)([eE][+-]?[0-9]+)?$")
+_INTERPRETERS = re.compile(r"^(python[0-9.]*|pypy[0-9.]*|bash|sh|zsh|Rscript|node|julia|ruby|perl)$")
+_FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+_SI_KERNEL = 0x80  # si_code of a signal sent by the kernel, e.g. Ctrl-C on a TTY
+
+USAGE = "cmfgit log-run [OPTIONS] -- COMMAND [ARGS...]"
+DESCRIPTION = """\
+Run COMMAND and record it as one execution of a pipeline stage.
+
+Inputs are hashed before COMMAND runs, outputs after it ends. The record is
+written even when COMMAND fails, and cmfgit exits with COMMAND's exit code.
+The short id of the new execution is printed on stderr.
+"""
+EPILOG = """\
+examples:
+  cmfgit log-run -s prepare -i data/raw.csv -o data/train.csv -- python prepare.py
+  cmfgit log-run -s train -p lr=0.01 -p epochs=5 -i data/train.csv \\
+      -o model.pkl --type model -m metrics.json -- python train.py
+"""
+
+
+def typed_value(raw: str) -> Any:
+    """'5' -> 5, '0.1' -> 0.1, 'true' -> True; anything else stays a string.
+
+    Strings with leading zeros ('0777', '007') stay strings: they are codes,
+    not numbers.
+    """
+    low = raw.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if _INT.match(raw):
+        return int(raw)
+    if _FLOAT.match(raw) and not re.match(r"^[+-]?0[0-9]", raw):
+        return float(raw)
+    return raw
+
+
+def parse_param(text: str) -> tuple[str, Any]:
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise UsageError(f"bad --param '{text}': expected KEY=VALUE, for example -p lr=0.01")
+    return key.strip(), typed_value(raw)
+
+
+def read_structured(path: Path, shown: str) -> Any:
+    """A YAML or JSON file (JSON by extension, so 1e-05 stays a float)."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise PathError(shown, "does not exist") from None
+    except OSError as exc:
+        raise PathError(shown, exc.strerror or str(exc)) from None
+    if path.suffix.lower() == ".json":
+        try:
+            return json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise PathError(shown, f"is not valid JSON: {exc}") from None
+    return canonical.load(raw, shown)
+
+
+def read_params_file(spec: str, cwd: Path) -> dict[str, Any]:
+    """``FILE`` or ``FILE:KEY`` (KEY may be dotted: train.optimizer)."""
+    file, key = spec, None
+    if not (cwd / spec).exists() and ":" in spec:
+        file, key = spec.rsplit(":", 1)
+    doc = read_structured(cwd / file, file)
+    if key:
+        for part in key.split("."):
+            if not isinstance(doc, dict) or part not in doc:
+                raise UsageError(f"--params-file {spec}: no key '{key}' in {file}")
+            doc = doc[part]
+    if not isinstance(doc, dict):
+        raise UsageError(f"--params-file {spec}: expected a mapping of parameters")
+    canonical.check_data(doc, file)
+    return flatten(doc)
+
+
+def infer_stage(command: list[str]) -> str:
+    """A stage name from the command: 'python train.py' -> 'train'."""
+    args = list(command)
+    if args and _INTERPRETERS.match(os.path.basename(args[0])):
+        args = args[1:]
+        if len(args) >= 2 and args[0] == "-m":
+            return args[1].rsplit(".", 1)[-1]
+        args = [a for a in args if not a.startswith("-")]
+    if not args:
+        return os.path.basename(command[0])
+    return os.path.splitext(os.path.basename(args[0]))[0] or "run"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see 'cmfgit log-run --help')")
+
+
+class _ArtifactAction(argparse.Action):
+    """-i/-o append to one ordered list, so --type can refer to the last one."""
+
+    def __call__(
+        self, parser: argparse.ArgumentParser, ns: argparse.Namespace, value: Any, option: str | None = None
+    ) -> None:
+        ns.artifacts.append([self.const, value, None])
+
+
+class _TypeAction(argparse.Action):
+    def __call__(
+        self, parser: argparse.ArgumentParser, ns: argparse.Namespace, value: Any, option: str | None = None
+    ) -> None:
+        if not ns.artifacts:
+            raise UsageError("--type must follow an --input or --output, e.g. -o model.pkl --type model")
+        if ns.artifacts[-1][2] is not None:
+            raise UsageError(f"--type given twice for {ns.artifacts[-1][1]}")
+        ns.artifacts[-1][2] = value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="cmfgit log-run",
+        usage=USAGE,
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        add_help=True,
+    )
+    p.add_argument("-P", "--pipeline", help="pipeline name (default: .cmf/config.yaml, else the repo's name)")
+    p.add_argument(
+        "-s", "--stage", help="stage name (default: .cmf/config.yaml, else from COMMAND: 'python train.py' -> train)"
+    )
+    p.add_argument("--execution-type", metavar="NAME", help="execution type (default: the stage name)")
+    p.add_argument(
+        "-i",
+        "--input",
+        action=_ArtifactAction,
+        const="input",
+        metavar="PATH",
+        help="an input file or directory; repeatable",
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        action=_ArtifactAction,
+        const="output",
+        metavar="PATH",
+        help="an output file or directory; repeatable",
+    )
+    p.add_argument(
+        "-t",
+        "--type",
+        action=_TypeAction,
+        metavar="TYPE",
+        help="type of the preceding -i/-o: dataset, model, metrics, ... (default: model by extension, else dataset)",
+    )
+    p.add_argument(
+        "-p",
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a parameter, typed as int, float, bool or string; repeatable",
+    )
+    p.add_argument(
+        "--params-file",
+        action="append",
+        default=[],
+        metavar="FILE[:KEY]",
+        help="parameters from a YAML or JSON file, or from one key of it; repeatable",
+    )
+    p.add_argument(
+        "-m",
+        "--metrics-file",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a YAML or JSON file of metrics, read after COMMAND ends; repeatable",
+    )
+    p.add_argument(
+        "--commit", action="store_true", help="commit the new record (only it: your staged changes stay staged)"
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    p.add_argument("command", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    p.set_defaults(artifacts=[])
+    return p
+
+
+def _split_command(argv: list[str]) -> tuple[list[str], list[str]]:
+    if "--" in argv:
+        at = argv.index("--")
+        return argv[:at], argv[at + 1 :]
+    return argv, []
+
+
+def run_child(command: list[str]) -> int:
+    """Run ``command`` with inherited stdio; forward signals; return its status.
+
+    Ctrl-C on a terminal already reaches the child (same process group), so
+    only signals sent to cmfgit itself (``kill``) are forwarded; the kernel's
+    si_code tells the two apart.
+    """
+    waited = {*_FORWARDED, signal.SIGCHLD}
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, waited)
+    try:
+        try:
+            proc = subprocess.Popen(command, preexec_fn=lambda: signal.pthread_sigmask(signal.SIG_SETMASK, old_mask))
+        except FileNotFoundError:
+            raise CommandNotFound(command[0]) from None
+        except PermissionError:
+            raise CmfgitError(f"permission denied: {command[0]}") from None
+        while proc.poll() is None:
+            info = signal.sigtimedwait(waited, 1.0)
+            if info is None or info.si_signo == signal.SIGCHLD:
+                continue
+            if info.si_signo == signal.SIGINT and info.si_code == _SI_KERNEL:
+                continue  # typed on the terminal: the child got it too
+            try:
+                proc.send_signal(info.si_signo)
+            except ProcessLookupError:
+                pass
+        code = proc.returncode
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+    return 128 - code if code < 0 else code
+
+
+def _say(quiet: bool, message: str) -> None:
+    if not quiet:
+        print(message, file=sys.stderr)
+
+
+def main(argv: list[str]) -> int:
+    options, command = _split_command(argv)
+    args = build_parser().parse_args(options)
+    if args.command:
+        if command:
+            raise UsageError(f"unexpected argument '{args.command[0]}' before '--'")
+        command = args.command
+    if not command:
+        raise UsageError("missing COMMAND: cmfgit log-run [OPTIONS] -- COMMAND [ARGS...]")
+
+    cwd = Path.cwd()
+    repo = open_repo(cwd)
+    params: dict[str, Any] = {}
+    for spec in args.params_file:
+        params.update(read_params_file(spec, cwd))
+    params.update(parse_param(p) for p in args.param)
+    canonical.check_data(params, "params")
+    executable = shutil.which(command[0])
+    if executable is None:
+        raise CommandNotFound(command[0])
+
+    config = load_config(repo)
+    rec = Recorder(
+        repo,
+        pipeline=args.pipeline,
+        stage=args.stage or config.stage or infer_stage(command),
+        execution_type=args.execution_type,
+        params=params,
+        command=command,
+        cwd=cwd,
+        config=config,
+        executable=executable,
+    )
+    # Everything that can be refused is checked before COMMAND runs.
+    outputs = [a for a in args.artifacts if a[0] == "output"]
+    for direction, path, art_type in args.artifacts:
+        if direction == "input":
+            rec.add_input(path, art_type)
+    for _, path, art_type in outputs:
+        rec.declare_output(path, art_type)
+    metrics_paths = [cwd / m for m in args.metrics_file]
+    rec.start()
+
+    code = run_child(command)
+
+    for shown, path in zip(args.metrics_file, metrics_paths):
+        _read_metrics(rec, shown, path)
+    rid = rec.finish(code, None if code == 0 else f"exit code {code}")
+    for warning in rec.warnings:
+        _say(False, f"cmfgit: warning: {warning}")
+    _say(args.quiet, f"cmfgit: recorded {rid[:12]} ({rec.pipeline}/{rec.stage}, exit {code})")
+    if args.commit:
+        _commit(rec, rid, args.quiet)
+    return code
+
+
+def _read_metrics(rec: Recorder, shown: str, path: Path) -> None:
+    try:
+        doc = read_structured(path, shown)
+    except CmfgitError as exc:
+        rec.warnings.append(f"metrics not read: {exc}")
+        return
+    if not isinstance(doc, dict):
+        rec.warnings.append(f"metrics not read: {shown} is not a mapping of names to numbers")
+        return
+    rec.add_metrics(doc, shown)
+    try:
+        rel = rec.repo.relpath(path)
+    except PathError:
+        return  # metrics from outside the repository are kept, the file is not an artifact
+    if all(a.path != rel for a in rec.outputs):
+        rec.declare_output(path, "metrics")
+
+
+def _commit(rec: Recorder, rid: str, quiet: bool) -> None:
+    from cmfgit.commit import commit_metadata
+    from cmfgit.store import Store
+
+    path = Store(rec.repo.objects_dir).loose_path(rid)
+    rel = path.relative_to(rec.repo.root).as_posix()
+    try:
+        commit = commit_metadata(rec.repo, f"cmfgit: record {rid[:12]} {rec.pipeline}/{rec.stage}", [rel])
+    except CmfgitError as exc:
+        print(f"cmfgit: warning: not committed: {exc}", file=sys.stderr)
+        return
+    if commit:
+        _say(quiet, f"cmfgit: committed {commit[:12]}")

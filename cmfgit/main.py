@@ -1,0 +1,81 @@
+"""Entry point of the ``cmfgit`` command: dispatch, and the one error handler.
+
+Hot commands (``log-run``, ``merge-driver``, ``hook``) run without importing
+typer, click or rich: typer alone costs over 100 ms of start-up. Everything
+else goes through the typer app in ``cli.py``.
+
+Errors map to exit codes here and nowhere else: a :class:`CmfgitError` is a
+one-line message and its ``exit_code``; Ctrl-C is 130; anything unexpected
+is a bug, reported in one line (``CMFGIT_DEBUG=1`` shows the traceback).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+
+from cmfgit.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, CmfgitError
+
+
+def _log_run(argv: list[str]) -> int:
+    from cmfgit import logrun
+
+    code: int = logrun.main(argv)
+    return code
+
+
+def _merge_driver(argv: list[str]) -> int:
+    from cmfgit import merge_driver
+
+    code: int = merge_driver.main(argv)
+    return code
+
+
+def _hook(argv: list[str]) -> int:
+    from cmfgit import hooks
+
+    code: int = hooks.main(argv)
+    return code
+
+
+HOT_COMMANDS: dict[str, Callable[[list[str]], int]] = {
+    "log-run": _log_run,
+    "merge-driver": _merge_driver,
+    "hook": _hook,
+}
+
+
+def error(message: str) -> None:
+    print(f"cmfgit: error: {message}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if args and args[0] in HOT_COMMANDS:
+            return HOT_COMMANDS[args[0]](args[1:])
+        from cmfgit.cli import run_cli
+
+        return run_cli(args)
+    except CmfgitError as exc:
+        error(str(exc))
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("cmfgit: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # `cmfgit log | head`: the reader left; that is not an error.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except Exception as exc:  # a bug: say so in one line, keep details for debugging
+        if os.environ.get("CMFGIT_DEBUG"):
+            raise
+        error(f"internal error: {type(exc).__name__}: {exc} (set CMFGIT_DEBUG=1 for a traceback)")
+        return EXIT_INTERNAL
+
+
+def main_exit() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

@@ -1,0 +1,250 @@
+"""Builds one execution record. Shared by ``log-run`` and the Python API.
+
+The recorder captures the code version and hashes inputs when the run
+starts, hashes outputs when it ends, and writes one immutable record.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+import sys
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cmfgit import envinfo, gitstate, schema
+from cmfgit.config import Config, load_config, site_name
+from cmfgit.errors import PathError, UsageError
+from cmfgit.hashing import Hasher
+from cmfgit.redact import Redactor
+from cmfgit.repo import Repo
+from cmfgit.store import Store
+
+MODEL_SUFFIXES = (
+    ".pkl",
+    ".pickle",
+    ".joblib",
+    ".pt",
+    ".pth",
+    ".onnx",
+    ".h5",
+    ".keras",
+    ".safetensors",
+    ".ckpt",
+    ".bin",
+)
+
+
+def default_type(path: str) -> str:
+    """A sensible artifact type when none is given: models by extension."""
+    return "model" if path.lower().endswith(MODEL_SUFFIXES) else "dataset"
+
+
+def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested mappings become dotted keys: {'a': {'b': 1}} -> {'a.b': 1}."""
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def numeric_metrics(values: dict[str, Any]) -> tuple[dict[str, int | float], list[str]]:
+    """Keep the numbers of a (possibly nested) mapping; name what was dropped."""
+    kept: dict[str, int | float] = {}
+    dropped: list[str] = []
+    for key, value in flatten(values).items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            kept[key] = value
+        else:
+            dropped.append(key)
+    return kept, dropped
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no passwd entry and no $USER: containers do this
+        return "unknown"
+
+
+@dataclass
+class Artifact:
+    path: str  # repo-relative, '/'-separated
+    type: str
+    props: dict[str, Any] = field(default_factory=dict)
+    hash: str | None = None
+    size: int | None = None
+    kind: str = "missing"
+
+    def as_record(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "hash": self.hash,
+            "size": self.size,
+            "type": self.type,
+            "kind": self.kind,
+            "props": self.props,
+        }
+
+
+class Recorder:
+    """Collects one execution and writes it with :meth:`finish`."""
+
+    def __init__(
+        self,
+        repo: Repo,
+        *,
+        pipeline: str | None = None,
+        stage: str | None = None,
+        execution_type: str | None = None,
+        params: dict[str, Any] | None = None,
+        command: list[str] | None = None,
+        cwd: Path | None = None,
+        config: Config | None = None,
+        hasher: Hasher | None = None,
+        redactor: Redactor | None = None,
+        reuse_git_state: bool = False,
+        executable: str | None = None,
+        progress: bool = True,
+    ) -> None:
+        self.repo = repo
+        self.config = config or load_config(repo)
+        self.cwd = cwd or Path.cwd()
+        pipeline = pipeline or self.config.pipeline or repo.root.name
+        stage = stage or self.config.stage
+        if not stage:
+            raise UsageError("no stage given: pass --stage/-s (or stage=...) or set 'stage' in .cmf/config.yaml")
+        self.pipeline = pipeline
+        self.stage = stage
+        self.execution_type = execution_type or stage
+        self.redactor = redactor or Redactor(self.config.redact_keys, self.config.redact_values)
+        self.params = flatten(params or {})
+        self.command = command if command is not None else list(sys.argv)
+        self.inputs: list[Artifact] = []
+        self.outputs: list[Artifact] = []
+        self.metrics: dict[str, int | float] = {}
+        self.step_metrics: dict[str, list[list[int | float | None]]] = {}
+        self.extra: dict[str, Any] = {}
+        self.executable = executable
+        self._own_hasher = hasher is None
+        self.hasher = hasher or Hasher(repo.state_dir / "hashcache.sqlite", progress=progress)
+        self._reuse = reuse_git_state
+        self.started_at: str | None = None
+        self._git: gitstate.Snapshot | None = None
+        self.warnings: list[str] = []
+
+    # -- the run's life ----------------------------------------------------
+
+    def start(self) -> None:
+        """Capture the code version and the start time."""
+        self._git = gitstate.capture(self.repo, reuse=self._reuse)
+        self.started_at = schema.utc_now()
+
+    def artifact(self, path: str | os.PathLike[str], type: str | None, props: dict[str, Any] | None) -> Artifact:
+        rel = self.repo.relpath(path, self.cwd)
+        if type is not None and not schema.valid_type_name(type):
+            raise UsageError(f"artifact type '{type}' must be a lower-case name such as dataset or model")
+        return Artifact(rel, type or default_type(rel), dict(props or {}))
+
+    def hash_into(self, art: Artifact, *, missing_ok: bool) -> Artifact:
+        full = self.repo.root / art.path
+        try:
+            digest = self.hasher.hash_path(full, art.path)
+        except PathError:
+            if not missing_ok or os.path.lexists(full):
+                raise
+            self.warnings.append(f"output {art.path} was not created; recorded as missing")
+            art.hash, art.size, art.kind = None, None, "missing"
+            return art
+        art.hash, art.size, art.kind = digest.hash, digest.size, digest.kind
+        if digest.kind == "dir":
+            art.props.setdefault("files", digest.files)
+        return art
+
+    def add_input(
+        self, path: str | os.PathLike[str], type: str | None = None, props: dict[str, Any] | None = None
+    ) -> Artifact:
+        """Hash an input now: inputs are identified as they were before the run."""
+        art = self.hash_into(self.artifact(path, type, props), missing_ok=False)
+        self.inputs.append(art)
+        return art
+
+    def declare_output(
+        self, path: str | os.PathLike[str], type: str | None = None, props: dict[str, Any] | None = None
+    ) -> Artifact:
+        """Name an output; it is hashed by :meth:`finish`."""
+        art = self.artifact(path, type, props)
+        self.outputs.append(art)
+        return art
+
+    def add_metrics(self, values: dict[str, Any], where: str = "metrics") -> None:
+        kept, dropped = numeric_metrics(values)
+        if dropped:
+            self.warnings.append(f"{where}: ignored non-numeric metric(s): {', '.join(dropped)}")
+        self.metrics.update(kept)
+
+    def add_step_metric(self, name: str, value: float, step: int | None) -> None:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise UsageError(f"metric '{name}' must be a number, not {type(value).__name__}")
+        self.step_metrics.setdefault(name, []).append([step, value])
+
+    def finish(self, exit_code: int | None, error: str | None = None) -> str:
+        """Hash the outputs, write the record, return its id."""
+        if self._git is None or self.started_at is None:
+            self.start()
+        assert self._git is not None and self.started_at is not None
+        ended_at = schema.utc_now()
+        for art in self.outputs:
+            if art.kind == "missing":
+                self.hash_into(art, missing_ok=True)
+        record = self.build(exit_code, error, ended_at)
+        rid = Store(self.repo.objects_dir).put(record)
+        if self._own_hasher:
+            self.hasher.close()
+        return rid
+
+    def build(self, exit_code: int | None, error: str | None, ended_at: str) -> dict[str, Any]:
+        assert self._git is not None and self.started_at is not None
+        red = self.redactor
+        state = self._git.state
+        git = state.as_record()
+        if git["remote"]:
+            git["remote"] = red.text(git["remote"])
+        try:
+            rel_cwd = os.path.relpath(self.cwd, self.repo.root).replace(os.sep, "/")
+        except ValueError:
+            rel_cwd = "."
+        record: dict[str, Any] = {
+            "schema": schema.EXECUTION,
+            "uuid": uuid.uuid4().hex,
+            "pipeline": self.pipeline,
+            "stage": self.stage,
+            "type": self.execution_type,
+            "command": red.argv(self.command),
+            "cwd": rel_cwd,
+            "params": red.mapping(self.params),
+            "started_at": self.started_at,
+            "ended_at": ended_at,
+            "exit_code": exit_code,
+            "site": site_name(self.repo, self._git.config),
+            "host": socket.gethostname(),
+            "user": _user(),
+            "git": git,
+            "env": envinfo.environment(self.config.env_record, red, self.executable),
+            "inputs": [a.as_record() for a in self.inputs],
+            "outputs": [a.as_record() for a in self.outputs],
+            "metrics": {k: v for k, v in self.metrics.items()},
+        }
+        if error is not None:
+            record["error"] = red.text(error)
+        if self.step_metrics:
+            record["step_metrics"] = self.step_metrics
+        record.update(self.extra)
+        return record

@@ -1,0 +1,108 @@
+"""Keep secrets out of records (and so out of git, forever).
+
+Applied to params, the command line, recorded environment variables and the
+git remote URL. A value is replaced by ``REDACTED`` when:
+- its key looks like a secret (password, token, secret, api key, ...);
+- it is the value of a secret-looking environment variable of this process;
+- it looks like a well-known credential (GitHub, AWS, Slack, OpenAI tokens).
+URLs keep everything but their password: ``https://user:REDACTED@host``.
+``.cmf/config.yaml`` adds patterns under ``redact.keys`` and ``redact.values``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable
+from typing import Any
+
+REDACTED = "REDACTED"
+
+# Matched against the words of a key: AWS_SECRET_ACCESS_KEY -> aws secret access key.
+_SECRET_WORDS = {"password", "passwd", "secret", "token", "credential", "credentials", "passphrase"}
+_SECRET_PAIRS = {("api", "key"), ("access", "key"), ("private", "key"), ("auth", "key"), ("session", "key")}
+_SECRET_JOINED = {"apikey", "accesskey", "privatekey", "authtoken", "secretkey", "accesstoken"}
+_WORD_SPLIT = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])")
+
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^/@:\s]*):(?P<pw>[^/@\s]+)@")
+_TOKEN_PATTERNS = [
+    r"gh[pousr]_[A-Za-z0-9]{20,}",  # GitHub
+    r"github_pat_[A-Za-z0-9_]{20,}",
+    r"glpat-[A-Za-z0-9_-]{20,}",  # GitLab
+    r"xox[abprs]-[A-Za-z0-9-]{10,}",  # Slack
+    r"sk-[A-Za-z0-9_-]{20,}",  # OpenAI and others
+    r"hf_[A-Za-z0-9]{30,}",  # Hugging Face
+    r"(?:AKIA|ASIA)[0-9A-Z]{16}",  # AWS access key id
+]
+_MIN_ENV_SECRET = 6  # shorter values are too likely to appear by chance
+
+
+def is_secret_key(key: str, extra: Iterable[re.Pattern[str]] = ()) -> bool:
+    words = [w.lower() for w in _WORD_SPLIT.split(key) if w]
+    if any(w in _SECRET_WORDS or w in _SECRET_JOINED for w in words):
+        return True
+    if any(pair in _SECRET_PAIRS for pair in zip(words, words[1:])):
+        return True
+    return any(p.search(key) for p in extra)
+
+
+class Redactor:
+    def __init__(self, extra_keys: Iterable[str] = (), extra_values: Iterable[str] = ()) -> None:
+        self.extra_keys = [re.compile(p, re.IGNORECASE) for p in extra_keys]
+        self.value_patterns = [re.compile(p) for p in [*_TOKEN_PATTERNS, *extra_values]]
+        # Values of this process's secret-looking variables, longest first so
+        # that one secret containing another is replaced whole.
+        secrets = {v for k, v in os.environ.items() if len(v) >= _MIN_ENV_SECRET and self.secret_key(k)}
+        self.known_secrets = sorted(secrets, key=len, reverse=True)
+
+    def secret_key(self, key: str) -> bool:
+        return is_secret_key(key, self.extra_keys)
+
+    def text(self, value: str) -> str:
+        """Redact credentials inside a free-form string."""
+        if "://" in value:
+            value = _URL_CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:{REDACTED}@", value)
+        for secret in self.known_secrets:
+            if secret in value:
+                value = value.replace(secret, REDACTED)
+        for pattern in self.value_patterns:
+            value = pattern.sub(REDACTED, value)
+        return value
+
+    def value(self, key: str, value: Any) -> Any:
+        """Redact a keyed value: the whole value if the key is secret."""
+        if self.secret_key(key):
+            return REDACTED
+        return self.deep(value)
+
+    def deep(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, dict):
+            return {k: self.value(k, v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.deep(v) for v in value]
+        return value
+
+    def mapping(self, values: dict[str, Any]) -> dict[str, Any]:
+        return {k: self.value(k, v) for k, v in values.items()}
+
+    def argv(self, argv: list[str]) -> list[str]:
+        """Redact a command line: ``--token X``, ``--token=X``, ``token=X``."""
+        out: list[str] = []
+        hide_next = False
+        for arg in argv:
+            if hide_next:
+                out.append(REDACTED)
+                hide_next = False
+                continue
+            if arg.startswith("-") and "=" not in arg:
+                out.append(arg)
+                hide_next = self.secret_key(arg.lstrip("-"))
+                continue
+            key, sep, val = arg.partition("=")
+            if sep and self.secret_key(key.lstrip("-")):
+                out.append(f"{key}={REDACTED}")
+                continue
+            out.append(self.text(arg))
+        return out

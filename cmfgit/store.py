@@ -1,0 +1,157 @@
+"""The object store under ``.cmf/objects``: loose records and packs.
+
+Loose records live at ``<2 hex>/<62 hex>.yaml``, one per file, written once
+and never rewritten: concurrent writers need no lock. Packs (``pack/**.yaml``,
+see ``pack.py``) hold many records. Readers see the union, deduplicated by id.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cmfgit import canonical, pack, schema
+from cmfgit.errors import AmbiguousPrefix, ObjectNotFound, RecordError, UsageError
+from cmfgit.fsutil import atomic_write
+
+PACK_DIR = "pack"
+_LOOSE_NAME = re.compile(r"^[0-9a-f]{62}\.yaml$")
+_SHARD = re.compile(r"^[0-9a-f]{2}$")
+_PREFIX = re.compile(r"^[0-9a-f]{4,64}$")
+
+
+@dataclass(frozen=True)
+class StoredRecord:
+    id: str
+    data: bytes  # canonical bytes
+    source: str  # the file it came from, relative to the objects dir
+
+    def load(self) -> dict[str, Any]:
+        value: dict[str, Any] = canonical.load(self.data, self.source)
+        return value
+
+
+class Store:
+    def __init__(self, objects_dir: Path) -> None:
+        self.objects_dir = objects_dir
+
+    # -- writing ----------------------------------------------------------
+
+    def loose_path(self, rid: str) -> Path:
+        return self.objects_dir / rid[:2] / f"{rid[2:]}.yaml"
+
+    def put(self, record: dict[str, Any]) -> str:
+        """Validate, serialise and store ``record``; returns its id."""
+        schema.validate(record)
+        data, rid = canonical.encode(record)
+        self.put_bytes(rid, data)
+        return rid
+
+    def put_bytes(self, rid: str, data: bytes) -> bool:
+        """Store canonical bytes under their id unless already present."""
+        path = self.loose_path(rid)
+        if path.exists():
+            return False
+        atomic_write(path, data)
+        return True
+
+    # -- listing ----------------------------------------------------------
+
+    def iter_loose(self) -> Iterator[tuple[str, Path]]:
+        try:
+            shards = sorted(e.name for e in os.scandir(self.objects_dir) if _SHARD.match(e.name))
+        except FileNotFoundError:
+            return
+        for shard in shards:
+            try:
+                names = sorted(os.listdir(self.objects_dir / shard))
+            except FileNotFoundError:
+                continue
+            for name in names:
+                if _LOOSE_NAME.match(name):
+                    yield shard + name[:-5], self.objects_dir / shard / name
+
+    def pack_paths(self) -> list[Path]:
+        root = self.objects_dir / PACK_DIR
+        if not root.is_dir():
+            return []
+        return sorted(p for p in root.rglob("*.yaml") if not p.name.startswith("."))
+
+    def read_pack(self, path: Path, verify: bool = False) -> dict[str, bytes]:
+        return pack.parse(path.read_bytes(), self.display(path), verify=verify)
+
+    def display(self, path: Path) -> str:
+        try:
+            return str(path.relative_to(self.objects_dir.parent.parent))
+        except ValueError:
+            return str(path)
+
+    def iter_records(self) -> Iterator[StoredRecord]:
+        """Every record once: loose first, then packs (a record may be in both)."""
+        seen: set[str] = set()
+        for rid, path in self.iter_loose():
+            try:
+                data = path.read_bytes()
+            except FileNotFoundError:
+                continue  # packed by a concurrent gc; the pack has it
+            seen.add(rid)
+            yield StoredRecord(rid, data, self.display(path))
+        for path in self.pack_paths():
+            for rid, data in self.read_pack(path).items():
+                if rid not in seen:
+                    seen.add(rid)
+                    yield StoredRecord(rid, data, self.display(path))
+
+    def ids(self) -> set[str]:
+        found = {rid for rid, _ in self.iter_loose()}
+        for path in self.pack_paths():
+            found.update(self.read_pack(path))
+        return found
+
+    # -- reading one ------------------------------------------------------
+
+    def resolve(self, prefix: str) -> str:
+        """The full id starting with ``prefix``, as git resolves short ids."""
+        prefix = prefix.strip().lower()
+        if not _PREFIX.match(prefix):
+            raise UsageError(f"'{prefix}' is not a record id (4 to 64 hex digits)")
+        if len(prefix) == 64 and self.loose_path(prefix).exists():
+            return prefix
+        matches: set[str] = set()
+        shard_dir = self.objects_dir / prefix[:2]
+        if shard_dir.is_dir():
+            rest = prefix[2:]
+            matches.update(
+                prefix[:2] + n[:-5] for n in os.listdir(shard_dir) if n.startswith(rest) and _LOOSE_NAME.match(n)
+            )
+        for path in self.pack_paths():
+            matches.update(rid for rid in self.read_pack(path) if rid.startswith(prefix))
+        if not matches:
+            raise ObjectNotFound(prefix)
+        if len(matches) > 1:
+            raise AmbiguousPrefix(prefix, sorted(matches))
+        return matches.pop()
+
+    def get_bytes(self, rid: str) -> StoredRecord:
+        path = self.loose_path(rid)
+        try:
+            return StoredRecord(rid, path.read_bytes(), self.display(path))
+        except FileNotFoundError:
+            pass
+        for pack_path in self.pack_paths():
+            data = self.read_pack(pack_path).get(rid)
+            if data is not None:
+                return StoredRecord(rid, data, self.display(pack_path))
+        raise ObjectNotFound(rid)
+
+    def get(self, prefix: str) -> tuple[str, dict[str, Any]]:
+        """(id, record) for an id or unique prefix."""
+        rid = self.resolve(prefix)
+        stored = self.get_bytes(rid)
+        if canonical.digest(stored.data) != rid:
+            raise RecordError(stored.source, f"record {rid[:12]} does not match its id (edited or corrupted)")
+        return rid, stored.load()
