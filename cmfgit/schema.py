@@ -166,6 +166,7 @@ class _Checker:
                 "kind": self.kind,
                 "props": self.free_mapping,
             },
+            optional={"aliases": self.aliases},
         )
         if value["kind"] == "missing" and value["hash"] is not None:
             self.fail(path, "a missing artifact has no hash")
@@ -175,6 +176,15 @@ class _Checker:
     def hash_or_null(self, value: Any, path: str) -> None:
         if value is not None and (not isinstance(value, str) or not _HASH.match(value)):
             self.fail(path, "must be 'blake3:<64 hex>' or 'md5:<32 hex>'")
+
+    def aliases(self, value: Any, path: str) -> None:
+        # Other identities of the same bytes, e.g. CMF's md5 uri of an imported artifact.
+        if not isinstance(value, list):
+            self.fail(path, "must be a list of hashes")
+        for i, item in enumerate(value):
+            self.hash_or_null(item, f"{path}[{i}]")
+            if item is None:
+                self.fail(f"{path}[{i}]", "must be a hash")
 
     def type_name(self, value: Any, path: str) -> None:
         # Known types are listed in ARTIFACT_TYPES; others are allowed so that
