@@ -23,6 +23,21 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
 
+def _version(value: bool) -> None:
+    if value:
+        from cmfgit import __version__
+
+        print(f"cmfgit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version and exit."),
+) -> None:
+    """cmfgit: git-native metadata for ML and data pipelines (a Common Metadata Framework)."""
+
+
 # Registration by import: each module adds its commands to ``app``.
 from cmfgit.cli import interop as _interop  # noqa: E402,F401
 from cmfgit.cli import query as _query  # noqa: E402,F401
