@@ -15,13 +15,13 @@ from cmfgit.errors import EXIT_ERROR
 @app.command()
 def init(
     site: Annotated[
-        Optional[str], typer.Option("--site", help="name of this site (stored per clone in git config cmfgit.site)")
+        Optional[str], typer.Option("--site", metavar="NAME", help="name of this site (stored per clone in git config cmfgit.site)")
     ] = None,
     pipeline: Annotated[
-        Optional[str], typer.Option("--pipeline", "-P", help="default pipeline name for new records")
+        Optional[str], typer.Option("--pipeline", "-P", metavar="NAME", help="default pipeline name for new records")
     ] = None,
 ) -> None:
-    """Set up cmfgit in this git repository (safe to run again, e.g. in a fresh clone)."""
+    """Set up cmfgit in this git repository; safe to run again, in a fresh clone too."""
     from cmfgit.init import init as do_init
 
     result = do_init(site=site, pipeline=pipeline)
@@ -50,9 +50,9 @@ def log_run(ctx: typer.Context) -> None:
 
 @app.command("log")
 def log_cmd(
-    pipeline: Annotated[Optional[str], typer.Option("--pipeline", "-P", help="only this pipeline")] = None,
-    stage: Annotated[Optional[str], typer.Option("--stage", "-s", help="only this stage")] = None,
-    number: Annotated[Optional[int], typer.Option("-n", "--max-count", help="show at most N executions")] = None,
+    pipeline: Annotated[Optional[str], typer.Option("--pipeline", "-P", metavar="NAME", help="only this pipeline")] = None,
+    stage: Annotated[Optional[str], typer.Option("--stage", "-s", metavar="NAME", help="only this stage")] = None,
+    number: Annotated[Optional[int], typer.Option("-n", "--max-count", metavar="N", help="show at most N executions")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print a JSON array of execution objects")] = False,
 ) -> None:
     """List executions, newest first."""
@@ -122,10 +122,10 @@ def fsck() -> None:
 @app.command()
 def demo(
     directory: Annotated[
-        Optional[Path], typer.Option("--dir", help="where to build the demo (default: a new temp dir)")
+        Optional[Path], typer.Option("--dir", metavar="DIR", help="where to build the demo (default: a new temp dir)")
     ] = None,
 ) -> None:
-    """Build and run a real multi-stage pipeline in fresh git repos, then show what was recorded."""
+    """Run a real multi-stage, multi-site pipeline in fresh git repos and show what was recorded."""
     from cmfgit.demo import run_demo
 
     run_demo(directory)
