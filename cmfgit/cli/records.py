@@ -15,7 +15,8 @@ from cmfgit.errors import EXIT_ERROR
 @app.command()
 def init(
     site: Annotated[
-        Optional[str], typer.Option("--site", metavar="NAME", help="name of this site (stored per clone in git config cmfgit.site)")
+        Optional[str],
+        typer.Option("--site", metavar="NAME", help="name of this site (stored per clone in git config cmfgit.site)"),
     ] = None,
     pipeline: Annotated[
         Optional[str], typer.Option("--pipeline", "-P", metavar="NAME", help="default pipeline name for new records")
@@ -50,9 +51,13 @@ def log_run(ctx: typer.Context) -> None:
 
 @app.command("log")
 def log_cmd(
-    pipeline: Annotated[Optional[str], typer.Option("--pipeline", "-P", metavar="NAME", help="only this pipeline")] = None,
+    pipeline: Annotated[
+        Optional[str], typer.Option("--pipeline", "-P", metavar="NAME", help="only this pipeline")
+    ] = None,
     stage: Annotated[Optional[str], typer.Option("--stage", "-s", metavar="NAME", help="only this stage")] = None,
-    number: Annotated[Optional[int], typer.Option("-n", "--max-count", metavar="N", help="show at most N executions")] = None,
+    number: Annotated[
+        Optional[int], typer.Option("-n", "--max-count", metavar="N", help="show at most N executions")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print a JSON array of execution objects")] = False,
 ) -> None:
     """List executions, newest first."""
