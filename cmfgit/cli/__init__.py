@@ -58,6 +58,8 @@ def _click_exceptions() -> Any:
 
 def run_cli(argv: list[str]) -> int:
     exceptions = _click_exceptions()
+    # typer >= 0.29 vendors click but keeps Abort in typer.exceptions.
+    abort: Any = getattr(exceptions, "Abort", None) or getattr(typer.exceptions, "Abort", KeyboardInterrupt)
     command = typer.main.get_command(app)
     try:
         result = command.main(args=argv, prog_name="cmfgit", standalone_mode=False)
@@ -69,7 +71,7 @@ def run_cli(argv: list[str]) -> int:
             f"cmfgit {exc.ctx.command_path.split(' ', 1)[1]}" if exc.ctx and " " in exc.ctx.command_path else "cmfgit"
         )
         raise UsageError(f"{exc.format_message()} (see '{where} --help')") from None
-    except exceptions.Abort:
+    except abort:
         print("cmfgit: interrupted")
         return EXIT_INTERRUPTED
     except exceptions.ClickException as exc:
