@@ -26,6 +26,8 @@ from cmfgit.repo import open_repo
 _INT = re.compile(r"^[+-]?(0|[1-9][0-9]*)$")
 _FLOAT = re.compile(r"^[+-]?([0-9]+\.[0-9]*|\.[0-9]+|[0-9]+)([eE][+-]?[0-9]+)?$")
 _INTERPRETERS = re.compile(r"^(python[0-9.]*|pypy[0-9.]*|bash|sh|zsh|Rscript|node|julia|ruby|perl)$")
+_INLINE_CODE = frozenset({"-c", "-e", "--eval"})  # python/sh -c, node/perl/ruby/Rscript/julia -e
+_OPTION_WITH_VALUE = frozenset({"-W", "-X", "--check-hash-based-pycs"})  # python options taking a value
 _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 _SI_KERNEL = 0x80  # si_code of a signal sent by the kernel, e.g. Ctrl-C on a TTY
 
@@ -102,16 +104,32 @@ def read_params_file(spec: str, cwd: Path) -> dict[str, Any]:
 
 
 def infer_stage(command: list[str]) -> str:
-    """A stage name from the command: 'python train.py' -> 'train'."""
-    args = list(command)
-    if args and _INTERPRETERS.match(os.path.basename(args[0])):
-        args = args[1:]
-        if len(args) >= 2 and args[0] == "-m":
-            return args[1].rsplit(".", 1)[-1]
-        args = [a for a in args if not a.startswith("-")]
-    if not args:
-        return os.path.basename(command[0])
-    return os.path.splitext(os.path.basename(args[0]))[0] or "run"
+    """A stage name from the command.
+
+    'python train.py' -> 'train', 'python -m pkg.train' -> 'train',
+    './prepare.sh' -> 'prepare', and inline code ('python -c ...',
+    'node -e ...') -> the interpreter's name ('python', 'node').
+    """
+    program = os.path.basename(command[0])
+    if not _INTERPRETERS.match(program):
+        return os.path.splitext(program)[0] or "run"
+    interpreter = re.sub(r"[0-9.]+$", "", program) or program
+    args = command[1:]
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg in _INLINE_CODE:
+            return interpreter
+        if arg == "-m" and i + 1 < len(args):
+            return args[i + 1].rsplit(".", 1)[-1] or interpreter
+        if arg in _OPTION_WITH_VALUE:
+            i += 2
+            continue
+        if arg.startswith("-"):
+            i += 1
+            continue
+        return os.path.splitext(os.path.basename(arg))[0] or interpreter
+    return interpreter
 
 
 class _Parser(argparse.ArgumentParser):

@@ -157,10 +157,15 @@ class Recorder:
         full = self.repo.root / art.path
         try:
             digest = self.hasher.hash_path(full, art.path)
-        except PathError:
-            if not missing_ok or os.path.lexists(full):
+        except PathError as exc:
+            # Outputs are hashed after the command ran: refusing now would lose
+            # the run, so an unreadable output is recorded as missing, loudly.
+            if not missing_ok:
                 raise
-            self.warnings.append(f"output {art.path} was not created; recorded as missing")
+            if os.path.lexists(full):
+                self.warnings.append(f"output {art.path} could not be hashed ({exc.reason}); recorded as missing")
+            else:
+                self.warnings.append(f"output {art.path} was not created; recorded as missing")
             art.hash, art.size, art.kind = None, None, "missing"
             return art
         art.hash, art.size, art.kind = digest.hash, digest.size, digest.kind
