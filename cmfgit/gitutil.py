@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from cmfgit.errors import CmfgitError, GitError
@@ -103,3 +104,112 @@ def config_get(cwd: Path | str, key: str) -> str | None:
 
 def config_set(cwd: Path | str, key: str, value: str) -> None:
     git(["config", key, value], cwd)
+
+
+# -- reading trees without a checkout (used by treeread.py and the index) ------
+
+
+def rev_parse(cwd: Path | str, rev: str) -> str | None:
+    """The object id ``rev`` names (e.g. ``HEAD:.cmf/objects``), or None if it names nothing."""
+    out = git(["rev-parse", "--verify", "--quiet", "--end-of-options", rev], cwd, check=False)
+    text = out.decode("ascii", "replace").strip()
+    return text or None
+
+
+def ls_tree_blobs(cwd: Path | str, treeish: str, path: str | None = None) -> list[tuple[str, str]]:
+    """(path, blob id) of every blob under ``path`` in ``treeish``, recursively.
+
+    Paths are relative to the tree's root (or to ``path`` when ``treeish`` is
+    itself a subtree id and ``path`` is None).
+    """
+    args = ["ls-tree", "-r", "-z", "--full-tree", treeish]
+    if path:
+        args += ["--", path]
+    out = git(args, cwd)
+    files: list[tuple[str, str]] = []
+    for entry in out.split(b"\0"):
+        if not entry:
+            continue
+        meta, _, name = entry.partition(b"\t")
+        parts = meta.split(b" ")
+        if len(parts) == 3 and parts[1] == b"blob":
+            files.append((name.decode("utf-8", "surrogateescape"), parts[2].decode("ascii")))
+    return files
+
+
+def diff_tree(cwd: Path | str, old: str, new: str) -> list[tuple[str, str, str]]:
+    """Blobs that differ between two trees: (status letter, new blob id, path).
+
+    The status is A, D or M (renames are not detected); a deleted path has
+    the all-zero id.
+    """
+    out = git(["diff-tree", "-r", "-z", "--no-renames", "--no-commit-id", old, new], cwd)
+    changes: list[tuple[str, str, str]] = []
+    fields = out.split(b"\0")
+    i = 0
+    while i + 1 < len(fields):
+        meta, name = fields[i], fields[i + 1]
+        i += 2
+        if not meta.startswith(b":"):
+            continue
+        parts = meta[1:].split(b" ")
+        if len(parts) < 5:
+            continue
+        changes.append((parts[4].decode()[:1], parts[3].decode("ascii"), name.decode("utf-8", "surrogateescape")))
+    return changes
+
+
+def cat_blobs(cwd: Path | str, oids: Sequence[str]) -> Iterator[tuple[str, bytes]]:
+    """(id, content) of each object in ``oids``, in order, from one ``git cat-file --batch``.
+
+    A writer thread feeds the ids while this generator reads, so a million
+    objects stream through two pipes without deadlock.
+    """
+    if not oids:
+        return
+    proc = subprocess.Popen(
+        ["git", "cat-file", "--batch"],
+        cwd=cwd,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=clean_env(),
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+
+    def feed() -> None:
+        assert proc.stdin is not None
+        try:
+            for start in range(0, len(oids), 4096):
+                proc.stdin.write("".join(f"{oid}\n" for oid in oids[start : start + 4096]).encode("ascii"))
+            proc.stdin.close()
+        except (BrokenPipeError, ValueError):
+            pass
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    try:
+        read = proc.stdout.read
+        readline = proc.stdout.readline
+        for oid in oids:
+            header = readline()
+            parts = header.split()
+            if len(parts) != 3:
+                raise GitError(["cat-file", "--batch"], 1, f"object {oid} is missing or unreadable: {header!r}")
+            size = int(parts[2])
+            data = read(size + 1)
+            yield oid, data[:size]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        writer.join(timeout=5)
+        proc.stdout.close()
+        if proc.stderr is not None:
+            proc.stderr.close()
+
+
+def for_each_ref(cwd: Path | str, *patterns: str) -> list[tuple[str, str]]:
+    """(ref name, object id) of the refs matching ``patterns`` (e.g. ``refs/heads``)."""
+    out = git_text(["for-each-ref", "--format=%(refname) %(objectname)", *patterns], cwd)
+    return [tuple(line.split(" ", 1)) for line in out.splitlines() if " " in line]  # type: ignore[misc]
