@@ -82,9 +82,11 @@ class Artifact:
     hash: str | None = None
     size: int | None = None
     kind: str = "missing"
+    aliases: list[str] = field(default_factory=list)  # other hashes of the same bytes (e.g. md5:)
+    source: dict[str, Any] = field(default_factory=dict)  # e.g. CMF ids/type (cmfgit.compat)
 
     def as_record(self) -> dict[str, Any]:
-        return {
+        record: dict[str, Any] = {
             "path": self.path,
             "hash": self.hash,
             "size": self.size,
@@ -92,6 +94,11 @@ class Artifact:
             "kind": self.kind,
             "props": self.props,
         }
+        if self.aliases:
+            record["aliases"] = list(self.aliases)
+        if self.source:
+            record["source"] = self.source
+        return record
 
 
 class Recorder:

@@ -166,7 +166,8 @@ class _Checker:
                 "kind": self.kind,
                 "props": self.free_mapping,
             },
-            optional={"aliases": self.aliases},
+            # source: where an imported artifact came from (CMF ids, type, name, uri), see docs/format.md
+            optional={"aliases": self.aliases, "source": self.free_mapping},
         )
         if value["kind"] == "missing" and value["hash"] is not None:
             self.fail(path, "a missing artifact has no hash")
