@@ -19,8 +19,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from cmfgit.canonical import ID_HEX_LEN, digest
+from blake3 import blake3
+
 from cmfgit.errors import RecordError
+
+# Not imported from canonical.py: the merge driver reads packs and must not pay
+# for importing yaml. Keep in step with canonical.ID_HEX_LEN / canonical.digest.
+ID_HEX_LEN = 64
+
+
+def digest(data: bytes) -> str:
+    """blake3 of ``data``, as canonical.digest (the id of canonical bytes)."""
+    return blake3(data).hexdigest()  # type: ignore[no-any-return]
+
 
 HEADER = b"# cmfgit-pack 1\n"
 SEPARATOR = b"--- # "
