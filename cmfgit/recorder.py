@@ -67,6 +67,16 @@ def numeric_metrics(values: dict[str, Any]) -> tuple[dict[str, int | float], lis
     return kept, dropped
 
 
+def _utf8(text: str) -> str:
+    """``text`` made recordable: bytes that are not UTF-8 (surrogate escapes
+    from a non-UTF-8 argv) become visible ``\\udcff`` escapes."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
 def _user() -> str:
     try:
         return getpass.getuser()
@@ -133,7 +143,7 @@ class Recorder:
         self.execution_type = execution_type or stage
         self.redactor = redactor or Redactor(self.config.redact_keys, self.config.redact_values)
         self.params = flatten(params or {})
-        self.command = command if command is not None else list(sys.argv)
+        self.command = [_utf8(a) for a in (command if command is not None else sys.argv)]
         self.inputs: list[Artifact] = []
         self.outputs: list[Artifact] = []
         self.metrics: dict[str, int | float] = {}
@@ -156,6 +166,8 @@ class Recorder:
 
     def artifact(self, path: str | os.PathLike[str], type: str | None, props: dict[str, Any] | None) -> Artifact:
         rel = self.repo.relpath(path, self.cwd)
+        if _utf8(rel) != rel:
+            raise PathError(os.fspath(path), "has a file name that is not valid UTF-8")
         if type is not None and not schema.valid_type_name(type):
             raise UsageError(f"artifact type '{type}' must be a lower-case name such as dataset or model")
         return Artifact(rel, type or default_type(rel), dict(props or {}))
