@@ -56,6 +56,15 @@ class RecordError(CmfgitError):
         self.reason = reason
 
 
+class ForeignFormatError(CmfgitError):
+    """A file from another tool (CMF's MLMD or export JSON) is unreadable, corrupt or of an unknown version."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
 class ObjectNotFound(CmfgitError):
     def __init__(self, prefix: str) -> None:
         super().__init__(f"no record matches '{prefix}'")

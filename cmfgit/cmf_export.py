@@ -1,0 +1,337 @@
+"""``cmfgit export --format cmf-json``: records as the JSON ``cmf metadata export`` writes.
+
+The output has the keys, nesting and key order of cmflib 0.1's export
+(``{"Pipeline": [{..., "stages": [{..., "executions": [{..., "events":
+[{"type", "artifact"}]}]}]}]}``), so a cmf-server or CMF's own tools can
+read cmfgit metadata. What CMF keeps and cmfgit has no field for (ids, type
+ids, MLMD times, artifact names and properties) comes back from the
+``source.cmf`` of imported or ``cmfgit.compat`` records; for other records it
+is synthesised. Ids are kept when they are unique in the output, else
+renumbered. :func:`build` is pure; the mapping is in ``docs/coming-from-cmf.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid as uuidlib
+from collections.abc import Callable, Hashable, Iterable
+from pathlib import Path
+from typing import Any
+
+from cmfgit import cmf_format as cf
+from cmfgit import reading, schema
+from cmfgit.errors import UsageError
+from cmfgit.fsutil import atomic_write
+from cmfgit.repo import Repo
+
+FORMATS = ("cmf-json",)
+_METRICS_NAMESPACE = uuidlib.UUID("6f1c2a52-7d1e-4d0e-9a55-2f6c6b1e0c11")
+
+
+def _cmf(item: dict[str, Any], *keys: str) -> dict[str, Any]:
+    """``item['source']['cmf'][keys...]`` or {}."""
+    node: Any = item.get("source")
+    for key in ("cmf", *keys):
+        node = node.get(key) if isinstance(node, dict) else None
+    return node if isinstance(node, dict) else {}
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+class _Ids:
+    """MLMD-style integer ids: a preferred (original) id is kept when it is free."""
+
+    def __init__(self) -> None:
+        self.ids: dict[Hashable, int] = {}
+        self._wanted: dict[Hashable, int | None] = {}
+
+    def want(self, key: Hashable, preferred: Any) -> None:
+        if key not in self._wanted or self._wanted[key] is None:
+            self._wanted[key] = _int(preferred)
+
+    def settle(self) -> None:
+        used: set[int] = set()
+        for key, pref in self._wanted.items():
+            if pref is not None and pref not in used:
+                self.ids[key] = pref
+                used.add(pref)
+        following = max(used, default=0)
+        for key in self._wanted:
+            if key not in self.ids:
+                following += 1
+                self.ids[key] = following
+
+    def __getitem__(self, key: Hashable) -> int:
+        return self.ids[key]
+
+
+def _ordered(items: list[Any], preferred: Callable[[Any], int | None], fallback: Callable[[Any], Any]) -> list[Any]:
+    """By original CMF id when every item has one, else by ``fallback``."""
+    prefs = [preferred(i) for i in items]
+    if all(p is not None for p in prefs) and len(set(prefs)) == len(prefs):
+        return [i for _, i in sorted(zip(prefs, items), key=lambda pair: pair[0] or 0)]
+    return sorted(items, key=fallback)
+
+
+def _key(art: dict[str, Any]) -> str:
+    """What identifies an artifact in CMF: its uri (its hash when it has none)."""
+    return _uri(art) or str(art.get("hash"))
+
+
+def _uri(art: dict[str, Any]) -> str:
+    src = _cmf(art)
+    if isinstance(src.get("uri"), str):
+        return str(src["uri"])
+    for alias in art.get("aliases") or ():
+        if isinstance(alias, str) and alias.startswith("md5:"):
+            return cf.uri_of_hash(alias)
+    return cf.uri_of_hash(art["hash"])
+
+
+class _Execution:
+    """One execution record with what the export needs from it."""
+
+    def __init__(self, rid: str, record: dict[str, Any]) -> None:
+        self.rid = rid
+        self.record = record
+        self.created = _int(_cmf(record, "execution").get("create_time_since_epoch")) or cf.ms_of_time(
+            record.get("started_at")
+        )
+        self.events: list[tuple[int, dict[str, Any]]] = []  # (event type, artifact)
+        arts = [(a, True) for a in record.get("inputs") or ()] + [(a, False) for a in record.get("outputs") or ()]
+        placed = []
+        for position, (art, is_input) in enumerate(arts):
+            if art.get("hash") is None:
+                continue  # a missing output: CMF has no way to say so
+            src = _cmf(art)
+            event = src.get("event")
+            if not isinstance(event, int) or cf.is_input(event) != is_input:
+                event = cf.INPUT if is_input else cf.OUTPUT
+            order = src.get("order")
+            key = (0, order, position) if isinstance(order, int) else (1, position, position)
+            placed.append((key, event, art))
+        self.events = [(event, art) for _, event, art in sorted(placed, key=lambda t: t[0])]
+        metrics = record.get("metrics") or {}
+        if metrics and not any(a.get("type") == "metrics" for _, a in self.events):
+            self.events.append((cf.OUTPUT, self._metrics_artifact(metrics)))
+
+    def _metrics_artifact(self, metrics: dict[str, Any]) -> dict[str, Any]:
+        # log-run/API metrics have no artifact; CMF keeps execution metrics in a Metrics artifact.
+        uri = str(uuidlib.uuid5(_METRICS_NAMESPACE, self.rid))
+        return {
+            "path": "metrics",
+            "hash": cf.hash_of_uri(uri, ""),
+            "type": "metrics",
+            "props": dict(metrics),
+            "source": {"cmf": {"uri": uri}},
+        }
+
+
+def build(records: Iterable[tuple[str, dict[str, Any]]], pipeline: str) -> dict[str, Any]:
+    """The CMF export document of the execution records of ``pipeline``."""
+    execs = [
+        _Execution(rid, rec)
+        for rid, rec in records
+        if rec.get("schema") == schema.EXECUTION and rec.get("pipeline") == pipeline
+    ]
+    if not execs:
+        return {"Pipeline": []}
+    stages: dict[str, list[_Execution]] = {}
+    for ex in sorted(execs, key=lambda e: (e.created, e.rid)):
+        stages.setdefault(str(ex.record.get("stage")), []).append(ex)
+    for name, members in stages.items():
+        stages[name] = _ordered(
+            members, lambda e: _int(_cmf(e.record, "execution").get("id")), lambda e: (e.created, e.rid)
+        )
+    stage_order = _ordered(
+        list(stages),
+        lambda s: _int(_context_source(stages[s], "stage").get("id")),
+        lambda s: (stages[s][0].created, s),
+    )
+    every = [ex for name in stage_order for ex in stages[name]]
+    ids = _assign_ids(pipeline, every, stage_order, stages)
+    exported_stages = [_stage(pipeline, name, stages[name], ids) for name in stage_order]
+    src = _context_source(every, "pipeline")
+    created = min(e.created for e in execs)
+    node = {
+        "stages": exported_stages,
+        "create_time_since_epoch": _int(src.get("create_time_since_epoch")) or created,
+        "custom_properties": dict(src.get("custom_properties") or {}),
+        "id": ids.contexts[("pipeline", pipeline)],
+        "last_update_time_since_epoch": _int(src.get("last_update_time_since_epoch")) or created,
+        "name": pipeline,
+        "properties": {"Pipeline": pipeline, **(src.get("properties") or {})},
+        "type": cf.PIPELINE_TYPE,
+        "type_id": ids.types[cf.PIPELINE_TYPE],
+    }
+    return {"Pipeline": [node]}
+
+
+def _context_source(execs: list[_Execution], which: str) -> dict[str, Any]:
+    """The CMF context recorded by the latest of ``execs`` that has one."""
+    found: dict[str, Any] = {}
+    for ex in execs:
+        found = _cmf(ex.record, which) or found
+    return found
+
+
+class _AllIds:
+    def __init__(self) -> None:
+        self.contexts = _Ids()
+        self.executions = _Ids()
+        self.artifacts = _Ids()
+        self.types = _Ids()
+
+    def settle(self) -> None:
+        for ids in (self.contexts, self.executions, self.artifacts, self.types):
+            ids.settle()
+
+
+def _artifact_type(art: dict[str, Any]) -> str:
+    name = _cmf(art).get("type")
+    return name if isinstance(name, str) and name else cf.cmf_type(str(art.get("type")))
+
+
+def _assign_ids(
+    pipeline: str, every: list[_Execution], stage_order: list[str], stages: dict[str, list[_Execution]]
+) -> _AllIds:
+    ids = _AllIds()
+    ids.contexts.want(("pipeline", pipeline), _context_source(every, "pipeline").get("id"))
+    ids.types.want(cf.PIPELINE_TYPE, _context_source(every, "pipeline").get("type_id"))
+    ids.types.want(cf.STAGE_TYPE, _context_source(every, "stage").get("type_id"))
+    for name in stage_order:
+        ids.contexts.want(("stage", name), _context_source(stages[name], "stage").get("id"))
+    for ex in every:
+        src = _cmf(ex.record, "execution")
+        ids.executions.want(ex.rid, src.get("id"))
+        ids.types.want(("execution", str(ex.record.get("type"))), src.get("type_id"))
+        for _, art in ex.events:
+            ids.artifacts.want(_key(art), _cmf(art).get("id"))
+            ids.types.want(("artifact", _artifact_type(art)), _cmf(art).get("type_id"))
+    ids.settle()
+    return ids
+
+
+def _stage(pipeline: str, name: str, members: list[_Execution], ids: _AllIds) -> dict[str, Any]:
+    src = _context_source(members, "stage")
+    full = src.get("name") if isinstance(src.get("name"), str) else f"{pipeline}/{name}"
+    created = members[0].created
+    stage_id = ids.contexts[("stage", name)]
+    executions = [_execution(pipeline, str(full), ex, stage_id, ids) for ex in members]
+    return {
+        "executions": executions,
+        "create_time_since_epoch": _int(src.get("create_time_since_epoch")) or created,
+        "custom_properties": dict(src.get("custom_properties") or {}),
+        "id": stage_id,
+        "last_update_time_since_epoch": _int(src.get("last_update_time_since_epoch")) or created,
+        "name": full,
+        "properties": {"Pipeline_Stage": full, **(src.get("properties") or {})},
+        "type": cf.STAGE_TYPE,
+        "type_id": ids.types[cf.STAGE_TYPE],
+    }
+
+
+def _execution(pipeline: str, stage: str, ex: _Execution, stage_id: int, ids: _AllIds) -> dict[str, Any]:
+    rec = ex.record
+    src = _cmf(rec, "execution")
+    eid = ids.executions[ex.rid]
+    git = rec.get("git") or {}
+    env_inputs = [a for event, a in ex.events if a.get("type") == "environment" and cf.is_input(event)]
+    custom: dict[str, Any] = cf.cmf_values(rec.get("params") or {})
+    if env_inputs:
+        custom["Python_Env"] = env_inputs[0]["path"]
+    custom.update(src.get("custom_properties") or {})
+    properties: dict[str, Any] = {
+        "Context_ID": stage_id,
+        "Context_Type": stage,
+        "Execution": str(list(rec.get("command") or [])),
+        "Execution_type_name": stage,
+        "Execution_uuid": rec.get("uuid"),
+        "Git_End_Commit": "",
+        "Git_Repo": git.get("remote") or "",
+        "Git_Start_Commit": git.get("commit") or "",
+        "Pipeline_Type": pipeline,
+        "Pipeline_id": ids.contexts[("pipeline", pipeline)],
+    }
+    properties.update(src.get("properties") or {})
+    properties.update(Context_ID=stage_id, Pipeline_id=ids.contexts[("pipeline", pipeline)])
+    return {
+        "type": rec.get("type"),
+        "name": src.get("name") if isinstance(src.get("name"), str) else "",
+        "events": [{"type": event, "artifact": _artifact(ex, art, eid, ids)} for event, art in ex.events],
+        "create_time_since_epoch": ex.created,
+        "custom_properties": dict(sorted(custom.items())),
+        "id": eid,
+        "last_update_time_since_epoch": _int(src.get("last_update_time_since_epoch"))
+        or max(ex.created, cf.ms_of_time(rec.get("ended_at"))),
+        "properties": dict(sorted(properties.items())),
+        "type_id": ids.types[("execution", str(rec.get("type")))],
+    }
+
+
+def _artifact(ex: _Execution, art: dict[str, Any], eid: int, ids: _AllIds) -> dict[str, Any]:
+    src = _cmf(art)
+    ctype = _artifact_type(art)
+    uri = _uri(art)
+    path = str(art.get("path"))
+    name = src.get("name")
+    if not isinstance(name, str) or not name:
+        name = f"{path}:{uri}:{eid}" if ctype in ("Model", "Metrics", "Step_Metrics") else f"{path}:{uri}"
+    git_repo = (ex.record.get("git") or {}).get("remote") or ""
+    properties: dict[str, Any]
+    if ctype == "Metrics":
+        properties = {"metrics_name": name}
+    elif ctype == "Model":
+        properties = {"Commit": uri, "model_framework": "Default", "model_name": "Default", "model_type": "Default"}
+        properties["url"] = ""
+    elif ctype == "Step_Metrics":
+        properties = {"Commit": uri, "url": ""}
+    else:
+        properties = {"Commit": uri, "git_repo": git_repo, "url": ""}
+    properties.update(src.get("properties") or {})
+    created = _int(src.get("create_time_since_epoch")) or ex.created
+    node: dict[str, Any] = {
+        "type": ctype,
+        "create_time_since_epoch": created,
+        "custom_properties": cf.cmf_values(dict(art.get("props") or {})),
+        "id": ids.artifacts[_key(art)],
+        "last_update_time_since_epoch": _int(src.get("last_update_time_since_epoch")) or created,
+        "name": name,
+        "properties": dict(sorted(properties.items())),
+        "type_id": ids.types[("artifact", ctype)],
+    }
+    if uri:
+        node["uri"] = uri
+    return node
+
+
+# -- the command ------------------------------------------------------------------
+
+
+def export_cmf(repo: Repo, pipeline: str, fmt: str = "cmf-json") -> dict[str, Any]:
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown export format '{fmt}' (known: {', '.join(FORMATS)})")
+    found = reading.executions(repo, pipeline)
+    if not found:
+        known = sorted({str(r.get("pipeline")) for _, r in reading.executions(repo)})
+        have = ", ".join(known) if known else "none"
+        raise UsageError(f"no executions of pipeline '{pipeline}' (pipelines: {have})")
+    return build(found, pipeline)
+
+
+def dumps(document: dict[str, Any]) -> str:
+    """The text ``cmf metadata export`` writes: two-space indent, ASCII, no final newline."""
+    return json.dumps(document, indent=2)
+
+
+def write(document: dict[str, Any], output: str | os.PathLike[str]) -> Path:
+    path = Path(output)
+    if path.is_dir():
+        raise UsageError(f"{os.fspath(output)} is a directory; give a file name")
+    if not path.parent.is_dir():
+        raise UsageError(f"directory {os.fspath(path.parent)} does not exist")
+    atomic_write(path, dumps(document).encode("utf-8"))
+    return path
