@@ -44,7 +44,7 @@ class Snapshot:
     config: dict[str, str]  # cmfgit.*, remote.*.url, branch.*.remote
 
 
-_CONFIG_KEYS = r"^(cmfgit\..*|remote\..*\.url|branch\..*\.remote|extensions\.objectformat)$"
+_CONFIG_KEYS = r"^(cmfgit\..*|remote\..*\.url|branch\..*\.remote|extensions\.objectformat|merge\.cmfgit\.driver)$"
 _cache: dict[str, tuple[tuple[int, ...], Snapshot]] = {}
 
 

@@ -7,6 +7,7 @@ hooks). Committed files that already exist are never rewritten.
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from dataclasses import dataclass, field
@@ -40,13 +41,52 @@ def driver_configured(repo: Repo, config: dict[str, str] | None = None) -> bool:
     return gitutil.config_get(repo.root, "merge.cmfgit.driver") == driver_command()
 
 
+def driver_usable(value: str | None) -> bool:
+    """True if a configured ``merge.cmfgit.driver`` would run (its interpreter exists).
+
+    A driver set by another interpreter that still exists is left alone, so
+    two installs of cmfgit do not keep rewriting each other's setting.
+    """
+    if not value or "cmfgit merge-driver" not in value:
+        return False
+    try:
+        program = shlex.split(value)[0]
+    except (ValueError, IndexError):
+        return False
+    return os.path.isfile(program) and os.access(program, os.X_OK)
+
+
 def configure_clone(repo: Repo) -> list[str]:
     """Per-clone settings that git does not copy on clone. Returns what changed."""
+    from cmfgit import hooks
+
     changed: list[str] = []
     if gitutil.config_get(repo.root, "merge.cmfgit.driver") != driver_command():
         gitutil.config_set(repo.root, "merge.cmfgit.name", DRIVER_NAME)
         gitutil.config_set(repo.root, "merge.cmfgit.driver", driver_command())
         changed.append("merge driver (merge.cmfgit.driver)")
+    changed += hooks.install_if_wanted(repo)
+    return changed
+
+
+_checked: set[str] = set()  # clones found configured by this process
+
+
+def ensure_configured(repo: Repo, driver: str | None = None, *, known: bool = False) -> list[str]:
+    """Configure an initialised clone whose merge driver is missing or broken.
+
+    Git silently falls back to a text merge without the driver, which is
+    always the case in a fresh clone. ``driver`` is the configured value when
+    the caller already read it (``known=True``), to save a git call. Checked
+    once per process and clone. Returns what changed (empty: nothing to do).
+    """
+    key = str(repo.root)
+    if key in _checked or not repo.initialized:
+        return []
+    if not known:
+        driver = gitutil.config_get(repo.root, "merge.cmfgit.driver")
+    changed = [] if driver_usable(driver) else configure_clone(repo)
+    _checked.add(key)
     return changed
 
 

@@ -357,3 +357,15 @@ def _commit(rec: Recorder, rid: str, quiet: bool) -> None:
         return
     if commit:
         _say(quiet, f"cmfgit: committed {commit[:12]}")
+    _maybe_gc(rec)
+
+
+def _maybe_gc(rec: Recorder) -> None:
+    """Past gc.threshold loose records, pack them (the packs are committed
+    with the next commit or push). Only after --commit: runs stay cheap."""
+    from cmfgit.gc import maybe_gc
+
+    try:
+        maybe_gc(rec.repo, rec.config)
+    except CmfgitError as exc:
+        print(f"cmfgit: warning: gc: {exc}", file=sys.stderr)

@@ -50,11 +50,33 @@ def error(message: str) -> None:
     print(f"cmfgit: error: {message}", file=sys.stderr)
 
 
+# Commands that must not (init, demo, global: they set up or work elsewhere) or
+# should not (doctor: it reports the state as found) configure the clone first.
+_NO_AUTOCONFIGURE = {"init", "doctor", "demo", "global", "-h", "--help", "--version"}
+
+
+def _autoconfigure(args: list[str]) -> None:
+    """Set up a clone whose merge driver is missing (any fresh clone): git
+    would silently merge records as text. One git call when all is well."""
+    if not args or args[0] in _NO_AUTOCONFIGURE or "--help" in args or "-h" in args:
+        return
+    from cmfgit.init import ensure_configured
+    from cmfgit.repo import find_repo
+
+    try:
+        changed = ensure_configured(find_repo())
+    except CmfgitError:
+        return  # not a repository, no git: the command itself says so
+    if changed:
+        print(f"cmfgit: this clone was not set up for cmfgit; configured {', '.join(changed)}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         if args and args[0] in HOT_COMMANDS:
             return HOT_COMMANDS[args[0]](args[1:])
+        _autoconfigure(args)
         from cmfgit.cli import run_cli
 
         return run_cli(args)

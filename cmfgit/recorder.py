@@ -19,6 +19,7 @@ from cmfgit import envinfo, gitstate, schema
 from cmfgit.config import Config, load_config, site_name
 from cmfgit.errors import PathError, UsageError
 from cmfgit.hashing import Hasher
+from cmfgit.init import ensure_configured
 from cmfgit.redact import Redactor
 from cmfgit.repo import Repo
 from cmfgit.store import Store
@@ -162,6 +163,11 @@ class Recorder:
     def start(self) -> None:
         """Capture the code version and the start time."""
         self._git = gitstate.capture(self.repo, reuse=self._reuse)
+        # A fresh clone has no merge driver: git would merge records as text.
+        driver = self._git.config.get("merge.cmfgit.driver")
+        configured = ensure_configured(self.repo, driver, known=True)
+        if configured:
+            self.warnings.append(f"this clone was not set up for cmfgit; configured {', '.join(configured)}")
         self.started_at = schema.utc_now()
 
     def artifact(self, path: str | os.PathLike[str], type: str | None, props: dict[str, Any] | None) -> Artifact:

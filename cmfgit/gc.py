@@ -1,0 +1,166 @@
+"""``cmfgit gc``: fold loose records into packs partitioned by site and period.
+
+Loose records (one file each) keep the write path lock-free and merge without
+any driver, but git slows down with hundreds of thousands of files. gc moves
+them into ``pack/<site>/<period>.yaml`` (see ``pack.py``), so the number of
+files stays bounded and merges between sites never touch the same file.
+
+Placement is derived from the record's bytes alone (its ``site`` and its
+``started_at``, or ``at`` for an annotation), so a record lands in the same
+pack in every clone, and two clones that pack the same records write the
+same bytes. ``gc.period`` in ``.cmf/config.yaml`` (year, month or day) sets
+the period; ``gc.threshold`` sets when gc runs by itself (0: never).
+
+Safety with concurrent processes: gc holds a lock (one gc at a time), writes
+each pack atomically and only then deletes the loose files it packed. A
+reader lists loose files before packs, and a loose file that vanishes under
+it is then found in its pack; writers never wait for gc.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cmfgit import pack
+from cmfgit.config import Config, load_config
+from cmfgit.errors import RecordError
+from cmfgit.fsutil import FileLock, atomic_write, remove_stale_temps
+from cmfgit.repo import Repo
+from cmfgit.store import PACK_DIR, Store
+
+PERIOD_LENGTH = {"year": 4, "month": 7, "day": 10}  # characters of YYYY-MM-DD kept
+UNDATED = "undated"
+NO_SITE = "unknown"
+_SHARD = re.compile(r"^[0-9a-f]{2}$")
+# Top-level keys of a canonical record sit at column 0, one value per line.
+_TOP_FIELD = re.compile(rb"^(site|started_at|at): (.*)$", re.MULTILINE)
+_DATE = re.compile(r"(\d{4}-\d{2}-\d{2})T")
+_UNSAFE = re.compile(r"[^a-z0-9._-]+")
+
+
+@dataclass
+class GcResult:
+    packed: int = 0  # records newly written into packs
+    removed_loose: int = 0  # loose files deleted (packed now, or already packed)
+    removed_temps: int = 0  # stale .tmp-* files of killed writers
+    packs: list[str] = field(default_factory=list)  # packs written, relative to the repository
+    problems: list[str] = field(default_factory=list)  # records or packs left alone, and why
+
+
+def site_dir(site: str) -> str:
+    """A safe, case-folded directory name for a site: ``Edge Box #2`` -> ``edge-box-2``."""
+    name = _UNSAFE.sub("-", site.strip().lower()).strip(".-")[:64].strip(".-")
+    return name or NO_SITE
+
+
+def _scalar(raw: bytes) -> str:
+    """A one-line YAML scalar as the canonical dumper writes it."""
+    text = raw.decode("utf-8", "replace").strip()
+    if len(text) >= 2 and text[0] == text[-1] == "'":
+        return text[1:-1].replace("''", "'")
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        from cmfgit import canonical  # rare: escapes need a real YAML parser
+
+        try:
+            value = canonical.load(raw.strip(), "site")
+        except RecordError:
+            return text
+        return value if isinstance(value, str) else text
+    return text
+
+
+def placement(data: bytes, period: str = "month") -> str:
+    """Where a record belongs: ``pack/<site>/<period>.yaml`` (relative to the objects dir)."""
+    found: dict[bytes, bytes] = {}
+    for match in _TOP_FIELD.finditer(data):
+        found.setdefault(match.group(1), match.group(2))
+    site = _scalar(found[b"site"]) if b"site" in found else ""
+    moment = found.get(b"started_at") or found.get(b"at") or b""
+    date = _DATE.search(moment.decode("ascii", "replace"))
+    when = date.group(1)[: PERIOD_LENGTH[period]] if date else UNDATED
+    return f"{PACK_DIR}/{site_dir(site)}/{when}.yaml"
+
+
+def count_loose(objects_dir: Path, stop_above: int | None = None) -> int:
+    """How many loose record files there are (cheap: directory listings only)."""
+    total = 0
+    try:
+        shards = [e.path for e in os.scandir(objects_dir) if e.is_dir() and _SHARD.match(e.name)]
+    except FileNotFoundError:
+        return 0
+    for shard in shards:
+        try:
+            total += sum(1 for name in os.listdir(shard) if not name.startswith("."))
+        except FileNotFoundError:
+            continue
+        if stop_above is not None and total > stop_above:
+            break
+    return total
+
+
+def gc_lock(repo: Repo) -> FileLock:
+    return FileLock(repo.worktree_state_dir / "locks" / "gc.lock", timeout=300, what="gc lock")
+
+
+def gc(repo: Repo, config: Config | None = None) -> GcResult:
+    """Pack every loose record; delete stale temp files. Safe to run any time."""
+    config = config or load_config(repo)
+    store = Store(repo.objects_dir)
+    result = GcResult()
+    with gc_lock(repo):
+        result.removed_temps = remove_stale_temps(repo.objects_dir)
+        groups: dict[str, dict[str, tuple[bytes, Path]]] = {}
+        for rid, path in store.iter_loose():
+            try:
+                data = path.read_bytes()
+            except FileNotFoundError:
+                continue
+            if pack.digest(data) != rid:
+                result.problems.append(f"{store.display(path)}: does not match its id; left loose (see cmfgit fsck)")
+                continue
+            groups.setdefault(placement(data, config.pack_period), {})[rid] = (data, path)
+        for rel, members in sorted(groups.items()):
+            _fold(repo, store, rel, members, result)
+    return result
+
+
+def _fold(repo: Repo, store: Store, rel: str, members: dict[str, tuple[bytes, Path]], result: GcResult) -> None:
+    target = repo.objects_dir / rel
+    try:
+        records = pack.parse(target.read_bytes(), store.display(target), verify=False) if target.exists() else {}
+    except RecordError as exc:
+        result.problems.append(f"{exc}; its records stay loose until the pack is repaired")
+        return
+    new = {rid: data for rid, (data, _path) in members.items() if rid not in records}
+    if new:
+        records.update(new)
+        atomic_write(target, pack.serialize(records))
+        _fsync_dir(target.parent)  # the pack is durable before any loose file goes
+        result.packs.append(store.display(target))
+        result.packed += len(new)
+    for _data, path in members.values():
+        try:
+            os.unlink(path)
+            result.removed_loose += 1
+        except FileNotFoundError:
+            pass
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def maybe_gc(repo: Repo, config: Config | None = None) -> GcResult | None:
+    """Run gc if there are more loose records than ``gc.threshold`` (0: never)."""
+    config = config or load_config(repo)
+    threshold = config.gc_threshold
+    if threshold <= 0 or count_loose(repo.objects_dir, stop_above=threshold) <= threshold:
+        return None
+    return gc(repo, config)

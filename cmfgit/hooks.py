@@ -1,0 +1,523 @@
+"""The git hooks: metadata travels with the code, and stays valid and resolvable.
+
+``cmfgit init`` (or ``cmfgit hooks install``) writes a small shell script per
+hook into the directory ``git rev-parse --git-path hooks`` names (so
+``core.hooksPath`` and worktrees are honoured). Each script carries the
+marker ``# cmfgit-hook:`` and runs ``python -m cmfgit hook NAME``; a hook that
+was there before is kept as ``NAME.legacy`` and still runs, first.
+
+What each hook does (all are quiet, idempotent, and do nothing in a
+repository without ``.cmf/``):
+
+pre-commit
+    Packs loose records past ``gc.threshold``, stages every pending change
+    under ``.cmf/objects`` into the index git is committing, and refuses the
+    commit if a record being committed is invalid. Does nothing while a
+    rebase, merge, cherry-pick or revert is in progress.
+post-commit
+    Keeps the code version (``git.tree``) of each newly committed record
+    reachable under ``refs/cmf/keep/<id>``: a run's tree, dirty or clean, is
+    written by cmfgit and no commit points to it, so ``git gc`` would prune it.
+post-rewrite
+    After ``commit --amend`` and rebase (squash included), keeps every
+    rewritten commit that a record names as its ``git.commit`` under
+    ``refs/cmf/keep/<id>``, so the run's code stays resolvable.
+pre-push
+    Refuses to push invalid records (catches commits made with ``--no-verify``).
+post-merge, post-checkout (and the three above)
+    Call :func:`refresh_index`, the hook point of the query index.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from cmfgit import gitutil, pack, treeread
+from cmfgit.errors import CmfgitError, NotARepoError, RecordError, UsageError
+from cmfgit.fsutil import atomic_write
+from cmfgit.repo import OBJECTS_DIR, Repo, find_repo
+
+HOOK_NAMES = ("pre-commit", "post-commit", "pre-push", "post-merge", "post-checkout", "post-rewrite")
+MARKER = "# cmfgit-hook:"
+KEEP_PREFIX = "refs/cmf/keep/"
+HOOKS_SETTING = "cmfgit.hooks"  # 'false' after 'cmfgit hooks uninstall': do not reinstall by itself
+USAGE = "usage: cmfgit hook NAME SCRIPT [ARGS...]  (run by the scripts 'cmfgit hooks install' writes)"
+_BLOCKING = ("pre-commit", "pre-push")
+_READS_STDIN = ("pre-push", "post-rewrite")
+_IN_PROGRESS = ("rebase-merge", "rebase-apply", "MERGE_HEAD", "CHERRY_PICK_HEAD", "REVERT_HEAD")
+_RESTAGE_FLAG = "restage-after-commit"
+_GIT_BLOCK = re.compile(rb"^git:\n((?:  [^\n]*\n)+)", re.MULTILINE)
+_CODE_FIELD = re.compile(rb"^  (commit|tree): ([0-9a-f]{40}(?:[0-9a-f]{24})?)$", re.MULTILINE)
+
+TEMPLATE = """\
+#!/bin/sh
+{marker} {name} (installed by 'cmfgit hooks install'; 'cmfgit hooks uninstall' removes it)
+# The hook that was here before, if any, is kept as {name}.legacy and runs first.
+PY={python}
+if [ -x "$PY" ]; then
+    exec "$PY" -m cmfgit hook {name} "$0" "$@"
+fi
+echo "cmfgit: $PY not found: cmfgit's {name} hook is skipped (run 'cmfgit hooks install')" >&2
+if [ -x "$0.legacy" ]; then
+    exec "$0.legacy" "$@"
+fi
+"""
+
+
+def refresh_index(repo: Repo) -> None:
+    """Hook point of the derived query index (``.git/cmf/index.sqlite``).
+
+    Called after commit, merge, checkout and rewrite (never during a rebase
+    or merge in progress, except post-rewrite, which ends a rebase). The index
+    is keyed by tree ids, so this only has to be quick, not exact: the index
+    must also catch up by itself when hooks did not run.
+    """
+
+
+# -- installing ---------------------------------------------------------------
+
+
+def hooks_dir(repo: Repo) -> Path:
+    """Where git looks for hooks: honours core.hooksPath and worktrees."""
+    out = gitutil.git_text(["rev-parse", "--git-path", "hooks"], repo.root)
+    path = Path(out)
+    return path if path.is_absolute() else repo.root / path
+
+
+def script(name: str) -> str:
+    return TEMPLATE.format(marker=MARKER, name=name, python=shlex.quote(sys.executable))
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except (FileNotFoundError, IsADirectoryError):
+        return None
+
+
+@dataclass(frozen=True)
+class HookState:
+    name: str
+    path: Path
+    state: str  # installed | outdated | missing | foreign
+    legacy: bool  # a previous hook is kept as NAME.legacy and chained
+
+    @property
+    def ok(self) -> bool:
+        return self.state == "installed"
+
+
+def status(repo: Repo) -> list[HookState]:
+    directory = hooks_dir(repo)
+    states = []
+    for name in HOOK_NAMES:
+        path = directory / name
+        text = _read_text(path)
+        if text is None:
+            state = "foreign" if path.is_symlink() else "missing"
+        elif MARKER not in text:
+            state = "foreign"
+        else:
+            state = "installed" if text == script(name) else "outdated"
+        states.append(HookState(name, path, state, (directory / f"{name}.legacy").exists()))
+    return states
+
+
+def install(repo: Repo) -> list[str]:
+    """Install (or update) every hook; a foreign hook is kept as NAME.legacy. Returns what changed."""
+    gitutil.git(["config", "--unset-all", HOOKS_SETTING], repo.root, check=False)
+    changed: list[str] = []
+    for hook in status(repo):
+        legacy = hook.path.with_name(f"{hook.name}.legacy")
+        if hook.state == "installed":
+            continue
+        if hook.state == "foreign":
+            if legacy.exists() or legacy.is_symlink():
+                changed.append(
+                    f"hook {hook.name} NOT installed: {hook.path} is not cmfgit's and {legacy.name} exists too "
+                    f"(merge them into {legacy.name}, remove {hook.name}, then run 'cmfgit hooks install')"
+                )
+                continue
+            os.replace(hook.path, legacy)
+        hook.path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(hook.path, script(hook.name).encode(), fsync=False)
+        os.chmod(hook.path, 0o755)
+        note = {
+            "missing": "",
+            "outdated": " (updated)",
+            "foreign": f" (the existing hook runs first, as {legacy.name})",
+        }
+        changed.append(f"hook {hook.name}{note[hook.state]}")
+    return changed
+
+
+def install_if_wanted(repo: Repo) -> list[str]:
+    """Install the hooks unless the user uninstalled them on purpose."""
+    if gitutil.config_get(repo.root, HOOKS_SETTING) == "false":
+        return []
+    if all(h.ok for h in status(repo)):
+        return []
+    return install(repo)
+
+
+def uninstall(repo: Repo) -> list[str]:
+    """Remove cmfgit's hooks and put back the hooks they chained."""
+    changed: list[str] = []
+    for hook in status(repo):
+        if hook.state not in ("installed", "outdated"):
+            continue
+        legacy = hook.path.with_name(f"{hook.name}.legacy")
+        if legacy.exists() or legacy.is_symlink():
+            os.replace(legacy, hook.path)
+            changed.append(f"hook {hook.name} (restored the previous hook)")
+        else:
+            os.unlink(hook.path)
+            changed.append(f"hook {hook.name}")
+    gitutil.config_set(repo.root, HOOKS_SETTING, "false")
+    return changed
+
+
+# -- what the hooks check -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Change:
+    path: str  # repository-relative, under .cmf/objects
+    new: str  # blob id of the version being committed or pushed
+    old: tuple[str, ...]  # blob ids of the versions it replaces (none for a new file)
+
+
+def _blob_pairs(out: bytes) -> Iterator[Change]:
+    """Parse ``git diff-* -z --raw`` output (added or modified files only)."""
+    fields = out.split(b"\0")
+    for meta, name in zip(fields[0::2], fields[1::2]):
+        parts = meta.split(b" ")
+        if len(parts) < 5 or not meta.startswith(b":"):
+            continue
+        old = parts[2].decode()
+        yield Change(name.decode("utf-8", "surrogateescape"), parts[3].decode(), () if set(old) == {"0"} else (old,))
+
+
+def _empty_tree(repo: Repo) -> str:
+    return gitutil.git_text(["hash-object", "-t", "tree", "--stdin"], repo.root, input=b"")
+
+
+def staged_changes(repo: Repo, env: dict[str, str]) -> list[Change]:
+    """Record files the index (``env``'s GIT_INDEX_FILE) adds or changes relative to HEAD."""
+    head = gitutil.rev_parse(repo.root, "HEAD") or _empty_tree(repo)
+    out = gitutil.git(
+        ["diff-index", "--cached", "-z", "--no-renames", "--diff-filter=AM", head, "--", OBJECTS_DIR],
+        repo.root,
+        env=env,
+    )
+    return list(_blob_pairs(out))
+
+
+def tree_changes(repo: Repo, bases: list[str], rev: str) -> list[Change]:
+    """Record files ``rev`` adds or changes relative to every commit in ``bases``."""
+    if not bases:  # everything at rev is new
+        if gitutil.rev_parse(repo.root, f"{rev}:{OBJECTS_DIR}") is None:
+            return []
+        listing = gitutil.ls_tree_blobs(repo.root, f"{rev}:{OBJECTS_DIR}")
+        return [Change(f"{OBJECTS_DIR}/{path}", blob, ()) for path, blob in listing]
+    found: dict[str, Change] = {}
+    for base in bases:
+        out = gitutil.git(
+            ["diff-tree", "-r", "-z", "--no-renames", "--diff-filter=AM", base, rev, "--", OBJECTS_DIR], repo.root
+        )
+        for change in _blob_pairs(out):
+            seen = found.get(change.path)
+            found[change.path] = Change(change.path, change.new, (seen.old if seen else ()) + change.old)
+    return list(found.values())
+
+
+def verify_changes(repo: Repo, changes: list[Change]) -> list[str]:
+    """Problems with the records these changes bring (one line each; empty if all valid).
+
+    A loose file is checked in full; a pack has every id checked and the
+    records it adds (relative to ``old``) checked in full.
+    """
+    from cmfgit.reading import check_record  # yaml and the schemas: only when there is work
+
+    blobs = sorted({c.new for c in changes} | {o for c in changes for o in c.old})
+    contents = dict(gitutil.cat_blobs(repo.root, blobs))
+    problems: list[str] = []
+    for change in changes:
+        rel = change.path[len(OBJECTS_DIR) + 1 :]
+        kind = treeread.classify(rel)
+        data = contents[change.new]
+        try:
+            if kind == "loose":
+                check_record(data, change.path, rel[:2] + rel[3:-5])
+            elif kind == "pack":
+                records = pack.parse(data, change.path, verify=True)
+                known = _pack_ids(contents[o] for o in change.old)
+                for rid in sorted(set(records) - known):
+                    check_record(records[rid], f"{change.path} (record {rid[:12]})", rid)
+            elif not rel.rsplit("/", 1)[-1].startswith("."):
+                problems.append(f"{change.path}: not a record file (only records belong under {OBJECTS_DIR})")
+        except RecordError as exc:
+            problems.append(str(exc))
+    return problems
+
+
+def _pack_ids(versions: Iterable[bytes]) -> set[str]:
+    ids: set[str] = set()
+    for data in versions:
+        try:
+            ids.update(pack.parse(data, verify=False))
+        except RecordError:
+            pass  # an old damaged version: everything in the new one gets checked
+    return ids
+
+
+def _refuse(what: str, problems: list[str]) -> None:
+    for problem in problems[:20]:
+        print(f"cmfgit: {problem}", file=sys.stderr)
+    more = f" (and {len(problems) - 20} more)" if len(problems) > 20 else ""
+    raise CmfgitError(
+        f"refusing to {what}: {len(problems)} invalid record file(s){more}; "
+        "fix or delete them ('cmfgit fsck' lists them)"
+    )
+
+
+# -- keeping code versions reachable --------------------------------------------
+
+
+def code_versions(data: bytes, fields: tuple[bytes, ...] = (b"commit", b"tree")) -> set[str]:
+    """``git.commit``/``git.tree`` ids named by the records in ``data`` (a record or a pack)."""
+    found: set[str] = set()
+    for block in _GIT_BLOCK.finditer(data):
+        found.update(m.group(2).decode() for m in _CODE_FIELD.finditer(block.group(1)) if m.group(1) in fields)
+    return found
+
+
+def keep(repo: Repo, oids: Iterable[str]) -> list[str]:
+    """Make objects reachable under ``refs/cmf/keep/<id>`` so that git gc keeps them.
+
+    Objects this clone does not have (a record from another site) are
+    skipped. Returns the ids newly kept.
+    """
+    wanted = set(oids) - {ref[len(KEEP_PREFIX) :] for ref, _ in gitutil.for_each_ref(repo.root, KEEP_PREFIX[:-1])}
+    if not wanted:
+        return []
+    listing = "".join(f"{oid}\n" for oid in sorted(wanted)).encode()
+    out = gitutil.git(["cat-file", "--batch-check=%(objectname) %(objecttype)"], repo.root, input=listing)
+    present = [line.split()[0] for line in out.decode().splitlines() if not line.endswith(" missing")]
+    if present:
+        commands = "".join(f"update {KEEP_PREFIX}{oid} {oid}\n" for oid in present)
+        gitutil.git(["update-ref", "--stdin"], repo.root, input=commands.encode())
+    return present
+
+
+def records_added(repo: Repo, rev: str = "HEAD") -> list[bytes]:
+    """The records commit ``rev`` adds relative to its first parent (bytes of each file part)."""
+    parent = gitutil.rev_parse(repo.root, f"{rev}^") or _empty_tree(repo)
+    changes = tree_changes(repo, [parent], rev)
+    blobs = sorted({c.new for c in changes} | {o for c in changes for o in c.old})
+    contents = dict(gitutil.cat_blobs(repo.root, blobs))
+    added: list[bytes] = []
+    for change in changes:
+        data = contents[change.new]
+        if not data.startswith(pack.HEADER):
+            added.append(data)
+            continue
+        try:
+            records = pack.parse(data, change.path, verify=False)
+        except RecordError:
+            continue  # pre-push refuses it; nothing to keep from it here
+        known = _pack_ids(contents[o] for o in change.old)
+        added += [records[rid] for rid in records.keys() - known]
+    return added
+
+
+def _working_tree_records(repo: Repo) -> Iterator[bytes]:
+    """Raw bytes of every loose record and pack in the checkout (no parsing)."""
+    from cmfgit.store import Store
+
+    store = Store(repo.objects_dir)
+    for _rid, path in store.iter_loose():
+        try:
+            yield path.read_bytes()
+        except FileNotFoundError:
+            continue
+    for path in store.pack_paths():
+        try:
+            yield path.read_bytes()
+        except FileNotFoundError:
+            continue
+
+
+# -- the hooks themselves -----------------------------------------------------
+
+
+def in_progress(repo: Repo) -> bool:
+    """A rebase, merge, cherry-pick or revert is under way in this worktree."""
+    return any((repo.git_dir / name).exists() for name in _IN_PROGRESS)
+
+
+def _index_env() -> dict[str, str]:
+    """The environment for git calls that must see the index git is committing."""
+    index = os.environ.get("GIT_INDEX_FILE")
+    return gitutil.clean_env({"GIT_INDEX_FILE": os.path.abspath(index)} if index else None)
+
+
+def pre_commit(repo: Repo, args: list[str], stdin: bytes) -> None:
+    if in_progress(repo):
+        return
+    from cmfgit import gc
+
+    gc.maybe_gc(repo)
+    env = _index_env()
+    gitutil.git(["add", "-A", "--", OBJECTS_DIR], repo.root, env=env)
+    index = os.path.basename(env.get("GIT_INDEX_FILE", "index"))
+    if index not in ("index", "index.lock"):
+        # `git commit --only PATHS`: git commits a temporary index; the real
+        # one must get the same records after the commit (see post_commit).
+        flag = repo.worktree_state_dir / _RESTAGE_FLAG
+        flag.parent.mkdir(parents=True, exist_ok=True)
+        flag.touch()
+    problems = verify_changes(repo, staged_changes(repo, env))
+    if problems:
+        _refuse("commit", problems)
+
+
+def post_commit(repo: Repo, args: list[str], stdin: bytes) -> None:
+    if in_progress(repo):
+        return
+    flag = repo.worktree_state_dir / _RESTAGE_FLAG
+    if flag.exists():
+        gitutil.git(["add", "-A", "--", OBJECTS_DIR], repo.root)
+        flag.unlink()
+    trees: set[str] = set()
+    for data in records_added(repo, "HEAD"):
+        trees |= code_versions(data, (b"tree",))
+    keep(repo, trees)
+    refresh_index(repo)
+
+
+def post_rewrite(repo: Repo, args: list[str], stdin: bytes) -> None:
+    rewritten = {line.split()[0] for line in stdin.decode("ascii", "replace").splitlines() if line.strip()}
+    named: set[str] = set()
+    if rewritten:
+        for data in _working_tree_records(repo):
+            named |= code_versions(data, (b"commit",)) & rewritten
+    keep(repo, named)
+    refresh_index(repo)
+
+
+def _zero(oid: str) -> bool:
+    return not oid.strip("0")
+
+
+def push_changes(repo: Repo, remote: str, local: str, remote_oid: str | None) -> list[Change]:
+    """Record files that pushing ``local`` would bring to ``remote``."""
+    if remote_oid and not _zero(remote_oid) and gitutil.rev_parse(repo.root, f"{remote_oid}^{{commit}}"):
+        bases = [remote_oid]
+    else:  # a new branch: compare with what the remote already has
+        out = gitutil.git_text(["rev-list", "--boundary", local, "--not", f"--remotes={remote}"], repo.root)
+        bases = [line[1:] for line in out.splitlines() if line.startswith("-")]
+    return tree_changes(repo, bases, local)
+
+
+def pre_push(repo: Repo, args: list[str], stdin: bytes) -> None:
+    remote = args[0] if args else "origin"
+    changes: list[Change] = []
+    for line in stdin.decode("ascii", "replace").splitlines():
+        parts = line.split()
+        if len(parts) == 4 and not _zero(parts[1]):
+            changes += push_changes(repo, remote, parts[1], parts[3])
+    problems = verify_changes(repo, changes)
+    if problems:
+        _refuse("push", problems)
+
+
+def post_merge(repo: Repo, args: list[str], stdin: bytes) -> None:
+    if not in_progress(repo):
+        refresh_index(repo)
+
+
+post_checkout = post_merge
+
+STEPS: dict[str, Callable[[Repo, list[str], bytes], None]] = {
+    "pre-commit": pre_commit,
+    "post-commit": post_commit,
+    "pre-push": pre_push,
+    "post-merge": post_merge,
+    "post-checkout": post_checkout,
+    "post-rewrite": post_rewrite,
+}
+
+
+# -- checks for the pre-commit framework (.pre-commit-hooks.yaml) ----------------
+
+
+def verify_staged(repo: Repo) -> None:
+    """Refuse invalid records in the index (no staging: the framework forbids it)."""
+    problems = verify_changes(repo, staged_changes(repo, _index_env()))
+    if problems:
+        _refuse("commit", problems)
+
+
+def verify_push(repo: Repo) -> None:
+    """Refuse invalid records in what the pre-commit framework says is pushed."""
+    remote = os.environ.get("PRE_COMMIT_REMOTE_NAME", "origin")
+    local = os.environ.get("PRE_COMMIT_TO_REF", "HEAD")
+    problems = verify_changes(repo, push_changes(repo, remote, local, os.environ.get("PRE_COMMIT_FROM_REF")))
+    if problems:
+        _refuse("push", problems)
+
+
+CHECKS: dict[str, Callable[[Repo], None]] = {"verify-staged": verify_staged, "verify-push": verify_push}
+
+
+# -- entry point: `cmfgit hook NAME SCRIPT ARGS...` ------------------------------------
+
+
+def _repo() -> Repo | None:
+    """The repository the hook runs in, if cmfgit is set up there."""
+    try:
+        repo = find_repo()
+    except NotARepoError:
+        return None
+    return repo if repo.initialized else None
+
+
+def _run_legacy(script_path: str, name: str, args: list[str], stdin: bytes) -> int:
+    legacy = f"{script_path}.legacy"
+    if not (os.path.isfile(legacy) and os.access(legacy, os.X_OK)):
+        return 0
+    feed = stdin if name in _READS_STDIN else None
+    return subprocess.run([legacy, *args], input=feed).returncode
+
+
+def main(argv: list[str]) -> int:
+    if argv and argv[0] in CHECKS:
+        repo = _repo()
+        if repo is not None:
+            CHECKS[argv[0]](repo)
+        return 0
+    if len(argv) < 2 or argv[0] not in STEPS:
+        raise UsageError(USAGE)
+    name, script_path, args = argv[0], argv[1], argv[2:]
+    stdin = sys.stdin.buffer.read() if name in _READS_STDIN else b""
+    code = _run_legacy(script_path, name, args, stdin)
+    if code and name in _BLOCKING:
+        return code
+    repo = _repo()
+    if repo is None:
+        return code
+    try:
+        STEPS[name](repo, args, stdin)
+    except CmfgitError as exc:
+        if name in _BLOCKING:
+            raise
+        print(f"cmfgit: warning: {name} hook: {exc}", file=sys.stderr)
+    return code
