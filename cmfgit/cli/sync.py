@@ -2,11 +2,121 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from cmfgit.cli import app
+
+# -- push, pull and the global view (cmfgit/sync.py, cmfgit/globalview.py) -----------------
+
+
+@app.command()
+def push(
+    remote: Annotated[Optional[str], typer.Argument(help="remote to push to (default: the branch's or origin)")] = None,
+) -> None:
+    """Commit pending records, push the branch, and update the remote's global view (cmf/global).
+
+    When the remote branch moved on, it is fetched and merged through the
+    merge driver, then pushed again. The global branch is updated with
+    compare-and-swap, so sites pushing at the same time lose nothing.
+    """
+    from cmfgit import sync
+    from cmfgit.repo import open_repo
+
+    result = sync.push(open_repo(), remote)
+    for item in result.configured:
+        print(f"configured {item}")
+    if result.commit:
+        print(f"committed  {result.committed} pending record(s) in {result.commit[:12]}")
+    merged = f" after {result.merges} merge(s) of {result.remote}/{result.destination}" if result.merges else ""
+    state = "pushed" if result.pushed else "up to date"
+    print(f"branch     {result.branch} -> {result.remote}/{result.destination}: {state}{merged}")
+    g = result.global_update
+    if g is not None:
+        change = f"+{g.added} record(s)" if g.updated else "already up to date"
+        print(f"global     {g.remote}/cmf/global: {change}, {g.records} record(s) in the view")
+
+
+@app.command()
+def pull(
+    remote: Annotated[Optional[str], typer.Argument(help="remote to pull from (default: the branch's)")] = None,
+    pipeline: Annotated[
+        Optional[list[str]], typer.Option("--pipeline", "-P", help="records of this pipeline (repeatable)")
+    ] = None,
+    artifact: Annotated[
+        Optional[list[str]],
+        typer.Option("--artifact", "-a", help="runs that read or wrote this artifact: a path or a hash (repeatable)"),
+    ] = None,
+    since: Annotated[
+        Optional[str], typer.Option("--since", help="runs started at or after DATE (2026-01-31, ...T12:00Z, 7d, 12h)")
+    ] = None,
+    with_lineage: Annotated[
+        bool, typer.Option("--with-lineage", help="also bring the ancestors (producers of their inputs, recursively)")
+    ] = False,
+) -> None:
+    """Pull the branch, then bring records from the global view into this clone.
+
+    With no filter the whole global view is brought. Filters of different
+    kinds combine with AND. Records brought in are pending: the next commit
+    (the hooks) or 'cmfgit push' commits them.
+    """
+    from cmfgit import localview, sync
+    from cmfgit.repo import open_repo
+
+    repo = open_repo()
+    selection = localview.Selection(
+        pipelines=tuple(pipeline or ()),
+        artifacts=tuple(localview.artifact_key(repo, a) for a in artifact or ()),
+        since=localview.parse_since(since) if since is not None else None,
+        with_lineage=with_lineage,
+    )
+    result = sync.pull(repo, selection, remote)
+    for item in result.configured:
+        print(f"configured {item}")
+    if result.branch is not None:
+        if result.committed:
+            print(f"committed  {result.committed} pending record(s) before merging")
+        state = "merged new commits" if result.merged else "up to date"
+        print(f"branch     {result.branch}: {state}")
+    if result.global_commit is None:
+        print(f"global     {result.remote} has no global view yet (run 'cmfgit push' at a site)")
+        return
+    what = "all selected" if selection.everything else f"{result.selected} match"
+    print(f"global     {result.remote}/cmf/global: {result.view_records} record(s), {what}")
+    pending = " (pending: commit them, or run 'cmfgit push')" if result.written else ""
+    print(f"local view {result.written} new record(s) written{pending}")
+
+
+global_app = typer.Typer(
+    name="global",
+    help="The global metadata view: the branch cmf/global, the union of every site's records.",
+    no_args_is_help=True,
+)
+app.add_typer(global_app, name="global")
+
+
+@global_app.command("update")
+def global_update(
+    repo_dir: Annotated[
+        Optional[Path], typer.Option("--repo", help="the repository (default: the current directory; may be bare)")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="print nothing when all goes well")] = False,
+) -> None:
+    """Union the records of every branch into cmf/global, in this repository.
+
+    Meant for the central (bare) repository, e.g. from its post-receive hook.
+    """
+    from cmfgit import globalview
+
+    result = globalview.update_local(globalview.git_dir_of(repo_dir or Path.cwd()))
+    if quiet:
+        return
+    if result.new is None:
+        print(f"cmf/global is up to date: {result.records} record(s)")
+    else:
+        print(f"cmf/global: +{result.added} record(s), {result.records} in all ({result.new[:12]})")
 
 
 # -- gc, hooks and doctor (cmfgit/gc.py, cmfgit/hooks.py, cmfgit/doctor.py) ------------------

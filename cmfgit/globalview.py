@@ -1,0 +1,381 @@
+"""The global metadata view: the branch ``cmf/global``, built tree-level.
+
+``cmf/global`` holds ``.cmf/objects/...`` and nothing else: the union of the
+records of every commit fed into it (every site, every branch). It is built
+from git objects alone with dulwich, so it needs no working tree and runs in a
+bare repository (from a ``post-receive`` hook) as well as in a clone.
+
+The union is of object paths. Loose records are content-addressed, so one path
+always holds the same bytes. A pack path (``pack/<site>/<period>.yaml``) may
+hold different bytes on two branches of the same site; their records are then
+unioned into one pack. The view is append-only: a record that a branch later
+removes (``git revert``, ``gc``) stays in the global view.
+
+Each global commit has the previous global tip as its only parent, so the
+branch never drags code history along. Its message carries trailers::
+
+    Cmfgit-Records: 400          record entries in the view
+    Cmfgit-Source: <tree id>     a source ``.cmf/objects`` tree the view contains
+
+A later union skips a source whose objects tree the tip already lists, so
+re-running it over unchanged branches costs almost nothing.
+"""
+
+from __future__ import annotations
+
+import re
+import stat
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from dulwich.objects import Blob, Commit, ObjectID, Tree
+from dulwich.repo import Repo as DulwichRepo
+
+from cmfgit import canonical, gitutil, pack, treeread
+from cmfgit.errors import CmfgitError, NotARepoError, RecordError
+from cmfgit.merge import merge
+
+GLOBAL_BRANCH = "cmf/global"
+GLOBAL_REF = "refs/heads/" + GLOBAL_BRANCH
+OBJECTS_PATH = (b".cmf", b"objects")
+RECORDS_TRAILER = "Cmfgit-Records"
+SOURCE_TRAILER = "Cmfgit-Source"
+IDENTITY = b"cmfgit <cmfgit@localhost>"
+
+_TREE_MODE = stat.S_IFDIR
+_BLOB_MODE = stat.S_IFREG | 0o644
+_SHARD = re.compile(rb"^[0-9a-f]{2}$")
+_LOOSE = re.compile(rb"^[0-9a-f]{62}\.yaml$")
+
+
+def tracking_ref(remote: str) -> str:
+    """Where a clone keeps its copy of the remote's global branch."""
+    return f"refs/remotes/{remote}/{GLOBAL_BRANCH}"
+
+
+def open_objects(git_dir: Path) -> DulwichRepo:
+    """The dulwich repository of a git dir (bare, or a clone's common dir)."""
+    return DulwichRepo(str(git_dir))
+
+
+# -- reading ------------------------------------------------------------------
+
+
+def objects_tree(repo: DulwichRepo, commit_id: ObjectID) -> ObjectID | None:
+    """The tree id of ``.cmf/objects`` in a commit, or None if it has none."""
+    obj = repo.object_store[commit_id]
+    if not isinstance(obj, Commit):
+        raise CmfgitError(f"{commit_id.decode()} is not a commit")
+    tree_id: ObjectID = ObjectID(obj.tree)
+    for name in OBJECTS_PATH:
+        tree = repo.object_store[tree_id]
+        assert isinstance(tree, Tree)
+        try:
+            mode, sha = tree[name]
+        except KeyError:
+            return None
+        if not stat.S_ISDIR(mode):
+            return None
+        tree_id = ObjectID(sha)
+    return tree_id
+
+
+def _blob(repo: DulwichRepo, sha: ObjectID) -> bytes:
+    obj = repo.object_store[sha]
+    if not isinstance(obj, Blob):
+        raise CmfgitError(f"object {sha.decode()} is not a blob")
+    return obj.as_raw_string()
+
+
+def trailers(message: bytes) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for line in message.decode("utf-8", "replace").splitlines():
+        key, sep, value = line.partition(": ")
+        if sep and key.startswith("Cmfgit-"):
+            found.setdefault(key, []).append(value.strip())
+    return found
+
+
+# -- the union ------------------------------------------------------------------
+
+
+class _Union:
+    """Unions trees into the object store, counting records the base lacked."""
+
+    def __init__(self, repo: DulwichRepo) -> None:
+        self.repo = repo
+        self.store = repo.object_store
+        self.added = 0
+        self._trees: dict[ObjectID, Tree] = {}
+
+    def tree(self, sha: ObjectID) -> Tree:
+        cached = self._trees.get(sha)
+        if cached is None:
+            obj = self.store[sha]
+            if not isinstance(obj, Tree):
+                raise CmfgitError(f"object {sha.decode()} is not a tree")
+            cached = self._trees[sha] = obj
+        return cached
+
+    def union(self, base: ObjectID | None, others: list[ObjectID], path: str) -> ObjectID:
+        """A tree holding ``base`` and every tree in ``others``."""
+        todo = [t for t in dict.fromkeys(others) if t != base]
+        if not todo:
+            assert base is not None
+            return base
+        if base is None and len(todo) == 1:
+            self.added += self.count(todo[0], path)
+            return todo[0]
+        base_tree = self.tree(base) if base is not None else None
+        names: dict[bytes, list[tuple[int, ObjectID]]] = {}
+        for sha in todo:
+            for entry in self.tree(sha).items():
+                names.setdefault(entry.path, []).append((entry.mode, entry.sha))
+        result = Tree()
+        if base_tree is not None:
+            for entry in base_tree.items():
+                result.add(entry.path, entry.mode, entry.sha)
+        for name, entries in names.items():
+            sub = f"{path}/{name.decode('utf-8', 'surrogateescape')}" if path else name.decode("utf-8", "replace")
+            have: tuple[int, ObjectID] | None = None
+            if base_tree is not None and name in base_tree:
+                have = base_tree[name]
+            dirs = {stat.S_ISDIR(mode) for mode, _ in entries} | ({stat.S_ISDIR(have[0])} if have else set())
+            if len(dirs) > 1:
+                raise RecordError(f".cmf/objects/{sub}", "is a file on one side and a directory on another")
+            shas = [sha for _, sha in entries]
+            if dirs == {True}:
+                merged = self.union(have[1] if have else None, shas, sub)
+                result.add(name, _TREE_MODE, merged)
+            else:
+                merged = self.union_blobs(have[1] if have else None, shas, sub)
+                result.add(name, _BLOB_MODE, merged)
+        if base is not None and result.id == base:
+            return base
+        self.store.add_object(result)
+        self._trees[result.id] = result
+        return result.id
+
+    def union_blobs(self, base: ObjectID | None, others: list[ObjectID], path: str) -> ObjectID:
+        todo = [b for b in dict.fromkeys(others) if b != base]
+        if not todo:
+            assert base is not None
+            return base
+        kind = _kind(path)
+        if base is None and len(todo) == 1:
+            self.added += self.count_blob(todo[0], path)
+            return todo[0]
+        candidates = ([base] if base is not None else []) + todo
+        if kind == "loose":
+            return self._pick_loose(base, candidates, path)
+        if kind == "pack":
+            return self._union_packs(base, candidates, path)
+        return candidates[0]  # not a record file: the first one wins, deterministically
+
+    def _pick_loose(self, base: ObjectID | None, candidates: list[ObjectID], path: str) -> ObjectID:
+        rid = path.replace("/", "").removesuffix(".yaml")
+        for sha in candidates:
+            if canonical.digest(_blob(self.repo, sha)) == rid:
+                if sha != base:
+                    self.added += 0 if base is not None else 1
+                return sha
+        raise RecordError(f".cmf/objects/{path}", "differs between sources and no version matches its id")
+
+    def _union_packs(self, base: ObjectID | None, candidates: list[ObjectID], path: str) -> ObjectID:
+        # The same site's pack diverged between branches: union its records
+        # (a three-way merge with an empty base), never a choice between them.
+        where = f".cmf/objects/{path}"
+        merged = _blob(self.repo, candidates[0])
+        for sha in candidates[1:]:
+            result = merge(b"", merged, _blob(self.repo, sha), where)
+            if not result.clean:
+                raise RecordError(where, "; ".join(result.problems) or "cannot be merged")
+            merged = result.data
+        before = len(pack.parse(_blob(self.repo, base), where, verify=False)) if base is not None else 0
+        self.added += len(pack.parse(merged, where, verify=False)) - before
+        blob = Blob.from_string(merged)
+        self.store.add_object(blob)
+        return blob.id
+
+    def count(self, tree_id: ObjectID, path: str) -> int:
+        """Record entries in a tree the base did not have at all."""
+        total = 0
+        for entry in self.tree(tree_id).items():
+            sub = f"{path}/{entry.path.decode('utf-8', 'surrogateescape')}" if path else entry.path.decode()
+            if stat.S_ISDIR(entry.mode):
+                total += self.count(entry.sha, sub)
+            else:
+                total += self.count_blob(entry.sha, sub)
+        return total
+
+    def count_blob(self, sha: ObjectID, path: str) -> int:
+        kind = _kind(path)
+        if kind == "loose":
+            return 1
+        if kind == "pack":
+            return len(pack.parse(_blob(self.repo, sha), f".cmf/objects/{path}", verify=False))
+        return 0
+
+
+def _kind(path: str) -> str:
+    """'loose', 'pack' or 'other' for a path relative to ``.cmf/objects``."""
+    parts = path.split("/")
+    if len(parts) == 2 and _SHARD.match(parts[0].encode()) and _LOOSE.match(parts[1].encode()):
+        return "loose"
+    if parts[0] == "pack" and len(parts) > 1 and path.endswith(".yaml"):
+        return "pack"
+    return "other"
+
+
+@dataclass
+class UnionResult:
+    """What a union produced. ``commit`` is None when the view did not change."""
+
+    commit: ObjectID | None
+    base: ObjectID | None
+    records: int
+    added: int
+    sources: int
+    merged: int  # sources that were not already in the view
+
+
+def build_union(
+    repo: DulwichRepo,
+    base_commit: ObjectID | None,
+    sources: Iterable[ObjectID],
+    what: str = "",
+) -> UnionResult:
+    """Union the ``.cmf/objects`` of ``sources`` (commit ids) into the view at
+    ``base_commit``. Writes the new objects and returns the new commit id
+    (not yet referenced by any ref), or None when nothing was new."""
+    source_list = list(dict.fromkeys(sources))
+    base_tree: ObjectID | None = None
+    known: set[str] = set()
+    base_records = 0
+    if base_commit is not None:
+        tip = repo.object_store[base_commit]
+        if not isinstance(tip, Commit):
+            raise CmfgitError(f"{GLOBAL_BRANCH} does not point to a commit")
+        base_tree = objects_tree(repo, base_commit)
+        found = trailers(tip.message)
+        known.update(found.get(SOURCE_TRAILER, []))
+        counted = found.get(RECORDS_TRAILER)
+        if counted and counted[0].isdigit():
+            base_records = int(counted[0])
+        else:
+            base_records = sum(1 for _ in treeread.iter_records(repo.path, base_commit.decode()))
+    trees: list[ObjectID] = []
+    for commit_id in source_list:
+        tree = objects_tree(repo, commit_id)
+        if tree is not None:
+            trees.append(tree)
+    fresh = [t for t in dict.fromkeys(trees) if t != base_tree and t.decode() not in known]
+    union = _Union(repo)
+    new_tree = union.union(base_tree, fresh, "") if fresh else base_tree
+    if new_tree == base_tree and base_commit is not None:
+        return UnionResult(None, base_commit, base_records, 0, len(source_list), 0)
+    records = base_records + union.added
+    # Every source tree is now in the view: list them all, so the next union skips them.
+    commit = _commit(repo, new_tree, base_commit, records, union.added, list(dict.fromkeys(trees)), what)
+    return UnionResult(commit, base_commit, records, union.added, len(source_list), len(fresh))
+
+
+def _commit(
+    repo: DulwichRepo,
+    objects: ObjectID | None,
+    parent: ObjectID | None,
+    records: int,
+    added: int,
+    sources: list[ObjectID],
+    what: str,
+) -> ObjectID:
+    store = repo.object_store
+    cmf = Tree()
+    if objects is not None:
+        cmf.add(OBJECTS_PATH[1], _TREE_MODE, objects)
+    store.add_object(cmf)
+    root = Tree()
+    root.add(OBJECTS_PATH[0], _TREE_MODE, cmf.id)
+    store.add_object(root)
+    commit = Commit()
+    commit.tree = root.id
+    commit.parents = [parent] if parent is not None else []
+    commit.author = commit.committer = IDENTITY
+    commit.author_time = commit.commit_time = int(time.time())
+    commit.author_timezone = commit.commit_timezone = 0
+    lines = [f"cmfgit global: +{added} record(s){' from ' + what if what else ''}", ""]
+    lines.append(f"{RECORDS_TRAILER}: {records}")
+    lines += [f"{SOURCE_TRAILER}: {s.decode()}" for s in sources]
+    commit.message = ("\n".join(lines) + "\n").encode()
+    store.add_object(commit)
+    return commit.id
+
+
+# -- updating the branch in a repository (bare or not) --------------------------
+
+
+def git_dir_of(path: Path) -> Path:
+    """The (common) git dir of the repository at ``path``, bare or not."""
+    out = gitutil.git(["rev-parse", "--path-format=absolute", "--git-common-dir"], path, check=False)
+    text = out.decode("utf-8", "surrogateescape").strip()
+    if not text:
+        raise NotARepoError(str(path))
+    return Path(text)
+
+
+def ref_value(git_dir: Path, ref: str) -> str | None:
+    out = gitutil.git(["rev-parse", "--verify", "--quiet", ref + "^{commit}"], git_dir, check=False)
+    value = out.decode().strip()
+    return value or None
+
+
+def local_branches(git_dir: Path, exclude: str = GLOBAL_REF) -> list[str]:
+    """Commit ids of every branch of a repository, except the global branch."""
+    out = gitutil.git(["for-each-ref", "--format=%(objectname) %(refname)", "refs/heads/"], git_dir)
+    ids: list[str] = []
+    for line in out.decode().splitlines():
+        oid, _, name = line.partition(" ")
+        if name != exclude:
+            ids.append(oid)
+    return ids
+
+
+@dataclass
+class UpdateResult:
+    ref: str
+    old: str | None
+    new: str | None  # None: already up to date
+    records: int
+    added: int
+    attempts: int
+
+
+def update_local(git_dir: Path, attempts: int = 20, what: str = "all branches") -> UpdateResult:
+    """Union every branch of the repository at ``git_dir`` into its own
+    ``cmf/global`` (``cmfgit global update``), with compare-and-swap."""
+    repo = open_objects(git_dir)
+    try:
+        for attempt in range(1, attempts + 1):
+            old = ref_value(git_dir, GLOBAL_REF)
+            sources = [ObjectID(s.encode()) for s in local_branches(git_dir)]
+            result = build_union(repo, ObjectID(old.encode()) if old else None, sources, what)
+            if result.commit is None:
+                return UpdateResult(GLOBAL_REF, old, None, result.records, 0, attempt)
+            new = result.commit.decode()
+            expected = old if old is not None else "0" * len(new)
+            message = f"cmfgit global update: +{result.added} record(s)"
+            if gitutil.git_ok(["update-ref", "-m", message, GLOBAL_REF, new, expected], git_dir):
+                return UpdateResult(GLOBAL_REF, old, new, result.records, result.added, attempt)
+            backoff(attempt)
+    finally:
+        repo.close()
+    raise CmfgitError(f"could not update {GLOBAL_BRANCH} after {attempts} attempts: it kept moving; run it again")
+
+
+def backoff(attempt: int) -> None:
+    """Sleep a little, more after each lost race, with jitter so racers spread out."""
+    import random
+
+    time.sleep(random.uniform(0.02, 0.1) * min(attempt, 10))

@@ -1,0 +1,233 @@
+"""Which records of the global view a ``cmfgit pull`` brings into a clone.
+
+A selection is a set of filters: pipelines (any of), artifacts (any of) and a
+start time; the kinds combine with AND. With no filter everything is
+selected. ``with_lineage`` adds the ancestors of the selected executions (the
+producers of their inputs, recursively, across pipelines). Annotations follow
+the executions and artifacts they target.
+
+Records are canonical YAML, so top-level fields sit at column 0 and hashes are
+literal text: most records are ruled out by a byte search, and only the
+candidates are parsed. That keeps a filtered pull over a large view cheap.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from cmfgit import canonical, schema
+from cmfgit.errors import RecordError, UsageError
+from cmfgit.repo import Repo
+
+_HASH_TEXT = re.compile(rb"(?:blake3:[0-9a-f]{64}|md5:[0-9a-f]{32})")
+_HASH_ARG = re.compile(r"^(blake3|md5):([0-9a-f]{4,64})$")
+_HEX_ARG = re.compile(r"^[0-9a-f]{4,64}$")
+_RELATIVE = re.compile(r"^(\d+)\s*([hdw])$")
+_STARTED = re.compile(rb"^started_at: '([^']*)'$", re.M)
+_SCHEMA = re.compile(rb"^schema: (\S+)$", re.M)
+
+
+@dataclass(frozen=True)
+class ArtifactKey:
+    """An artifact as the user named it: a hash (or a hash prefix), or a path."""
+
+    text: str
+    hash_prefix: str | None = None  # 'blake3:<hex...>' or 'md5:<hex...>' or bare hex
+    path: str | None = None  # repo-relative, when no hash could be computed
+
+    def matches(self, artifact: Mapping[str, Any]) -> bool:
+        if self.path is not None:
+            return artifact.get("path") == self.path
+        prefix = self.hash_prefix or ""
+        hashes = [artifact.get("hash")] + list(artifact.get("aliases") or [])
+        for value in hashes:
+            if not isinstance(value, str):
+                continue
+            if value.startswith(prefix) or value.partition(":")[2].startswith(prefix):
+                return True
+        return False
+
+
+@dataclass(frozen=True)
+class Selection:
+    pipelines: tuple[str, ...] = ()
+    artifacts: tuple[ArtifactKey, ...] = ()
+    since: str | None = None  # canonical UTC time; runs started at or after it
+    with_lineage: bool = False
+
+    @property
+    def everything(self) -> bool:
+        return not self.pipelines and not self.artifacts and self.since is None
+
+
+def parse_since(text: str, now: datetime | None = None) -> str:
+    """A start time from ``2026-01-01``, ``2026-01-01T12:00[:00][Z|+hh:mm]`` or
+    a relative ``12h``, ``7d``, ``2w``. Times without a zone are UTC."""
+    raw = text.strip()
+    rel = _RELATIVE.match(raw)
+    if rel:
+        amount, unit = int(rel.group(1)), rel.group(2)
+        delta = {"h": timedelta(hours=amount), "d": timedelta(days=amount), "w": timedelta(weeks=amount)}[unit]
+        return schema.format_time((now or datetime.now(timezone.utc)) - delta)
+    try:
+        moment = datetime.fromisoformat(raw[:-1] + "+00:00" if raw.endswith("Z") else raw)
+    except ValueError:
+        raise UsageError(f"--since: '{text}' is not a date (2026-01-31, 2026-01-31T12:00Z, 7d, 12h)") from None
+    return schema.format_time(moment)
+
+
+def artifact_key(repo: Repo, text: str, cwd: Path | None = None) -> ArtifactKey:
+    """Resolve ``--artifact``: a hash or hash prefix, else a path (hashed if it exists)."""
+    raw = text.strip()
+    if not raw:
+        raise UsageError("--artifact needs a path or a hash")
+    lowered = raw.lower()
+    found = _HASH_ARG.match(lowered)
+    if found:
+        return ArtifactKey(raw, hash_prefix=lowered)
+    full = Path(cwd or Path.cwd()) / raw
+    if os.path.lexists(full):
+        from cmfgit.hashing import Hasher
+
+        with Hasher(repo.state_dir / "hashcache.sqlite", progress=False) as hasher:
+            return ArtifactKey(raw, hash_prefix=hasher.hash_path(full, raw).hash)
+    if _HEX_ARG.match(lowered):
+        return ArtifactKey(raw, hash_prefix=lowered)
+    return ArtifactKey(raw, path=repo.relpath(raw, cwd))
+
+
+@dataclass
+class _View:
+    """Lazily parsed records of the view, and a hash -> records text index."""
+
+    records: Mapping[str, bytes]
+    parsed: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _by_hash: dict[bytes, list[str]] | None = None
+
+    def get(self, rid: str) -> dict[str, Any]:
+        record = self.parsed.get(rid)
+        if record is None:
+            value = canonical.load(self.records[rid], f"record {rid[:12]}")
+            if not isinstance(value, dict):
+                raise RecordError(f"record {rid[:12]}", "a record must be a YAML mapping")
+            record = self.parsed[rid] = value
+        return record
+
+    def by_hash(self) -> dict[bytes, list[str]]:
+        if self._by_hash is None:
+            index: dict[bytes, list[str]] = {}
+            for rid, data in self.records.items():
+                for found in set(_HASH_TEXT.findall(data)):
+                    index.setdefault(found, []).append(rid)
+            self._by_hash = index
+        return self._by_hash
+
+
+def _schema_of(data: bytes) -> bytes:
+    found = _SCHEMA.search(data)
+    return found.group(1) if found else b""
+
+
+def _pipeline_lines(pipelines: Iterable[str]) -> list[bytes]:
+    # The exact canonical line, so quoting ('no', '0777') is handled by the dumper.
+    return [canonical.dump({"pipeline": p}) for p in pipelines]
+
+
+def _has_line(data: bytes, line: bytes) -> bool:
+    return data.startswith(line) or (b"\n" + line) in data
+
+
+def select(records: Mapping[str, bytes], sel: Selection) -> set[str]:
+    """Ids of the records of ``records`` (id -> canonical bytes) that ``sel`` wants."""
+    if sel.everything:
+        return set(records)
+    view = _View(records)
+    execution = schema.EXECUTION.encode()
+    chosen: set[str] = set()
+    lines = _pipeline_lines(sel.pipelines)
+    for rid, data in records.items():
+        if _schema_of(data) != execution:
+            continue
+        if lines and not any(_has_line(data, line) for line in lines):
+            continue
+        if sel.since is not None:
+            started = _STARTED.search(data)
+            if started is None or started.group(1).decode() < sel.since:
+                continue
+        if sel.artifacts and not _touches(view, rid, sel.artifacts):
+            continue
+        chosen.add(rid)
+    if sel.with_lineage:
+        chosen |= ancestors(view, chosen)
+    return chosen | _annotations(view, chosen)
+
+
+def _touches(view: _View, rid: str, keys: tuple[ArtifactKey, ...]) -> bool:
+    data = view.records[rid]
+    if all(k.path is None and (k.hash_prefix or "").encode() not in data for k in keys):
+        return False  # cheap rejection: no key's text occurs in the record
+    record = view.get(rid)
+    artifacts = list(record.get("inputs") or []) + list(record.get("outputs") or [])
+    return any(key.matches(a) for key in keys for a in artifacts if isinstance(a, dict))
+
+
+def _hashes(artifacts: Any) -> set[str]:
+    found: set[str] = set()
+    for art in artifacts or []:
+        if isinstance(art, dict):
+            for value in [art.get("hash")] + list(art.get("aliases") or []):
+                if isinstance(value, str):
+                    found.add(value)
+    return found
+
+
+def ancestors(view: _View, executions: set[str]) -> set[str]:
+    """Producers of the inputs of ``executions``, recursively (not the executions).
+
+    The text index narrows the view to the records that mention a hash on the
+    way up (a superset of the ancestors); ``graph.Graph`` then decides exactly,
+    aliases included.
+    """
+    from cmfgit.graph import Graph
+
+    frontier: set[str] = set()
+    for rid in executions:
+        frontier |= _hashes(view.get(rid).get("inputs"))
+    involved = set(executions)
+    searched: set[str] = set()
+    while frontier:
+        wanted = frontier.pop()
+        searched.add(wanted)
+        for candidate in view.by_hash().get(wanted.encode(), []):
+            record = view.get(candidate)
+            if record.get("schema") != schema.EXECUTION:
+                continue
+            involved.add(candidate)  # a producer, or a record that may link aliases
+            for art in list(record.get("inputs") or []) + list(record.get("outputs") or []):
+                names = _hashes([art])
+                if wanted in names:
+                    frontier |= names - searched  # aliases of the same artifact
+            if wanted in _hashes(record.get("outputs")):
+                frontier |= _hashes(record.get("inputs")) - searched
+    graph = Graph.build((rid, view.get(rid)) for rid in involved)
+    return graph.ancestor_executions(executions)
+
+
+def _annotations(view: _View, executions: set[str]) -> set[str]:
+    """Annotations whose target is one of ``executions`` or one of their artifacts."""
+    targets = set(executions)
+    for rid in executions:
+        record = view.get(rid)
+        targets |= _hashes(record.get("inputs")) | _hashes(record.get("outputs"))
+    annotation = schema.ANNOTATION.encode()
+    found: set[str] = set()
+    for rid, data in view.records.items():
+        if _schema_of(data) == annotation and view.get(rid).get("target") in targets:
+            found.add(rid)
+    return found

@@ -1,0 +1,332 @@
+"""``cmfgit push`` and ``cmfgit pull``: a clone's metadata to and from a remote.
+
+push
+    1. commit pending records (only ``.cmf`` paths; the user's staged work is left alone);
+    2. push the current branch; when the remote moved on, fetch, merge through
+       the merge driver and push again, a bounded number of times;
+    3. update the remote's global branch ``cmf/global``: fetch it, union it
+       tree-level with this clone's records, and push with compare-and-swap
+       (``--force-with-lease`` on the value just fetched); on a lost race,
+       fetch, union and push again. Racing sites therefore never lose a record.
+
+pull
+    1. fetch and merge the current branch's counterpart on the remote;
+    2. fetch ``cmf/global`` and copy the records of interest (see
+       ``localview.py``) into the working tree as loose records. They are
+       pending: the next commit (hooks) or ``cmfgit push`` commits them.
+
+Both configure an unconfigured clone first (the merge driver is per clone).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from dulwich.objects import ObjectID
+
+from cmfgit import canonical, gitutil, globalview, localview, treeread
+from cmfgit.commit import commit_metadata, pending_paths
+from cmfgit.errors import ConflictError, GitError, RecordError, UsageError
+from cmfgit.globalview import GLOBAL_BRANCH, GLOBAL_REF
+from cmfgit.repo import Repo
+from cmfgit.store import Store
+
+BRANCH_ATTEMPTS = 12
+GLOBAL_ATTEMPTS = 40
+_LOOSE_PATH = re.compile(r"^\.cmf/objects/[0-9a-f]{2}/[0-9a-f]{62}\.yaml$")
+# Rejections that mean "someone else pushed first": fetch, merge or union, retry.
+_RACE = ("fetch first", "non-fast-forward", "stale info", "cannot lock", "failed to lock", "incorrect old value")
+_RACE_STDERR = ("cannot lock ref", "failed to update ref", "unable to update local ref")
+
+
+# -- git plumbing of a remote ---------------------------------------------------
+
+
+def current_branch(repo: Repo) -> str | None:
+    out = gitutil.git(["symbolic-ref", "--quiet", "--short", "HEAD"], repo.root, check=False)
+    return out.decode("utf-8", "surrogateescape").strip() or None
+
+
+def resolve_remote(repo: Repo, remote: str | None, branch: str | None) -> str:
+    names = gitutil.git_text(["remote"], repo.root).split()
+    if remote is None:
+        configured = gitutil.config_get(repo.root, f"branch.{branch}.remote") if branch else None
+        if configured and configured in names:
+            remote = configured
+        elif "origin" in names:
+            remote = "origin"
+        elif len(names) == 1:
+            remote = names[0]
+        elif not names:
+            raise UsageError("this clone has no remote: add one with 'git remote add origin URL'")
+        else:
+            raise UsageError(f"several remotes ({', '.join(names)}): name the one to use")
+    if remote not in names:
+        raise UsageError(f"no remote named '{remote}' (remotes: {', '.join(names) or 'none'})")
+    return remote
+
+
+def remote_branch(repo: Repo, remote: str, branch: str) -> tuple[str, bool]:
+    """(the remote branch that ``branch`` pushes to and pulls from, upstream configured?)"""
+    if gitutil.config_get(repo.root, f"branch.{branch}.remote") == remote:
+        merge = gitutil.config_get(repo.root, f"branch.{branch}.merge") or ""
+        if merge.startswith("refs/heads/"):
+            return merge[len("refs/heads/") :], True
+    return branch, False
+
+
+def fetch_ref(repo: Repo, remote: str, branch: str) -> str | None:
+    """Fetch ``refs/heads/<branch>`` of ``remote`` into its tracking ref.
+
+    Returns the fetched commit id, or None when the remote has no such branch
+    (the stale tracking ref, if any, is then deleted).
+    """
+    tracking = f"refs/remotes/{remote}/{branch}"
+    proc = gitutil.start(["fetch", "--quiet", "--no-tags", remote, f"+refs/heads/{branch}:{tracking}"], repo.root)
+    out, err = proc.communicate()
+    if proc.returncode != 0:
+        text = err.decode("utf-8", "replace")
+        if "couldn't find remote ref" in text:
+            gitutil.git(["update-ref", "-d", tracking], repo.root, check=False)
+            return None
+        raise GitError(["fetch", remote, branch], proc.returncode, text)
+    return globalview.ref_value(repo.root, tracking)
+
+
+@dataclass
+class _PushOutcome:
+    ok: bool
+    up_to_date: bool = False
+    race: bool = False
+    message: str = ""
+
+
+def _git_push(repo: Repo, args: list[str]) -> _PushOutcome:
+    """``git push --porcelain ARGS``, classified: done, lost a race, or failed."""
+    proc = gitutil.start(["push", "--porcelain", *args], repo.root)
+    out, err = proc.communicate()
+    text = out.decode("utf-8", "replace")
+    errors = err.decode("utf-8", "replace")
+    flags = [line.split("\t") for line in text.splitlines() if "\t" in line]
+    if proc.returncode == 0:
+        return _PushOutcome(True, up_to_date=bool(flags) and all(f[0] == "=" for f in flags))
+    rejected = [f for f in flags if f[0] == "!"]
+    summary = "; ".join(f[2] if len(f) > 2 else "rejected" for f in rejected)
+    if any(r in summary for r in _RACE) or (not rejected and any(r in errors for r in _RACE_STDERR)):
+        return _PushOutcome(False, race=True, message=summary or errors.strip())
+    raise GitError(["push", *args], proc.returncode, f"{errors}\n{summary}" if summary else errors)
+
+
+# -- push ---------------------------------------------------------------------------
+
+
+@dataclass
+class GlobalUpdate:
+    remote: str
+    records: int  # record entries in the global view now
+    added: int  # added by this update
+    updated: bool  # a new global commit was pushed
+    attempts: int
+
+
+@dataclass
+class PushResult:
+    remote: str
+    branch: str | None
+    destination: str | None
+    committed: int = 0  # records committed by this push
+    commit: str | None = None
+    pushed: bool = False  # the branch moved on the remote
+    merges: int = 0  # merges of the remote branch needed on the way
+    configured: list[str] = field(default_factory=list)
+    global_update: GlobalUpdate | None = None
+
+
+def _configure(repo: Repo) -> list[str]:
+    from cmfgit.init import configure_clone
+
+    return configure_clone(repo)
+
+
+def _count_records(paths: list[str]) -> int:
+    return sum(1 for p in paths if _LOOSE_PATH.match(p))
+
+
+def push(repo: Repo, remote: str | None = None, *, attempts: int = BRANCH_ATTEMPTS) -> PushResult:
+    """Commit pending records, push the branch, then update the global view."""
+    repo.require_initialized()
+    configured = _configure(repo)
+    branch = current_branch(repo)
+    if branch is None:
+        raise UsageError("HEAD is detached: check out a branch before 'cmfgit push'")
+    if (repo.git_dir / "MERGE_HEAD").exists():
+        raise ConflictError("a merge is in progress: finish it (git commit) or abort it, then run 'cmfgit push' again")
+    remote = resolve_remote(repo, remote, branch)
+    destination, has_upstream = remote_branch(repo, remote, branch)
+    result = PushResult(remote, branch, destination, configured=configured)
+    paths = pending_paths(repo)
+    if paths:
+        result.committed = _count_records(paths)
+        result.commit = commit_metadata(repo, f"cmfgit: {result.committed} record(s)", paths)
+    for attempt in range(1, attempts + 1):
+        args = ([] if has_upstream else ["--set-upstream"]) + [remote, f"HEAD:refs/heads/{destination}"]
+        outcome = _git_push(repo, args)
+        if outcome.ok:
+            result.pushed = not outcome.up_to_date
+            break
+        if attempt == attempts:
+            raise ConflictError(
+                f"{remote}/{destination} kept moving: gave up after {attempts} attempts; run 'cmfgit push' again"
+            )
+        _merge_remote(repo, remote, destination)
+        result.merges += 1
+        globalview.backoff(attempt)
+    result.global_update = update_remote_global(repo, remote, [_head(repo)])
+    return result
+
+
+def _head(repo: Repo) -> str:
+    return gitutil.git_text(["rev-parse", "HEAD"], repo.root)
+
+
+def _merge_remote(repo: Repo, remote: str, branch: str) -> bool:
+    """Merge ``remote/branch`` into HEAD through the merge driver. False if nothing to merge.
+
+    A merge that stops on conflicts outside ``.cmf`` is left exactly as git
+    left it, and the error says what to do.
+    """
+    theirs = fetch_ref(repo, remote, branch)
+    if theirs is None or gitutil.git_ok(["merge-base", "--is-ancestor", theirs, "HEAD"], repo.root):
+        return False
+    proc = gitutil.start(
+        ["merge", "--no-edit", "-m", f"cmfgit: merge {remote}/{branch}", f"refs/remotes/{remote}/{branch}"],
+        repo.root,
+    )
+    out, err = proc.communicate()
+    if proc.returncode == 0:
+        return True
+    conflicted = gitutil.git(["diff", "--name-only", "--diff-filter=U", "-z"], repo.root).split(b"\0")
+    names = [c.decode("utf-8", "surrogateescape") for c in conflicted if c]
+    if not names:
+        detail = (err or out).decode("utf-8", "replace").strip().splitlines()
+        raise ConflictError(
+            f"could not merge {remote}/{branch}: {detail[0] if detail else 'git merge failed'} "
+            "(commit or stash your changes, then run the command again)"
+        )
+    outside = [n for n in names if not n.startswith(".cmf/")]
+    shown = ", ".join((outside or names)[:5]) + (" ..." if len(outside or names) > 5 else "")
+    if outside:
+        raise ConflictError(
+            f"merging {remote}/{branch} left conflicts outside .cmf ({shown}): resolve them and "
+            "'git commit' (or 'git merge --abort'), then run the command again"
+        )
+    raise ConflictError(
+        f"the merge driver could not merge {shown} (see the messages above, or 'cmfgit fsck'): fix them and "
+        "'git commit', or 'git merge --abort'"
+    )
+
+
+def update_remote_global(repo: Repo, remote: str, sources: list[str], attempts: int = GLOBAL_ATTEMPTS) -> GlobalUpdate:
+    """Union ``sources`` (commit ids) and the remote-tracking branches of
+    ``remote`` into the remote's ``cmf/global``, with compare-and-swap."""
+    objects = globalview.open_objects(repo.common_dir)
+    try:
+        for attempt in range(1, attempts + 1):
+            old = fetch_ref(repo, remote, GLOBAL_BRANCH)
+            candidates = sources + _tracking_branches(repo, remote)
+            result = globalview.build_union(
+                objects,
+                ObjectID(old.encode()) if old else None,
+                [ObjectID(s.encode()) for s in candidates],
+                what=_site_label(repo),
+            )
+            if result.commit is None:
+                return GlobalUpdate(remote, result.records, 0, False, attempt)
+            new = result.commit.decode()
+            lease = f"--force-with-lease={GLOBAL_REF}:{old or ''}"
+            outcome = _git_push(repo, ["--no-verify", lease, remote, f"{new}:{GLOBAL_REF}"])
+            if outcome.ok:
+                tracking = globalview.tracking_ref(remote)
+                gitutil.git(["update-ref", tracking, new], repo.root)
+                return GlobalUpdate(remote, result.records, result.added, True, attempt)
+            globalview.backoff(attempt)
+    finally:
+        objects.close()
+    raise ConflictError(
+        f"{remote}/{GLOBAL_BRANCH} kept moving: gave up after {attempts} attempts; "
+        "your branch is pushed; run 'cmfgit push' again to update the global view"
+    )
+
+
+def _tracking_branches(repo: Repo, remote: str) -> list[str]:
+    """Commit ids of ``refs/remotes/<remote>/*``: records already on the remote."""
+    out = gitutil.git(
+        ["for-each-ref", "--format=%(objectname) %(objecttype) %(refname)", f"refs/remotes/{remote}/"], repo.root
+    )
+    found: list[str] = []
+    for line in out.decode("utf-8", "surrogateescape").splitlines():
+        oid, kind, name = line.split(" ", 2)
+        if kind == "commit" and name != globalview.tracking_ref(remote):
+            found.append(oid)
+    return found
+
+
+def _site_label(repo: Repo) -> str:
+    site = gitutil.config_get(repo.root, "cmfgit.site")
+    return f"site {site}" if site else ""
+
+
+# -- pull ---------------------------------------------------------------------------
+
+
+@dataclass
+class PullResult:
+    remote: str
+    branch: str | None
+    merged: bool = False  # the branch merged new commits from the remote
+    committed: int = 0  # pending records committed before the merge
+    global_commit: str | None = None  # None: the remote has no global view
+    view_records: int = 0
+    selected: int = 0
+    written: int = 0  # records new to this clone, now pending in the working tree
+    configured: list[str] = field(default_factory=list)
+
+
+def pull(repo: Repo, selection: localview.Selection, remote: str | None = None) -> PullResult:
+    """Pull the branch, then bring the selected records of the global view."""
+    repo.require_initialized()
+    configured = _configure(repo)
+    branch = current_branch(repo)
+    remote = resolve_remote(repo, remote, branch)
+    result = PullResult(remote, branch, configured=configured)
+    if branch is not None:
+        if (repo.git_dir / "MERGE_HEAD").exists():
+            raise ConflictError("a merge is in progress: finish it (git commit) or abort it, then pull again")
+        destination, _ = remote_branch(repo, remote, branch)
+        theirs = fetch_ref(repo, remote, destination)
+        if theirs is not None and not gitutil.git_ok(["merge-base", "--is-ancestor", theirs, "HEAD"], repo.root):
+            # Pending records would block the merge as "untracked files would be
+            # overwritten" when the remote has the same ones: commit them first.
+            paths = pending_paths(repo)
+            if paths:
+                result.committed = _count_records(paths)
+                commit_metadata(repo, f"cmfgit: {result.committed} record(s)", paths)
+            result.merged = _merge_remote(repo, remote, destination)
+    tip = fetch_ref(repo, remote, GLOBAL_BRANCH)
+    if tip is None:
+        return result
+    result.global_commit = tip
+    view = dict(treeread.iter_records(repo.root, tip))
+    result.view_records = len(view)
+    wanted = localview.select(view, selection)
+    result.selected = len(wanted)
+    store = Store(repo.objects_dir)
+    have = store.ids()
+    for rid in sorted(wanted - have):
+        data = view[rid]
+        if canonical.digest(data) != rid:
+            raise RecordError(f"{remote}/{GLOBAL_BRANCH}: record {rid[:12]}", "does not match its id (corrupted)")
+        if store.put_bytes(rid, data):
+            result.written += 1
+    return result

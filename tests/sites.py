@@ -1,0 +1,89 @@
+"""Helpers for multi-site tests: a central bare repository and site clones."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, cmfgit, git, make_repo
+
+import cmfgit as api
+from cmfgit import treeread
+
+
+def isolate(mp: pytest.MonkeyPatch, tmp: Path) -> None:
+    """conftest's isolated environment, for fixtures wider than one test."""
+    home = tmp / "home"
+    home.mkdir(exist_ok=True)
+    (home / ".gitconfig").write_text(
+        "[user]\n\tname = cmfgit tests\n\temail = tests@example.invalid\n"
+        "[init]\n\tdefaultBranch = main\n"
+        '[protocol "file"]\n\tallow = always\n'
+    )
+    mp.setenv("HOME", str(home))
+    mp.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    for role in ("AUTHOR", "COMMITTER"):
+        mp.setenv(f"GIT_{role}_NAME", "cmfgit tests")
+        mp.setenv(f"GIT_{role}_EMAIL", "tests@example.invalid")
+    mp.setenv("GIT_TERMINAL_PROMPT", "0")
+    mp.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    for var in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "CMFGIT_SITE", "CMFGIT_DEBUG"):
+        mp.delenv(var, raising=False)
+
+
+def seed_remote(tmp: Path, name: str = "central.git") -> tuple[Path, str]:
+    """A bare central repository whose main has cmfgit initialised (and no records)."""
+    bare = tmp / name
+    git(tmp, "init", "-q", "--bare", "-b", "main", str(bare))
+    url = bare.as_uri()
+    seed = make_repo(tmp / f"seed-{name}")
+    git(seed, "remote", "add", "origin", url)
+    git(seed, "push", "-q", "origin", "main")
+    return bare, url
+
+
+def clone_site(tmp: Path, url: str, name: str, branch: str | None = None) -> Path:
+    """A clone of ``url`` set up as site ``name`` (optionally on a new branch)."""
+    git(tmp, "clone", "-q", url, name)
+    path = tmp / name
+    cmfgit(path, "init", "--site", name)
+    if branch:
+        git(path, "checkout", "-q", "-b", branch)
+    return path
+
+
+def record(
+    repo: Path,
+    pipeline: str,
+    stage: str,
+    inputs: tuple[str, ...] = (),
+    outputs: dict[str, str] | None = None,
+    params: dict[str, object] | None = None,
+) -> str:
+    """Log one execution with the Python API; ``outputs`` maps path -> content written."""
+    with api.run(pipeline=pipeline, stage=stage, params=params, repo=repo, command=[stage]) as run:
+        for path in inputs:
+            run.log_input(repo / path)
+        for path, content in (outputs or {}).items():
+            target = repo / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(content)
+            run.log_output(target)
+    assert run.id is not None
+    return run.id
+
+
+def records_at(repo: Path, rev: str) -> dict[str, bytes]:
+    """Every record at ``rev`` of a repository (bare or not), read without a checkout."""
+    return dict(treeread.iter_records(repo, rev))
+
+
+def loose_ids(repo: Path) -> set[str]:
+    """Ids of the loose records in a working tree."""
+    root = repo / ".cmf" / "objects"
+    found: set[str] = set()
+    for shard in os.listdir(root) if root.is_dir() else []:
+        if len(shard) == 2:
+            found.update(shard + name[:-5] for name in os.listdir(root / shard) if name.endswith(".yaml"))
+    return found

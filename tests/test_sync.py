@@ -1,0 +1,234 @@
+"""cmfgit push and pull against real bare remotes over file:// URLs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import cmfgit, git
+from sites import clone_site, isolate, loose_ids, record, records_at, seed_remote
+
+from cmfgit.schema import utc_now
+
+GLOBAL = "cmf/global"
+
+
+def test_push_commits_pending_and_updates_global(tmp_path: Path) -> None:
+    bare, url = seed_remote(tmp_path)
+    site = clone_site(tmp_path, url, "lab")
+    ids = {record(site, "wine", "prepare", outputs={"data.csv": "a,b\n"}), record(site, "wine", "train")}
+    (site / "notes.txt").write_text("work in progress\n")
+    git(site, "add", "notes.txt")  # the user's staged work must stay staged, uncommitted
+
+    out = cmfgit(site, "push").stdout
+    assert "committed  2 pending record(s)" in out
+    assert "branch     main -> origin/main: pushed" in out
+    assert "global     origin/cmf/global: +2 record(s), 2 record(s) in the view" in out
+
+    assert set(records_at(bare, "main")) == ids
+    assert set(records_at(bare, GLOBAL)) == ids
+    assert git(site, "diff", "--cached", "--name-only").split() == ["notes.txt"]
+    assert "notes.txt" not in git(site, "show", "--name-only", "--format=", "HEAD")
+    # The clone's copy of the global branch is in step with the remote.
+    assert git(site, "rev-parse", f"origin/{GLOBAL}") == git(bare, "rev-parse", GLOBAL)
+    # Nothing new: the branch and the global view are both up to date, and no new global commit.
+    again = cmfgit(site, "push").stdout
+    assert "origin/main: up to date" in again and "already up to date, 2 record(s)" in again
+    assert git(bare, "rev-list", "--count", GLOBAL).strip() == "1"
+
+
+def test_push_new_branch_sets_upstream(tmp_path: Path) -> None:
+    bare, url = seed_remote(tmp_path)
+    site = clone_site(tmp_path, url, "edge", branch="site/edge")
+    rid = record(site, "wine", "evaluate")
+    assert "site/edge -> origin/site/edge: pushed" in cmfgit(site, "push").stdout
+    assert git(site, "config", "branch.site/edge.merge").strip() == "refs/heads/site/edge"
+    assert set(records_at(bare, "site/edge")) == {rid}
+    assert records_at(bare, "main") == {}
+    assert set(records_at(bare, GLOBAL)) == {rid}
+
+
+def test_push_when_remote_moved_merges_and_retries(tmp_path: Path) -> None:
+    bare, url = seed_remote(tmp_path)
+    a = clone_site(tmp_path, url, "a")
+    b = clone_site(tmp_path, url, "b")
+    from_a = {record(a, "p", "s", params={"i": i}) for i in range(3)}
+    from_b = {record(b, "p", "s", params={"i": 10 + i}) for i in range(2)}
+    cmfgit(a, "push")
+    out = cmfgit(b, "push").stdout  # non-fast-forward: fetch, merge via the driver, push again
+    assert "pushed after 1 merge(s) of origin/main" in out
+    assert set(records_at(bare, "main")) == from_a | from_b
+    assert set(records_at(bare, GLOBAL)) == from_a | from_b
+    parents = git(b, "log", "-1", "--format=%P", "main").split()
+    assert len(parents) == 2  # a real merge commit
+    assert cmfgit(b, "fsck").returncode == 0
+
+
+def test_push_with_nothing_pending_still_updates_global(tmp_path: Path) -> None:
+    bare, url = seed_remote(tmp_path)
+    site = clone_site(tmp_path, url, "lab")
+    rid = record(site, "p", "s")
+    git(site, "add", ".cmf")
+    git(site, "commit", "-q", "-m", "records")
+    git(site, "push", "-q", "origin", "main")  # a plain git push: no global view yet
+    assert git(bare, "rev-parse", "--verify", "--quiet", GLOBAL, check=False) == ""
+    out = cmfgit(site, "push").stdout
+    assert "committed" not in out and "origin/main: up to date" in out
+    assert set(records_at(bare, GLOBAL)) == {rid}
+    # A deleted global branch is rebuilt from scratch (the lease expects it absent).
+    git(bare, "update-ref", "-d", f"refs/heads/{GLOBAL}")
+    cmfgit(site, "push")
+    assert set(records_at(bare, GLOBAL)) == {rid}
+
+
+def test_push_refuses_conflict_outside_cmf(tmp_path: Path) -> None:
+    bare, url = seed_remote(tmp_path)
+    a = clone_site(tmp_path, url, "a")
+    b = clone_site(tmp_path, url, "b")
+    for site, text in ((a, "from a\n"), (b, "from b\n")):
+        (site / "README.md").write_text(text)
+        git(site, "commit", "-q", "-am", "edit readme")
+    rid = record(b, "p", "s")
+    cmfgit(a, "push")
+    proc = cmfgit(b, "push", check=False)
+    assert proc.returncode == 1
+    assert "conflicts outside .cmf (README.md)" in proc.stderr and "git merge --abort" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    # Left exactly as git leaves it: a merge in progress, the record committed locally, not pushed.
+    assert (b / ".git" / "MERGE_HEAD").exists()
+    assert "<<<<<<<" in (b / "README.md").read_text()
+    assert rid in records_at(b, "HEAD") and rid not in records_at(bare, "main")
+    # While the merge is in progress, push refuses up front.
+    again = cmfgit(b, "push", check=False)
+    assert again.returncode == 1 and "a merge is in progress" in again.stderr
+
+
+def test_push_and_pull_errors(tmp_path: Path) -> None:
+    _bare, url = seed_remote(tmp_path)
+    site = clone_site(tmp_path, url, "lab")
+    bad = cmfgit(site, "push", "nowhere", check=False)
+    assert bad.returncode == 2 and "no remote named 'nowhere'" in bad.stderr
+    git(site, "checkout", "-q", "--detach")
+    detached = cmfgit(site, "push", check=False)
+    assert detached.returncode == 2 and "HEAD is detached" in detached.stderr
+    since = cmfgit(site, "pull", "--since", "last tuesday", check=False)
+    assert since.returncode == 2 and "--since: 'last tuesday' is not a date" in since.stderr
+    alone = tmp_path / "alone"
+    git(tmp_path, "init", "-q", str(alone))
+    cmfgit(alone, "init")
+    none = cmfgit(alone, "pull", check=False)
+    assert none.returncode == 2 and "has no remote" in none.stderr
+    for proc in (bad, detached, since, none):
+        assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """Two sites on their own branches, pushed: a lineage chain and unrelated runs.
+
+    wine:    prepare (raw.csv -> train.csv) -> train (train.csv -> model.bin)
+             train-other (train.csv -> other.bin), unused downstream
+    serve:   evaluate (model.bin -> score.json), at the edge
+    sensors: collect (-> readings.csv), at the edge, after ``cut``
+    """
+    tmp = tmp_path_factory.mktemp("world")
+    with pytest.MonkeyPatch.context() as mp:
+        isolate(mp, tmp)
+        bare, url = seed_remote(tmp)
+        lab = clone_site(tmp, url, "lab", branch="site/lab")
+        (lab / "raw.csv").write_text("raw\n")
+        ids = {
+            "prepare": record(lab, "wine", "prepare", inputs=("raw.csv",), outputs={"train.csv": "t\n"}),
+            "train": record(lab, "wine", "train", inputs=("train.csv",), outputs={"model.bin": "m1\n"}),
+            "other": record(lab, "wine", "train", inputs=("train.csv",), outputs={"other.bin": "m2\n"}),
+        }
+        cmfgit(lab, "push")
+        edge = clone_site(tmp, url, "edge", branch="site/edge")
+        (edge / "model.bin").write_text("m1\n")  # the deployed model: same bytes, same hash
+        ids["evaluate"] = record(edge, "serve", "evaluate", inputs=("model.bin",), outputs={"score.json": "{}\n"})
+        cut = utc_now()
+        ids["collect"] = record(edge, "sensors", "collect", outputs={"readings.csv": "r\n"})
+        cmfgit(edge, "push")
+    return {"tmp": tmp, "url": url, "bare": bare, "ids": ids, "cut": cut}
+
+
+def _pull_into(world: dict[str, object], name: str, *args: str) -> tuple[Path, set[str], str]:
+    tmp = world["tmp"]
+    assert isinstance(tmp, Path)
+    clone = clone_site(tmp, str(world["url"]), name)  # main: code only, no records
+    assert loose_ids(clone) == set()
+    out = cmfgit(clone, "pull", *args).stdout
+    ids = world["ids"]
+    assert isinstance(ids, dict)
+    by_id = {v: k for k, v in ids.items()}
+    return clone, {by_id[r] for r in loose_ids(clone)}, out
+
+
+def test_pull_with_no_filter_brings_the_whole_view(world: dict[str, object]) -> None:
+    clone, got, out = _pull_into(world, "everything")
+    assert got == {"prepare", "train", "other", "evaluate", "collect"}
+    assert "origin/cmf/global: 5 record(s), all selected" in out and "5 new record(s) written" in out
+    # Pending, not committed; valid; and 'cmfgit push' commits them (on a branch of its own,
+    # so main stays free of records for the other tests of this module).
+    assert ".cmf/objects/" in git(clone, "status", "--porcelain", "--untracked-files=all")
+    assert cmfgit(clone, "fsck").returncode == 0
+    assert "0 new record(s) written" in cmfgit(clone, "pull").stdout  # idempotent
+    git(clone, "checkout", "-q", "-b", "everything")
+    assert "committed  5 pending record(s)" in cmfgit(clone, "push").stdout
+
+
+@pytest.mark.parametrize(
+    ("name", "args", "expected"),
+    [
+        ("by-pipeline", ["--pipeline", "sensors"], {"collect"}),
+        ("two-pipelines", ["-P", "sensors", "-P", "serve"], {"collect", "evaluate"}),
+        ("by-path", ["--artifact", "train.csv"], {"prepare", "train", "other"}),  # no such file here: by path
+        ("since", ["--since", "CUT"], {"collect"}),
+        ("since-and-pipeline", ["--since", "CUT", "--pipeline", "serve"], set()),
+        ("lineage", ["--pipeline", "serve", "--with-lineage"], {"evaluate", "train", "prepare"}),
+        ("no-lineage", ["--pipeline", "serve"], {"evaluate"}),
+    ],
+)
+def test_pull_filters(world: dict[str, object], name: str, args: list[str], expected: set[str]) -> None:
+    args = [str(world["cut"]) if a == "CUT" else a for a in args]
+    _clone, got, _out = _pull_into(world, name, *args)
+    assert got == expected
+
+
+def test_pull_by_artifact_hash_and_by_local_file(world: dict[str, object]) -> None:
+    tmp = world["tmp"]
+    assert isinstance(tmp, Path)
+    from blake3 import blake3
+
+    model = "blake3:" + blake3(b"m1\n").hexdigest()
+    clone, got, _ = _pull_into(world, "by-hash", "--artifact", model)
+    assert got == {"train", "evaluate"}
+    # A bare hex prefix of the hash works too, and --with-lineage walks up from the consumers.
+    clone2, got2, _ = _pull_into(world, "by-prefix", "--artifact", model[7:19], "--with-lineage")
+    assert got2 == {"train", "evaluate", "prepare"}
+    # A path that exists here is hashed: the local file's bytes name the artifact.
+    clone3 = clone_site(tmp, str(world["url"]), "by-file")
+    (clone3 / "mine.bin").write_text("m2\n")
+    cmfgit(clone3, "pull", "--artifact", "mine.bin")
+    ids = world["ids"]
+    assert isinstance(ids, dict)
+    assert loose_ids(clone3) == {ids["other"]}
+
+
+def test_pull_merges_the_branch_despite_pending_copies(tmp_path: Path) -> None:
+    """Records pulled from the global view are pending files; a later pull of a
+    branch that carries the same records must not trip over them."""
+    bare, url = seed_remote(tmp_path)
+    a = clone_site(tmp_path, url, "a")
+    b = clone_site(tmp_path, url, "b")
+    rid = record(a, "p", "s")
+    cmfgit(a, "push")  # main now has rid, and so does the global view
+    git(b, "checkout", "-q", "-b", "side")
+    cmfgit(b, "pull", "origin")  # side does not exist remotely: only the global view
+    assert loose_ids(b) == {rid}
+    git(b, "checkout", "-q", "main")  # the pending record comes along, untracked
+    out = cmfgit(b, "pull").stdout
+    assert "committed  1 pending record(s) before merging" in out and "main: merged new commits" in out
+    assert set(records_at(b, "HEAD")) == {rid}
+    assert git(b, "status", "--porcelain") == ""
+    assert set(records_at(bare, "main")) == {rid}
