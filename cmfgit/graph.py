@@ -154,6 +154,22 @@ class Graph:
         self._raw_inputs[rid] = self._artifacts_of(record.get("inputs"))
         self._raw_outputs[rid] = self._artifacts_of(record.get("outputs"))
 
+    def add_alias(self, a: str, b: str) -> None:
+        """Declare two hashes as names of the same artifact."""
+        self._ready = False
+        self._raw_info.setdefault(a, ArtifactInfo(a))
+        self._raw_info.setdefault(b, ArtifactInfo(b))
+        self._union(a, b)
+
+    def add_artifact(self, h: str, path: str | None = None, type: str | None = None) -> None:
+        """Make an artifact known even if no execution added so far names it."""
+        self._ready = False
+        info = self._raw_info.setdefault(h, ArtifactInfo(h))
+        if path:
+            info.paths.add(path)
+        if type:
+            info.types.add(type)
+
     def _artifacts_of(self, items: Any) -> list[str]:
         hashes: list[str] = []
         for item in items if isinstance(items, list) else ():

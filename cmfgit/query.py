@@ -1,0 +1,867 @@
+"""The query API: questions about recorded metadata, answered from the index.
+
+::
+
+    from cmfgit.query import CmfQuery
+
+    q = CmfQuery()                       # the checkout; or CmfQuery(ref="main"), CmfQuery(scope="global")
+    q.get_pipeline_names()               # ['wine']
+    q.get_pipeline_stages("wine")        # ['prepare', 'train']
+    runs = q.executions(where="params.lr >= 0.01 and metrics.acc > 0.9", sort="-metrics.acc", limit=5)
+    q.find_producer_execution("models/model.pkl")
+    q.get_all_parent_artifacts("blake3:3f2a")
+    q.get_all_executions_in_stage("train", as_frame=True)   # a pandas DataFrame, if pandas is installed
+
+Everything returns plain Python data (lists of dicts shaped as ``--json``
+prints them, see docs/json.md). The method names follow HPE cmflib's
+``CmfQuery`` where they mean the same thing; ``as_frame=True`` returns a pandas
+DataFrame instead (pandas is optional and imported only then). An *artifact*
+argument is a hash or a unique prefix of one (``blake3:…``, ``md5:…`` or bare
+hex), a path as recorded (every version recorded at that path), or CMF's
+``path:hash`` name.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from cmfgit import where as where_lang
+from cmfgit.errors import AmbiguousPrefix, CmfgitError, ObjectNotFound, UsageError
+from cmfgit.graph import Graph, Lineage, Node
+from cmfgit.index import CHECKOUT, EXECUTION, METRIC, PARAM, Index, Scope, open_index, unpack_doc
+from cmfgit.reading import as_json
+from cmfgit.repo import Repo, open_repo
+
+DEFAULT_SORT = "-started_at"
+ESTIMATE_CAP = 5000  # a driving index term with fewer matches than this is selective
+
+
+def scope_of(
+    ref: str | None = None, all_branches: bool = False, global_: bool = False, remote: str | None = None
+) -> Scope:
+    """The scope a read command's options select; at most one may be given."""
+    chosen = [
+        name for name, on in (("--ref", ref is not None), ("--all-branches", all_branches), ("--global", global_)) if on
+    ]
+    if len(chosen) > 1:
+        raise UsageError(f"choose one scope: {' or '.join(chosen)}")
+    if ref is not None:
+        return Scope("ref", ref=ref)
+    if all_branches:
+        return Scope("all-branches")
+    if global_:
+        return Scope("global", remote=remote)
+    return CHECKOUT
+
+
+class CmfQuery:
+    """Read-only questions over one scope's records (see the module docstring)."""
+
+    def __init__(
+        self,
+        repo: str | os.PathLike[str] | Repo | None = None,
+        *,
+        scope: Scope | str | None = None,
+        ref: str | None = None,
+        remote: str | None = None,
+    ) -> None:
+        self.repo = repo if isinstance(repo, Repo) else open_repo(repo)
+        if isinstance(scope, str):
+            scope = Scope(scope, ref=ref, remote=remote)
+        elif scope is None:
+            scope = Scope("ref", ref=ref) if ref is not None else CHECKOUT
+        self.scope = scope
+        self._index: Index = open_index(self.repo, scope)
+        self.db: sqlite3.Connection = self._index.db()
+
+    def close(self) -> None:
+        self._index.close()
+
+    def __enter__(self) -> CmfQuery:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- records ------------------------------------------------------------------
+
+    def record(self, prefix: str) -> tuple[str, dict[str, Any]]:
+        """(id, record) for a record id or unique prefix."""
+        rid = self.resolve_record(prefix)
+        row = self.db.execute("SELECT doc FROM records WHERE id = ?", (rid,)).fetchone()
+        if row is None or row[0] is None:
+            raise CmfgitError(f"record {rid[:12]} could not be read; run 'cmfgit fsck'")
+        return rid, unpack_doc(row[0])
+
+    def resolve_record(self, prefix: str, executions_only: bool = False) -> str:
+        text = prefix.strip().lower()
+        if len(text) < 4 or any(c not in "0123456789abcdef" for c in text):
+            raise UsageError(f"'{prefix}' is not a record id (4 to 64 hex digits)")
+        sql = "SELECT r.id FROM records r"
+        if executions_only:
+            sql += " JOIN executions e ON e.rowid = r.rowid"
+        rows = self.db.execute(sql + " WHERE r.id >= ? AND r.id < ? LIMIT 6", (text, text + "g")).fetchall()
+        if not rows:
+            raise ObjectNotFound(prefix)
+        if len(rows) > 1:
+            raise AmbiguousPrefix(prefix, [r[0] for r in rows])
+        return str(rows[0][0])
+
+    def execution(self, prefix: str) -> dict[str, Any]:
+        """One execution as its JSON object (``show --json``)."""
+        rid, record = self.record(prefix)
+        return as_json(rid, record)
+
+    def _docs(self, rowids: Sequence[int]) -> list[dict[str, Any]]:
+        found: dict[int, dict[str, Any]] = {}
+        for start in range(0, len(rowids), 500):
+            chunk = list(rowids[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            for rowid, rid, doc in self.db.execute(
+                f"SELECT rowid, id, doc FROM records WHERE rowid IN ({marks})", chunk
+            ):
+                if doc is not None:
+                    found[rowid] = as_json(rid, unpack_doc(doc))
+        return [found[r] for r in rowids if r in found]
+
+    # -- executions: filter, sort, limit ----------------------------------------------
+
+    def executions(
+        self,
+        where: str | None = None,
+        *,
+        pipeline: str | None = None,
+        stage: str | None = None,
+        sort: str | None = None,
+        limit: int | None = None,
+        as_frame: bool = False,
+    ) -> Any:
+        """Executions matching the filters, sorted (default newest first)."""
+        rowids = self.execution_rowids(where, pipeline=pipeline, stage=stage, sort=sort, limit=limit)
+        return _frame(self._docs(rowids), as_frame)
+
+    def execution_rowids(
+        self,
+        where: str | None = None,
+        *,
+        pipeline: str | None = None,
+        stage: str | None = None,
+        sort: str | None = None,
+        limit: int | None = None,
+    ) -> list[int]:
+        if limit is not None and limit < 0:
+            raise UsageError("the number of executions must be >= 0")
+        node = where_lang.parse(where) if where is not None and where.strip() else None
+        if where is not None and node is None:
+            where_lang.parse(where)  # raises: empty expression
+        terms: list[where_lang.Node] = where_lang.conjuncts(node) if node is not None else []
+        if pipeline is not None:
+            terms.append(where_lang.Compare(where_lang.Field("", "pipeline", 0), "==", pipeline, 0))
+        if stage is not None:
+            terms.append(where_lang.Compare(where_lang.Field("", "stage", 0), "==", stage, 0))
+        if node is not None:
+            self._check_keys(where or "", node)
+        key, descending = _sort_key(sort or DEFAULT_SORT)
+        return _Planner(self.db, terms, key, descending, limit).run()
+
+    def _check_keys(self, text: str, node: where_lang.Node) -> None:
+        """Unknown params and metrics are errors: most likely a typo."""
+        for f in where_lang.fields(node):
+            if f.ns and not self._has_key(f.ns, f.name):
+                known = self.keys(f.ns)
+                import difflib
+
+                close = difflib.get_close_matches(f.name, known, n=1)
+                hint = f" (did you mean '{f.ns}.{close[0]}'?)" if close else ""
+                raise where_lang.WhereError(text, f.pos, f"no execution has {f.ns[:-1]} '{f.name}'{hint}")
+
+    def _has_key(self, ns: str, name: str) -> bool:
+        code = PARAM if ns == "params" else METRIC
+        if self.db.execute("SELECT 1 FROM keys WHERE ns = ? AND name = ?", (code, name)).fetchone():
+            return True
+        # Keys whose values are never indexed (lists, long text) are still real keys.
+        return bool(
+            self.db.execute(
+                f"SELECT 1 FROM executions WHERE json_type({ns}, ?) IS NOT NULL LIMIT 1", (where_lang._json_path(name),)
+            ).fetchone()
+        )
+
+    def keys(self, ns: str = "params") -> list[str]:
+        """Every param (or metric) name that some execution has (an indexed value of)."""
+        code = PARAM if ns == "params" else METRIC
+        return [r[0] for r in self.db.execute("SELECT name FROM keys WHERE ns = ? ORDER BY name", (code,))]
+
+    # -- pipelines -----------------------------------------------------------------------
+
+    def pipelines(self) -> list[dict[str, Any]]:
+        """Pipelines with their stages, counts and last run (``pipelines --json``)."""
+        rows = self.db.execute(
+            "SELECT pipeline, stage, count(*), max(started_at), sum(exit_code != 0) FROM executions "
+            "GROUP BY pipeline, stage ORDER BY pipeline, stage"
+        ).fetchall()
+        out: dict[str, dict[str, Any]] = {}
+        for pipeline, stage, count, last, failed in rows:
+            p = out.setdefault(
+                pipeline, {"pipeline": pipeline, "executions": 0, "failed": 0, "last_run": None, "stages": []}
+            )
+            p["executions"] += count
+            p["failed"] += failed or 0
+            p["last_run"] = max(filter(None, [p["last_run"], last]), default=None)
+            p["stages"].append({"stage": stage, "executions": count, "failed": failed or 0, "last_run": last})
+        return list(out.values())
+
+    def get_pipeline_names(self) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT DISTINCT pipeline FROM executions ORDER BY pipeline")]
+
+    def get_pipeline_stages(self, pipeline_name: str) -> list[str]:
+        """Stages of a pipeline, in the order they first ran."""
+        rows = self.db.execute(
+            "SELECT stage FROM executions WHERE pipeline = ? GROUP BY stage ORDER BY min(started_at), stage",
+            (pipeline_name,),
+        )
+        return [r[0] for r in rows]
+
+    def get_all_executions_in_pipeline(self, pipeline_name: str, as_frame: bool = False) -> Any:
+        return self.executions(pipeline=pipeline_name, as_frame=as_frame)
+
+    def get_all_executions_in_stage(self, stage_name: str, pipeline: str | None = None, as_frame: bool = False) -> Any:
+        """Executions of a stage ('stage' or CMF's 'pipeline/stage')."""
+        if pipeline is None and "/" in stage_name and stage_name not in self._stages():
+            pipeline, stage_name = stage_name.split("/", 1)
+        return self.executions(pipeline=pipeline, stage=stage_name, as_frame=as_frame)
+
+    get_all_exe_in_stage = get_all_executions_in_stage
+
+    def _stages(self) -> set[str]:
+        return {r[0] for r in self.db.execute("SELECT DISTINCT stage FROM executions")}
+
+    def get_all_executions_by_ids_list(self, exe_ids: Iterable[str], as_frame: bool = False) -> Any:
+        return _frame([self.execution(i) for i in exe_ids], as_frame)
+
+    # -- artifacts -------------------------------------------------------------------------
+
+    def artifacts(
+        self,
+        type: str | None = None,
+        pipeline: str | None = None,
+        limit: int | None = None,
+        hashes: Iterable[str] | None = None,
+        as_frame: bool = False,
+    ) -> Any:
+        """Artifacts with their paths, producers and consumers, most recently used first."""
+        cond, args = ["1"], []
+        if type is not None:
+            cond.append("ev.type = ?")
+            args.append(type)
+        if pipeline is not None:
+            cond.append("e.pipeline = ?")
+            args.append(pipeline)
+        if hashes is not None:
+            wanted = sorted(set(hashes))
+            if not wanted:
+                return _frame([], as_frame)
+            cond.append(f"a.hash IN ({','.join('?' * len(wanted))})")
+            args.extend(wanted)
+        sql = (
+            "SELECT ev.art FROM events ev JOIN executions e ON e.rowid = ev.exec JOIN artifacts a ON a.rowid = ev.art "
+            f"WHERE {' AND '.join(cond)} GROUP BY ev.art ORDER BY max(e.started_at) DESC, a.hash"
+        )
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        arts = [r[0] for r in self.db.execute(sql, args)]
+        return _frame(self._artifact_objects(arts), as_frame)
+
+    def _artifact_objects(self, arts: Sequence[int]) -> list[dict[str, Any]]:
+        objects: dict[int, dict[str, Any]] = {}
+        for start in range(0, len(arts), 500):
+            chunk = list(arts[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            rows = self.db.execute(
+                "SELECT ev.art, a.hash, ev.dir, ev.path, ev.type, ev.kind, ev.size, r.id, e.pipeline, e.started_at "
+                "FROM events ev JOIN artifacts a ON a.rowid = ev.art JOIN executions e ON e.rowid = ev.exec "
+                f"JOIN records r ON r.rowid = ev.exec WHERE ev.art IN ({marks}) ORDER BY e.started_at, r.id",
+                chunk,
+            )
+            for art, h, direction, path, typ, kind, size, rid, pipeline, started in rows:
+                o = objects.setdefault(
+                    art,
+                    {
+                        "hash": h,
+                        "aliases": set(),
+                        "type": typ,
+                        "kind": kind,
+                        "size": size,
+                        "paths": [],
+                        "pipelines": [],
+                        "producers": [],
+                        "consumers": [],
+                        "first_seen": started,
+                        "last_seen": started,
+                    },
+                )
+                o["type"], o["kind"], o["last_seen"] = typ, kind, started
+                if size is not None:
+                    o["size"] = size
+                if path and path not in o["paths"]:
+                    o["paths"].append(path)
+                if pipeline not in o["pipelines"]:
+                    o["pipelines"].append(pipeline)
+                (o["producers"] if direction == 1 else o["consumers"]).append(rid)
+            for a, alias in self.db.execute(
+                "SELECT x.hash, y.hash FROM aliases al JOIN artifacts x ON x.rowid = al.art "
+                f"JOIN artifacts y ON y.rowid = al.alias WHERE al.art IN ({marks}) OR al.alias IN ({marks})",
+                chunk + chunk,
+            ):
+                for o in objects.values():
+                    if o["hash"] == a:
+                        o["aliases"].add(alias)
+                    elif o["hash"] == alias:
+                        o["aliases"].add(a)
+        out = []
+        for art in arts:
+            if art in objects:
+                o = objects[art]
+                o["aliases"] = sorted(o["aliases"])
+                o["producers"] = list(dict.fromkeys(o["producers"]))
+                o["consumers"] = list(dict.fromkeys(o["consumers"]))
+                out.append(o)
+        return out
+
+    def resolve_artifacts(self, name: str) -> list[str]:
+        """Hashes that ``name`` means: a hash or prefix, a recorded path, or CMF's 'path:hash'."""
+        text = name.strip()
+        low = text.lower()
+        for algo in ("blake3:", "md5:"):
+            if low.startswith(algo):
+                return self._hash_prefix(low)
+        if len(low) >= 4 and all(c in "0123456789abcdef" for c in low):
+            found = self._hash_prefix(low, quiet=True)
+            if found:
+                return found
+        rows = self.db.execute(
+            "SELECT DISTINCT a.hash FROM events ev JOIN artifacts a ON a.rowid = ev.art "
+            "WHERE ev.path = ? ORDER BY a.hash",
+            (text,),
+        ).fetchall()
+        if rows:
+            return [r[0] for r in rows]
+        if ":" in text:  # CMF names artifacts 'path:md5'
+            path, _, digest = text.rpartition(":")
+            found = self._hash_prefix(f"md5:{digest.lower()}", quiet=True) or self._hash_prefix(
+                digest.lower(), quiet=True
+            )
+            if found:
+                return found
+        raise CmfgitError(f"no artifact matches '{name}' (give a hash, a hash prefix or a recorded path)")
+
+    def _hash_prefix(self, prefix: str, quiet: bool = False) -> list[str]:
+        if ":" in prefix:
+            rows = self.db.execute(
+                "SELECT hash FROM artifacts WHERE hash >= ? AND hash < ? LIMIT 50", (prefix, prefix + "\x7f")
+            ).fetchall()
+        else:
+            rows = []
+            for algo in ("blake3:", "md5:"):
+                p = algo + prefix
+                rows += self.db.execute(
+                    "SELECT hash FROM artifacts WHERE hash >= ? AND hash < ? LIMIT 50", (p, p + "\x7f")
+                ).fetchall()
+        hashes = sorted({r[0] for r in rows if self._referenced(r[0])})
+        if not hashes and not quiet:
+            raise CmfgitError(f"no artifact matches '{prefix}'")
+        if len(hashes) > 1:
+            # One artifact may be known by two hashes (aliases); several artifacts is ambiguous.
+            graph = self._graph_for_hashes(hashes)
+            keys = {graph.canonical(h) or h for h in hashes}
+            if len(keys) > 1:
+                shown = ", ".join(k[:19] for k in sorted(keys)[:5])
+                raise CmfgitError(f"artifact prefix '{prefix}' is ambiguous: {shown}")
+        return hashes
+
+    def _referenced(self, h: str) -> bool:
+        return bool(
+            self.db.execute(
+                "SELECT 1 FROM events ev JOIN artifacts a ON a.rowid = ev.art WHERE a.hash = ? LIMIT 1", (h,)
+            ).fetchone()
+            or self.db.execute(
+                "SELECT 1 FROM aliases al JOIN artifacts a ON a.rowid = al.alias WHERE a.hash = ? LIMIT 1", (h,)
+            ).fetchone()
+        )
+
+    def get_all_artifacts(self) -> list[str]:
+        """Every artifact hash that some execution read or wrote."""
+        return [
+            r[0]
+            for r in self.db.execute(
+                "SELECT a.hash FROM artifacts a "
+                "WHERE EXISTS (SELECT 1 FROM events ev WHERE ev.art = a.rowid) ORDER BY a.hash"
+            )
+        ]
+
+    def get_artifact(self, name: str, as_frame: bool = False) -> Any:
+        found = self.artifacts(hashes=self.resolve_artifacts(name))
+        if as_frame:
+            return _frame(found, True)
+        return found[0] if len(found) == 1 else found
+
+    def get_all_artifact_types(self) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT DISTINCT type FROM events WHERE type IS NOT NULL ORDER BY type")]
+
+    def get_all_artifacts_by_type(self, artifact_type: str, as_frame: bool = False) -> Any:
+        return self.artifacts(type=artifact_type, as_frame=as_frame)
+
+    def get_all_artifacts_by_context(self, pipeline_name: str, as_frame: bool = False) -> Any:
+        return self.artifacts(pipeline=pipeline_name, as_frame=as_frame)
+
+    def get_all_artifacts_by_ids_list(self, artifact_ids: Iterable[str], as_frame: bool = False) -> Any:
+        hashes: list[str] = []
+        for name in artifact_ids:
+            hashes += self.resolve_artifacts(name)
+        return self.artifacts(hashes=hashes, as_frame=as_frame)
+
+    def get_all_artifacts_for_execution(self, execution_id: str, as_frame: bool = False) -> Any:
+        """Inputs and outputs of an execution, each with ``event`` 'INPUT' or 'OUTPUT'."""
+        rid = self.resolve_record(execution_id, executions_only=True)
+        rows = self.db.execute(
+            "SELECT ev.dir, ev.pos, a.hash, ev.path, ev.type, ev.kind, ev.size FROM events ev "
+            "JOIN records r ON r.rowid = ev.exec JOIN artifacts a ON a.rowid = ev.art "
+            "WHERE r.id = ? ORDER BY ev.dir, ev.pos",
+            (rid,),
+        )
+        out = [
+            {"event": "OUTPUT" if d else "INPUT", "hash": h, "path": p, "type": t, "kind": k, "size": s}
+            for d, _pos, h, p, t, k, s in rows
+        ]
+        return _frame(out, as_frame)
+
+    def get_all_executions_for_artifact(self, artifact_name: str, as_frame: bool = False) -> Any:
+        """Executions that read or wrote the artifact, with ``event`` 'INPUT' or 'OUTPUT'."""
+        graph = self.lineage_graph(self.resolve_artifacts(artifact_name), "both", 1)
+        out = []
+        for key in self._keys_of(graph, self.resolve_artifacts(artifact_name)):
+            for event, rids in (("INPUT", graph.consumers.get(key, [])), ("OUTPUT", graph.producers.get(key, []))):
+                for rid in rids:
+                    summary = graph.executions[rid]
+                    out.append(
+                        {
+                            "event": event,
+                            "id": rid,
+                            "pipeline": summary["pipeline"],
+                            "stage": summary["stage"],
+                            "started_at": summary["started_at"],
+                        }
+                    )
+        return _frame(out, as_frame)
+
+    def find_producer_execution(self, artifact_name: str) -> dict[str, Any] | None:
+        """The execution that wrote the artifact (the earliest, if several did); None if none did."""
+        hashes = self.resolve_artifacts(artifact_name)
+        graph = self.lineage_graph(hashes, "up", 1)
+        producers = [rid for key in self._keys_of(graph, hashes) for rid in graph.producers.get(key, [])]
+        return self.execution(producers[0]) if producers else None
+
+    def find_producer_executions(self, artifact_name: str) -> list[dict[str, Any]]:
+        hashes = self.resolve_artifacts(artifact_name)
+        graph = self.lineage_graph(hashes, "up", 1)
+        return [self.execution(rid) for key in self._keys_of(graph, hashes) for rid in graph.producers.get(key, [])]
+
+    # -- lineage ----------------------------------------------------------------------------
+
+    def lineage(self, roots: Sequence[Node], direction: str = "up", depth: int | None = None) -> tuple[Lineage, Graph]:
+        """The lineage of ``roots`` (artifact hashes or execution ids) and the graph it came from."""
+        hashes = [n.key for n in roots if n.kind == "artifact"]
+        execs = [n.key for n in roots if n.kind == "execution"]
+        graph = self.lineage_graph(hashes, direction, depth, execs)
+        for h in hashes:
+            graph.add_artifact(h)
+        return graph.lineage(roots, direction, depth), graph
+
+    def lineage_graph(
+        self, hashes: Sequence[str], direction: str, depth: int | None, exec_ids: Sequence[str] = ()
+    ) -> Graph:
+        """The part of the graph reachable from the roots, loaded from the index with recursive CTEs."""
+        ways = ("up", "down") if direction == "both" else (direction,)
+        rowids: set[int] = set()
+        for way in ways:
+            rowids |= self._walk(hashes, exec_ids, way == "up", depth)
+        graph = Graph()
+        for record in self._lineage_records(sorted(rowids)):
+            graph.add(record["id"], record)
+        for a, b in self._alias_pairs(hashes, rowids):
+            graph.add_alias(a, b)
+        return graph
+
+    def _walk(self, hashes: Sequence[str], exec_ids: Sequence[str], up: bool, depth: int | None) -> set[int]:
+        to_exec, to_art = (1, 0) if up else (0, 1)
+        self.db.execute("CREATE TEMP TABLE IF NOT EXISTS lineage_roots(kind INTEGER, id INTEGER)")
+        self.db.execute("DELETE FROM lineage_roots")
+        for h in hashes:
+            self.db.execute("INSERT INTO lineage_roots SELECT 0, rowid FROM artifacts WHERE hash = ?", (h,))
+        for rid in exec_ids:
+            self.db.execute("INSERT INTO lineage_roots SELECT 1, rowid FROM records WHERE id = ?", (rid,))
+        limited = depth is not None
+        sql = f"""
+        WITH RECURSIVE walk(kind, id, d) AS (
+            SELECT kind, id, 0 FROM lineage_roots
+            UNION
+            SELECT 1, ev.exec, {"w.d + 1" if limited else "0"} FROM walk w JOIN events ev
+                ON w.kind = 0 AND ev.art = w.id AND ev.dir = {to_exec} {"WHERE w.d < :depth" if limited else ""}
+            UNION
+            SELECT 0, ev.art, w.d FROM walk w JOIN events ev ON w.kind = 1 AND ev.exec = w.id AND ev.dir = {to_art}
+            UNION
+            SELECT 0, al.alias, w.d FROM walk w JOIN aliases al ON w.kind = 0 AND al.art = w.id
+            UNION
+            SELECT 0, al.art, w.d FROM walk w JOIN aliases al ON w.kind = 0 AND al.alias = w.id
+        )
+        SELECT DISTINCT id FROM walk WHERE kind = 1
+        """
+        return {r[0] for r in self.db.execute(sql, {"depth": depth} if limited else {})}
+
+    def _lineage_records(self, rowids: Sequence[int]) -> Iterable[dict[str, Any]]:
+        """Minimal execution records (summary and events) for building a Graph."""
+        for start in range(0, len(rowids), 500):
+            chunk = list(rowids[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            records: dict[int, dict[str, Any]] = {}
+            for row in self.db.execute(
+                "SELECT e.rowid, r.id, e.pipeline, e.stage, e.type, e.started_at, e.ended_at, e.exit_code, e.site "
+                f"FROM executions e JOIN records r ON r.rowid = e.rowid WHERE e.rowid IN ({marks})",
+                chunk,
+            ):
+                rowid, rid, pipeline, stage, typ, started, ended, code, site = row
+                records[rowid] = {
+                    "schema": EXECUTION,
+                    "id": rid,
+                    "pipeline": pipeline,
+                    "stage": stage,
+                    "type": typ,
+                    "started_at": started,
+                    "ended_at": ended,
+                    "exit_code": code,
+                    "site": site,
+                    "inputs": [],
+                    "outputs": [],
+                }
+            for rowid, direction, h, path, typ, kind, size in self.db.execute(
+                "SELECT ev.exec, ev.dir, a.hash, ev.path, ev.type, ev.kind, ev.size FROM events ev "
+                f"JOIN artifacts a ON a.rowid = ev.art WHERE ev.exec IN ({marks}) ORDER BY ev.exec, ev.dir, ev.pos",
+                chunk,
+            ):
+                item = {"hash": h, "path": path, "type": typ, "kind": kind, "size": size}
+                records[rowid]["outputs" if direction else "inputs"].append(item)
+            yield from records.values()
+
+    def _alias_pairs(self, hashes: Sequence[str], rowids: set[int]) -> list[tuple[str, str]]:
+        """Alias links touching the roots or any artifact of the executions found."""
+        arts = (
+            {
+                r[0]
+                for r in self.db.execute(
+                    f"SELECT rowid FROM artifacts WHERE hash IN ({','.join('?' * len(hashes))})", list(hashes)
+                )
+            }
+            if hashes
+            else set()
+        )
+        ids = sorted(rowids)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            arts |= {
+                r[0]
+                for r in self.db.execute(f"SELECT art FROM events WHERE exec IN ({','.join('?' * len(chunk))})", chunk)
+            }
+        pairs: list[tuple[str, str]] = []
+        found = sorted(arts)
+        for start in range(0, len(found), 400):
+            chunk = found[start : start + 400]
+            marks = ",".join("?" * len(chunk))
+            pairs += self.db.execute(
+                "SELECT x.hash, y.hash FROM aliases al JOIN artifacts x ON x.rowid = al.art "
+                f"JOIN artifacts y ON y.rowid = al.alias WHERE al.art IN ({marks}) OR al.alias IN ({marks})",
+                chunk + chunk,
+            ).fetchall()
+        return pairs
+
+    def _graph_for_hashes(self, hashes: Sequence[str]) -> Graph:
+        graph = Graph()
+        for h in hashes:
+            graph.add_artifact(h)
+        for a, b in self._alias_pairs(hashes, set()):
+            graph.add_alias(a, b)
+        return graph
+
+    @staticmethod
+    def _keys_of(graph: Graph, hashes: Sequence[str]) -> list[str]:
+        return list(dict.fromkeys(k for k in (graph.canonical(h) for h in hashes) if k))
+
+    def _artifact_lineage(
+        self, artifact_name: str, direction: str, depth: int | None
+    ) -> tuple[Lineage, Graph, list[str]]:
+        hashes = self.resolve_artifacts(artifact_name)
+        roots = [Node("artifact", h) for h in hashes]
+        lineage, graph = self.lineage(roots, direction, depth)
+        return lineage, graph, self._keys_of(graph, hashes)
+
+    def _related_artifacts(self, artifact_name: str, direction: str, depth: int | None, as_frame: bool) -> Any:
+        lineage, graph, keys = self._artifact_lineage(artifact_name, direction, depth)
+        found = sorted(lineage.artifacts() - set(keys))
+        hashes = [h for key in found for h in [key, *sorted(graph.artifacts[key].aliases)]]
+        objects = [o for o in self.artifacts(hashes=hashes) if o["hash"] in set(found)]
+        return _frame(objects, as_frame)
+
+    def get_one_hop_parent_artifacts(self, artifact_name: str, as_frame: bool = False) -> Any:
+        """Inputs of the executions that wrote the artifact."""
+        return self._related_artifacts(artifact_name, "up", 1, as_frame)
+
+    def get_all_parent_artifacts(self, artifact_name: str, as_frame: bool = False) -> Any:
+        return self._related_artifacts(artifact_name, "up", None, as_frame)
+
+    def get_one_hop_child_artifacts(self, artifact_name: str, as_frame: bool = False) -> Any:
+        """Outputs of the executions that read the artifact."""
+        return self._related_artifacts(artifact_name, "down", 1, as_frame)
+
+    def get_all_child_artifacts(self, artifact_name: str, as_frame: bool = False) -> Any:
+        return self._related_artifacts(artifact_name, "down", None, as_frame)
+
+    def _related_executions(self, artifact_name: str, direction: str, depth: int | None, as_frame: bool) -> Any:
+        lineage, _graph, _keys = self._artifact_lineage(artifact_name, direction, depth)
+        ordered = sorted(lineage.executions(), key=lambda rid: (lineage.levels[Node("execution", rid)], rid))
+        return _frame([self.execution(rid) for rid in ordered], as_frame)
+
+    def get_one_hop_parent_executions(self, artifact_name: str, as_frame: bool = False) -> Any:
+        """The executions that wrote the artifact."""
+        return self._related_executions(artifact_name, "up", 1, as_frame)
+
+    def get_all_parent_executions(self, artifact_name: str, as_frame: bool = False) -> Any:
+        """Every execution upstream of the artifact, nearest first."""
+        return self._related_executions(artifact_name, "up", None, as_frame)
+
+    def get_one_hop_child_executions(self, artifact_name: str, as_frame: bool = False) -> Any:
+        return self._related_executions(artifact_name, "down", 1, as_frame)
+
+    def get_all_child_executions(self, artifact_name: str, as_frame: bool = False) -> Any:
+        return self._related_executions(artifact_name, "down", None, as_frame)
+
+    # -- metrics --------------------------------------------------------------------------------
+
+    def get_step_metrics(self, execution_id: str, as_frame: bool = False) -> Any:
+        """Per-step metrics of an execution: rows of {name, step, value}."""
+        rid, record = self.record(self.resolve_record(execution_id, executions_only=True))
+        rows = [
+            {"name": name, "step": pair[0], "value": pair[1]}
+            for name, series in sorted((record.get("step_metrics") or {}).items())
+            for pair in series
+        ]
+        return _frame(rows, as_frame)
+
+    def get_metrics(self, metrics_name: str, as_frame: bool = False) -> Any:
+        """CmfQuery.get_metrics: the step metrics of an execution id, or of the execution that wrote
+        a step_metrics artifact (``metrics_name`` is a hash or path)."""
+        try:
+            return self.get_step_metrics(metrics_name, as_frame)
+        except (UsageError, ObjectNotFound):
+            pass
+        producer = self.find_producer_execution(metrics_name)
+        if producer is None:
+            raise CmfgitError(f"no execution wrote '{metrics_name}'")
+        return self.get_step_metrics(producer["id"], as_frame)
+
+    # -- diff -------------------------------------------------------------------------------------
+
+    def diff(self, a: str, b: str) -> dict[str, Any]:
+        """Two executions side by side (``diff --json``)."""
+        ra, rb = self.execution(a), self.execution(b)
+        return diff_executions(ra, rb)
+
+
+def diff_executions(ra: dict[str, Any], rb: dict[str, Any]) -> dict[str, Any]:
+    def side(r: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "id": r["id"],
+            "pipeline": r.get("pipeline"),
+            "stage": r.get("stage"),
+            "started_at": r.get("started_at"),
+            "exit_code": r.get("exit_code"),
+            "site": r.get("site"),
+        }
+
+    def table(x: dict[str, Any], y: dict[str, Any]) -> list[dict[str, Any]]:
+        return [
+            {"key": k, "a": x.get(k), "b": y.get(k), "changed": x.get(k) != y.get(k) or (k in x) != (k in y)}
+            for k in sorted(set(x) | set(y))
+        ]
+
+    def arts(x: list[dict[str, Any]], y: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        ax = {str(i.get("path")): i.get("hash") for i in x}
+        ay = {str(i.get("path")): i.get("hash") for i in y}
+        return [
+            {"path": p, "a": ax.get(p), "b": ay.get(p), "changed": ax.get(p) != ay.get(p) or (p in ax) != (p in ay)}
+            for p in sorted(set(ax) | set(ay))
+        ]
+
+    ga, gb = ra.get("git") or {}, rb.get("git") or {}
+    code_a = {"commit": ga.get("commit"), "dirty": ga.get("dirty"), "tree": ga.get("tree")}
+    code_b = {"commit": gb.get("commit"), "dirty": gb.get("dirty"), "tree": gb.get("tree")}
+    code = {"a": code_a, "b": code_b, "changed": code_a != code_b}
+    return {
+        "a": side(ra),
+        "b": side(rb),
+        "code": code,
+        "params": table(ra.get("params") or {}, rb.get("params") or {}),
+        "metrics": table(ra.get("metrics") or {}, rb.get("metrics") or {}),
+        "inputs": arts(ra.get("inputs") or [], rb.get("inputs") or []),
+        "outputs": arts(ra.get("outputs") or [], rb.get("outputs") or []),
+    }
+
+
+# -- sorting and planning ---------------------------------------------------------------------
+
+
+def _sort_key(text: str) -> tuple[where_lang.Field, bool]:
+    spec = text.strip()
+    descending = spec.startswith("-")
+    name = spec.lstrip("-+").strip()
+    if not name:
+        raise UsageError("--sort needs a field, e.g. --sort -metrics.acc")
+    try:
+        node = where_lang.parse(f"{name} == 0")
+        assert isinstance(node, where_lang.Compare)
+        field = node.field
+    except where_lang.WhereError as exc:
+        if "is text" in exc.message or "is a number" in exc.message:
+            field = where_lang.Field("", name, 0)
+        else:
+            raise UsageError(f"--sort: {exc.message.split(' at column')[0]}") from None
+    return field, descending
+
+
+class _Planner:
+    """Picks how to find executions fast: by the most selective indexed term, or
+    by walking the sort key's index when nothing is selective."""
+
+    def __init__(
+        self,
+        db: sqlite3.Connection,
+        terms: list[where_lang.Node],
+        key: where_lang.Field,
+        descending: bool,
+        limit: int | None,
+    ) -> None:
+        self.db = db
+        self.terms = terms
+        self.key = key
+        self.descending = descending
+        self.limit = limit
+
+    def run(self) -> list[int]:
+        args: list[Any] = []
+        residual = " AND ".join(where_lang.to_sql(t, args) for t in self.terms) or "1"
+        driver, driver_args = self._driver()
+        if driver is None and self.limit is not None and self.key.ns:
+            rows = self._by_sorted_kv(residual, args)
+            if rows is not None:
+                return rows
+        sql = "SELECT e.rowid, {sort} FROM executions e JOIN records r ON r.rowid = e.rowid WHERE {cond}"
+        cond = residual if driver is None else f"e.rowid IN ({driver}) AND {residual}"
+        return self._ordered(sql, cond, (driver_args if driver else []) + args)
+
+    def _sort_expr(self) -> str:
+        return where_lang.field_sql(self.key)
+
+    def _ordered(self, sql: str, cond: str, args: list[Any]) -> list[int]:
+        direction = "DESC" if self.descending else "ASC"
+        expr = self._sort_expr()
+        full = (
+            sql.format(sort=expr, cond=cond)
+            + f" ORDER BY ({expr}) IS NULL, {expr} {direction}, e.started_at DESC, r.id"
+        )
+        if self.limit is not None:
+            full += f" LIMIT {int(self.limit)}"
+        return [row[0] for row in self.db.execute(full, args)]
+
+    def _candidates(self) -> list[tuple[str, list[Any]]]:
+        """SQL selecting execution rowids, for each top-level term an index can answer."""
+        found: list[tuple[str, list[Any]]] = []
+        for term in self.terms:
+            if not isinstance(term, where_lang.Compare) or term.op == "!=" or term.value is None:
+                continue
+            f = term.field
+            args: list[Any] = []
+            if f.ns:
+                code = PARAM if f.ns == "params" else METRIC
+                row = self.db.execute("SELECT rowid FROM keys WHERE ns = ? AND name = ?", (code, f.name)).fetchone()
+                if row is None:
+                    continue
+                cond = where_lang.value_condition("val", term.op, term.value, args)
+                found.append((f"SELECT exec FROM kv WHERE k = {int(row[0])} AND {cond}", args))
+            elif (
+                f.name in ("pipeline", "stage", "site", "exit_code", "started_at", "time", "ended_at")
+                and term.op != "~"
+            ):
+                column = where_lang.CORE_FIELDS[f.name][0]
+                if column == "ended_at":
+                    continue
+                cond = where_lang.value_condition(column, term.op, term.value, args)
+                found.append((f"SELECT rowid FROM executions WHERE {cond}", args))
+            elif f.name == "id" and term.op in ("==", "~"):
+                cond = where_lang.value_condition("id", term.op, term.value, args)
+                found.append((f"SELECT rowid FROM records WHERE {cond}", args))
+        return found
+
+    def _driver(self) -> tuple[str | None, list[Any]]:
+        best: tuple[int, str, list[Any]] | None = None
+        for sql, args in self._candidates():
+            (count,) = self.db.execute(f"SELECT count(*) FROM ({sql} LIMIT {ESTIMATE_CAP})", args).fetchone()
+            if count < ESTIMATE_CAP and (best is None or count < best[0]):
+                best = (count, sql, args)
+        return (best[1], best[2]) if best else (None, [])
+
+    def _by_sorted_kv(self, residual: str, args: list[Any]) -> list[int] | None:
+        """Walk the (key, value) index in sort order, stopping after ``limit`` matches."""
+        code = PARAM if self.key.ns == "params" else METRIC
+        row = self.db.execute("SELECT rowid FROM keys WHERE ns = ? AND name = ?", (code, self.key.name)).fetchone()
+        if row is None or not self.limit:
+            return None
+        direction = "DESC" if self.descending else "ASC"
+        base = (
+            "SELECT e.rowid, kv.val, e.started_at, r.id FROM kv JOIN executions e ON e.rowid = kv.exec "
+            f"JOIN records r ON r.rowid = e.rowid WHERE kv.k = {int(row[0])} AND {residual}"
+        )
+        limit = int(self.limit)
+        rows = self.db.execute(
+            f"{base} ORDER BY kv.val {direction}, kv.exec {direction} LIMIT {limit}", args
+        ).fetchall()
+        if len(rows) < limit:
+            return None  # fewer matches than asked: executions without the key come last; let SQL do it all
+        # Equal values are ordered like the general plan: newest first, then id. Rows
+        # tied with the last one may lie beyond the limit, so fetch them all.
+        edge = rows[-1][1]
+        tied = self.db.execute(f"{base} AND kv.val = ?", [*args, edge]).fetchall()
+        chosen = [r for r in rows if r[1] != edge] + tied
+        chosen.sort(key=lambda r: (r[3],))
+        chosen.sort(key=lambda r: r[2] or "", reverse=True)
+        chosen.sort(key=lambda r: _sortable(r[1]), reverse=self.descending)
+        return [r[0] for r in chosen[:limit]]
+
+
+def _sortable(value: Any) -> tuple[int, Any]:
+    """SQLite's order: numbers before text."""
+    return (1, value) if isinstance(value, str) else (0, value)
+
+
+def _frame(rows: list[dict[str, Any]], as_frame: bool) -> Any:
+    if not as_frame:
+        return rows
+    try:
+        import pandas as pd  # type: ignore[import-untyped,unused-ignore]  # optional
+    except ImportError:
+        raise CmfgitError("as_frame=True needs pandas: pip install pandas") from None
+    return pd.json_normalize(rows) if rows else pd.DataFrame()
+
+
+def open_query(path: str | os.PathLike[str] | None = None, scope: Scope = CHECKOUT) -> CmfQuery:
+    return CmfQuery(Path(path) if path is not None else None, scope=scope)
