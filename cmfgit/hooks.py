@@ -79,6 +79,14 @@ def refresh_index(repo: Repo) -> None:
     is keyed by tree ids, so this only has to be quick, not exact: the index
     must also catch up by itself when hooks did not run.
     """
+    import sqlite3
+
+    from cmfgit import index
+
+    try:
+        index.refresh(repo, build_missing=False)  # a missing index is built by the next read, not here
+    except (CmfgitError, sqlite3.Error, OSError):
+        pass  # the index is a cache: never fail the user's git command over it
 
 
 # -- installing ---------------------------------------------------------------

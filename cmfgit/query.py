@@ -116,8 +116,8 @@ class CmfQuery:
         rid, record = self.record(prefix)
         return as_json(rid, record)
 
-    def _docs(self, rowids: Sequence[int]) -> list[dict[str, Any]]:
-        found: dict[int, dict[str, Any]] = {}
+    def _records(self, rowids: Sequence[int]) -> list[tuple[str, dict[str, Any]]]:
+        found: dict[int, tuple[str, dict[str, Any]]] = {}
         for start in range(0, len(rowids), 500):
             chunk = list(rowids[start : start + 500])
             marks = ",".join("?" * len(chunk))
@@ -125,7 +125,7 @@ class CmfQuery:
                 f"SELECT rowid, id, doc FROM records WHERE rowid IN ({marks})", chunk
             ):
                 if doc is not None:
-                    found[rowid] = as_json(rid, unpack_doc(doc))
+                    found[rowid] = (rid, unpack_doc(doc))
         return [found[r] for r in rowids if r in found]
 
     # -- executions: filter, sort, limit ----------------------------------------------
@@ -140,9 +140,21 @@ class CmfQuery:
         limit: int | None = None,
         as_frame: bool = False,
     ) -> Any:
-        """Executions matching the filters, sorted (default newest first)."""
-        rowids = self.execution_rowids(where, pipeline=pipeline, stage=stage, sort=sort, limit=limit)
-        return _frame(self._docs(rowids), as_frame)
+        """Executions matching the filters, sorted (default newest first), as JSON objects."""
+        found = self.execution_records(where, pipeline=pipeline, stage=stage, sort=sort, limit=limit)
+        return _frame([as_json(rid, record) for rid, record in found], as_frame)
+
+    def execution_records(
+        self,
+        where: str | None = None,
+        *,
+        pipeline: str | None = None,
+        stage: str | None = None,
+        sort: str | None = None,
+        limit: int | None = None,
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """(id, record) of the executions :meth:`executions` selects."""
+        return self._records(self.execution_rowids(where, pipeline=pipeline, stage=stage, sort=sort, limit=limit))
 
     def execution_rowids(
         self,
@@ -777,7 +789,7 @@ class _Planner:
         expr = self._sort_expr()
         full = (
             sql.format(sort=expr, cond=cond)
-            + f" ORDER BY ({expr}) IS NULL, {expr} {direction}, e.started_at DESC, r.id"
+            + f" ORDER BY ({expr}) IS NULL, {expr} {direction}, e.started_at DESC, r.id DESC"
         )
         if self.limit is not None:
             full += f" LIMIT {int(self.limit)}"
@@ -837,13 +849,12 @@ class _Planner:
         ).fetchall()
         if len(rows) < limit:
             return None  # fewer matches than asked: executions without the key come last; let SQL do it all
-        # Equal values are ordered like the general plan: newest first, then id. Rows
+        # Equal values are ordered like the general plan: newest first, then by id. Rows
         # tied with the last one may lie beyond the limit, so fetch them all.
         edge = rows[-1][1]
         tied = self.db.execute(f"{base} AND kv.val = ?", [*args, edge]).fetchall()
         chosen = [r for r in rows if r[1] != edge] + tied
-        chosen.sort(key=lambda r: (r[3],))
-        chosen.sort(key=lambda r: r[2] or "", reverse=True)
+        chosen.sort(key=lambda r: (r[2] or "", r[3]), reverse=True)
         chosen.sort(key=lambda r: _sortable(r[1]), reverse=self.descending)
         return [r[0] for r in chosen[:limit]]
 

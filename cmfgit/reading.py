@@ -11,13 +11,16 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cmfgit import canonical, pack, schema
 from cmfgit.errors import CmfgitError, RecordError
 from cmfgit.fsutil import TMP_PREFIX
 from cmfgit.repo import Repo
-from cmfgit.store import PACK_DIR, Store
+from cmfgit.store import PACK_DIR
+
+if TYPE_CHECKING:
+    from cmfgit.index import Scope
 
 _LOOSE = re.compile(r"^[0-9a-f]{2}/[0-9a-f]{62}\.yaml$")
 
@@ -46,24 +49,25 @@ def executions(
     pipeline: str | None = None,
     stage: str | None = None,
     limit: int | None = None,
+    *,
+    where: str | None = None,
+    sort: str | None = None,
+    scope: Scope | None = None,
 ) -> list[tuple[str, dict[str, Any]]]:
-    """Executions, newest first (by start time, then id for a stable order)."""
-    found: list[tuple[str, dict[str, Any]]] = []
-    for stored in Store(repo.objects_dir).iter_records():
-        record = stored.load()
-        if not isinstance(record, dict) or record.get("schema") != schema.EXECUTION:
-            continue
-        if pipeline is not None and record.get("pipeline") != pipeline:
-            continue
-        if stage is not None and record.get("stage") != stage:
-            continue
-        found.append((stored.id, record))
-    found.sort(key=lambda item: (str(item[1].get("started_at", "")), item[0]), reverse=True)
-    return found[:limit] if limit is not None else found
+    """Executions from the query index, newest first unless ``sort`` says otherwise
+    (then by start time, then id, for a stable order)."""
+    from cmfgit.query import CmfQuery
+
+    with CmfQuery(repo, scope=scope) as q:
+        return q.execution_records(where, pipeline=pipeline, stage=stage, sort=sort, limit=limit)
 
 
-def show(repo: Repo, prefix: str) -> tuple[str, dict[str, Any]]:
-    return Store(repo.objects_dir).get(prefix)
+def show(repo: Repo, prefix: str, scope: Scope | None = None) -> tuple[str, dict[str, Any]]:
+    """One record by id or unique prefix, from the query index of ``scope``."""
+    from cmfgit.query import CmfQuery
+
+    with CmfQuery(repo, scope=scope) as q:
+        return q.record(prefix)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from cmfgit.cli import app
+from cmfgit.cli.query import AllBranchesOpt, GlobalOpt, RefOpt, RemoteOpt
 from cmfgit.cli.render import console, fmt_mapping, fmt_time, print_json, short
 from cmfgit.errors import EXIT_ERROR
 
@@ -58,13 +59,29 @@ def log_cmd(
     number: Annotated[
         Optional[int], typer.Option("-n", "--max-count", metavar="N", help="show at most N executions")
     ] = None,
+    where: Annotated[
+        Optional[str],
+        typer.Option(
+            "--where", "-w", metavar="EXPR", help="filter, e.g. 'params.lr >= 0.01 and metrics.acc > 0.9'"
+        ),
+    ] = None,
+    sort: Annotated[
+        Optional[str],
+        typer.Option("--sort", metavar="KEY", help="sort by a field, e.g. metrics.acc; -KEY for descending"),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print a JSON array of execution objects")] = False,
+    ref: RefOpt = None,
+    all_branches: AllBranchesOpt = False,
+    global_: GlobalOpt = False,
+    remote: RemoteOpt = None,
 ) -> None:
-    """List executions, newest first."""
+    """List executions, newest first (or by --sort), optionally filtered with --where."""
     from cmfgit import reading
+    from cmfgit.query import scope_of
     from cmfgit.repo import open_repo
 
-    found = reading.executions(open_repo(), pipeline, stage, number)
+    scope = scope_of(ref, all_branches, global_, remote)
+    found = reading.executions(open_repo(), pipeline, stage, number, where=where, sort=sort, scope=scope)
     if as_json:
         print_json([reading.as_json(rid, rec) for rid, rec in found])
         return
@@ -85,6 +102,8 @@ def log_cmd(
         )
     if found:
         console().print(table)
+    elif where or pipeline or stage:
+        console().print("no executions match")
     else:
         console().print("no executions recorded yet")
 
@@ -93,12 +112,17 @@ def log_cmd(
 def show(
     record_id: Annotated[str, typer.Argument(metavar="ID", help="a record id or a unique prefix of one")],
     as_json: Annotated[bool, typer.Option("--json", help="print the execution as a JSON object")] = False,
+    ref: RefOpt = None,
+    all_branches: AllBranchesOpt = False,
+    global_: GlobalOpt = False,
+    remote: RemoteOpt = None,
 ) -> None:
     """Show one record in full."""
     from cmfgit import canonical, reading
+    from cmfgit.query import scope_of
     from cmfgit.repo import open_repo
 
-    rid, record = reading.show(open_repo(), record_id)
+    rid, record = reading.show(open_repo(), record_id, scope=scope_of(ref, all_branches, global_, remote))
     if as_json:
         print_json(reading.as_json(rid, record))
         return
