@@ -34,6 +34,9 @@ from cmfgit.store import Store
 
 BRANCH_ATTEMPTS = 12
 GLOBAL_ATTEMPTS = 40
+# The code versions that the hooks keep reachable (refs/cmf/keep/<oid>) travel
+# with the branch, so every site's runs stay resolvable in the central repo.
+KEEP_REFSPEC = "refs/cmf/keep/*:refs/cmf/keep/*"
 _LOOSE_PATH = re.compile(r"^\.cmf/objects/[0-9a-f]{2}/[0-9a-f]{62}\.yaml$")
 # Rejections that mean "someone else pushed first": fetch, merge or union, retry.
 _RACE = ("fetch first", "non-fast-forward", "stale info", "cannot lock", "failed to lock", "incorrect old value")
@@ -102,15 +105,17 @@ class _PushOutcome:
     message: str = ""
 
 
-def _git_push(repo: Repo, args: list[str]) -> _PushOutcome:
-    """``git push --porcelain ARGS``, classified: done, lost a race, or failed."""
+def _git_push(repo: Repo, args: list[str], ref: str) -> _PushOutcome:
+    """``git push --porcelain ARGS``, classified by what happened to ``ref``:
+    done, lost a race, or failed."""
     proc = gitutil.start(["push", "--porcelain", *args], repo.root)
     out, err = proc.communicate()
     text = out.decode("utf-8", "replace")
     errors = err.decode("utf-8", "replace")
     flags = [line.split("\t") for line in text.splitlines() if "\t" in line]
-    if proc.returncode == 0:
-        return _PushOutcome(True, up_to_date=bool(flags) and all(f[0] == "=" for f in flags))
+    mine = [f for f in flags if len(f) > 1 and f[1].endswith(":" + ref)]
+    if proc.returncode == 0 or (mine and all(f[0] != "!" for f in mine)):
+        return _PushOutcome(True, up_to_date=bool(mine) and all(f[0] == "=" for f in mine))
     rejected = [f for f in flags if f[0] == "!"]
     summary = "; ".join(f[2] if len(f) > 2 else "rejected" for f in rejected)
     if any(r in summary for r in _RACE) or (not rejected and any(r in errors for r in _RACE_STDERR)):
@@ -144,9 +149,9 @@ class PushResult:
 
 
 def _configure(repo: Repo) -> list[str]:
-    from cmfgit.init import configure_clone
+    from cmfgit.init import ensure_configured
 
-    return configure_clone(repo)
+    return ensure_configured(repo)
 
 
 def _count_records(paths: list[str]) -> int:
@@ -165,13 +170,16 @@ def push(repo: Repo, remote: str | None = None, *, attempts: int = BRANCH_ATTEMP
     remote = resolve_remote(repo, remote, branch)
     destination, has_upstream = remote_branch(repo, remote, branch)
     result = PushResult(remote, branch, destination, configured=configured)
+    from cmfgit.gc import maybe_gc
+
+    maybe_gc(repo)  # as the pre-commit hook would: keep the number of files bounded
     paths = pending_paths(repo)
     if paths:
         result.committed = _count_records(paths)
         result.commit = commit_metadata(repo, f"cmfgit: {result.committed} record(s)", paths)
     for attempt in range(1, attempts + 1):
-        args = ([] if has_upstream else ["--set-upstream"]) + [remote, f"HEAD:refs/heads/{destination}"]
-        outcome = _git_push(repo, args)
+        args = ([] if has_upstream else ["--set-upstream"]) + [remote, f"HEAD:refs/heads/{destination}", KEEP_REFSPEC]
+        outcome = _git_push(repo, args, f"refs/heads/{destination}")
         if outcome.ok:
             result.pushed = not outcome.up_to_date
             break
@@ -245,7 +253,7 @@ def update_remote_global(repo: Repo, remote: str, sources: list[str], attempts: 
                 return GlobalUpdate(remote, result.records, 0, False, attempt)
             new = result.commit.decode()
             lease = f"--force-with-lease={GLOBAL_REF}:{old or ''}"
-            outcome = _git_push(repo, ["--no-verify", lease, remote, f"{new}:{GLOBAL_REF}"])
+            outcome = _git_push(repo, ["--no-verify", lease, remote, f"{new}:{GLOBAL_REF}"], GLOBAL_REF)
             if outcome.ok:
                 tracking = globalview.tracking_ref(remote)
                 gitutil.git(["update-ref", tracking, new], repo.root)

@@ -6,10 +6,13 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, cmfgit, git, make_repo
+from conftest import ROOT, cmfgit, git
 
 import cmfgit as api
-from cmfgit import treeread
+from cmfgit import sync, treeread
+from cmfgit.init import init
+from cmfgit.localview import Selection
+from cmfgit.repo import open_repo
 
 
 def isolate(mp: pytest.MonkeyPatch, tmp: Path) -> None:
@@ -37,20 +40,45 @@ def seed_remote(tmp: Path, name: str = "central.git") -> tuple[Path, str]:
     bare = tmp / name
     git(tmp, "init", "-q", "--bare", "-b", "main", str(bare))
     url = bare.as_uri()
-    seed = make_repo(tmp / f"seed-{name}")
+    seed = tmp / f"seed-{name}"
+    seed.mkdir()
+    git(seed, "init", "-q", "-b", "main")
+    git(seed, "config", "cmfgit.hooks", "false")  # the seed needs no hooks: faster
+    (seed / "README.md").write_text("pipeline code\n")
+    init(str(seed))
+    git(seed, "add", "-A")
+    git(seed, "commit", "-q", "-m", "pipeline with cmfgit")
     git(seed, "remote", "add", "origin", url)
     git(seed, "push", "-q", "origin", "main")
     return bare, url
 
 
-def clone_site(tmp: Path, url: str, name: str, branch: str | None = None) -> Path:
-    """A clone of ``url`` set up as site ``name`` (optionally on a new branch)."""
+def clone_site(tmp: Path, url: str, name: str, branch: str | None = None, hooks: bool = False) -> Path:
+    """A clone of ``url`` set up as site ``name`` (optionally on a new branch).
+
+    Without ``hooks`` the clone opts out of cmfgit's git hooks (as 'cmfgit
+    hooks uninstall' does): every hook is a Python start-up, and most sync
+    tests are about push and pull, not hooks. Tests that care pass hooks=True.
+    """
     git(tmp, "clone", "-q", url, name)
     path = tmp / name
-    cmfgit(path, "init", "--site", name)
+    if hooks:
+        cmfgit(path, "init", "--site", name)
+    else:
+        git(path, "config", "cmfgit.hooks", "false")
+        init(str(path), site=name)
     if branch:
         git(path, "checkout", "-q", "-b", branch)
     return path
+
+
+def push(site: Path, remote: str | None = None) -> sync.PushResult:
+    """``cmfgit push`` in-process (the CLI is exercised by the tests that read its output)."""
+    return sync.push(open_repo(site), remote)
+
+
+def pull(site: Path, selection: Selection | None = None) -> sync.PullResult:
+    return sync.pull(open_repo(site), selection or Selection())
 
 
 def record(

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from conftest import cmfgit, git
-from sites import clone_site, isolate, loose_ids, record, records_at, seed_remote
+from sites import clone_site, isolate, loose_ids, pull, push, record, records_at, seed_remote
 
+from cmfgit.localview import ArtifactKey, Selection
 from cmfgit.schema import utc_now
 
 GLOBAL = "cmf/global"
@@ -41,7 +43,8 @@ def test_push_new_branch_sets_upstream(tmp_path: Path) -> None:
     bare, url = seed_remote(tmp_path)
     site = clone_site(tmp_path, url, "edge", branch="site/edge")
     rid = record(site, "wine", "evaluate")
-    assert "site/edge -> origin/site/edge: pushed" in cmfgit(site, "push").stdout
+    result = push(site)
+    assert (result.branch, result.destination, result.pushed) == ("site/edge", "site/edge", True)
     assert git(site, "config", "branch.site/edge.merge").strip() == "refs/heads/site/edge"
     assert set(records_at(bare, "site/edge")) == {rid}
     assert records_at(bare, "main") == {}
@@ -54,9 +57,10 @@ def test_push_when_remote_moved_merges_and_retries(tmp_path: Path) -> None:
     b = clone_site(tmp_path, url, "b")
     from_a = {record(a, "p", "s", params={"i": i}) for i in range(3)}
     from_b = {record(b, "p", "s", params={"i": 10 + i}) for i in range(2)}
-    cmfgit(a, "push")
-    out = cmfgit(b, "push").stdout  # non-fast-forward: fetch, merge via the driver, push again
-    assert "pushed after 1 merge(s) of origin/main" in out
+    push(a)
+    result = push(b)  # non-fast-forward: fetch, merge via the driver, push again
+    assert (result.pushed, result.merges, result.committed) == (True, 1, 2)
+    assert result.global_update is not None and result.global_update.added == 2
     assert set(records_at(bare, "main")) == from_a | from_b
     assert set(records_at(bare, GLOBAL)) == from_a | from_b
     parents = git(b, "log", "-1", "--format=%P", "main").split()
@@ -72,12 +76,13 @@ def test_push_with_nothing_pending_still_updates_global(tmp_path: Path) -> None:
     git(site, "commit", "-q", "-m", "records")
     git(site, "push", "-q", "origin", "main")  # a plain git push: no global view yet
     assert git(bare, "rev-parse", "--verify", "--quiet", GLOBAL, check=False) == ""
-    out = cmfgit(site, "push").stdout
-    assert "committed" not in out and "origin/main: up to date" in out
+    result = push(site)
+    assert (result.commit, result.pushed) == (None, False)
+    assert result.global_update is not None and result.global_update.updated
     assert set(records_at(bare, GLOBAL)) == {rid}
     # A deleted global branch is rebuilt from scratch (the lease expects it absent).
     git(bare, "update-ref", "-d", f"refs/heads/{GLOBAL}")
-    cmfgit(site, "push")
+    push(site)
     assert set(records_at(bare, GLOBAL)) == {rid}
 
 
@@ -89,7 +94,7 @@ def test_push_refuses_conflict_outside_cmf(tmp_path: Path) -> None:
         (site / "README.md").write_text(text)
         git(site, "commit", "-q", "-am", "edit readme")
     rid = record(b, "p", "s")
-    cmfgit(a, "push")
+    push(a)
     proc = cmfgit(b, "push", check=False)
     assert proc.returncode == 1
     assert "conflicts outside .cmf (README.md)" in proc.stderr and "git merge --abort" in proc.stderr
@@ -142,13 +147,13 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
             "train": record(lab, "wine", "train", inputs=("train.csv",), outputs={"model.bin": "m1\n"}),
             "other": record(lab, "wine", "train", inputs=("train.csv",), outputs={"other.bin": "m2\n"}),
         }
-        cmfgit(lab, "push")
+        push(lab)
         edge = clone_site(tmp, url, "edge", branch="site/edge")
         (edge / "model.bin").write_text("m1\n")  # the deployed model: same bytes, same hash
         ids["evaluate"] = record(edge, "serve", "evaluate", inputs=("model.bin",), outputs={"score.json": "{}\n"})
         cut = utc_now()
         ids["collect"] = record(edge, "sensors", "collect", outputs={"readings.csv": "r\n"})
-        cmfgit(edge, "push")
+        push(edge)
     return {"tmp": tmp, "url": url, "bare": bare, "ids": ids, "cut": cut}
 
 
@@ -177,22 +182,47 @@ def test_pull_with_no_filter_brings_the_whole_view(world: dict[str, object]) -> 
     assert "committed  5 pending record(s)" in cmfgit(clone, "push").stdout
 
 
+def _ids(world: dict[str, object]) -> dict[str, str]:
+    ids = world["ids"]
+    assert isinstance(ids, dict)
+    return ids
+
+
+def _path(key: str) -> ArtifactKey:
+    return ArtifactKey(key, path=key)
+
+
 @pytest.mark.parametrize(
-    ("name", "args", "expected"),
+    ("name", "selection", "expected"),
     [
-        ("by-pipeline", ["--pipeline", "sensors"], {"collect"}),
-        ("two-pipelines", ["-P", "sensors", "-P", "serve"], {"collect", "evaluate"}),
-        ("by-path", ["--artifact", "train.csv"], {"prepare", "train", "other"}),  # no such file here: by path
-        ("since", ["--since", "CUT"], {"collect"}),
-        ("since-and-pipeline", ["--since", "CUT", "--pipeline", "serve"], set()),
-        ("lineage", ["--pipeline", "serve", "--with-lineage"], {"evaluate", "train", "prepare"}),
-        ("no-lineage", ["--pipeline", "serve"], {"evaluate"}),
+        ("by-pipeline", Selection(pipelines=("sensors",)), {"collect"}),
+        ("two-pipelines", Selection(pipelines=("sensors", "serve")), {"collect", "evaluate"}),
+        ("by-path", Selection(artifacts=(_path("train.csv"),)), {"prepare", "train", "other"}),
+        ("since", Selection(since="CUT"), {"collect"}),
+        ("since-and-pipeline", Selection(since="CUT", pipelines=("serve",)), set()),
+        ("lineage", Selection(pipelines=("serve",), with_lineage=True), {"evaluate", "train", "prepare"}),
+        ("no-lineage", Selection(pipelines=("serve",)), {"evaluate"}),
+        ("path-lineage", Selection(artifacts=(_path("other.bin"),), with_lineage=True), {"other", "prepare"}),
     ],
 )
-def test_pull_filters(world: dict[str, object], name: str, args: list[str], expected: set[str]) -> None:
-    args = [str(world["cut"]) if a == "CUT" else a for a in args]
-    _clone, got, _out = _pull_into(world, name, *args)
-    assert got == expected
+def test_pull_filters(world: dict[str, object], name: str, selection: Selection, expected: set[str]) -> None:
+    if selection.since == "CUT":
+        selection = replace(selection, since=str(world["cut"]))
+    tmp = world["tmp"]
+    assert isinstance(tmp, Path)
+    clone = clone_site(tmp, str(world["url"]), name)  # main: code only, no records
+    result = pull(clone, selection)
+    by_id = {v: k for k, v in _ids(world).items()}
+    assert {by_id[r] for r in loose_ids(clone)} == expected
+    assert (result.view_records, result.selected, result.written) == (5, len(expected), len(expected))
+
+
+def test_pull_filters_from_the_command_line(world: dict[str, object]) -> None:
+    cut = str(world["cut"])
+    _clone, got, out = _pull_into(world, "cli-since", "--since", cut[:19] + "Z", "-P", "sensors", "-P", "wine")
+    assert got == {"collect"} and "5 record(s), 1 match" in out
+    _clone, got, _ = _pull_into(world, "cli-lineage", "-P", "serve", "--with-lineage")
+    assert got == {"evaluate", "train", "prepare"}
 
 
 def test_pull_by_artifact_hash_and_by_local_file(world: dict[str, object]) -> None:
@@ -222,9 +252,9 @@ def test_pull_merges_the_branch_despite_pending_copies(tmp_path: Path) -> None:
     a = clone_site(tmp_path, url, "a")
     b = clone_site(tmp_path, url, "b")
     rid = record(a, "p", "s")
-    cmfgit(a, "push")  # main now has rid, and so does the global view
+    push(a)  # main now has rid, and so does the global view
     git(b, "checkout", "-q", "-b", "side")
-    cmfgit(b, "pull", "origin")  # side does not exist remotely: only the global view
+    assert pull(b).written == 1  # side does not exist remotely: only the global view
     assert loose_ids(b) == {rid}
     git(b, "checkout", "-q", "main")  # the pending record comes along, untracked
     out = cmfgit(b, "pull").stdout

@@ -1,0 +1,123 @@
+"""The global branch cmf/global: tree-level union in bare repositories."""
+
+from __future__ import annotations
+
+import stat
+import sys
+from pathlib import Path
+
+from conftest import cmfgit, git
+from sites import clone_site, push, record, records_at, seed_remote
+
+from cmfgit import gc, pack
+from cmfgit.repo import open_repo
+
+GLOBAL = "cmf/global"
+
+
+def _install_post_receive(bare: Path) -> None:
+    hook = bare / "hooks" / "post-receive"
+    hook.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m cmfgit global update --quiet\n')
+    hook.chmod(hook.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+
+
+def _trailer(bare: Path, key: str) -> list[str]:
+    body = git(bare, "log", "-1", "--format=%B", GLOBAL)
+    return [line.split(": ", 1)[1] for line in body.splitlines() if line.startswith(key + ": ")]
+
+
+def test_post_receive_hook_keeps_global_in_step_with_plain_pushes(tmp_path: Path) -> None:
+    bare, url = seed_remote(tmp_path)
+    _install_post_receive(bare)
+    lab = clone_site(tmp_path, url, "lab", branch="lab")
+    edge = clone_site(tmp_path, url, "edge", branch="edge")
+    from_lab = {record(lab, "wine", "train", params={"lr": lr}) for lr in (0.1, 0.2)}
+    from_edge = {record(edge, "wine", "evaluate")}
+    for site, branch in ((lab, "lab"), (edge, "edge")):
+        git(site, "add", ".cmf")
+        git(site, "commit", "-q", "-m", "runs")
+        git(site, "push", "-q", "origin", branch)  # plain git: only the hook updates the view
+    assert set(records_at(bare, GLOBAL)) == from_lab | from_edge
+    assert _trailer(bare, "Cmfgit-Records") == ["3"]
+    # The view's commits form a chain, one per update, and never carry code history.
+    assert git(bare, "rev-list", "--count", GLOBAL).strip() == "2"
+    assert git(bare, "ls-tree", "--name-only", GLOBAL).split() == [".cmf"]
+    # cmfgit push next to the hook: the hook already did the work, nothing is lost or redone.
+    more = record(lab, "wine", "train", params={"lr": 0.3})
+    result = push(lab)
+    assert result.global_update is not None and result.global_update.records == 4
+    assert set(records_at(bare, GLOBAL)) == from_lab | from_edge | {more}
+    # Running it by hand when nothing changed is a no-op.
+    again = cmfgit(bare, "global", "update")
+    assert "cmf/global is up to date: 4 record(s)" in again.stdout
+    assert git(bare, "rev-list", "--count", GLOBAL).strip() == "3"
+
+
+def _pack_branch(site: Path, branch: str, base: str, runs: int) -> set[str]:
+    git(site, "checkout", "-q", "-b", branch, base)
+    ids = {record(site, "wine", "train", params={"branch": branch, "i": i}) for i in range(runs)}
+    result = gc.gc(open_repo(site))
+    assert result.packed == runs and len(result.packs) == 1
+    git(site, "add", "-A", ".cmf")
+    git(site, "commit", "-q", "-m", f"runs of {branch}, packed")
+    git(site, "push", "-q", "origin", branch)
+    return ids
+
+
+def test_diverged_packs_of_one_site_are_unioned(tmp_path: Path) -> None:
+    bare, url = seed_remote(tmp_path)
+    site = clone_site(tmp_path, url, "lab")
+    one = _pack_branch(site, "one", "main", 3)
+    two = _pack_branch(site, "two", "main", 2)
+    packs = git(bare, "ls-tree", "-r", "--name-only", "one", ".cmf/objects/pack").split()
+    assert packs == git(bare, "ls-tree", "-r", "--name-only", "two", ".cmf/objects/pack").split()
+    assert len(packs) == 1  # the same path, with different records on each branch
+    out = cmfgit(bare, "global", "update").stdout
+    assert "cmf/global: +5 record(s), 5 in all" in out
+    assert set(records_at(bare, GLOBAL)) == one | two
+    blob = git(bare, "cat-file", "blob", f"{GLOBAL}:{packs[0]}").encode()
+    assert set(pack.parse(blob, "global pack")) == one | two  # one pack, canonical, verified
+    assert _trailer(bare, "Cmfgit-Records") == ["5"]
+
+
+def test_global_view_is_append_only(tmp_path: Path) -> None:
+    bare, url = seed_remote(tmp_path)
+    _install_post_receive(bare)
+    site = clone_site(tmp_path, url, "lab")
+    rid = record(site, "wine", "train")
+    push(site)
+    git(site, "revert", "--no-edit", "HEAD")  # the branch drops the record again
+    git(site, "push", "-q", "origin", "main")
+    assert rid not in records_at(bare, "main")
+    assert rid in records_at(bare, GLOBAL)
+
+
+def test_a_damaged_copy_of_a_loose_record_never_wins(tmp_path: Path) -> None:
+    bare, url = seed_remote(tmp_path)
+    site = clone_site(tmp_path, url, "lab")
+    rid = record(site, "wine", "train")
+    path = f".cmf/objects/{rid[:2]}/{rid[2:]}.yaml"
+    git(site, "add", ".cmf")
+    git(site, "commit", "-q", "-m", "run")
+    git(site, "push", "-q", "origin", "main")
+    git(site, "checkout", "-q", "-b", "damaged")
+    good = (site / path).read_bytes()
+    (site / path).write_bytes(good.replace(b"stage: train", b"stage: trian"))
+    git(site, "commit", "-q", "-am", "a hand edit")
+    git(site, "push", "-q", "origin", "damaged")
+    cmfgit(bare, "global", "update")
+    assert records_at(bare, GLOBAL)[rid] == good
+    # With no valid copy anywhere, the update refuses, naming the file, and writes nothing.
+    git(bare, "update-ref", "-d", f"refs/heads/{GLOBAL}")
+    git(bare, "update-ref", "refs/heads/main", "damaged")
+    (site / path).write_bytes(good.replace(b"stage: train", b"stage: tran"))
+    git(site, "commit", "-q", "-am", "another hand edit")
+    git(site, "push", "-q", "origin", "damaged:other")
+    bad = cmfgit(bare, "global", "update", check=False)
+    assert bad.returncode == 1 and path in bad.stderr and "no version matches its id" in bad.stderr
+    assert git(bare, "rev-parse", "--verify", "--quiet", GLOBAL, check=False) == ""
+
+
+def test_global_update_outside_a_repository(tmp_path: Path) -> None:
+    proc = cmfgit(tmp_path, "global", "update", check=False)
+    assert proc.returncode == 1 and "not a git repository" in proc.stderr
