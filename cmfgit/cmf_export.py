@@ -76,19 +76,33 @@ def _ordered(items: list[Any], preferred: Callable[[Any], int | None], fallback:
     return sorted(items, key=fallback)
 
 
-def _key(art: dict[str, Any]) -> str:
-    """What identifies an artifact in CMF: its uri (its hash when it has none)."""
-    return _uri(art) or str(art.get("hash"))
-
-
-def _uri(art: dict[str, Any]) -> str:
-    src = _cmf(art)
-    if isinstance(src.get("uri"), str):
-        return str(src["uri"])
+def _md5_alias(art: dict[str, Any]) -> str | None:
     for alias in art.get("aliases") or ():
         if isinstance(alias, str) and alias.startswith("md5:"):
             return cf.uri_of_hash(alias)
-    return cf.uri_of_hash(art["hash"])
+    return None
+
+
+class _Uris:
+    """The CMF uri of each artifact: the md5 DVC would give it when any record knows it, else its hash."""
+
+    def __init__(self, execs: list[_Execution]) -> None:
+        self.md5: dict[str, str] = {}  # blake3 hash -> md5 hex, learnt from aliases
+        for ex in execs:
+            for _, art in ex.events:
+                md5 = _md5_alias(art)
+                if md5 is not None:
+                    self.md5.setdefault(str(art.get("hash")), md5)
+
+    def uri(self, art: dict[str, Any]) -> str:
+        src = _cmf(art)
+        if isinstance(src.get("uri"), str):
+            return str(src["uri"])
+        return _md5_alias(art) or self.md5.get(str(art.get("hash"))) or cf.uri_of_hash(str(art.get("hash")))
+
+    def key(self, art: dict[str, Any]) -> str:
+        """What identifies an artifact in CMF: its uri (its hash when it has none)."""
+        return self.uri(art) or str(art.get("hash"))
 
 
 class _Execution:
@@ -115,7 +129,7 @@ class _Execution:
             placed.append((key, event, art))
         self.events = [(event, art) for _, event, art in sorted(placed, key=lambda t: t[0])]
         metrics = record.get("metrics") or {}
-        if metrics and not any(a.get("type") == "metrics" for _, a in self.events):
+        if metrics and not any(_is_value_metrics(a) and not cf.is_input(ev) for ev, a in self.events):
             self.events.append((cf.OUTPUT, self._metrics_artifact(metrics)))
 
     def _metrics_artifact(self, metrics: dict[str, Any]) -> dict[str, Any]:
@@ -179,7 +193,8 @@ def _context_source(execs: list[_Execution], which: str) -> dict[str, Any]:
 
 
 class _AllIds:
-    def __init__(self) -> None:
+    def __init__(self, uris: _Uris) -> None:
+        self.uris = uris
         self.contexts = _Ids()
         self.executions = _Ids()
         self.artifacts = _Ids()
@@ -190,15 +205,24 @@ class _AllIds:
             ids.settle()
 
 
+def _is_value_metrics(art: dict[str, Any]) -> bool:
+    """A CMF Metrics artifact: values without a file (imported, or from compat's log_execution_metrics)."""
+    return art.get("type") == "metrics" and art.get("kind", "external") == "external"
+
+
 def _artifact_type(art: dict[str, Any]) -> str:
     name = _cmf(art).get("type")
-    return name if isinstance(name, str) and name else cf.cmf_type(str(art.get("type")))
+    if isinstance(name, str) and name:
+        return name
+    if art.get("type") == "metrics" and not _is_value_metrics(art):
+        return cf.DEFAULT_CMF_TYPE  # a metrics *file*: CMF's Metrics artifacts hold values, not files
+    return cf.cmf_type(str(art.get("type")))
 
 
 def _assign_ids(
     pipeline: str, every: list[_Execution], stage_order: list[str], stages: dict[str, list[_Execution]]
 ) -> _AllIds:
-    ids = _AllIds()
+    ids = _AllIds(_Uris(every))
     ids.contexts.want(("pipeline", pipeline), _context_source(every, "pipeline").get("id"))
     ids.types.want(cf.PIPELINE_TYPE, _context_source(every, "pipeline").get("type_id"))
     ids.types.want(cf.STAGE_TYPE, _context_source(every, "stage").get("type_id"))
@@ -209,7 +233,7 @@ def _assign_ids(
         ids.executions.want(ex.rid, src.get("id"))
         ids.types.want(("execution", str(ex.record.get("type"))), src.get("type_id"))
         for _, art in ex.events:
-            ids.artifacts.want(_key(art), _cmf(art).get("id"))
+            ids.artifacts.want(ids.uris.key(art), _cmf(art).get("id"))
             ids.types.want(("artifact", _artifact_type(art)), _cmf(art).get("type_id"))
     ids.settle()
     return ids
@@ -275,7 +299,7 @@ def _execution(pipeline: str, stage: str, ex: _Execution, stage_id: int, ids: _A
 def _artifact(ex: _Execution, art: dict[str, Any], eid: int, ids: _AllIds) -> dict[str, Any]:
     src = _cmf(art)
     ctype = _artifact_type(art)
-    uri = _uri(art)
+    uri = ids.uris.uri(art)
     path = str(art.get("path"))
     name = src.get("name")
     if not isinstance(name, str) or not name:
@@ -297,7 +321,7 @@ def _artifact(ex: _Execution, art: dict[str, Any], eid: int, ids: _AllIds) -> di
         "type": ctype,
         "create_time_since_epoch": created,
         "custom_properties": cf.cmf_values(dict(art.get("props") or {})),
-        "id": ids.artifacts[_key(art)],
+        "id": ids.artifacts[ids.uris.key(art)],
         "last_update_time_since_epoch": _int(src.get("last_update_time_since_epoch")) or created,
         "name": name,
         "properties": dict(sorted(properties.items())),

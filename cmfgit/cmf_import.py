@@ -85,7 +85,7 @@ def load(path: str | os.PathLike[str]) -> tuple[list[dict[str, Any]], str, int |
         data = file.read_bytes()
     except OSError as exc:
         raise PathError(shown, exc.strerror or str(exc)) from None
-    if not data.lstrip()[:1] == b"{":
+    if data.lstrip()[:1] not in (b"{", b"["):
         raise ForeignFormatError(shown, "neither an MLMD SQLite file nor a CMF export JSON")
     try:
         document = json.loads(data.decode("utf-8"))

@@ -1,0 +1,208 @@
+"""`cmfgit export --format cmf-json`: the structure `cmf metadata export` writes, stable through import."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cmfdata import (
+    EXPORT_JSON,
+    PIPELINE,
+    assert_cmf_structure,
+    by_stage,
+    copy_artifact_files,
+    copy_inputs,
+    import_json,
+    key_levels,
+    object_files,
+    records,
+)
+from conftest import cmfgit, make_repo
+
+from cmfgit import cmf_export
+
+CMF_PYTHON = Path("/opt/cmfref/venv/bin/python")
+
+
+def export(repo: Path, out: Path | None = None) -> dict[str, Any]:
+    if out is None:
+        text = cmfgit(repo, "export", "--format", "cmf-json", "--pipeline", PIPELINE).stdout
+        document: dict[str, Any] = json.loads(text)
+        return document
+    cmfgit(repo, "export", "--format", "cmf-json", "--pipeline", PIPELINE, "-o", str(out))
+    document = json.loads(out.read_text())
+    return document
+
+
+def test_export_of_imported_set1_is_what_cmf_wrote(repo: Path, tmp_path: Path) -> None:
+    mlmd_file, _ = copy_inputs(tmp_path / "in")
+    import_json(repo, mlmd_file)
+    out = tmp_path / "out.json"
+    document = export(repo, out)
+    reference = json.loads(EXPORT_JSON.read_text())
+    # Level by level: the same keys, with values of the same kind (nesting).
+    assert key_levels(document) == key_levels(reference)
+    # And in fact the same document: ids, times, names, properties and uris all survive.
+    assert document == reference
+    # cmflib's text layout: indent 2, ASCII, no final newline.
+    assert out.read_text() == json.dumps(document, indent=2)
+    assert export(repo) == document  # stdout and -o agree
+
+
+def _native_runs(repo: Path) -> None:
+    """Natively logged executions of the same pipeline, consuming the imported data."""
+    cmfgit(
+        repo,
+        "log-run",
+        "-P",
+        PIPELINE,
+        "-s",
+        "evaluate",
+        "-p",
+        "threshold=0.5",
+        "-i",
+        "artifacts/model/model.pkl",
+        "-i",
+        "artifacts/prepared/test.csv",
+        "-o",
+        "report.json",
+        "--type",
+        "metrics",
+        "--metrics-file",
+        "report.json",
+        "--",
+        "sh",
+        "-c",
+        'echo \'{"accuracy": 0.75, "n": 10}\' > report.json',
+    )
+    script = textwrap.dedent(
+        """
+        import cmfgit
+        params = {"target": "s3", "retries": 2, "layers": [64, 32]}
+        with cmfgit.run(pipeline="wine-quality", stage="publish", params=params) as run:
+            run.log_input("report.json", type="metrics")
+            run.log_output("never-written.txt")
+            run.log_metric("upload_seconds", 1.5, step=1)
+        """
+    )
+    subprocess.run([sys.executable, "-c", script], cwd=repo, check=True)
+
+
+def test_export_import_export_is_stable(repo: Path, tmp_path: Path) -> None:
+    mlmd_file, _ = copy_inputs(tmp_path / "in")
+    copy_artifact_files(repo)
+    import_json(repo, mlmd_file)
+    _native_runs(repo)
+    stages = by_stage(repo)
+    assert {"prepare", "train", "evaluate"} <= set(stages)
+
+    first = export(repo, tmp_path / "first.json")
+    assert_cmf_structure(first)
+    executions = [e for s in first["Pipeline"][0]["stages"] for e in s["executions"]]
+    assert len(executions) == len(records(repo))
+    evaluate = next(e for e in executions if e["type"] == "evaluate")
+    assert evaluate["custom_properties"] == {"threshold": 0.5}
+    publish = next(e for e in executions if e["type"] == "publish")
+    assert publish["custom_properties"] == {"layers": "[64, 32]", "retries": 2, "target": "s3"}
+    # The missing output is left out; the summary metric becomes a CMF Metrics artifact.
+    assert [(ev["type"], ev["artifact"]["type"]) for ev in publish["events"]] == [(3, "Dataset"), (4, "Metrics")]
+    assert publish["events"][1]["artifact"]["custom_properties"] == {"upload_seconds": 1.5}
+    assert evaluate["properties"]["Execution_uuid"] == stages["evaluate"][1]["uuid"]
+    kinds = [(ev["type"], ev["artifact"]["type"]) for ev in evaluate["events"]]
+    # A metrics *file* is a CMF Dataset; the values (--metrics-file) become a CMF Metrics artifact.
+    assert kinds == [(3, "Model"), (3, "Dataset"), (4, "Dataset"), (4, "Metrics")]
+    assert evaluate["events"][3]["artifact"]["custom_properties"] == {"accuracy": 0.75, "n": 10}
+    # The model's CMF identity (md5 uri) is kept even though cmfgit identifies it by blake3 here.
+    assert evaluate["events"][0]["artifact"]["uri"] == "e9559487b9c0fa89fffbc664c048daf0"
+    assert evaluate["events"][0]["artifact"]["id"] == 7  # the same artifact as in the imported train execution
+
+    # Re-importing our own export into the same repository adds nothing.
+    before = object_files(repo)
+    again = import_json(repo, tmp_path / "first.json")
+    assert again["written"] == 0 and again["present"] + again["kept"] == len(executions)
+    assert object_files(repo) == before
+
+    # Into a fresh repository, and out again: unchanged.
+    fresh = make_repo(tmp_path / "fresh")
+    report = import_json(fresh, tmp_path / "first.json")
+    assert report["written"] == len(executions)
+    second = export(fresh, tmp_path / "second.json")
+    assert second == first
+
+
+def test_export_errors(repo: Path, tmp_path: Path) -> None:
+    bad = cmfgit(repo, "export", "--format", "mlflow", "-P", PIPELINE, check=False)
+    assert bad.returncode == 2 and "unknown export format 'mlflow'" in bad.stderr
+    none = cmfgit(repo, "export", "-P", PIPELINE, check=False)
+    assert none.returncode == 2 and "no executions of pipeline 'wine-quality'" in none.stderr
+    assert len(none.stderr.strip().splitlines()) == 1
+    assert cmf_export.build([], PIPELINE) == {"Pipeline": []}
+
+
+def _run_cmf(args: list[str], cwd: Path) -> str:
+    env = {
+        **os.environ,
+        "PATH": f"{CMF_PYTHON.parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "PYTHONPATH": "",
+    }
+    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+def _cmflib_available() -> bool:
+    if not CMF_PYTHON.exists():
+        return False
+    probe = subprocess.run([str(CMF_PYTHON), "-c", "import cmflib.cmf_merger"], capture_output=True)
+    return probe.returncode == 0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _cmflib_available(), reason="cmflib is not installed at /opt/cmfref/venv")
+def test_cmflib_reads_our_export(repo: Path, tmp_path: Path) -> None:
+    """cmflib itself loads our export into a new MLMD (as `cmf metadata pull` does) and exports it again."""
+    mlmd_file, _ = copy_inputs(tmp_path / "in")
+    copy_artifact_files(repo)
+    import_json(repo, mlmd_file)
+    _native_runs(repo)
+    ours = export(repo, tmp_path / "ours.json")
+
+    project = tmp_path / "cmfproject"
+    project.mkdir()
+    remote = tmp_path / "remote.git"
+    _run_cmf(["git", "init", "-q", "--bare", str(remote)], tmp_path)
+    _run_cmf(["cmf", "init", "local", "--path", str(tmp_path / "storage"), "--git-remote-url", str(remote)], project)
+    loader = textwrap.dedent(
+        """
+        import json, sys
+        from cmflib.cmf_merger import parse_json_to_mlmd
+        from cmflib.cmfquery import CmfQuery
+        document = json.load(open(sys.argv[1]))
+        for pipeline in document["Pipeline"]:
+            assert parse_json_to_mlmd(json.dumps(pipeline), "mlmd", "pull", None) == "success"
+        print(CmfQuery("mlmd").dumptojson(sys.argv[2]))
+        """
+    )
+    text = _run_cmf([str(CMF_PYTHON), "-c", loader, str(tmp_path / "ours.json"), PIPELINE], project)
+    theirs = json.loads(text.strip().splitlines()[-1])
+    assert_cmf_structure(theirs)
+
+    def summary(document: dict[str, Any]) -> list[tuple[str, str, list[tuple[int, str, str]]]]:
+        return sorted(
+            (
+                e["properties"]["Execution_uuid"],
+                e["properties"]["Context_Type"],  # cmflib's pull renames execution types after their stage
+                [(ev["type"], ev["artifact"]["type"], ev["artifact"].get("uri", "")) for ev in e["events"]],
+            )
+            for s in document["Pipeline"][0]["stages"]
+            for e in s["executions"]
+        )
+
+    # Every execution, with its artifacts (type and uri) and event directions, made it into cmflib's store.
+    assert summary(theirs) == summary(ours)
