@@ -195,6 +195,9 @@ def _context_source(execs: list[_Execution], which: str) -> dict[str, Any]:
 class _AllIds:
     def __init__(self, uris: _Uris) -> None:
         self.uris = uris
+        # CMF has one artifact per uri, embedded alike in every event that names it.
+        self.occurrences: dict[str, list[tuple[_Execution, dict[str, Any]]]] = {}
+        self.nodes: dict[str, dict[str, Any]] = {}
         self.contexts = _Ids()
         self.executions = _Ids()
         self.artifacts = _Ids()
@@ -234,6 +237,7 @@ def _assign_ids(
         ids.types.want(("execution", str(ex.record.get("type"))), src.get("type_id"))
         for _, art in ex.events:
             ids.artifacts.want(ids.uris.key(art), _cmf(art).get("id"))
+            ids.occurrences.setdefault(ids.uris.key(art), []).append((ex, art))
             ids.types.want(("artifact", _artifact_type(art)), _cmf(art).get("type_id"))
     ids.settle()
     return ids
@@ -285,7 +289,7 @@ def _execution(pipeline: str, stage: str, ex: _Execution, stage_id: int, ids: _A
     return {
         "type": rec.get("type"),
         "name": src.get("name") if isinstance(src.get("name"), str) else "",
-        "events": [{"type": event, "artifact": _artifact(ex, art, eid, ids)} for event, art in ex.events],
+        "events": [{"type": event, "artifact": _artifact(art, ids)} for event, art in ex.events],
         "create_time_since_epoch": ex.created,
         "custom_properties": dict(sorted(custom.items())),
         "id": eid,
@@ -296,7 +300,22 @@ def _execution(pipeline: str, stage: str, ex: _Execution, stage_id: int, ids: _A
     }
 
 
-def _artifact(ex: _Execution, art: dict[str, Any], eid: int, ids: _AllIds) -> dict[str, Any]:
+def _artifact(art: dict[str, Any], ids: _AllIds) -> dict[str, Any]:
+    """The CMF artifact of ``art``: built from its first mention (one that came from CMF if any),
+    with the custom properties of all its mentions merged, later ones winning, as CMF updates them."""
+    key = ids.uris.key(art)
+    if key not in ids.nodes:
+        mentions = ids.occurrences[key]
+        ex, first = next(((e, a) for e, a in mentions if _cmf(a).get("name")), mentions[0])
+        props: dict[str, Any] = {}
+        for _, other in mentions:
+            props.update(other.get("props") or {})
+        ids.nodes[key] = _artifact_node(ex, first, props, ids)
+    return ids.nodes[key]
+
+
+def _artifact_node(ex: _Execution, art: dict[str, Any], props: dict[str, Any], ids: _AllIds) -> dict[str, Any]:
+    eid = ids.executions[ex.rid]
     src = _cmf(art)
     ctype = _artifact_type(art)
     uri = ids.uris.uri(art)
@@ -320,7 +339,7 @@ def _artifact(ex: _Execution, art: dict[str, Any], eid: int, ids: _AllIds) -> di
     node: dict[str, Any] = {
         "type": ctype,
         "create_time_since_epoch": created,
-        "custom_properties": cf.cmf_values(dict(art.get("props") or {})),
+        "custom_properties": cf.cmf_values(props),
         "id": ids.artifacts[ids.uris.key(art)],
         "last_update_time_since_epoch": _int(src.get("last_update_time_since_epoch")) or created,
         "name": name,
