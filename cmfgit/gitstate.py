@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,7 +46,11 @@ class Snapshot:
 
 
 _CONFIG_KEYS = r"^(cmfgit\..*|remote\..*\.url|branch\..*\.remote|extensions\.objectformat|merge\.cmfgit\.driver)$"
-_cache: dict[str, tuple[tuple[int, ...], Snapshot]] = {}
+# A reused snapshot is at most this old: HEAD, the branch ref and the index
+# show commits, checkouts and staging, but not an edit of a working-tree file,
+# so a sweep re-reads the state once a second (a few percent of its time).
+REUSE_SECONDS = 1.0
+_cache: dict[str, tuple[tuple[int, ...], float, Snapshot]] = {}
 
 
 def _parse_config(out: bytes) -> dict[str, str]:
@@ -108,10 +113,18 @@ def _small_file(repo: Repo, rel: str) -> bool:
 
 
 def _cache_key(repo: Repo) -> tuple[int, ...]:
+    paths = [repo.git_dir / "HEAD", repo.git_dir / "index"]
+    try:
+        head = (repo.git_dir / "HEAD").read_bytes()
+    except OSError:
+        head = b""
+    if head.startswith(b"ref: "):  # a commit moves the branch ref, not HEAD
+        ref = head[5:].strip().decode("utf-8", "replace")
+        paths += [repo.common_dir / ref, repo.common_dir / "packed-refs"]
     key: list[int] = []
-    for name in ("HEAD", "index"):
+    for path in paths:
         try:
-            st = os.stat(repo.git_dir / name)
+            st = os.stat(path)
             key += [st.st_mtime_ns, st.st_size, st.st_ino]
         except OSError:
             key += [0, 0, 0]
@@ -120,11 +133,13 @@ def _cache_key(repo: Repo) -> tuple[int, ...]:
 
 def capture(repo: Repo, *, reuse: bool = False) -> Snapshot:
     """Read the git state. With ``reuse``, a process that records many runs
-    (a sweep through the Python API) pays for it once per HEAD/index change."""
+    (a sweep through the Python API) pays for it once per HEAD, branch or
+    index change, and at least every ``REUSE_SECONDS``."""
     if reuse:
         hit = _cache.get(str(repo.root))
-        if hit is not None and hit[0] == _cache_key(repo):
-            return hit[1]
+        if hit is not None and hit[0] == _cache_key(repo) and time.monotonic() - hit[1] < REUSE_SECONDS:
+            return hit[2]
+        key, taken = _cache_key(repo), time.monotonic()
     root = repo.root
     status = gitutil.start(
         [
@@ -176,5 +191,5 @@ def capture(repo: Repo, *, reuse: bool = False) -> Snapshot:
     state = GitState(commit, branch, dirty, _pick_remote(config, branch), tree)
     snap = Snapshot(state, config)
     if reuse:
-        _cache[str(repo.root)] = (_cache_key(repo), snap)
+        _cache[str(repo.root)] = (key, taken, snap)
     return snap
