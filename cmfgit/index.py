@@ -407,7 +407,7 @@ class Index:
         except FileNotFoundError:
             root_mtime, root_entries = 0, []
         known = {p for p in stored_dirs if len(p) == 2}
-        shards = sorted(known | set(root_entries or ()))
+        shards = sorted(known | set(root_entries or ()) | {s for s in suspect if len(s) == 2})
         dir_updates: dict[str, int] = {}
         loose_add: list[tuple[str, str]] = []
         loose_del: list[str] = []

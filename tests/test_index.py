@@ -1,0 +1,242 @@
+"""The derived index stays equal to a full scan of the records through real git operations."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import cmfgit, git, make_repo
+from qhelp import art, assert_index_matches_scan, execution, put, scan, ts
+
+from cmfgit import index, pack
+from cmfgit.repo import open_repo
+from cmfgit.store import Store
+
+
+def runs(prefix: str, n: int, start: int = 0) -> list[dict[str, object]]:
+    return [
+        execution(
+            "train",
+            [art(f"{prefix}-in{i % 3}")],
+            [art(f"{prefix}-model{i}", "model")],
+            params={"lr": 0.001 * (i + 1), "tag": prefix},
+            metrics={"acc": round(0.5 + i / (2 * n + 2), 6)},
+            started_at=ts(start + i),
+        )
+        for i in range(n)
+    ]
+
+
+def commit_all(root: Path, message: str) -> None:
+    git(root, "add", "-A", ".cmf")
+    git(root, "commit", "-q", "-m", message)
+
+
+def write_pack(root: Path, name: str, records: list[dict[str, object]]) -> set[str]:
+    from cmfgit import canonical
+
+    encoded = dict(reversed(canonical.encode(r)) for r in records)  # id -> bytes
+    path = root / ".cmf/objects/pack/site-a" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    existing = pack.parse(path.read_bytes(), str(path)) if path.exists() else {}
+    path.write_bytes(pack.serialize({**existing, **encoded}))
+    return set(encoded)
+
+
+def test_index_follows_checkout_merge_rebase_reset_and_deletion(repo: Path) -> None:
+    put(repo, *runs("main", 5))
+    commit_all(repo, "main runs")
+    first = assert_index_matches_scan(repo)
+    assert len(first["executions"]) == 5
+
+    # A branch with loose and packed records; switching back and forth.
+    git(repo, "checkout", "-q", "-b", "side")
+    put(repo, *runs("side", 4, 100))
+    write_pack(repo, "2026-01.yaml", runs("packed", 6, 200))
+    commit_all(repo, "side runs")
+    side = assert_index_matches_scan(repo)
+    assert len(side["executions"]) == 15
+    git(repo, "checkout", "-q", "main")
+    assert assert_index_matches_scan(repo)["ids"] == first["ids"]
+    git(repo, "checkout", "-q", "side")
+    assert assert_index_matches_scan(repo)["ids"] == side["ids"]
+
+    # main moves on; a plain merge brings both sides together.
+    git(repo, "checkout", "-q", "main")
+    put(repo, *runs("main2", 3, 300))
+    commit_all(repo, "more main runs")
+    assert_index_matches_scan(repo)
+    git(repo, "merge", "-q", "--no-edit", "side")
+    merged = assert_index_matches_scan(repo)
+    assert len(merged["executions"]) == 18
+
+    # Rebase a branch with new records onto main.
+    git(repo, "checkout", "-q", "-b", "topic", "HEAD~3")
+    put(repo, *runs("topic", 2, 400))
+    commit_all(repo, "topic runs")
+    assert_index_matches_scan(repo)
+    git(repo, "rebase", "-q", "main")
+    rebased = assert_index_matches_scan(repo)
+    assert len(rebased["executions"]) == 20
+
+    # reset --hard drops them again.
+    git(repo, "reset", "-q", "--hard", "HEAD~1")
+    assert assert_index_matches_scan(repo)["ids"] == merged["ids"]
+
+    # The pack changes in place (records added, one removed, as gc or a merge would).
+    path = repo / ".cmf/objects/pack/site-a/2026-01.yaml"
+    content = pack.parse(path.read_bytes(), str(path))
+    dropped = sorted(content)[0]
+    del content[dropped]
+    path.write_bytes(pack.serialize(content))
+    write_pack(repo, "2026-01.yaml", runs("late", 2, 500))
+    after = assert_index_matches_scan(repo)
+    assert dropped not in after["ids"]
+
+    # Deleted (with its WAL files): rebuilt on the next read, same answers.
+    state = open_repo(repo).worktree_state_dir
+    for name in os.listdir(state):
+        if name.startswith("index"):
+            os.unlink(state / name)
+    assert assert_index_matches_scan(repo) == after
+
+
+def test_record_in_loose_and_pack_counts_once(repo: Path) -> None:
+    records = runs("dup", 3)
+    ids = put(repo, *records)
+    packed = write_pack(repo, "2026-02.yaml", records[:2])
+    assert packed == set(ids[:2])
+    assert assert_index_matches_scan(repo)["ids"] == set(ids)
+    # The loose copies go (as after gc): the packed records stay, the other goes.
+    store = Store(repo / ".cmf/objects")
+    for rid in ids:
+        store.loose_path(rid).unlink()
+    assert assert_index_matches_scan(repo)["ids"] == set(ids[:2])
+    (repo / ".cmf/objects/pack/site-a/2026-02.yaml").unlink()
+    assert assert_index_matches_scan(repo)["ids"] == set()
+
+
+def test_pull_from_a_clone_and_untracked_records(repo: Path, bare_repo: Path, tmp_path: Path) -> None:
+    git(repo, "remote", "add", "origin", str(bare_repo))
+    put(repo, *runs("a", 3))
+    commit_all(repo, "a")
+    git(repo, "push", "-q", "origin", "main")
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(bare_repo), str(clone))
+    cmfgit(clone, "init")
+    assert len(assert_index_matches_scan(clone)["executions"]) == 3
+    put(clone, *runs("b", 4, 50))
+    commit_all(clone, "b")
+    git(clone, "push", "-q", "origin", "main")
+    # Untracked records in the original, then a plain git pull.
+    put(repo, *runs("untracked", 2, 90))
+    assert len(assert_index_matches_scan(repo)["executions"]) == 5
+    git(repo, "pull", "-q", "--no-rebase", "--no-edit", "origin", "main")
+    assert len(assert_index_matches_scan(repo)["executions"]) == 9
+
+
+def test_tree_scopes_follow_their_refs(repo: Path) -> None:
+    put(repo, *runs("main", 2))
+    commit_all(repo, "main")
+    git(repo, "checkout", "-q", "-b", "side")
+    put(repo, *runs("side", 3, 10))
+    write_pack(repo, "2026-03.yaml", runs("sidepack", 2, 20))
+    commit_all(repo, "side")
+    side_ids = scan(repo)["ids"]
+    git(repo, "checkout", "-q", "main")
+    main_ids = scan(repo)["ids"]
+    r = open_repo(repo)
+
+    def ids(scope: index.Scope) -> set[str]:
+        ix = index.open_index(r, scope)
+        try:
+            return {row[0] for row in ix.db().execute("SELECT id FROM records")}
+        finally:
+            ix.close()
+
+    assert ids(index.Scope("ref", ref="side")) == side_ids
+    assert ids(index.Scope("ref", ref="main")) == main_ids
+    assert ids(index.Scope("all-branches")) == side_ids | main_ids
+    # The branch moves: the same ref index follows (diff-tree between the two trees).
+    git(repo, "checkout", "-q", "side")
+    put(repo, *runs("later", 2, 30))
+    path = repo / ".cmf/objects/pack/site-a/2026-03.yaml"
+    content = pack.parse(path.read_bytes(), str(path))
+    del content[sorted(content)[0]]
+    path.write_bytes(pack.serialize(content))
+    commit_all(repo, "later")
+    assert ids(index.Scope("ref", ref="side")) == scan(repo)["ids"]
+    git(repo, "checkout", "-q", "main")
+    git(repo, "branch", "-q", "-D", "side")
+    assert ids(index.Scope("all-branches")) == main_ids
+
+
+def test_concurrent_readers_and_a_writer(repo: Path) -> None:
+    put(repo, *runs("base", 30))
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "cmfgit", "log", "--json", "--where", "params.lr > 0"],
+            cwd=repo,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    put(repo, *runs("more", 10, 100))
+    results = [p.communicate(timeout=120) for p in procs]
+    for (out, err), p in zip(results, procs):
+        assert p.returncode == 0, err
+        assert len(json.loads(out)) in range(30, 41)
+    assert len(json.loads(cmfgit(repo, "log", "--json").stdout)) == 40
+    assert_index_matches_scan(repo)
+
+
+def test_refresh_hook_point_is_cheap_and_leaves_a_missing_index_missing(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "r")
+    r = open_repo(root)
+    index.refresh(r, build_missing=False)
+    assert not index.index_path(r, index.CHECKOUT).exists()
+    put(root, *runs("x", 2))
+    index.refresh(r)
+    assert index.index_path(r, index.CHECKOUT).exists()
+    ix = index.Index(r, index.index_path(r, index.CHECKOUT))
+    assert ix.open_existing()
+    ix.refresh_worktree()
+    assert ix.stats["parsed"] == 0
+    ix.close()
+
+
+def test_head_moves_are_caught_even_when_directory_mtimes_lie(repo: Path, monkeypatch: object) -> None:
+    """The safety net keyed by git: a checkout whose directory mtimes were put back
+    (a filesystem with unreliable mtimes) is still seen, through diff-tree of HEAD."""
+    import pytest
+
+    assert isinstance(monkeypatch, pytest.MonkeyPatch)
+    monkeypatch.setattr(index, "RACY_NS", 0)  # trust every mtime, however recent
+    put(repo, *runs("main", 4))
+    commit_all(repo, "main")
+    git(repo, "checkout", "-q", "-b", "side")
+    put(repo, *runs("side", 40, 100))  # enough to land in shards main already has
+    commit_all(repo, "side")
+    git(repo, "checkout", "-q", "main")
+    objects = repo / ".cmf/objects"
+    old = time.time_ns() - 3600 * 10**9
+
+    def age() -> None:  # every directory looks untouched for an hour
+        for p in [objects, *objects.iterdir()]:
+            os.utime(p, ns=(old, old))
+
+    age()
+    assert_index_matches_scan(repo)
+    nohooks = ("-c", "core.hooksPath=/dev/null")  # the post-checkout hook would refresh the index itself
+    git(repo, *nohooks, "checkout", "-q", "side")
+    age()
+    assert len(assert_index_matches_scan(repo)["executions"]) == 44
+    git(repo, *nohooks, "checkout", "-q", "main")
+    age()
+    assert len(assert_index_matches_scan(repo)["executions"]) == 4
