@@ -28,10 +28,9 @@ def import_cmd(
     if as_json:
         print_json(report.as_json())
         return
-    what = "MLMD" if report.format == "mlmd" else "CMF export JSON"
-    version = f", MLMD schema {report.schema_version}" if report.schema_version is not None else ""
+    what = f"MLMD schema {report.schema_version}" if report.format == "mlmd" else "CMF export JSON"
     pipelines = ", ".join(f"{name} ({n})" for name, n in report.pipelines.items()) or "none"
-    print(f"read {report.path} ({what}{version}): {report.executions} execution(s) of pipeline(s) {pipelines}")
+    print(f"read {report.path} ({what}): {report.executions} execution(s) of pipeline(s) {pipelines}")
     print(
         f"records: {report.written} new, {report.present} already present"
         + (f", {report.kept} kept as first imported (same Execution_uuid, changed since)" if report.kept else "")
