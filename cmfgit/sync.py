@@ -39,7 +39,16 @@ GLOBAL_ATTEMPTS = 40
 KEEP_REFSPEC = "refs/cmf/keep/*:refs/cmf/keep/*"
 _LOOSE_PATH = re.compile(r"^\.cmf/objects/[0-9a-f]{2}/[0-9a-f]{62}\.yaml$")
 # Rejections that mean "someone else pushed first": fetch, merge or union, retry.
-_RACE = ("fetch first", "non-fast-forward", "stale info", "cannot lock", "failed to lock", "incorrect old value")
+# "failed to update ref" is how receive-pack reports losing the ref lock to a concurrent push.
+_RACE = (
+    "fetch first",
+    "non-fast-forward",
+    "stale info",
+    "cannot lock",
+    "failed to lock",
+    "failed to update ref",
+    "incorrect old value",
+)
 _RACE_STDERR = ("cannot lock ref", "failed to update ref", "unable to update local ref")
 
 

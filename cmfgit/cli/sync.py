@@ -36,7 +36,8 @@ def push(
     g = result.global_update
     if g is not None:
         change = f"+{g.added} record(s)" if g.updated else "already up to date"
-        print(f"global     {g.remote}/cmf/global: {change}, {g.records} record(s) in the view")
+        raced = f" ({g.attempts} attempts: other pushes came first)" if g.attempts > 1 else ""
+        print(f"global     {g.remote}/cmf/global: {change}, {g.records} record(s) in the view{raced}")
 
 
 @app.command()
