@@ -31,7 +31,6 @@ import os
 import shlex
 import sys
 import uuid as uuidlib
-import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -167,7 +166,6 @@ class Cmf:
         self._stage: str | None = None
         self._open: _Open | None = None
         self._cmd: str | None = None
-        _live.add(self)
 
     def _next(self, kind: str) -> int:
         self._ids[kind] += 1
@@ -256,6 +254,7 @@ class Cmf:
         name = "" if create_new_execution else execution_type
         self.execution = Execution(self._next("execution"), name, execution_type, properties, params)
         self._open = _Open(recorder, self.execution)
+        _recording.add(self)  # a strong reference: the execution is written at exit even if this object is dropped
         self._cmd = cmd
         env_file = self._write_python_env()
         self.execution.custom_properties["Python_Env"] = env_file
@@ -438,6 +437,7 @@ class Cmf:
 
     def _close(self, exit_code: int | None, error: str | None = None) -> str | None:
         run, self._open = self._open, None
+        _recording.discard(self)
         if run is None:
             return None
         assert self.child_context is not None
@@ -503,7 +503,7 @@ class DataSlice:
 
 # -- executions left open when the process ends are written, marked failed after an uncaught exception --
 
-_live: weakref.WeakSet[Cmf] = weakref.WeakSet()
+_recording: set[Cmf] = set()
 _crash: dict[str, str] = {}
 _previous_hook = sys.excepthook
 
@@ -515,12 +515,11 @@ def _excepthook(exc_type: type[BaseException], exc: BaseException, tb: Traceback
 
 
 def _at_exit() -> None:
-    for writer in list(_live):
+    for writer in list(_recording):
         try:
             writer._close(int(_crash.get("code", "0")), _crash.get("error"))
         except Exception as exc:  # at exit there is no caller left to raise to
             _warn(f"could not write the open execution: {exc}")
-        writer.hasher.close()
 
 
 sys.excepthook = _excepthook

@@ -106,7 +106,7 @@ def _value(row: sqlite3.Row) -> Any:
 def _properties(con: sqlite3.Connection, table: str, key: str) -> dict[int, tuple[dict[str, Any], dict[str, Any]]]:
     """owner id -> (properties, custom_properties), names sorted."""
     found: dict[int, tuple[dict[str, Any], dict[str, Any]]] = defaultdict(lambda: ({}, {}))
-    for row in con.execute(f"SELECT * FROM {table} ORDER BY {key}, name"):  # noqa: S608 (constant names)
+    for row in con.execute(f"SELECT * FROM {table} ORDER BY {key}, name"):  # table and key are constants
         found[row[key]][1 if row["is_custom_property"] else 0][row["name"]] = _value(row)
     return found
 

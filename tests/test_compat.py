@@ -218,10 +218,12 @@ def test_open_execution_is_written_when_the_script_ends(repo: Path) -> None:
     forgot = textwrap.dedent(
         """
         from cmfgit.compat import Cmf
-        m = Cmf(pipeline_name="p")
-        m.create_context("s1")
-        m.create_execution("E", {"k": 0.5})
-        m.log_dataset("in.txt", "input")
+        def stage():  # the writer goes out of scope without finalize()
+            m = Cmf(pipeline_name="p")
+            m.create_context("s1")
+            m.create_execution("E", {"k": 0.5})
+            m.log_dataset("in.txt", "input")
+        stage()
         """
     )
     crashed = forgot.replace('"s1"', '"s2"') + "raise SystemExit('boom')\n"
