@@ -24,8 +24,20 @@ from cmfgit import fastyaml
 from cmfgit.errors import RecordError
 
 ID_HEX_LEN = 64
-_NEEDS_DOUBLE_QUOTES = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff]")
-_SURROGATE = re.compile("[\ud800-\udfff]")
+# Written double-quoted (see the module doc). Compiled on first use: a regex
+# over non-ASCII ranges costs milliseconds to compile, at every start-up.
+_NEEDS_DOUBLE_QUOTES = "[\x00-\x1f\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff]"
+
+
+def _has_surrogate(text: str) -> bool:
+    """True if ``text`` holds a lone surrogate (it cannot be UTF-8)."""
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 # PyYAML is imported only when the fast path (fastyaml.py) is unsure: it costs
 # ~30 ms of start-up, a third of log-run's budget (DESIGN §10).
@@ -47,10 +59,11 @@ def _yaml() -> dict[str, Any]:
             pass
 
         def _represent_str(dumper: Any, data: str) -> Any:
-            style = '"' if _NEEDS_DOUBLE_QUOTES.search(data) else None
+            style = '"' if needs_double_quotes.search(data) else None
             return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
 
         _Dumper.add_representer(str, _represent_str)
+        needs_double_quotes = re.compile(_NEEDS_DOUBLE_QUOTES)
         _libyaml["yaml"] = yaml
         _libyaml["loader"] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
         _libyaml["dump_options"] = {
@@ -74,7 +87,7 @@ def check_data(value: Any, where: str = "record") -> None:
         if isinstance(item, float):
             continue  # nan and inf are allowed: a diverged loss is a real metric
         if isinstance(item, str):
-            if _SURROGATE.search(item):
+            if _has_surrogate(item):
                 raise RecordError(path, "string is not valid unicode (lone surrogate)")
             continue
         if isinstance(item, (list, tuple)):
@@ -84,7 +97,7 @@ def check_data(value: Any, where: str = "record") -> None:
             for k, v in item.items():
                 if not isinstance(k, str):
                     raise RecordError(path, f"key {k!r} is not a string")
-                if _SURROGATE.search(k):
+                if _has_surrogate(k):
                     raise RecordError(path, "key is not valid unicode (lone surrogate)")
                 stack.append((v, f"{path}.{k}"))
             continue

@@ -31,8 +31,10 @@ FAIL: Any = object()  # load() could not be sure; use libyaml
 
 # Characters libyaml writes as they are in a plain or single-quoted scalar
 # (printable, not a line break, not a BOM). Anything else is double-quoted by
-# libyaml or by our representer, and left to libyaml.
-_SIMPLE_TEXT = re.compile("[\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd]*")
+# libyaml or by our representer, and left to libyaml. The regexes are compiled
+# on first use: compiling one over non-ASCII ranges costs milliseconds, and
+# start-up time is log-run's budget (DESIGN §10).
+_SIMPLE_TEXT = "[\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd]*"
 # Indicators that forbid a plain scalar when they come first.
 _FIRST_INDICATORS = frozenset("#,[]{}&*!|>'\"%@`")
 # PyYAML's implicit resolvers (yaml/resolver.py), as one verbose pattern
@@ -41,7 +43,7 @@ _FIRST_INDICATORS = frozenset("#,[]{}&*!|>'\"%@`")
 # resolver's regex only matches strings starting with one of the characters
 # it is registered for, so one combined pattern decides the same as
 # PyYAML's first-character dispatch.
-_IMPLICIT = re.compile(
+_IMPLICIT = (
     r"""^(?:
       (?:yes|Yes|YES|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF)
     | (?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?
@@ -63,11 +65,29 @@ _IMPLICIT = re.compile(
          (?:[ \t]*(?:Z|[-+][0-9][0-9]?(?::[0-9][0-9])?))?)
     | (?:=)
     | (?:!|&|\*)
-    )$""",
-    re.X,
+    )$"""
 )
-_CANONICAL_INT = re.compile(r"-?(?:0|[1-9][0-9]*)")
-_CANONICAL_FLOAT = re.compile(r"-?[0-9]+\.[0-9]+(?:e[-+][0-9]+)?")
+_IMPLICIT_FIRST = frozenset("yYnNtTfFoO-+0123456789.<~=!&*")
+_compiled: dict[str, re.Pattern[str]] = {}
+
+
+def _simple(s: str) -> bool:
+    if s.isascii():
+        return s.isprintable()
+    pattern = _compiled.get("text")
+    if pattern is None:
+        pattern = _compiled["text"] = re.compile(_SIMPLE_TEXT)
+    return pattern.fullmatch(s) is not None
+
+
+def _implicit(s: str) -> bool:
+    """True if plain ``s`` would not read back as a string."""
+    if s[0] not in _IMPLICIT_FIRST:
+        return False
+    pattern = _compiled.get("implicit")
+    if pattern is None:
+        pattern = _compiled["implicit"] = re.compile(_IMPLICIT, re.X)
+    return pattern.match(s) is not None
 _SPECIAL_FLOATS = {".nan": float("nan"), ".inf": float("inf"), "-.inf": float("-inf")}
 _MAX_SIMPLE_KEY = 128  # libyaml writes longer keys in the '? key' form
 
@@ -83,7 +103,7 @@ def _text(s: str) -> str:
     """How libyaml writes string ``s`` in block context (plain or single-quoted)."""
     if not s:
         return "''"
-    if _SIMPLE_TEXT.fullmatch(s) is None:
+    if not _simple(s):
         raise _Unsure
     c = s[0]
     if (
@@ -95,7 +115,7 @@ def _text(s: str) -> str:
         or (c in "-." and s[:3] in ("---", "..."))
         or ": " in s
         or " #" in s
-        or _IMPLICIT.match(s) is not None
+        or _implicit(s)
     ):
         out = "'" + s.replace("'", "''") + "'"
     else:
@@ -269,19 +289,22 @@ def _token(tok: str) -> Any:
             raise _Reject
         return _check_text(tok[1:-1].replace("''", "'"), tok)
     if c in "-0123456789.":
-        if _CANONICAL_INT.fullmatch(tok):
-            number = int(tok)
-            if tok == "-0":
-                raise _Reject
-            return number
-        if _CANONICAL_FLOAT.fullmatch(tok):
-            real = float(tok)
-            if _float(real) != tok:
-                raise _Reject
-            return real
+        digits = tok[1:] if c == "-" else tok
+        if digits.isascii() and digits.isdigit():
+            if digits[0] == "0" and (len(digits) > 1 or c == "-"):
+                raise _Reject  # 007 and -0 are not how an int is written
+            return int(tok)
         special = _SPECIAL_FLOATS.get(tok)
         if special is not None:
             return special
+        try:
+            real = float(tok)
+        except ValueError:
+            pass
+        else:
+            if _float(real) == tok:
+                return real
+        # not a number as the emitter writes one: a plain string, or rejected
     elif tok == "null":
         return None
     elif tok == "true":
