@@ -131,3 +131,11 @@ def assert_cmf_structure(document: dict[str, Any]) -> None:
         assert key_sets == reference[name], (
             f"{level}: {sorted(map(sorted, key_sets))} != {sorted(map(sorted, reference[name]))}"
         )
+
+
+def lineage(repo: Path, target: str, *options: str) -> tuple[set[str], set[str]]:
+    """(execution ids, artifact hashes) that `cmfgit lineage TARGET --format json` shows."""
+    shown = json.loads(cmfgit(repo, "lineage", target, "--format", "json", *options).stdout)
+    executions = {n["id"] for n in shown["nodes"] if n["kind"] == "execution"}
+    artifacts = {n["hash"] for n in shown["nodes"] if n["kind"] == "artifact"}
+    return executions, artifacts

@@ -26,6 +26,7 @@ from cmfdata import (
     copy_inputs,
     graph,
     import_json,
+    lineage,
     object_files,
     records,
 )
@@ -35,6 +36,7 @@ from cmfgit import mlmd
 from cmfgit.cmf_import import import_cmf
 from cmfgit.errors import CmfgitError
 from cmfgit.graph import Node
+from cmfgit.query import CmfQuery
 from cmfgit.repo import open_repo
 
 
@@ -107,6 +109,17 @@ def test_import_set1_executions_artifacts_lineage_and_idempotence(repo: Path, tm
     up = g.lineage(Node("artifact", MODEL), "up")
     assert up.executions() == {prep_id, train_id}
     assert WINE in up.artifacts()
+    # The same through `cmfgit lineage`, starting from CMF's identity of an artifact, and the query API.
+    execs, arts = lineage(repo, TRAIN)
+    assert execs == {prep_id} and {TRAIN, WINE, LABELS, ENV} <= arts
+    execs, arts = lineage(repo, TRAIN, "--down")
+    assert execs == {train_id} and {MODEL, STEP_METRICS} <= arts
+    assert lineage(repo, "artifacts/model/model.pkl")[0] == {prep_id, train_id}
+    with CmfQuery(repo) as q:
+        assert q.find_producer_execution("artifacts/prepared/train.csv")["id"] == prep_id
+        used = q.get_all_executions_for_artifact(TRAIN)
+        assert sorted((u["event"], u["id"]) for u in used) == sorted([("OUTPUT", prep_id), ("INPUT", train_id)])
+        assert q.get_pipeline_stages(PIPELINE) == ["prepare", "train"]
 
     # A second import adds nothing; so does the same pipeline's CMF JSON after its MLMD.
     before = object_files(repo)
@@ -189,6 +202,8 @@ def test_bytes_present_join_native_runs_by_blake3_and_cmf_md5(repo: Path, tmp_pa
     assert {prep_id, train_id, evaluate_id} <= up.executions()
     down = g.lineage(Node("artifact", g.canonical(WINE) or WINE), "down")
     assert evaluate_id in down.executions()
+    assert lineage(repo, TRAIN, "--down")[0] == {train_id, evaluate_id}
+    assert lineage(repo, "report.txt")[0] == {prep_id, train_id, evaluate_id}
 
 
 def test_pipeline_filter(repo: Path, tmp_path: Path) -> None:

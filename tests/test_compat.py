@@ -25,6 +25,7 @@ from cmfdata import (
     copy_inputs,
     graph,
     import_json,
+    lineage,
     records,
 )
 from conftest import ROOT, cmfgit
@@ -32,6 +33,7 @@ from conftest import ROOT, cmfgit
 from cmfgit import cmf_format
 from cmfgit.errors import PathError, UsageError
 from cmfgit.graph import Node
+from cmfgit.query import CmfQuery
 
 PORT = ROOT / "examples" / "cmf_port"
 SCRIPTS = [
@@ -151,6 +153,16 @@ def test_cmf_port_records_queryable_metadata_and_joins_imported_cmf_history(repo
     assert g.canonical(TRAIN) == train_csv["hash"]
     assert set(g.producers_of(TRAIN)) == {cmf_prep_id, prep_id}
     assert set(g.producers_of(MODEL)) == {cmf_train_id, train_id}
+    # `cmfgit lineage` and the query API show what the script logged.
+    execs, arts = lineage(repo, "artifacts/model/model.pkl")
+    assert {prep_id, train_id} <= execs and eval_id not in execs
+    assert b3(repo / "artifacts/raw/wine.csv") in arts
+    assert eval_id in lineage(repo, "artifacts/model/model.pkl", "--down")[0]
+    with CmfQuery(repo) as q:
+        losses = [r["value"] for r in q.get_step_metrics(train_id) if r["name"] == "training_metrics.train_loss"]
+        assert len(losses) == 5 and losses[-1] == 0.508952
+        producers = {e["id"] for e in q.find_producer_executions(model_key)}
+        assert producers == {cmf_train_id, train_id}
     assert "record(s) ok" in cmfgit(repo, "fsck").stdout
 
     # What it logged exports in CMF's structure.
