@@ -1,7 +1,9 @@
-"""``cmfgit demo``: a real pipeline in real git repositories.
+"""``cmfgit demo``: a real pipeline at two sites, a central repository, a local view.
 
-It writes three small stage scripts (pure Python, no numpy), runs each
-through ``cmfgit log-run`` exactly as a user would, and shows the result.
+It writes small stage scripts (pure Python, no numpy) into fresh git
+repositories, runs each through ``cmfgit log-run`` exactly as a user would,
+pushes from both sites with ``cmfgit push``, and pulls a local view of one
+pipeline into a third clone with ``cmfgit pull``, then shows its lineage.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import tempfile
 from pathlib import Path
 
 from cmfgit.errors import CmfgitError
+from cmfgit.reading import executions
+from cmfgit.repo import open_repo
 
 PREPARE = '''\
 """prepare: generate a small wine-quality-like dataset and split it."""
@@ -61,6 +65,17 @@ print(f"evaluate: test mse={mse:.4f}")
 '''
 
 
+MONITOR = '''\
+"""collect: an edge box's sensor readings (a pipeline of its own)."""
+import random
+rnd = random.Random(3)
+with open("readings.csv", "w") as f:
+    f.write("t,temperature\\n")
+    f.writelines(f"{t},{round(rnd.gauss(12, 1.5), 2)}\\n" for t in range(24))
+print("collect: 24 readings")
+'''
+
+
 def _raw_data(seed: int = 1001) -> str:
     import random
 
@@ -81,6 +96,8 @@ class _Shell:
         self.env.setdefault("GIT_AUTHOR_EMAIL", "demo@example.invalid")
         self.env.setdefault("GIT_COMMITTER_NAME", "cmfgit demo")
         self.env.setdefault("GIT_COMMITTER_EMAIL", "demo@example.invalid")
+        if not sys.stdout.isatty():
+            self.env.setdefault("COLUMNS", "120")  # tables as wide as on a terminal
 
     def run(self, cwd: Path, *args: str, show: bool = True, quiet: bool = False) -> str:
         shown = " ".join(shlex.quote(a) for a in args).replace(shlex.quote(sys.executable) + " -m cmfgit", "cmfgit")
@@ -97,90 +114,121 @@ class _Shell:
 
 
 def run_demo(directory: Path | None) -> Path:
+    """Two sites and a central repository; a third clone pulls a local view.
+
+    ::
+
+        central.git        bare: the central remote (git is the only server)
+        lab/   site lab    branch site/lab:  prepare, train (two learning rates)
+        edge/  site edge   branch site/edge: evaluate lab's model; its own edge-monitor pipeline
+        analyst/           main (code only): pulls the wine-quality view and its lineage
+    """
     base = Path(directory) if directory else Path(tempfile.mkdtemp(prefix="cmfgit-demo-"))
     base.mkdir(parents=True, exist_ok=True)
     if any(base.iterdir()):
         raise CmfgitError(f"{base} is not empty: give --dir an empty or new directory")
     sh = _Shell()
-    repo = base / "wine-quality"
-    repo.mkdir()
+    py = sys.executable
     print(f"cmfgit demo in {base}")
-    sh.run(repo, "git", "init", "-q", "-b", "main")
+
+    # The central repository and the pipeline's code, pushed to main by the lab.
+    sh.run(base, "git", "init", "-q", "--bare", "-b", "main", "central.git")
+    sh.run(base, "git", "init", "-q", "-b", "main", "lab")
+    lab = base / "lab"
+    sh.run(lab, "git", "remote", "add", "origin", "../central.git")
+    _write_pipeline(lab)
+    sh.cmfgit(lab, "init", "--site", "lab", "--pipeline", "wine-quality")
+    sh.run(lab, "git", "add", "-A")
+    sh.run(lab, "git", "commit", "-q", "-m", "wine-quality pipeline")
+    sh.run(lab, "git", "push", "-q", "-u", "origin", "main")
+
+    # Site lab: prepare the data and train twice, on its own branch.
+    sh.run(lab, "git", "checkout", "-q", "-b", "site/lab")
+    sh.cmfgit(lab, *PREPARE_RUN, "--", py, "prepare.py")
+    for lr in ("0.001", "0.005"):
+        sh.cmfgit(lab, *_train_run(lr), "--", py, "train.py", lr, "20")
+    # Publish the model and the test split with git; the pending records ride along.
+    sh.run(lab, "git", "add", "model.json", "data/prepared/test.csv")
+    sh.run(lab, "git", "commit", "-q", "-m", "publish the model and the test split")
+    sh.cmfgit(lab, "push")
+
+    # Site edge: deploys lab's model, evaluates it, and runs a pipeline of its own.
+    sh.run(base, "git", "clone", "-q", "central.git", "edge")
+    edge = base / "edge"
+    sh.cmfgit(edge, "init", "--site", "edge")
+    sh.run(edge, "git", "checkout", "-q", "-b", "site/edge", "origin/site/lab")
+    (edge / "monitor.py").write_text(MONITOR)
+    sh.run(edge, "git", "add", "monitor.py")
+    sh.run(edge, "git", "commit", "-q", "-m", "edge monitor")
+    sh.cmfgit(edge, *EVALUATE_RUN, "--", py, "evaluate.py")
+    sh.cmfgit(edge, "log-run", "-P", "edge-monitor", "-s", "collect", "-o", "readings.csv", "--", py, "monitor.py")
+    sh.cmfgit(edge, "push")
+
+    # An analyst's clone of main (code only) pulls a local view of one pipeline.
+    sh.run(base, "git", "clone", "-q", "central.git", "analyst")
+    analyst = base / "analyst"
+    sh.cmfgit(analyst, "pull", "--pipeline", "wine-quality")  # configures the fresh clone too
+    sh.cmfgit(analyst, "log")
+    evaluate = executions(open_repo(analyst), stage="evaluate")[0][0]
+    sh.cmfgit(analyst, "lineage", evaluate[:12])
+    sh.run(base, "git", "--git-dir=central.git", "log", "--oneline", "-3", "cmf/global")
+    print(f"\ndone: central repository {base / 'central.git'}, sites {lab} and {edge}, local view {analyst}")
+    return base
+
+
+def _write_pipeline(repo: Path) -> None:
     (repo / "data/raw").mkdir(parents=True)
     (repo / "data/raw/wine.csv").write_text(_raw_data())
     (repo / "params.json").write_text('{"prepare": {"split": 0.25, "seed": 7}}\n')
     (repo / "prepare.py").write_text(PREPARE)
     (repo / "train.py").write_text(TRAIN)
     (repo / "evaluate.py").write_text(EVALUATE)
-    (repo / ".gitignore").write_text("data/prepared/\nmodel.json\n*_metrics.json\n")
-    sh.cmfgit(repo, "init", "--site", "lab", "--pipeline", "wine-quality")
-    sh.run(repo, "git", "add", "-A")
-    sh.run(repo, "git", "commit", "-q", "-m", "wine-quality pipeline")
-    py = sys.executable
-    sh.cmfgit(
-        repo,
+    (repo / ".gitignore").write_text("data/prepared/train.csv\n*_metrics.json\nreadings.csv\n")
+
+
+PREPARE_RUN = (
+    "log-run",
+    "-s",
+    "prepare",
+    "--params-file",
+    "params.json:prepare",
+    "-i",
+    "data/raw/wine.csv",
+    "-o",
+    "data/prepared/train.csv",
+    "-o",
+    "data/prepared/test.csv",
+)
+EVALUATE_RUN = (
+    "log-run",
+    "-s",
+    "evaluate",
+    "-i",
+    "model.json",
+    "--type",
+    "model",
+    "-i",
+    "data/prepared/test.csv",
+    "-m",
+    "eval_metrics.json",
+)
+
+
+def _train_run(lr: str) -> tuple[str, ...]:
+    return (
         "log-run",
         "-s",
-        "prepare",
-        "--params-file",
-        "params.json:prepare",
+        "train",
+        "-p",
+        f"lr={lr}",
+        "-p",
+        "epochs=20",
         "-i",
-        "data/raw/wine.csv",
-        "-o",
         "data/prepared/train.csv",
         "-o",
-        "data/prepared/test.csv",
-        "--",
-        py,
-        "prepare.py",
-    )
-    for lr in ("0.001", "0.005"):
-        sh.cmfgit(
-            repo,
-            "log-run",
-            "-s",
-            "train",
-            "-p",
-            f"lr={lr}",
-            "-p",
-            "epochs=20",
-            "-i",
-            "data/prepared/train.csv",
-            "-o",
-            "model.json",
-            "--type",
-            "model",
-            "-m",
-            "train_metrics.json",
-            "--",
-            py,
-            "train.py",
-            lr,
-            "20",
-        )
-    sh.cmfgit(
-        repo,
-        "log-run",
-        "-s",
-        "evaluate",
-        "-i",
         "model.json",
         "--type",
         "model",
-        "-i",
-        "data/prepared/test.csv",
         "-m",
-        "eval_metrics.json",
-        "--commit",
-        "--",
-        py,
-        "evaluate.py",
+        "train_metrics.json",
     )
-    sh.cmfgit(repo, "log")
-    last = sh.run(repo, sys.executable, "-m", "cmfgit", "log", "-n", "1", "--json", show=False, quiet=True)
-    import json
-
-    sh.cmfgit(repo, "show", json.loads(last)[0]["id"][:12])
-    sh.cmfgit(repo, "fsck")
-    print(f"\ndone: the demo repository is {repo}")
-    return base

@@ -79,13 +79,12 @@ def resolve_remote(repo: Repo, remote: str | None, branch: str | None) -> str:
     return remote
 
 
-def remote_branch(repo: Repo, remote: str, branch: str) -> tuple[str, bool]:
-    """(the remote branch that ``branch`` pushes to and pulls from, upstream configured?)"""
-    if gitutil.config_get(repo.root, f"branch.{branch}.remote") == remote:
-        merge = gitutil.config_get(repo.root, f"branch.{branch}.merge") or ""
-        if merge.startswith("refs/heads/"):
-            return merge[len("refs/heads/") :], True
-    return branch, False
+def upstream(repo: Repo, remote: str, branch: str) -> str | None:
+    """The branch of ``remote`` that ``branch`` tracks (pulls from), if any."""
+    if gitutil.config_get(repo.root, f"branch.{branch}.remote") != remote:
+        return None
+    merge = gitutil.config_get(repo.root, f"branch.{branch}.merge") or ""
+    return merge[len("refs/heads/") :] if merge.startswith("refs/heads/") else None
 
 
 def fetch_ref(repo: Repo, remote: str, branch: str) -> str | None:
@@ -177,7 +176,10 @@ def push(repo: Repo, remote: str | None = None, *, attempts: int = BRANCH_ATTEMP
     if (repo.git_dir / "MERGE_HEAD").exists():
         raise ConflictError("a merge is in progress: finish it (git commit) or abort it, then run 'cmfgit push' again")
     remote = resolve_remote(repo, remote, branch)
-    destination, has_upstream = remote_branch(repo, remote, branch)
+    # Like git's push.default=simple: a branch pushes to the remote branch of its
+    # own name (site/edge never lands on site/lab, whatever it was branched from).
+    destination = branch
+    has_upstream = gitutil.config_get(repo.root, f"branch.{branch}.remote") is not None
     result = PushResult(remote, branch, destination, configured=configured)
     from cmfgit.gc import maybe_gc
 
@@ -320,7 +322,8 @@ def pull(repo: Repo, selection: localview.Selection, remote: str | None = None) 
     if branch is not None:
         if (repo.git_dir / "MERGE_HEAD").exists():
             raise ConflictError("a merge is in progress: finish it (git commit) or abort it, then pull again")
-        destination, _ = remote_branch(repo, remote, branch)
+        # Like git pull: the upstream branch, else the remote branch of the same name.
+        destination = upstream(repo, remote, branch) or branch
         theirs = fetch_ref(repo, remote, destination)
         if theirs is not None and not gitutil.git_ok(["merge-base", "--is-ancestor", theirs, "HEAD"], repo.root):
             # Pending records would block the merge as "untracked files would be

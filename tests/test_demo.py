@@ -1,0 +1,60 @@
+"""`cmfgit demo` end to end: two sites, a central repository, a local view."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import cmfgit, git
+from sites import loose_ids, records_at
+
+from cmfgit import canonical
+
+
+def _summary(records: dict[str, bytes]) -> list[tuple[str, str, str]]:
+    found = []
+    for data in records.values():
+        record = canonical.load(data)
+        found.append((record["site"], record["pipeline"], record["stage"]))
+    return sorted(found)
+
+
+def test_demo_runs_end_to_end(tmp_path: Path) -> None:
+    base = tmp_path / "demo"
+    proc = cmfgit(tmp_path, "demo", "--dir", str(base), timeout=300)
+    out = proc.stdout
+    central, lab, edge, analyst = (base / n for n in ("central.git", "lab", "edge", "analyst"))
+
+    # Each site pushed its own branch; the edge's branch grew from the lab's.
+    lab_runs = [("lab", "wine-quality", "prepare"), ("lab", "wine-quality", "train"), ("lab", "wine-quality", "train")]
+    edge_runs = [("edge", "edge-monitor", "collect"), ("edge", "wine-quality", "evaluate")]
+    assert _summary(records_at(central, "site/lab")) == lab_runs
+    assert _summary(records_at(central, "site/edge")) == sorted(lab_runs + edge_runs)
+    assert git(lab, "rev-parse", "HEAD") == git(central, "rev-parse", "site/lab")
+    assert git(edge, "rev-parse", "HEAD") == git(central, "rev-parse", "site/edge")
+    assert records_at(central, "main") == {}  # main carries the code only
+
+    # The global view holds every record of both sites.
+    view = records_at(central, "cmf/global")
+    assert _summary(view) == sorted(lab_runs + edge_runs)
+
+    # The analyst's clone holds exactly the wine-quality records, pending, and valid.
+    local = loose_ids(analyst)
+    assert local == {rid for rid, data in view.items() if canonical.load(data)["pipeline"] == "wine-quality"}
+    assert len(local) == 4
+    assert records_at(analyst, "HEAD") == {}
+    assert cmfgit(analyst, "fsck").stdout.startswith("fsck: 4 record(s) ok")
+
+    # What the user saw: pushes, the local view, and the lineage of the evaluation.
+    assert "branch     site/lab -> origin/site/lab: pushed" in out
+    assert "branch     site/edge -> origin/site/edge: pushed" in out
+    assert "global     origin/cmf/global: +2 record(s), 5 record(s) in the view" in out
+    assert "global     origin/cmf/global: 5 record(s), 4 match" in out
+    assert "lineage (upstream)" in out and "wine-quality/prepare" in out and "model.json" in out
+    assert "edge-monitor" not in out.split("cmfgit pull --pipeline wine-quality", 1)[1]
+
+
+def test_demo_refuses_a_non_empty_directory(tmp_path: Path) -> None:
+    (tmp_path / "keep.txt").write_text("mine\n")
+    proc = cmfgit(tmp_path, "demo", "--dir", str(tmp_path), check=False)
+    assert proc.returncode == 1 and "is not empty" in proc.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
