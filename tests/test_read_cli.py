@@ -1,0 +1,120 @@
+"""The read commands end to end: log/show/artifacts/pipelines/diff/lineage in every scope."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conftest import cmfgit, git
+from qhelp import art, execution, h, put, ts
+
+
+def commit(root: Path, message: str) -> None:
+    git(root, "add", ".cmf")
+    git(root, "commit", "-q", "-m", message)
+
+
+def test_read_commands_in_every_scope(repo: Path, bare_repo: Path) -> None:
+    (a,) = put(
+        repo,
+        execution(
+            "prep",
+            [art("raw")],
+            [art("clean")],
+            pipeline="wine",
+            params={"lr": 0.1},
+            metrics={"acc": 0.8},
+            started_at=ts(1),
+        ),
+    )
+    commit(repo, "a")
+    git(repo, "checkout", "-q", "-b", "side")
+    (b,) = put(
+        repo,
+        execution(
+            "train",
+            [art("clean")],
+            [art("model", "model")],
+            pipeline="wine",
+            params={"lr": 0.01},
+            metrics={"acc": 0.9},
+            started_at=ts(2),
+        ),
+    )
+    commit(repo, "b")
+    git(repo, "checkout", "-q", "main")
+    (c,) = put(
+        repo,
+        execution(
+            "train",
+            [art("clean")],
+            [art("model2", "model")],
+            pipeline="wine",
+            params={"lr": 0.5},
+            metrics={"acc": 0.7},
+            started_at=ts(3),
+        ),
+    )  # untracked
+
+    def ids(*args: str) -> list[str]:
+        return [r["id"] for r in json.loads(cmfgit(repo, "log", "--json", *args).stdout)]
+
+    assert ids() == [c, a]
+    assert ids("--ref", "side") == [b, a]
+    assert ids("--ref", "main") == [a]  # committed records only
+    assert ids("--all-branches") == [c, b, a]
+    assert ids("--all-branches", "--where", "metrics.acc >= 0.8", "--sort", "-metrics.acc") == [b, a]
+    assert ids("--all-branches", "-n", "1", "--sort", "params.lr") == [b]
+    assert ids("--pipeline", "wine", "--stage", "train") == [c]
+    assert json.loads(cmfgit(repo, "show", b[:10], "--json", "--ref", "side").stdout)["id"] == b
+    missing = cmfgit(repo, "show", b[:10], check=False)
+    assert missing.returncode == 1 and f"no record matches '{b[:10]}'" in missing.stderr
+
+    # The global metadata branch, as the sync engineer's push leaves it on the remote.
+    gone = cmfgit(repo, "log", "--global", check=False)
+    assert gone.returncode == 1 and "git fetch origin" in gone.stderr and "cmf/global" in gone.stderr
+    git(repo, "remote", "add", "origin", str(bare_repo))
+    git(repo, "push", "-q", "origin", "side:refs/heads/cmf/global")
+    git(repo, "fetch", "-q", "origin")
+    assert ids("--global") == [b, a]
+    assert json.loads(cmfgit(repo, "pipelines", "--json", "--global").stdout)[0]["executions"] == 2
+    lineage = json.loads(cmfgit(repo, "lineage", h("model"), "--json", "--global").stdout)
+    assert {n["id"] for n in lineage["nodes"] if n["kind"] == "execution"} == {a, b}
+
+    both = cmfgit(repo, "log", "--ref", "side", "--global", check=False)
+    assert both.returncode == 2 and "choose one scope" in both.stderr
+    bad_ref = cmfgit(repo, "log", "--ref", "nope", check=False)
+    assert bad_ref.returncode == 1 and "unknown revision 'nope'" in bad_ref.stderr
+
+
+def test_human_output(repo: Path) -> None:
+    empty = cmfgit(repo, "log")
+    assert "no executions recorded yet" in empty.stdout
+    assert "no artifacts recorded" in cmfgit(repo, "artifacts").stdout
+    a, b = put(
+        repo,
+        execution("prep", [art("raw")], [art("clean")], pipeline="wine", params={"lr": 0.1}, started_at=ts(1)),
+        execution(
+            "train",
+            [art("clean")],
+            [art("model", "model", "model.pkl")],
+            pipeline="wine",
+            params={"lr": 0.01},
+            metrics={"acc": 0.9},
+            started_at=ts(2),
+            exit_code=3,
+        ),
+    )
+    log = cmfgit(repo, "log").stdout
+    assert a[:12] in log and b[:12] in log and "wine/train" in log
+    assert "no executions match" in cmfgit(repo, "log", "--where", "params.lr > 5").stdout
+    pipelines = cmfgit(repo, "pipelines").stdout
+    assert "wine" in pipelines and "train" in pipelines and "prep" in pipelines
+    artifacts = cmfgit(repo, "artifacts", "--type", "model").stdout
+    assert h("model")[:19] in artifacts and "model.pkl" in artifacts
+    diff = cmfgit(repo, "diff", a[:8], b[:8]).stdout
+    assert "params.lr" in diff and "0.1" in diff and "0.01" in diff and "metrics.acc" in diff
+    tree = cmfgit(repo, "lineage", "model.pkl").stdout
+    assert "wine/train" in tree and "wine/prep" in tree and "data/raw" in tree
+    bad = cmfgit(repo, "diff", a[:8], "ffff", check=False)
+    assert bad.returncode == 1 and "no record matches 'ffff'" in bad.stderr
