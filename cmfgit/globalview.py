@@ -104,11 +104,23 @@ def trailers(message: bytes) -> dict[str, list[str]]:
 class _Union:
     """Unions trees into the object store, counting records the base lacked."""
 
-    def __init__(self, repo: DulwichRepo) -> None:
+    def __init__(self, repo: DulwichRepo, base: ObjectID | None) -> None:
         self.repo = repo
         self.store = repo.object_store
+        self.base = base  # the view's objects tree before this union
         self.added = 0
         self._trees: dict[ObjectID, Tree] = {}
+
+    def loose_in_base(self, rid: str) -> bool:
+        """True if the view already holds ``rid`` as a loose record (before a gc packed it)."""
+        if self.base is None:
+            return False
+        root = self.tree(self.base)
+        shard = rid[:2].encode()
+        if shard not in root:
+            return False
+        mode, sha = root[shard]
+        return stat.S_ISDIR(mode) and (rid[2:] + ".yaml").encode() in self.tree(ObjectID(sha))
 
     def tree(self, sha: ObjectID) -> Tree:
         cached = self._trees.get(sha)
@@ -193,8 +205,9 @@ class _Union:
             if not result.clean:
                 raise RecordError(where, "; ".join(result.problems) or "cannot be merged")
             merged = result.data
-        before = len(pack.parse(_blob(self.repo, base), where, verify=False)) if base is not None else 0
-        self.added += len(pack.parse(merged, where, verify=False)) - before
+        before = set(pack.parse(_blob(self.repo, base), where, verify=False)) if base is not None else set()
+        new = set(pack.parse(merged, where, verify=False)) - before
+        self.added += sum(1 for rid in new if not self.loose_in_base(rid))
         blob = Blob.from_string(merged)
         self.store.add_object(blob)
         return blob.id
@@ -215,7 +228,8 @@ class _Union:
         if kind == "loose":
             return 1
         if kind == "pack":
-            return len(pack.parse(_blob(self.repo, sha), f".cmf/objects/{path}", verify=False))
+            records = pack.parse(_blob(self.repo, sha), f".cmf/objects/{path}", verify=False)
+            return sum(1 for rid in records if not self.loose_in_base(rid))
         return 0
 
 
@@ -272,7 +286,7 @@ def build_union(
         if tree is not None:
             trees.append(tree)
     fresh = [t for t in dict.fromkeys(trees) if t != base_tree and t.decode() not in known]
-    union = _Union(repo)
+    union = _Union(repo, base_tree)
     new_tree = union.union(base_tree, fresh, "") if fresh else base_tree
     if new_tree == base_tree and base_commit is not None:
         return UnionResult(None, base_commit, base_records, 0, len(source_list), 0)

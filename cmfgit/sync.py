@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from dulwich.objects import ObjectID
 
-from cmfgit import canonical, gitutil, globalview, localview, treeread
+from cmfgit import canonical, gitutil, globalview, localview, pack, treeread
 from cmfgit.commit import commit_metadata, pending_paths
 from cmfgit.errors import ConflictError, GitError, RecordError, UsageError
 from cmfgit.globalview import GLOBAL_BRANCH, GLOBAL_REF
@@ -38,6 +38,7 @@ GLOBAL_ATTEMPTS = 40
 # with the branch, so every site's runs stay resolvable in the central repo.
 KEEP_REFSPEC = "refs/cmf/keep/*:refs/cmf/keep/*"
 _LOOSE_PATH = re.compile(r"^\.cmf/objects/[0-9a-f]{2}/[0-9a-f]{62}\.yaml$")
+_PACK_PREFIX = ".cmf/objects/pack/"
 # Rejections that mean "someone else pushed first": fetch, merge or union, retry.
 # "failed to update ref" is how receive-pack reports losing the ref lock to a concurrent push.
 _RACE = (
@@ -162,8 +163,25 @@ def _configure(repo: Repo) -> list[str]:
     return ensure_configured(repo)
 
 
-def _count_records(paths: list[str]) -> int:
-    return sum(1 for p in paths if _LOOSE_PATH.match(p))
+def _count_records(repo: Repo, paths: list[str]) -> int:
+    """Records that committing ``paths`` adds to HEAD (not those a gc just moved into a pack)."""
+    added = 0
+    moved: set[str] = set()
+    for path in paths:
+        if _LOOSE_PATH.match(path):
+            rid = path[13:15] + path[16:-5]
+            if (repo.root / path).exists():
+                added += 1
+            else:
+                moved.add(rid)  # deleted: packed by gc (or removed by hand)
+    for path in paths:
+        full = repo.root / path
+        if path.startswith(_PACK_PREFIX) and path.endswith(".yaml") and full.exists():
+            now = pack.parse(full.read_bytes(), path, verify=False)
+            head = gitutil.git(["cat-file", "blob", f"HEAD:{path}"], repo.root, check=False)
+            before = pack.parse(head, path, verify=False) if head else {}
+            added += sum(1 for rid in now if rid not in before and rid not in moved)
+    return added
 
 
 def push(repo: Repo, remote: str | None = None, *, attempts: int = BRANCH_ATTEMPTS) -> PushResult:
@@ -186,7 +204,7 @@ def push(repo: Repo, remote: str | None = None, *, attempts: int = BRANCH_ATTEMP
     maybe_gc(repo)  # as the pre-commit hook would: keep the number of files bounded
     paths = pending_paths(repo)
     if paths:
-        result.committed = _count_records(paths)
+        result.committed = _count_records(repo, paths)
         result.commit = commit_metadata(repo, f"cmfgit: {result.committed} record(s)", paths)
     for attempt in range(1, attempts + 1):
         args = ([] if has_upstream else ["--set-upstream"]) + [remote, f"HEAD:refs/heads/{destination}", KEEP_REFSPEC]
@@ -305,6 +323,7 @@ class PullResult:
     branch: str | None
     merged: bool = False  # the branch merged new commits from the remote
     committed: int = 0  # pending records committed before the merge
+    commit: str | None = None  # that commit
     global_commit: str | None = None  # None: the remote has no global view
     view_records: int = 0
     selected: int = 0
@@ -330,8 +349,8 @@ def pull(repo: Repo, selection: localview.Selection, remote: str | None = None) 
             # overwritten" when the remote has the same ones: commit them first.
             paths = pending_paths(repo)
             if paths:
-                result.committed = _count_records(paths)
-                commit_metadata(repo, f"cmfgit: {result.committed} record(s)", paths)
+                result.committed = _count_records(repo, paths)
+                result.commit = commit_metadata(repo, f"cmfgit: {result.committed} record(s)", paths)
             result.merged = _merge_remote(repo, remote, destination)
     tip = fetch_ref(repo, remote, GLOBAL_BRANCH)
     if tip is None:

@@ -121,3 +121,19 @@ def test_a_damaged_copy_of_a_loose_record_never_wins(tmp_path: Path) -> None:
 def test_global_update_outside_a_repository(tmp_path: Path) -> None:
     proc = cmfgit(tmp_path, "global", "update", check=False)
     assert proc.returncode == 1 and "not a git repository" in proc.stderr
+
+
+def test_a_site_gc_keeps_the_view_and_its_count(tmp_path: Path) -> None:
+    bare, url = seed_remote(tmp_path)
+    site = clone_site(tmp_path, url, "lab")
+    ids = {record(site, "wine", "train", params={"i": i}) for i in range(3)}
+    push(site)
+    gc.gc(open_repo(site))  # the records move from loose files into a pack
+    result = push(site)
+    assert result.committed == 0 and result.pushed  # the pack and the deletions, committed
+    assert result.global_update is not None and result.global_update.updated
+    assert (result.global_update.added, result.global_update.records) == (0, 3)
+    assert set(records_at(bare, GLOBAL)) == ids
+    files = git(bare, "ls-tree", "-r", "--name-only", GLOBAL).split()
+    assert len(files) == 4  # append-only: the three loose files stay, next to the pack
+    assert _trailer(bare, "Cmfgit-Records") == ["3"]

@@ -29,7 +29,8 @@ def push(
     for item in result.configured:
         print(f"configured {item}")
     if result.commit:
-        print(f"committed  {result.committed} pending record(s) in {result.commit[:12]}")
+        what = f"{result.committed} pending record(s)" if result.committed else "pending metadata (packs)"
+        print(f"committed  {what} in {result.commit[:12]}")
     merged = f" after {result.merges} merge(s) of {result.remote}/{result.destination}" if result.merges else ""
     state = "pushed" if result.pushed else "up to date"
     print(f"branch     {result.branch} -> {result.remote}/{result.destination}: {state}{merged}")
@@ -77,8 +78,9 @@ def pull(
     for item in result.configured:
         print(f"configured {item}")
     if result.branch is not None:
-        if result.committed:
-            print(f"committed  {result.committed} pending record(s) before merging")
+        if result.commit:
+            what = f"{result.committed} pending record(s)" if result.committed else "pending metadata (packs)"
+            print(f"committed  {what} before merging")
         state = "merged new commits" if result.merged else "up to date"
         print(f"branch     {result.branch}: {state}")
     if result.global_commit is None:
