@@ -1,16 +1,20 @@
 """``cmfgit push`` and ``cmfgit pull``: a clone's metadata to and from a remote.
 
 push
-    1. commit pending records (only ``.cmf`` paths; the user's staged work is left alone);
-    2. push the current branch; when the remote moved on, fetch, merge through
-       the merge driver and push again, a bounded number of times;
+    1. pack past ``gc.threshold``, then commit pending records (only ``.cmf``
+       paths; the user's staged work is left alone);
+    2. push the current branch to the remote branch of the same name, with the
+       code versions the hooks keep (``refs/cmf/keep/*``); when the remote
+       moved on, fetch, merge through the merge driver and push again, a
+       bounded number of times;
     3. update the remote's global branch ``cmf/global``: fetch it, union it
        tree-level with this clone's records, and push with compare-and-swap
        (``--force-with-lease`` on the value just fetched); on a lost race,
        fetch, union and push again. Racing sites therefore never lose a record.
 
 pull
-    1. fetch and merge the current branch's counterpart on the remote;
+    1. fetch and merge the branch's upstream (else the same-named remote
+       branch), committing pending records first so the merge cannot trip on them;
     2. fetch ``cmf/global`` and copy the records of interest (see
        ``localview.py``) into the working tree as loose records. They are
        pending: the next commit (hooks) or ``cmfgit push`` commits them.
