@@ -43,8 +43,7 @@ _FIRST_INDICATORS = frozenset("#,[]{}&*!|>'\"%@`")
 # resolver's regex only matches strings starting with one of the characters
 # it is registered for, so one combined pattern decides the same as
 # PyYAML's first-character dispatch.
-_IMPLICIT = (
-    r"""^(?:
+_IMPLICIT = r"""^(?:
       (?:yes|Yes|YES|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF)
     | (?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?
         |\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?
@@ -66,7 +65,6 @@ _IMPLICIT = (
     | (?:=)
     | (?:!|&|\*)
     )$"""
-)
 _IMPLICIT_FIRST = frozenset("yYnNtTfFoO-+0123456789.<~=!&*")
 _compiled: dict[str, re.Pattern[str]] = {}
 
@@ -80,14 +78,56 @@ def _simple(s: str) -> bool:
     return pattern.fullmatch(s) is not None
 
 
+# The resolvers' matches that are words rather than numbers or dates.
+_IMPLICIT_WORDS = frozenset(
+    "yes Yes YES no No NO true True TRUE false False FALSE on On ON off Off OFF ~ null Null NULL << = ! & *".split()
+)
+_NUMERIC_FIRST = frozenset("-+0123456789.")
+# Every character the float, int and timestamp patterns can match.
+_NUMERIC_CHARS = frozenset("0123456789_-+.:eEbxabcdefABCDEFinfINFaNTtZ \t")
+
+
+def _canonical_time(s: str) -> bool:
+    """2026-01-01T00:00:00.000000Z, as schema.utc_now writes it (a timestamp)."""
+    return (
+        len(s) == 27
+        and s[4] == s[7] == "-"
+        and s[10] == "T"
+        and s[13] == s[16] == ":"
+        and s[19] == "."
+        and s[26] == "Z"
+        and s.isascii()
+        and (s[:4] + s[5:7] + s[8:10] + s[11:13] + s[14:16] + s[17:19] + s[20:26]).isdigit()
+    )
+
+
 def _implicit(s: str) -> bool:
-    """True if plain ``s`` would not read back as a string."""
-    if s[0] not in _IMPLICIT_FIRST:
+    """True if plain ``s`` would not read back as a string.
+
+    The shortcuts answer the common cases without compiling the pattern
+    (~2 ms): only numbers and dates need it, and none has two dots.
+    """
+    if not s:
+        return True  # the empty plain scalar is null
+    c = s[0]
+    if c not in _IMPLICIT_FIRST:
         return False
+    if s in _IMPLICIT_WORDS:
+        return True
+    if c not in _NUMERIC_FIRST:
+        return False
+    if len(s) == 1:
+        return c.isdigit()
+    if s.count(".") > 1 or not _NUMERIC_CHARS.issuperset(s):
+        return False
+    if _canonical_time(s):
+        return True
     pattern = _compiled.get("implicit")
     if pattern is None:
         pattern = _compiled["implicit"] = re.compile(_IMPLICIT, re.X)
     return pattern.match(s) is not None
+
+
 _SPECIAL_FLOATS = {".nan": float("nan"), ".inf": float("inf"), "-.inf": float("-inf")}
 _MAX_SIMPLE_KEY = 128  # libyaml writes longer keys in the '? key' form
 

@@ -193,3 +193,28 @@ def test_strict_decode_still_refuses_non_canonical_bytes() -> None:
         canonical.load(b"a: [\n")
     with pytest.raises(RecordError, match="not valid YAML.*UTF-8"):
         canonical.load(b"a: \xff\n")
+
+
+NUMERIC_ALPHABET = "0123456789_-+.:eEbxoOaAfFiInNtTZz \t~!&*<=yYsS"
+numericish = st.one_of(
+    st.text(st.sampled_from(NUMERIC_ALPHABET), min_size=1, max_size=14),
+    st.builds(
+        lambda d, sep, frac, tz: f"2026-0{d}-1{d}{sep}0{d}:1{d}:2{d}{frac}{tz}",
+        st.integers(1, 9),
+        st.sampled_from(["T", "t", " ", "  ", "\t"]),
+        st.sampled_from(["", ".", ".5", ".000000"]),
+        st.sampled_from(["", "Z", " Z", "+01", "-01:30", "z"]),
+    ),
+    st.sampled_from(TRAPS),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(numericish)
+def test_implicit_shortcuts_agree_with_pyyaml_resolver(text: str) -> None:
+    """fastyaml._implicit decides without the regex where it can; PyYAML's own
+    resolver is the judge (quoted iff it would not read back as a string)."""
+    resolved = yaml.resolver.Resolver().resolve(yaml.ScalarNode, text, (True, False))
+    assert fastyaml._implicit(text) == (resolved != "tag:yaml.org,2002:str")
+    value = {"k": text, text: [text]}
+    assert canonical.dump(value) == canonical.dump_libyaml(value)
