@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -148,24 +148,60 @@ def select(records: Mapping[str, bytes], sel: Selection) -> set[str]:
     if sel.everything:
         return set(records)
     view = _View(records)
-    execution = schema.EXECUTION.encode()
-    chosen: set[str] = set()
     lines = _pipeline_lines(sel.pipelines)
-    for rid, data in records.items():
-        if _schema_of(data) != execution:
-            continue
-        if lines and not any(_has_line(data, line) for line in lines):
-            continue
-        if sel.since is not None:
-            started = _STARTED.search(data)
-            if started is None or started.group(1).decode() < sel.since:
-                continue
-        if sel.artifacts and not _touches(view, rid, sel.artifacts):
-            continue
-        chosen.add(rid)
+    chosen = {rid for rid in records if _wanted(view, rid, sel, lines)}
     if sel.with_lineage:
         chosen |= ancestors(view, chosen)
     return chosen | _annotations(view, chosen)
+
+
+def choose(records: Iterable[tuple[str, bytes]], sel: Selection) -> Iterator[tuple[str, bytes]]:
+    """The (id, bytes) of ``records`` that ``sel`` wants, as a stream.
+
+    Without ``with_lineage`` only the chosen executions and the annotations are
+    held in memory, so pulling from a large view does not hold the view.
+    """
+    if sel.everything:
+        yield from records
+        return
+    if sel.with_lineage:
+        held = dict(records)
+        for rid in sorted(select(held, sel)):
+            yield rid, held[rid]
+        return
+    lines = _pipeline_lines(sel.pipelines)
+    annotation = schema.ANNOTATION.encode()
+    notes: dict[str, bytes] = {}
+    view = _View({})
+    targets: set[str] = set()
+    for rid, data in records:
+        if _schema_of(data) == annotation:
+            notes[rid] = data
+            continue
+        view.records = {rid: data}
+        if _wanted(view, rid, sel, lines):
+            record = view.get(rid)
+            targets |= {rid} | _hashes(record.get("inputs")) | _hashes(record.get("outputs"))
+            yield rid, data
+        view.parsed.clear()
+    for rid, data in notes.items():
+        view.records = {rid: data}
+        if view.get(rid).get("target") in targets:
+            yield rid, data
+
+
+def _wanted(view: _View, rid: str, sel: Selection, lines: list[bytes]) -> bool:
+    """Does execution ``rid`` pass the filters? Byte checks first, parsing last."""
+    data = view.records[rid]
+    if _schema_of(data) != schema.EXECUTION.encode():
+        return False
+    if lines and not any(_has_line(data, line) for line in lines):
+        return False
+    if sel.since is not None:
+        started = _STARTED.search(data)
+        if started is None or started.group(1).decode() < sel.since:
+            return False
+    return not sel.artifacts or _touches(view, rid, sel.artifacts)
 
 
 def _touches(view: _View, rid: str, keys: tuple[ArtifactKey, ...]) -> bool:

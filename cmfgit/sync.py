@@ -25,6 +25,7 @@ Both configure an unconfigured clone first (the merge driver is per clone).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from dulwich.objects import ObjectID
@@ -360,16 +361,23 @@ def pull(repo: Repo, selection: localview.Selection, remote: str | None = None) 
     if tip is None:
         return result
     result.global_commit = tip
-    view = dict(treeread.iter_records(repo.root, tip))
-    result.view_records = len(view)
-    wanted = localview.select(view, selection)
-    result.selected = len(wanted)
     store = Store(repo.objects_dir)
     have = store.ids()
-    for rid in sorted(wanted - have):
-        data = view[rid]
+
+    def counted() -> Iterator[tuple[str, bytes]]:
+        for item in treeread.iter_records(repo.root, tip):
+            result.view_records += 1
+            yield item
+
+    for rid, data in localview.choose(counted(), selection):
+        result.selected += 1
+        if rid in have:
+            continue
         if canonical.digest(data) != rid:
             raise RecordError(f"{remote}/{GLOBAL_BRANCH}: record {rid[:12]}", "does not match its id (corrupted)")
         if store.put_bytes(rid, data):
             result.written += 1
+    from cmfgit.gc import maybe_gc
+
+    maybe_gc(repo)  # a large view arrives as many loose files: pack them past the threshold
     return result
