@@ -32,7 +32,7 @@ from dulwich.objects import ObjectID
 
 from cmfgit import canonical, gitutil, globalview, localview, pack, treeread
 from cmfgit.commit import commit_metadata, pending_paths
-from cmfgit.errors import ConflictError, GitError, RecordError, UsageError
+from cmfgit.errors import CmfgitError, ConflictError, GitError, RecordError, UsageError
 from cmfgit.globalview import GLOBAL_BRANCH, GLOBAL_REF
 from cmfgit.repo import Repo
 from cmfgit.store import Store
@@ -134,6 +134,9 @@ def _git_push(repo: Repo, args: list[str], ref: str) -> _PushOutcome:
     summary = "; ".join(f[2] if len(f) > 2 else "rejected" for f in rejected)
     if any(r in summary for r in _RACE) or (not rejected and any(r in errors for r in _RACE_STDERR)):
         return _PushOutcome(False, race=True, message=summary or errors.strip())
+    hook = [line for line in errors.splitlines() if line.startswith("cmfgit: error: ")]
+    if hook:  # our own pre-push hook refused: its reason, not git's "failed to push some refs"
+        raise CmfgitError(f"push refused by the pre-push hook: {hook[-1][len('cmfgit: error: ') :]}")
     raise GitError(["push", *args], proc.returncode, f"{errors}\n{summary}" if summary else errors)
 
 

@@ -262,3 +262,18 @@ def test_pull_merges_the_branch_despite_pending_copies(tmp_path: Path) -> None:
     assert set(records_at(b, "HEAD")) == {rid}
     assert git(b, "status", "--porcelain") == ""
     assert set(records_at(bare, "main")) == {rid}
+
+
+def test_push_refused_by_the_pre_push_hook_says_why(tmp_path: Path) -> None:
+    bare, url = seed_remote(tmp_path)
+    site = clone_site(tmp_path, url, "lab", hooks=True)
+    rid = record(site, "p", "s")
+    path = site / ".cmf" / "objects" / rid[:2] / f"{rid[2:]}.yaml"
+    path.write_bytes(path.read_bytes().replace(b"stage: s", b"stage: t"))  # a hand edit
+    git(site, "add", ".cmf")
+    git(site, "commit", "-q", "--no-verify", "-m", "sneak a bad record past pre-commit")
+    proc = cmfgit(site, "push", check=False)
+    assert proc.returncode == 1
+    assert "push refused by the pre-push hook: refusing to push" in proc.stderr
+    assert git(bare, "rev-parse", "--verify", "--quiet", "cmf/global", check=False) == ""
+    assert records_at(bare, "main") == {}
