@@ -288,8 +288,8 @@ def build_union(
     fresh = [t for t in dict.fromkeys(trees) if t != base_tree and t.decode() not in known]
     union = _Union(repo, base_tree)
     new_tree = union.union(base_tree, fresh, "") if fresh else base_tree
-    if new_tree == base_tree and base_commit is not None:
-        return UnionResult(None, base_commit, base_records, 0, len(source_list), 0)
+    if new_tree is None or (new_tree == base_tree and base_commit is not None):
+        return UnionResult(None, base_commit, base_records, 0, len(source_list), 0)  # nothing new
     records = base_records + union.added
     # Every source tree is now in the view: list them all, so the next union skips them.
     commit = _commit(repo, new_tree, base_commit, records, union.added, list(dict.fromkeys(trees)), what)
@@ -298,7 +298,7 @@ def build_union(
 
 def _commit(
     repo: DulwichRepo,
-    objects: ObjectID | None,
+    objects: ObjectID,
     parent: ObjectID | None,
     records: int,
     added: int,
@@ -307,8 +307,7 @@ def _commit(
 ) -> ObjectID:
     store = repo.object_store
     cmf = Tree()
-    if objects is not None:
-        cmf.add(OBJECTS_PATH[1], _TREE_MODE, objects)
+    cmf.add(OBJECTS_PATH[1], _TREE_MODE, objects)
     store.add_object(cmf)
     root = Tree()
     root.add(OBJECTS_PATH[0], _TREE_MODE, cmf.id)

@@ -113,10 +113,8 @@ def fetch_ref(repo: Repo, remote: str, branch: str) -> str | None:
 
 @dataclass
 class _PushOutcome:
-    ok: bool
+    ok: bool  # False: lost a race (retry); any other failure raises
     up_to_date: bool = False
-    race: bool = False
-    message: str = ""
 
 
 def _git_push(repo: Repo, args: list[str], ref: str) -> _PushOutcome:
@@ -133,7 +131,7 @@ def _git_push(repo: Repo, args: list[str], ref: str) -> _PushOutcome:
     rejected = [f for f in flags if f[0] == "!"]
     summary = "; ".join(f[2] if len(f) > 2 else "rejected" for f in rejected)
     if any(r in summary for r in _RACE) or (not rejected and any(r in errors for r in _RACE_STDERR)):
-        return _PushOutcome(False, race=True, message=summary or errors.strip())
+        return _PushOutcome(False)
     hook = [line for line in errors.splitlines() if line.startswith("cmfgit: error: ")]
     if hook:  # our own pre-push hook refused: its reason, not git's "failed to push some refs"
         raise CmfgitError(f"push refused by the pre-push hook: {hook[-1][len('cmfgit: error: ') :]}")

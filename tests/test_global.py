@@ -137,3 +137,9 @@ def test_a_site_gc_keeps_the_view_and_its_count(tmp_path: Path) -> None:
     files = git(bare, "ls-tree", "-r", "--name-only", GLOBAL).split()
     assert len(files) == 4  # append-only: the three loose files stay, next to the pack
     assert _trailer(bare, "Cmfgit-Records") == ["3"]
+
+
+def test_global_update_with_no_records_creates_nothing(tmp_path: Path) -> None:
+    bare, _url = seed_remote(tmp_path)
+    assert "no branch has records yet" in cmfgit(bare, "global", "update").stdout
+    assert git(bare, "rev-parse", "--verify", "--quiet", GLOBAL, check=False) == ""

@@ -116,7 +116,9 @@ def global_update(
     result = globalview.update_local(globalview.git_dir_of(repo_dir or Path.cwd()))
     if quiet:
         return
-    if result.new is None:
+    if result.new is None and result.old is None:
+        print("no branch has records yet: cmf/global not created")
+    elif result.new is None:
         print(f"cmf/global is up to date: {result.records} record(s)")
     else:
         print(f"cmf/global: +{result.added} record(s), {result.records} in all ({result.new[:12]})")
