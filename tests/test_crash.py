@@ -16,10 +16,14 @@ from conftest import cmfgit, git
 from cmfgit.fsutil import TMP_PREFIX
 from cmfgit.reading import check_record
 
+# argv: the ready file, and after how many completed runs to create it (0: once imported).
 API_LOOP = """
-import os, cmfgit
+import os, sys, cmfgit
+ready, ready_after = sys.argv[1], int(sys.argv[2])
 i = 0
 while True:
+    if i == ready_after:
+        open(ready, "w").close()
     with cmfgit.run(pipeline="crash", stage="api", params={"i": i, "pid": os.getpid()}) as run:
         run.log_input("in.bin")
         with open("out.bin", "wb") as fh:
@@ -63,9 +67,16 @@ def test_kill_9_at_random_moments_leaves_a_valid_store(repo: Path) -> None:
         rounds += 1
         assert rounds <= 4 * MIN_KILLS, f"only {kills} kills landed in {rounds} rounds (seed {seed})"
         cli = rounds % 3 == 0
-        command = log_run if cli else [sys.executable, "-c", API_LOOP]
+        ready = repo.parent / f"ready-{rounds}"
+        # API loops: half are killed in their first run (session set-up, git
+        # state), half in the steady state after a few records.
+        command = log_run if cli else [sys.executable, "-c", API_LOOP, str(ready), str(3 * (rounds % 2))]
         proc = subprocess.Popen(command, cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        time.sleep(rng.uniform(0.0, 0.35 if cli else 0.8))
+        if not cli:
+            while not ready.exists() and proc.poll() is None:
+                time.sleep(0.005)
+        # log-run: from start-up to the end of its single run.
+        time.sleep(rng.uniform(0.0, 0.5 if cli else 0.3))
         proc.send_signal(signal.SIGKILL)
         _, err = proc.communicate()
         if proc.returncode == -signal.SIGKILL:
@@ -75,6 +86,7 @@ def test_kill_9_at_random_moments_leaves_a_valid_store(repo: Path) -> None:
         temps = verify_new_records(objects, verified)
 
     assert verified, f"no record was ever completed (seed {seed})"
+    print(f"crash test: seed {seed}, {kills} kills in {rounds} rounds, {len(verified)} records, {temps} temp files")
     # A writer killed mid-write leaves at most a temp file; plant one to be sure.
     (objects / "ab").mkdir(exist_ok=True)
     (objects / "ab" / f"{TMP_PREFIX}4242-deadbeef").write_bytes(b"schema: cmfgit/exec")
