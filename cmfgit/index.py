@@ -97,7 +97,7 @@ CREATE INDEX IF NOT EXISTS an_target ON annotations(target);
 # -- deriving rows from one record (pure; runs in worker processes) ---------------
 
 
-@dataclass
+@dataclass(slots=True)
 class Derived:
     """Everything the index stores about one record."""
 
@@ -195,20 +195,13 @@ def filter_value(value: Any) -> Any:
     return None
 
 
-def _filter_json(values: Any) -> str:
+def _filtered(values: Any, ns: int, kv: list[tuple[int, str, Any]]) -> str:
+    """The JSON of the comparable values of params or metrics; indexed ones go to ``kv``."""
     if not isinstance(values, dict):
         return "{}"
-    return json.dumps({k: filter_value(v) for k, v in values.items()}, separators=(",", ":"), ensure_ascii=False)
-
-
-def _kv(values: Any, ns: int) -> list[tuple[int, str, Any]]:
-    out: list[tuple[int, str, Any]] = []
-    if isinstance(values, dict):
-        for k, v in values.items():
-            fv = filter_value(v)
-            if fv is not None:
-                out.append((ns, k, fv))
-    return out
+    seen = {k: filter_value(v) for k, v in values.items()}
+    kv.extend((ns, k, v) for k, v in seen.items() if v is not None)
+    return json.dumps(seen, separators=(",", ":"), ensure_ascii=False)
 
 
 def derive(rid: str, data: bytes | None, record: Any = None) -> Derived:
@@ -232,6 +225,7 @@ def derive(rid: str, data: bytes | None, record: Any = None) -> Derived:
         git_info = record.get("git")
         git: dict[str, Any] = git_info if isinstance(git_info, dict) else {}
         exit_code = record.get("exit_code")
+        kv: list[tuple[int, str, Any]] = []
         d.execution = (
             _text(record.get("pipeline")),
             _text(record.get("stage")),
@@ -245,9 +239,10 @@ def derive(rid: str, data: bytes | None, record: Any = None) -> Derived:
             _text(git.get("commit")),
             _text(git.get("branch")),
             _text(record.get("uuid")),
-            _filter_json(record.get("params")),
-            _filter_json(record.get("metrics")),
+            _filtered(record.get("params"), PARAM, kv),
+            _filtered(record.get("metrics"), METRIC, kv),
         )
+        d.kv = kv
         for direction, name in ((0, "inputs"), (1, "outputs")):
             items = record.get(name)
             for pos, item in enumerate(items if isinstance(items, list) else ()):
@@ -269,7 +264,6 @@ def derive(rid: str, data: bytes | None, record: Any = None) -> Derived:
                 for alias in item.get("aliases") or ():
                     if isinstance(alias, str) and alias != h:
                         d.aliases.append((h, alias))
-        d.kv = _kv(record.get("params"), PARAM) + _kv(record.get("metrics"), METRIC)
     elif schema == ANNOTATION:
         d.annotation = (_text(record.get("target")), _text(record.get("kind")), _text(record.get("at")))
     return d
