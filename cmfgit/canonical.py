@@ -105,11 +105,22 @@ def check_data(value: Any, where: str = "record") -> None:
 
 
 def _plain(value: Any) -> Any:
-    """Tuples become lists so the dumper never writes a python-specific tag."""
+    """Exact built-in types, so the dumper never writes a python-specific tag:
+    tuples become lists, and subclasses of int, float and str (an IntEnum,
+    numpy's float64) become the plain value."""
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {_plain(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
+    kind = type(value)
+    if kind is str or kind is int or kind is float or kind is bool or value is None:
+        return value
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, int):  # bool cannot be subclassed
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
     return value
 
 

@@ -7,6 +7,7 @@ or escaping (line breaks, control characters, NEL, U+2028, ': ', ' #').
 
 from __future__ import annotations
 
+import enum
 import math
 from typing import Any
 
@@ -160,6 +161,22 @@ def test_known_bytes() -> None:
 
 def test_tuples_dump_as_lists() -> None:
     assert canonical.dump({"t": (1, 2)}) == canonical.dump({"t": [1, 2]})
+
+
+def test_subclasses_of_basic_types_dump_as_their_plain_value() -> None:
+    """An IntEnum, a str enum or numpy's float64 (a float subclass) is plain data."""
+
+    class Level(enum.IntEnum):
+        HIGH = 3
+
+    class Mode(str, enum.Enum):
+        FAST = "fast"
+
+    class Float64(float):
+        pass
+
+    value = {"level": Level.HIGH, "mode": Mode.FAST, Mode.FAST: Float64(0.1), "loss": Float64(1e-05)}
+    assert canonical.dump(value) == canonical.dump({"level": 3, "mode": "fast", "fast": 0.1, "loss": 1e-05})
 
 
 @pytest.mark.parametrize(
