@@ -10,19 +10,18 @@ written with a temporary index (tracked changes plus untracked files of up to
 from __future__ import annotations
 
 import os
-import shutil
 import time
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from cmfgit import gitutil
+from cmfgit.errors import GitError
+from cmfgit.fsutil import atomic_write
 from cmfgit.repo import Repo
 
 SNAPSHOT_MAX_FILE = 1 << 20
 
 
-@dataclass(frozen=True)
-class GitState:
+class GitState(NamedTuple):
     commit: str | None
     branch: str | None
     dirty: bool
@@ -39,8 +38,7 @@ class GitState:
         }
 
 
-@dataclass(frozen=True)
-class Snapshot:
+class Snapshot(NamedTuple):
     state: GitState
     config: dict[str, str]  # cmfgit.*, remote.*.url, branch.*.remote
 
@@ -73,10 +71,36 @@ def _pick_remote(config: dict[str, str], branch: str | None) -> str | None:
     return config.get(f"remote.{name}.url") if name else None
 
 
-def _clean_tree(repo: Repo, ls_tree: bytes) -> str:
+# The clean tree of the last commit seen: ``<commit> <tree>``. A commit's
+# tree minus .cmf never changes, so log-runs after the first on a commit
+# skip two git processes (ls-tree, mktree).
+CLEAN_TREE_CACHE = "cleantree"
+
+
+def _cached_clean_tree(repo: Repo) -> tuple[str, str] | None:
+    try:
+        parts = (repo.state_dir / CLEAN_TREE_CACHE).read_bytes().decode("ascii").split()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return (parts[0], parts[1]) if len(parts) == 2 else None
+
+
+def _clean_tree(repo: Repo, commit: str, cached: tuple[str, str] | None) -> str:
+    if cached is not None and cached[0] == commit:
+        tree = cached[1]
+        # Trust it while the object is there (loose, as mktree wrote it), so
+        # that the hooks can keep it reachable; otherwise write it again.
+        if os.path.exists(repo.common_dir / "objects" / tree[:2] / tree[2:]):
+            return tree
+    ls_tree = gitutil.git(["ls-tree", "-z", commit], repo.root)
     entries = [e for e in ls_tree.split(b"\0") if e and not e.endswith(b"\t.cmf")]
     out = gitutil.git(["mktree", "-z"], repo.root, input=b"\0".join(entries) + b"\0" if entries else b"")
-    return out.decode().strip()
+    tree = out.decode().strip()
+    try:
+        atomic_write(repo.state_dir / CLEAN_TREE_CACHE, f"{commit} {tree}\n".encode(), fsync=False)
+    except OSError:
+        pass  # only a cache
+    return tree
 
 
 def _snapshot_tree(repo: Repo, untracked: list[str]) -> str:
@@ -87,6 +111,8 @@ def _snapshot_tree(repo: Repo, untracked: list[str]) -> str:
     real_index = repo.git_dir / "index"
     try:
         if real_index.exists():
+            import shutil  # only for a dirty tree: shutil costs start-up time
+
             shutil.copyfile(real_index, tmp_index)  # keeps git's stat cache
         env = gitutil.clean_env({"GIT_INDEX_FILE": str(tmp_index)})
         root = repo.root
@@ -156,11 +182,9 @@ def capture(repo: Repo, *, reuse: bool = False) -> Snapshot:
         root,
     )
     config_proc = gitutil.start(["config", "-z", "--get-regexp", _CONFIG_KEYS], root)
-    ls_tree = gitutil.start(["ls-tree", "-z", "HEAD"], root)
+    cached_tree = _cached_clean_tree(repo)
     status_out = gitutil.finish(status)
     config = _parse_config(gitutil.finish(config_proc, check=False))
-    ls_out = gitutil.finish(ls_tree, check=False)
-    ls_ok = ls_tree.returncode == 0
 
     commit: str | None = None
     branch: str | None = None
@@ -184,9 +208,13 @@ def capture(repo: Repo, *, reuse: bool = False) -> Snapshot:
             dirty = True
         # else: the source path of a rename ('2' entries carry it as the next item)
 
-    if not dirty and commit is not None and ls_ok:
-        tree = _clean_tree(repo, ls_out)
-    else:
+    tree: str | None = None
+    if not dirty and commit is not None:
+        try:
+            tree = _clean_tree(repo, commit, cached_tree)
+        except GitError:
+            pass  # e.g. the commit's tree is not in this clone: snapshot the files instead
+    if tree is None:
         tree = _snapshot_tree(repo, untracked)
     state = GitState(commit, branch, dirty, _pick_remote(config, branch), tree)
     snap = Snapshot(state, config)

@@ -20,19 +20,20 @@ from __future__ import annotations
 
 import mmap
 import os
-import sqlite3
 import stat
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from blake3 import blake3
 
 from cmfgit.errors import PathError
+
+if TYPE_CHECKING:
+    import sqlite3  # imported on first use: log-run without artifacts never opens the cache
 
 PREFIX = "blake3:"
 _SMALL = 1 << 20  # below this, read() beats mmap
@@ -44,16 +45,14 @@ RACY_NS = 2_000_000_000
 PROGRESS_AFTER = 0.5  # seconds of hashing before a progress bar appears
 
 
-@dataclass(frozen=True)
-class Digest:
+class Digest(NamedTuple):
     hash: str  # "blake3:<hex>"
     size: int  # bytes; for a directory, the sum over its files
     kind: str  # "file" or "dir"
     files: int = 1
 
 
-@dataclass(frozen=True)
-class _Entry:
+class _Entry(NamedTuple):
     rel: str  # path inside the directory, '/'-separated
     full: str
     st: os.stat_result
@@ -85,6 +84,8 @@ class HashCache:
 
     def _connect(self) -> sqlite3.Connection | None:
         if self._db is None and self.path is not None:
+            import sqlite3
+
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
@@ -103,6 +104,8 @@ class HashCache:
         db = self._connect()
         if db is None:
             return None
+        import sqlite3
+
         try:
             row = db.execute("SELECT size, mtime_ns, ctime_ns, ino, hash FROM files WHERE path = ?", (full,)).fetchone()
         except sqlite3.Error:
@@ -114,6 +117,8 @@ class HashCache:
         db = self._connect()
         if db is None:
             return {}
+        import sqlite3
+
         lo = prefix.rstrip("/") + "/"
         hi = lo[:-1] + chr(ord("/") + 1)
         try:
@@ -147,6 +152,8 @@ class HashCache:
         pending, self._pending = self._pending, []
         if db is None:
             return
+        import sqlite3
+
         try:
             db.execute("BEGIN IMMEDIATE")
             db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?)", pending)

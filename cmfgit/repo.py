@@ -8,8 +8,8 @@ are inside hooks, git itself is asked instead.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from cmfgit import gitutil
 from cmfgit.errors import NotARepoError, NotInitializedError, PathError
@@ -19,8 +19,7 @@ OBJECTS_DIR = ".cmf/objects"
 CONFIG_FILE = ".cmf/config.yaml"
 
 
-@dataclass(frozen=True)
-class Repo:
+class Repo(NamedTuple):  # a NamedTuple, not a dataclass: dataclasses costs hot commands ~15 ms of imports
     root: Path  # top of the working tree
     git_dir: Path  # this worktree's git dir (.git, or .git/worktrees/<name>)
     common_dir: Path  # the shared git dir (objects, refs, config, hooks)

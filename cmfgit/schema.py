@@ -10,11 +10,14 @@ hand-written record is found by ``fsck`` instead of being silently ignored.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
-from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cmfgit.errors import RecordError
+
+if TYPE_CHECKING:
+    from datetime import datetime
 
 EXECUTION = "cmfgit/execution/1"
 ANNOTATION = "cmfgit/annotation/1"
@@ -32,7 +35,7 @@ ARTIFACT_TYPES = (
 )
 ARTIFACT_KINDS = ("file", "dir", "missing", "external")
 _HASH = re.compile(r"^(blake3:[0-9a-f]{64}|md5:[0-9a-f]{32})$")
-_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
+_TIME = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z$")
 _OID = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")  # sha1 or sha256 repos
 _TYPE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -43,10 +46,13 @@ def valid_type_name(name: str) -> bool:
 
 def utc_now() -> str:
     """Now as the canonical timestamp string (microseconds, UTC, 'Z')."""
-    return format_time(datetime.now(timezone.utc))
+    seconds, nanos = divmod(time.time_ns(), 1_000_000_000)  # no datetime import on the hot path
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{nanos // 1000:06d}Z"
 
 
 def format_time(moment: datetime) -> str:
+    from datetime import timezone
+
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

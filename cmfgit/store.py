@@ -10,9 +10,8 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from cmfgit import canonical, pack, schema
 from cmfgit.errors import AmbiguousPrefix, ObjectNotFound, RecordError, UsageError
@@ -24,8 +23,7 @@ _SHARD = re.compile(r"^[0-9a-f]{2}$")
 _PREFIX = re.compile(r"^[0-9a-f]{4,64}$")
 
 
-@dataclass(frozen=True)
-class StoredRecord:
+class StoredRecord(NamedTuple):
     id: str
     data: bytes  # canonical bytes
     source: str  # the file it came from, relative to the objects dir
