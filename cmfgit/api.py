@@ -131,8 +131,13 @@ class Run:
         if exc_type is None:
             self.finish(0)
             return
-        code = 130 if issubclass(exc_type, KeyboardInterrupt) else 1
         detail = "".join(traceback.format_exception_only(exc_type, exc)).strip()
+        if isinstance(exc, SystemExit):  # sys.exit(n) inside the block: exit status n, as a shell sees it
+            status = exc.code
+            code = status if isinstance(status, int) else (0 if status is None else 1)
+            self.finish(code, None if code == 0 else detail)
+            return
+        code = 130 if issubclass(exc_type, KeyboardInterrupt) else 1
         self.finish(code, detail)
 
 

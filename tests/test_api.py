@@ -89,6 +89,15 @@ def test_exception_in_the_block_records_a_failed_run_and_reraises(in_repo: Path)
             raise KeyboardInterrupt
     assert record(in_repo, interrupted.id)["exit_code"] == 130
 
+    # sys.exit inside the block keeps its status, as the shell would see it.
+    for status, code in ((0, 0), (None, 0), (3, 3), ("bad config", 1)):
+        with pytest.raises(SystemExit):
+            with cmfgit.run(stage="exits") as exiting:
+                raise SystemExit(status)
+        rec = record(in_repo, exiting.id)
+        assert rec["exit_code"] == code
+        assert ("error" in rec) == (code != 0)
+
 
 def test_directory_output_and_repo_argument(repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)  # the API works from anywhere given repo=
