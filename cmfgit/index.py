@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import json
 import math
-import multiprocessing
 import os
 import sqlite3
 import time
@@ -664,6 +663,8 @@ class Index:
         jobs = _jobs()
         if jobs > 1 and (len(items) >= PARALLEL_MIN or self._pool is not None):
             if self._pool is None:
+                import multiprocessing  # only a full build pays for it
+
                 self._pool = multiprocessing.get_context("fork").Pool(jobs)
             batches = [items[i : i + BATCH] for i in range(0, len(items), BATCH)]
             for derived in self._pool.imap(derive_many, batches):

@@ -27,7 +27,6 @@ draws a caret under the spot.
 
 from __future__ import annotations
 
-import difflib
 import math
 import re
 from dataclasses import dataclass
@@ -312,6 +311,8 @@ class _Parser:
 
 
 def _suggest(name: str) -> str:
+    import difflib  # only on an error
+
     choices = [*CORE_FIELDS, "params.<key>", "metrics.<key>"]
     close = difflib.get_close_matches(name, [*CORE_FIELDS, "params", "metrics"], n=1)
     if close:
