@@ -388,6 +388,7 @@ class Index:
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
+                self._arts, self._keys = {}, {}  # they may name rows that were rolled back
                 raise
             finally:
                 self._writing = False
