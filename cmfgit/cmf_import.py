@@ -26,9 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from cmfgit import canonical, cmf_format, mlmd, schema
+from cmfgit.config import load_config
 from cmfgit.errors import ForeignFormatError, PathError, RecordError, UsageError
 from cmfgit.hashing import Hasher
 from cmfgit.recorder import numeric_metrics
+from cmfgit.redact import Redactor
 from cmfgit.repo import Repo
 from cmfgit.store import Store
 
@@ -203,7 +205,11 @@ def _artifact(event: dict[str, Any], order: int, local: _Local) -> tuple[dict[st
 
 
 def map_execution(
-    pipeline: dict[str, Any], stage: dict[str, Any], execution: dict[str, Any], local: _Local
+    pipeline: dict[str, Any],
+    stage: dict[str, Any],
+    execution: dict[str, Any],
+    local: _Local,
+    redactor: Redactor | None = None,
 ) -> tuple[dict[str, Any], int]:
     """(the record of one CMF execution, how many of its artifacts were found locally)."""
     props = execution.get("properties") or {}
@@ -259,7 +265,26 @@ def map_execution(
         "metrics": metrics,
         "source": {"cmf": {"pipeline": _context(pipeline), "stage": _context(stage), "execution": exec_source}},
     }
+    if redactor is not None:
+        _redact(record, redactor)
     return record, linked
+
+
+def _redact(record: dict[str, Any], red: Redactor) -> None:
+    """The redaction log-run applies, so that an imported secret never reaches git."""
+    command = record["command"]
+    record["command"] = red.argv(command)
+    record["params"] = red.mapping(record["params"])
+    if record["git"]["remote"]:
+        record["git"]["remote"] = red.text(record["git"]["remote"])
+    cmf = record["source"]["cmf"]
+    properties = cmf["execution"]["properties"]
+    if record["command"] != command and isinstance(properties.get("Execution"), str):
+        properties["Execution"] = str(record["command"])
+    record["source"] = red.deep(record["source"])
+    for art in record["inputs"] + record["outputs"]:
+        art["props"] = red.mapping(art["props"])
+        art["source"] = red.deep(art["source"])
 
 
 # -- the command ------------------------------------------------------------------
@@ -295,11 +320,13 @@ def import_cmf(repo: Repo, path: str | os.PathLike[str], pipeline: str | None = 
     batch: list[tuple[str, bytes, str]] = []  # (id, bytes, uuid)
     with Hasher(repo.state_dir / "hashcache.sqlite", progress=False) as hasher:
         local = _Local(repo, hasher)
+        config = load_config(repo)
+        redactor = Redactor(config.redact_keys, config.redact_values)
         for p in pipelines:
             report.pipelines[p["name"]] = report.pipelines.get(p["name"], 0)
             for stage in p["stages"]:
                 for execution in stage["executions"]:
-                    record, linked = map_execution(p, stage, execution, local)
+                    record, linked = map_execution(p, stage, execution, local, redactor)
                     try:
                         schema.validate(record, "imported execution")
                         data, rid = canonical.encode(record)

@@ -115,9 +115,11 @@ def _split_command(cmd: str) -> list[str]:
 class _Open:
     """The execution being recorded, until it is written."""
 
-    def __init__(self, recorder: Recorder, execution: Execution) -> None:
+    def __init__(self, recorder: Recorder, execution: Execution, stage: Context, cmd: str | None) -> None:
         self.recorder = recorder
         self.execution = execution
+        self.stage = stage  # the stage it was started in
+        self.cmd = cmd
         self.order = 0  # CMF event order across inputs and outputs
 
     def next_order(self) -> int:
@@ -165,7 +167,6 @@ class Cmf:
         self.metrics: dict[str, dict[int, dict[str, Any]]] = {}
         self._stage: str | None = None
         self._open: _Open | None = None
-        self._cmd: str | None = None
 
     def _next(self, kind: str) -> int:
         self._ids[kind] += 1
@@ -253,9 +254,8 @@ class Cmf:
         }
         name = "" if create_new_execution else execution_type
         self.execution = Execution(self._next("execution"), name, execution_type, properties, params)
-        self._open = _Open(recorder, self.execution)
+        self._open = _Open(recorder, self.execution, self.child_context, cmd)
         _recording.add(self)  # a strong reference: the execution is written at exit even if this object is dropped
-        self._cmd = cmd
         env_file = self._write_python_env()
         self.execution.custom_properties["Python_Env"] = env_file
         self.log_python_env(env_file)
@@ -440,19 +440,21 @@ class Cmf:
         _recording.discard(self)
         if run is None:
             return None
-        assert self.child_context is not None
+        red = run.recorder.redactor
         cmf: dict[str, Any] = {
             "pipeline": {"name": self.parent_context.name},
-            "stage": {"name": self.child_context.name},
+            "stage": {"name": run.stage.name},
         }
-        for key, ctx in (("pipeline", self.parent_context), ("stage", self.child_context)):
+        for key, ctx in (("pipeline", self.parent_context), ("stage", run.stage)):
             if ctx.custom_properties:
-                cmf[key]["custom_properties"] = dict(ctx.custom_properties)
+                cmf[key]["custom_properties"] = red.mapping(ctx.custom_properties)
         execution: dict[str, Any] = {}
         if run.execution.name:
             execution["name"] = run.execution.name
-        if self._cmd is not None:
-            execution["properties"] = {"Execution": self._cmd}
+        if run.cmd is not None:
+            argv = _split_command(run.cmd)
+            shown = run.cmd if red.argv(argv) == argv else shlex.join(red.argv(argv))
+            execution["properties"] = {"Execution": red.text(shown)}
         if execution:
             cmf["execution"] = execution
         run.recorder.extra["source"] = {"cmf": cmf}

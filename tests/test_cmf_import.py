@@ -296,3 +296,27 @@ def test_import_outside_an_initialised_repo(tmp_path: Path) -> None:
     proc = cmfgit(plain, "import", str(SET1 / "mlmd"), check=False)
     assert proc.returncode == 1 and "cmfgit init" in proc.stderr
     assert not (plain / ".cmf").exists()
+
+
+def test_imported_secrets_are_redacted(repo: Path, tmp_path: Path) -> None:
+    """CMF keeps whatever a script passed; cmfgit applies log-run's redaction before anything reaches git."""
+    _, export_file = copy_inputs(tmp_path / "in")
+    document = json.loads(export_file.read_text())
+    stage = document["Pipeline"][0]["stages"][0]
+    stage["custom_properties"]["db_password"] = "pw-in-context-123"
+    execution = stage["executions"][0]
+    execution["custom_properties"]["api_token"] = "tok-in-params-456"
+    execution["properties"]["Execution"] = "['prepare.py', '--password', 'pw-in-argv-789']"
+    execution["properties"]["Git_Repo"] = "https://ana:pw-in-url-000@example.com/wine.git"
+    execution["events"][1]["artifact"]["custom_properties"]["aws_secret_access_key"] = "key-in-artifact-111"
+    export_file.write_text(json.dumps(document))
+    report = import_cmf(open_repo(repo), export_file)
+    assert report.written == 2
+    stored = b"".join(p.read_bytes() for p in (repo / ".cmf" / "objects").rglob("*.yaml"))
+    for secret in ("pw-in-context-123", "tok-in-params-456", "pw-in-argv-789", "pw-in-url-000", "key-in-artifact-111"):
+        assert secret.encode() not in stored, secret
+    prep = by_stage(repo)["prepare"][1]
+    assert prep["params"]["api_token"] == "REDACTED"
+    assert prep["command"] == ["prepare.py", "--password", "REDACTED"]
+    assert prep["git"]["remote"] == "https://ana:REDACTED@example.com/wine.git"
+    assert prep["params"]["split"] == 0.25  # the rest is untouched

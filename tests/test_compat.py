@@ -198,13 +198,17 @@ def test_compat_api_behaviour(repo: Path, monkeypatch: pytest.MonkeyPatch) -> No
     first = cmf.finalize()
     assert first is not None and cmf.finalize() is None
 
-    ex = cmf.create_execution("Tune", {"lr": 0.1}, cmd="python tune.py --lr 0.1", create_new_execution=False)
+    ex = cmf.create_execution(
+        "Tune", {"lr": 0.1}, cmd="python tune.py --lr 0.1 --token tok-secret-42", create_new_execution=False
+    )
     again = cmf.create_execution("Tune", {"batch": 32}, create_new_execution=False)
     assert again is ex
     with pytest.raises(UsageError, match="current one is"):
         cmf.update_execution(ex.id + 1, {"x": 1})
     cmf.update_execution(ex.id, {"ratio": 0.5, "flag": True, "layers": {"n": 2}})
-    cmf.update_context("Pipeline_Stage", "p/featurize", cmf.child_context.id, custom_properties={"gpu": 1.5})
+    cmf.update_context(
+        "Pipeline_Stage", "p/featurize", cmf.child_context.id, custom_properties={"gpu": 1.5, "db_password": "pw-99"}
+    )
     with pytest.raises(UsageError, match="only this Cmf object's"):
         cmf.update_context("Pipeline_Stage", "q/other", 999)
     cmf.log_execution_metrics("summary", {"auc": 0.9, "note": "text"})
@@ -214,9 +218,14 @@ def test_compat_api_behaviour(repo: Path, monkeypatch: pytest.MonkeyPatch) -> No
     found = records(repo, "p")
     rec = found[second]
     assert rec["params"] == {"lr": 0.1, "batch": 32, "ratio": 0.5, "flag": True, "layers.n": 2}
-    assert rec["command"] == ["python", "tune.py", "--lr", "0.1"]
-    assert rec["source"]["cmf"]["execution"] == {"name": "Tune", "properties": {"Execution": "python tune.py --lr 0.1"}}
-    assert rec["source"]["cmf"]["stage"]["custom_properties"] == {"gpu": 1.5}
+    assert rec["command"] == ["python", "tune.py", "--lr", "0.1", "--token", "REDACTED"]
+    assert rec["source"]["cmf"]["execution"] == {
+        "name": "Tune",
+        "properties": {"Execution": "python tune.py --lr 0.1 --token REDACTED"},
+    }
+    assert rec["source"]["cmf"]["stage"]["custom_properties"] == {"gpu": 1.5, "db_password": "REDACTED"}
+    stored = b"".join(p.read_bytes() for p in (repo / ".cmf" / "objects").rglob("*.yaml"))
+    assert b"tok-secret-42" not in stored and b"pw-99" not in stored
     assert rec["source"]["cmf"]["pipeline"] == {"name": "p", "custom_properties": {"team": "a"}}
     assert rec["metrics"] == {"auc": 0.9}
     metrics_art = rec["outputs"][0]
