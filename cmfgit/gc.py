@@ -130,7 +130,7 @@ def gc(repo: Repo, config: Config | None = None) -> GcResult:
 def _fold(repo: Repo, store: Store, rel: str, members: dict[str, tuple[bytes, Path]], result: GcResult) -> None:
     target = repo.objects_dir / rel
     try:
-        records = pack.parse(target.read_bytes(), store.display(target), verify=False) if target.exists() else {}
+        records = pack.parse(target.read_bytes(), store.display(target), verify=True) if target.exists() else {}
     except RecordError as exc:
         result.problems.append(f"{exc}; its records stay loose until the pack is repaired")
         return

@@ -377,6 +377,13 @@ def _index_env() -> dict[str, str]:
     return gitutil.clean_env({"GIT_INDEX_FILE": os.path.abspath(index)} if index else None)
 
 
+def _stage_records(repo: Repo, env: dict[str, str] | None = None) -> None:
+    """``git add -A .cmf/objects``: new, packed and removed records alike."""
+    if not repo.objects_dir.is_dir() and not gitutil.git(["ls-files", "--", OBJECTS_DIR], repo.root, env=env):
+        return  # nothing there and nothing tracked: git would call the pathspec an error
+    gitutil.git(["add", "-A", "--", OBJECTS_DIR], repo.root, env=env)
+
+
 def pre_commit(repo: Repo, args: list[str], stdin: bytes) -> None:
     if in_progress(repo):
         return
@@ -384,7 +391,7 @@ def pre_commit(repo: Repo, args: list[str], stdin: bytes) -> None:
 
     gc.maybe_gc(repo)
     env = _index_env()
-    gitutil.git(["add", "-A", "--", OBJECTS_DIR], repo.root, env=env)
+    _stage_records(repo, env)
     index = os.path.basename(env.get("GIT_INDEX_FILE", "index"))
     if index not in ("index", "index.lock"):
         # `git commit --only PATHS`: git commits a temporary index; the real
@@ -402,7 +409,7 @@ def post_commit(repo: Repo, args: list[str], stdin: bytes) -> None:
         return
     flag = repo.worktree_state_dir / _RESTAGE_FLAG
     if flag.exists():
-        gitutil.git(["add", "-A", "--", OBJECTS_DIR], repo.root)
+        _stage_records(repo)
         flag.unlink()
     trees: set[str] = set()
     for data in records_added(repo, "HEAD"):

@@ -1,0 +1,45 @@
+"""Valid execution records, made fast (no log-run, no git state), for store and merge tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from cmfgit import canonical, schema
+from cmfgit.store import Store
+
+
+def execution(n: int, site: str = "site-a", started_at: str = "2026-03-04T05:06:07.000000Z") -> dict[str, Any]:
+    return {
+        "schema": schema.EXECUTION,
+        "uuid": f"{n:032x}",
+        "pipeline": "p",
+        "stage": "s",
+        "type": "s",
+        "command": ["true"],
+        "params": {"n": n},
+        "started_at": started_at,
+        "ended_at": started_at,
+        "exit_code": 0,
+        "site": site,
+        "host": "h",
+        "user": "u",
+        "git": {"commit": None, "branch": "main", "dirty": False, "remote": None, "tree": None},
+        "env": {"python": "3", "platform": "linux"},
+        "inputs": [],
+        "outputs": [],
+        "metrics": {"m": n / 7},
+    }
+
+
+def write(
+    root: Path, *numbers: int, site: str = "site-a", started_at: str = "2026-03-04T05:06:07.000000Z"
+) -> list[str]:
+    """Store loose records in the checkout at ``root``; returns their ids."""
+    store = Store(root / ".cmf" / "objects")
+    return [store.put(execution(n, site, started_at)) for n in numbers]
+
+
+def encoded(n: int, **kwargs: Any) -> tuple[str, bytes]:
+    data, rid = canonical.encode(execution(n, **kwargs))
+    return rid, data

@@ -1,0 +1,156 @@
+"""Packs: placement, `cmfgit gc`, automatic gc, and gc racing writers and readers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import recgen
+from conftest import cmfgit, git
+
+from cmfgit import pack
+from cmfgit.gc import count_loose, placement, site_dir
+from cmfgit.repo import find_repo
+from cmfgit.store import Store
+
+HERE = Path(__file__).resolve().parent
+
+
+def test_placement_is_derived_from_content_only() -> None:
+    rid, data = recgen.encoded(1, site="Edge Box #2", started_at="2026-11-30T23:59:59.000000Z")
+    assert placement(data) == "pack/edge-box-2/2026-11.yaml"
+    assert placement(data, "year") == "pack/edge-box-2/2026.yaml"
+    assert placement(data, "day") == "pack/edge-box-2/2026-11-30.yaml"
+    assert site_dir("../..") == "unknown" and site_dir("no") == "no" and site_dir("A.b_c-d") == "a.b_c-d"
+    _, quoted = recgen.encoded(2, site="2026-01-01")  # dumped quoted: looks like a date to YAML
+    assert b"site: '2026-01-01'" in quoted and placement(quoted).startswith("pack/2026-01-01/")
+    annotation = b"at: '2025-02-03T00:00:00.000000Z'\nbody: {}\nkind: label\nschema: cmfgit/annotation/1\ntarget: x\n"
+    assert placement(annotation) == "pack/unknown/2025-02.yaml"
+
+
+def test_gc_packs_everything_and_readers_see_the_same(repo: Path) -> None:
+    ids = recgen.write(repo, *range(5), site="lab")
+    ids += recgen.write(repo, 5, 6, site="lab", started_at="2026-04-01T00:00:00.000000Z")
+    ids += recgen.write(repo, 7, site="edge")
+    (repo / ".cmf/objects/ab").mkdir(exist_ok=True)
+    stale = repo / ".cmf/objects/ab/.tmp-1-dead"
+    stale.write_bytes(b"half a rec")
+    os.utime(stale, (time.time() - 7200, time.time() - 7200))
+    before = cmfgit(repo, "log", "--json").stdout
+
+    out = cmfgit(repo, "gc").stdout
+    assert "packed 8 record(s) into 3 pack(s); removed 8 loose file(s) and 1 stale temp file(s)" in out
+    store = Store(repo / ".cmf/objects")
+    assert count_loose(store.objects_dir) == 0 and not stale.exists()
+    packs = sorted(p.relative_to(store.objects_dir).as_posix() for p in store.pack_paths())
+    assert packs == ["pack/edge/2026-03.yaml", "pack/lab/2026-03.yaml", "pack/lab/2026-04.yaml"]
+    assert store.ids() == set(ids)
+    assert len(pack.parse((store.objects_dir / packs[1]).read_bytes())) == 5
+    assert cmfgit(repo, "log", "--json").stdout == before
+    assert "8 record(s) ok" in cmfgit(repo, "fsck").stdout
+    assert "packed 0 record(s)" in cmfgit(repo, "gc").stdout  # idempotent
+
+    # A record that is also packed already: the loose copy just goes.
+    recgen.write(repo, 0, site="lab")
+    recgen.write(repo, 8, site="lab")
+    assert "packed 1 record(s) into 1 pack(s); removed 2 loose file(s)" in cmfgit(repo, "gc").stdout
+
+
+def test_gc_leaves_records_loose_when_their_pack_is_damaged(repo: Path) -> None:
+    recgen.write(repo, 1, 2)
+    cmfgit(repo, "gc")
+    target = next(Store(repo / ".cmf/objects").pack_paths().__iter__())
+    target.write_bytes(target.read_bytes() + b"<<<<<<< HEAD\n")
+    (rid,) = recgen.write(repo, 3)
+    bad = cmfgit(repo, "gc", check=False)
+    assert bad.returncode == 1
+    assert "stay loose" in bad.stdout and "site-a/2026-03.yaml" in bad.stdout
+    assert Store(repo / ".cmf/objects").loose_path(rid).exists()
+
+
+def test_automatic_gc_after_log_run_commit(repo: Path) -> None:
+    config = repo / ".cmf/config.yaml"
+    config.write_text(config.read_text().replace("threshold: 1000", "threshold: 3"))
+    git(repo, "commit", "-qam", "gc threshold 3")
+    for i in range(4):
+        cmfgit(repo, "log-run", "-q", "--commit", "-s", f"s{i}", "--", "true")
+    store = Store(repo / ".cmf/objects")
+    assert count_loose(store.objects_dir) == 0
+    assert len(store.ids()) == 4 and len(store.pack_paths()) == 1
+    (repo / "code.py").write_text("print(1)\n")
+    git(repo, "add", "code.py")
+    git(repo, "commit", "-qm", "user commit")  # the pre-commit hook commits the packing too
+    assert git(repo, "status", "--porcelain") == ""
+    assert git(repo, "ls-files", ".cmf/objects").count("pack/") == 1
+
+
+WRITER = """
+import sys
+sys.path.insert(0, {tests!r})
+import recgen
+from pathlib import Path
+k = int(sys.argv[1])
+for n in range(k * 1000, k * 1000 + 150):
+    recgen.write(Path(sys.argv[2]), n, site=f"site{{k % 2}}", started_at=f"2026-0{{1 + n % 3}}-01T00:00:00.000000Z")
+"""
+
+GC_LOOP = """
+import sys, time
+from pathlib import Path
+from cmfgit.gc import gc
+from cmfgit.repo import find_repo
+repo = find_repo(sys.argv[1])
+while not Path(sys.argv[2]).exists():
+    gc(repo)
+    time.sleep(0.01)
+"""
+
+READER = """
+import sys
+from pathlib import Path
+from cmfgit.store import Store
+store = Store(Path(sys.argv[1]) / ".cmf" / "objects")
+seen = set()
+rounds = 0
+while not Path(sys.argv[2]).exists() or rounds < 2:
+    now = {r.id for r in store.iter_records()}
+    lost = seen - now
+    if lost:
+        print("lost", sorted(lost)[:3]); sys.exit(1)
+    seen = now
+    rounds += 1
+print(len(seen), rounds)
+"""
+
+
+def test_gc_racing_writers_and_readers_loses_nothing(repo: Path, tmp_path: Path) -> None:
+    stop = tmp_path / "stop"
+
+    def start(code: str, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-c", code, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+
+    gcs = [start(GC_LOOP, str(repo), str(stop)) for _ in range(2)]
+    reader = start(READER, str(repo), str(stop))
+    writers = [start(WRITER.format(tests=str(HERE)), str(k), str(repo)) for k in range(3)]
+    for proc in writers:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+    stop.touch()
+    for proc in gcs:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+    out, err = reader.communicate(timeout=300)
+    assert reader.returncode == 0, out + err
+
+    from cmfgit.gc import gc
+
+    gc(find_repo(repo))
+    store = Store(repo / ".cmf/objects")
+    assert len(store.ids()) == 450 and count_loose(store.objects_dir) == 0
+    assert len(store.pack_paths()) == 6  # 2 sites x 3 months
+    assert "450 record(s) ok" in cmfgit(repo, "fsck").stdout

@@ -1,0 +1,174 @@
+"""Records through real git operations: merge, revert, rebase, cherry-pick, stash, pull --rebase, clone."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+import recgen
+from conftest import cmfgit, git
+
+import cmfgit as api
+from cmfgit import pack
+from cmfgit.gc import gc
+from cmfgit.repo import find_repo
+from cmfgit.store import Store
+
+
+def ids(path: Path) -> set[str]:
+    return Store(path / ".cmf" / "objects").ids()
+
+
+def commit_records(path: Path, message: str, packed: bool = False) -> None:
+    if packed:
+        gc(find_repo(path))
+    git(path, "add", "-A", ".cmf")
+    git(path, "commit", "-qm", message)
+
+
+def log_runs(path: Path, stage: str, count: int) -> set[str]:
+    found = set()
+    for i in range(count):
+        with api.run(pipeline="p", stage=stage, params={"i": i}, repo=path, command=["train"]) as run:
+            pass
+        assert run.id is not None
+        found.add(run.id)
+    return found
+
+
+def the_pack(path: Path) -> Path:
+    (only,) = Store(path / ".cmf" / "objects").pack_paths()
+    return only
+
+
+def test_branches_that_log_records_merge_without_conflict_even_unconfigured(repo: Path, tmp_path: Path) -> None:
+    git(repo, "checkout", "-qb", "feature")
+    theirs = log_runs(repo, "train", 3)
+    commit_records(repo, "feature runs")
+    git(repo, "checkout", "-q", "main")
+    ours = log_runs(repo, "eval", 3)
+    commit_records(repo, "main runs")
+
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(repo), str(clone))
+    assert git(clone, "config", "--get", "merge.cmfgit.driver", check=False) == ""
+    git(clone, "merge", "-q", "--no-edit", "origin/feature")  # plain git, no driver, no cmfgit
+    git(repo, "merge", "-q", "--no-edit", "feature")
+    for where in (repo, clone):
+        assert ids(where) == ours | theirs
+        assert git(where, "status", "--porcelain") == ""
+    assert git(clone, "config", "--get", "merge.cmfgit.driver", check=False) == ""  # still untouched
+    assert "6 record(s) ok" in cmfgit(repo, "fsck").stdout
+
+
+def test_conflict_inside_one_pack_merges_through_the_driver(repo: Path, tmp_path: Path) -> None:
+    base = set(recgen.write(repo, 0, 50))
+    commit_records(repo, "base pack", packed=True)
+    git(repo, "checkout", "-qb", "feature")
+    theirs = set(recgen.write(repo, *range(1, 11)))
+    commit_records(repo, "feature records", packed=True)
+    git(repo, "checkout", "-q", "main")
+    ours = set(recgen.write(repo, *range(11, 21)))
+    commit_records(repo, "main records", packed=True)
+
+    rel = the_pack(repo).relative_to(repo).as_posix()
+    for rev, name in (("main~1", "O"), ("main", "A"), ("feature", "B")):
+        (tmp_path / name).write_bytes(git(repo, "show", f"{rev}:{rel}").encode())
+    text_merge = subprocess.run(["git", "merge-file", "-p", "A", "O", "B"], cwd=tmp_path, capture_output=True)
+    assert text_merge.returncode > 0  # git's own text merge would conflict here
+
+    git(repo, "merge", "-q", "--no-edit", "feature")
+    data = the_pack(repo).read_bytes()
+    assert set(pack.parse(data)) == base | ours | theirs
+    assert pack.serialize(pack.parse(data)) == data  # canonical
+    assert git(repo, "status", "--porcelain") == ""
+    assert "22 record(s) ok" in cmfgit(repo, "fsck").stdout
+
+
+@pytest.mark.parametrize("packed", [False, True], ids=["loose", "pack"])
+def test_revert_stays_reverted_after_a_later_merge(repo: Path, packed: bool) -> None:
+    keep = set(recgen.write(repo, 0))
+    commit_records(repo, "base", packed)
+    reverted = set(recgen.write(repo, 1, 2))
+    commit_records(repo, "records to revert", packed)
+    git(repo, "checkout", "-qb", "feature")  # the feature branch has them
+    later = set(recgen.write(repo, 3))
+    commit_records(repo, "feature record", packed)
+    git(repo, "checkout", "-q", "main")
+    git(repo, "revert", "--no-edit", "HEAD")
+    assert ids(repo) == keep
+    git(repo, "merge", "-q", "--no-edit", "feature")
+    assert ids(repo) == keep | later  # not resurrected
+    assert not ids(repo) & reverted
+
+
+def diverged_packs(repo: Path) -> tuple[set[str], set[str], set[str]]:
+    """main and feature each add records to the same pack, both committed."""
+    base = set(recgen.write(repo, 0, 50))
+    commit_records(repo, "base pack", packed=True)
+    git(repo, "checkout", "-qb", "feature")
+    theirs = set(recgen.write(repo, *range(1, 8)))
+    commit_records(repo, "feature records", packed=True)
+    git(repo, "checkout", "-q", "main")
+    ours = set(recgen.write(repo, *range(11, 18)))
+    commit_records(repo, "main records", packed=True)
+    return base, ours, theirs
+
+
+def test_rebase_keeps_every_record(repo: Path) -> None:
+    base, ours, theirs = diverged_packs(repo)
+    git(repo, "checkout", "-q", "feature")
+    git(repo, "rebase", "-q", "main")
+    assert ids(repo) == base | ours | theirs
+    assert git(repo, "status", "--porcelain") == ""
+
+
+def test_cherry_pick_keeps_every_record(repo: Path) -> None:
+    base, ours, theirs = diverged_packs(repo)
+    git(repo, "cherry-pick", "feature")
+    assert ids(repo) == base | ours | theirs
+
+
+def test_stash_pop_keeps_every_record(repo: Path) -> None:
+    base = set(recgen.write(repo, 0, 50))
+    commit_records(repo, "base pack", packed=True)
+    stashed = set(recgen.write(repo, *range(1, 8)))
+    gc(find_repo(repo))  # uncommitted: the pack changed in the working tree
+    git(repo, "stash", "push", "-q", "--include-untracked")
+    assert ids(repo) == base
+    committed = set(recgen.write(repo, *range(11, 18)))
+    commit_records(repo, "meanwhile", packed=True)
+    git(repo, "stash", "pop", "-q")
+    assert ids(repo) == base | stashed | committed
+
+
+def test_pull_rebase_keeps_every_record(repo: Path, bare_repo: Path, tmp_path: Path) -> None:
+    base = set(recgen.write(repo, 0, 50))
+    commit_records(repo, "base pack", packed=True)
+    git(repo, "remote", "add", "origin", str(bare_repo))
+    git(repo, "push", "-q", "-u", "origin", "main")
+    other = tmp_path / "other"
+    git(tmp_path, "clone", "-q", str(bare_repo), str(other))
+    cmfgit(other, "init")  # configure the clone: driver and hooks
+    pushed = set(recgen.write(other, *range(1, 8)))
+    commit_records(other, "other site", packed=True)
+    git(other, "push", "-q")
+    mine = set(recgen.write(repo, *range(11, 18)))
+    commit_records(repo, "this site", packed=True)
+    git(repo, "pull", "-q", "--rebase")
+    assert ids(repo) == base | pushed | mine
+    assert git(repo, "status", "--porcelain") == ""
+
+
+def test_fresh_clone_is_detected_and_configured(repo: Path, tmp_path: Path) -> None:
+    for i, first in enumerate((["log"], ["log-run", "-s", "x", "--", "true"])):
+        clone = tmp_path / f"clone{i}"
+        git(tmp_path, "clone", "-q", str(repo), str(clone))
+        assert git(clone, "config", "--get", "merge.cmfgit.driver", check=False) == ""
+        out = cmfgit(clone, *first)
+        assert "not set up for cmfgit; configured merge driver" in out.stderr
+        assert "cmfgit merge-driver %O %A %B %L %P" in git(clone, "config", "--get", "merge.cmfgit.driver")
+        assert "cmfgit-hook" in (clone / ".git/hooks/pre-commit").read_text()
+        again = cmfgit(clone, "log")
+        assert "configured" not in again.stderr  # idempotent and quiet once set up
