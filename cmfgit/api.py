@@ -50,17 +50,37 @@ class _Session:
         except OSError:
             return 0
 
-    def refresh(self) -> None:
-        if self._stamp() != self.config_stamp:
-            self.config_stamp = self._stamp()
+    def refresh(self) -> bool:
+        """Reload the config if it changed; False if it is gone (not initialised)."""
+        stamp = self._stamp()
+        if stamp == 0:
+            return False
+        if stamp != self.config_stamp:
+            self.config_stamp = stamp
             self.config = load_config(self.repo)
             self.redactor = Redactor(self.config.redact_keys, self.config.redact_values)
+        return True
 
 
 _sessions: dict[str, _Session] = {}
+# Where a run() call looked -> the repository root it found, so that a sweep
+# does not walk up the directory tree for every run.
+_roots: dict[tuple[str, str | None, str | None, str | None, str | None], str] = {}
 
 
 def _session(repo_path: str | os.PathLike[str] | None) -> _Session:
+    env = os.environ
+    where = (
+        os.getcwd(),
+        None if repo_path is None else os.fspath(repo_path),
+        env.get("GIT_DIR"),
+        env.get("GIT_WORK_TREE"),
+        env.get("GIT_COMMON_DIR"),
+    )
+    root = _roots.get(where)
+    session = _sessions.get(root) if root is not None else None
+    if session is not None and session.refresh():
+        return session
     repo = open_repo(repo_path)
     key = str(repo.root)
     session = _sessions.get(key)
@@ -68,6 +88,7 @@ def _session(repo_path: str | os.PathLike[str] | None) -> _Session:
         session = _sessions[key] = _Session(repo)
     else:
         session.refresh()
+    _roots[where] = key
     return session
 
 

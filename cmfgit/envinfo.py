@@ -59,9 +59,31 @@ def python_version() -> str:
     return f"{v.major}.{v.minor}.{v.micro}"
 
 
+@lru_cache(maxsize=16)
+def _matcher(patterns: tuple[str, ...]) -> tuple[frozenset[str], tuple[str, ...], tuple[str, ...]]:
+    """Patterns split into exact names, ``PREFIX*`` globs and other globs:
+    the first two need no fnmatch (which compiles a regex per pattern)."""
+    exact: set[str] = set()
+    prefixes: list[str] = []
+    globs: list[str] = []
+    for pattern in patterns:
+        if not any(c in pattern for c in "*?["):
+            exact.add(pattern)
+        elif pattern.endswith("*") and not any(c in pattern[:-1] for c in "*?["):
+            prefixes.append(pattern[:-1])
+        else:
+            globs.append(pattern)
+    return frozenset(exact), tuple(prefixes), tuple(globs)
+
+
 def recorded_vars(patterns: list[str], redactor: Redactor) -> dict[str, str]:
-    """Environment variables matching ``patterns`` (globs), redacted."""
-    chosen = {k: v for k, v in os.environ.items() if any(fnmatch.fnmatchcase(k, p) for p in patterns)}
+    """Environment variables matching ``patterns`` (globs, as fnmatchcase), redacted."""
+    exact, prefixes, globs = _matcher(tuple(patterns))
+    chosen = {
+        k: v
+        for k, v in os.environ.items()
+        if k in exact or k.startswith(prefixes) or (globs and any(fnmatch.fnmatchcase(k, p) for p in globs))
+    }
     return {k: redactor.value(k, v) for k, v in sorted(chosen.items())}
 
 

@@ -78,13 +78,18 @@ def _simple(s: str) -> bool:
     return pattern.fullmatch(s) is not None
 
 
-# The resolvers' matches that are words rather than numbers or dates.
+# The resolvers' matches that are words rather than numbers or dates
+# (including every spelling of infinity and not-a-number).
 _IMPLICIT_WORDS = frozenset(
-    "yes Yes YES no No NO true True TRUE false False FALSE on On ON off Off OFF ~ null Null NULL << = ! & *".split()
+    "yes Yes YES no No NO true True TRUE false False FALSE on On ON off Off OFF ~ null Null NULL << = ! & *"
+    " .inf .Inf .INF +.inf +.Inf +.INF -.inf -.Inf -.INF .nan .NaN .NAN".split()
 )
 _NUMERIC_FIRST = frozenset("-+0123456789.")
-# Every character the float, int and timestamp patterns can match.
-_NUMERIC_CHARS = frozenset("0123456789_-+.:eEbxabcdefABCDEFinfINFaNTtZ \t")
+# Every character the remaining float, int and timestamp forms can match: the
+# hexadecimal int (0x...) is the only one with an 'x', and the only one with
+# the letters a, c, d, f (so a git object id is decided without the pattern).
+_NUMERIC_CHARS = frozenset("0123456789_-+.: \tbeETtZ")
+_HEX_INT_CHARS = frozenset("0123456789_-+xabcdefABCDEF")
 
 
 def _canonical_time(s: str) -> bool:
@@ -118,7 +123,7 @@ def _implicit(s: str) -> bool:
         return False
     if len(s) == 1:
         return c.isdigit()
-    if s.count(".") > 1 or not _NUMERIC_CHARS.issuperset(s):
+    if s.count(".") > 1 or not (_HEX_INT_CHARS if "x" in s else _NUMERIC_CHARS).issuperset(s):
         return False
     if _canonical_time(s):
         return True

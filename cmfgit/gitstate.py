@@ -21,12 +21,21 @@ from cmfgit.repo import Repo
 SNAPSHOT_MAX_FILE = 1 << 20
 
 
-class GitState(NamedTuple):
-    commit: str | None
-    branch: str | None
-    dirty: bool
-    remote: str | None
-    tree: str | None
+# The functional NamedTuple form: the class form compiles each field's annotation
+# string at import (~1 ms each), and dataclasses costs hot commands ~15 ms.
+class GitState(
+    NamedTuple(
+        "GitState",
+        [
+            ("commit", str | None),
+            ("branch", str | None),
+            ("dirty", bool),
+            ("remote", str | None),
+            ("tree", str | None),
+        ],
+    )
+):
+    __slots__ = ()
 
     def as_record(self) -> dict[str, Any]:
         return {
@@ -38,9 +47,10 @@ class GitState(NamedTuple):
         }
 
 
-class Snapshot(NamedTuple):
-    state: GitState
-    config: dict[str, str]  # cmfgit.*, remote.*.url, branch.*.remote
+class Snapshot(NamedTuple("Snapshot", [("state", GitState), ("config", dict[str, str])])):
+    """The git state and the git config keys read with it (cmfgit.*, remote.*.url, branch.*.remote)."""
+
+    __slots__ = ()
 
 
 _CONFIG_KEYS = r"^(cmfgit\..*|remote\..*\.url|branch\..*\.remote|extensions\.objectformat|merge\.cmfgit\.driver)$"
@@ -139,14 +149,17 @@ def _small_file(repo: Repo, rel: str) -> bool:
 
 
 def _cache_key(repo: Repo) -> tuple[int, ...]:
-    paths = [repo.git_dir / "HEAD", repo.git_dir / "index"]
+    git_dir, common_dir = os.fspath(repo.git_dir), os.fspath(repo.common_dir)  # str paths: this runs per API run
+    head_path = os.path.join(git_dir, "HEAD")
+    paths = [head_path, os.path.join(git_dir, "index")]
     try:
-        head = (repo.git_dir / "HEAD").read_bytes()
+        with open(head_path, "rb") as fh:
+            head = fh.read()
     except OSError:
         head = b""
     if head.startswith(b"ref: "):  # a commit moves the branch ref, not HEAD
         ref = head[5:].strip().decode("utf-8", "replace")
-        paths += [repo.common_dir / ref, repo.common_dir / "packed-refs"]
+        paths += [os.path.join(common_dir, ref), os.path.join(common_dir, "packed-refs")]
     key: list[int] = []
     for path in paths:
         try:

@@ -43,19 +43,36 @@ _CHUNK = 64 << 20  # progress granularity for big files
 # (git calls this "racily clean").
 RACY_NS = 2_000_000_000
 PROGRESS_AFTER = 0.5  # seconds of hashing before a progress bar appears
+_MEMO_MAX = 100_000  # cache rows kept in memory per process
 
 
-class Digest(NamedTuple):
-    hash: str  # "blake3:<hex>"
-    size: int  # bytes; for a directory, the sum over its files
-    kind: str  # "file" or "dir"
-    files: int = 1
+# The functional NamedTuple form: the class form compiles each field's annotation
+# string at import (~1 ms each), and dataclasses costs hot commands ~15 ms.
+class Digest(
+    NamedTuple(
+        "Digest",
+        [
+            ("hash", str),  # "blake3:<hex>"
+            ("size", int),  # bytes; for a directory, the sum over its files
+            ("kind", str),  # "file" or "dir"
+            ("files", int),  # 1 for a file
+        ],
+    )
+):
+    __slots__ = ()
 
 
-class _Entry(NamedTuple):
-    rel: str  # path inside the directory, '/'-separated
-    full: str
-    st: os.stat_result
+class _Entry(
+    NamedTuple(
+        "_Entry",
+        [
+            ("rel", str),  # path inside the directory, '/'-separated
+            ("full", str),
+            ("st", os.stat_result),
+        ],
+    )
+):
+    __slots__ = ()
 
 
 def file_mode(st: os.stat_result) -> str:
@@ -81,6 +98,9 @@ class HashCache:
         self.path = path
         self._db: sqlite3.Connection | None = None
         self._pending: list[tuple[str, int, int, int, int, str]] = []
+        # Rows this process has read or written: a sweep that logs the same
+        # inputs run after run checks them without a query (still by stat).
+        self._memo: dict[str, tuple[Any, ...]] = {}
 
     def _connect(self) -> sqlite3.Connection | None:
         if self._db is None and self.path is not None:
@@ -101,6 +121,9 @@ class HashCache:
         return self._db
 
     def lookup(self, full: str, st: os.stat_result) -> str | None:
+        hexhash = self._valid(self._memo.get(full), st)
+        if hexhash is not None:
+            return hexhash
         db = self._connect()
         if db is None:
             return None
@@ -110,7 +133,15 @@ class HashCache:
             row = db.execute("SELECT size, mtime_ns, ctime_ns, ino, hash FROM files WHERE path = ?", (full,)).fetchone()
         except sqlite3.Error:
             return None
-        return self._valid(row, st)
+        hexhash = self._valid(row, st)
+        if hexhash is not None:
+            self._memorize(full, row)
+        return hexhash
+
+    def _memorize(self, full: str, row: tuple[Any, ...]) -> None:
+        if len(self._memo) >= _MEMO_MAX:
+            self._memo.clear()
+        self._memo[full] = row
 
     def lookup_tree(self, prefix: str) -> dict[str, tuple[Any, ...]]:
         """All entries under directory ``prefix``: one query for 10,000 files."""
@@ -144,6 +175,7 @@ class HashCache:
         if max(st.st_mtime_ns, st.st_ctime_ns) >= started_ns - RACY_NS:
             return  # racily clean: do not trust it next time
         self._pending.append((full, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, hexhash))
+        self._memorize(full, (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, hexhash))
 
     def flush(self) -> None:
         if not self._pending:
@@ -312,7 +344,7 @@ class Hasher:
                 finally:
                     progress.close()
                 self.cache.remember(full, st, hexhash, started)
-            digest = Digest(PREFIX + hexhash, st.st_size, "file")
+            digest = Digest(PREFIX + hexhash, st.st_size, "file", 1)
         else:
             raise PathError(label, "is not a regular file or directory")
         self.cache.flush()

@@ -161,6 +161,26 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see 'cmfgit log-run --help')")
 
 
+def _terminal_columns() -> int:
+    """shutil.get_terminal_size().columns, without importing shutil."""
+    try:
+        return int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        pass
+    try:
+        return os.get_terminal_size(sys.__stdout__.fileno()).columns if sys.__stdout__ else 80
+    except (AttributeError, ValueError, OSError):
+        return 80
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """argparse builds a formatter for every add_argument, and the default
+    one imports shutil (~5 ms of log-run's start-up) to find the width."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, width=_terminal_columns() - 2)
+
+
 class _ArtifactAction(argparse.Action):
     """-i/-o append to one ordered list, so --type can refer to the last one."""
 
@@ -187,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
         usage=USAGE,
         description=DESCRIPTION,
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_Formatter,
         add_help=True,
     )
     p.add_argument("-P", "--pipeline", help="pipeline name (default: .cmf/config.yaml, else the repo's name)")

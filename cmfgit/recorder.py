@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,11 @@ def _user() -> str:
         user = os.environ.get(name)
         if user:
             return user
+    return _account_name()
+
+
+@lru_cache(maxsize=1)
+def _account_name() -> str:
     try:
         import pwd
 

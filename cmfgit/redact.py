@@ -35,6 +35,14 @@ _TOKEN_PATTERNS = [
     r"(?:AKIA|ASIA)[0-9A-Z]{16}",  # AWS access key id
 ]
 _MIN_ENV_SECRET = 6  # shorter values are too likely to appear by chance
+_MIN_TOKEN = 15  # no string shorter than this matches a _TOKEN_PATTERNS entry (xoxb- + 10)
+_tokens: list[re.Pattern[str]] = []  # the token patterns as one regex, compiled on first use
+
+
+def _token_pattern() -> re.Pattern[str]:
+    if not _tokens:
+        _tokens.append(re.compile("|".join(f"(?:{p})" for p in _TOKEN_PATTERNS)))
+    return _tokens[0]
 
 
 def is_secret_key(key: str, extra: Iterable[re.Pattern[str]] = ()) -> bool:
@@ -49,7 +57,7 @@ def is_secret_key(key: str, extra: Iterable[re.Pattern[str]] = ()) -> bool:
 class Redactor:
     def __init__(self, extra_keys: Iterable[str] = (), extra_values: Iterable[str] = ()) -> None:
         self.extra_keys = [re.compile(p, re.IGNORECASE) for p in extra_keys]
-        self.value_patterns = [re.compile(p) for p in [*_TOKEN_PATTERNS, *extra_values]]
+        self.value_patterns = [re.compile(p) for p in extra_values]  # after the built-in _TOKEN_PATTERNS
         # Values of this process's secret-looking variables, longest first so
         # that one secret containing another is replaced whole.
         secrets = {v for k, v in os.environ.items() if len(v) >= _MIN_ENV_SECRET and self.secret_key(k)}
@@ -65,6 +73,8 @@ class Redactor:
         for secret in self.known_secrets:
             if secret in value:
                 value = value.replace(secret, REDACTED)
+        if len(value) >= _MIN_TOKEN:
+            value = _token_pattern().sub(REDACTED, value)
         for pattern in self.value_patterns:
             value = pattern.sub(REDACTED, value)
         return value

@@ -195,7 +195,7 @@ def test_strict_decode_still_refuses_non_canonical_bytes() -> None:
         canonical.load(b"a: \xff\n")
 
 
-NUMERIC_ALPHABET = "0123456789_-+.:eEbxoOaAfFiInNtTZz \t~!&*<=yYsS"
+NUMERIC_ALPHABET = "0123456789_-+.:eEbBxXoOaAcCdDfFiInNtTZz \t~!&*<=yYsS"
 numericish = st.one_of(
     st.text(st.sampled_from(NUMERIC_ALPHABET), min_size=1, max_size=14),
     st.builds(
@@ -206,6 +206,10 @@ numericish = st.one_of(
         st.sampled_from(["", "Z", " Z", "+01", "-01:30", "z"]),
     ),
     st.sampled_from(TRAPS),
+    st.text(st.sampled_from("0123456789abcdef"), min_size=40, max_size=40),  # git object ids
+    st.sampled_from(
+        [".inf", "-.Inf", "+.INF", ".NaN", ".nan5", "0x1F", "-0x_a", "0xg", "0b101", "0b2", "1e5", "1.0e+5"]
+    ),
 )
 
 
