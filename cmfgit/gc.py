@@ -39,6 +39,7 @@ _SHARD = re.compile(r"^[0-9a-f]{2}$")
 _TOP_FIELD = re.compile(rb"^(site|started_at|at): (.*)$", re.MULTILINE)
 _DATE = re.compile(r"(\d{4}-\d{2}-\d{2})T")
 _UNSAFE = re.compile(r"[^a-z0-9._-]+")
+_THRESHOLD = re.compile(rb"^gc:\n(?:  [^\n]*\n)*?  threshold: (-?[0-9]+)\n", re.MULTILINE)
 
 
 @dataclass
@@ -157,10 +158,19 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def _threshold(repo: Repo) -> int:
+    """``gc.threshold``, read without yaml when the config is in its canonical layout
+    (the pre-commit hook asks on every commit)."""
+    try:
+        match = _THRESHOLD.search(repo.config_path.read_bytes())
+    except OSError:
+        match = None
+    return int(match.group(1)) if match else load_config(repo).gc_threshold
+
+
 def maybe_gc(repo: Repo, config: Config | None = None) -> GcResult | None:
     """Run gc if there are more loose records than ``gc.threshold`` (0: never)."""
-    config = config or load_config(repo)
-    threshold = config.gc_threshold
+    threshold = config.gc_threshold if config is not None else _threshold(repo)
     if threshold <= 0 or count_loose(repo.objects_dir, stop_above=threshold) <= threshold:
         return None
     return gc(repo, config)

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cmfgit import gitutil, pack, treeread
-from cmfgit.errors import CmfgitError, NotARepoError, RecordError, UsageError
+from cmfgit.errors import CmfgitError, GitError, NotARepoError, RecordError, UsageError
 from cmfgit.fsutil import atomic_write
 from cmfgit.repo import OBJECTS_DIR, Repo, find_repo
 
@@ -219,12 +219,12 @@ def _empty_tree(repo: Repo) -> str:
 
 def staged_changes(repo: Repo, env: dict[str, str]) -> list[Change]:
     """Record files the index (``env``'s GIT_INDEX_FILE) adds or changes relative to HEAD."""
-    head = gitutil.rev_parse(repo.root, "HEAD") or _empty_tree(repo)
-    out = gitutil.git(
-        ["diff-index", "--cached", "-z", "--no-renames", "--diff-filter=AM", head, "--", OBJECTS_DIR],
-        repo.root,
-        env=env,
-    )
+    args = ["diff-index", "--cached", "-z", "--no-renames", "--diff-filter=AM", "HEAD", "--", OBJECTS_DIR]
+    try:
+        out = gitutil.git(args, repo.root, env=env)
+    except GitError:  # no commit yet: everything staged is new
+        args[5] = _empty_tree(repo)
+        out = gitutil.git(args, repo.root, env=env)
     return list(_blob_pairs(out))
 
 
@@ -313,7 +313,8 @@ def keep(repo: Repo, oids: Iterable[str]) -> list[str]:
     Objects this clone does not have (a record from another site) are
     skipped. Returns the ids newly kept.
     """
-    wanted = set(oids) - {ref[len(KEEP_PREFIX) :] for ref, _ in gitutil.for_each_ref(repo.root, KEEP_PREFIX[:-1])}
+    wanted = set(oids)
+    wanted -= _already_kept(repo, wanted)
     if not wanted:
         return []
     listing = "".join(f"{oid}\n" for oid in sorted(wanted)).encode()
@@ -325,10 +326,31 @@ def keep(repo: Repo, oids: Iterable[str]) -> list[str]:
     return present
 
 
+def _already_kept(repo: Repo, oids: set[str]) -> set[str]:
+    """The ids among ``oids`` that have a keep ref: read from the files, saving a git call."""
+    if (repo.common_dir / "reftable").exists():
+        return {ref[len(KEEP_PREFIX) :] for ref, _ in gitutil.for_each_ref(repo.root, KEEP_PREFIX[:-1])} & oids
+    loose = repo.common_dir / KEEP_PREFIX
+    found = {oid for oid in oids if (loose / oid).is_file()}
+    if found != oids:
+        try:
+            packed = (repo.common_dir / "packed-refs").read_bytes()
+        except FileNotFoundError:
+            packed = b""
+        found |= {oid for oid in oids - found if f" {KEEP_PREFIX}{oid}\n".encode() in packed}
+    return found
+
+
 def records_added(repo: Repo, rev: str = "HEAD") -> list[bytes]:
     """The records commit ``rev`` adds relative to its first parent (bytes of each file part)."""
-    parent = gitutil.rev_parse(repo.root, f"{rev}^") or _empty_tree(repo)
-    changes = tree_changes(repo, [parent], rev)
+    out = gitutil.git(
+        ["diff-tree", "-r", "-z", "--root", "--no-commit-id", "--no-renames", "--diff-filter=AM", rev]
+        + ["--", OBJECTS_DIR],
+        repo.root,
+    )
+    changes = list(_blob_pairs(out))
+    if not changes:
+        return []
     blobs = sorted({c.new for c in changes} | {o for c in changes for o in c.old})
     contents = dict(gitutil.cat_blobs(repo.root, blobs))
     added: list[bytes] = []

@@ -1,0 +1,182 @@
+"""Benchmark: merging records (the merge driver, and git merge of two busy branches).
+
+    python bench/bench_merge.py [--records 10000] [--base 1000] [--repeat 3]
+
+Measures, in fresh temporary repositories:
+
+- merge-driver start-up: ``python -m cmfgit merge-driver`` on tiny packs,
+  against ``python -c pass`` in the same run (DESIGN §5: paid once per file);
+- the pure merge of one pack where each side added N records;
+- ``git merge`` of two branches that each add N records in the same site and
+  period (so both change the same pack and git calls the driver), with
+  cmfgit's hooks installed as a user has them (target: <= 2 s for N=10,000);
+- the same with the N records left loose (no driver: git merges new files).
+
+Prints a markdown table, with the machine and its load average.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import fastrecords  # noqa: E402
+
+from cmfgit import pack  # noqa: E402
+from cmfgit.merge import merge  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def env_for(home: Path) -> dict[str, str]:
+    (home / ".gitconfig").write_text(
+        "[user]\n\tname = bench\n\temail = bench@example.invalid\n[init]\n\tdefaultBranch = main\n"
+    )
+    return {
+        **os.environ,
+        "HOME": str(home),
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "PYTHONPATH": str(ROOT),
+    }
+
+
+def timed(fn: Callable[[], object], repeat: int) -> float:
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+def run(args: list[str], cwd: Path, env: dict[str, str]) -> None:
+    subprocess.run(args, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def machine() -> str:
+    git = subprocess.run(["git", "--version"], capture_output=True, text=True).stdout.strip()
+    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {git}"
+
+
+def startup(tmp: Path, env: dict[str, str], repeat: int) -> tuple[float, float]:
+    r0, r1, r2 = (r[:2] for r in fastrecords.generate(0, 3))
+    base, ours, theirs = pack.serialize(dict([r0])), pack.serialize(dict([r0, r1])), pack.serialize(dict([r0, r2]))
+    for name, data in (("O", base), ("B", theirs)):
+        (tmp / name).write_bytes(data)
+
+    def driver() -> None:
+        (tmp / "A").write_bytes(ours)
+        run(
+            [
+                sys.executable,
+                "-m",
+                "cmfgit",
+                "merge-driver",
+                "O",
+                "A",
+                "B",
+                "7",
+                ".cmf/objects/pack/site0/2025-01.yaml",
+            ],
+            tmp,
+            env,
+        )
+
+    python = timed(lambda: run([sys.executable, "-c", "pass"], tmp, env), repeat)
+    return timed(driver, repeat), python
+
+
+def pure_merge(n: int, base_n: int, repeat: int) -> float:
+    base = dict(r[:2] for r in fastrecords.generate(0, base_n))
+    ours = {**base, **dict(r[:2] for r in fastrecords.generate(base_n, n))}
+    theirs = {**base, **dict(r[:2] for r in fastrecords.generate(base_n + n, n))}
+    o, a, b = (pack.serialize(x) for x in (base, ours, theirs))
+    path = ".cmf/objects/pack/site0/2025-01.yaml"
+    result = merge(o, a, b, path)
+    assert result.clean and len(pack.parse(result.data)) == base_n + 2 * n
+    return timed(lambda: merge(o, a, b, path), repeat)
+
+
+def git_merge(tmp: Path, env: dict[str, str], n: int, base_n: int, repeat: int, packed: bool) -> float:
+    repo = tmp / ("packed" if packed else "loose")
+    repo.mkdir()
+    run(["git", "init", "-q"], repo, env)
+    run([sys.executable, "-m", "cmfgit", "init", "--site", "site0"], repo, env)
+    if not packed:  # keep them loose: no automatic gc from the pre-commit hook
+        config = repo / ".cmf" / "config.yaml"
+        config.write_text(config.read_text().replace("threshold: 1000", "threshold: 0"))
+    objects = repo / ".cmf" / "objects"
+    write = fastrecords.write_packed if packed else fastrecords.write_loose
+    write(objects, fastrecords.generate(0, base_n))
+    run(["git", "add", "-A"], repo, env)
+    run(["git", "commit", "-q", "-m", "base"], repo, env)
+    for branch, start in (("a", base_n), ("b", base_n + n)):
+        run(["git", "checkout", "-q", "-b", branch, "main"], repo, env)
+        write(objects, fastrecords.generate(start, n))
+        run(["git", "add", "-A"], repo, env)
+        run(["git", "commit", "-q", "-m", branch], repo, env)
+    run(["git", "checkout", "-q", "a"], repo, env)
+    tip = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
+
+    def once() -> None:
+        run(["git", "reset", "-q", "--hard", tip], repo, env)
+        start = time.perf_counter()
+        run(["git", "merge", "-q", "--no-edit", "b"], repo, env)
+        samples.append(time.perf_counter() - start)
+
+    samples: list[float] = []
+    for _ in range(repeat):
+        once()
+    if packed:
+        (path,) = (objects / "pack").rglob("*.yaml")
+        assert len(pack.parse(path.read_bytes())) == base_n + 2 * n
+    else:
+        assert sum(1 for _ in objects.glob("??/*.yaml")) == base_n + 2 * n
+    return statistics.median(samples)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=10_000, help="records each branch adds")
+    parser.add_argument("--base", type=int, default=1_000, help="records both branches start from")
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    fastrecords.check()
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="cmfgit-bench-merge-") as tmp_name:
+        tmp = Path(tmp_name)
+        (tmp / "home").mkdir()
+        env = env_for(tmp / "home")
+        driver, python = startup(tmp, env, max(args.repeat, 10))
+        pure = pure_merge(args.records, args.base, args.repeat)
+        packed = git_merge(tmp, env, args.records, args.base, args.repeat, packed=True)
+        loose = git_merge(tmp, env, args.records, args.base, args.repeat, packed=False)
+    load_after = os.getloadavg()
+    n = f"{args.records:,}"
+    print(f"machine: {machine()}; loadavg before {load_before[0]:.2f}, after {load_after[0]:.2f}")
+    print(f"command: python bench/bench_merge.py --records {args.records} --base {args.base} --repeat {args.repeat}")
+    print()
+    print("| measure | median | note |")
+    print("|---|---|---|")
+    print(f"| `python -c pass` | {python * 1000:.0f} ms | floor, same run |")
+    print(f"| merge-driver start-up (tiny pack) | {driver * 1000:.0f} ms | {driver / python:.1f}x `python -c pass` |")
+    print(f"| merge of one pack, {n} + {n} new records (pure function) | {pure * 1000:.0f} ms | in-process |")
+    what = f"`git merge`, two branches each adding {n} records, same site+period (packed)"
+    print(f"| {what} | {packed:.2f} s | target <= 2 s; one driver call |")
+    print(f"| `git merge`, the same records left loose | {loose:.2f} s | no driver: {2 * args.records:,} new files |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
