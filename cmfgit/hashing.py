@@ -84,7 +84,9 @@ def _escape(rel: str) -> str:
 
 
 def manifest_line(rel: str, st: os.stat_result, hexhash: str) -> str:
-    return f"{_escape(rel)}\t{file_mode(st)}\t{st.st_size}\t{hexhash}\n"
+    if "\\" in rel or "\t" in rel or "\n" in rel:
+        rel = _escape(rel)
+    return f"{rel}\t{'100755' if st.st_mode & 0o111 else '100644'}\t{st.st_size}\t{hexhash}\n"
 
 
 class HashCache:
@@ -296,11 +298,16 @@ def _walk(top: str, shown: str) -> Iterator[_Entry]:
         except OSError as exc:
             raise PathError(os.path.join(shown, rel_dir), exc.strerror or str(exc)) from None
         for entry in entries:
-            rel = f"{rel_dir}{entry.name}"
-            _check_name(entry.name, os.path.join(shown, rel))
-            if entry.name == ".git" and not rel_dir:
+            name = entry.name
+            rel = rel_dir + name
+            if not name.isascii():
+                _check_name(name, os.path.join(shown, rel))
+            if name == ".git" and not rel_dir:
                 continue
-            st = _stat_target(entry.path, os.path.join(shown, rel))
+            try:
+                st = os.stat(entry.path)
+            except OSError:  # say why, naming the path as the user wrote it
+                st = _stat_target(entry.path, os.path.join(shown, rel))
             if stat.S_ISDIR(st.st_mode):
                 key = (st.st_dev, st.st_ino)
                 if key in ancestors:
@@ -358,7 +365,9 @@ class Hasher:
             raise PathError(label, exc.strerror or str(exc)) from None
 
     def _hash_dir(self, full: str, label: str, started: int) -> Digest:
-        entries = sorted(_walk(full, label), key=lambda e: e.rel.encode("utf-8"))
+        # By path: str order is code point order, which is the order of the
+        # UTF-8 bytes (names that are not UTF-8 were refused by _walk).
+        entries = sorted(_walk(full, label))
         known = self.cache.lookup_tree(full)
         total = sum(e.st.st_size for e in entries)
         progress = _Progress(label, total, self.progress)
