@@ -198,8 +198,9 @@ _HUNK = {
 
 
 def _resolve_markers(data: bytes, marker_size: int) -> list[bytes]:
-    """The texts git's text merge combined: every hunk taken as ours, as base
-    (diff3 style) and as theirs. Malformed markers: the text without them."""
+    """The two texts git's text merge combined: every hunk taken as ours, and
+    as theirs. A diff3 base section is left out: what it holds beyond both
+    sides is what both sides deleted. Malformed markers: the text without them."""
     pattern = _marker_re(marker_size)
     lines = data.splitlines(keepends=True)
     texts: dict[str, list[bytes]] = {"ours": [], "base": [], "theirs": []}
@@ -215,7 +216,7 @@ def _resolve_markers(data: bytes, marker_size: int) -> list[bytes]:
             texts[name].append(line)
     if state != "common":
         return [b"".join(line for line in lines if not pattern.match(line))]
-    return [b"".join(part) for part in texts.values()]
+    return [b"".join(texts["ours"]), b"".join(texts["theirs"])]
 
 
 def _conflict_block(ours: list[bytes], theirs: list[bytes], marker_size: int) -> bytes:

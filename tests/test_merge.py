@@ -145,3 +145,23 @@ def test_entry_point_imports_stay_lean() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_diff3_markers_do_not_resurrect_what_both_sides_deleted() -> None:
+    def entry(rid: str) -> bytes:
+        return pack.SEPARATOR + rid.encode() + b"\n" + R[rid]
+
+    a, gone, b = IDS[0], IDS[1], IDS[2]
+    marked = (
+        pack.HEADER
+        + b"<<<<<<< ours\n"
+        + entry(a)
+        + b"||||||| base\n"
+        + entry(gone)
+        + b"=======\n"
+        + entry(b)
+        + b">>>>>>> theirs\n"
+    )
+    result = merge(b"", marked, b"", PACK)
+    assert not result.clean
+    assert set(pack.parse(result.data)) == {a, b}
