@@ -322,14 +322,14 @@ def _suggest(name: str) -> str:
 
 
 def _check_types(text: str, node: Compare, value_tok: Token) -> None:
+    values = node.value if isinstance(node.value, tuple) else (node.value,)
+    if None in values and node.op not in ("==", "!="):
+        raise WhereError(text, node.pos, "null only compares with == or !=")
     if node.field.ns:
         return
     kind = CORE_FIELDS[node.field.name][1]
-    values = node.value if isinstance(node.value, tuple) else (node.value,)
     for v in values:
         if v is None:
-            if node.op not in ("==", "!="):
-                raise WhereError(text, node.pos, "null only compares with == or !=")
             continue
         numeric = isinstance(v, (int, float)) and not isinstance(v, bool)
         if kind == "int" and not numeric:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from conftest import cmfgit
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from qhelp import execution, put, ts
 
@@ -37,6 +37,7 @@ from cmfgit.query import CmfQuery
         ("pipeline > 3", 12, "is text"),
         ("stage ~ 3", 9, "needs a quoted glob"),
         ("params > 1", 1, "needs a key"),
+        ("params.lr < null", 11, "null only compares with == or !="),
         ("foo > 1", 1, "unknown field 'foo'"),
         ("param.lr > 1", 1, "did you mean 'params.'"),
         ("stag == 'x'", 1, "did you mean 'stage'"),
@@ -211,7 +212,13 @@ def query(tmp_path_factory: pytest.TempPathFactory) -> Any:
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(text=expressions)
 def test_index_answers_equal_a_reference_evaluation(query: Any, text: str) -> None:
-    node = where.parse(text)
+    try:
+        node = where.parse(text)
+    except where.WhereError as exc:  # the generator may compare a number field with text, or order null
+        if not any(words in exc.message for words in ("null only compares", "is a number", "is text")):
+            raise
+        assume(False)
+        return
     expected = {r["id"] for r in query.reference if evaluate(node, r)}
     got = {r["id"] for r in query.executions(text)}
     assert got == expected, text
