@@ -97,6 +97,15 @@ def _read(data: bytes, label: str, want: str | None, marker_size: int, *, verify
     side = _Side()
     if not data.strip():
         return side
+    try:  # the common case: an intact file, read in one pass
+        if want is None:
+            side.records = pack.parse(data, label, verify=verify)
+            return side
+        if pack.digest(data) == want:
+            side.records[want] = data
+            return side
+    except RecordError:
+        pass
     versions = [data]
     if _has_markers(data, marker_size):
         side.problems.append(f"{label}: conflict markers from an earlier text merge")
