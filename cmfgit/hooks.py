@@ -35,6 +35,7 @@ import re
 import shlex
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -368,8 +369,9 @@ def records_added(repo: Repo, rev: str = "HEAD") -> list[bytes]:
     return added
 
 
-def _working_tree_records(repo: Repo) -> Iterator[bytes]:
-    """Raw bytes of every loose record and pack in the checkout (no parsing)."""
+def _working_tree_records(repo: Repo, since: str = "") -> Iterator[bytes]:
+    """Raw bytes of every loose record, and of every pack whose period does
+    not end before ``since`` (``YYYY-MM-DD``; packs are named by period)."""
     from cmfgit.store import Store
 
     store = Store(repo.objects_dir)
@@ -379,10 +381,23 @@ def _working_tree_records(repo: Repo) -> Iterator[bytes]:
         except FileNotFoundError:
             continue
     for path in store.pack_paths():
+        period = path.stem
+        if period[:4].isdigit() and period < since[: len(period)]:
+            continue  # every run in it started before `since`
         try:
             yield path.read_bytes()
         except FileNotFoundError:
             continue
+
+
+def _oldest_day(repo: Repo, commits: set[str]) -> str:
+    """The day before the oldest of ``commits`` was made: runs on them started after that
+    (a day of slack for clocks that disagree)."""
+    out = gitutil.git(["show", "-s", "--format=%ct", *sorted(commits), "--"], repo.root, check=False)
+    stamps = [int(t) for t in out.split() if t.isdigit()]
+    if not stamps:
+        return ""
+    return time.strftime("%Y-%m-%d", time.gmtime(min(stamps) - 86400))
 
 
 # -- the hooks themselves -----------------------------------------------------
@@ -444,7 +459,7 @@ def post_rewrite(repo: Repo, args: list[str], stdin: bytes) -> None:
     rewritten = {line.split()[0] for line in stdin.decode("ascii", "replace").splitlines() if line.strip()}
     named: set[str] = set()
     if rewritten:
-        for data in _working_tree_records(repo):
+        for data in _working_tree_records(repo, _oldest_day(repo, rewritten)):
             named |= code_versions(data, (b"commit",)) & rewritten
     keep(repo, named)
     refresh_index(repo)
