@@ -11,30 +11,39 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, NamedTuple
+from collections import namedtuple
 
 from cmfgit import gitutil
 from cmfgit.errors import GitError
 from cmfgit.fsutil import atomic_write
 from cmfgit.repo import Repo
 
+TYPE_CHECKING = False  # typing's constant without importing typing (~4 ms of log-run start-up)
+
 SNAPSHOT_MAX_FILE = 1 << 20
 
 
-# The functional NamedTuple form: the class form compiles each field's annotation
-# string at import (~1 ms each), and dataclasses costs hot commands ~15 ms.
-class GitState(
-    NamedTuple(
-        "GitState",
-        [
-            ("commit", str | None),
-            ("branch", str | None),
-            ("dirty", bool),
-            ("remote", str | None),
-            ("tree", str | None),
-        ],
-    )
-):
+# Records of fields: typing.NamedTuple for the type checker, collections.namedtuple
+# at run time (importing typing, or dataclasses, costs hot commands milliseconds).
+if TYPE_CHECKING:
+    from typing import Any, NamedTuple
+
+    class _GitStateFields(NamedTuple):
+        commit: str | None
+        branch: str | None
+        dirty: bool
+        remote: str | None
+        tree: str | None
+
+    class _SnapshotFields(NamedTuple):
+        state: GitState
+        config: dict[str, str]  # cmfgit.*, remote.*.url, branch.*.remote, merge.cmfgit.driver
+else:
+    _GitStateFields = namedtuple("GitState", "commit branch dirty remote tree")
+    _SnapshotFields = namedtuple("Snapshot", "state config")
+
+
+class GitState(_GitStateFields):
     __slots__ = ()
 
     def as_record(self) -> dict[str, Any]:
@@ -47,8 +56,8 @@ class GitState(
         }
 
 
-class Snapshot(NamedTuple("Snapshot", [("state", GitState), ("config", dict[str, str])])):
-    """The git state and the git config keys read with it (cmfgit.*, remote.*.url, branch.*.remote)."""
+class Snapshot(_SnapshotFields):
+    """The git state and the git config keys read with it."""
 
     __slots__ = ()
 
@@ -170,15 +179,23 @@ def _cache_key(repo: Repo) -> tuple[int, ...]:
     return tuple(key)
 
 
-def capture(repo: Repo, *, reuse: bool = False) -> Snapshot:
-    """Read the git state. With ``reuse``, a process that records many runs
-    (a sweep through the Python API) pays for it once per HEAD, branch or
-    index change, and at least every ``REUSE_SECONDS``."""
-    if reuse:
-        hit = _cache.get(str(repo.root))
-        if hit is not None and hit[0] == _cache_key(repo) and time.monotonic() - hit[1] < REUSE_SECONDS:
-            return hit[2]
-        key, taken = _cache_key(repo), time.monotonic()
+# (git status, git config) processes started by prefetch(), by repository root;
+# Popen objects, typed Any so that this module does not import subprocess.
+_prefetched: dict[str, tuple[Any, Any]] = {}
+
+
+def prefetch(repo: Repo) -> None:
+    """Start the git processes of the next :func:`capture` of ``repo`` now.
+
+    ``cmfgit log-run`` calls this before importing most of cmfgit, so git
+    reads the state while Python imports (DESIGN §10 start-up budget).
+    """
+    key = str(repo.root)
+    if key not in _prefetched:
+        _prefetched[key] = _start(repo)
+
+
+def _start(repo: Repo) -> tuple[Any, Any]:
     root = repo.root
     status = gitutil.start(
         [
@@ -195,6 +212,20 @@ def capture(repo: Repo, *, reuse: bool = False) -> Snapshot:
         root,
     )
     config_proc = gitutil.start(["config", "-z", "--get-regexp", _CONFIG_KEYS], root)
+    return status, config_proc
+
+
+def capture(repo: Repo, *, reuse: bool = False) -> Snapshot:
+    """Read the git state. With ``reuse``, a process that records many runs
+    (a sweep through the Python API) pays for it once per HEAD, branch or
+    index change, and at least every ``REUSE_SECONDS``."""
+    if reuse:
+        hit = _cache.get(str(repo.root))
+        if hit is not None and hit[0] == _cache_key(repo) and time.monotonic() - hit[1] < REUSE_SECONDS:
+            return hit[2]
+        key, taken = _cache_key(repo), time.monotonic()
+    procs = _prefetched.pop(str(repo.root), None)
+    status, config_proc = procs if procs is not None else _start(repo)
     cached_tree = _cached_clean_tree(repo)
     status_out = gitutil.finish(status)
     config = _parse_config(gitutil.finish(config_proc, check=False))

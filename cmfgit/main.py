@@ -19,10 +19,28 @@ from cmfgit.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, CmfgitError
 
 
 def _log_run(argv: list[str]) -> int:
+    _prefetch_git_state(argv)
     from cmfgit import logrun
 
     code: int = logrun.main(argv)
     return code
+
+
+def _prefetch_git_state(argv: list[str]) -> None:
+    """Start log-run's git processes before importing the rest of cmfgit, so
+    that git reads the state while Python imports (DESIGN §10 start-up)."""
+    options = argv[: argv.index("--")] if "--" in argv else argv
+    if "-h" in options or "--help" in options:
+        return
+    from cmfgit import gitstate
+    from cmfgit.repo import find_repo
+
+    try:
+        repo = find_repo()
+    except CmfgitError:
+        return  # logrun reports it
+    if repo.initialized:
+        gitstate.prefetch(repo)
 
 
 def _merge_driver(argv: list[str]) -> int:

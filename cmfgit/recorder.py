@@ -10,7 +10,6 @@ import os
 import sys
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 from cmfgit import envinfo, gitstate, schema
 from cmfgit.config import Config, load_config, site_name
@@ -20,6 +19,10 @@ from cmfgit.init import ensure_configured
 from cmfgit.redact import Redactor
 from cmfgit.repo import Repo
 from cmfgit.store import Store
+
+TYPE_CHECKING = False  # typing's constant without importing typing (~4 ms of log-run start-up)
+if TYPE_CHECKING:
+    from typing import Any
 
 MODEL_SUFFIXES = (
     ".pkl",

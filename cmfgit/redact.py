@@ -14,7 +14,10 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable
-from typing import Any
+
+TYPE_CHECKING = False  # typing's constant without importing typing (~4 ms of log-run start-up)
+if TYPE_CHECKING:
+    from typing import Any
 
 REDACTED = "REDACTED"
 

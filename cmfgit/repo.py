@@ -8,29 +8,33 @@ are inside hooks, git itself is asked instead.
 from __future__ import annotations
 
 import os
+from collections import namedtuple
 from pathlib import Path
-from typing import NamedTuple
 
 from cmfgit import gitutil
 from cmfgit.errors import NotARepoError, NotInitializedError, PathError
+
+TYPE_CHECKING = False  # typing's constant without importing typing (~4 ms of log-run start-up)
 
 CMF_DIR = ".cmf"
 OBJECTS_DIR = ".cmf/objects"
 CONFIG_FILE = ".cmf/config.yaml"
 
 
-# The functional NamedTuple form: the class form compiles each field's annotation
-# string at import (~1 ms each), and dataclasses costs hot commands ~15 ms.
-class Repo(
-    NamedTuple(
-        "Repo",
-        [
-            ("root", Path),  # top of the working tree
-            ("git_dir", Path),  # this worktree's git dir (.git, or .git/worktrees/<name>)
-            ("common_dir", Path),  # the shared git dir (objects, refs, config, hooks)
-        ],
-    )
-):
+# Records of fields: typing.NamedTuple for the type checker, collections.namedtuple
+# at run time (importing typing, or dataclasses, costs hot commands milliseconds).
+if TYPE_CHECKING:
+    from typing import NamedTuple
+
+    class _RepoFields(NamedTuple):
+        root: Path  # top of the working tree
+        git_dir: Path  # this worktree's git dir (.git, or .git/worktrees/<name>)
+        common_dir: Path  # the shared git dir (objects, refs, config, hooks)
+else:
+    _RepoFields = namedtuple("Repo", "root git_dir common_dir")
+
+
+class Repo(_RepoFields):
     __slots__ = ()
 
     @property

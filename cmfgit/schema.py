@@ -12,12 +12,13 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
 from cmfgit.errors import RecordError
 
+TYPE_CHECKING = False  # typing's constant without importing typing (~4 ms of log-run start-up)
 if TYPE_CHECKING:
     from datetime import datetime
+    from typing import Any
 
 EXECUTION = "cmfgit/execution/1"
 ANNOTATION = "cmfgit/annotation/1"
