@@ -142,7 +142,10 @@ def test_parents_and_children(q: Any) -> None:
     # CMF's md5 identity and the blake3 of the same bytes are one artifact.
     assert q.get_one_hop_parent_executions(MD5) == []
     assert {e["id"] for e in q.get_one_hop_child_executions(MD5)} == {ids["other"], ids["uses"]}
-    assert {a["hash"] for a in q.get_one_hop_child_artifacts("data/shared.csv:" + "ab" * 16)} == {h("iris.csv"), h("iris-model")}
+    assert {a["hash"] for a in q.get_one_hop_child_artifacts("data/shared.csv:" + "ab" * 16)} == {
+        h("iris.csv"),
+        h("iris-model"),
+    }
 
 
 def test_step_metrics_and_frames(q: Any) -> None:
