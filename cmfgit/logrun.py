@@ -1,18 +1,19 @@
 """``cmfgit log-run``: run a command and record it as one execution.
 
-This is a hot command, so it parses its own arguments with argparse and
-never imports typer or rich (rich only appears if hashing is slow on a TTY).
+This is a hot command, so it parses its own arguments (argparse only for
+help and errors) and never imports typer or rich (rich only appears if
+hashing is slow on a TTY).
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import signal
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 from cmfgit import canonical
 from cmfgit.config import load_config
@@ -22,6 +23,7 @@ from cmfgit.repo import open_repo
 
 TYPE_CHECKING = False  # typing's constant without importing typing (~4 ms of log-run start-up)
 if TYPE_CHECKING:
+    import argparse
     from typing import Any, NoReturn
 
 _INT = re.compile(r"^[+-]?(0|[1-9][0-9]*)$")
@@ -159,11 +161,6 @@ def infer_stage(command: list[str]) -> str:
     return interpreter
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{message} (see 'cmfgit log-run --help')")
-
-
 def _terminal_columns() -> int:
     """shutil.get_terminal_size().columns, without importing shutil."""
     try:
@@ -176,35 +173,43 @@ def _terminal_columns() -> int:
         return 80
 
 
-class _Formatter(argparse.RawDescriptionHelpFormatter):
-    """argparse builds a formatter for every add_argument, and the default
-    one imports shutil (~5 ms of log-run's start-up) to find the width."""
-
-    def __init__(self, prog: str) -> None:
-        super().__init__(prog, width=_terminal_columns() - 2)
-
-
-class _ArtifactAction(argparse.Action):
-    """-i/-o append to one ordered list, so --type can refer to the last one."""
-
-    def __call__(
-        self, parser: argparse.ArgumentParser, ns: argparse.Namespace, value: Any, option: str | None = None
-    ) -> None:
-        ns.artifacts.append([self.const, value, None])
-
-
-class _TypeAction(argparse.Action):
-    def __call__(
-        self, parser: argparse.ArgumentParser, ns: argparse.Namespace, value: Any, option: str | None = None
-    ) -> None:
-        if not ns.artifacts:
-            raise UsageError("--type must follow an --input or --output, e.g. -o model.pkl --type model")
-        if ns.artifacts[-1][2] is not None:
-            raise UsageError(f"--type given twice for {ns.artifacts[-1][1]}")
-        ns.artifacts[-1][2] = value
-
-
 def build_parser() -> argparse.ArgumentParser:
+    """The full parser: --help and every error message.
+
+    argparse (with gettext and locale) costs log-run ~5 ms of start-up, so it
+    is imported here: well-formed options take :func:`fast_options` instead.
+    """
+    import argparse
+
+    class _Parser(argparse.ArgumentParser):
+        def error(self, message: str) -> NoReturn:
+            raise UsageError(f"{message} (see 'cmfgit log-run --help')")
+
+    class _Formatter(argparse.RawDescriptionHelpFormatter):
+        """argparse builds a formatter for every add_argument, and the default
+        one imports shutil (~5 ms of log-run's start-up) to find the width."""
+
+        def __init__(self, prog: str) -> None:
+            super().__init__(prog, width=_terminal_columns() - 2)
+
+    class _ArtifactAction(argparse.Action):
+        """-i/-o append to one ordered list, so --type can refer to the last one."""
+
+        def __call__(
+            self, parser: argparse.ArgumentParser, ns: argparse.Namespace, value: Any, option: str | None = None
+        ) -> None:
+            ns.artifacts.append([self.const, value, None])
+
+    class _TypeAction(argparse.Action):
+        def __call__(
+            self, parser: argparse.ArgumentParser, ns: argparse.Namespace, value: Any, option: str | None = None
+        ) -> None:
+            if not ns.artifacts:
+                raise UsageError("--type must follow an --input or --output, e.g. -o model.pkl --type model")
+            if ns.artifacts[-1][2] is not None:
+                raise UsageError(f"--type given twice for {ns.artifacts[-1][1]}")
+            ns.artifacts[-1][2] = value
+
     p = _Parser(
         prog="cmfgit log-run",
         usage=USAGE,
@@ -273,6 +278,84 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+# The options of build_parser(), for fast_options().
+_VALUE_OPTIONS = {
+    "-P": "pipeline",
+    "--pipeline": "pipeline",
+    "-s": "stage",
+    "--stage": "stage",
+    "--execution-type": "execution_type",
+    "-i": "input",
+    "--input": "input",
+    "-o": "output",
+    "--output": "output",
+    "-t": "type",
+    "--type": "type",
+    "-p": "param",
+    "--param": "param",
+    "--params-file": "params_file",
+    "-m": "metrics_file",
+    "--metrics-file": "metrics_file",
+}
+_FLAG_OPTIONS = {"--commit": "commit", "-q": "quiet", "--quiet": "quiet"}
+_REPEATED = frozenset({"param", "params_file", "metrics_file"})
+
+
+def fast_options(options: list[str]) -> SimpleNamespace | None:
+    """``options`` as ``build_parser().parse_args`` reads them, without argparse.
+
+    Only the plain forms are taken (``-x VALUE``, ``--long VALUE``,
+    ``--long=VALUE``, flags); anything else (help, a mistake, an abbreviated
+    option, a value starting with '-') is None, and argparse then parses it
+    with its own messages. ``tests/test_logrun_options.py`` checks that the
+    two agree.
+    """
+    ns = SimpleNamespace(
+        pipeline=None,
+        stage=None,
+        execution_type=None,
+        input=None,  # argparse's defaults for the -i/-o/--type actions, which fill artifacts
+        output=None,
+        type=None,
+        artifacts=[],
+        param=[],
+        params_file=[],
+        metrics_file=[],
+        commit=False,
+        quiet=False,
+        command=[],
+    )
+    i, count = 0, len(options)
+    while i < count:
+        token = options[i]
+        i += 1
+        flag = _FLAG_OPTIONS.get(token)
+        if flag is not None:
+            setattr(ns, flag, True)
+            continue
+        if token.startswith("--") and "=" in token:
+            token, value = token.split("=", 1)
+        elif token in _VALUE_OPTIONS and i < count:
+            value = options[i]
+            i += 1
+        else:
+            return None
+        dest = _VALUE_OPTIONS.get(token)
+        if dest is None or not value or value.startswith("-"):
+            return None
+        if dest in ("input", "output"):
+            ns.artifacts.append([dest, value, None])
+        elif dest == "type":
+            if not ns.artifacts or ns.artifacts[-1][2] is not None:
+                return None  # argparse says what is wrong
+            ns.artifacts[-1][2] = value
+        elif dest in _REPEATED:
+            getattr(ns, dest).append(value)
+        else:
+            setattr(ns, dest, value)
+    return ns
+
+
 def _split_command(argv: list[str]) -> tuple[list[str], list[str]]:
     if "--" in argv:
         at = argv.index("--")
@@ -319,7 +402,9 @@ def _say(quiet: bool, message: str) -> None:
 
 def main(argv: list[str]) -> int:
     options, command = _split_command(argv)
-    args = build_parser().parse_args(options)
+    args: Any = fast_options(options)
+    if args is None:
+        args = build_parser().parse_args(options)
     if args.command:
         if command:
             raise UsageError(f"unexpected argument '{args.command[0]}' before '--'")
