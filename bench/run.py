@@ -4,6 +4,7 @@
     python bench/run.py --quick         # smaller sizes, fewer repeats, no slow peers
     python bench/run.py --only logrun api
     python bench/run.py --list
+    python bench/run.py --all           # also the standalone merge/packs/index scripts
 
 Prints a markdown table per benchmark and appends one JSON line per
 benchmark to ``bench/results/<name>.jsonl``. See ``bench/README.md``.
@@ -21,13 +22,14 @@ import tempfile
 import time
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common  # noqa: E402
 
 # The benchmarks, in the order they run. To add one, write bench/bench_<name>.py
-# (NAME, TITLE, run(ctx) -> list of rows) and list its module here.
+# (NAME, TITLE, run(ctx) -> dict with "rows") and list its module here.
 BENCHMARKS = [
     "bench_logrun",
     "bench_api",
@@ -36,9 +38,37 @@ BENCHMARKS = [
     "bench_codec",
 ]
 
+# Standalone scripts that print their own tables, run as they are with the
+# bench venv's python: name -> (script, arguments with --quick, arguments
+# otherwise). They are long, so they run only when named with --only, or
+# with --all.
+SCRIPTS: dict[str, tuple[str, list[str], list[str]]] = {
+    "merge": ("bench_merge.py", ["--records", "2000", "--repeat", "1"], []),
+    "packs": ("bench_packs.py", ["--records", "10000", "--repeat", "2"], ["--records", "100000"]),
+    "index": ("bench_index.py", ["10000"], ["100000"]),
+}
+
 
 def load_benchmarks() -> list[ModuleType]:
     return [importlib.import_module(name) for name in BENCHMARKS]
+
+
+class _Script:
+    """A standalone script as a benchmark: its output is kept as it is."""
+
+    def __init__(self, name: str, script: str, quick: list[str], full: list[str]) -> None:
+        self.NAME = name
+        self.TITLE = f"bench/{script} (its own table)"
+        self.script, self.quick, self.full = script, quick, full
+
+    def run(self, ctx: common.Context) -> dict[str, object]:
+        args = self.quick if ctx.quick else self.full
+        argv = [ctx.python, str(common.BENCH_DIR / self.script), *args]
+        proc = ctx.run(argv, cwd=ctx.tmp)
+        print(proc.stdout.rstrip())
+        if proc.stderr.strip():
+            print(proc.stderr.rstrip())
+        return {"rows": [], "raw": {"argv": argv[1:], "stdout": proc.stdout, "stderr": proc.stderr[-20000:]}}
 
 
 def find_peers(skip: set[str]) -> dict[str, str | None]:
@@ -55,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="smaller sizes and fewer repeats; skips slow peers")
     ap.add_argument("--only", nargs="+", metavar="NAME", help="run only these benchmarks")
     ap.add_argument("--list", action="store_true", help="list the benchmarks and exit")
+    ap.add_argument("--all", action="store_true", help="also run the standalone scripts (" + ", ".join(SCRIPTS) + ")")
     ap.add_argument(
         "--venv",
         default=os.environ.get("CMFGIT_BENCH_VENV", "/tmp/cmfgit-bench-venv"),
@@ -66,17 +97,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tmp", default=None, help="parent of the temp dir (default: the system's)")
     args = ap.parse_args(argv)
 
-    benchmarks = load_benchmarks()
+    benchmarks: list[Any] = load_benchmarks()
+    scripts = [_Script(name, *spec) for name, spec in SCRIPTS.items()]
     if args.list:
-        for mod in benchmarks:
+        for mod in benchmarks + scripts:
             print(f"{mod.NAME:12s} {mod.TITLE}")
         return 0
     if args.only:
-        known = {mod.NAME for mod in benchmarks}
+        known = {mod.NAME for mod in benchmarks + scripts}
         unknown = set(args.only) - known
         if unknown:
             ap.error(f"unknown benchmark(s): {', '.join(sorted(unknown))} (known: {', '.join(sorted(known))})")
-        benchmarks = [mod for mod in benchmarks if mod.NAME in args.only]
+        benchmarks = [mod for mod in benchmarks + scripts if mod.NAME in args.only]
+    elif args.all:
+        benchmarks += scripts
 
     skip = set(common.PEER_PATHS) if args.no_peers == [] else set(args.no_peers or ())
     peers = find_peers(skip)
@@ -107,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
                 result = mod.run(ctx)
                 record["rows"] = result["rows"]
                 record["raw"] = result.get("raw", {})
-                print(common.markdown(result["rows"]))
+                if result["rows"]:
+                    print(common.markdown(result["rows"]))
                 for note in result.get("notes", []):
                     print(f"\n- {note}")
             except Exception as exc:  # one broken benchmark must not hide the others
