@@ -82,12 +82,13 @@ def _matcher(patterns: tuple[str, ...]) -> tuple[frozenset[str], tuple[str, ...]
 def recorded_vars(patterns: list[str], redactor: Redactor) -> dict[str, str]:
     """Environment variables matching ``patterns`` (globs, as fnmatchcase), redacted."""
     exact, prefixes, globs = _matcher(tuple(patterns))
-    chosen = {
-        k: v
-        for k, v in os.environ.items()
+    environ = os.environ
+    names = [
+        k
+        for k in environ  # names only: decoding every value costs an API run ~0.05 ms
         if k in exact or k.startswith(prefixes) or (globs and any(fnmatch.fnmatchcase(k, p) for p in globs))
-    }
-    return {k: redactor.value(k, v) for k, v in sorted(chosen.items())}
+    ]
+    return {k: redactor.value(k, environ[k]) for k in sorted(names)}
 
 
 def environment(patterns: list[str], redactor: Redactor, executable: str | None = None) -> dict[str, Any]:
