@@ -61,13 +61,19 @@ class Redactor:
     def __init__(self, extra_keys: Iterable[str] = (), extra_values: Iterable[str] = ()) -> None:
         self.extra_keys = [re.compile(p, re.IGNORECASE) for p in extra_keys]
         self.value_patterns = [re.compile(p) for p in extra_values]  # after the built-in _TOKEN_PATTERNS
+        self._secret_keys: dict[str, bool] = {}  # a sweep logs the same keys run after run
         # Values of this process's secret-looking variables, longest first so
         # that one secret containing another is replaced whole.
         secrets = {v for k, v in os.environ.items() if len(v) >= _MIN_ENV_SECRET and self.secret_key(k)}
         self.known_secrets = sorted(secrets, key=len, reverse=True)
 
     def secret_key(self, key: str) -> bool:
-        return is_secret_key(key, self.extra_keys)
+        known = self._secret_keys.get(key)
+        if known is None:
+            known = is_secret_key(key, self.extra_keys)
+            if len(self._secret_keys) < 10_000:
+                self._secret_keys[key] = known
+        return known
 
     def text(self, value: str) -> str:
         """Redact credentials inside a free-form string."""
