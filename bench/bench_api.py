@@ -78,8 +78,8 @@ def run(ctx: common.Context) -> dict[str, Any]:
 
     per_s = runs / cached["loop_s"]
     floor_per_s = 1 / statistics.median(cached["fsync_floor_s"])
-    mlflow_sqlite = _mlflow_runs_per_s(ctx, "sqlite", 200 if ctx.quick else 1000)
-    mlflow_file = None if ctx.quick else _mlflow_runs_per_s(ctx, "file", 1000)
+    mlflow_sqlite = _mlflow_runs_per_s(ctx, "sqlite", 200 if ctx.quick else 500)
+    mlflow_file = None if ctx.quick else _mlflow_runs_per_s(ctx, "file", 500)
     cmflib = _cmflib(ctx, 5)
 
     target = "≥ 1,000 executions/s"
