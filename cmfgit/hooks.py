@@ -37,10 +37,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-from cmfgit import gitutil, pack, treeread
+from cmfgit import gitutil, pack
 from cmfgit.errors import CmfgitError, GitError, NotARepoError, RecordError, UsageError
 from cmfgit.fsutil import atomic_write
 from cmfgit.repo import OBJECTS_DIR, Repo, find_repo
@@ -111,12 +110,16 @@ def _read_text(path: Path) -> str | None:
         return None
 
 
-@dataclass(frozen=True)
 class HookState:
-    name: str
-    path: Path
-    state: str  # installed | outdated | missing | foreign
-    legacy: bool  # a previous hook is kept as NAME.legacy and chained
+    """One hook as found on disk. (Plain classes here: dataclasses costs every hook ~15 ms.)"""
+
+    __slots__ = ("name", "path", "state", "legacy")
+
+    def __init__(self, name: str, path: Path, state: str, legacy: bool) -> None:
+        self.name = name
+        self.path = path
+        self.state = state  # installed | outdated | missing | foreign
+        self.legacy = legacy  # a previous hook is kept as NAME.legacy and chained
 
     @property
     def ok(self) -> bool:
@@ -196,11 +199,15 @@ def uninstall(repo: Repo) -> list[str]:
 # -- what the hooks check -----------------------------------------------------
 
 
-@dataclass(frozen=True)
 class Change:
-    path: str  # repository-relative, under .cmf/objects
-    new: str  # blob id of the version being committed or pushed
-    old: tuple[str, ...]  # blob ids of the versions it replaces (none for a new file)
+    """A record file that a commit or push brings."""
+
+    __slots__ = ("path", "new", "old")
+
+    def __init__(self, path: str, new: str, old: tuple[str, ...]) -> None:
+        self.path = path  # repository-relative, under .cmf/objects
+        self.new = new  # blob id of the version being committed or pushed
+        self.old = old  # blob ids of the versions it replaces (none for a new file)
 
 
 def _blob_pairs(out: bytes) -> Iterator[Change]:
@@ -253,6 +260,7 @@ def verify_changes(repo: Repo, changes: list[Change]) -> list[str]:
     A loose file is checked in full; a pack has every id checked and the
     records it adds (relative to ``old``) checked in full.
     """
+    from cmfgit import treeread
     from cmfgit.reading import check_record  # yaml and the schemas: only when there is work
 
     blobs = sorted({c.new for c in changes} | {o for c in changes for o in c.old})
