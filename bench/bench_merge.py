@@ -43,12 +43,9 @@ def env_for(home: Path) -> dict[str, str]:
     (home / ".gitconfig").write_text(
         "[user]\n\tname = bench\n\temail = bench@example.invalid\n[init]\n\tdefaultBranch = main\n"
     )
-    return {
-        **os.environ,
-        "HOME": str(home),
-        "GIT_CONFIG_NOSYSTEM": "1",
-        "PYTHONPATH": str(ROOT),
-    }
+    # Compiled .pyc files are used (and written) as in an installed cmfgit.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE" and not k.startswith("GIT_")}
+    return {**env, "HOME": str(home), "GIT_CONFIG_NOSYSTEM": "1", "PYTHONPATH": str(ROOT)}
 
 
 def timed(fn: Callable[[], object], repeat: int) -> float:
