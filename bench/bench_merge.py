@@ -27,6 +27,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -57,7 +58,7 @@ def timed(fn: Callable[[], object], repeat: int) -> float:
     return statistics.median(samples)
 
 
-def run(args: list[str], cwd: Path, env: dict[str, str]) -> None:
+def sh(args: list[str], cwd: Path, env: dict[str, str]) -> None:
     subprocess.run(args, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -66,7 +67,7 @@ def machine() -> str:
     return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {git}"
 
 
-def startup(tmp: Path, env: dict[str, str], repeat: int) -> tuple[float, float]:
+def startup(python_exe: str, tmp: Path, env: dict[str, str], repeat: int) -> tuple[float, float]:
     r0, r1, r2 = (r[:2] for r in fastrecords.generate(0, 3))
     base, ours, theirs = pack.serialize(dict([r0])), pack.serialize(dict([r0, r1])), pack.serialize(dict([r0, r2]))
     for name, data in (("O", base), ("B", theirs)):
@@ -74,9 +75,9 @@ def startup(tmp: Path, env: dict[str, str], repeat: int) -> tuple[float, float]:
 
     def driver() -> None:
         (tmp / "A").write_bytes(ours)
-        run(
+        sh(
             [
-                sys.executable,
+                python_exe,
                 "-m",
                 "cmfgit",
                 "merge-driver",
@@ -91,7 +92,7 @@ def startup(tmp: Path, env: dict[str, str], repeat: int) -> tuple[float, float]:
         )
 
     def python() -> None:
-        run([sys.executable, "-c", "pass"], tmp, env)
+        sh([python_exe, "-c", "pass"], tmp, env)
 
     # Interleaved, so that a burst of load on the shared machine hits both alike.
     pairs = [(timed(driver, 1), timed(python, 1)) for _ in range(repeat)]
@@ -109,33 +110,35 @@ def pure_merge(n: int, base_n: int, repeat: int) -> float:
     return timed(lambda: merge(o, a, b, path), repeat)
 
 
-def git_merge(tmp: Path, env: dict[str, str], n: int, base_n: int, repeat: int, packed: bool, hooks: bool) -> float:
+def git_merge(
+    python_exe: str, tmp: Path, env: dict[str, str], n: int, base_n: int, repeat: int, packed: bool, hooks: bool
+) -> float:
     repo = tmp / f"{'packed' if packed else 'loose'}-{'hooks' if hooks else 'nohooks'}"
     repo.mkdir()
-    run(["git", "init", "-q"], repo, env)
-    run([sys.executable, "-m", "cmfgit", "init", "--site", "site0"], repo, env)
+    sh(["git", "init", "-q"], repo, env)
+    sh([python_exe, "-m", "cmfgit", "init", "--site", "site0"], repo, env)
     if not hooks:
-        run([sys.executable, "-m", "cmfgit", "hooks", "uninstall"], repo, env)
+        sh([python_exe, "-m", "cmfgit", "hooks", "uninstall"], repo, env)
     if not packed:  # keep them loose: no automatic gc from the pre-commit hook
         config = repo / ".cmf" / "config.yaml"
         config.write_text(config.read_text().replace("threshold: 1000", "threshold: 0"))
     objects = repo / ".cmf" / "objects"
     write = fastrecords.write_packed if packed else fastrecords.write_loose
     write(objects, fastrecords.generate(0, base_n))
-    run(["git", "add", "-A"], repo, env)
-    run(["git", "commit", "-q", "-m", "base"], repo, env)
+    sh(["git", "add", "-A"], repo, env)
+    sh(["git", "commit", "-q", "-m", "base"], repo, env)
     for branch, start in (("a", base_n), ("b", base_n + n)):
-        run(["git", "checkout", "-q", "-b", branch, "main"], repo, env)
+        sh(["git", "checkout", "-q", "-b", branch, "main"], repo, env)
         write(objects, fastrecords.generate(start, n))
-        run(["git", "add", "-A"], repo, env)
-        run(["git", "commit", "-q", "-m", branch], repo, env)
-    run(["git", "checkout", "-q", "a"], repo, env)
+        sh(["git", "add", "-A"], repo, env)
+        sh(["git", "commit", "-q", "-m", branch], repo, env)
+    sh(["git", "checkout", "-q", "a"], repo, env)
     tip = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
 
     def once() -> None:
-        run(["git", "reset", "-q", "--hard", tip], repo, env)
+        sh(["git", "reset", "-q", "--hard", tip], repo, env)
         start = time.perf_counter()
-        run(["git", "merge", "-q", "--no-edit", "b"], repo, env)
+        sh(["git", "merge", "-q", "--no-edit", "b"], repo, env)
         samples.append(time.perf_counter() - start)
 
     samples: list[float] = []
@@ -149,23 +152,64 @@ def git_merge(tmp: Path, env: dict[str, str], n: int, base_n: int, repeat: int, 
     return statistics.median(samples)
 
 
+def measure(python_exe: str, tmp: Path, env: dict[str, str], n: int, base_n: int, repeat: int) -> dict[str, float]:
+    fastrecords.check()
+    driver, python = startup(python_exe, tmp, env, max(repeat, 20))
+    return {
+        "python": python,
+        "driver": driver,
+        "pure": pure_merge(n, base_n, repeat),
+        "packed": git_merge(python_exe, tmp, env, n, base_n, repeat, packed=True, hooks=True),
+        "bare": git_merge(python_exe, tmp, env, n, base_n, repeat, packed=True, hooks=False),
+        "loose": git_merge(python_exe, tmp, env, n, base_n, repeat, packed=False, hooks=True),
+    }
+
+
+# -- as a module of the bench harness (bench/run.py) ---------------------------------
+
+NAME = "merge"
+TITLE = "merging records: driver start-up, and git merge of two branches that each add 10,000 records"
+
+
+def run(ctx: Any) -> dict[str, Any]:
+    """The harness entry point (``run(ctx)`` in bench/README.md)."""
+    import common
+
+    n = 2_000 if ctx.quick else 10_000
+    r = measure(ctx.python, ctx.mkdtemp("merge-"), ctx.env, n, 1_000, 2 if ctx.quick else 3)
+    rows = [
+        common.row(
+            "merge-driver start-up (tiny pack)",
+            round(r["driver"] * 1000, 1),
+            "ms",
+            peer=round(r["python"] * 1000, 1),
+            peer_name="python -c pass",
+        ),
+        common.row(f"merge of one pack, {n:,} + {n:,} new records (pure function)", round(r["pure"], 3), "s"),
+        common.row(
+            f"git merge, two branches each adding {n:,} records, same site and period (packed, hooks on)",
+            round(r["packed"], 3),
+            "s",
+            target="<= 2 s at 10,000",
+            met=r["packed"] <= 2.0 if n == 10_000 else None,
+        ),
+        common.row("the same merge, hooks off", round(r["bare"], 3), "s"),
+        common.row("the same records left loose (no driver)", round(r["loose"], 3), "s"),
+    ]
+    return {"rows": rows, "raw": r}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=10_000, help="records each branch adds")
     parser.add_argument("--base", type=int, default=1_000, help="records both branches start from")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    fastrecords.check()
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="cmfgit-bench-merge-") as tmp_name:
         tmp = Path(tmp_name)
         (tmp / "home").mkdir()
-        env = env_for(tmp / "home")
-        driver, python = startup(tmp, env, max(args.repeat, 20))
-        pure = pure_merge(args.records, args.base, args.repeat)
-        packed = git_merge(tmp, env, args.records, args.base, args.repeat, packed=True, hooks=True)
-        bare = git_merge(tmp, env, args.records, args.base, args.repeat, packed=True, hooks=False)
-        loose = git_merge(tmp, env, args.records, args.base, args.repeat, packed=False, hooks=True)
+        r = measure(sys.executable, tmp, env_for(tmp / "home"), args.records, args.base, args.repeat)
     load_after = os.getloadavg()
     n = f"{args.records:,}"
     print(f"machine: {machine()}; loadavg before {load_before[0]:.2f}, after {load_after[0]:.2f}")
@@ -173,13 +217,20 @@ def main() -> int:
     print()
     print("| measure | median | note |")
     print("|---|---|---|")
-    print(f"| `python -c pass` | {python * 1000:.0f} ms | floor, same run |")
-    print(f"| merge-driver start-up (tiny pack) | {driver * 1000:.0f} ms | {driver / python:.1f}x `python -c pass` |")
-    print(f"| merge of one pack, {n} + {n} new records (pure function) | {pure * 1000:.0f} ms | in-process |")
+    print(f"| `python -c pass` | {r['python'] * 1000:.0f} ms | floor, same run |")
+    print(
+        f"| merge-driver start-up (tiny pack) | {r['driver'] * 1000:.0f} ms "
+        f"| {r['driver'] / r['python']:.1f}x `python -c pass` |"
+    )
+    print(f"| merge of one pack, {n} + {n} new records (pure function) | {r['pure'] * 1000:.0f} ms | in-process |")
     what = f"`git merge`, two branches each adding {n} records, same site+period (packed)"
-    print(f"| {what} | {packed:.2f} s | target <= 2 s; one driver call; hooks on (post-merge refreshes the index) |")
-    print(f"| the same, hooks off | {bare:.2f} s | git + the driver only |")
-    print(f"| `git merge`, the same records left loose | {loose:.2f} s | no driver: {2 * args.records:,} new files |")
+    print(
+        f"| {what} | {r['packed']:.2f} s | target <= 2 s; one driver call; hooks on (post-merge refreshes the index) |"
+    )
+    print(f"| the same, hooks off | {r['bare']:.2f} s | git + the driver only |")
+    print(
+        f"| `git merge`, the same records left loose | {r['loose']:.2f} s | no driver: {2 * args.records:,} new files |"
+    )
     return 0
 
 
