@@ -446,6 +446,7 @@ class Index:
             conn.execute("INSERT OR REPLACE INTO meta VALUES ('version', ?)", (VERSION,))
             conn.execute("COMMIT")
             conn.executescript(_INDEXES)
+            conn.execute("PRAGMA analysis_limit = 2000")  # sampled statistics: enough for the planner, and quick
             conn.execute("ANALYZE")
             conn.close()
         except BaseException:
