@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from cmfgit import pack
@@ -42,13 +41,15 @@ _UNSAFE = re.compile(r"[^a-z0-9._-]+")
 _THRESHOLD = re.compile(rb"^gc:\n(?:  [^\n]*\n)*?  threshold: (-?[0-9]+)\n", re.MULTILINE)
 
 
-@dataclass
 class GcResult:
-    packed: int = 0  # records newly written into packs
-    removed_loose: int = 0  # loose files deleted (packed now, or already packed)
-    removed_temps: int = 0  # stale .tmp-* files of killed writers
-    packs: list[str] = field(default_factory=list)  # packs written, relative to the repository
-    problems: list[str] = field(default_factory=list)  # records or packs left alone, and why
+    """What gc did. A plain class: the pre-commit hook imports this module on every commit."""
+
+    def __init__(self) -> None:
+        self.packed = 0  # records newly written into packs
+        self.removed_loose = 0  # loose files deleted (packed now, or already packed)
+        self.removed_temps = 0  # stale .tmp-* files of killed writers
+        self.packs: list[str] = []  # packs written, relative to the repository
+        self.problems: list[str] = []  # records or packs left alone, and why
 
 
 def site_dir(site: str) -> str:
