@@ -43,6 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def env_for(home: Path) -> dict[str, str]:
     (home / ".gitconfig").write_text(
         "[user]\n\tname = bench\n\temail = bench@example.invalid\n[init]\n\tdefaultBranch = main\n"
+        "[gc]\n\tauto = 0\n"  # no background git gc in the middle of a measurement
     )
     # Compiled .pyc files are used (and written) as in an installed cmfgit.
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE" and not k.startswith("GIT_")}
@@ -206,7 +207,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     load_before = os.getloadavg()
-    with tempfile.TemporaryDirectory(prefix="cmfgit-bench-merge-") as tmp_name:
+    with tempfile.TemporaryDirectory(prefix="cmfgit-bench-merge-", ignore_cleanup_errors=True) as tmp_name:
         tmp = Path(tmp_name)
         (tmp / "home").mkdir()
         r = measure(sys.executable, tmp, env_for(tmp / "home"), args.records, args.base, args.repeat)

@@ -133,7 +133,7 @@ def main() -> int:
     fastrecords.check()
     load_before = os.getloadavg()
     results: dict[str, dict[str, float]] = {}
-    with tempfile.TemporaryDirectory(prefix="cmfgit-bench-packs-") as tmp_name:
+    with tempfile.TemporaryDirectory(prefix="cmfgit-bench-packs-", ignore_cleanup_errors=True) as tmp_name:
         tmp = Path(tmp_name)
         (tmp / "home").mkdir()
         env = env_for(tmp / "home")
