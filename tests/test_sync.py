@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -151,6 +152,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
         edge = clone_site(tmp, url, "edge", branch="site/edge")
         (edge / "model.bin").write_text("m1\n")  # the deployed model: same bytes, same hash
         ids["evaluate"] = record(edge, "serve", "evaluate", inputs=("model.bin",), outputs={"score.json": "{}\n"})
+        # Start the cut on a fresh second, so that a whole-second --since (as a user types
+        # it) separates the records made before it from those made after.
+        time.sleep(1.01 - time.time() % 1)
         cut = utc_now()
         ids["collect"] = record(edge, "sensors", "collect", outputs={"readings.csv": "r\n"})
         push(edge)

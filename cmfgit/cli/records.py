@@ -61,9 +61,7 @@ def log_cmd(
     ] = None,
     where: Annotated[
         Optional[str],
-        typer.Option(
-            "--where", "-w", metavar="EXPR", help="filter, e.g. 'params.lr >= 0.01 and metrics.acc > 0.9'"
-        ),
+        typer.Option("--where", "-w", metavar="EXPR", help="filter, e.g. 'params.lr >= 0.01 and metrics.acc > 0.9'"),
     ] = None,
     sort: Annotated[
         Optional[str],
