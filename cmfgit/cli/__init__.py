@@ -13,7 +13,37 @@ import typer
 
 from cmfgit.errors import EXIT_INTERRUPTED, UsageError
 
+# The order of `cmfgit --help`: the daily commands first.
+COMMAND_ORDER = [
+    "init",
+    "log-run",
+    "log",
+    "show",
+    "lineage",
+    "diff",
+    "artifacts",
+    "pipelines",
+    "push",
+    "pull",
+    "fsck",
+    "gc",
+    "doctor",
+    "hooks",
+    "global",
+    "import",
+    "export",
+    "demo",
+]
+
+
+class _Group(typer.core.TyperGroup):
+    def list_commands(self, ctx: Any) -> list[str]:
+        rank = {name: i for i, name in enumerate(COMMAND_ORDER)}
+        return sorted(super().list_commands(ctx), key=lambda name: rank.get(name, len(rank)))
+
+
 app = typer.Typer(
+    cls=_Group,
     name="cmfgit",
     help="cmfgit: git-native metadata for ML and data pipelines (a Common Metadata Framework).",
     rich_markup_mode=None,
@@ -56,11 +86,27 @@ def _click_exceptions() -> Any:
     return exceptions
 
 
+def _tidy_metavars(command: Any) -> None:
+    """Name every value after its parameter (PATH, REMOTE) instead of typer's <str>."""
+    for param in command.params:
+        if param.metavar is None and not getattr(param, "is_flag", False) and param.name:
+            param.metavar = param.name.upper()
+    for sub in (getattr(command, "commands", None) or {}).values():
+        _tidy_metavars(sub)
+
+
+def build_command() -> Any:
+    """The click command tree of ``app``, as the CLI and the docs use it."""
+    command = typer.main.get_command(app)
+    _tidy_metavars(command)
+    return command
+
+
 def run_cli(argv: list[str]) -> int:
     exceptions = _click_exceptions()
     # typer >= 0.29 vendors click but keeps Abort in typer.exceptions.
     abort: Any = getattr(exceptions, "Abort", None) or getattr(typer.exceptions, "Abort", KeyboardInterrupt)
-    command = typer.main.get_command(app)
+    command = build_command()
     try:
         result = command.main(args=argv, prog_name="cmfgit", standalone_mode=False)
     except exceptions.NoArgsIsHelpError as exc:  # `cmfgit` alone, or a group alone

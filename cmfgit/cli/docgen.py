@@ -14,9 +14,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-import typer
-
-from cmfgit.cli import app
+from cmfgit.cli import build_command
 
 WIDTH = "100"
 
@@ -31,7 +29,7 @@ Generated from `--help` by `python -m cmfgit.cli.docgen > docs/cli.md`;
 
 def command_paths() -> Iterator[list[str]]:
     """Every visible command as a path of names, depth first, in help order."""
-    root = typer.main.get_command(app)
+    root = build_command()
 
     def walk(cmd: Any, path: list[str]) -> Iterator[list[str]]:
         yield path
