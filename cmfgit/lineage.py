@@ -210,16 +210,21 @@ def to_tree(lineage: Lineage, graph: Graph) -> Any:
         return f"[green]{text}[/]"
 
     def grow(branch: Any, node: Node, neighbours: dict[Node, list[Node]], way: str) -> None:
-        # Iterative depth-first walk (a 1000-stage chain must not hit the recursion limit).
-        stack = [(branch, node)]
+        # Depth-first in display order, so the first place a node appears is where it is
+        # expanded and every later one can say "see above". Iterative: a 1000-stage chain
+        # must not hit the recursion limit.
+        stack = [(branch, iter(neighbours.get(node, [])))]
         while stack:
-            parent, current = stack.pop()
-            for nxt in reversed(neighbours.get(current, [])):
-                if (nxt, way) in shown:
-                    parent.add(style(nxt) + " [dim](see above)[/]")
-                    continue
-                shown.add((nxt, way))
-                stack.append((parent.add(style(nxt)), nxt))
+            parent, pending = stack[-1]
+            nxt = next(pending, None)
+            if nxt is None:
+                stack.pop()
+                continue
+            if (nxt, way) in shown:
+                parent.add(style(nxt) + " [dim](see above)[/]")
+                continue
+            shown.add((nxt, way))
+            stack.append((parent.add(style(nxt)), iter(neighbours.get(nxt, []))))
 
     for root in lineage.roots:
         branch = tree.add(style(root) + " [bold](target)[/]")

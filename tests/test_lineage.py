@@ -152,3 +152,16 @@ def test_bad_targets(world: Any) -> None:
     assert proc.returncode == 2 and "choose one of --up, --down, --both" in proc.stderr
     proc = cmfgit(root, "lineage", h("clean"), "--format", "png", check=False)
     assert proc.returncode == 2 and "--format must be one of" in proc.stderr
+
+
+def test_tree_expands_a_node_where_it_first_appears(world: Any) -> None:
+    """In the diamond, d-raw is reached twice: expanded once, then marked 'see above'."""
+    root, _q, ids, _full = world
+    tree = cmfgit(root, "lineage", ids["join"][:12], "--up").stdout
+    lines = tree.splitlines()
+    marked = [i for i, line in enumerate(lines) if "(see above)" in line]
+    assert marked, tree
+    for i in marked:
+        label = lines[i].split("(see above)")[0].strip(" │├└─")
+        earlier = [line for line in lines[:i] if label in line and "(see above)" not in line]
+        assert earlier, f"'{label}' is marked 'see above' before it was shown:\n{tree}"
