@@ -148,7 +148,7 @@ def run_demo(directory: Path | None) -> Path:
     for lr in ("0.001", "0.005"):
         sh.cmfgit(lab, *_train_run(lr), "--", py, "train.py", lr, "20")
     # Publish the model and the test split with git; the pending records ride along.
-    sh.run(lab, "git", "add", "model.json", "data/prepared/test.csv")
+    sh.run(lab, "git", "add", "-f", "model.json", "data/prepared/test.csv")
     sh.run(lab, "git", "commit", "-q", "-m", "publish the model and the test split")
     sh.cmfgit(lab, "push")
 
@@ -183,7 +183,8 @@ def _write_pipeline(repo: Path) -> None:
     (repo / "prepare.py").write_text(PREPARE)
     (repo / "train.py").write_text(TRAIN)
     (repo / "evaluate.py").write_text(EVALUATE)
-    (repo / ".gitignore").write_text("data/prepared/train.csv\n*_metrics.json\nreadings.csv\n")
+    # Outputs are data, not code: ignored, so runs record a clean code version.
+    (repo / ".gitignore").write_text("data/prepared/\nmodel.json\n*_metrics.json\nreadings.csv\n")
 
 
 PREPARE_RUN = (

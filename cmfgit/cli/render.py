@@ -10,7 +10,11 @@ from rich.console import Console
 
 
 def console() -> Console:
-    return Console(highlight=False, soft_wrap=False)
+    """stdout for people. Piped into a file or another program, tables keep their
+    natural width instead of wrapping at 80 columns."""
+    if sys.stdout.isatty():
+        return Console(highlight=False, soft_wrap=False)
+    return Console(highlight=False, soft_wrap=False, width=100_000, no_color=True)
 
 
 def err_console() -> Console:
