@@ -261,7 +261,10 @@ def test_pull_merges_the_branch_despite_pending_copies(tmp_path: Path) -> None:
     assert pull(b).written == 1  # side does not exist remotely: only the global view
     assert loose_ids(b) == {rid}
     git(b, "checkout", "-q", "main")  # the pending record comes along, untracked
-    out = cmfgit(b, "pull").stdout
+    # Another date: within the same second, b's commit of the record would be the very
+    # commit a pushed (same tree, parent, message and identity), leaving nothing to merge.
+    later = {"GIT_AUTHOR_DATE": "2030-01-01T00:00:00Z", "GIT_COMMITTER_DATE": "2030-01-01T00:00:00Z"}
+    out = cmfgit(b, "pull", env=later).stdout
     assert "committed  1 pending record(s) before merging" in out and "main: merged new commits" in out
     assert set(records_at(b, "HEAD")) == {rid}
     assert git(b, "status", "--porcelain") == ""
