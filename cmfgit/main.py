@@ -2,7 +2,7 @@
 
 Hot commands (``log-run``, ``merge-driver``, ``hook``) run without importing
 typer, click or rich: typer alone costs over 100 ms of start-up. Everything
-else goes through the typer app in ``cli.py``.
+else goes through the typer app in ``cmfgit/cli/``.
 
 Errors map to exit codes here and nowhere else: a :class:`CmfgitError` is a
 one-line message and its ``exit_code``; Ctrl-C is 130; anything unexpected
