@@ -21,5 +21,7 @@ def __getattr__(name: str) -> Any:
     if name in ("run", "Run"):
         from cmfgit import api
 
-        return getattr(api, name)
+        value = getattr(api, name)
+        globals()[name] = value  # later lookups skip this function (a sweep calls cmfgit.run per run)
+        return value
     raise AttributeError(f"module 'cmfgit' has no attribute {name!r}")

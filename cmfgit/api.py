@@ -23,11 +23,11 @@ from __future__ import annotations
 import os
 import sys
 import traceback
-from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from cmfgit.config import Config, load_config
+from cmfgit.environ import getenv
 from cmfgit.hashing import Hasher
 from cmfgit.recorder import Recorder
 from cmfgit.redact import Redactor
@@ -39,6 +39,7 @@ class _Session:
 
     def __init__(self, repo: Repo) -> None:
         self.repo = repo
+        self.config_path = os.fspath(repo.config_path)
         self.config_stamp = self._stamp()
         self.config: Config = load_config(repo)
         self.redactor = Redactor(self.config.redact_keys, self.config.redact_values)
@@ -46,7 +47,7 @@ class _Session:
 
     def _stamp(self) -> int:
         try:
-            return self.repo.config_path.stat().st_mtime_ns
+            return os.stat(self.config_path).st_mtime_ns
         except OSError:
             return 0
 
@@ -68,14 +69,13 @@ _sessions: dict[str, _Session] = {}
 _roots: dict[tuple[str, str | None, str | None, str | None, str | None], str] = {}
 
 
-def _session(repo_path: str | os.PathLike[str] | None) -> _Session:
-    env = os.environ
+def _session(repo_path: str | os.PathLike[str] | None, cwd: str) -> _Session:
     where = (
-        os.getcwd(),
+        cwd,
         None if repo_path is None else os.fspath(repo_path),
-        env.get("GIT_DIR"),
-        env.get("GIT_WORK_TREE"),
-        env.get("GIT_COMMON_DIR"),
+        getenv("GIT_DIR"),
+        getenv("GIT_WORK_TREE"),
+        getenv("GIT_COMMON_DIR"),
     )
     root = _roots.get(where)
     session = _sessions.get(root) if root is not None else None
@@ -176,7 +176,8 @@ def run(
     ``repo`` is any path inside the repository (default: the working
     directory). ``command`` defaults to this process's ``sys.argv``.
     """
-    session = _session(repo)
+    cwd = os.getcwd()
+    session = _session(repo, cwd)
     rec = Recorder(
         session.repo,
         pipeline=pipeline,
@@ -184,7 +185,7 @@ def run(
         execution_type=execution_type,
         params=params,
         command=command,
-        cwd=Path.cwd(),
+        cwd=cwd,
         config=session.config,
         hasher=session.hasher,
         redactor=session.redactor,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 from cmfgit import canonical
+from cmfgit.environ import getenv
 from cmfgit.errors import RecordError
 from cmfgit.repo import Repo
 
@@ -108,7 +109,7 @@ def load_config(repo: Repo) -> Config:
 
 def site_name(repo: Repo, git_config: dict[str, str] | None = None) -> str:
     """This clone's site: $CMFGIT_SITE, then git config cmfgit.site, then the host."""
-    env = os.environ.get("CMFGIT_SITE")
+    env = getenv("CMFGIT_SITE")
     if env:
         return env
     if git_config is not None and git_config.get("cmfgit.site"):

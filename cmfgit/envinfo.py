@@ -15,6 +15,7 @@ from functools import lru_cache
 
 from blake3 import blake3
 
+from cmfgit.environ import names
 from cmfgit.redact import Redactor
 
 TYPE_CHECKING = False  # typing's constant without importing typing (~4 ms of log-run start-up)
@@ -79,16 +80,29 @@ def _matcher(patterns: tuple[str, ...]) -> tuple[frozenset[str], tuple[str, ...]
     return frozenset(exact), tuple(prefixes), tuple(globs)
 
 
+# (patterns, the environment's variable names) -> the names recorded: a sweep
+# records runs from one environment, so its names are matched once.
+_recorded_names: dict[tuple[tuple[str, ...], tuple[bytes, ...]], list[str]] = {}
+
+
 def recorded_vars(patterns: list[str], redactor: Redactor) -> dict[str, str]:
     """Environment variables matching ``patterns`` (globs, as fnmatchcase), redacted."""
-    exact, prefixes, globs = _matcher(tuple(patterns))
     environ = os.environ
-    names = [
-        k
-        for k in environ  # names only: decoding every value costs an API run ~0.05 ms
-        if k in exact or k.startswith(prefixes) or (globs and any(fnmatch.fnmatchcase(k, p) for p in globs))
-    ]
-    return {k: redactor.value(k, environ[k]) for k in sorted(names)}
+    present = names()
+    memo_key = None if present is None else (tuple(patterns), present)
+    found = None if memo_key is None else _recorded_names.get(memo_key)
+    if found is None:
+        exact, prefixes, globs = _matcher(tuple(patterns))
+        found = sorted(
+            k
+            for k in environ  # names only: decoding every value costs an API run ~0.05 ms
+            if k in exact or k.startswith(prefixes) or (globs and any(fnmatch.fnmatchcase(k, p) for p in globs))
+        )
+        if memo_key is not None:
+            if len(_recorded_names) >= 16:
+                _recorded_names.clear()
+            _recorded_names[memo_key] = found
+    return {k: redactor.value(k, environ[k]) for k in found}
 
 
 def environment(patterns: list[str], redactor: Redactor, executable: str | None = None) -> dict[str, Any]:

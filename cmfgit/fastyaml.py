@@ -151,6 +151,8 @@ def _text(s: str) -> str:
     """How libyaml writes string ``s`` in block context (plain or single-quoted)."""
     if not s:
         return "''"
+    if len(s) == 27 and _canonical_time(s):
+        return "'" + s + "'"  # a timestamp as schema.utc_now writes it (unique: not cached)
     if not _simple(s):
         raise _Unsure
     c = s[0]
@@ -218,30 +220,65 @@ def _key(k: Any) -> str:
     return out
 
 
+# A mapping's lines in order, as (key, "<indent><rendered key>"), by indent and
+# keys in insertion order: a sweep writes records of the same shape run after
+# run, so each shape is sorted and rendered once. Keys in a cached shape are
+# all strings (_key refuses anything else), so an equal shape has equal keys.
+_plans: dict[tuple[Any, ...], list[tuple[str, str]]] = {}
+_PLAN_MAX_KEYS = 64  # bigger mappings are sorted each time, not kept
+_PLANS_MAX = 4096
+# Floats as written. Two equal floats that are neither zero (0.0 == -0.0) nor
+# NaN have the same bits, so the same text: params and metrics repeat in a sweep.
+_float_cache: dict[float, str] = {}
+
+
+def _plan(d: dict[str, Any], indent: int) -> list[tuple[str, str]]:
+    shape = (indent, *d) if len(d) <= _PLAN_MAX_KEYS else None
+    plan = _plans.get(shape) if shape is not None else None
+    if plan is None:
+        pad = " " * indent
+        plan = [(k, pad + _key(k)) for k in sorted(d)]
+        if shape is not None:
+            if len(_plans) >= _PLANS_MAX:
+                _plans.clear()
+            _plans[shape] = plan
+    return plan
+
+
 def _mapping(d: dict[str, Any], indent: int, inline: bool, out: list[str]) -> None:
-    pad = " " * indent
-    for k in sorted(d):
+    append = out.append
+    for k, head in _plan(d, indent):
         if inline:
-            out.append(_key(k))
+            head = head[indent:]  # the first key of a sequence item follows its "- "
             inline = False
-        else:
-            out.append(pad + _key(k))
         v = d[k]
         t = type(v)
-        if t is dict:
+        if t is str:
+            text = _str_cache.get(v)
+            append(f"{head}: {_text(v) if text is None else text}\n")
+        elif t is dict:
             if v:
-                out.append(":\n")
+                append(head + ":\n")
                 _mapping(v, indent + 2, False, out)
             else:
-                out.append(": {}\n")
+                append(head + ": {}\n")
+        elif t is int:
+            append(f"{head}: {v}\n")
+        elif t is float:
+            text = _float_cache.get(v)
+            if text is None:
+                text = _float(v)
+                if v and v == v and len(_float_cache) < _STR_CACHE_MAX:
+                    _float_cache[v] = text
+            append(f"{head}: {text}\n")
         elif t is list or t is tuple:
             if v:
-                out.append(":\n")
+                append(head + ":\n")
                 _sequence(v, indent, False, out)  # libyaml: indentless in a mapping
             else:
-                out.append(": []\n")
+                append(head + ": []\n")
         else:
-            out.append(": " + _scalar(v) + "\n")
+            append(f"{head}: {_scalar(v)}\n")
 
 
 def _sequence(items: list[Any] | tuple[Any, ...], indent: int, inline: bool, out: list[str]) -> None:

@@ -20,15 +20,18 @@ from cmfgit.errors import CmfgitError
 TMP_PREFIX = ".tmp-"
 
 
-def atomic_write(path: Path, data: bytes, *, fsync: bool = True) -> None:
+def atomic_write(path: str | os.PathLike[str], data: bytes, *, fsync: bool = True) -> None:
     """Write ``data`` to ``path`` so that readers see all of it or nothing."""
-    directory = path.parent
-    tmp = directory / f"{TMP_PREFIX}{os.getpid()}-{os.urandom(4).hex()}"
+    target = os.fspath(path)
+    directory = os.path.dirname(target)
+    tmp = os.path.join(directory, f"{TMP_PREFIX}{os.getpid()}-{os.urandom(4).hex()}")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
     try:
         fd = os.open(tmp, flags, 0o644)
     except FileNotFoundError:  # a new directory; most writes find theirs (saves 2 syscalls per record)
-        directory.mkdir(parents=True, exist_ok=True)
+        if not directory:
+            raise
+        os.makedirs(directory, exist_ok=True)
         fd = os.open(tmp, flags, 0o644)
     try:
         view = memoryview(data)
@@ -43,7 +46,7 @@ def atomic_write(path: Path, data: bytes, *, fsync: bool = True) -> None:
         raise
     os.close(fd)
     try:
-        os.replace(tmp, path)
+        os.replace(tmp, target)
     except BaseException:
         _unlink_quietly(tmp)
         raise
@@ -57,7 +60,7 @@ def write_once(path: Path, data: bytes) -> bool:
     return True
 
 
-def _unlink_quietly(path: Path) -> None:
+def _unlink_quietly(path: str) -> None:
     try:
         os.unlink(path)
     except OSError:

@@ -157,26 +157,46 @@ def _small_file(repo: Repo, rel: str) -> bool:
     return st.st_size <= SNAPSHOT_MAX_FILE
 
 
-def _cache_key(repo: Repo) -> tuple[int, ...]:
-    git_dir, common_dir = os.fspath(repo.git_dir), os.fspath(repo.common_dir)  # str paths: this runs per API run
-    head_path = os.path.join(git_dir, "HEAD")
-    paths = [head_path, os.path.join(git_dir, "index")]
+# HEAD's path -> (HEAD's stat, the files whose stats show a commit, a checkout
+# or staging): HEAD is read again only when it changes (git replaces it).
+_watched: dict[str, tuple[tuple[int, int, int], tuple[str, ...]]] = {}
+
+
+def _stat_id(path: str) -> tuple[int, int, int]:
     try:
-        with open(head_path, "rb") as fh:
-            head = fh.read()
+        st = os.stat(path)
     except OSError:
-        head = b""
-    if head.startswith(b"ref: "):  # a commit moves the branch ref, not HEAD
-        ref = head[5:].strip().decode("utf-8", "replace")
-        paths += [os.path.join(common_dir, ref), os.path.join(common_dir, "packed-refs")]
-    key: list[int] = []
-    for path in paths:
+        return (0, 0, 0)
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+def _cache_key(repo: Repo) -> tuple[int, ...]:
+    git_dir = os.fspath(repo.git_dir)  # str paths: this runs per API run
+    head_path = git_dir + "/HEAD"
+    head = _stat_id(head_path)
+    known = _watched.get(head_path)
+    if known is not None and known[0] == head:
+        paths = known[1]
+    else:
         try:
-            st = os.stat(path)
-            key += [st.st_mtime_ns, st.st_size, st.st_ino]
+            with open(head_path, "rb") as fh:
+                content = fh.read()
         except OSError:
-            key += [0, 0, 0]
-    return tuple(key)
+            content = b""
+        paths = (git_dir + "/index",)
+        if content.startswith(b"ref: "):  # a commit moves the branch ref, not HEAD
+            ref = content[5:].strip().decode("utf-8", "replace")
+            common_dir = os.fspath(repo.common_dir)
+            paths += (os.path.join(common_dir, ref), os.path.join(common_dir, "packed-refs"))
+        if len(_watched) >= 16:
+            _watched.clear()
+        _watched[head_path] = (head, paths)
+    key: tuple[int, ...] = head
+    for path in paths[:2]:
+        key += _stat_id(path)
+    if len(paths) == 3 and key[-1] == 0:  # no loose ref: the branch is in packed-refs
+        key += _stat_id(paths[2])
+    return key
 
 
 # (git status, git config) processes started by prefetch(), by repository root;

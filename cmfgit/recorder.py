@@ -9,10 +9,10 @@ from __future__ import annotations
 import os
 import sys
 from functools import lru_cache
-from pathlib import Path
 
 from cmfgit import envinfo, gitstate, schema
 from cmfgit.config import Config, load_config, site_name
+from cmfgit.environ import getenv
 from cmfgit.errors import PathError, UsageError
 from cmfgit.hashing import Hasher
 from cmfgit.init import ensure_configured
@@ -44,8 +44,17 @@ def default_type(path: str) -> str:
     return "model" if path.lower().endswith(MODEL_SUFFIXES) else "dataset"
 
 
+_STR_ONLY = {str}
+
+
 def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """Nested mappings become dotted keys: {'a': {'b': 1}} -> {'a.b': 1}."""
+    if (
+        not prefix
+        and set(map(type, values)) <= _STR_ONLY
+        and not any(issubclass(t, dict) for t in set(map(type, values.values())))
+    ):
+        return dict(values)  # already flat, with string keys: the common case, without a loop in Python
     flat: dict[str, Any] = {}
     for key, value in values.items():
         name = f"{prefix}{key}"
@@ -81,7 +90,7 @@ def _utf8(text: str) -> str:
 def _user() -> str:
     """getpass.getuser(), without importing getpass (start-up time)."""
     for name in ("LOGNAME", "USER", "LNAME", "USERNAME"):
-        user = os.environ.get(name)
+        user = getenv(name)
         if user:
             return user
     return _account_name()
@@ -103,6 +112,34 @@ def _uuid4_hex() -> str:
     raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
     raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
     return raw.hex()
+
+
+_rel_cwds: dict[tuple[str, str], str] = {}
+_stores: dict[str, Store] = {}
+
+
+def _relative_cwd(cwd: str, root: str) -> str:
+    """The working directory relative to the repository root ('/'-separated), memoised."""
+    rel = _rel_cwds.get((cwd, root))
+    if rel is None:
+        try:
+            rel = os.path.relpath(cwd, root).replace(os.sep, "/")
+        except ValueError:
+            rel = "."
+        if len(_rel_cwds) >= 64:
+            _rel_cwds.clear()
+        _rel_cwds[(cwd, root)] = rel
+    return rel
+
+
+def _store(repo: Repo, root: str) -> Store:
+    """The store of the repository at ``root`` (one object per repository and process)."""
+    store = _stores.get(root)
+    if store is None:
+        if len(_stores) >= 16:
+            _stores.clear()
+        store = _stores[root] = Store(repo.objects_dir)
+    return store
 
 
 class Artifact:
@@ -162,7 +199,7 @@ class Recorder:
         execution_type: str | None = None,
         params: dict[str, Any] | None = None,
         command: list[str] | None = None,
-        cwd: Path | None = None,
+        cwd: str | os.PathLike[str] | None = None,
         config: Config | None = None,
         hasher: Hasher | None = None,
         redactor: Redactor | None = None,
@@ -172,7 +209,8 @@ class Recorder:
     ) -> None:
         self.repo = repo
         self.config = config or load_config(repo)
-        self.cwd = cwd or Path.cwd()
+        self.cwd = os.fspath(cwd) if cwd is not None else os.getcwd()  # str paths: this runs per API run
+        self._root = os.fspath(repo.root)
         pipeline = pipeline or self.config.pipeline or repo.root.name
         stage = stage or self.config.stage
         if not stage:
@@ -210,14 +248,14 @@ class Recorder:
 
     def artifact(self, path: str | os.PathLike[str], type: str | None, props: dict[str, Any] | None) -> Artifact:
         rel = self.repo.relpath(path, self.cwd)
-        if _utf8(rel) != rel:
+        if not rel.isascii() and _utf8(rel) != rel:
             raise PathError(os.fspath(path), "has a file name that is not valid UTF-8")
         if type is not None and not schema.valid_type_name(type):
             raise UsageError(f"artifact type '{type}' must be a lower-case name such as dataset or model")
-        return Artifact(rel, type or default_type(rel), dict(props or {}))
+        return Artifact(rel, type or default_type(rel), dict(props) if props else {})
 
     def hash_into(self, art: Artifact, *, missing_ok: bool) -> Artifact:
-        full = self.repo.root / art.path
+        full = f"{self._root}/{art.path}"
         try:
             digest = self.hasher.hash_path(full, art.path)
         except PathError as exc:
@@ -273,7 +311,7 @@ class Recorder:
             if art.kind == "missing":
                 self.hash_into(art, missing_ok=True)
         record = self.build(exit_code, error, ended_at)
-        rid = Store(self.repo.objects_dir).put(record)
+        rid = _store(self.repo, self._root).put(record)
         if self._own_hasher:
             self.hasher.close()
         return rid
@@ -285,10 +323,7 @@ class Recorder:
         git = state.as_record()
         if git["remote"]:
             git["remote"] = red.text(git["remote"])
-        try:
-            rel_cwd = os.path.relpath(self.cwd, self.repo.root).replace(os.sep, "/")
-        except ValueError:
-            rel_cwd = "."
+        rel_cwd = _relative_cwd(self.cwd, self._root)
         record: dict[str, Any] = {
             "schema": schema.EXECUTION,
             "uuid": _uuid4_hex(),

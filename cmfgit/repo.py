@@ -68,14 +68,14 @@ class Repo(_RepoFields):
             raise NotInitializedError(str(self.root))
         return self
 
-    def relpath(self, path: str | os.PathLike[str], cwd: Path | None = None) -> str:
+    def relpath(self, path: str | os.PathLike[str], cwd: str | os.PathLike[str] | None = None) -> str:
         """Repo-relative POSIX path of ``path``; refuses paths outside the repo.
 
         The check is lexical (symlinks are not resolved) so that a link
         inside the repository to a data volume is a valid artifact path.
         """
         raw = os.fspath(path)
-        base = cwd if cwd is not None else Path.cwd()
+        base = cwd if cwd is not None else os.getcwd()
         full = os.path.normpath(os.path.join(base, raw))
         root = os.path.normpath(self.root)
         if full != root and not full.startswith(root + os.sep):
@@ -86,7 +86,8 @@ class Repo(_RepoFields):
                 full, root = real, real_root
             else:
                 raise PathError(raw, "is outside the repository")
-        rel = os.path.relpath(full, root)
+        # Both are normalised and full is root or under it: relpath's answer, without its cost.
+        rel = "." if full == root else (full[len(root) + 1 :] if not root.endswith(os.sep) else full[len(root) :])
         if rel == ".":
             raise PathError(raw, "is the repository itself, not an artifact")
         if rel.split(os.sep)[0] == ".git":

@@ -277,11 +277,143 @@ _VALIDATORS: dict[str, Callable[[dict[str, Any], _Checker], None]] = {
 }
 
 
+_EXEC_REQUIRED = frozenset(
+    "schema uuid pipeline stage type command params started_at ended_at exit_code site host user git env"
+    " inputs outputs metrics".split()
+)
+_EXEC_ALLOWED = _EXEC_REQUIRED | {"cwd", "error", "step_metrics", "source", "properties"}
+_GIT_KEYS = frozenset({"commit", "branch", "dirty", "remote", "tree"})
+_ENV_ALLOWED = frozenset({"python", "platform", "packages", "vars", "executable"})
+_ART_REQUIRED = frozenset({"path", "hash", "size", "type", "kind", "props"})
+_ART_ALLOWED = _ART_REQUIRED | {"aliases", "source"}
+_PRESENT_KINDS = frozenset(ARTIFACT_KINDS) - {"missing"}
+
+
+def _quick_artifacts(items: Any) -> bool:
+    if type(items) is not list:
+        return False
+    for a in items:
+        if type(a) is not dict or not _ART_ALLOWED.issuperset(a):
+            return False
+        try:
+            path, digest, size, kind, name, props = a["path"], a["hash"], a["size"], a["kind"], a["type"], a["props"]
+        except KeyError:
+            return False
+        if not (
+            type(path) is str
+            and path
+            and type(props) is dict
+            and (size is None or type(size) is int)
+            and type(name) is str
+            and _TYPE_NAME.match(name) is not None
+        ):
+            return False
+        if digest is None:
+            if kind != "missing":
+                return False
+        elif (
+            type(digest) is not str
+            or _HASH.match(digest) is None
+            or type(kind) is not str
+            or kind not in _PRESENT_KINDS
+        ):
+            return False
+        if len(a) > 6:
+            aliases = a.get("aliases", [])
+            if type(aliases) is not list or not all(type(h) is str and _HASH.match(h) for h in aliases):
+                return False
+            if type(a.get("source", {})) is not dict:
+                return False
+    return True
+
+
+def _quick_execution(r: dict[str, Any]) -> bool:
+    """A sufficient condition for :func:`_validate_execution` to pass, in
+    straight-line code (a few times cheaper: every API run validates its
+    record). ``False`` only means "not sure": the full check then decides
+    and names the problem. Exact types only; subclasses take the full check."""
+    if not _EXEC_ALLOWED.issuperset(r):
+        return False  # an unknown field (x- extensions included): the full check decides
+    try:
+        texts = (r["schema"], r["uuid"], r["pipeline"], r["stage"], r["type"])
+        site, host, user, command, params = r["site"], r["host"], r["user"], r["command"], r["params"]
+        started, ended, code, git, env = r["started_at"], r["ended_at"], r["exit_code"], r["git"], r["env"]
+        inputs, outputs, metrics = r["inputs"], r["outputs"], r["metrics"]
+    except KeyError:
+        return False  # a missing field
+    if not (
+        all(type(t) is str and t for t in texts)
+        and type(site) is str
+        and type(host) is str
+        and type(user) is str
+        and type(params) is dict
+        and type(command) is list
+        and all(type(a) is str for a in command)
+        and type(started) is str
+        and _TIME.match(started) is not None
+        and (ended is None or (type(ended) is str and _TIME.match(ended) is not None))
+        and (code is None or type(code) is int)
+        and type(git) is dict
+        and git.keys() == _GIT_KEYS
+        and type(env) is dict
+        and _ENV_ALLOWED.issuperset(env)
+        and type(metrics) is dict
+        and all(type(v) is float or type(v) is int for v in metrics.values())
+    ):
+        return False
+    commit, tree, branch, remote = git["commit"], git["tree"], git["branch"], git["remote"]
+    if not (
+        type(git["dirty"]) is bool
+        and (commit is None or (type(commit) is str and _OID.match(commit) is not None))
+        and (tree is None or (type(tree) is str and _OID.match(tree) is not None))
+        and (branch is None or type(branch) is str)
+        and (remote is None or type(remote) is str)
+    ):
+        return False
+    packages = env.get("packages")
+    if not (
+        type(env.get("python")) is str
+        and type(env.get("platform")) is str
+        and (packages is None or type(packages) is str)
+        and type(env.get("vars", {})) is dict
+        and type(env.get("executable", "")) is str
+    ):
+        return False
+    if not (_quick_artifacts(inputs) and _quick_artifacts(outputs)):
+        return False
+    if len(r) == len(_EXEC_REQUIRED):
+        return True
+    error = r.get("error")
+    if not (
+        type(r.get("cwd", "")) is str
+        and (error is None or type(error) is str)
+        and type(r.get("source", {})) is dict
+        and type(r.get("properties", {})) is dict
+    ):
+        return False
+    if "step_metrics" in r:
+        steps = r["step_metrics"]
+        if type(steps) is not dict:
+            return False
+        for series in steps.values():
+            if type(series) is not list:
+                return False
+            for pair in series:
+                if type(pair) is not list or len(pair) != 2:
+                    return False
+                step, value = pair
+                if (step is not None and type(step) is not int) or not (type(value) is float or type(value) is int):
+                    return False
+    return True
+
+
 def validate(record: Any, where: str = "record") -> None:
     """Raise RecordError naming the first problem, or return None."""
     if not isinstance(record, dict):
         raise RecordError(where, "a record must be a YAML mapping")
     schema = record.get("schema")
+    if schema == EXECUTION and type(record) is dict and _quick_execution(record):
+        return
     validator = _VALIDATORS.get(schema) if isinstance(schema, str) else None
     if validator is None:
         raise RecordError(where, f"unknown schema {schema!r}")

@@ -51,6 +51,7 @@ class StoredRecord(_StoredRecordFields):
 class Store:
     def __init__(self, objects_dir: Path) -> None:
         self.objects_dir = objects_dir
+        self._objects = os.fspath(objects_dir)  # str paths on the write path: it runs per API run
 
     # -- writing ----------------------------------------------------------
 
@@ -66,8 +67,8 @@ class Store:
 
     def put_bytes(self, rid: str, data: bytes) -> bool:
         """Store canonical bytes under their id unless already present."""
-        path = self.loose_path(rid)
-        if path.exists():
+        path = f"{self._objects}/{rid[:2]}/{rid[2:]}.yaml"
+        if os.path.exists(path):
             return False
         atomic_write(path, data)
         return True
