@@ -237,3 +237,87 @@ def test_pre_commit_framework_entry_checks_the_index(repo: Path) -> None:
     assert refused.returncode == 1 and bad.name in refused.stderr
     git(repo, "rm", "-q", "--cached", str(bad))
     assert cmfgit(repo, "hook", "verify-staged").returncode == 0
+
+
+def without_python(path: Path, *names: str) -> None:
+    """Point installed hooks at a missing interpreter: a hook that needs Python then says so on stderr."""
+    for name in names:
+        hook = path / ".git/hooks" / name
+        text = hook.read_text()
+        hook.write_text("\n".join("PY=/nonexistent/python" if ln.startswith("PY=") else ln for ln in text.split("\n")))
+
+
+def needed_python(done: subprocess.CompletedProcess[str], name: str) -> bool:
+    return f"cmfgit's {name} hook is skipped" in done.stderr
+
+
+def test_hooks_with_nothing_to_do_do_not_start_python(repo: Path) -> None:
+    without_python(repo, "pre-commit", "post-commit", "post-checkout", "post-merge")
+    edit(repo)
+    done = subprocess.run(["git", "commit", "-qam", "code only"], cwd=repo, capture_output=True, text=True)
+    assert done.returncode == 0
+    assert not needed_python(done, "pre-commit") and not needed_python(done, "post-commit"), done.stderr
+    done = subprocess.run(["git", "checkout", "-qb", "side"], cwd=repo, capture_output=True, text=True)
+    assert done.returncode == 0 and not needed_python(done, "post-checkout"), done.stderr
+
+    run_once(repo)  # a pending record: pre-commit has work
+    edit(repo)
+    done = subprocess.run(["git", "commit", "-qam", "with a record"], cwd=repo, capture_output=True, text=True)
+    assert needed_python(done, "pre-commit")
+
+    (repo / ".git/cmf").mkdir(exist_ok=True)
+    (repo / ".git/cmf/index.sqlite").write_bytes(b"")  # an index to refresh: post-checkout has work
+    done = subprocess.run(["git", "checkout", "-q", "main"], cwd=repo, capture_output=True, text=True)
+    assert needed_python(done, "post-checkout")
+
+
+def tree_of(path: Path, rid: str) -> str:
+    tree: str = Store(path / ".cmf/objects").get(rid)[1]["git"]["tree"]
+    return tree
+
+
+def test_post_commit_creates_the_keep_refs_that_pre_commit_left(repo: Path) -> None:
+    state = repo / ".git/cmf"
+    first = run_once(repo)
+    tree = tree_of(repo, first)
+    hook = repo / ".git/hooks/commit-msg"
+    hook.write_text("#!/bin/sh\nexit 1\n")  # the commit is refused after pre-commit ran
+    hook.chmod(0o755)
+    edit(repo)
+    assert subprocess.run(["git", "commit", "-qam", "refused"], cwd=repo, capture_output=True).returncode != 0
+    assert (state / "post-commit.diff").exists()
+    assert tree not in git(repo, "for-each-ref", "refs/cmf/keep")  # nothing kept for a commit that was not made
+    hook.unlink()
+
+    without_python(repo, "post-commit")
+    done = subprocess.run(["git", "commit", "-qam", "made"], cwd=repo, capture_output=True, text=True)
+    assert done.returncode == 0 and not needed_python(done, "post-commit"), done.stderr
+    assert first in committed(repo)
+    assert f"refs/cmf/keep/{tree}" in git(repo, "for-each-ref", "refs/cmf/keep")
+    assert not (state / "post-commit.diff").exists() and not (state / "post-commit.refs").exists()
+    assert not (state / "index.sqlite").exists()  # (with an index, post-commit starts Python to refresh it)
+
+    # --no-verify: no pre-commit, so post-commit finds the commit's records itself (with Python).
+    cmfgit(repo, "hooks", "install")
+    (repo / "model.py").write_text("v = 3\n")  # another tree for the next run
+    git(repo, "add", "model.py")
+    git(repo, "commit", "-qm", "model", "--no-verify")
+    second = run_once(repo)
+    other_tree = tree_of(repo, second)
+    assert other_tree != tree
+    git(repo, "add", ".cmf/objects")
+    git(repo, "commit", "-qm", "record", "--no-verify")
+    assert f"refs/cmf/keep/{other_tree}" in git(repo, "for-each-ref", "refs/cmf/keep")
+
+
+def test_pre_commit_still_packs_past_the_threshold_with_nothing_pending(repo: Path) -> None:
+    config = repo / ".cmf/config.yaml"
+    config.write_text(config.read_text().replace("threshold: 1000", "threshold: 2"))
+    git(repo, "commit", "-qam", "gc threshold 2")
+    recgen.write(repo, 1, 2, 3)
+    git(repo, "add", ".cmf/objects")
+    git(repo, "commit", "-qm", "three loose records", "--no-verify")
+    edit(repo)
+    git(repo, "commit", "-qam", "code")  # nothing pending, but 3 loose records > 2: the hook packs them
+    assert git(repo, "ls-files", ".cmf/objects").count("pack/") == 1
+    assert git(repo, "status", "--porcelain") == ""
