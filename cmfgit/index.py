@@ -1,16 +1,18 @@
 """The derived query index: ``.git/[worktrees/<name>/]cmf/index.sqlite``.
 
 The index is a cache of the records, never committed, always safe to delete:
-the next read command rebuilds it. It holds one row per record (its JSON,
-compressed) and the tables that make questions fast at a million records:
+the next read command rebuilds it. It holds one row per record (its id and
+kind) and the tables that make questions fast at a million records:
 executions with their pipeline, stage, times and exit code; events (which
 execution read or wrote which artifact); the aliases of artifacts; and the
 numeric and short string params and metrics, indexed by (key, value) so that
-``log --where`` and ``--sort`` never scan everything.
+``log --where`` and ``--sort`` never scan everything. It holds no copy of the
+records: ``places`` says in which file (and at which byte offset) each record
+is, and :meth:`Index.read` reads the few that a query returns from there.
 
 What is indexed is a set of *files* (loose records and packs), each remembered
-with a signature and the ids of the records it holds. A record is counted once
-per file holding it and disappears when no file does, so a record that is both
+with a signature; ``places`` links each record to every file holding it. A
+record disappears when no file holds it any more, so a record that is both
 loose and packed, or on two branches, is handled exactly. Two kinds of source:
 
 - the checkout (``src = ''``): the files under ``.cmf/objects``, tracked or
@@ -25,9 +27,9 @@ loose and packed, or on two branches, is handled exactly. Two kinds of source:
   the ``git diff-tree`` between the tree indexed and the new one.
 
 A full build goes to a temp file (no journal), parses records in two
-processes, creates the secondary indexes at the end and is renamed into
-place. Updates are small transactions in WAL mode under an ``flock``;
-readers never lock.
+processes (``extract.py``: the fast canonical loader), creates the secondary
+indexes at the end and is renamed into place. Updates are small transactions
+in WAL mode under an ``flock``; readers never lock.
 """
 
 from __future__ import annotations
@@ -38,21 +40,22 @@ import math
 import os
 import sqlite3
 import time
-import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cmfgit import canonical, gitutil, pack, treeread
+from cmfgit import canonical, extract, gitutil, pack, treeread
 from cmfgit.errors import CmfgitError
 from cmfgit.fsutil import TMP_PREFIX, FileLock
 from cmfgit.repo import OBJECTS_DIR, Repo
 
-VERSION = "3"
+VERSION = "4"
 EXECUTION = "cmfgit/execution/1"
 ANNOTATION = "cmfgit/annotation/1"
-BAD = "!bad"  # schema column of a record that could not be read (fsck names it)
+# records.kind: what a record is. BAD: it could not be read (its bytes do not
+# match its id, or are not YAML, or not a mapping); fsck names it.
+BAD, OTHER, EXEC, NOTE = -1, 0, 1, 2
 PARAM, METRIC = 0, 1
 RACY_NS = 2_000_000_000  # a directory changed this recently may change again within its mtime tick
 MAX_TEXT = 200  # longer string values are kept in the record but not indexed
@@ -63,11 +66,12 @@ BATCH = 400
 
 _SCHEMA = """
 CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID;
-CREATE TABLE files(src TEXT NOT NULL, path TEXT NOT NULL, sig TEXT NOT NULL, members BLOB,
-                   PRIMARY KEY(src, path)) WITHOUT ROWID;
+CREATE TABLE files(rowid INTEGER PRIMARY KEY, src TEXT NOT NULL, path TEXT NOT NULL, sig TEXT NOT NULL);
+CREATE UNIQUE INDEX files_path ON files(src, path);
 CREATE TABLE dirs(path TEXT PRIMARY KEY, mtime INTEGER NOT NULL) WITHOUT ROWID;
-CREATE TABLE records(rowid INTEGER PRIMARY KEY, id TEXT NOT NULL, refs INTEGER NOT NULL,
-                     schema TEXT, doc BLOB);
+CREATE TABLE records(rowid INTEGER PRIMARY KEY, id TEXT NOT NULL, kind INTEGER NOT NULL);
+CREATE TABLE places(rec INTEGER NOT NULL, file INTEGER NOT NULL, off INTEGER NOT NULL, len INTEGER NOT NULL,
+                    PRIMARY KEY(rec, file)) WITHOUT ROWID;
 CREATE TABLE executions(rowid INTEGER PRIMARY KEY, pipeline TEXT, stage TEXT, type TEXT,
                         started_at TEXT, ended_at TEXT, exit_code INTEGER, site TEXT, host TEXT,
                         user TEXT, git_commit TEXT, git_branch TEXT, uuid TEXT, params TEXT, metrics TEXT);
@@ -77,14 +81,19 @@ CREATE TABLE events(exec INTEGER NOT NULL, dir INTEGER NOT NULL, pos INTEGER NOT
 CREATE TABLE aliases(exec INTEGER NOT NULL, art INTEGER NOT NULL, alias INTEGER NOT NULL);
 CREATE TABLE keys(rowid INTEGER PRIMARY KEY, ns INTEGER NOT NULL, name TEXT NOT NULL, UNIQUE(ns, name));
 CREATE TABLE kv(k INTEGER NOT NULL, val NOT NULL, exec INTEGER NOT NULL, PRIMARY KEY(k, val, exec)) WITHOUT ROWID;
-CREATE TEMP TABLE kv_load(k INTEGER NOT NULL, val NOT NULL, exec INTEGER NOT NULL);
 CREATE TABLE annotations(rowid INTEGER PRIMARY KEY, target TEXT, kind TEXT, at TEXT);
+"""
+# Only during a full build: rows sorted into their tables at the end.
+_BULK = """
+CREATE TEMP TABLE kv_load(k INTEGER NOT NULL, val NOT NULL, exec INTEGER NOT NULL);
+CREATE TEMP TABLE dup_places(id TEXT NOT NULL, file INTEGER NOT NULL, off INTEGER NOT NULL, len INTEGER NOT NULL);
 """
 
 # Created after a full build has inserted everything: sorting once beats
 # keeping indexes in order through a million random inserts.
 _INDEXES = """
 CREATE UNIQUE INDEX IF NOT EXISTS records_id ON records(id);
+CREATE INDEX IF NOT EXISTS places_file ON places(file);
 CREATE UNIQUE INDEX IF NOT EXISTS artifacts_hash ON artifacts(hash);
 CREATE INDEX IF NOT EXISTS ex_started ON executions(started_at);
 CREATE INDEX IF NOT EXISTS ex_pipeline ON executions(pipeline, stage, started_at);
@@ -108,78 +117,12 @@ class Derived:
     """Everything the index stores about one record."""
 
     id: str
-    schema: str
-    doc: bytes | None
+    kind: int  # BAD, OTHER, EXEC or NOTE
     execution: tuple[Any, ...] | None = None  # executions columns after rowid
     events: list[tuple[int, int, str, Any, Any, Any, Any]] = field(default_factory=list)
     aliases: list[tuple[str, str]] = field(default_factory=list)  # (hash, alias)
     kv: list[tuple[int, str, Any]] = field(default_factory=list)  # (ns, key, value)
     annotation: tuple[Any, ...] | None = None
-
-
-# A typical canonical record: the zlib dictionary that makes each stored record
-# about a third of its size (records are small; alone, zlib finds little to share).
-_ZDICT = b"""command:
-- python
-cwd: .
-ended_at: '2026-01-01T00:00:00.000000Z'
-env:
-  executable: /usr/bin/python3
-  packages: blake3:
-  platform: Linux-6.1-x86_64
-  python: 3.11.7
-  vars: {}
-exit_code: 0
-git:
-  branch: main
-  commit:
-  dirty: false
-  remote: null
-  tree:
-host:
-inputs:
-- hash: blake3:
-  kind: file
-  path: data/
-  props: {}
-  size:
-  type: dataset
-metrics:
-  acc: 0.
-  loss: 0.
-outputs:
-- hash: blake3:
-  kind: file
-  path: models/model.pkl
-  props: {}
-  size:
-  type: model
-params:
-  batch_size: 32
-  epochs: 10
-  lr: 0.001
-  seed: 0
-pipeline:
-schema: cmfgit/execution/1
-site:
-stage: train
-started_at: '2026-01-01T00:00:00.000000Z'
-type: train
-user:
-uuid:
-"""
-
-
-def pack_doc(data: bytes) -> bytes:
-    """A record as the index stores it: its canonical bytes, compressed."""
-    c = zlib.compressobj(1, zdict=_ZDICT)
-    return c.compress(data) + c.flush()
-
-
-def unpack_doc(blob: bytes) -> Any:
-    """The record stored by :func:`pack_doc`, parsed with the fast loader."""
-    d = zlib.decompressobj(zdict=_ZDICT)
-    return canonical.load_fast(d.decompress(blob) + d.flush())
 
 
 def filter_value(value: Any) -> Any:
@@ -214,6 +157,24 @@ def _filtered(values: Any, ns: int, kv: list[tuple[int, str, Any]]) -> str:
     return _to_json(seen)
 
 
+def kv_rows(params_json: str | None, metrics_json: str | None) -> list[tuple[int, str, Any]]:
+    """The ``kv`` rows of an execution, from its stored params and metrics columns
+    (what :func:`_filtered` wrote: every indexed value, JSON round-trips exactly)."""
+    rows: list[tuple[int, str, Any]] = []
+    for ns, text in ((PARAM, params_json), (METRIC, metrics_json)):
+        values = json.loads(text) if text else {}
+        rows += [(ns, k, v) for k, v in values.items() if v is not None]
+    return rows
+
+
+def load_record(data: bytes, where: str = "record") -> Any:
+    """Parse canonical bytes with the fast loader; libyaml for anything else."""
+    value = extract.load(data)
+    if value is extract.FAIL:
+        value = canonical.load_libyaml(data, where)
+    return value
+
+
 def derive(rid: str, data: bytes | None, record: Any = None) -> Derived:
     """Rows of one record; a record that cannot be read is marked bad, never fatal.
 
@@ -222,18 +183,17 @@ def derive(rid: str, data: bytes | None, record: Any = None) -> Derived:
     if record is None:
         try:
             if data is None or canonical.digest(data) != rid:
-                return Derived(rid, BAD, None)
-            record = canonical.load_fast(data, rid)
-        except CmfgitError:
-            return Derived(rid, BAD, None)
-    if not isinstance(record, dict):
-        return Derived(rid, BAD, None)
+                return Derived(rid, BAD)
+            record = load_record(data, rid)
+        except (CmfgitError, ValueError, OverflowError, RecursionError):
+            return Derived(rid, BAD)  # libyaml's constructors raise ValueError on impossible dates
+    if type(record) is not dict:
+        return Derived(rid, BAD)
     schema = record.get("schema")
-    schema = schema if isinstance(schema, str) else BAD
-    d = Derived(rid, schema, pack_doc(data) if data is not None else None)
     if schema == EXECUTION:
+        d = Derived(rid, EXEC)
         git_info = record.get("git")
-        git: dict[str, Any] = git_info if isinstance(git_info, dict) else {}
+        git: dict[str, Any] = git_info if type(git_info) is dict else {}
         exit_code = record.get("exit_code")
         kv: list[tuple[int, str, Any]] = []
         d.execution = (
@@ -242,7 +202,7 @@ def derive(rid: str, data: bytes | None, record: Any = None) -> Derived:
             _text(record.get("type")),
             _text(record.get("started_at")),
             _text(record.get("ended_at")),
-            exit_code if isinstance(exit_code, int) and not isinstance(exit_code, bool) else None,
+            exit_code if type(exit_code) is int else None,
             _text(record.get("site")),
             _text(record.get("host")),
             _text(record.get("user")),
@@ -259,7 +219,9 @@ def derive(rid: str, data: bytes | None, record: Any = None) -> Derived:
             if type(items) is not list:
                 continue
             for pos, item in enumerate(items):
-                h = item.get("hash") if type(item) is dict else None
+                if type(item) is not dict:
+                    continue
+                h = item.get("hash")
                 if type(h) is not str:
                     continue
                 size = item.get("size")
@@ -275,17 +237,19 @@ def derive(rid: str, data: bytes | None, record: Any = None) -> Derived:
                         size if type(size) is int else None,
                     )
                 )
-                if "aliases" in item:
-                    for alias in item["aliases"] or ():
-                        if isinstance(alias, str) and alias != h:
-                            d.aliases.append((h, alias))
-    elif schema == ANNOTATION:
-        d.annotation = (_text(record.get("target")), _text(record.get("kind")), _text(record.get("at")))
-    return d
+                aliases = item.get("aliases")
+                if type(aliases) is list:
+                    d.aliases += [(h, a) for a in aliases if type(a) is str and a != h]
+        return d
+    if schema == ANNOTATION:
+        return Derived(
+            rid, NOTE, annotation=(_text(record.get("target")), _text(record.get("kind")), _text(record.get("at")))
+        )
+    return Derived(rid, OTHER)
 
 
 def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
+    return value if type(value) is str else None
 
 
 def derive_many(batch: Sequence[tuple[str, bytes]]) -> list[Derived]:
@@ -296,7 +260,7 @@ def derive_marshalled(batch: Sequence[tuple[str, bytes]]) -> bytes:
     """:func:`derive_many` for a worker process: marshal moves plain tuples about
     three times faster than pickle moves the objects."""
     return marshal.dumps(
-        [(d.id, d.schema, d.doc, d.execution, d.events, d.aliases, d.kv, d.annotation) for d in derive_many(batch)]
+        [(d.id, d.kind, d.execution, d.events, d.aliases, d.kv, d.annotation) for d in derive_many(batch)]
     )
 
 
@@ -314,14 +278,24 @@ class SourceFile:
     kind: str  # 'loose' or 'pack'
 
 
-def _members(rids: Iterable[str]) -> bytes:
-    return b"".join(bytes.fromhex(r) for r in rids)
+_PACK_ENTRY = len(pack.SEPARATOR) + pack.ID_HEX_LEN + 1  # '--- # <id>\n' before each record
 
 
-def _member_ids(blob: bytes | None) -> list[str]:
-    if not blob:
-        return []
-    return [blob[i : i + 32].hex() for i in range(0, len(blob), 32)]
+def _entries(f: SourceFile, records: dict[str, bytes]) -> Iterator[tuple[str, bytes, int, int]]:
+    """(id, bytes, offset, length) of each record of a file, in file order.
+
+    A pack that ``pack.parse`` accepted is exactly its header, then for each
+    record (in the order parse returns them) a separator line and the bytes.
+    """
+    if f.kind == "loose":
+        for rid, data in records.items():
+            yield rid, data, 0, len(data)
+        return
+    off = len(pack.HEADER)
+    for rid, data in records.items():
+        off += _PACK_ENTRY
+        yield rid, data, off, len(data)
+        off += len(data)
 
 
 def _stat_sig(st: os.stat_result) -> str:
@@ -343,10 +317,14 @@ class Index:
         self.stats = {"added": 0, "removed": 0, "parsed": 0, "files": 0}
         self._writing = False  # False: the update functions only report whether anything changed
         self._bulk = False  # a full build into an empty database
+        self._update: Any = None  # how this index was last brought up to date (read() may need it again)
         self._pool: Any = None
-        self._seen: set[bytes] = set()  # ids stored by a full build
-        self._pending: list[tuple[str, bytes]] = []  # records a full build has yet to parse
+        # A full build: ids seen, records yet to parse (with their place), rows of files.
+        self._seen: set[bytes] = set()
+        self._pending: list[tuple[str, bytes]] = []
+        self._pending_at: list[tuple[int, int, int]] = []
         self._next_rowid = 0
+        self._next_file = 0
 
     # -- opening --------------------------------------------------------------
 
@@ -388,6 +366,62 @@ class Index:
             raise CmfgitError("the query index is not open")
         return self.conn
 
+    # -- reading records back --------------------------------------------------
+
+    def read(self, rowids: Sequence[int]) -> dict[int, tuple[str, bytes]]:
+        """rowid -> (id, canonical bytes) of the records asked for, read from the
+        files that hold them and checked against their ids.
+
+        A record that cannot be read (marked bad, or its file changed since
+        the last refresh and it is nowhere else) is left out; a changed file
+        makes the index refresh once and try again.
+        """
+        found, missing = self._read_once(rowids)
+        if missing and self._update is not None:
+            self._refresh(self._update)
+            more, _missing = self._read_once(missing)
+            found.update(more)
+        return found
+
+    def _read_once(self, rowids: Sequence[int]) -> tuple[dict[int, tuple[str, bytes]], list[int]]:
+        conn = self.db()
+        best: dict[int, tuple[str, str, str, str, int, int]] = {}
+        for start in range(0, len(rowids), 500):
+            chunk = list(rowids[start : start + 500])
+            for rowid, rid, src, path, sig, off, length in conn.execute(
+                "SELECT r.rowid, r.id, f.src, f.path, f.sig, p.off, p.len FROM records r "
+                "JOIN places p ON p.rec = r.rowid JOIN files f ON f.rowid = p.file "
+                f"WHERE r.kind != {BAD} AND r.rowid IN ({','.join('?' * len(chunk))})",
+                chunk,
+            ):
+                if rowid not in best or (src == "" and best[rowid][1] != ""):
+                    best[rowid] = (rid, src, path, sig, off, length)  # the checkout's own files first
+        local: dict[str, list[tuple[int, str, int, int]]] = {}
+        blobs: dict[str, list[tuple[int, str, int, int]]] = {}
+        for rowid, (rid, src, path, sig, off, length) in best.items():
+            (local.setdefault(path, []) if src == "" else blobs.setdefault(sig, [])).append((rowid, rid, off, length))
+        found: dict[int, tuple[str, bytes]] = {}
+        for path, wanted in local.items():
+            try:
+                with open(self.repo.objects_dir / path, "rb") as fh:
+                    for rowid, rid, off, length in wanted:
+                        fh.seek(off)
+                        data = fh.read(length)
+                        if canonical.digest(data) == rid:
+                            found[rowid] = (rid, data)
+            except OSError:
+                continue
+        if blobs:
+            try:
+                for blob, content in gitutil.cat_blobs(self.repo.root, list(blobs)):
+                    for rowid, rid, off, length in blobs[blob]:
+                        data = content[off : off + length]
+                        if canonical.digest(data) == rid:
+                            found[rowid] = (rid, data)
+            except CmfgitError:
+                pass  # a blob git no longer has: the refresh drops or moves it
+        return found, [r for r in best if r not in found]
+
     # -- refreshing -------------------------------------------------------------
 
     def refresh_worktree(self) -> None:
@@ -399,6 +433,7 @@ class Index:
         self._refresh(lambda ix: ix._update_trees(trees))
 
     def _refresh(self, update: Any) -> None:
+        self._update = update
         if self.conn is None and not self.open_existing():
             with FileLock(self.lock_path, timeout=3600, what="query index lock"):
                 if not self.open_existing():
@@ -435,6 +470,7 @@ class Index:
             conn.execute("PRAGMA cache_size = -262144")
             conn.execute("PRAGMA temp_store = FILE")
             conn.executescript(_SCHEMA)
+            conn.executescript(_BULK)
             conn.execute("BEGIN")
             self.conn = conn
             self._writing = self._bulk = True
@@ -443,9 +479,16 @@ class Index:
             self._bulk = False
             conn.execute("INSERT OR IGNORE INTO kv SELECT k, val, exec FROM temp.kv_load ORDER BY k, val, exec")
             conn.execute("DROP TABLE temp.kv_load")
+            for statement in _INDEXES.strip().split(";\n"):
+                conn.execute(statement)  # (executescript would commit first)
+            # Records held by more than one file: their other places, now that ids are indexed.
+            conn.execute(
+                "INSERT OR IGNORE INTO places SELECT r.rowid, d.file, d.off, d.len "
+                "FROM temp.dup_places d JOIN records r ON r.id = d.id"
+            )
+            conn.execute("DROP TABLE temp.dup_places")
             conn.execute("INSERT OR REPLACE INTO meta VALUES ('version', ?)", (VERSION,))
             conn.execute("COMMIT")
-            conn.executescript(_INDEXES)
             conn.execute("PRAGMA analysis_limit = 2000")  # sampled statistics: enough for the planner, and quick
             conn.execute("ANALYZE")
             conn.close()
@@ -459,7 +502,7 @@ class Index:
             self._close_pool()
             self._seen = set()
             self._arts = {}
-            self._pending = []
+            self._pending, self._pending_at = [], []
         for suffix in ("-wal", "-shm"):  # a deleted index may have left these behind
             Path(f"{self.path}{suffix}").unlink(missing_ok=True)
         os.replace(tmp, self.path)
@@ -555,7 +598,7 @@ class Index:
 
         for path in loose_del:
             self._remove_file("", path)
-        self._add_files("", [(SourceFile(p, "", "loose"), None) for p, _ in loose_add], reader=self._read_worktree)
+        self._put_files("", self._read_worktree([SourceFile(p, "", "loose") for p, _ in loose_add]))
         for path in pack_changes:
             sig = packs_now.get(path)
             if sig is None:
@@ -573,13 +616,13 @@ class Index:
                 records = pack.parse(data, f"{OBJECTS_DIR}/{path}", verify=False)
             except CmfgitError:
                 records = {}  # a damaged pack (conflict markers): fsck names it; index what is readable elsewhere
-            self._replace_file("", SourceFile(path, sig, "pack"), records)
+            self._put_files("", [(SourceFile(path, sig, "pack"), records)])
         for path, mtime in dir_updates.items():
             conn.execute("INSERT OR REPLACE INTO dirs VALUES (?, ?)", (path, mtime))
         _set_meta(conn, "head_tree", head)
         return True
 
-    def _read_worktree(self, src: str, files: list[SourceFile]) -> Iterator[tuple[SourceFile, dict[str, bytes]]]:
+    def _read_worktree(self, files: list[SourceFile]) -> Iterator[tuple[SourceFile, dict[str, bytes]]]:
         objects = self.repo.objects_dir
         for f in files:
             try:
@@ -620,15 +663,11 @@ class Index:
                     if path not in listing:
                         self._remove_file(label, path)
                 wanted = [(p, b) for p, b in listing.items() if indexed.get(p) != b]
-            loose = [(SourceFile(p, b, "loose"), None) for p, b in wanted if treeread.classify(p) == "loose"]
-            packs = [SourceFile(p, b, "pack") for p, b in wanted if treeread.classify(p) == "pack"]
-            self._add_files(label, loose, reader=self._read_blobs)
-            for f, records in self._read_blobs(label, packs):
-                self._replace_file(label, f, records)
+            self._put_files(label, self._read_blobs([SourceFile(p, b, treeread.classify(p) or "") for p, b in wanted]))
             _set_meta(conn, "tree:" + label, tree or "")
         return True
 
-    def _read_blobs(self, src: str, files: list[SourceFile]) -> Iterator[tuple[SourceFile, dict[str, bytes]]]:
+    def _read_blobs(self, files: list[SourceFile]) -> Iterator[tuple[SourceFile, dict[str, bytes]]]:
         tfiles = [treeread.TreeFile(f.path, f.sig) for f in files]
         by_path = {f.path: f for f in files}
         for tf, records in treeread.read_files(self.repo.root, tfiles):
@@ -636,74 +675,96 @@ class Index:
 
     # -- applying files ---------------------------------------------------------------
 
-    def _add_files(self, src: str, files: list[tuple[SourceFile, None]], reader: Any) -> None:
-        """Index new loose files (each holds one record)."""
-        if not files:
+    def _put_files(self, src: str, found: Iterable[tuple[SourceFile, dict[str, bytes]]]) -> None:
+        """Index files with their current content (id -> bytes), releasing what a
+        previous content of the same path held."""
+        if self._bulk:
+            self._put_files_bulk(src, found)
             return
         conn = self.db()
-        conn.executemany(
-            "INSERT OR REPLACE INTO files VALUES (?, ?, ?, NULL)", [(src, f.path, f.sig) for f, _ in files]
-        )
-        self.stats["files"] += len(files)
+        fresh: list[tuple[str, bytes]] = []
+        fresh_at: list[tuple[int, int, int]] = []
+        previous: list[int] = []
+        for f, records in found:
+            row = conn.execute("SELECT rowid FROM files WHERE src = ? AND path = ?", (src, f.path)).fetchone()
+            if row is None:
+                fid = conn.execute(
+                    "INSERT INTO files(src, path, sig) VALUES (?, ?, ?) RETURNING rowid", (src, f.path, f.sig)
+                ).fetchone()[0]
+            else:
+                fid = row[0]
+                conn.execute("UPDATE files SET sig = ? WHERE rowid = ?", (f.sig, fid))
+                previous += [r for (r,) in conn.execute("SELECT rec FROM places WHERE file = ?", (fid,))]
+                conn.execute("DELETE FROM places WHERE file = ?", (fid,))
+            self.stats["files"] += 1
+            for rid, data, off, length in _entries(f, records):
+                known = conn.execute("SELECT rowid FROM records WHERE id = ?", (rid,)).fetchone()
+                if known is not None:
+                    conn.execute("INSERT OR IGNORE INTO places VALUES (?, ?, ?, ?)", (known[0], fid, off, length))
+                    continue
+                fresh.append((rid, data))
+                fresh_at.append((fid, off, length))
+                if len(fresh) >= CHUNK:
+                    self._store(fresh, fresh_at)
+                    fresh, fresh_at = [], []
+        self._store(fresh, fresh_at)
+        self._drop_orphans(previous)
 
-        def records() -> Iterator[tuple[str, bytes]]:
-            for _f, recs in reader(src, [f for f, _ in files]):
-                yield from recs.items()
-
-        self._insert_records(records(), len(files))
-
-    def _replace_file(self, src: str, f: SourceFile, records: dict[str, bytes]) -> None:
-        """Index a pack's current content, releasing what its previous content held."""
+    def _put_files_bulk(self, src: str, found: Iterable[tuple[SourceFile, dict[str, bytes]]]) -> None:
+        """A full build: rowids are assigned here, and records gathered across files
+        so that the parsing processes get large batches whatever the size of each pack."""
         conn = self.db()
-        row = conn.execute("SELECT members FROM files WHERE src = ? AND path = ?", (src, f.path)).fetchone()
-        old = _member_ids(row[0]) if row else []
-        conn.execute("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?)", (src, f.path, f.sig, _members(records)))
-        self.stats["files"] += 1
-        self._insert_records(iter(records.items()), len(records))
-        for rid in old:
-            self._release(rid)
+        files: list[tuple[int, str, str, str]] = []
+        dups: list[tuple[str, int, int, int]] = []
+        seen, pending, pending_at = self._seen, self._pending, self._pending_at
+        for f, records in found:
+            self._next_file += 1
+            fid = self._next_file
+            files.append((fid, src, f.path, f.sig))
+            for rid, data, off, length in _entries(f, records):
+                key = bytes.fromhex(rid)
+                if key in seen:
+                    dups.append((rid, fid, off, length))
+                    continue
+                seen.add(key)
+                pending.append((rid, data))
+                pending_at.append((fid, off, length))
+            if len(pending) >= CHUNK:
+                conn.executemany("INSERT INTO files VALUES (?, ?, ?, ?)", files)
+                self.stats["files"] += len(files)
+                files = []
+                self._flush()
+                pending, pending_at = self._pending, self._pending_at
+        conn.executemany("INSERT INTO files VALUES (?, ?, ?, ?)", files)
+        conn.executemany("INSERT INTO temp.dup_places VALUES (?, ?, ?, ?)", dups)
+        self.stats["files"] += len(files)
 
     def _remove_file(self, src: str, path: str) -> None:
         conn = self.db()
-        row = conn.execute("SELECT members FROM files WHERE src = ? AND path = ?", (src, path)).fetchone()
+        row = conn.execute("SELECT rowid FROM files WHERE src = ? AND path = ?", (src, path)).fetchone()
         if row is None:
             return
-        conn.execute("DELETE FROM files WHERE src = ? AND path = ?", (src, path))
-        if treeread.classify(path) == "loose":
-            self._release(path[:2] + path[3:-5])
-        else:
-            for rid in _member_ids(row[0]):
-                self._release(rid)
+        held = [r for (r,) in conn.execute("SELECT rec FROM places WHERE file = ?", (row[0],))]
+        conn.execute("DELETE FROM places WHERE file = ?", (row[0],))
+        conn.execute("DELETE FROM files WHERE rowid = ?", (row[0],))
+        self._drop_orphans(held)
+
+    def _drop_orphans(self, rowids: Iterable[int]) -> None:
+        """Forget the records among ``rowids`` that no file holds any more."""
+        conn = self.db()
+        for rowid in rowids:
+            if conn.execute("SELECT 1 FROM places WHERE rec = ? LIMIT 1", (rowid,)).fetchone() is None:
+                self._delete_record(rowid)
 
     # -- records ------------------------------------------------------------------------
 
-    def _insert_records(self, items: Iterator[tuple[str, bytes]], expected: int) -> None:
-        conn = self.db()
-        if self._bulk:
-            # A full build gathers records across files, so that the parsing
-            # processes get large batches whatever the size of each pack.
-            for item in items:
-                self._pending.append(item)
-                if len(self._pending) >= CHUNK:
-                    self._flush()
-            return
-        fresh: list[tuple[str, bytes]] = []
-        for rid, data in items:
-            row = conn.execute("SELECT rowid FROM records WHERE id = ?", (rid,)).fetchone()
-            if row is not None:
-                conn.execute("UPDATE records SET refs = refs + 1 WHERE rowid = ?", (row[0],))
-            else:
-                fresh.append((rid, data))
-            if len(fresh) >= CHUNK:
-                self._store(fresh)
-                fresh = []
-        self._store(fresh)
-
     def _flush(self) -> None:
-        pending, self._pending = self._pending, []
-        self._store(pending)
+        pending, pending_at = self._pending, self._pending_at
+        self._pending, self._pending_at = [], []
+        self._store(pending, pending_at)
 
-    def _store(self, items: list[tuple[str, bytes]]) -> None:
+    def _store(self, items: list[tuple[str, bytes]], at: list[tuple[int, int, int]]) -> None:
+        """Parse new records (in worker processes when there are many) and insert their rows."""
         if not items:
             return
         self.stats["parsed"] += len(items)
@@ -713,39 +774,34 @@ class Index:
                 import multiprocessing  # only a full build pays for it
 
                 self._pool = multiprocessing.get_context("fork").Pool(jobs)
-            batches = [items[i : i + BATCH] for i in range(0, len(items), BATCH)]
-            for blob in self._pool.imap(derive_marshalled, batches):
-                self._insert_many(unmarshal(blob))
+            starts = range(0, len(items), BATCH)
+            for start, blob in zip(starts, self._pool.imap(derive_marshalled, [items[i : i + BATCH] for i in starts])):
+                self._insert_many(unmarshal(blob), at[start : start + BATCH])
         else:
             for start in range(0, len(items), BATCH):
-                self._insert_many(derive_many(items[start : start + BATCH]))
+                self._insert_many(derive_many(items[start : start + BATCH]), at[start : start + BATCH])
 
-    def _insert_many(self, derived: list[Derived]) -> None:
+    def _insert_many(self, derived: list[Derived], at: list[tuple[int, int, int]]) -> None:
         if not self._bulk:
-            for d in derived:
-                self._insert(d)
+            for d, place in zip(derived, at):
+                self._insert(d, place)
             return
         # A full build into an empty database: rowids are assigned here and rows
         # go in with executemany, several times faster than one statement each.
         conn = self.db()
-        records: list[tuple[Any, ...]] = []
+        records: list[tuple[int, str, int]] = []
+        places: list[tuple[int, int, int, int]] = []
         execs: list[tuple[Any, ...]] = []
         events: list[tuple[Any, ...]] = []
         aliases: list[tuple[int, int, int]] = []
         kv: list[tuple[int, Any, int]] = []
         notes: list[tuple[Any, ...]] = []
         arts: list[tuple[int, str]] = []
-        dups: list[tuple[str]] = []
-        for d in derived:
-            key = bytes.fromhex(d.id)
-            if key in self._seen:
-                dups.append((d.id,))
-                continue
-            self._seen.add(key)
-            self._next_rowid += 1
-            rowid = self._next_rowid
-            self.stats["added"] += 1
-            records.append((rowid, d.id, 1, d.schema, d.doc))
+        rowid = self._next_rowid
+        for d, (fid, off, length) in zip(derived, at):
+            rowid += 1
+            records.append((rowid, d.id, d.kind))
+            places.append((rowid, fid, off, length))
             if d.execution is not None:
                 execs.append((rowid, *d.execution))
                 for dr, pos, h, path, typ, kind, size in d.events:
@@ -755,14 +811,16 @@ class Index:
                 kv.extend((self._key(ns, k), v, rowid) for ns, k, v in d.kv)
             elif d.annotation is not None:
                 notes.append((rowid, *d.annotation))
-        conn.executemany("INSERT INTO records VALUES (?,?,?,?,?)", records)
+        self.stats["added"] += rowid - self._next_rowid
+        self._next_rowid = rowid
+        conn.executemany("INSERT INTO records VALUES (?,?,?)", records)
+        conn.executemany("INSERT INTO places VALUES (?,?,?,?)", places)
         conn.executemany("INSERT INTO artifacts VALUES (?,?)", arts)
         conn.executemany("INSERT INTO executions VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", execs)
         conn.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?,?)", events)
         conn.executemany("INSERT INTO aliases VALUES (?,?,?)", aliases)
         conn.executemany("INSERT INTO temp.kv_load VALUES (?,?,?)", kv)
         conn.executemany("INSERT INTO annotations VALUES (?,?,?,?)", notes)
-        conn.executemany("UPDATE records SET refs = refs + 1 WHERE id = ?", dups)
 
     def _bulk_art(self, h: str, new: list[tuple[int, str]]) -> int:
         rowid = self._arts.get(h)
@@ -777,16 +835,17 @@ class Index:
             self._pool.join()
             self._pool = None
 
-    def _insert(self, d: Derived) -> None:
+    def _insert(self, d: Derived, place: tuple[int, int, int]) -> None:
         conn = self.db()
         row = conn.execute(
-            "INSERT INTO records(id, refs, schema, doc) VALUES (?, 1, ?, ?) "
-            "ON CONFLICT(id) DO UPDATE SET refs = refs + 1 RETURNING rowid, refs",
-            (d.id, d.schema, d.doc),
+            "INSERT INTO records(id, kind) VALUES (?, ?) ON CONFLICT(id) DO NOTHING RETURNING rowid", (d.id, d.kind)
         ).fetchone()
-        rowid, refs = row
-        if refs > 1:
-            return  # already indexed through another file
+        if row is None:  # already indexed through another file of this update
+            (rowid,) = conn.execute("SELECT rowid FROM records WHERE id = ?", (d.id,)).fetchone()
+            conn.execute("INSERT OR IGNORE INTO places VALUES (?, ?, ?, ?)", (rowid, *place))
+            return
+        rowid = row[0]
+        conn.execute("INSERT INTO places VALUES (?, ?, ?, ?)", (rowid, *place))
         self.stats["added"] += 1
         if d.execution is not None:
             conn.execute("INSERT INTO executions VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", (rowid, *d.execution))
@@ -809,27 +868,22 @@ class Index:
         elif d.annotation is not None:
             conn.execute("INSERT INTO annotations VALUES (?,?,?,?)", (rowid, *d.annotation))
 
-    def _release(self, rid: str) -> None:
+    def _delete_record(self, rowid: int) -> None:
         conn = self.db()
-        row = conn.execute("SELECT rowid, refs, schema, doc FROM records WHERE id = ?", (rid,)).fetchone()
+        row = conn.execute("SELECT kind FROM records WHERE rowid = ?", (rowid,)).fetchone()
         if row is None:
             return
-        rowid, refs, schema, doc = row
-        if refs > 1:
-            conn.execute("UPDATE records SET refs = refs - 1 WHERE rowid = ?", (rowid,))
-            return
         self.stats["removed"] += 1
-        conn.execute("DELETE FROM records WHERE rowid = ?", (rowid,))
-        if schema == EXECUTION:
-            d = derive(rid, None, unpack_doc(doc))
+        if row[0] == EXEC:
+            values = conn.execute("SELECT params, metrics FROM executions WHERE rowid = ?", (rowid,)).fetchone()
+            for ns, k, v in kv_rows(*values) if values else ():
+                conn.execute("DELETE FROM kv WHERE k = ? AND val = ? AND exec = ?", (self._key(ns, k), v, rowid))
             conn.execute("DELETE FROM executions WHERE rowid = ?", (rowid,))
             conn.execute("DELETE FROM events WHERE exec = ?", (rowid,))
             conn.execute("DELETE FROM aliases WHERE exec = ?", (rowid,))
-            for ns, k, v in d.kv:
-                key = self._key(ns, k)
-                conn.execute("DELETE FROM kv WHERE k = ? AND val = ? AND exec = ?", (key, v, rowid))
-        elif schema == ANNOTATION:
+        elif row[0] == NOTE:
             conn.execute("DELETE FROM annotations WHERE rowid = ?", (rowid,))
+        conn.execute("DELETE FROM records WHERE rowid = ?", (rowid,))
 
     def _art(self, h: str) -> int:
         rowid = self._arts.get(h)

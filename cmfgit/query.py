@@ -32,7 +32,7 @@ from typing import Any
 from cmfgit import where as where_lang
 from cmfgit.errors import AmbiguousPrefix, CmfgitError, ObjectNotFound, UsageError
 from cmfgit.graph import Graph, Lineage, Node
-from cmfgit.index import CHECKOUT, EXECUTION, METRIC, PARAM, Index, Scope, open_index, unpack_doc
+from cmfgit.index import CHECKOUT, EXECUTION, METRIC, PARAM, Index, Scope, load_record, open_index
 from cmfgit.reading import as_json
 from cmfgit.repo import Repo, open_repo
 
@@ -92,10 +92,11 @@ class CmfQuery:
     def record(self, prefix: str) -> tuple[str, dict[str, Any]]:
         """(id, record) for a record id or unique prefix."""
         rid = self.resolve_record(prefix)
-        row = self.db.execute("SELECT doc FROM records WHERE id = ?", (rid,)).fetchone()
-        if row is None or row[0] is None:
+        row = self.db.execute("SELECT rowid FROM records WHERE id = ?", (rid,)).fetchone()
+        found = self._records([row[0]]) if row is not None else []
+        if not found:
             raise CmfgitError(f"record {rid[:12]} could not be read; run 'cmfgit fsck'")
-        return rid, unpack_doc(row[0])
+        return found[0]
 
     def resolve_record(self, prefix: str, executions_only: bool = False) -> str:
         text = prefix.strip().lower()
@@ -117,16 +118,10 @@ class CmfQuery:
         return as_json(rid, record)
 
     def _records(self, rowids: Sequence[int]) -> list[tuple[str, dict[str, Any]]]:
-        found: dict[int, tuple[str, dict[str, Any]]] = {}
-        for start in range(0, len(rowids), 500):
-            chunk = list(rowids[start : start + 500])
-            marks = ",".join("?" * len(chunk))
-            for rowid, rid, doc in self.db.execute(
-                f"SELECT rowid, id, doc FROM records WHERE rowid IN ({marks})", chunk
-            ):
-                if doc is not None:
-                    found[rowid] = (rid, unpack_doc(doc))
-        return [found[r] for r in rowids if r in found]
+        """(id, record) of each rowid, in order, read from the files holding them
+        (the index keeps no copy); records that cannot be read are left out."""
+        found = self._index.read(rowids)
+        return [(rid, load_record(data, rid)) for rid, data in (found[r] for r in rowids if r in found)]
 
     # -- executions: filter, sort, limit ----------------------------------------------
 

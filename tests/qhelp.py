@@ -114,8 +114,10 @@ def indexed(root: Path, scope: index.Scope = index.CHECKOUT) -> dict[str, Any]:
             "JOIN records r ON r.rowid = kv.exec"
         ):
             out["kv"].add(tuple(row))
-        refs = db.execute("SELECT count(*) FROM records WHERE refs < 1").fetchone()[0]
-        assert refs == 0
+        unplaced = db.execute(
+            "SELECT count(*) FROM records r WHERE NOT EXISTS (SELECT 1 FROM places p WHERE p.rec = r.rowid)"
+        ).fetchone()[0]
+        assert unplaced == 0  # every record is held by some file
     finally:
         ix.close()
     return out

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from conftest import cmfgit, git, make_repo
 from qhelp import art, assert_index_matches_scan, execution, put, scan, ts
 
@@ -214,8 +215,6 @@ def test_refresh_hook_point_is_cheap_and_leaves_a_missing_index_missing(tmp_path
 def test_head_moves_are_caught_even_when_directory_mtimes_lie(repo: Path, monkeypatch: object) -> None:
     """The safety net keyed by git: a checkout whose directory mtimes were put back
     (a filesystem with unreliable mtimes) is still seen, through diff-tree of HEAD."""
-    import pytest
-
     assert isinstance(monkeypatch, pytest.MonkeyPatch)
     monkeypatch.setattr(index, "RACY_NS", 0)  # trust every mtime, however recent
     put(repo, *runs("main", 4))
@@ -240,3 +239,40 @@ def test_head_moves_are_caught_even_when_directory_mtimes_lie(repo: Path, monkey
     git(repo, *nohooks, "checkout", "-q", "main")
     age()
     assert len(assert_index_matches_scan(repo)["executions"]) == 4
+
+
+def test_records_are_read_back_from_their_files_even_after_they_move(repo: Path) -> None:
+    """The index keeps no copy of a record: show/log read it from the loose file or the
+    pack (at its offset), or from the git blob for --ref; a pack rewritten after the
+    last refresh moves the offsets, and the reader refreshes once and finds them."""
+    from cmfgit.errors import CmfgitError
+    from cmfgit.query import CmfQuery
+
+    loose = runs("loose", 2)
+    packed = runs("packed", 5, 100)
+    loose_ids = put(repo, *loose)
+    packed_ids = sorted(write_pack(repo, "2026-04.yaml", packed))
+    commit_all(repo, "records")
+    by_id = {**dict(zip(loose_ids, loose)), **{rid: r for rid in packed_ids for r in packed if put_id(r) == rid}}
+    for q in (CmfQuery(repo), CmfQuery(repo, ref="main")):
+        with q:
+            for rid, record in by_id.items():
+                assert q.record(rid[:10]) == (rid, record)
+            found = q.executions(limit=3)
+            assert [e["id"] for e in found] == [r[0] for r in q.execution_records(limit=3)]
+
+    with CmfQuery(repo) as q:
+        write_pack(repo, "2026-04.yaml", runs("early", 3, 50))  # new records shift every offset
+        parsed = q._index.stats["parsed"]
+        for rid in packed_ids:
+            assert q.record(rid) == (rid, by_id[rid])
+        assert q._index.stats["parsed"] == parsed + 3  # the reader refreshed the index once
+        Store(repo / ".cmf/objects").loose_path(loose_ids[0]).unlink()
+        with pytest.raises(CmfgitError, match="could not be read"):
+            q.record(loose_ids[0])
+
+
+def put_id(record: dict[str, object]) -> str:
+    from cmfgit import canonical
+
+    return canonical.encode(record)[1]
