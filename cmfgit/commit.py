@@ -52,6 +52,9 @@ def commit_metadata(repo: Repo, message: str, paths: list[str] | None = None) ->
         if (repo.git_dir / "MERGE_HEAD").exists():
             raise CmfgitError("a merge is in progress: the record stays pending until you commit the merge")
         gitutil.git(["add", "-A", "--pathspec-from-file=-", "--pathspec-file-nul"], repo.root, input=listing)
+        from cmfgit.hooks import prepare_own_commit
+
+        prepare_own_commit(repo, paths)  # spares the post-commit hook a Python start
         try:
             gitutil.git(
                 [

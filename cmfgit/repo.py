@@ -134,7 +134,22 @@ def find_repo(start: str | os.PathLike[str] | None = None) -> Repo:
     raise NotARepoError(str(here))
 
 
+# (cwd, start, GIT_DIR, GIT_WORK_TREE, GIT_COMMON_DIR) -> what git answered:
+# log-run looks the repository up twice (its prefetch, then the run), and
+# inside git hooks, where git sets these variables, each look-up is a process.
+_asked: dict[tuple[str | None, ...], Repo] = {}
+
+
 def _ask_git(here: Path) -> Repo:
+    env = os.environ
+    key = (os.getcwd(), os.fspath(here), env.get("GIT_DIR"), env.get("GIT_WORK_TREE"), env.get("GIT_COMMON_DIR"))
+    found = _asked.get(key)
+    if found is None:
+        found = _asked[key] = _ask_git_now(here)
+    return found
+
+
+def _ask_git_now(here: Path) -> Repo:
     out = gitutil.git(
         ["rev-parse", "--show-toplevel", "--absolute-git-dir", "--git-common-dir"],
         here,

@@ -13,10 +13,14 @@
 from __future__ import annotations
 
 import copy
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import cmfgit as cli
 from conftest import git
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -71,6 +75,9 @@ PATHS = _paths(BASE)
 
 
 def _full_check_passes(record: dict[str, Any]) -> bool:
+    """What validate() decided before the quick check existed."""
+    if record.get("schema") != schema.EXECUTION:
+        return False
     try:
         schema._validate_execution(record, schema._Checker("record"))
     except RecordError:
@@ -111,7 +118,7 @@ def test_quick_check_never_accepts_what_the_full_check_refuses(edits: list[tuple
                 parent[last] = copy.deepcopy(ODD_VALUES[pick])
         except (KeyError, IndexError, TypeError):
             continue  # the path no longer exists after an earlier edit
-    if schema._quick_execution(record):
+    if record.get("schema") == schema.EXECUTION and schema._quick_execution(record):  # as validate() calls it
         assert _full_check_passes(record), record
     # validate() as a whole agrees with the full check either way
     try:
@@ -168,3 +175,27 @@ def test_bad_step_is_refused_by_the_full_check(in_repo: Path) -> None:
         with cmfgit.run(stage="s") as run:
             run.log_metric("loss", 0.5, step="one")  # type: ignore[arg-type]
     assert not list((in_repo / ".cmf" / "objects").rglob("*.yaml"))
+
+
+def test_log_run_commit_needs_no_python_in_post_commit(repo: Path) -> None:
+    hook = repo / ".git/hooks/post-commit"
+    hook.write_text(
+        "\n".join("PY=/nonexistent/python" if ln.startswith("PY=") else ln for ln in hook.read_text().split("\n"))
+    )
+    (repo / "model.py").write_text("v = 1\n")  # a dirty tree: the run's code version is a snapshot tree
+    done = cli(repo, "log-run", "--commit", "-s", "train", "--", "true")
+    assert "post-commit hook is skipped" not in done.stderr, done.stderr
+    (rid,) = [p.parent.name + p.stem for p in (repo / ".cmf/objects").rglob("*.yaml")]
+    tree = _record(repo, rid)["git"]["tree"]
+    assert f"refs/cmf/keep/{tree}" in git(repo, "for-each-ref", "refs/cmf/keep")
+    assert not list((repo / ".git/cmf").glob("post-commit.*"))
+
+
+def test_log_run_inside_a_git_hook_asks_git_for_the_repository_once(repo: Path, tmp_path: Path) -> None:
+    trace = tmp_path / "trace"
+    env = {**os.environ, "GIT_DIR": str(repo / ".git"), "GIT_TRACE": str(trace)}
+    subprocess.run(
+        [sys.executable, "-m", "cmfgit", "log-run", "-q", "-s", "s", "--", "true"], cwd=repo, env=env, check=True
+    )
+    asked = [line for line in trace.read_text().splitlines() if "rev-parse --show-toplevel" in line]
+    assert len(asked) == 1, asked
