@@ -62,6 +62,7 @@ class Redactor:
         self.extra_keys = [re.compile(p, re.IGNORECASE) for p in extra_keys]
         self.value_patterns = [re.compile(p) for p in extra_values]  # after the built-in _TOKEN_PATTERNS
         self._secret_keys: dict[str, bool] = {}  # a sweep logs the same keys run after run
+        self._argvs: dict[tuple[str, ...], list[str]] = {}
         # Values of this process's secret-looking variables, longest first so
         # that one secret containing another is replaced whole.
         secrets = {v for k, v in os.environ.items() if len(v) >= _MIN_ENV_SECRET and self.secret_key(k)}
@@ -104,10 +105,36 @@ class Redactor:
         return value
 
     def mapping(self, values: dict[str, Any]) -> dict[str, Any]:
-        return {k: self.value(k, v) for k, v in values.items()}
+        """``{k: self.value(k, v)}``, with the common cases inlined (an API run's params)."""
+        known = self._secret_keys
+        out: dict[str, Any] = {}
+        for k, v in values.items():
+            secret = known.get(k)
+            if secret is None:
+                secret = self.secret_key(k)
+            t = type(v)
+            if secret:
+                out[k] = REDACTED
+            elif t is str:
+                out[k] = self.text(v)
+            elif t is int or t is float or t is bool or v is None:
+                out[k] = v
+            else:
+                out[k] = self.deep(v)
+        return out
 
     def argv(self, argv: list[str]) -> list[str]:
         """Redact a command line: ``--token X``, ``--token=X``, ``token=X``."""
+        key = tuple(argv)
+        done = self._argvs.get(key)  # the API records sys.argv run after run
+        if done is None:
+            done = self._argv(argv)
+            if len(self._argvs) >= 64:
+                self._argvs.clear()
+            self._argvs[key] = done
+        return list(done)
+
+    def _argv(self, argv: list[str]) -> list[str]:
         out: list[str] = []
         hide_next = False
         for arg in argv:

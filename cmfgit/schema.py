@@ -45,10 +45,17 @@ def valid_type_name(name: str) -> bool:
     return bool(_TYPE_NAME.match(name))
 
 
+_last_second = (-1, "")  # (second, its text): a sweep formats the same second many times
+
+
 def utc_now() -> str:
     """Now as the canonical timestamp string (microseconds, UTC, 'Z')."""
+    global _last_second
     seconds, nanos = divmod(time.time_ns(), 1_000_000_000)  # no datetime import on the hot path
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{nanos // 1000:06d}Z"
+    last = _last_second  # one tuple, read once: safe with threads
+    if last[0] != seconds:
+        last = _last_second = (seconds, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)))
+    return f"{last[1]}.{nanos // 1000:06d}Z"
 
 
 def format_time(moment: datetime) -> str:
@@ -287,6 +294,8 @@ _ENV_ALLOWED = frozenset({"python", "platform", "packages", "vars", "executable"
 _ART_REQUIRED = frozenset({"path", "hash", "size", "type", "kind", "props"})
 _ART_ALLOWED = _ART_REQUIRED | {"aliases", "source"}
 _PRESENT_KINDS = frozenset(ARTIFACT_KINDS) - {"missing"}
+_STR_TYPE = frozenset({str})
+_NUMBER_TYPES = frozenset({int, float})  # exact types: bool is not a number here
 
 
 def _quick_artifacts(items: Any) -> bool:
@@ -342,13 +351,14 @@ def _quick_execution(r: dict[str, Any]) -> bool:
     except KeyError:
         return False  # a missing field
     if not (
-        all(type(t) is str and t for t in texts)
+        _STR_TYPE.issuperset(map(type, texts))
+        and all(texts)
         and type(site) is str
         and type(host) is str
         and type(user) is str
         and type(params) is dict
         and type(command) is list
-        and all(type(a) is str for a in command)
+        and _STR_TYPE.issuperset(map(type, command))
         and type(started) is str
         and _TIME.match(started) is not None
         and (ended is None or (type(ended) is str and _TIME.match(ended) is not None))
@@ -358,7 +368,7 @@ def _quick_execution(r: dict[str, Any]) -> bool:
         and type(env) is dict
         and _ENV_ALLOWED.issuperset(env)
         and type(metrics) is dict
-        and all(type(v) is float or type(v) is int for v in metrics.values())
+        and _NUMBER_TYPES.issuperset(map(type, metrics.values()))
     ):
         return False
     commit, tree, branch, remote = git["commit"], git["tree"], git["branch"], git["remote"]

@@ -68,7 +68,7 @@ class Store:
     def put_bytes(self, rid: str, data: bytes) -> bool:
         """Store canonical bytes under their id unless already present."""
         path = f"{self._objects}/{rid[:2]}/{rid[2:]}.yaml"
-        if os.path.exists(path):
+        if os.access(path, os.F_OK):  # os.path.exists, without raising and catching an error for a new id
             return False
         atomic_write(path, data)
         return True
