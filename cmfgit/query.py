@@ -483,9 +483,22 @@ class CmfQuery:
         hashes = [n.key for n in roots if n.kind == "artifact"]
         execs = [n.key for n in roots if n.kind == "execution"]
         graph = self.lineage_graph(hashes, direction, depth, execs)
+        self._describe_artifacts(graph, hashes)
+        return graph.lineage(roots, direction, depth), graph
+
+    def _describe_artifacts(self, graph: Graph, hashes: Sequence[str]) -> None:
+        """Add ``hashes`` to ``graph`` with the paths and types any record gave them.
+
+        A root nobody consumed has no record in a downward walk; without this its
+        picture would have no path to show."""
         for h in hashes:
             graph.add_artifact(h)
-        return graph.lineage(roots, direction, depth), graph
+            for path, typ in self.db.execute(
+                "SELECT DISTINCT ev.path, ev.type FROM artifacts a JOIN events ev ON ev.art = a.rowid "
+                "WHERE a.hash = ? LIMIT 50",
+                (h,),
+            ):
+                graph.add_artifact(h, path, typ)
 
     def lineage_graph(
         self, hashes: Sequence[str], direction: str, depth: int | None, exec_ids: Sequence[str] = ()
@@ -603,8 +616,7 @@ class CmfQuery:
 
     def _graph_for_hashes(self, hashes: Sequence[str]) -> Graph:
         graph = Graph()
-        for h in hashes:
-            graph.add_artifact(h)
+        self._describe_artifacts(graph, hashes)
         for a, b in self._alias_pairs(hashes, set()):
             graph.add_alias(a, b)
         return graph

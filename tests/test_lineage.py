@@ -165,3 +165,16 @@ def test_tree_expands_a_node_where_it_first_appears(world: Any) -> None:
         label = lines[i].split("(see above)")[0].strip(" │├└─")
         earlier = [line for line in lines[:i] if label in line and "(see above)" not in line]
         assert earlier, f"'{label}' is marked 'see above' before it was shown:\n{tree}"
+
+
+def test_unconsumed_root_keeps_its_path(world: Any) -> None:
+    """Nothing consumed the model, so a downward walk reaches no record naming it;
+    its path still comes from the record that produced it."""
+    root, q, _ids, _full = world
+    lineage, graph = q.lineage([A("model")], "down", None)
+    assert graph.artifacts[h("model")].paths == {"models/model.pkl"}
+    assert graph.artifacts[h("model")].types == {"model"}
+    tree = cmfgit(root, "lineage", h("model"), "--down").stdout
+    assert "models/model.pkl" in tree and "(no path)" not in tree
+    out = json.loads(cmfgit(root, "lineage", h("model"), "--down", "--json").stdout)
+    assert out["nodes"][0]["paths"] == ["models/model.pkl"] and out["nodes"][0]["type"] == "model"
