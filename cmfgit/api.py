@@ -200,3 +200,27 @@ def _script_stage() -> str:
     script = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
     stem = os.path.splitext(script)[0]
     return stem if stem and stem not in ("-c", "-m", "") else "run"
+
+
+def tag(
+    target: str,
+    tags: dict[str, Any] | None = None,
+    *,
+    remove: list[str] | tuple[str, ...] = (),
+    commit: bool = False,
+    repo: str | os.PathLike[str] | None = None,
+) -> dict[str, Any]:
+    """Set ``tags`` (values stored as text) and remove the names in ``remove`` on an
+    execution (id or prefix, e.g. ``run.id``) or an artifact (hash or path).
+
+    Returns the target's tags afterwards. ``cmfgit.query`` reads them back
+    (``CmfQuery.tags_of``), and ``log --where 'tags.KEY == "..."'`` filters by them.
+    """
+    from cmfgit import tags as tagging
+    from cmfgit.repo import open_repo
+
+    changes: dict[str, str | None] = {tagging.check_name(k): str(v) for k, v in (tags or {}).items()}
+    for name in remove:
+        changes[tagging.check_name(name)] = None
+    _key, _rid, now = tagging.tag(open_repo(repo), target, changes, commit=commit)
+    return now

@@ -35,6 +35,8 @@ from cmfgit.graph import Graph, Lineage, Node
 from cmfgit.index import CHECKOUT, EXECUTION, METRIC, PARAM, Index, Scope, load_record, open_index
 from cmfgit.reading import as_json
 from cmfgit.repo import Repo, open_repo
+from cmfgit.tags import TAG_KIND
+from cmfgit.tags import fold as fold_tags
 
 DEFAULT_SORT = "-started_at"
 ESTIMATE_CAP = 5000  # a driving index term with fewer matches than this is selective
@@ -77,6 +79,7 @@ class CmfQuery:
         self.scope = scope
         self._index: Index = open_index(self.repo, scope)
         self.db: sqlite3.Connection = self._index.db()
+        self._tags: dict[str, dict[str, Any]] | None = None
 
     def close(self) -> None:
         self._index.close()
@@ -115,7 +118,14 @@ class CmfQuery:
     def execution(self, prefix: str) -> dict[str, Any]:
         """One execution as its JSON object (``show --json``)."""
         rid, record = self.record(prefix)
-        return as_json(rid, record)
+        return self.as_object(rid, record)
+
+    def as_object(self, rid: str, record: dict[str, Any]) -> dict[str, Any]:
+        """The stable JSON object of a record (docs/json.md); an execution's carries its ``tags``."""
+        obj = as_json(rid, record)
+        if record.get("schema") == EXECUTION:
+            obj["tags"] = self.tags_of(rid)
+        return obj
 
     def _records(self, rowids: Sequence[int]) -> list[tuple[str, dict[str, Any]]]:
         """(id, record) of each rowid, in order, read from the files holding them
@@ -137,7 +147,7 @@ class CmfQuery:
     ) -> Any:
         """Executions matching the filters, sorted (default newest first), as JSON objects."""
         found = self.execution_records(where, pipeline=pipeline, stage=stage, sort=sort, limit=limit)
-        return _frame([as_json(rid, record) for rid, record in found], as_frame)
+        return _frame([self.as_object(rid, record) for rid, record in found], as_frame)
 
     def execution_records(
         self,
@@ -170,9 +180,11 @@ class CmfQuery:
             terms.append(where_lang.Compare(where_lang.Field("", "pipeline", 0), "==", pipeline, 0))
         if stage is not None:
             terms.append(where_lang.Compare(where_lang.Field("", "stage", 0), "==", stage, 0))
+        key, descending = _sort_key(sort or DEFAULT_SORT)
+        if key.ns == "tags" or (node is not None and any(f.ns == "tags" for f in where_lang.fields(node))):
+            self._fill_tag_values()
         if node is not None:
             self._check_keys(where or "", node)
-        key, descending = _sort_key(sort or DEFAULT_SORT)
         return _Planner(self.db, terms, key, descending, limit).run()
 
     def _check_keys(self, text: str, node: where_lang.Node) -> None:
@@ -187,6 +199,8 @@ class CmfQuery:
                 raise where_lang.WhereError(text, f.pos, f"no execution has {f.ns[:-1]} '{f.name}'{hint}")
 
     def _has_key(self, ns: str, name: str) -> bool:
+        if ns == "tags":
+            return name in self.keys("tags")
         code = PARAM if ns == "params" else METRIC
         if self.db.execute("SELECT 1 FROM keys WHERE ns = ? AND name = ?", (code, name)).fetchone():
             return True
@@ -198,9 +212,35 @@ class CmfQuery:
         )
 
     def keys(self, ns: str = "params") -> list[str]:
-        """Every param (or metric) name that some execution has (an indexed value of)."""
+        """Every param (or metric, or tag) name that some execution has (an indexed value of)."""
+        if ns == "tags":
+            return sorted({name for rid, tags in self.tags().items() if len(rid) == 64 for name in tags})
         code = PARAM if ns == "params" else METRIC
         return [r[0] for r in self.db.execute("SELECT name FROM keys WHERE ns = ? ORDER BY name", (code,))]
+
+    # -- tags ----------------------------------------------------------------------------
+
+    def tags(self) -> dict[str, dict[str, Any]]:
+        """target (execution id or artifact hash) -> its current tags (cmfgit/tags.py)."""
+        if self._tags is None:
+            rowids = [r[0] for r in self.db.execute("SELECT rowid FROM annotations WHERE kind = ?", (TAG_KIND,))]
+            self._tags = fold_tags(self._records(rowids))
+        return self._tags
+
+    def tags_of(self, target: str) -> dict[str, Any]:
+        """The current tags of one execution id or artifact hash."""
+        return dict(self.tags().get(target, {}))
+
+    def _fill_tag_values(self) -> None:
+        """The temporary table ``--where tags.KEY`` and ``--sort tags.KEY`` read."""
+        self.db.execute("CREATE TEMP TABLE IF NOT EXISTS tag_values(exec INTEGER, name TEXT, val)")
+        self.db.execute("DELETE FROM tag_values")
+        rows = []
+        for target, tags in self.tags().items():
+            row = self.db.execute("SELECT rowid FROM records WHERE id = ?", (target,)).fetchone()
+            if row is not None:
+                rows += [(row[0], name, value) for name, value in tags.items()]
+        self.db.executemany("INSERT INTO tag_values VALUES (?, ?, ?)", rows)
 
     # -- pipelines -----------------------------------------------------------------------
 
@@ -335,6 +375,7 @@ class CmfQuery:
                 o["aliases"] = sorted(o["aliases"])
                 o["producers"] = list(dict.fromkeys(o["producers"]))
                 o["consumers"] = list(dict.fromkeys(o["consumers"]))
+                o["tags"] = self.tags_of(o["hash"])
                 out.append(o)
         return out
 
@@ -788,7 +829,7 @@ class _Planner:
         args: list[Any] = []
         residual = " AND ".join(where_lang.to_sql(t, args) for t in self.terms) or "1"
         driver, driver_args = self._driver()
-        if driver is None and self.limit is not None and self.key.ns:
+        if driver is None and self.limit is not None and self.key.ns in ("params", "metrics"):
             rows = self._by_sorted_kv(residual, args)
             if rows is not None:
                 return rows
@@ -829,7 +870,12 @@ class _Planner:
                 continue
             f = term.field
             args: list[Any] = []
-            if f.ns:
+            if f.ns == "tags":
+                cond = where_lang.value_condition("val", term.op, term.value, args)
+                found.append(
+                    (f"SELECT exec FROM tag_values WHERE name = {where_lang.sql_text(f.name)} AND {cond}", args)
+                )
+            elif f.ns:
                 code = PARAM if f.ns == "params" else METRIC
                 row = self.db.execute("SELECT rowid FROM keys WHERE ns = ? AND name = ?", (code, f.name)).fetchone()
                 if row is None:

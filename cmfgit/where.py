@@ -16,7 +16,7 @@ Grammar (keywords are case-insensitive)::
     value      := number | string ('...' or "...") | true | false | null
     field      := pipeline | stage | type | site | host | user | exit_code | started_at
                 | ended_at | time | id | uuid | commit | branch
-                | params.KEY | metrics.KEY | params["any key"] | metrics["any key"]
+                | params.KEY | metrics.KEY | tags.KEY | params["any key"] | metrics["any key"]
 
 A comparison with a missing param or metric is false (``not`` makes it true).
 Numbers compare with numbers and strings with strings; ``true``/``false``
@@ -27,6 +27,7 @@ draws a caret under the spot.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass
@@ -53,7 +54,7 @@ CORE_FIELDS: dict[str, tuple[str, str]] = {
     "branch": ("git_branch", "text"),
     "git.branch": ("git_branch", "text"),
 }
-NAMESPACES = ("params", "metrics")
+NAMESPACES = ("params", "metrics", "tags")  # tags: see cmfgit/tags.py; values are text
 OPS = ("==", "!=", "<", "<=", ">", ">=")
 KEYWORDS = ("and", "or", "not", "in", "true", "false", "null")
 
@@ -365,13 +366,25 @@ BIG = 1.7976931348623157e308  # the index clamps infinities to this
 
 
 def _json_path(key: str) -> str:
-    return '$."' + key + '"'
+    # SQLite (3.40) matches a quoted path label against the key as the JSON text
+    # spells it, so escape it as the index's encoder did.
+    return '$."' + json.dumps(key, ensure_ascii=False)[1:-1] + '"'
+
+
+def sql_text(text: str) -> str:
+    """``text`` as a SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 def field_sql(field: Field) -> str:
-    """A SQL expression for ``field`` over ``executions e`` joined with ``records r``."""
+    """A SQL expression for ``field`` over ``executions e`` joined with ``records r``
+    (tags: over the query's temporary ``tag_values`` table)."""
+    if field.ns == "tags":
+        return f"(SELECT tv.val FROM tag_values tv WHERE tv.exec = e.rowid AND tv.name = {sql_text(field.name)})"
+    if field.ns and '"' in field.name:  # a path label cannot hold '"' in SQLite 3.40: look the key up
+        return f"(SELECT je.value FROM json_each(e.{field.ns}) je WHERE je.key = {sql_text(field.name)})"
     if field.ns:
-        return f"json_extract(e.{field.ns}, '{_json_path(field.name)}')"
+        return f"json_extract(e.{field.ns}, {sql_text(_json_path(field.name))})"
     column = CORE_FIELDS[field.name][0]
     return "r.id" if column == "id" else f"e.{column}"
 

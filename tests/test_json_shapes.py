@@ -29,6 +29,7 @@ EXECUTION_KEYS = {
     "inputs",
     "outputs",
     "metrics",
+    "tags",
 }
 ARTIFACT_ITEM_KEYS = {"path", "hash", "size", "type", "kind", "props"}
 GIT_KEYS = {"commit", "branch", "dirty", "remote", "tree"}
@@ -47,6 +48,7 @@ ARTIFACT_KEYS = {
     "consumers",
     "first_seen",
     "last_seen",
+    "tags",
 }
 PIPELINE_KEYS = {"pipeline", "executions", "failed", "last_run", "stages"}
 STAGE_KEYS = {"stage", "executions", "failed", "last_run"}

@@ -247,3 +247,14 @@ def test_sort_and_limit_equal_a_reference_sort(query: Any, key: str, limit: int 
     expected = _reference_sort(pool, key)[:limit]
     got = [r["id"] for r in query.executions(expr, sort=key, limit=limit)]
     assert got == expected
+
+
+def test_keys_with_quotes_and_backslashes(repo: Path) -> None:
+    """A key is data, never SQL: quotes and backslashes in it select correctly."""
+    (rid,) = put(repo, execution("s", params={"a'b": 1, 'c"d': 2, "e\\f": 3}, started_at=ts(1)))
+    put(repo, execution("s", params={"a'b": 5, 'c"d': 5, "e\\f": 5}, started_at=ts(2)))
+    for expr in ('params["a\'b"] < 2 or params["a\'b"] == 0', 'params["e\\\\f"] < 4 or params["e\\\\f"] == 0'):
+        out = json.loads(cmfgit(repo, "log", "--json", "--where", expr).stdout)
+        assert [o["id"] for o in out] == [rid], expr
+    out = json.loads(cmfgit(repo, "log", "--json", "--where", "params['c\"d'] == 2").stdout)
+    assert [o["id"] for o in out] == [rid]

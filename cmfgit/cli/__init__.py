@@ -19,6 +19,7 @@ COMMAND_ORDER = [
     "log-run",
     "log",
     "show",
+    "tag",
     "lineage",
     "diff",
     "artifacts",

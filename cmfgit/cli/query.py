@@ -12,7 +12,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from cmfgit.cli import app
-from cmfgit.cli.render import console, fmt_time, fmt_value, print_json, short
+from cmfgit.cli.render import console, fmt_mapping, fmt_time, fmt_value, print_json, short
 
 RefOpt = Annotated[
     Optional[str], typer.Option("--ref", metavar="REF", help="read the records of a branch, tag or commit")
@@ -162,7 +162,8 @@ def artifacts(
     from rich.table import Table
 
     table = Table(box=None, pad_edge=False, show_edge=False)
-    for column in ("hash", "type", "path", "made by", "used by", "last used (UTC)"):
+    tagged = any(art["tags"] for art in found)
+    for column in ("hash", "type", "path", "made by", "used by", "last used (UTC)") + (("tags",) if tagged else ()):
         table.add_column(column, overflow="fold")
     for art in found:
         paths = art["paths"]
@@ -173,6 +174,7 @@ def artifacts(
             str(len(art["producers"])),
             str(len(art["consumers"])),
             fmt_time(art["last_seen"]),
+            *((fmt_mapping(art["tags"]),) if tagged else ()),
         )
     console().print(table)
 

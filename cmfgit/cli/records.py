@@ -1,4 +1,4 @@
-"""Commands for the record store: init, log-run, log, show, fsck, demo."""
+"""Commands for the record store: init, log-run, log, show, tag, fsck, demo."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import typer
 from cmfgit.cli import app
 from cmfgit.cli.query import AllBranchesOpt, GlobalOpt, RefOpt, RemoteOpt
 from cmfgit.cli.render import console, fmt_mapping, fmt_time, print_json, short
-from cmfgit.errors import EXIT_ERROR
+from cmfgit.errors import EXIT_ERROR, UsageError
 
 
 @app.command()
@@ -73,30 +73,36 @@ def log_cmd(
     global_: GlobalOpt = False,
     remote: RemoteOpt = None,
 ) -> None:
-    """List executions, newest first (or by --sort), optionally filtered with --where."""
-    from cmfgit import reading
-    from cmfgit.query import scope_of
+    """List executions, newest first (or by --sort), optionally filtered with --where
+    (tags too: --where 'tags.status == "prod"')."""
+    from cmfgit.query import CmfQuery, scope_of
     from cmfgit.repo import open_repo
 
     scope = scope_of(ref, all_branches, global_, remote)
-    found = reading.executions(open_repo(), pipeline, stage, number, where=where, sort=sort, scope=scope)
+    with CmfQuery(open_repo(), scope=scope) as q:
+        found = q.execution_records(where, pipeline=pipeline, stage=stage, sort=sort, limit=number)
+        objects = [q.as_object(rid, rec) for rid, rec in found]
     if as_json:
-        print_json([reading.as_json(rid, rec) for rid, rec in found])
+        print_json(objects)
         return
     from rich.table import Table
 
     table = Table(box=None, pad_edge=False, show_edge=False)
-    for column in ("id", "started (UTC)", "pipeline/stage", "exit", "params", "metrics"):
+    tagged = any(obj["tags"] for obj in objects)
+    for column in ("id", "started (UTC)", "pipeline/stage", "exit", "params", "metrics") + (
+        ("tags",) if tagged else ()
+    ):
         table.add_column(column, overflow="fold")
-    for rid, rec in found:
-        code = rec.get("exit_code")
+    for obj in objects:
+        code = obj.get("exit_code")
         table.add_row(
-            short(rid),
-            fmt_time(rec.get("started_at")),
-            f"{rec.get('pipeline')}/{rec.get('stage')}",
+            short(obj["id"]),
+            fmt_time(obj.get("started_at")),
+            f"{obj.get('pipeline')}/{obj.get('stage')}",
             "-" if code is None else str(code),
-            fmt_mapping(rec.get("params") or {}),
-            fmt_mapping(rec.get("metrics") or {}),
+            fmt_mapping(obj.get("params") or {}),
+            fmt_mapping(obj.get("metrics") or {}),
+            *((fmt_mapping(obj["tags"]),) if tagged else ()),
         )
     if found:
         console().print(table)
@@ -115,17 +121,68 @@ def show(
     global_: GlobalOpt = False,
     remote: RemoteOpt = None,
 ) -> None:
-    """Show one record in full."""
-    from cmfgit import canonical, reading
-    from cmfgit.query import scope_of
+    """Show one record in full (and an execution's current tags)."""
+    from cmfgit import canonical
+    from cmfgit.query import CmfQuery, scope_of
     from cmfgit.repo import open_repo
 
-    rid, record = reading.show(open_repo(), record_id, scope=scope_of(ref, all_branches, global_, remote))
+    with CmfQuery(open_repo(), scope=scope_of(ref, all_branches, global_, remote)) as q:
+        rid, record = q.record(record_id)
+        obj = q.as_object(rid, record)
     if as_json:
-        print_json(reading.as_json(rid, record))
+        print_json(obj)
         return
     print(f"id: {rid}")
+    if obj.get("tags"):
+        print(f"tags: {fmt_mapping(obj['tags'])}")
     print(canonical.dump(record).decode("utf-8"), end="")
+
+
+@app.command()
+def tag(
+    target: Annotated[
+        str, typer.Argument(metavar="TARGET", help="an execution id prefix, an artifact hash (prefix) or a path")
+    ],
+    assignments: Annotated[
+        Optional[list[str]], typer.Argument(metavar="[KEY=VALUE]...", help="tags to set (values are text)")
+    ] = None,
+    remove: Annotated[
+        Optional[list[str]], typer.Option("--remove", "-d", metavar="KEY", help="remove this tag (repeatable)")
+    ] = None,
+    commit: Annotated[bool, typer.Option("--commit", help="commit the new annotation record (only it)")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the target and its tags as JSON")] = False,
+) -> None:
+    """Tag an execution or an artifact (e.g. status=production); with no KEY=VALUE, list its tags.
+
+    Records never change: each change is a small annotation record, committed,
+    merged and pushed like any other, and the latest statement of a tag wins.
+    """
+    from cmfgit import tags as tagging
+    from cmfgit.query import CmfQuery
+    from cmfgit.repo import open_repo
+
+    repo = open_repo()
+    changes: dict[str, str | None] = dict(tagging.parse_assignments(assignments or []))
+    for name in remove or []:
+        if tagging.check_name(name) in changes:
+            raise UsageError(f"tag '{name}' is both set and removed")
+        changes[name] = None
+    if changes:
+        key, rid, now = tagging.tag(repo, target, changes, commit=commit)
+    else:
+        with CmfQuery(repo.require_initialized()) as q:
+            key = tagging.resolve_one(q, target)
+            rid, now = None, q.tags_of(key)
+    if as_json:
+        print_json({"target": key, "annotation": rid, "tags": now})
+        return
+    if changes:
+        print(
+            f"cmfgit: tagged {short(key) if len(key) == 64 else key[:19]}"
+            + (f" ({short(rid)})" if rid else " (no change)")
+        )
+    for name, value in now.items():
+        print(f"{name}={value}")
 
 
 @app.command()
