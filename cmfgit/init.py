@@ -11,7 +11,7 @@ import os
 import sys
 
 from cmfgit import canonical, gitutil
-from cmfgit.config import Config
+from cmfgit.config import Config, load_config
 from cmfgit.fsutil import atomic_write
 from cmfgit.repo import Repo, find_repo
 
@@ -118,6 +118,9 @@ def init(start: str | None = None, site: str | None = None, pipeline: str | None
         cfg = Config(pipeline=pipeline)
         atomic_write(repo.config_path, canonical.dump(cfg.to_document()))
         result.created.append(".cmf/config.yaml")
+    elif pipeline and load_config(repo).pipeline != pipeline:
+        _set_default_pipeline(repo, pipeline)
+        result.configured.append(f"default pipeline '{pipeline}' (.cmf/config.yaml)")
     ignore = cmf / ".gitignore"
     if not ignore.exists():
         atomic_write(ignore, CMF_GITIGNORE.encode())
@@ -134,3 +137,10 @@ def init(start: str | None = None, site: str | None = None, pipeline: str | None
             gitutil.config_set(repo.root, "cmfgit.site", site)
             result.configured.append(f"site '{site}' (cmfgit.site)")
     return result
+
+
+def _set_default_pipeline(repo: Repo, pipeline: str) -> None:
+    """Change ``pipeline`` in an existing config, keeping its other settings."""
+    doc = canonical.load(repo.config_path.read_bytes(), str(repo.config_path))
+    doc["pipeline"] = pipeline
+    atomic_write(repo.config_path, canonical.dump(doc))

@@ -66,6 +66,12 @@ def test_init_is_idempotent(tmp_path: Path) -> None:
     changed = state(repo)
     assert {k for k in first if first[k] != changed[k]} == {".git/config"}
     assert git(repo, "config", "cmfgit.site").strip() == "lab-2"
+    # A new default pipeline changes only that setting in the config.
+    before = canonical.load((repo / ".cmf" / "config.yaml").read_bytes())
+    assert "default pipeline 'wine'" in cmfgit(repo, "init", "--pipeline", "wine").stdout
+    after = canonical.load((repo / ".cmf" / "config.yaml").read_bytes())
+    assert after == {**before, "pipeline": "wine"}
+    assert "already set up" in cmfgit(repo, "init", "--pipeline", "wine").stdout
 
 
 def test_init_in_a_fresh_clone(tmp_path: Path, bare_repo: Path) -> None:
