@@ -35,7 +35,6 @@ from cmfgit.repo import Repo
 from cmfgit.store import Store
 
 _OID = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
-_UUID_LINE = re.compile(rb"^uuid: (.+)$", re.M)
 _CONTEXT_KEYS = ("id", "type_id", "type", "name", "create_time_since_epoch", "last_update_time_since_epoch")
 
 
@@ -290,20 +289,23 @@ def _redact(record: dict[str, Any], red: Redactor) -> None:
 # -- the command ------------------------------------------------------------------
 
 
-def _imported_uuids(store: Store, wanted: set[str]) -> dict[str, str]:
-    """uuid -> id of the stored execution records whose uuid is in ``wanted``."""
+def _imported_uuids(repo: Repo, wanted: set[str]) -> dict[str, str]:
+    """uuid -> id of the execution records in the checkout whose uuid is in ``wanted``
+    (asked of the query index: a store of a million records is not read for this)."""
+    from cmfgit.query import CmfQuery
+
     found: dict[str, str] = {}
-    for stored in store.iter_records():
-        match = _UUID_LINE.search(stored.data)
-        if match is None:
-            continue
-        raw = match.group(1)
-        value = raw.decode("utf-8", "replace")
-        if raw[:1] in (b"'", b'"'):
-            loaded = canonical.load(raw, stored.source)
-            value = loaded if isinstance(loaded, str) else value
-        if value in wanted:
-            found.setdefault(value, stored.id)
+    ordered = sorted(wanted)
+    with CmfQuery(repo) as q:
+        for start in range(0, len(ordered), 500):
+            chunk = ordered[start : start + 500]
+            rows = q.db.execute(
+                "SELECT e.uuid, r.id FROM executions e JOIN records r ON r.rowid = e.rowid "
+                f"WHERE e.uuid IN ({','.join('?' * len(chunk))}) ORDER BY r.id",
+                chunk,
+            )
+            for uuid, rid in rows:
+                found.setdefault(uuid, rid)
     return found
 
 
@@ -340,7 +342,7 @@ def import_cmf(repo: Repo, path: str | os.PathLike[str], pipeline: str | None = 
                         report.artifacts[art["type"]] += 1
                     batch.append((rid, data, record["uuid"]))
     store = Store(repo.objects_dir)
-    imported = _imported_uuids(store, {uuid for _, _, uuid in batch})
+    imported = _imported_uuids(repo, {uuid for _, _, uuid in batch})
     for rid, data, uuid in batch:
         report.ids.append(imported.get(uuid, rid))
         if uuid in imported:
