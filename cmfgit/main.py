@@ -1,7 +1,8 @@
 """Entry point of the ``cmfgit`` command: dispatch, and the one error handler.
 
 Hot commands (``log-run``, ``merge-driver``, ``hook``) run without importing
-typer, click or rich: typer alone costs over 100 ms of start-up. Everything
+typer, click or rich: typer alone costs over 100 ms of start-up. Well-formed
+``log`` and ``show`` command lines skip typer too (``fastread.py``). Everything
 else goes through the typer app in ``cmfgit/cli/``.
 
 Errors map to exit codes here and nowhere else: a :class:`CmfgitError` is a
@@ -95,6 +96,12 @@ def main(argv: list[str] | None = None) -> int:
         if args and args[0] in HOT_COMMANDS:
             return HOT_COMMANDS[args[0]](args[1:])
         _autoconfigure(args)
+        if args and args[0] in ("log", "show") and not os.environ.get("CMFGIT_NO_FASTPATH"):
+            from cmfgit import fastread
+
+            parsed = fastread.parse(args)
+            if parsed is not None:
+                return fastread.run(*parsed)
         from cmfgit.cli import run_cli
 
         return run_cli(args)

@@ -12,7 +12,15 @@ from conftest import ROOT
 
 PACKAGE = ROOT / "cmfgit"
 HEAVY = ("typer", "click", "rich", "pydantic")
-HOT_MODULES = ("cmfgit.logrun", "cmfgit.merge_driver", "cmfgit.hooks", "cmfgit.main", "cmfgit.api")
+HOT_MODULES = (
+    "cmfgit.logrun",
+    "cmfgit.merge_driver",
+    "cmfgit.hooks",
+    "cmfgit.main",
+    "cmfgit.api",
+    "cmfgit.fastread",
+    "cmfgit.views",
+)
 
 # Modules that may start processes, and why. Only gitutil.py runs git.
 SUBPROCESS_ALLOWED = {

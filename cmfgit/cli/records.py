@@ -9,7 +9,7 @@ import typer
 
 from cmfgit.cli import app
 from cmfgit.cli.query import AllBranchesOpt, GlobalOpt, RefOpt, RemoteOpt
-from cmfgit.cli.render import console, fmt_mapping, fmt_time, print_json, short
+from cmfgit.cli.render import console, print_json, short
 from cmfgit.errors import EXIT_ERROR, UsageError
 
 
@@ -75,41 +75,11 @@ def log_cmd(
 ) -> None:
     """List executions, newest first (or by --sort), optionally filtered with --where
     (tags too: --where 'tags.status == "prod"')."""
-    from cmfgit.query import CmfQuery, scope_of
-    from cmfgit.repo import open_repo
+    from cmfgit import views
+    from cmfgit.query import scope_of
 
     scope = scope_of(ref, all_branches, global_, remote)
-    with CmfQuery(open_repo(), scope=scope) as q:
-        found = q.execution_records(where, pipeline=pipeline, stage=stage, sort=sort, limit=number)
-        objects = [q.as_object(rid, rec) for rid, rec in found]
-    if as_json:
-        print_json(objects)
-        return
-    from rich.table import Table
-
-    table = Table(box=None, pad_edge=False, show_edge=False)
-    tagged = any(obj["tags"] for obj in objects)
-    for column in ("id", "started (UTC)", "pipeline/stage", "exit", "params", "metrics") + (
-        ("tags",) if tagged else ()
-    ):
-        table.add_column(column, overflow="fold")
-    for obj in objects:
-        code = obj.get("exit_code")
-        table.add_row(
-            short(obj["id"]),
-            fmt_time(obj.get("started_at")),
-            f"{obj.get('pipeline')}/{obj.get('stage')}",
-            "-" if code is None else str(code),
-            fmt_mapping(obj.get("params") or {}),
-            fmt_mapping(obj.get("metrics") or {}),
-            *((fmt_mapping(obj["tags"]),) if tagged else ()),
-        )
-    if found:
-        console().print(table)
-    elif where or pipeline or stage:
-        console().print("no executions match")
-    else:
-        console().print("no executions recorded yet")
+    views.log(pipeline=pipeline, stage=stage, number=number, where=where, sort=sort, as_json=as_json, scope=scope)
 
 
 @app.command()
@@ -122,20 +92,10 @@ def show(
     remote: RemoteOpt = None,
 ) -> None:
     """Show one record in full (and an execution's current tags)."""
-    from cmfgit import canonical
-    from cmfgit.query import CmfQuery, scope_of
-    from cmfgit.repo import open_repo
+    from cmfgit import views
+    from cmfgit.query import scope_of
 
-    with CmfQuery(open_repo(), scope=scope_of(ref, all_branches, global_, remote)) as q:
-        rid, record = q.record(record_id)
-        obj = q.as_object(rid, record)
-    if as_json:
-        print_json(obj)
-        return
-    print(f"id: {rid}")
-    if obj.get("tags"):
-        print(f"tags: {fmt_mapping(obj['tags'])}")
-    print(canonical.dump(record).decode("utf-8"), end="")
+    views.show(record_id, as_json=as_json, scope=scope_of(ref, all_branches, global_, remote))
 
 
 @app.command()

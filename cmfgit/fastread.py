@@ -1,0 +1,108 @@
+"""``cmfgit log`` and ``cmfgit show`` without typer.
+
+typer imports pydantic, which costs a read command about a quarter of a second
+before it has read anything. The common, well-formed invocations of the two most
+used read commands are parsed here instead and call the same functions as the
+typer commands (``views.py``). Anything else (``--help``, an unknown or malformed
+option, a bad number) returns None from :func:`parse`, and the typer command
+line handles it, so help and error messages have one source.
+
+The options are those of ``cli/records.py``; ``tests/test_fastread.py`` runs
+both paths on the same arguments and compares their output.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# option -> keyword, for the options that take a value and the flags, per command
+_SCOPE_VALUES = {"--ref": "ref", "--remote": "remote"}
+_SCOPE_FLAGS = {"--json": "as_json", "--all-branches": "all_branches", "--global": "global_"}
+_VALUES = {
+    "log": {
+        "-P": "pipeline",
+        "--pipeline": "pipeline",
+        "-s": "stage",
+        "--stage": "stage",
+        "-n": "number",
+        "--max-count": "number",
+        "-w": "where",
+        "--where": "where",
+        "--sort": "sort",
+        **_SCOPE_VALUES,
+    },
+    "show": dict(_SCOPE_VALUES),
+}
+_POSITIONALS = {"log": 0, "show": 1}
+COMMANDS = tuple(_VALUES)
+
+
+def parse(args: list[str]) -> tuple[str, dict[str, Any]] | None:
+    """(command, keyword arguments) for a plain, valid ``log``/``show`` command
+    line, read as click reads it; None when typer should handle it."""
+    if not args or args[0] not in _VALUES:
+        return None
+    command, rest = args[0], args[1:]
+    values = _VALUES[command]
+    found: dict[str, Any] = {}
+    positional: list[str] = []
+    i = 0
+    while i < len(rest):
+        arg = rest[i]
+        i += 1
+        if arg == "--":
+            positional += rest[i:]
+            break
+        if arg.startswith("--"):
+            name, eq, value = arg.partition("=")
+            if name in _SCOPE_FLAGS and not eq:
+                found[_SCOPE_FLAGS[name]] = True
+                continue
+            if name not in values:
+                return None
+            if not eq:
+                if i >= len(rest):
+                    return None
+                value, i = rest[i], i + 1
+            found[values[name]] = value
+        elif arg.startswith("-") and len(arg) > 1:
+            name = arg[:2]
+            if name not in values:
+                return None  # -h, combined flags, unknown: typer says what is wrong
+            if len(arg) > 2:
+                value = arg[2:]
+            elif i < len(rest):
+                value, i = rest[i], i + 1
+            else:
+                return None
+            found[values[name]] = value
+        else:
+            positional.append(arg)
+    if len(positional) != _POSITIONALS[command]:
+        return None
+    if "number" in found:
+        try:
+            found["number"] = int(found["number"])
+        except ValueError:
+            return None
+    if positional:
+        found["record_id"] = positional[0]
+    return command, found
+
+
+def run(command: str, options: dict[str, Any]) -> int:
+    """Run what :func:`parse` returned; errors propagate to main's handler."""
+    from cmfgit import views
+    from cmfgit.query import scope_of
+
+    scope = scope_of(
+        options.pop("ref", None),
+        options.pop("all_branches", False),
+        options.pop("global_", False),
+        options.pop("remote", None),
+    )
+    if command == "log":
+        views.log(scope=scope, **options)
+    else:
+        views.show(options.pop("record_id"), scope=scope, **options)
+    return 0

@@ -1,0 +1,120 @@
+"""What ``log`` and ``show`` print, and the output helpers of every read command.
+
+Plain functions without typer: the typer commands in ``cli/`` call them, and so
+does the fast path (``fastread.py``) that runs the common read commands without
+importing typer and pydantic (~0.25 s of start-up). rich is imported only to draw.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from cmfgit.index import Scope
+
+
+def console() -> Console:
+    """stdout for people. Piped into a file or another program, tables keep their
+    natural width instead of wrapping at 80 columns."""
+    from rich.console import Console
+
+    if sys.stdout.isatty():
+        return Console(highlight=False, soft_wrap=False)
+    return Console(highlight=False, soft_wrap=False, width=100_000, no_color=True)
+
+
+def print_json(value: Any) -> None:
+    """Stable JSON on stdout: sorted keys, two-space indent, UTF-8."""
+    sys.stdout.write(json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def short(rid: str) -> str:
+    return rid[:12]
+
+
+def fmt_value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def fmt_mapping(values: dict[str, Any], limit: int = 4) -> str:
+    items = [f"{k}={fmt_value(v)}" for k, v in sorted(values.items())]
+    if len(items) > limit:
+        items = items[:limit] + [f"+{len(items) - limit}"]
+    return " ".join(items)
+
+
+def fmt_time(ts: str | None) -> str:
+    return (ts or "")[:19].replace("T", " ")
+
+
+def log(
+    *,
+    pipeline: str | None = None,
+    stage: str | None = None,
+    number: int | None = None,
+    where: str | None = None,
+    sort: str | None = None,
+    as_json: bool = False,
+    scope: Scope | None = None,
+) -> None:
+    """``cmfgit log``: executions as a table, or as a JSON array."""
+    from cmfgit.query import CmfQuery
+    from cmfgit.repo import open_repo
+
+    with CmfQuery(open_repo(), scope=scope) as q:
+        found = q.execution_records(where, pipeline=pipeline, stage=stage, sort=sort, limit=number)
+        objects = [q.as_object(rid, rec) for rid, rec in found]
+    if as_json:
+        print_json(objects)
+        return
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False, show_edge=False)
+    tagged = any(obj["tags"] for obj in objects)
+    for column in ("id", "started (UTC)", "pipeline/stage", "exit", "params", "metrics") + (
+        ("tags",) if tagged else ()
+    ):
+        table.add_column(column, overflow="fold")
+    for obj in objects:
+        code = obj.get("exit_code")
+        table.add_row(
+            short(obj["id"]),
+            fmt_time(obj.get("started_at")),
+            f"{obj.get('pipeline')}/{obj.get('stage')}",
+            "-" if code is None else str(code),
+            fmt_mapping(obj.get("params") or {}),
+            fmt_mapping(obj.get("metrics") or {}),
+            *((fmt_mapping(obj["tags"]),) if tagged else ()),
+        )
+    if objects:
+        console().print(table)
+    elif where or pipeline or stage:
+        console().print("no executions match")
+    else:
+        console().print("no executions recorded yet")
+
+
+def show(record_id: str, *, as_json: bool = False, scope: Scope | None = None) -> None:
+    """``cmfgit show``: one record in full (and an execution's current tags)."""
+    from cmfgit import canonical
+    from cmfgit.query import CmfQuery
+    from cmfgit.repo import open_repo
+
+    with CmfQuery(open_repo(), scope=scope) as q:
+        rid, record = q.record(record_id)
+        obj = q.as_object(rid, record)
+    if as_json:
+        print_json(obj)
+        return
+    print(f"id: {rid}")
+    if obj.get("tags"):
+        print(f"tags: {fmt_mapping(obj['tags'])}")
+    print(canonical.dump(record).decode("utf-8"), end="")

@@ -1,0 +1,97 @@
+"""The typer-free path of `log` and `show`: it reads command lines as click does,
+gives the same output as the typer commands, and leaves everything else to typer."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import cmfgit
+from qhelp import art, execution, put, ts
+
+from cmfgit import fastread
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["log"], ("log", {})),
+        (
+            ["log", "-P", "wine", "--stage=train", "-n5", "--where", "x == 1", "--sort", "-metrics.acc", "--json"],
+            ("log", {"pipeline": "wine", "stage": "train", "number": 5, "where": "x == 1", "sort": "-metrics.acc",
+                     "as_json": True}),
+        ),
+        (["log", "-n", "-1"], ("log", {"number": -1})),  # a value may start with '-'; log says why it is bad
+        (["log", "-n", "1", "-n", "2"], ("log", {"number": 2})),  # the last one wins, as in click
+        (["log", "--ref", "main", "--all-branches", "--global", "--remote", "up"],
+         ("log", {"ref": "main", "all_branches": True, "global_": True, "remote": "up"})),
+        (["show", "3f2a", "--json"], ("show", {"record_id": "3f2a", "as_json": True})),
+        (["show", "--", "-3f2a"], ("show", {"record_id": "-3f2a"})),
+        (["log", "--help"], None),
+        (["log", "-h"], None),
+        (["log", "--json=yes"], None),
+        (["log", "-n", "many"], None),
+        (["log", "-n"], None),
+        (["log", "--bogus"], None),
+        (["log", "extra"], None),
+        (["show"], None),
+        (["show", "a", "b"], None),
+        (["show", "3f2a", "-P", "x"], None),
+        (["lineage", "x"], None),
+    ],
+)  # fmt: skip
+def test_parse(argv: list[str], expected: object) -> None:
+    assert fastread.parse(argv) == expected
+
+
+def both(root: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], subprocess.CompletedProcess[str]]:
+    fast = cmfgit(root, *args, check=False)
+    slow = cmfgit(root, *args, check=False, env={"CMFGIT_NO_FASTPATH": "1"})
+    return fast, slow
+
+
+def test_same_output_as_the_typer_commands(repo: Path) -> None:
+    a, b, _c = put(
+        repo,
+        execution("prep", [art("raw")], [art("clean")], params={"k": 1}, metrics={"rows": 10}, started_at=ts(1)),
+        execution("train", [art("clean")], [art("model", "model")], params={"lr": 0.1}, metrics={"acc": 0.9},
+                  started_at=ts(2)),
+        execution("train", [art("clean")], [art("model2", "model")], params={"lr": 0.2}, metrics={"acc": 0.8},
+                  pipeline="other", started_at=ts(3)),
+    )  # fmt: skip
+    cmfgit(repo, "tag", b[:8], "status=production")
+    cases = [
+        ["log"],
+        ["log", "--json"],
+        ["log", "-n", "1"],
+        ["log", "-P", "p", "-s", "train", "--json"],
+        ["log", "--where", "params.lr >= 0.1 and metrics.acc > 0.5", "--sort", "-metrics.acc"],
+        ["log", "--where", 'tags.status == "production"', "--json"],
+        ["log", "--where", "params.lrr > 1"],  # unknown key: the same error
+        ["log", "--where", "params.lr >="],  # syntax error with a caret
+        ["log", "-n", "-1"],
+        ["log", "--ref", "HEAD", "--all-branches"],  # two scopes
+        ["log", "-P", "nothing"],
+        ["show", a[:8]],
+        ["show", b, "--json"],
+        ["show", "ffffffff"],
+        ["show", "xyz"],
+        ["log", "--bogus"],  # typer in both runs
+    ]
+    for args in cases:
+        fast, slow = both(repo, *args)
+        assert (fast.returncode, fast.stdout, fast.stderr) == (slow.returncode, slow.stdout, slow.stderr), args
+        assert "Traceback" not in fast.stderr
+    assert "status=production" in cmfgit(repo, "log").stdout
+
+
+def test_log_and_show_do_not_import_typer(repo: Path) -> None:
+    put(repo, execution("prep", [art("raw")], [art("clean")], started_at=ts(1)))
+    for args in (["log", "-n", "5"], ["show", "--json", "--", "0000"]):
+        proc = subprocess.run(
+            [sys.executable, "-X", "importtime", "-m", "cmfgit", *args], cwd=repo, capture_output=True, text=True
+        )
+        imported = {line.split("|")[-1].strip().split(".")[0] for line in proc.stderr.splitlines() if "|" in line}
+        assert "cmfgit" in imported and not imported & {"typer", "click", "pydantic"}, args
