@@ -163,3 +163,18 @@ def test_tags_merge_across_branches_and_latest_wins(tmp_path: Path) -> None:
         git(root, "merge", "-q", "--no-edit", second)
         results.append(run_json(root, "tag", rid[:8], "--json")["tags"])
     assert results == [{"left": "1", "right": "1", "status": "production"}] * 2
+
+
+def test_tags_travel_with_push_and_a_pulled_local_view(tmp_path: Path) -> None:
+    from sites import clone_site, record, seed_remote
+
+    _bare, url = seed_remote(tmp_path)
+    lab = clone_site(tmp_path, url, "lab")
+    rid = record(lab, "wine", "train")
+    record(lab, "other", "train")
+    cmfgit(lab, "tag", rid[:8], "status=production")
+    cmfgit(lab, "push")
+    analyst = clone_site(tmp_path, url, "analyst", branch="analysis")
+    cmfgit(analyst, "pull", "--pipeline", "wine")
+    assert run_json(analyst, "tag", rid[:8], "--json")["tags"] == {"status": "production"}
+    assert [o["id"] for o in run_json(analyst, "log", "--json", "--where", 'tags.status == "production"')] == [rid]
