@@ -84,11 +84,21 @@ class GitError(CmfgitError):
     """A git command failed: carries the command, its exit code and stderr."""
 
     def __init__(self, args: list[str], returncode: int, stderr: str) -> None:
-        last = stderr.strip().splitlines()[-1] if stderr.strip() else "no output"
-        super().__init__(f"git {' '.join(args)} failed ({returncode}): {last}")
+        super().__init__(f"git {' '.join(args)} failed ({returncode}): {_git_reason(stderr)}")
         self.args_ = args
         self.returncode = returncode
         self.stderr = stderr
+
+
+def _git_reason(stderr: str) -> str:
+    """The line of git's stderr that says what went wrong: its first 'fatal:' or
+    'error:' line (later lines are often advice, such as "and the repository
+    exists."), else its last line."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    for line in lines:
+        if line.startswith(("fatal:", "error:")):
+            return line
+    return lines[-1] if lines else "no output"
 
 
 class CommandNotFound(CmfgitError):

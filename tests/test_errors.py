@@ -180,3 +180,12 @@ def test_api_errors_are_cmfgit_errors(tmp_path: Path, repo: Path) -> None:
     # The error inside the block is recorded as a failed run, then re-raised.
     assert proc.stdout.startswith("PathError"), proc.stdout + proc.stderr
     assert "does not exist" in proc.stdout
+
+
+def test_a_failed_git_command_names_git_s_reason(repo: Path) -> None:
+    """git's first 'fatal:' line, not its closing advice ("and the repository exists.")."""
+    git(repo, "remote", "add", "origin", str(repo.parent / "no-such-remote.git"))
+    proc = cmfgit(repo, "push", check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert "does not appear to be a git repository" in proc.stderr
