@@ -1,4 +1,4 @@
-"""``cmfgit log`` and ``cmfgit show`` without typer.
+"""``cmfgit log``, ``show`` and ``lineage`` without typer.
 
 typer imports pydantic, which costs a read command about a quarter of a second
 before it has read anything. The common, well-formed invocations of the two most
@@ -7,7 +7,7 @@ typer commands (``views.py``). Anything else (``--help``, an unknown or malforme
 option, a bad number) returns None from :func:`parse`, and the typer command
 line handles it, so help and error messages have one source.
 
-The options are those of ``cli/records.py``; ``tests/test_fastread.py`` runs
+The options are those of ``cli/records.py`` and ``cli/query.py``; ``tests/test_fastread.py`` runs
 both paths on the same arguments and compares their output.
 """
 
@@ -32,18 +32,25 @@ _VALUES = {
         **_SCOPE_VALUES,
     },
     "show": dict(_SCOPE_VALUES),
+    "lineage": {"--depth": "depth", "--format": "fmt", "-f": "fmt", **_SCOPE_VALUES},
 }
-_POSITIONALS = {"log": 0, "show": 1}
+_FLAGS = {
+    "log": _SCOPE_FLAGS,
+    "show": _SCOPE_FLAGS,
+    "lineage": {"--up": "up", "--down": "down", "--both": "both", **_SCOPE_FLAGS},
+}
+_POSITIONALS = {"log": 0, "show": 1, "lineage": 1}
+_POSITIONAL_NAME = {"show": "record_id", "lineage": "target"}
 COMMANDS = tuple(_VALUES)
 
 
 def parse(args: list[str]) -> tuple[str, dict[str, Any]] | None:
-    """(command, keyword arguments) for a plain, valid ``log``/``show`` command
+    """(command, keyword arguments) for a plain, valid ``log``/``show``/``lineage`` command
     line, read as click reads it; None when typer should handle it."""
     if not args or args[0] not in _VALUES:
         return None
     command, rest = args[0], args[1:]
-    values = _VALUES[command]
+    values, flags = _VALUES[command], _FLAGS[command]
     found: dict[str, Any] = {}
     positional: list[str] = []
     i = 0
@@ -55,8 +62,8 @@ def parse(args: list[str]) -> tuple[str, dict[str, Any]] | None:
             break
         if arg.startswith("--"):
             name, eq, value = arg.partition("=")
-            if name in _SCOPE_FLAGS and not eq:
-                found[_SCOPE_FLAGS[name]] = True
+            if name in flags and not eq:
+                found[flags[name]] = True
                 continue
             if name not in values:
                 return None
@@ -80,13 +87,16 @@ def parse(args: list[str]) -> tuple[str, dict[str, Any]] | None:
             positional.append(arg)
     if len(positional) != _POSITIONALS[command]:
         return None
-    if "number" in found:
-        try:
-            found["number"] = int(found["number"])
-        except ValueError:
-            return None
+    for key in ("number", "depth"):
+        if key in found:
+            try:
+                found[key] = int(found[key])
+            except ValueError:
+                return None
+    if found.get("depth", 0) < 0:
+        return None  # typer's min=0 says so
     if positional:
-        found["record_id"] = positional[0]
+        found[_POSITIONAL_NAME[command]] = positional[0]
     return command, found
 
 
@@ -103,6 +113,8 @@ def run(command: str, options: dict[str, Any]) -> int:
     )
     if command == "log":
         views.log(scope=scope, **options)
-    else:
+    elif command == "show":
         views.show(options.pop("record_id"), scope=scope, **options)
+    else:
+        views.lineage(options.pop("target"), scope=scope, **options)
     return 0

@@ -2,7 +2,7 @@
 
 Hot commands (``log-run``, ``merge-driver``, ``hook``) run without importing
 typer, click or rich: typer alone costs over 100 ms of start-up. Well-formed
-``log`` and ``show`` command lines skip typer too (``fastread.py``). Everything
+``log``, ``show`` and ``lineage`` command lines skip typer too (``fastread.py``). Everything
 else goes through the typer app in ``cmfgit/cli/``.
 
 Errors map to exit codes here and nowhere else: a :class:`CmfgitError` is a
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         if args and args[0] in HOT_COMMANDS:
             return HOT_COMMANDS[args[0]](args[1:])
         _autoconfigure(args)
-        if args and args[0] in ("log", "show") and not os.environ.get("CMFGIT_NO_FASTPATH"):
+        if args and args[0] in ("log", "show", "lineage") and not os.environ.get("CMFGIT_NO_FASTPATH"):
             from cmfgit import fastread
 
             parsed = fastread.parse(args)

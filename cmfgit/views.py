@@ -1,4 +1,4 @@
-"""What ``log`` and ``show`` print, and the output helpers of every read command.
+"""What ``log``, ``show`` and ``lineage`` print, and the output helpers of every read command.
 
 Plain functions without typer: the typer commands in ``cli/`` call them, and so
 does the fast path (``fastread.py``) that runs the common read commands without
@@ -118,3 +118,43 @@ def show(record_id: str, *, as_json: bool = False, scope: Scope | None = None) -
     if obj.get("tags"):
         print(f"tags: {fmt_mapping(obj['tags'])}")
     print(canonical.dump(record).decode("utf-8"), end="")
+
+
+def lineage(
+    target: str,
+    *,
+    up: bool = False,
+    down: bool = False,
+    both: bool = False,
+    depth: int | None = None,
+    fmt: str = "tree",
+    as_json: bool = False,
+    scope: Scope | None = None,
+) -> None:
+    """``cmfgit lineage``: a rich tree, JSON, Mermaid or DOT."""
+    from cmfgit import lineage as lin
+    from cmfgit.errors import UsageError
+    from cmfgit.query import CmfQuery
+    from cmfgit.repo import open_repo
+
+    if as_json:
+        fmt = "json"
+    if fmt not in lin.FORMATS:
+        raise UsageError(f"--format must be one of {', '.join(lin.FORMATS)}")
+    chosen = [name for name, on in (("up", up), ("down", down), ("both", both)) if on]
+    if len(chosen) > 1:
+        raise UsageError("choose one of --up, --down, --both")
+    direction = chosen[0] if chosen else "up"
+    with CmfQuery(open_repo(), scope=scope) as q:
+        roots, understood = lin.resolve_target(q, target)
+        result, graph = q.lineage(roots, direction, depth)
+    if fmt == "json":
+        print_json(lin.to_json(result, graph))
+    elif fmt == "mermaid":
+        print(lin.to_mermaid(result, graph), end="")
+    elif fmt == "dot":
+        print(lin.to_dot(result, graph), end="")
+    else:
+        out = console()
+        out.print(f"[dim]{understood}[/]")
+        out.print(lin.to_tree(result, graph))

@@ -1,4 +1,4 @@
-"""The typer-free path of `log` and `show`: it reads command lines as click does,
+"""The typer-free path of `log`, `show` and `lineage`: it reads command lines as click does,
 gives the same output as the typer commands, and leaves everything else to typer."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import cmfgit
-from qhelp import art, execution, put, ts
+from qhelp import art, execution, h, put, ts
 
 from cmfgit import fastread
 
@@ -39,7 +39,13 @@ from cmfgit import fastread
         (["show"], None),
         (["show", "a", "b"], None),
         (["show", "3f2a", "-P", "x"], None),
-        (["lineage", "x"], None),
+        (["lineage", "m.pkl"], ("lineage", {"target": "m.pkl"})),
+        (["lineage", "--down", "m.pkl", "--depth=2", "-f", "dot"],
+         ("lineage", {"down": True, "target": "m.pkl", "depth": 2, "fmt": "dot"})),
+        (["lineage", "m.pkl", "--depth", "-1"], None),
+        (["lineage"], None),
+        (["lineage", "m.pkl", "--json", "-n", "2"], None),
+        (["diff", "a", "b"], None),
     ],
 )  # fmt: skip
 def test_parse(argv: list[str], expected: object) -> None:
@@ -79,6 +85,13 @@ def test_same_output_as_the_typer_commands(repo: Path) -> None:
         ["show", "ffffffff"],
         ["show", "xyz"],
         ["log", "--bogus"],  # typer in both runs
+        ["lineage", h("model")],
+        ["lineage", h("clean"), "--down", "--json"],
+        ["lineage", a[:10], "--both", "--format", "mermaid", "--depth", "1"],
+        ["lineage", h("model"), "-f", "dot", "--global"],  # no global branch: the same error
+        ["lineage", h("model"), "--up", "--down"],
+        ["lineage", h("model"), "--format", "svg"],
+        ["lineage", "no/such/file"],
     ]
     for args in cases:
         fast, slow = both(repo, *args)
@@ -87,9 +100,9 @@ def test_same_output_as_the_typer_commands(repo: Path) -> None:
     assert "status=production" in cmfgit(repo, "log").stdout
 
 
-def test_log_and_show_do_not_import_typer(repo: Path) -> None:
+def test_log_show_and_lineage_do_not_import_typer(repo: Path) -> None:
     put(repo, execution("prep", [art("raw")], [art("clean")], started_at=ts(1)))
-    for args in (["log", "-n", "5"], ["show", "--json", "--", "0000"]):
+    for args in (["log", "-n", "5"], ["show", "--json", "--", "0000"], ["lineage", h("clean")]):
         proc = subprocess.run(
             [sys.executable, "-X", "importtime", "-m", "cmfgit", *args], cwd=repo, capture_output=True, text=True
         )

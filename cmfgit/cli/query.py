@@ -52,30 +52,19 @@ def lineage(
     remote: RemoteOpt = None,
 ) -> None:
     """Show where an artifact or execution came from (--up) or what came of it (--down)."""
-    from cmfgit import lineage as lin
-    from cmfgit.errors import UsageError
+    from cmfgit import views
+    from cmfgit.query import scope_of
 
-    if as_json:
-        fmt = "json"
-    if fmt not in lin.FORMATS:
-        raise UsageError(f"--format must be one of {', '.join(lin.FORMATS)}")
-    chosen = [name for name, on in (("up", up), ("down", down), ("both", both)) if on]
-    if len(chosen) > 1:
-        raise UsageError("choose one of --up, --down, --both")
-    direction = chosen[0] if chosen else "up"
-    with open_query(ref, all_branches, global_, remote) as q:
-        roots, understood = lin.resolve_target(q, target)
-        result, graph = q.lineage(roots, direction, depth)
-    if fmt == "json":
-        print_json(lin.to_json(result, graph))
-    elif fmt == "mermaid":
-        print(lin.to_mermaid(result, graph), end="")
-    elif fmt == "dot":
-        print(lin.to_dot(result, graph), end="")
-    else:
-        out = console()
-        out.print(f"[dim]{understood}[/]")
-        out.print(lin.to_tree(result, graph))
+    views.lineage(
+        target,
+        up=up,
+        down=down,
+        both=both,
+        depth=depth,
+        fmt=fmt,
+        as_json=as_json,
+        scope=scope_of(ref, all_branches, global_, remote),
+    )
 
 
 @app.command()
