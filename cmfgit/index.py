@@ -50,7 +50,7 @@ from cmfgit.errors import CmfgitError
 from cmfgit.fsutil import TMP_PREFIX, FileLock
 from cmfgit.repo import OBJECTS_DIR, Repo
 
-VERSION = "4"
+VERSION = "5"
 EXECUTION = "cmfgit/execution/1"
 ANNOTATION = "cmfgit/annotation/1"
 # records.kind: what a record is. BAD: it could not be read (its bytes do not
@@ -106,6 +106,7 @@ CREATE INDEX IF NOT EXISTS al_art ON aliases(art);
 CREATE INDEX IF NOT EXISTS al_alias ON aliases(alias);
 CREATE INDEX IF NOT EXISTS al_exec ON aliases(exec);
 CREATE INDEX IF NOT EXISTS an_target ON annotations(target);
+CREATE INDEX IF NOT EXISTS records_bad ON records(kind) WHERE kind = -1;
 """
 
 

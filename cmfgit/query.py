@@ -32,7 +32,7 @@ from typing import Any
 from cmfgit import where as where_lang
 from cmfgit.errors import AmbiguousPrefix, CmfgitError, ObjectNotFound, UsageError
 from cmfgit.graph import Graph, Lineage, Node
-from cmfgit.index import CHECKOUT, EXECUTION, METRIC, PARAM, Index, Scope, load_record, open_index
+from cmfgit.index import BAD, CHECKOUT, EXECUTION, METRIC, PARAM, Index, Scope, load_record, open_index
 from cmfgit.reading import as_json
 from cmfgit.repo import Repo, open_repo
 from cmfgit.tags import TAG_KIND
@@ -100,6 +100,11 @@ class CmfQuery:
         if not found:
             raise CmfgitError(f"record {rid[:12]} could not be read; run 'cmfgit fsck'")
         return found[0]
+
+    def unreadable(self) -> int:
+        """How many records of the scope could not be read (``cmfgit fsck`` names them)."""
+        (count,) = self.db.execute(f"SELECT count(*) FROM records WHERE kind = {BAD}").fetchone()
+        return int(count)
 
     def resolve_record(self, prefix: str, executions_only: bool = False) -> str:
         text = prefix.strip().lower()

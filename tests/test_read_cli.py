@@ -118,3 +118,17 @@ def test_human_output(repo: Path) -> None:
     assert "wine/train" in tree and "wine/prep" in tree and "data/raw" in tree
     bad = cmfgit(repo, "diff", a[:8], "ffff", check=False)
     assert bad.returncode == 1 and "no record matches 'ffff'" in bad.stderr
+
+
+def test_log_warns_about_records_it_cannot_read(repo: Path) -> None:
+    good, bad = put(repo, execution("a", started_at=ts(1)), execution("b", started_at=ts(2)))
+    path = repo / ".cmf/objects" / bad[:2] / f"{bad[2:]}.yaml"
+    path.write_bytes(path.read_bytes().replace(b"stage: b", b"stage: B"))  # tampered: no longer its id
+    proc = cmfgit(repo, "log", "--json")
+    assert [o["id"] for o in json.loads(proc.stdout)] == [good]
+    assert "1 record(s) could not be read and are left out; run 'cmfgit fsck'" in proc.stderr
+    shown = cmfgit(repo, "show", bad[:8], check=False)
+    assert shown.returncode == 1 and "could not be read; run 'cmfgit fsck'" in shown.stderr
+    path.unlink()
+    clean = cmfgit(repo, "log", "--json")
+    assert clean.stderr == "" and [o["id"] for o in json.loads(clean.stdout)] == [good]
