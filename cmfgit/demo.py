@@ -147,6 +147,9 @@ def run_demo(directory: Path | None) -> Path:
     sh.cmfgit(lab, *PREPARE_RUN, "--", py, "prepare.py")
     for lr in ("0.001", "0.005"):
         sh.cmfgit(lab, *_train_run(lr), "--", py, "train.py", lr, "20")
+    # The better of the two runs becomes the candidate: a tag, itself a small record.
+    best = executions(open_repo(lab), stage="train", limit=1, sort="metrics.train_mse")[0][0]
+    sh.cmfgit(lab, "tag", best[:12], "status=candidate")
     # Publish the model and the test split with git; the pending records ride along.
     sh.run(lab, "git", "add", "-f", "model.json", "data/prepared/test.csv")
     sh.run(lab, "git", "commit", "-q", "-m", "publish the model and the test split")

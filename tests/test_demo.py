@@ -14,8 +14,14 @@ def _summary(records: dict[str, bytes]) -> list[tuple[str, str, str]]:
     found = []
     for data in records.values():
         record = canonical.load(data)
-        found.append((record["site"], record["pipeline"], record["stage"]))
+        if record["schema"] == "cmfgit/execution/1":
+            found.append((record["site"], record["pipeline"], record["stage"]))
     return sorted(found)
+
+
+def _tags(records: dict[str, bytes]) -> list[tuple[str, dict[str, object]]]:
+    notes = [canonical.load(data) for data in records.values()]
+    return [(n["target"], n["body"]) for n in notes if n["schema"] == "cmfgit/annotation/1"]
 
 
 def test_demo_runs_end_to_end(tmp_path: Path) -> None:
@@ -37,18 +43,27 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     view = records_at(central, "cmf/global")
     assert _summary(view) == sorted(lab_runs + edge_runs)
 
-    # The analyst's clone holds exactly the wine-quality records, pending, and valid.
+    # The lab tagged its better training run; the tag travelled with the records.
+    ((target, body),) = _tags(view)
+    trains = {rid: canonical.load(view[rid]) for rid in view if canonical.load(view[rid]).get("stage") == "train"}
+    assert target == min(trains, key=lambda rid: trains[rid]["metrics"]["train_mse"])
+    assert body == {"status": "candidate"}
+
+    # The analyst's clone holds exactly the wine-quality records (and the tag), pending, and valid.
     local = loose_ids(analyst)
-    assert local == {rid for rid, data in view.items() if canonical.load(data)["pipeline"] == "wine-quality"}
-    assert len(local) == 4
+    assert local == {rid for rid, data in view.items() if canonical.load(data).get("pipeline") == "wine-quality"} | {
+        rid for rid, data in view.items() if canonical.load(data)["schema"] == "cmfgit/annotation/1"
+    }
+    assert len(local) == 5
     assert records_at(analyst, "HEAD") == {}
-    assert cmfgit(analyst, "fsck").stdout.startswith("fsck: 4 record(s) ok")
+    assert cmfgit(analyst, "fsck").stdout.startswith("fsck: 5 record(s) ok")
+    assert "status=candidate" in out.split("cmfgit pull --pipeline wine-quality", 1)[1]
 
     # What the user saw: pushes, the local view, and the lineage of the evaluation.
     assert "branch     site/lab -> origin/site/lab: pushed" in out
     assert "branch     site/edge -> origin/site/edge: pushed" in out
-    assert "global     origin/cmf/global: +2 record(s), 5 record(s) in the view" in out
-    assert "global     origin/cmf/global: 5 record(s), 4 match" in out
+    assert "global     origin/cmf/global: +2 record(s), 6 record(s) in the view" in out
+    assert "global     origin/cmf/global: 6 record(s), 5 match" in out
     assert "lineage (upstream)" in out and "wine-quality/prepare" in out and "model.json" in out
     assert "edge-monitor" not in out.split("cmfgit pull --pipeline wine-quality", 1)[1]
 
