@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from conftest import ROOT
 
 from cmfgit.cli import docgen
@@ -26,3 +28,73 @@ def test_docs_exist() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").strip().splitlines()[-1]
     assert ci in readme, "README must show exactly the test command that .ci/run runs"
+
+
+def _helps() -> dict[str, str]:
+    """'cmfgit log' -> its --help, from the generated reference."""
+    text = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    found: dict[str, str] = {}
+    for part in text.split("\n## `")[1:]:
+        title, _, body = part.partition("`")
+        found[title] = body
+    return found
+
+
+def _example_commands() -> list[tuple[str, str]]:
+    """(file, line) of every cmfgit command line in a code block of the docs."""
+    import re
+
+    found = []
+    for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        if path.name == "cli.md":
+            continue
+        blocks = re.findall(r"```[a-z]*\n(.*?)```", path.read_text(encoding="utf-8"), re.S)
+        for block in blocks:
+            for line in block.replace("\\\n", " ").splitlines():
+                line = re.sub(r"^\s*(\$ |\[[^]]*\]\$ )?", "", line)
+                line = re.sub(r"^(\.venv/bin/|python -m )", "", line)
+                if line.startswith("cmfgit ") and not line.split()[1].endswith(":"):  # not output
+                    found.append((path.name, line))
+    return found
+
+
+def test_commands_and_options_in_the_docs_exist() -> None:
+    """Every `cmfgit ...` example names a real command and only options it has."""
+    import shlex
+
+    helps = _helps()
+    examples = _example_commands()
+    assert len(examples) > 40  # the scan finds the examples
+    problems = []
+    for name, line in examples:
+        words = shlex.split(line, comments=True)
+        for i, word in enumerate(words):
+            if word in ("|", ">", "&&", ";"):
+                words = words[:i]
+                break
+        path = ["cmfgit"]
+        for word in words[1:]:
+            if word.startswith("-") or " ".join([*path, word]) not in helps:
+                break
+            path.append(word)
+        command = " ".join(path)
+        if command == "cmfgit" and len(words) > 1 and not words[1].startswith("-"):
+            problems.append(f"{name}: unknown command in: {line}")
+            continue
+        options = words[1 : words.index("--")] if "--" in words else words[1:]
+        takes_value = False
+        for word in options:
+            if takes_value:  # the value of the option before, even if it starts with '-'
+                takes_value = False
+                continue
+            option = word.split("=")[0]
+            takes_value = "=" not in word and bool(
+                re.search(rf"(^|[\s,]){re.escape(option)}(, --?[\w-]+)* [A-Z]", helps[command], re.M)
+            )
+            if (
+                option.startswith("-")
+                and option != "-"
+                and not re.search(rf"(^|[\s,]){re.escape(option)}\b", helps[command])
+            ):
+                problems.append(f"{name}: '{command}' has no option {option}: {line}")
+    assert problems == []
