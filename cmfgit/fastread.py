@@ -1,14 +1,15 @@
-"""``cmfgit log``, ``show`` and ``lineage`` without typer.
+"""The read commands (log, show, lineage, diff, artifacts, pipelines) without typer.
 
 typer imports pydantic, which costs a read command about a quarter of a second
-before it has read anything. The common, well-formed invocations of the two most
-used read commands are parsed here instead and call the same functions as the
-typer commands (``views.py``). Anything else (``--help``, an unknown or malformed
+before it has read anything. Well-formed invocations of the read commands are
+parsed here instead and call the same functions as the typer commands
+(``views.py``). Anything else (``--help``, an unknown or malformed
 option, a bad number) returns None from :func:`parse`, and the typer command
 line handles it, so help and error messages have one source.
 
-The options are those of ``cli/records.py`` and ``cli/query.py``; ``tests/test_fastread.py`` runs
-both paths on the same arguments and compares their output.
+The options are those of ``cli/records.py`` and ``cli/query.py``;
+``tests/test_fastread.py`` runs both paths on the same arguments and compares
+their output.
 """
 
 from __future__ import annotations
@@ -33,24 +34,32 @@ _VALUES = {
     },
     "show": dict(_SCOPE_VALUES),
     "lineage": {"--depth": "depth", "--format": "fmt", "-f": "fmt", **_SCOPE_VALUES},
+    "diff": dict(_SCOPE_VALUES),
+    "artifacts": {
+        "--type": "type_",
+        "-t": "type_",
+        "--pipeline": "pipeline",
+        "-P": "pipeline",
+        "-n": "number",
+        "--max-count": "number",
+        **_SCOPE_VALUES,
+    },
+    "pipelines": dict(_SCOPE_VALUES),
 }
 _FLAGS = {
-    "log": _SCOPE_FLAGS,
-    "show": _SCOPE_FLAGS,
     "lineage": {"--up": "up", "--down": "down", "--both": "both", **_SCOPE_FLAGS},
 }
-_POSITIONALS = {"log": 0, "show": 1, "lineage": 1}
-_POSITIONAL_NAME = {"show": "record_id", "lineage": "target"}
+_POSITIONALS = {"log": [], "show": ["record_id"], "lineage": ["target"], "diff": ["a", "b"]}
 COMMANDS = tuple(_VALUES)
 
 
 def parse(args: list[str]) -> tuple[str, dict[str, Any]] | None:
-    """(command, keyword arguments) for a plain, valid ``log``/``show``/``lineage`` command
+    """(command, keyword arguments) for a plain, valid read command
     line, read as click reads it; None when typer should handle it."""
     if not args or args[0] not in _VALUES:
         return None
     command, rest = args[0], args[1:]
-    values, flags = _VALUES[command], _FLAGS[command]
+    values, flags = _VALUES[command], _FLAGS.get(command, _SCOPE_FLAGS)
     found: dict[str, Any] = {}
     positional: list[str] = []
     i = 0
@@ -85,7 +94,8 @@ def parse(args: list[str]) -> tuple[str, dict[str, Any]] | None:
             found[values[name]] = value
         else:
             positional.append(arg)
-    if len(positional) != _POSITIONALS[command]:
+    names = _POSITIONALS.get(command, [])
+    if len(positional) != len(names):
         return None
     for key in ("number", "depth"):
         if key in found:
@@ -93,10 +103,9 @@ def parse(args: list[str]) -> tuple[str, dict[str, Any]] | None:
                 found[key] = int(found[key])
             except ValueError:
                 return None
-    if found.get("depth", 0) < 0:
-        return None  # typer's min=0 says so
-    if positional:
-        found[_POSITIONAL_NAME[command]] = positional[0]
+    if found.get("depth", 0) < 0 or (command == "artifacts" and found.get("number", 0) < 0):
+        return None  # typer's min=0 says so (log's own check words it for log)
+    found.update(zip(names, positional))
     return command, found
 
 
@@ -111,10 +120,7 @@ def run(command: str, options: dict[str, Any]) -> int:
         options.pop("global_", False),
         options.pop("remote", None),
     )
-    if command == "log":
-        views.log(scope=scope, **options)
-    elif command == "show":
-        views.show(options.pop("record_id"), scope=scope, **options)
-    else:
-        views.lineage(options.pop("target"), scope=scope, **options)
+    view = getattr(views, command)
+    positional = [options.pop(name) for name in _POSITIONALS.get(command, [])]
+    view(*positional, scope=scope, **options)
     return 0

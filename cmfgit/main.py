@@ -2,8 +2,8 @@
 
 Hot commands (``log-run``, ``merge-driver``, ``hook``) run without importing
 typer, click or rich: typer alone costs over 100 ms of start-up. Well-formed
-``log``, ``show`` and ``lineage`` command lines skip typer too (``fastread.py``). Everything
-else goes through the typer app in ``cmfgit/cli/``.
+read command lines (log, show, lineage, diff, artifacts, pipelines) skip typer
+too (``fastread.py``). Everything else goes through the typer app in ``cmfgit/cli/``.
 
 Errors map to exit codes here and nowhere else: a :class:`CmfgitError` is a
 one-line message and its ``exit_code``; Ctrl-C is 130; anything unexpected
@@ -65,6 +65,10 @@ HOT_COMMANDS: dict[str, Callable[[list[str]], int]] = {
 }
 
 
+# Read commands that fastread.py parses without typer (when well-formed).
+_READ_COMMANDS = frozenset({"log", "show", "lineage", "diff", "artifacts", "pipelines"})
+
+
 def error(message: str) -> None:
     print(f"cmfgit: error: {message}", file=sys.stderr)
 
@@ -96,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         if args and args[0] in HOT_COMMANDS:
             return HOT_COMMANDS[args[0]](args[1:])
         _autoconfigure(args)
-        if args and args[0] in ("log", "show", "lineage") and not os.environ.get("CMFGIT_NO_FASTPATH"):
+        if args and args[0] in _READ_COMMANDS and not os.environ.get("CMFGIT_NO_FASTPATH"):
             from cmfgit import fastread
 
             parsed = fastread.parse(args)

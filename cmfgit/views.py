@@ -1,4 +1,4 @@
-"""What ``log``, ``show`` and ``lineage`` print, and the output helpers of every read command.
+"""What the read commands print (log, show, lineage, diff, artifacts, pipelines), and their output helpers.
 
 Plain functions without typer: the typer commands in ``cli/`` call them, and so
 does the fast path (``fastread.py``) that runs the common read commands without
@@ -162,3 +162,123 @@ def lineage(
         out = console()
         out.print(f"[dim]{understood}[/]")
         out.print(lin.to_tree(result, graph))
+
+
+def diff(a: str, b: str, *, as_json: bool = False, scope: Scope | None = None) -> None:
+    """``cmfgit diff``: two executions side by side."""
+    from cmfgit.query import CmfQuery
+    from cmfgit.repo import open_repo
+
+    with CmfQuery(open_repo(), scope=scope) as q:
+        result = q.diff(a, b)
+    if as_json:
+        print_json(result)
+        return
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False, show_edge=False)
+    table.add_column("")
+    table.add_column(f"A {short(result['a']['id'])}", overflow="fold")
+    table.add_column(f"B {short(result['b']['id'])}", overflow="fold")
+
+    def mark(changed: bool, text: str) -> str:
+        return f"[yellow]{text}[/]" if changed else text
+
+    for key in ("pipeline", "stage", "started_at", "exit_code", "site"):
+        va, vb = result["a"][key], result["b"][key]
+        table.add_row(key, mark(va != vb, fmt_value(va)), mark(va != vb, fmt_value(vb)))
+    code = result["code"]
+    table.add_row(
+        "code",
+        mark(code["changed"], _code(code["a"])),
+        mark(code["changed"], _code(code["b"])),
+    )
+    for section in ("params", "metrics"):
+        for row in result[section]:
+            table.add_row(
+                f"{section}.{row['key']}",
+                mark(row["changed"], _opt(row["a"])),
+                mark(row["changed"], _opt(row["b"])),
+            )
+    for section in ("inputs", "outputs"):
+        for row in result[section]:
+            table.add_row(
+                f"{section[:-1]} {row['path']}",
+                mark(row["changed"], (row["a"] or "-")[:19]),
+                mark(row["changed"], (row["b"] or "-")[:19]),
+            )
+    console().print(table)
+
+
+def _code(side: dict[str, Any]) -> str:
+    commit = (side.get("commit") or "-")[:12]
+    return commit + (" (dirty)" if side.get("dirty") else "")
+
+
+def _opt(value: Any) -> str:
+    return "-" if value is None else fmt_value(value)
+
+
+def artifacts(
+    *,
+    type_: str | None = None,
+    pipeline: str | None = None,
+    number: int | None = None,
+    as_json: bool = False,
+    scope: Scope | None = None,
+) -> None:
+    """``cmfgit artifacts``: artifacts, most recently used first."""
+    from cmfgit.query import CmfQuery
+    from cmfgit.repo import open_repo
+
+    with CmfQuery(open_repo(), scope=scope) as q:
+        found = q.artifacts(type=type_, pipeline=pipeline, limit=number)
+    if as_json:
+        print_json(found)
+        return
+    if not found:
+        console().print("no artifacts recorded")
+        return
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False, show_edge=False)
+    tagged = any(art["tags"] for art in found)
+    for column in ("hash", "type", "path", "made by", "used by", "last used (UTC)") + (("tags",) if tagged else ()):
+        table.add_column(column, overflow="fold")
+    for art in found:
+        paths = art["paths"]
+        table.add_row(
+            art["hash"][:19],
+            art["type"] or "-",
+            (paths[0] if paths else "-") + (f" +{len(paths) - 1}" if len(paths) > 1 else ""),
+            str(len(art["producers"])),
+            str(len(art["consumers"])),
+            fmt_time(art["last_seen"]),
+            *((fmt_mapping(art["tags"]),) if tagged else ()),
+        )
+    console().print(table)
+
+
+def pipelines(*, as_json: bool = False, scope: Scope | None = None) -> None:
+    """``cmfgit pipelines``: pipelines and stages with counts and the last run."""
+    from cmfgit.query import CmfQuery
+    from cmfgit.repo import open_repo
+
+    with CmfQuery(open_repo(), scope=scope) as q:
+        found = q.pipelines()
+    if as_json:
+        print_json(found)
+        return
+    if not found:
+        console().print("no executions recorded yet")
+        return
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False, show_edge=False)
+    for column in ("pipeline / stage", "executions", "failed", "last run (UTC)"):
+        table.add_column(column)
+    for p in found:
+        table.add_row(f"[bold]{p['pipeline']}[/]", str(p["executions"]), str(p["failed"]), fmt_time(p["last_run"]))
+        for s in p["stages"]:
+            table.add_row(f"  {s['stage']}", str(s["executions"]), str(s["failed"]), fmt_time(s["last_run"]))
+    console().print(table)

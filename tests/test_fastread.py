@@ -1,4 +1,4 @@
-"""The typer-free path of `log`, `show` and `lineage`: it reads command lines as click does,
+"""The typer-free path of the read commands: it reads command lines as click does,
 gives the same output as the typer commands, and leaves everything else to typer."""
 
 from __future__ import annotations
@@ -45,7 +45,14 @@ from cmfgit import fastread
         (["lineage", "m.pkl", "--depth", "-1"], None),
         (["lineage"], None),
         (["lineage", "m.pkl", "--json", "-n", "2"], None),
-        (["diff", "a", "b"], None),
+        (["diff", "a1b2", "c3d4", "--json"], ("diff", {"a": "a1b2", "b": "c3d4", "as_json": True})),
+        (["diff", "a1b2"], None),
+        (["artifacts", "-t", "model", "-n", "3", "--pipeline=p"],
+         ("artifacts", {"type_": "model", "number": 3, "pipeline": "p"})),
+        (["artifacts", "-n", "-1"], None),  # typer's min=0 words it
+        (["pipelines", "--global"], ("pipelines", {"global_": True})),
+        (["pipelines", "x"], None),
+        (["tag", "x"], None),
     ],
 )  # fmt: skip
 def test_parse(argv: list[str], expected: object) -> None:
@@ -92,6 +99,16 @@ def test_same_output_as_the_typer_commands(repo: Path) -> None:
         ["lineage", h("model"), "--up", "--down"],
         ["lineage", h("model"), "--format", "svg"],
         ["lineage", "no/such/file"],
+        ["diff", a[:8], b[:8]],
+        ["diff", a[:8], b, "--json"],
+        ["diff", a[:8], "ffffffff"],
+        ["artifacts"],
+        ["artifacts", "--json", "-t", "model"],
+        ["artifacts", "-P", "other", "-n", "1"],
+        ["artifacts", "-n", "-1"],
+        ["pipelines"],
+        ["pipelines", "--json"],
+        ["pipelines", "--ref", "no-such-ref"],
     ]
     for args in cases:
         fast, slow = both(repo, *args)
@@ -100,9 +117,15 @@ def test_same_output_as_the_typer_commands(repo: Path) -> None:
     assert "status=production" in cmfgit(repo, "log").stdout
 
 
-def test_log_show_and_lineage_do_not_import_typer(repo: Path) -> None:
+def test_read_commands_do_not_import_typer(repo: Path) -> None:
     put(repo, execution("prep", [art("raw")], [art("clean")], started_at=ts(1)))
-    for args in (["log", "-n", "5"], ["show", "--json", "--", "0000"], ["lineage", h("clean")]):
+    for args in (
+        ["log", "-n", "5"],
+        ["show", "--json", "--", "0000"],
+        ["lineage", h("clean")],
+        ["artifacts"],
+        ["pipelines", "--json"],
+    ):
         proc = subprocess.run(
             [sys.executable, "-X", "importtime", "-m", "cmfgit", *args], cwd=repo, capture_output=True, text=True
         )
