@@ -39,6 +39,7 @@ from cmfgit.tags import TAG_KIND
 from cmfgit.tags import fold as fold_tags
 
 DEFAULT_SORT = "-started_at"
+NO_LIMIT = 2**62  # a limit or depth above this is no limit (SQLite integers are 64-bit)
 ESTIMATE_CAP = 5000  # a driving index term with fewer matches than this is selective
 
 
@@ -177,6 +178,8 @@ class CmfQuery:
     ) -> list[int]:
         if limit is not None and limit < 0:
             raise UsageError("the number of executions must be >= 0")
+        if limit is not None and limit > NO_LIMIT:
+            limit = None  # more than SQLite can count: all of them
         node = where_lang.parse(where) if where is not None and where.strip() else None
         if where is not None and node is None:
             where_lang.parse(where)  # raises: empty expression
@@ -322,7 +325,7 @@ class CmfQuery:
             "SELECT ev.art FROM events ev JOIN executions e ON e.rowid = ev.exec JOIN artifacts a ON a.rowid = ev.art "
             f"WHERE {' AND '.join(cond)} GROUP BY ev.art ORDER BY max(e.started_at) DESC, a.hash"
         )
-        if limit is not None:
+        if limit is not None and limit <= NO_LIMIT:
             sql += f" LIMIT {int(limit)}"
         arts = [r[0] for r in self.db.execute(sql, args)]
         return _frame(self._artifact_objects(arts), as_frame)
@@ -569,7 +572,7 @@ class CmfQuery:
             self.db.execute("INSERT INTO lineage_roots SELECT 0, rowid FROM artifacts WHERE hash = ?", (h,))
         for rid in exec_ids:
             self.db.execute("INSERT INTO lineage_roots SELECT 1, rowid FROM records WHERE id = ?", (rid,))
-        limited = depth is not None
+        limited = depth is not None and depth <= NO_LIMIT
         # Each step looks rows up through correlated subqueries on purpose: as plain
         # joins, SQLite (3.38+) builds a Bloom filter over all of ``events`` at every
         # step, a full scan that made a three-node lineage take 100 ms at 100k records.

@@ -57,6 +57,9 @@ CORE_FIELDS: dict[str, tuple[str, str]] = {
 NAMESPACES = ("params", "metrics", "tags")  # tags: see cmfgit/tags.py; values are text
 OPS = ("==", "!=", "<", "<=", ">", ">=")
 KEYWORDS = ("and", "or", "not", "in", "true", "false", "null")
+# Limits that keep parsing and compiling (both recursive) far from Python's recursion limit.
+MAX_NESTING = 30  # parentheses and 'not's inside each other
+MAX_TERMS = 300  # comparisons in one expression
 
 
 class WhereError(UsageError):
@@ -185,6 +188,8 @@ class _Parser:
         self.text = text
         self.tokens = tokenize(text)
         self.i = 0
+        self.depth = 0
+        self.terms = 0
 
     @property
     def tok(self) -> Token:
@@ -229,19 +234,32 @@ class _Parser:
         return node
 
     def not_expr(self) -> Node:
+        if not (self.is_kw("not") or (self.tok.kind == "punct" and self.tok.text == "(")):
+            self.terms += 1
+            if self.terms > MAX_TERMS:
+                raise self.fail(f"more than {MAX_TERMS} comparisons")
+            return self.comparison()
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise self.fail(f"nested more than {MAX_NESTING} deep")
+        try:
+            return self._nested()
+        finally:
+            self.depth -= 1
+
+    def _nested(self) -> Node:
+        """``not X`` or ``( X )``."""
         if self.is_kw("not"):
             self.take()
             return Not(self.not_expr())
-        if self.tok.kind == "punct" and self.tok.text == "(":
-            opening = self.take()
-            node = self.or_expr()
-            if not (self.tok.kind == "punct" and self.tok.text == ")"):
-                if self.tok.kind == "end":
-                    raise self.fail("missing ')' for this '('", opening)
-                raise self.fail(f"expected ')' but found {self.describe(self.tok)}")
-            self.take()
-            return node
-        return self.comparison()
+        opening = self.take()
+        node = self.or_expr()
+        if not (self.tok.kind == "punct" and self.tok.text == ")"):
+            if self.tok.kind == "end":
+                raise self.fail("missing ')' for this '('", opening)
+            raise self.fail(f"expected ')' but found {self.describe(self.tok)}")
+        self.take()
+        return node
 
     def field(self) -> Field:
         tok = self.tok
@@ -439,5 +457,16 @@ def to_sql(node: Node, args: list[Any]) -> str:
         return value_condition(field_sql(node.field), node.op, node.value, args)
     if isinstance(node, Not):
         return f"NOT coalesce({to_sql(node.operand, args)}, 0)"
-    joiner = " AND " if isinstance(node, And) else " OR "
-    return f"({to_sql(node.left, args)}{joiner}{to_sql(node.right, args)})"
+    # A chain of the same operator is one flat SQL list: SQLite's parser has a
+    # small stack, and a long 'or' nested pairwise would overflow it.
+    kind = type(node)
+    chain: list[Node] = []
+    todo: list[Node] = [node]
+    while todo:
+        item = todo.pop()
+        if type(item) is kind:
+            todo += [item.right, item.left]  # type: ignore[union-attr]
+        else:
+            chain.append(item)
+    joiner = " AND " if kind is And else " OR "
+    return "(" + joiner.join(to_sql(item, args) for item in chain) + ")"

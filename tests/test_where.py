@@ -12,7 +12,7 @@ import pytest
 from conftest import cmfgit
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from qhelp import execution, put, ts
+from qhelp import art, execution, h, put, ts
 
 from cmfgit import where
 from cmfgit.errors import UsageError
@@ -258,3 +258,33 @@ def test_keys_with_quotes_and_backslashes(repo: Path) -> None:
         assert [o["id"] for o in out] == [rid], expr
     out = json.loads(cmfgit(repo, "log", "--json", "--where", "params['c\"d'] == 2").stdout)
     assert [o["id"] for o in out] == [rid]
+
+
+def test_huge_expressions_are_errors_or_answers_never_crashes(repo: Path) -> None:
+    (rid,) = put(repo, execution("train", started_at=ts(1)))
+    deep = "(" * 5000 + 'stage == "x"' + ")" * 5000
+    long_or = " or ".join(['stage == "x"'] * 299 + ['stage == "train"'])
+    long_and = " and ".join(['stage != "x"'] * 300)
+    for expr, code, words in [
+        (deep, 2, "nested more than 30 deep at column 31"),
+        (" or ".join(['stage == "x"'] * 301), 2, "more than 300 comparisons"),
+        ("not " * 40 + 'stage == "x"', 2, "nested more than 30 deep"),
+    ]:
+        proc = cmfgit(repo, "log", "--where", expr, check=False)
+        assert proc.returncode == code and words in proc.stderr and "internal error" not in proc.stderr
+    for expr in (long_or, long_and, "not (" * 15 + 'stage == "x"' + ")" * 15):
+        out = json.loads(cmfgit(repo, "log", "--json", "--where", expr).stdout)
+        assert [o["id"] for o in out] == [rid], expr[:40]
+
+
+def test_limits_beyond_64_bits_mean_no_limit(repo: Path) -> None:
+    ids = put(
+        repo,
+        execution("a", [art("d")], [art("m", "model")], started_at=ts(1)),
+        execution("b", [art("m", "model")], [art("r")], started_at=ts(2)),
+    )
+    huge = "9" * 30
+    assert len(json.loads(cmfgit(repo, "log", "--json", "-n", huge).stdout)) == 2
+    assert len(json.loads(cmfgit(repo, "artifacts", "--json", "-n", huge).stdout)) == 3
+    lineage = json.loads(cmfgit(repo, "lineage", h("r"), "--json", "--depth", huge).stdout)
+    assert {n["id"] for n in lineage["nodes"] if n["kind"] == "execution"} == set(ids)
