@@ -106,6 +106,14 @@ def _account_name() -> str:
         return "unknown"
 
 
+def _name(what: str, value: str) -> str:
+    """A pipeline, stage or type name as given; one that would garble tables and
+    listings (a newline, a tab, another control character) is a usage error."""
+    if not value.isprintable():
+        raise UsageError(f"the {what} name {value!r} contains a control character")
+    return value
+
+
 def _uuid4_hex() -> str:
     """uuid.uuid4().hex, without importing uuid (it imports platform: ~5 ms)."""
     raw = bytearray(os.urandom(16))
@@ -215,9 +223,9 @@ class Recorder:
         stage = stage or self.config.stage
         if not stage:
             raise UsageError("no stage given: pass --stage/-s (or stage=...) or set 'stage' in .cmf/config.yaml")
-        self.pipeline = pipeline
-        self.stage = stage
-        self.execution_type = execution_type or stage
+        self.pipeline = _name("pipeline", pipeline)
+        self.stage = _name("stage", stage)
+        self.execution_type = _name("execution type", execution_type or stage)
         self.redactor = redactor or Redactor(self.config.redact_keys, self.config.redact_values)
         self.params = flatten(params or {})
         self.command = [_utf8(a) for a in (command if command is not None else sys.argv)]

@@ -90,8 +90,11 @@ class Repo(_RepoFields):
         rel = "." if full == root else (full[len(root) + 1 :] if not root.endswith(os.sep) else full[len(root) :])
         if rel == ".":
             raise PathError(raw, "is the repository itself, not an artifact")
-        if rel.split(os.sep)[0] == ".git":
+        top = rel.split(os.sep)[0]
+        if top == ".git":
             raise PathError(raw, "is inside .git")
+        if top == CMF_DIR:
+            raise PathError(raw, "is cmfgit's own metadata (.cmf), not an artifact")
         return rel.replace(os.sep, "/")
 
 

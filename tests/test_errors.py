@@ -105,6 +105,9 @@ def test_log_run_refuses_bad_input_before_running(repo: Path) -> None:
         (["-i", "data.csv", "--type", "Model"], 2, "lower-case"),
         (["-i", "data.csv", "--type", "a", "--type", "b"], 2, "twice"),
         (["-P"], 2, "expected one argument"),
+        (["-o", ".cmf/objects"], 1, "cmfgit's own metadata"),
+        (["-P", "two\nlines"], 2, "pipeline name 'two\\nlines' contains a control character"),
+        (["-s", "tab\there"], 2, "stage name 'tab\\there' contains a control character"),
     ]
     for options, code, says in cases:
         assert_user_error(repo, ["log-run", "-s", "x", *options, *RUN], code=code, says=says)
