@@ -12,6 +12,7 @@ import sys
 
 from cmfgit import canonical, gitutil
 from cmfgit.config import Config, load_config
+from cmfgit.errors import UsageError
 from cmfgit.fsutil import atomic_write
 from cmfgit.repo import Repo, find_repo
 
@@ -110,6 +111,8 @@ def ensure_configured(repo: Repo, driver: str | None = None, *, known: bool = Fa
 
 
 def init(start: str | None = None, site: str | None = None, pipeline: str | None = None) -> InitResult:
+    if site is not None and (not site.strip() or not site.isprintable()):
+        raise UsageError(f"--site {site!r}: a site name needs printable characters and no control characters")
     repo = find_repo(start)
     result = InitResult(repo)
     cmf = repo.cmf_dir

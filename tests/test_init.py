@@ -119,3 +119,11 @@ def test_init_outside_a_repository(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert proc.stderr.strip() == f"cmfgit: error: not a git repository (or any parent): {tmp_path}"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_init_refuses_an_unprintable_site_name(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo", init_cmfgit=False)
+    for site in ("", "  ", "edge\n2", "tab\there"):
+        proc = cmfgit(repo, "init", "--site", site, check=False)
+        assert proc.returncode == 2 and "a site name needs printable characters" in proc.stderr
+        assert not (repo / ".cmf").exists()
