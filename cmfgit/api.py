@@ -108,7 +108,9 @@ class Run:
         return self._rec.stage
 
     def log_param(self, key: str, value: Any) -> None:
-        self._rec.params[key] = value
+        from cmfgit.recorder import flatten
+
+        self._rec.params.update(flatten({key: value}))
 
     def log_params(self, params: dict[str, Any]) -> None:
         from cmfgit.recorder import flatten
@@ -130,8 +132,7 @@ class Run:
     def log_metric(self, name: str, value: float, step: int | None = None) -> None:
         """A per-step metric (loss per epoch). The last value is also kept as
         the run's summary metric of that name."""
-        self._rec.add_step_metric(name, value, step)
-        self._rec.metrics[name] = value
+        self._rec.metrics[name] = self._rec.add_step_metric(name, value, step)
 
     def finish(self, exit_code: int = 0, error: str | None = None) -> str:
         if self.id is None:

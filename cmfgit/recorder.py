@@ -45,31 +45,66 @@ def default_type(path: str) -> str:
 
 
 _STR_ONLY = {str}
+_SCALARS = {str, int, float, bool, type(None)}
 
 
-def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested mappings become dotted keys: {'a': {'b': 1}} -> {'a.b': 1}."""
-    if (
-        not prefix
-        and set(map(type, values)) <= _STR_ONLY
-        and not any(issubclass(t, dict) for t in set(map(type, values.values())))
-    ):
-        return dict(values)  # already flat, with string keys: the common case, without a loop in Python
+def flatten(values: dict[str, Any], prefix: str = "", what: str = "params") -> dict[str, Any]:
+    """Nested mappings become dotted keys: {'a': {'b': 1}} -> {'a.b': 1}; values
+    become what a record can hold (see :func:`plain`)."""
+    if not isinstance(values, dict):
+        raise UsageError(f"{what} must be a mapping, not {type(values).__name__}")
+    if not prefix and set(map(type, values)) <= _STR_ONLY and set(map(type, values.values())) <= _SCALARS:
+        return dict(values)  # already flat and plain: the common case, without a loop in Python
     flat: dict[str, Any] = {}
     for key, value in values.items():
         name = f"{prefix}{key}"
         if isinstance(value, dict) and value:
-            flat.update(flatten(value, name + "."))
+            flat.update(flatten(value, name + ".", what))
         else:
-            flat[name] = value
+            flat[name] = plain(value, f"{what[:-1]} '{name}'")
     return flat
+
+
+def plain(value: Any, what: str) -> Any:
+    """``value`` as a record holds it: numbers, text, booleans, None, lists and
+    mappings as they are; paths, dates, decimals, sets and numpy values converted
+    (a path is its text, a date its ISO form); anything else is a usage error,
+    raised when the value is given rather than when the run ends."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    if isinstance(value, (list, tuple)):
+        return [plain(v, what) for v in value]
+    if isinstance(value, dict):
+        return {str(k): plain(v, what) for k, v in value.items()}
+    if isinstance(value, (set, frozenset)):
+        return sorted((plain(v, what) for v in value), key=repr)
+    if isinstance(value, str):  # subclasses: a str enum records its text ("red", not "Color.RED")
+        return str.__str__(value)
+    if isinstance(value, int):  # IntEnum, IntFlag (a bool is in _SCALARS)
+        return int(value)
+    if isinstance(value, float):  # numpy.float64
+        return float(value)
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    module = kind.__module__
+    if module == "datetime" and hasattr(value, "isoformat"):
+        return value.isoformat()
+    if module == "decimal":
+        return float(value)
+    if module.startswith("numpy") and hasattr(value, "tolist"):  # numpy scalars and arrays
+        return plain(value.tolist(), what)
+    raise UsageError(
+        f"{what}: a value of type {kind.__name__} cannot be recorded "
+        "(use numbers, text, booleans, None, lists or mappings)"
+    )
 
 
 def numeric_metrics(values: dict[str, Any]) -> tuple[dict[str, int | float], list[str]]:
     """Keep the numbers of a (possibly nested) mapping; name what was dropped."""
     kept: dict[str, int | float] = {}
     dropped: list[str] = []
-    for key, value in flatten(values).items():
+    for key, value in flatten(values, what="metrics").items():
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             kept[key] = value
         else:
@@ -304,10 +339,16 @@ class Recorder:
             self.warnings.append(f"{where}: ignored non-numeric metric(s): {', '.join(dropped)}")
         self.metrics.update(kept)
 
-    def add_step_metric(self, name: str, value: float, step: int | None) -> None:
+    def add_step_metric(self, name: str, value: float, step: int | None) -> float:
+        """Add one step of a metric; returns the value as recorded."""
+        value = plain(value, f"metric '{name}'")
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise UsageError(f"metric '{name}' must be a number, not {type(value).__name__}")
+        step = plain(step, f"metric '{name}' step")
+        if step is not None and (isinstance(step, bool) or not isinstance(step, int)):
+            raise UsageError(f"metric '{name}': step must be an integer or None, not {type(step).__name__}")
         self.step_metrics.setdefault(name, []).append([step, value])
+        return value
 
     def finish(self, exit_code: int | None, error: str | None = None) -> str:
         """Hash the outputs, write the record, return its id."""

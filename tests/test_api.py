@@ -151,3 +151,57 @@ def test_a_sweep_sees_commits_and_edits_between_runs(in_repo: Path) -> None:
     edited = record(in_repo, fourth.id)["git"]
     assert edited["dirty"] is True
     assert edited["tree"] != record(in_repo, third.id)["git"]["tree"]
+
+
+def test_values_are_made_recordable_or_refused_at_once(in_repo: Path) -> None:
+    import datetime
+    import decimal
+    import enum
+
+    class Color(str, enum.Enum):
+        RED = "red"
+
+    class Level(enum.IntEnum):
+        HIGH = 3
+
+    params = {
+        "path": Path("data/x.csv"),
+        "when": datetime.datetime(2026, 1, 2, 3, 4, 5),
+        "day": datetime.date(2026, 1, 2),
+        "rate": decimal.Decimal("0.5"),
+        "tags": {"b", "a"},
+        "shape": (3, 4),
+        "color": Color.RED,
+        "level": Level.HIGH,
+        "nested": {"opt": {"name": Path("adam")}},
+    }
+    with cmfgit.run(stage="s", params=params) as run:
+        run.log_param("late", Path("y"))
+        run.log_metric("loss", 0.5, step=2)
+    assert record(in_repo, run.id)["params"] == {
+        "path": "data/x.csv",
+        "when": "2026-01-02T03:04:05",
+        "day": "2026-01-02",
+        "rate": 0.5,
+        "tags": ["a", "b"],
+        "shape": [3, 4],
+        "color": "red",
+        "level": 3,
+        "nested.opt.name": "adam",
+        "late": "y",
+    }
+    before = {rid for rid, _ in reading.executions(find_repo(in_repo))}
+    for bad, says in [
+        ({"blob": b"bytes"}, "param 'blob': a value of type bytes cannot be recorded"),
+        ({"f": len}, "param 'f': a value of type builtin_function_or_method cannot be recorded"),
+        ("lr=0.1", "params must be a mapping, not str"),
+    ]:
+        with pytest.raises(UsageError, match=says):
+            cmfgit.run(stage="s", params=bad)  # type: ignore[arg-type]
+    assert {
+        rid for rid, _ in reading.executions(find_repo(in_repo))
+    } == before  # refused before the run: nothing written
+    with pytest.raises(UsageError, match="step must be an integer or None"):
+        with cmfgit.run(stage="s") as run:
+            run.log_metric("loss", 1.0, step="s")  # type: ignore[arg-type]
+    assert record(in_repo, run.id)["exit_code"] == 1  # the failure is recorded, the run is not lost
