@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 
 import cmfgit
 from cmfgit import canonical, reading, schema
-from cmfgit.errors import RecordError
+from cmfgit.errors import RecordError, UsageError
 from cmfgit.repo import find_repo
 
 HASH = "blake3:" + "ab" * 32
@@ -170,11 +170,15 @@ def test_a_sweep_sees_environment_and_branch_changes(in_repo: Path, monkeypatch:
     assert [r["git"]["branch"] for r in runs] == ["main", "main", "other", "other"]
 
 
-def test_bad_step_is_refused_by_the_full_check(in_repo: Path) -> None:
-    with pytest.raises(RecordError, match=r"step_metrics\.loss\[0\]\[0\]"):
+def test_bad_step_is_refused_when_given(in_repo: Path) -> None:
+    """Refused by log_metric itself, inside the block: the run is recorded as failed,
+    with the reason, and no bad step reaches a record."""
+    with pytest.raises(UsageError, match="metric 'loss': step must be an integer or None, not str"):
         with cmfgit.run(stage="s") as run:
             run.log_metric("loss", 0.5, step="one")  # type: ignore[arg-type]
-    assert not list((in_repo / ".cmf" / "objects").rglob("*.yaml"))
+    (path,) = (in_repo / ".cmf" / "objects").rglob("*.yaml")
+    rec = _record(in_repo, path.parent.name + path.stem)
+    assert rec["exit_code"] == 1 and "step must be an integer" in rec["error"] and "step_metrics" not in rec
 
 
 def test_log_run_commit_needs_no_python_in_post_commit(repo: Path) -> None:
