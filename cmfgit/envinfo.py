@@ -25,11 +25,21 @@ if TYPE_CHECKING:
 _SUFFIXES = (".dist-info", ".egg-info")
 
 
+# What a command's own Python interpreter reports about itself (see interpreter_probe).
+PROBE = "import sys; print('%d.%d.%d' % sys.version_info[:3]); print(*filter(None, sys.path), sep='\\n')"
+
+
 @lru_cache(maxsize=1)
 def installed_packages() -> tuple[str, ...]:
     """Sorted ``name==version`` of the distributions importable here."""
+    return packages_on(tuple(sys.path))
+
+
+@lru_cache(maxsize=4)
+def packages_on(path: tuple[str, ...]) -> tuple[str, ...]:
+    """Sorted ``name==version`` of the distributions in the directories of ``path``."""
     found: set[str] = set()
-    for entry in sys.path:
+    for entry in path:
         if not entry or not os.path.isdir(entry):
             continue
         try:
@@ -105,11 +115,31 @@ def recorded_vars(patterns: list[str], redactor: Redactor) -> dict[str, str]:
     return {k: redactor.value(k, environ[k]) for k in found}
 
 
-def environment(patterns: list[str], redactor: Redactor, executable: str | None = None) -> dict[str, Any]:
+def parse_probe(output: str) -> tuple[str, tuple[str, ...]] | None:
+    """(version, sys.path) from what :data:`PROBE` printed; None if it is not that."""
+    lines = output.splitlines()
+    if not lines or not all(part.isdigit() for part in lines[0].split(".")) or lines[0].count(".") != 2:
+        return None
+    return lines[0], tuple(lines[1:])
+
+
+def environment(
+    patterns: list[str],
+    redactor: Redactor,
+    executable: str | None = None,
+    interpreter: tuple[str, tuple[str, ...]] | None = None,
+) -> dict[str, Any]:
+    """The run's environment. ``interpreter`` is (version, sys.path) of the Python
+    the command ran under when that is not cmfgit's own (log-run -- python ...)."""
+    if interpreter is None:
+        python, packages = python_version(), packages_hash()
+    else:
+        listing = "\n".join(packages_on(interpreter[1])).encode()
+        python, packages = interpreter[0], "blake3:" + blake3(listing).hexdigest()
     env: dict[str, Any] = {
-        "python": python_version(),
+        "python": python,
         "platform": platform_name(),
-        "packages": packages_hash(),
+        "packages": packages,
         "vars": recorded_vars(patterns, redactor),
     }
     if executable:

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
-from cmfgit import canonical
+from cmfgit import canonical, envinfo
 from cmfgit.config import load_config
 from cmfgit.errors import CmfgitError, CommandNotFound, PathError, UsageError
 from cmfgit.recorder import Recorder, flatten
@@ -363,6 +363,51 @@ def _split_command(argv: list[str]) -> tuple[list[str], list[str]]:
     return argv, []
 
 
+_PYTHON = re.compile(r"^python[0-9.]*$")
+
+
+class InterpreterProbe:
+    """The version and ``sys.path`` of the Python a command runs under, when it is
+    not cmfgit's own (``log-run -- python train.py`` from a project's venv while
+    cmfgit lives elsewhere, e.g. pipx): the record's env must describe the
+    command's environment. The interpreter is asked (``envinfo.PROBE``) while the
+    command runs, so a long command pays nothing; it is asked every time because
+    what ``python`` means can change with the directory (pyenv) or the venv."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.proc = proc
+
+    @classmethod
+    def start(cls, executable: str) -> InterpreterProbe | None:
+        if not _PYTHON.match(os.path.basename(executable)):
+            return None
+        mine, theirs = os.path.abspath(sys.executable), os.path.abspath(executable)
+        if os.path.dirname(mine) == os.path.dirname(theirs) and os.path.realpath(mine) == os.path.realpath(theirs):
+            return None  # cmfgit's own interpreter: the record's env is already right
+        try:
+            proc = subprocess.Popen(
+                [executable, "-c", envinfo.PROBE],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+            )
+        except OSError:
+            return None
+        return cls(proc)
+
+    def result(self) -> tuple[str, tuple[str, ...]] | None:
+        """(version, sys.path), or None when the interpreter did not answer (the
+        record then describes cmfgit's own, as before)."""
+        try:
+            out, _ = self.proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.communicate()
+            return None
+        return envinfo.parse_probe(out) if self.proc.returncode == 0 else None
+
+
 def run_child(command: list[str]) -> int:
     """Run ``command`` with inherited stdio; forward signals; return its status.
 
@@ -445,7 +490,10 @@ def main(argv: list[str]) -> int:
     metrics_paths = [cwd / m for m in args.metrics_file]
     rec.start()
 
+    probe = InterpreterProbe.start(executable)
     code = run_child(command)
+    if probe is not None:
+        rec.interpreter = probe.result()
 
     for shown, path in zip(args.metrics_file, metrics_paths):
         _read_metrics(rec, shown, path)

@@ -270,6 +270,8 @@ class Recorder:
         self.step_metrics: dict[str, list[list[int | float | None]]] = {}
         self.extra: dict[str, Any] = {}
         self.executable = executable
+        # (version, sys.path) of the command's own Python, when log-run learnt it
+        self.interpreter: tuple[str, tuple[str, ...]] | None = None
         self._own_hasher = hasher is None
         self.hasher = hasher or Hasher(repo.state_dir / "hashcache.sqlite", progress=progress)
         self._reuse = reuse_git_state
@@ -389,7 +391,7 @@ class Recorder:
             "host": os.uname().nodename,  # socket.gethostname(), without importing socket
             "user": _user(),
             "git": git,
-            "env": envinfo.environment(self.config.env_record, red, self.executable),
+            "env": envinfo.environment(self.config.env_record, red, self.executable, self.interpreter),
             "inputs": [a.as_record() for a in self.inputs],
             "outputs": [a.as_record() for a in self.outputs],
             "metrics": {k: v for k, v in self.metrics.items()},

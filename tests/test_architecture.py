@@ -25,7 +25,7 @@ HOT_MODULES = (
 # Modules that may start processes, and why. Only gitutil.py runs git.
 SUBPROCESS_ALLOWED = {
     "gitutil.py": "every call of the git command line",
-    "logrun.py": "runs the user's COMMAND",
+    "logrun.py": "runs the user's COMMAND (and asks a Python COMMAND's interpreter for its version and sys.path)",
     "hooks.py": "runs the user's own chained (legacy) hook",
     "demo.py": "plays a user typing git and cmfgit commands in a shell session",
     "cli/docgen.py": "runs 'cmfgit --help' to generate the CLI reference",
