@@ -380,7 +380,10 @@ class InterpreterProbe:
     @classmethod
     def start(cls, executable: str) -> InterpreterProbe | None:
         if not _PYTHON.match(os.path.basename(executable)):
-            return None
+            found = _shebang_python(executable)  # ./train.py with '#!/usr/bin/env python3'
+            if found is None:
+                return None
+            executable = found
         mine, theirs = os.path.abspath(sys.executable), os.path.abspath(executable)
         if os.path.dirname(mine) == os.path.dirname(theirs) and os.path.realpath(mine) == os.path.realpath(theirs):
             return None  # cmfgit's own interpreter: the record's env is already right
@@ -406,6 +409,24 @@ class InterpreterProbe:
             self.proc.communicate()
             return None
         return envinfo.parse_probe(out) if self.proc.returncode == 0 else None
+
+
+def _shebang_python(path: str) -> str | None:
+    """The Python interpreter a script's '#!' line names, if it names one."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(256)
+    except OSError:
+        return None
+    if not head.startswith(b"#!"):
+        return None
+    words = head[2:].split(b"\n", 1)[0].decode("utf-8", "replace").split()
+    if words and os.path.basename(words[0]) == "env":
+        words = [w for w in words[1:] if not w.startswith("-")]  # env -S python3 -u
+        found = which(words[0]) if words else None
+    else:
+        found = words[0] if words else None
+    return found if found and _PYTHON.match(os.path.basename(found)) else None
 
 
 def run_child(command: list[str]) -> int:

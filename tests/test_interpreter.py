@@ -4,6 +4,7 @@ not cmfgit's, when the two differ (cmfgit installed with pipx, a project venv)."
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -56,3 +57,29 @@ def test_an_interpreter_that_does_not_answer_leaves_cmfgit_s_own(repo: Path, tmp
     proc = cmfgit(repo, "log-run", "-s", "train", "--", str(fake), check=False)
     assert proc.returncode == 3
     assert last_env(repo)["python"] == "{}.{}.{}".format(*sys.version_info[:3])
+
+
+def test_a_script_s_shebang_names_its_python(repo: Path, tmp_path: Path) -> None:
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    site = tmp_path / "site"
+    (site / "torch-3.0.dist-info").mkdir(parents=True)
+    fake = bindir / "python3.98"
+    fake.write_text(f'#!/bin/sh\nif [ "$1" = "-c" ]; then printf "3.98.0\\n{site}\\n"; exit 0; fi\necho trained\n')
+    fake.chmod(0o755)
+    for shebang in (f"#!{fake}", "#!/usr/bin/env python3.98", "#!/usr/bin/env -S python3.98 -u"):
+        script = repo / "train.py"
+        script.write_text(f"{shebang}\n")
+        script.chmod(0o755)
+        cmfgit(
+            repo,
+            "log-run",
+            "-s",
+            "train",
+            "--",
+            "./train.py",
+            env={"PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}"},
+        )
+        env = last_env(repo)
+        assert env["python"] == "3.98.0", shebang
+        assert env["packages"] == "blake3:" + blake3(b"torch==3.0").hexdigest()
