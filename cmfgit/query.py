@@ -80,7 +80,8 @@ class CmfQuery:
         self.scope = scope
         self._index: Index = open_index(self.repo, scope)
         self.db: sqlite3.Connection = self._index.db()
-        self._tags: dict[str, dict[str, Any]] | None = None
+        self._tags: dict[str, dict[str, Any]] | None = None  # every target's, once asked for
+        self._tags_of: dict[str, dict[str, Any]] = {}  # the targets asked for one by one
 
     def close(self) -> None:
         self._index.close()
@@ -126,6 +127,17 @@ class CmfQuery:
         rid, record = self.record(prefix)
         return self.as_object(rid, record)
 
+    def as_objects(self, found: Sequence[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+        """:meth:`as_object` of many records, their tags read in one go."""
+        tags = self.tags_for([rid for rid, _ in found])
+        objects = []
+        for rid, record in found:
+            obj = as_json(rid, record)
+            if record.get("schema") == EXECUTION:
+                obj["tags"] = dict(tags.get(rid, {}))
+            objects.append(obj)
+        return objects
+
     def as_object(self, rid: str, record: dict[str, Any]) -> dict[str, Any]:
         """The stable JSON object of a record (docs/json.md); an execution's carries its ``tags``."""
         obj = as_json(rid, record)
@@ -153,7 +165,7 @@ class CmfQuery:
     ) -> Any:
         """Executions matching the filters, sorted (default newest first), as JSON objects."""
         found = self.execution_records(where, pipeline=pipeline, stage=stage, sort=sort, limit=limit)
-        return _frame([self.as_object(rid, record) for rid, record in found], as_frame)
+        return _frame(self.as_objects(found), as_frame)
 
     def execution_records(
         self,
@@ -237,7 +249,27 @@ class CmfQuery:
 
     def tags_of(self, target: str) -> dict[str, Any]:
         """The current tags of one execution id or artifact hash."""
-        return dict(self.tags().get(target, {}))
+        return dict(self.tags_for([target]).get(target, {}))
+
+    def tags_for(self, targets: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """target -> its current tags, for these targets only: a listing of 20 runs
+        reads their annotations, not every tag of a sweep of a million."""
+        if self._tags is not None:
+            return {t: self._tags[t] for t in targets if t in self._tags}
+        wanted = sorted(set(targets) - set(self._tags_of))
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            rowids = [
+                r[0]
+                for r in self.db.execute(
+                    f"SELECT rowid FROM annotations WHERE kind = ? AND target IN ({','.join('?' * len(chunk))})",
+                    [TAG_KIND, *chunk],
+                )
+            ]
+            found = fold_tags(self._records(rowids)) if rowids else {}
+            for target in chunk:
+                self._tags_of[target] = found.get(target, {})
+        return {t: self._tags_of[t] for t in targets if self._tags_of.get(t)}
 
     def _fill_tag_values(self) -> None:
         """The temporary table ``--where tags.KEY`` and ``--sort tags.KEY`` read."""
@@ -383,8 +415,10 @@ class CmfQuery:
                 o["aliases"] = sorted(o["aliases"])
                 o["producers"] = list(dict.fromkeys(o["producers"]))
                 o["consumers"] = list(dict.fromkeys(o["consumers"]))
-                o["tags"] = self.tags_of(o["hash"])
                 out.append(o)
+        tags = self.tags_for([o["hash"] for o in out])
+        for o in out:
+            o["tags"] = dict(tags.get(o["hash"], {}))
         return out
 
     def resolve_artifacts(self, name: str) -> list[str]:

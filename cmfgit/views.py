@@ -71,7 +71,7 @@ def log(
 
     with CmfQuery(open_repo(), scope=scope) as q:
         found = q.execution_records(where, pipeline=pipeline, stage=stage, sort=sort, limit=number)
-        objects = [q.as_object(rid, rec) for rid, rec in found]
+        objects = q.as_objects(found)
         bad = q.unreadable()
     if bad:
         note = f"{bad} record(s) could not be read and are left out; run 'cmfgit fsck'"
