@@ -50,9 +50,10 @@ from cmfgit.errors import CmfgitError
 from cmfgit.fsutil import TMP_PREFIX, FileLock
 from cmfgit.repo import OBJECTS_DIR, Repo
 
-VERSION = "5"
+VERSION = "6"
 EXECUTION = "cmfgit/execution/1"
 ANNOTATION = "cmfgit/annotation/1"
+TAG_KIND = "tag"  # cmfgit/tags.py
 # records.kind: what a record is. BAD: it could not be read (its bytes do not
 # match its id, or are not YAML, or not a mapping); fsck names it.
 BAD, OTHER, EXEC, NOTE = -1, 0, 1, 2
@@ -81,7 +82,7 @@ CREATE TABLE events(exec INTEGER NOT NULL, dir INTEGER NOT NULL, pos INTEGER NOT
 CREATE TABLE aliases(exec INTEGER NOT NULL, art INTEGER NOT NULL, alias INTEGER NOT NULL);
 CREATE TABLE keys(rowid INTEGER PRIMARY KEY, ns INTEGER NOT NULL, name TEXT NOT NULL, UNIQUE(ns, name));
 CREATE TABLE kv(k INTEGER NOT NULL, val NOT NULL, exec INTEGER NOT NULL, PRIMARY KEY(k, val, exec)) WITHOUT ROWID;
-CREATE TABLE annotations(rowid INTEGER PRIMARY KEY, target TEXT, kind TEXT, at TEXT);
+CREATE TABLE annotations(rowid INTEGER PRIMARY KEY, target TEXT, kind TEXT, at TEXT, tags TEXT);
 """
 # Only during a full build: rows sorted into their tables at the end.
 _BULK = """
@@ -243,9 +244,10 @@ def derive(rid: str, data: bytes | None, record: Any = None) -> Derived:
                     d.aliases += [(h, a) for a in aliases if type(a) is str and a != h]
         return d
     if schema == ANNOTATION:
-        return Derived(
-            rid, NOTE, annotation=(_text(record.get("target")), _text(record.get("kind")), _text(record.get("at")))
-        )
+        kind, body = _text(record.get("kind")), record.get("body")
+        # A tag's body (small: names and text) is kept, so tags are read without the records.
+        tags = _to_json(body) if kind == TAG_KIND and type(body) is dict else None
+        return Derived(rid, NOTE, annotation=(_text(record.get("target")), kind, _text(record.get("at")), tags))
     return Derived(rid, OTHER)
 
 
@@ -821,7 +823,7 @@ class Index:
         conn.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?,?)", events)
         conn.executemany("INSERT INTO aliases VALUES (?,?,?)", aliases)
         conn.executemany("INSERT INTO temp.kv_load VALUES (?,?,?)", kv)
-        conn.executemany("INSERT INTO annotations VALUES (?,?,?,?)", notes)
+        conn.executemany("INSERT INTO annotations VALUES (?,?,?,?,?)", notes)
 
     def _bulk_art(self, h: str, new: list[tuple[int, str]]) -> int:
         rowid = self._arts.get(h)
@@ -867,7 +869,7 @@ class Index:
                     "INSERT OR IGNORE INTO kv VALUES (?,?,?)", [(self._key(ns, k), v, rowid) for ns, k, v in d.kv]
                 )
         elif d.annotation is not None:
-            conn.execute("INSERT INTO annotations VALUES (?,?,?,?)", (rowid, *d.annotation))
+            conn.execute("INSERT INTO annotations VALUES (?,?,?,?,?)", (rowid, *d.annotation))
 
     def _delete_record(self, rowid: int) -> None:
         conn = self.db()

@@ -243,9 +243,20 @@ class CmfQuery:
     def tags(self) -> dict[str, dict[str, Any]]:
         """target (execution id or artifact hash) -> its current tags (cmfgit/tags.py)."""
         if self._tags is None:
-            rowids = [r[0] for r in self.db.execute("SELECT rowid FROM annotations WHERE kind = ?", (TAG_KIND,))]
-            self._tags = fold_tags(self._records(rowids))
+            self._tags = fold_tags(self._tag_notes("", []))
         return self._tags
+
+    def _tag_notes(self, cond: str, args: list[Any]) -> list[tuple[str, dict[str, Any]]]:
+        """(id, annotation) of the tag annotations matching ``cond``, from the index's
+        copy of their bodies (no record is read)."""
+        import json
+
+        rows = self.db.execute(
+            "SELECT r.id, a.target, a.at, a.tags FROM annotations a JOIN records r ON r.rowid = a.rowid "
+            f"WHERE a.kind = ? AND a.tags IS NOT NULL {cond}",
+            [TAG_KIND, *args],
+        )
+        return [(rid, {"kind": TAG_KIND, "target": t, "at": at, "body": json.loads(body)}) for rid, t, at, body in rows]
 
     def tags_of(self, target: str) -> dict[str, Any]:
         """The current tags of one execution id or artifact hash."""
@@ -259,28 +270,32 @@ class CmfQuery:
         wanted = sorted(set(targets) - set(self._tags_of))
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
-            rowids = [
-                r[0]
-                for r in self.db.execute(
-                    f"SELECT rowid FROM annotations WHERE kind = ? AND target IN ({','.join('?' * len(chunk))})",
-                    [TAG_KIND, *chunk],
-                )
-            ]
-            found = fold_tags(self._records(rowids)) if rowids else {}
+            found = fold_tags(self._tag_notes(f"AND a.target IN ({','.join('?' * len(chunk))})", chunk))
             for target in chunk:
                 self._tags_of[target] = found.get(target, {})
         return {t: self._tags_of[t] for t in targets if self._tags_of.get(t)}
 
     def _fill_tag_values(self) -> None:
-        """The temporary table ``--where tags.KEY`` and ``--sort tags.KEY`` read."""
-        self.db.execute("CREATE TEMP TABLE IF NOT EXISTS tag_values(exec INTEGER, name TEXT, val)")
-        self.db.execute("DELETE FROM tag_values")
-        rows = []
-        for target, tags in self.tags().items():
-            row = self.db.execute("SELECT rowid FROM records WHERE id = ?", (target,)).fetchone()
-            if row is not None:
-                rows += [(row[0], name, value) for name, value in tags.items()]
-        self.db.executemany("INSERT INTO tag_values VALUES (?, ?, ?)", rows)
+        """The temporary table ``--where tags.KEY`` and ``--sort tags.KEY`` read,
+        indexed both ways: by execution (a residual term) and by name and value
+        (a driving term)."""
+        db = self.db
+        db.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS tag_values(exec INTEGER, name TEXT, val, PRIMARY KEY(exec, name))"
+            " WITHOUT ROWID"
+        )
+        db.execute("CREATE INDEX IF NOT EXISTS temp.tag_values_nv ON tag_values(name, val)")
+        db.execute("CREATE TEMP TABLE IF NOT EXISTS tag_targets(target TEXT, name TEXT, val)")
+        db.execute("DELETE FROM tag_values")
+        db.execute("DELETE FROM tag_targets")
+        db.executemany(
+            "INSERT INTO tag_targets VALUES (?, ?, ?)",
+            ((target, name, value) for target, tags in self.tags().items() for name, value in tags.items()),
+        )
+        db.execute(
+            "INSERT OR REPLACE INTO tag_values"
+            " SELECT r.rowid, t.name, t.val FROM tag_targets t JOIN records r ON r.id = t.target"
+        )
 
     # -- pipelines -----------------------------------------------------------------------
 
