@@ -34,7 +34,7 @@ from cmfgit import canonical, gitutil, globalview, localview, pack, treeread
 from cmfgit.commit import commit_metadata, pending_paths
 from cmfgit.errors import CmfgitError, ConflictError, GitError, RecordError, UsageError
 from cmfgit.globalview import GLOBAL_BRANCH, GLOBAL_REF
-from cmfgit.repo import Repo
+from cmfgit.repo import CMF_DIR, Repo
 from cmfgit.store import Store
 
 BRANCH_ATTEMPTS = 12
@@ -156,6 +156,7 @@ class PushResult:
     branch: str | None
     destination: str | None
     committed: int = 0  # records committed by this push
+    what: str = ""  # what that commit added, in words
     commit: str | None = None
     pushed: bool = False  # the branch moved on the remote
     merges: int = 0  # merges of the remote branch needed on the way
@@ -167,6 +168,19 @@ def _configure(repo: Repo) -> list[str]:
     from cmfgit.init import ensure_configured
 
     return ensure_configured(repo)
+
+
+def describe_pending(committed: int, paths: list[str]) -> str:
+    """What committing ``paths`` adds, in words: 'N record(s)', else what the
+    files are (packs written by gc, cmfgit's settings)."""
+    if committed:
+        return f"{committed} record(s)"
+    kinds = []
+    if any(p.startswith(f"{CMF_DIR}/objects/") for p in paths):
+        kinds.append("packs")
+    if any(not p.startswith(f"{CMF_DIR}/objects/") for p in paths):
+        kinds.append("settings")
+    return " and ".join(kinds) or "metadata"
 
 
 def _count_records(repo: Repo, paths: list[str]) -> int:
@@ -211,7 +225,8 @@ def push(repo: Repo, remote: str | None = None, *, attempts: int = BRANCH_ATTEMP
     paths = pending_paths(repo)
     if paths:
         result.committed = _count_records(repo, paths)
-        result.commit = commit_metadata(repo, f"cmfgit: {result.committed} record(s)", paths)
+        result.what = describe_pending(result.committed, paths)
+        result.commit = commit_metadata(repo, f"cmfgit: {result.what}", paths)
     for attempt in range(1, attempts + 1):
         args = ([] if has_upstream else ["--set-upstream"]) + [remote, f"HEAD:refs/heads/{destination}", KEEP_REFSPEC]
         outcome = _git_push(repo, args, f"refs/heads/{destination}")
@@ -329,6 +344,7 @@ class PullResult:
     branch: str | None
     merged: bool = False  # the branch merged new commits from the remote
     committed: int = 0  # pending records committed before the merge
+    what: str = ""  # what that commit added, in words
     commit: str | None = None  # that commit
     global_commit: str | None = None  # None: the remote has no global view
     view_records: int = 0
@@ -356,7 +372,8 @@ def pull(repo: Repo, selection: localview.Selection, remote: str | None = None) 
             paths = pending_paths(repo)
             if paths:
                 result.committed = _count_records(repo, paths)
-                result.commit = commit_metadata(repo, f"cmfgit: {result.committed} record(s)", paths)
+                result.what = describe_pending(result.committed, paths)
+                result.commit = commit_metadata(repo, f"cmfgit: {result.what}", paths)
             result.merged = _merge_remote(repo, remote, destination)
     tip = fetch_ref(repo, remote, GLOBAL_BRANCH)
     if tip is None:

@@ -284,3 +284,19 @@ def test_push_refused_by_the_pre_push_hook_says_why(tmp_path: Path) -> None:
     assert "push refused by the pre-push hook: refusing to push" in proc.stderr
     assert git(bare, "rev-parse", "--verify", "--quiet", "cmf/global", check=False) == ""
     assert records_at(bare, "main") == {}
+
+
+def test_push_names_what_it_commits_when_it_is_not_records(tmp_path: Path, bare_repo: Path) -> None:
+    """A first push after 'cmfgit init' commits cmfgit's settings, and says so."""
+    site = tmp_path / "site"
+    site.mkdir()
+    git(site, "init", "-q", "-b", "main")
+    git(site, "remote", "add", "origin", str(bare_repo))
+    cmfgit(site, "init", "--site", "lab")
+    (site / "README.md").write_text("code\n")
+    git(site, "add", "README.md")
+    git(site, "commit", "-q", "-m", "code only")
+    out = cmfgit(site, "push").stdout
+    assert "committed  pending settings in" in out
+    assert git(site, "log", "-1", "--format=%s").strip() == "cmfgit: settings"
+    assert set(git(site, "show", "--name-only", "--format=", "HEAD").split()) == {".cmf/config.yaml", ".cmf/.gitignore"}

@@ -29,8 +29,7 @@ def push(
     for item in result.configured:
         print(f"configured {item}")
     if result.commit:
-        what = f"{result.committed} pending record(s)" if result.committed else "pending metadata (packs)"
-        print(f"committed  {what} in {result.commit[:12]}")
+        print(f"committed  {_pending(result.what)} in {result.commit[:12]}")
     merged = f" after {result.merges} merge(s) of {result.remote}/{result.destination}" if result.merges else ""
     state = "pushed" if result.pushed else "up to date"
     print(f"branch     {result.branch} -> {result.remote}/{result.destination}: {state}{merged}")
@@ -79,8 +78,7 @@ def pull(
         print(f"configured {item}")
     if result.branch is not None:
         if result.commit:
-            what = f"{result.committed} pending record(s)" if result.committed else "pending metadata (packs)"
-            print(f"committed  {what} before merging")
+            print(f"committed  {_pending(result.what)} before merging")
         state = "merged new commits" if result.merged else "up to date"
         print(f"branch     {result.branch}: {state}")
     if result.global_commit is None:
@@ -229,3 +227,8 @@ def doctor(
             print(f"{marks[check.status]} {check.name:<13} {check.detail}{fix}")
     if not report.ok:
         raise typer.Exit(EXIT_ERROR)
+
+
+def _pending(what: str) -> str:
+    """'3 record(s)' -> '3 pending record(s)'; 'settings' -> 'pending settings'."""
+    return f"{what.split(' ', 1)[0]} pending {what.split(' ', 1)[1]}" if what[:1].isdigit() else f"pending {what}"
