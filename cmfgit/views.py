@@ -171,6 +171,11 @@ def diff(a: str, b: str, *, as_json: bool = False, scope: Scope | None = None) -
 
     with CmfQuery(open_repo(), scope=scope) as q:
         result = q.diff(a, b)
+        # Paths a side recorded without a hash: an output that was not created.
+        missing = {
+            side: {str(i.get("path")) for key in ("inputs", "outputs") for i in rec.get(key) or () if not i.get("hash")}
+            for side, rec in (("a", q.record(result["a"]["id"])[1]), ("b", q.record(result["b"]["id"])[1]))
+        }
     if as_json:
         print_json(result)
         return
@@ -200,12 +205,18 @@ def diff(a: str, b: str, *, as_json: bool = False, scope: Scope | None = None) -
                 mark(row["changed"], _opt(row["a"])),
                 mark(row["changed"], _opt(row["b"])),
             )
+
+    def art(side: str, row: dict[str, Any]) -> str:
+        if row[side]:
+            return str(row[side])[:19]
+        return "(missing)" if row["path"] in missing[side] else "-"
+
     for section in ("inputs", "outputs"):
         for row in result[section]:
             table.add_row(
                 f"{section[:-1]} {row['path']}",
-                mark(row["changed"], (row["a"] or "-")[:19]),
-                mark(row["changed"], (row["b"] or "-")[:19]),
+                mark(row["changed"], art("a", row)),
+                mark(row["changed"], art("b", row)),
             )
     console().print(table)
 

@@ -132,3 +132,14 @@ def test_log_warns_about_records_it_cannot_read(repo: Path) -> None:
     path.unlink()
     clean = cmfgit(repo, "log", "--json")
     assert clean.stderr == "" and [o["id"] for o in json.loads(clean.stdout)] == [good]
+
+
+def test_diff_shows_an_output_that_was_not_created(repo: Path) -> None:
+    (repo / "model.pkl").write_text("m")
+    cmfgit(repo, "log-run", "-s", "train", "-o", "model.pkl", "--", "true")
+    cmfgit(repo, "log-run", "-s", "train", "-o", "other.pkl", "--", "true")  # never created
+    new, old = (o["id"] for o in json.loads(cmfgit(repo, "log", "--json").stdout))
+    rows = {line.split()[1]: line.split()[2:] for line in cmfgit(repo, "diff", old, new).stdout.splitlines()
+            if line.startswith("output ")}  # fmt: skip
+    assert rows["other.pkl"] == ["-", "(missing)"]
+    assert rows["model.pkl"][0].startswith("blake3:") and rows["model.pkl"][1] == "-"
