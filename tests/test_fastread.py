@@ -3,12 +3,16 @@ gives the same output as the typer commands, and leaves everything else to typer
 
 from __future__ import annotations
 
+import functools
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import cmfgit
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from qhelp import art, execution, h, put, ts
 
 from cmfgit import fastread
@@ -131,3 +135,44 @@ def test_read_commands_do_not_import_typer(repo: Path) -> None:
         )
         imported = {line.split("|")[-1].strip().split(".")[0] for line in proc.stderr.splitlines() if "|" in line}
         assert "cmfgit" in imported and not imported & {"typer", "click", "pydantic"}, args
+
+
+_TOKENS = [
+    "-P", "--pipeline", "-s", "--stage", "-n", "--max-count", "-w", "--where", "--sort", "--json", "--ref",
+    "--all-branches", "--global", "--remote", "--depth", "--format", "-f", "--up", "--down", "--both", "-t",
+    "--type", "--", "-", "5", "-1", "0", "x", "a1b2", "-metrics.acc", "--pipeline=p", "--depth=2", "-n3", "-Pwine",
+    "--json=1", "-h", "--bogus", "-x", "",
+]  # fmt: skip
+
+
+@given(
+    command=st.sampled_from(["log", "show", "lineage", "diff", "artifacts", "pipelines"]),
+    words=st.lists(st.sampled_from(_TOKENS), max_size=7),
+)
+@settings(max_examples=400, deadline=None)
+def test_parse_agrees_with_click(command: str, words: list[str]) -> None:
+    """Whatever fastread accepts, click reads the same way; what click refuses,
+    fastread leaves to it."""
+    parsed = fastread.parse([command, *words])
+    sub = _click().commands[command]
+    try:
+        ctx = sub.make_context(command, list(words))
+    except Exception:  # click's usage errors (and --help's exit)
+        assert parsed is None, (command, words)
+        return
+    if parsed is None:
+        return  # left to typer: always allowed
+    assert parsed[0] == command
+    for key, value in ctx.params.items():
+        assert parsed[1].get(key, sub_default(sub, key)) == value, (command, words, key)
+
+
+@functools.lru_cache(maxsize=1)
+def _click() -> Any:
+    from cmfgit.cli import build_command
+
+    return build_command()
+
+
+def sub_default(sub: object, key: str) -> object:
+    return next(p.default for p in sub.params if p.name == key)  # type: ignore[attr-defined]
