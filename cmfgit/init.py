@@ -118,7 +118,9 @@ def init(start: str | None = None, site: str | None = None, pipeline: str | None
     cmf = repo.cmf_dir
     (cmf / "objects").mkdir(parents=True, exist_ok=True)
     if not repo.config_path.exists():
-        cfg = Config(pipeline=pipeline)
+        # The pipeline's name is written down now, so that every clone (whatever its
+        # directory is called) records the same name.
+        cfg = Config(pipeline=pipeline or default_pipeline(repo))
         atomic_write(repo.config_path, canonical.dump(cfg.to_document()))
         result.created.append(".cmf/config.yaml")
     elif pipeline and load_config(repo).pipeline != pipeline:
@@ -147,3 +149,12 @@ def _set_default_pipeline(repo: Repo, pipeline: str) -> None:
     doc = canonical.load(repo.config_path.read_bytes(), str(repo.config_path))
     doc["pipeline"] = pipeline
     atomic_write(repo.config_path, canonical.dump(doc))
+
+
+def default_pipeline(repo: Repo) -> str:
+    """The project's name: the last part of the origin remote's URL (without
+    '.git'), else the repository's directory name."""
+    url = gitutil.config_get(repo.root, "remote.origin.url") or ""
+    name = url.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]
+    name = name[:-4] if name.endswith(".git") else name
+    return name if name and name.isprintable() and name not in (".", "..") else repo.name

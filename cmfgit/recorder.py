@@ -254,7 +254,7 @@ class Recorder:
         self.config = config or load_config(repo)
         self.cwd = os.fspath(cwd) if cwd is not None else os.getcwd()  # str paths: this runs per API run
         self._root = os.fspath(repo.root)
-        pipeline = pipeline or self.config.pipeline or repo.root.name
+        pipeline = pipeline or self.config.pipeline or repo.name
         stage = stage or self.config.stage
         if not stage:
             raise UsageError("no stage given: pass --stage/-s (or stage=...) or set 'stage' in .cmf/config.yaml")

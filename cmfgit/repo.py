@@ -63,6 +63,14 @@ class Repo(_RepoFields):
     def initialized(self) -> bool:
         return self.config_path.is_file()
 
+    @property
+    def name(self) -> str:
+        """The project's directory name, the same in every worktree of a clone: the
+        default pipeline name when the config sets none."""
+        if self.common_dir.name == ".git":
+            return self.common_dir.parent.name
+        return self.root.name
+
     def require_initialized(self) -> Repo:
         if not self.initialized:
             raise NotInitializedError(str(self.root))

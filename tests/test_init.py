@@ -127,3 +127,28 @@ def test_init_refuses_an_unprintable_site_name(tmp_path: Path) -> None:
         proc = cmfgit(repo, "init", "--site", site, check=False)
         assert proc.returncode == 2 and "a site name needs printable characters" in proc.stderr
         assert not (repo / ".cmf").exists()
+
+
+def test_init_writes_down_the_pipeline_name_every_clone_shares(tmp_path: Path, bare_repo: Path) -> None:
+    """Not the directory name of each clone: 'git clone URL my-copy' must not rename the pipeline."""
+    repo = make_repo(tmp_path / "wine-quality", init_cmfgit=False)
+    git(repo, "remote", "add", "origin", "git@example.invalid:team/wine-quality.git")
+    cmfgit(repo, "init")
+    assert canonical.load((repo / ".cmf" / "config.yaml").read_bytes())["pipeline"] == "wine-quality"
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "cmfgit")
+    git(repo, "push", "-q", str(bare_repo), "HEAD:main")
+    clone = tmp_path / "my-copy"
+    git(tmp_path, "clone", "-q", str(bare_repo), str(clone))
+    cmfgit(clone, "log-run", "-s", "train", "--", "true")
+    assert json.loads(cmfgit(clone, "log", "--json").stdout)[0]["pipeline"] == "wine-quality"
+
+
+def test_without_a_pipeline_setting_worktrees_share_the_clone_s_name(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "project")
+    config = canonical.load((repo / ".cmf" / "config.yaml").read_bytes())
+    (repo / ".cmf" / "config.yaml").write_bytes(canonical.dump({**config, "pipeline": None}))
+    git(repo, "commit", "-q", "-am", "no pipeline setting")
+    git(repo, "worktree", "add", "-q", str(tmp_path / "project-hotfix"), "-b", "hotfix")
+    cmfgit(tmp_path / "project-hotfix", "log-run", "-s", "train", "--", "true")
+    assert json.loads(cmfgit(tmp_path / "project-hotfix", "log", "--json").stdout)[0]["pipeline"] == "project"

@@ -20,7 +20,13 @@ def init(
         typer.Option("--site", metavar="NAME", help="name of this site (stored per clone in git config cmfgit.site)"),
     ] = None,
     pipeline: Annotated[
-        Optional[str], typer.Option("--pipeline", "-P", metavar="NAME", help="default pipeline name for new records")
+        Optional[str],
+        typer.Option(
+            "--pipeline",
+            "-P",
+            metavar="NAME",
+            help="default pipeline name for new records (default: the project's name)",
+        ),
     ] = None,
 ) -> None:
     """Set up cmfgit in this git repository; safe to run again, in a fresh clone too."""
