@@ -127,10 +127,21 @@ def tag(
 
 
 def resolve_one(q: CmfQuery, target: str) -> str:
-    """The one execution id or artifact hash ``target`` names (as lineage reads it)."""
+    """The one execution id or artifact hash ``target`` names (as lineage reads it).
+
+    A path in the working tree means its current bytes: if those were never
+    recorded, tagging an older recorded version instead would be a silent mistake.
+    """
+    import os
+
     from cmfgit.lineage import resolve_target
 
     roots, understood = resolve_target(q, target)
+    if os.path.lexists(target) and "every recorded version" in understood:
+        raise CmfgitError(
+            f"{target}: its current content was never recorded; tag a recorded version by its hash"
+            f" (cmfgit artifacts, or cmfgit lineage {target})"
+        )
     if len(roots) != 1:
         raise CmfgitError(
             f"'{target}' names {len(roots)} artifact versions ({understood}); tag one of them by its hash"

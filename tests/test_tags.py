@@ -110,6 +110,10 @@ def test_bad_tag_input_writes_nothing(two_runs: tuple[Path, str, str]) -> None:
         assert proc.returncode == code, (args, proc.stderr)
         assert words in proc.stderr and "Traceback" not in proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1
+    (root / "models").mkdir()
+    (root / "models/m.pkl").write_text("retrained, never recorded")
+    proc = cmfgit(root, "tag", "models/m.pkl", "approved=yes", check=False)
+    assert proc.returncode == 1 and "its current content was never recorded" in proc.stderr
     assert objects(root) == before
 
 
