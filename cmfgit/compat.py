@@ -105,6 +105,28 @@ def _csv(header: list[str], rows: list[dict[str, Any]]) -> bytes:
     return out.getvalue().encode("utf-8")
 
 
+_TEXT_COLUMNS = frozenset({"Path", "hash", "blake3"})  # never numbers, whatever they look like
+
+
+def _read_csv(path: Path) -> list[dict[str, Any]]:
+    """Rows of a CSV that ``_csv`` wrote; cells typed back (int, float, bool, None)."""
+    with open(path, newline="", encoding="utf-8") as fh:
+        return [{k: v if k in _TEXT_COLUMNS else _cell(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+
+
+def _cell(text: str) -> Any:
+    if text == "":
+        return None
+    if text in ("True", "False"):
+        return text == "True"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
 def _split_command(cmd: str) -> list[str]:
     try:
         return shlex.split(cmd)
@@ -368,6 +390,49 @@ class Cmf:
         """A named subset of files; add them with ``add_data`` and write it with ``commit``."""
         return DataSlice(name, self)
 
+    def read_dataslice(self, name: str) -> Any:
+        """The rows of dataslice ``name``: a pandas DataFrame indexed by ``Path`` when
+        pandas is installed (as cmflib returns), else a list of dicts. Numbers and
+        booleans come back typed (the file is CSV)."""
+        rows = _read_csv(self._dataslice_path(name))
+        try:
+            import pandas as pd  # type: ignore[import-untyped,import-not-found,unused-ignore]
+        except ImportError:
+            return rows
+        frame = pd.DataFrame(rows)
+        return frame.set_index("Path") if "Path" in frame.columns else frame
+
+    def update_dataslice(self, name: str, record: str, custom_properties: dict[str, Any]) -> None:
+        """Set ``custom_properties`` on the row of file ``record`` in dataslice ``name``.
+
+        The file is rewritten, and (unlike cmflib, whose hash then goes stale) the
+        new version is recorded as an output of the current execution.
+        """
+        path = self._dataslice_path(name)
+        rows = _read_csv(path)
+        for row in rows:
+            if row.get("Path") == record:
+                row.update(flatten(custom_properties, what="custom_properties"))
+                break
+        else:
+            raise UsageError(f"dataslice '{name}' has no record '{record}'")
+        header: list[str] = []
+        for row in rows:
+            header.extend(k for k in row if k not in header)
+        atomic_write(path, _csv(header, rows))
+        self._log(str(path), "output", "dataslice", None, {})
+
+    def log_dvc_lock(self, file_path: str) -> str:
+        """Commit ``file_path`` (DVC's lock file) to git, as cmflib does; returns the
+        commit id ('' when the file was already committed as it is)."""
+        from cmfgit.commit import commit_metadata
+
+        run = self._open
+        if run is None:
+            raise UsageError("log_dvc_lock needs an execution: call create_execution first")
+        rel = self.repo.relpath(self._file(file_path), self.base)
+        return commit_metadata(self.repo, f"committing {rel}-{run.execution.id}", [rel]) or ""
+
     # -- helpers -----------------------------------------------------------------
 
     def _script_name(self) -> str:
@@ -386,6 +451,22 @@ class Cmf:
         if not full.is_file():
             raise PathError(path, "does not exist or is not a file")
         return full
+
+    def _dataslice_path(self, name: str) -> Path:
+        """The file of dataslice ``name``: the current execution's, else the newest
+        one of that name under ``cmf_artifacts/`` (cmflib looks only at the current)."""
+        file = name if name.endswith(".csv") else f"{name}.csv"
+        if self._open is not None:
+            mine = self._artifact_dir(self._open, self.DATASLICE_PATH) / file
+            if mine.is_file():
+                return mine
+        found = sorted(
+            (self.base / self.ARTIFACTS_PATH).glob(f"*/{self.DATASLICE_PATH}/{file}"),
+            key=lambda p: p.stat().st_mtime,
+        )
+        if not found:
+            raise UsageError(f"no dataslice named '{name}' (create_dataslice(...).commit() writes one)")
+        return found[-1]
 
     def _artifact_dir(self, run: _Open, kind: str) -> Path:
         return self.base / self.ARTIFACTS_PATH / str(run.execution.properties["Execution_uuid"]) / kind

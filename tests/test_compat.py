@@ -28,7 +28,7 @@ from cmfdata import (
     lineage,
     records,
 )
-from conftest import ROOT, cmfgit
+from conftest import ROOT, cmfgit, git
 
 from cmfgit import cmf_format
 from cmfgit.errors import PathError, UsageError
@@ -329,3 +329,42 @@ def test_same_script_under_cmflib_and_cmfgit_gives_the_same_metadata(repo: Path,
         return found
 
     assert essence(ours) == essence(theirs)
+
+
+def test_dataslices_read_update_and_dvc_lock(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cmfgit.compat import Cmf
+
+    monkeypatch.chdir(repo)
+    for name in ("a.csv", "b.csv"):
+        (repo / name).write_text(f"{name}\n")
+    cmf = Cmf(filepath="mlmd", pipeline_name="p")
+    cmf.create_context(pipeline_stage="slice")
+    cmf.create_execution(execution_type="slice")
+    ds = cmf.create_dataslice("slice-1")
+    ds.add_data("a.csv", {"label": 1, "split": "train"})
+    ds.add_data("b.csv", {"label": 0, "split": "test"})
+    ds.commit()
+    rows = cmf.read_dataslice("slice-1")
+    if not isinstance(rows, list):  # pandas is installed: a DataFrame indexed by Path, as cmflib returns
+        rows = [{"Path": path, **values} for path, values in rows.to_dict("index").items()]
+    assert [(r["Path"], r["label"], r["split"]) for r in rows] == [("a.csv", 1, "train"), ("b.csv", 0, "test")]
+    assert all(r["hash"] and r["blake3"].startswith("blake3:") for r in rows)
+
+    cmf.update_dataslice("slice-1", "b.csv", {"label": 1, "reviewed": True})
+    with pytest.raises(UsageError, match="has no record 'c.csv'"):
+        cmf.update_dataslice("slice-1", "c.csv", {"label": 1})
+    with pytest.raises(UsageError, match="no dataslice named 'other'"):
+        cmf.read_dataslice("other")
+
+    (repo / "dvc.lock").write_text("schema: '2.0'\n")
+    commit = cmf.log_dvc_lock("dvc.lock")
+    assert commit and git(repo, "log", "-1", "--format=%H").strip() == commit
+    assert git(repo, "show", "--name-only", "--format=", commit).split() == ["dvc.lock"]
+    rid = cmf.finalize()
+
+    (rec,) = [r for i, r in records(repo, "p").items() if i == rid]
+    slices = [o for o in rec["outputs"] if o["type"] == "dataslice"]
+    assert len(slices) == 2 and slices[0]["path"] == slices[1]["path"]  # both versions, each with its hash
+    assert slices[0]["hash"] != slices[1]["hash"]
+    updated = (repo / slices[1]["path"]).read_text()
+    assert "reviewed" in updated and updated.splitlines()[2].startswith("b.csv,")
