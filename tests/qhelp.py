@@ -80,7 +80,7 @@ def ts(i: int) -> str:
 def scan(root: Path) -> dict[str, Any]:
     """What the index should hold, from a full scan of the store (loose and packs)."""
     store = Store(root / ".cmf" / "objects")
-    out: dict[str, Any] = {"ids": set(), "executions": set(), "events": set(), "kv": set()}
+    out: dict[str, Any] = {"ids": set(), "executions": set(), "events": set(), "kv": set(), "annotations": set()}
     for stored in store.iter_records():
         d = index.derive(stored.id, stored.data)
         _collect(out, d)
@@ -93,13 +93,15 @@ def _collect(out: dict[str, Any], d: index.Derived) -> None:
         out["executions"].add((d.id, *d.execution))
         out["events"] |= {(d.id, *ev) for ev in d.events}
         out["kv"] |= {(d.id, *kv) for kv in d.kv}
+    if d.annotation is not None:
+        out["annotations"].add((d.id, *d.annotation))
 
 
 def indexed(root: Path, scope: index.Scope = index.CHECKOUT) -> dict[str, Any]:
     """The same view, read back from the index (after its refresh)."""
     ix = index.open_index(open_repo(root), scope)
     db = ix.db()
-    out: dict[str, Any] = {"ids": set(), "executions": set(), "events": set(), "kv": set()}
+    out: dict[str, Any] = {"ids": set(), "executions": set(), "events": set(), "kv": set(), "annotations": set()}
     try:
         out["ids"] = {r[0] for r in db.execute("SELECT id FROM records")}
         for row in db.execute("SELECT r.id, e.* FROM executions e JOIN records r ON r.rowid = e.rowid"):
@@ -114,6 +116,10 @@ def indexed(root: Path, scope: index.Scope = index.CHECKOUT) -> dict[str, Any]:
             "JOIN records r ON r.rowid = kv.exec"
         ):
             out["kv"].add(tuple(row))
+        for row in db.execute(
+            "SELECT r.id, a.target, a.kind, a.at, a.tags FROM annotations a JOIN records r ON r.rowid = a.rowid"
+        ):
+            out["annotations"].add(tuple(row))
         unplaced = db.execute(
             "SELECT count(*) FROM records r WHERE NOT EXISTS (SELECT 1 FROM places p WHERE p.rec = r.rowid)"
         ).fetchone()[0]

@@ -13,7 +13,8 @@ import pytest
 from conftest import cmfgit, git, make_repo
 from qhelp import art, assert_index_matches_scan, execution, put, scan, ts
 
-from cmfgit import index, pack
+from cmfgit import index, pack, tags
+from cmfgit.query import CmfQuery
 from cmfgit.repo import open_repo
 from cmfgit.store import Store
 
@@ -53,14 +54,16 @@ def test_index_follows_checkout_merge_rebase_reset_and_deletion(repo: Path) -> N
     commit_all(repo, "main runs")
     first = assert_index_matches_scan(repo)
     assert len(first["executions"]) == 5
+    first_id = sorted(first["ids"])[0]
 
     # A branch with loose and packed records; switching back and forth.
     git(repo, "checkout", "-q", "-b", "side")
-    put(repo, *runs("side", 4, 100))
+    side_runs = put(repo, *runs("side", 4, 100))
+    put(repo, tags.annotation(side_runs[0], {"status": "best"}), tags.annotation(first_id, {"seen": "side"}))
     write_pack(repo, "2026-01.yaml", runs("packed", 6, 200))
     commit_all(repo, "side runs")
     side = assert_index_matches_scan(repo)
-    assert len(side["executions"]) == 15
+    assert len(side["executions"]) == 15 and len(side["annotations"]) == 2
     git(repo, "checkout", "-q", "main")
     assert assert_index_matches_scan(repo)["ids"] == first["ids"]
     git(repo, "checkout", "-q", "side")
@@ -73,7 +76,9 @@ def test_index_follows_checkout_merge_rebase_reset_and_deletion(repo: Path) -> N
     assert_index_matches_scan(repo)
     git(repo, "merge", "-q", "--no-edit", "side")
     merged = assert_index_matches_scan(repo)
-    assert len(merged["executions"]) == 18
+    assert len(merged["executions"]) == 18 and len(merged["annotations"]) == 2
+    with CmfQuery(repo) as q:  # the tags came with the merge
+        assert q.tags_of(side_runs[0]) == {"status": "best"} and q.tags_of(first_id) == {"seen": "side"}
 
     # Rebase a branch with new records onto main.
     git(repo, "checkout", "-q", "-b", "topic", "HEAD~3")
