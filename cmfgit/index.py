@@ -49,11 +49,9 @@ from cmfgit import canonical, extract, gitutil, pack, treeread
 from cmfgit.errors import CmfgitError
 from cmfgit.fsutil import TMP_PREFIX, FileLock
 from cmfgit.repo import OBJECTS_DIR, Repo
+from cmfgit.schema import ANNOTATION, EXECUTION, TAG_KIND
 
 VERSION = "6"
-EXECUTION = "cmfgit/execution/1"
-ANNOTATION = "cmfgit/annotation/1"
-TAG_KIND = "tag"  # cmfgit/tags.py
 # records.kind: what a record is. BAD: it could not be read (its bytes do not
 # match its id, or are not YAML, or not a mapping); fsck names it.
 BAD, OTHER, EXEC, NOTE = -1, 0, 1, 2

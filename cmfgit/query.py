@@ -32,9 +32,10 @@ from typing import Any
 from cmfgit import where as where_lang
 from cmfgit.errors import AmbiguousPrefix, CmfgitError, ObjectNotFound, UsageError
 from cmfgit.graph import Graph, Lineage, Node
-from cmfgit.index import BAD, CHECKOUT, EXECUTION, METRIC, PARAM, Index, Scope, load_record, open_index
+from cmfgit.index import BAD, CHECKOUT, METRIC, PARAM, Index, Scope, load_record, open_index
 from cmfgit.reading import as_json
 from cmfgit.repo import Repo, open_repo
+from cmfgit.schema import EXECUTION
 from cmfgit.tags import TAG_KIND
 from cmfgit.tags import fold as fold_tags
 
@@ -140,10 +141,7 @@ class CmfQuery:
 
     def as_object(self, rid: str, record: dict[str, Any]) -> dict[str, Any]:
         """The stable JSON object of a record (docs/json.md); an execution's carries its ``tags``."""
-        obj = as_json(rid, record)
-        if record.get("schema") == EXECUTION:
-            obj["tags"] = self.tags_of(rid)
-        return obj
+        return self.as_objects([(rid, record)])[0]
 
     def _records(self, rowids: Sequence[int]) -> list[tuple[str, dict[str, Any]]]:
         """(id, record) of each rowid, in order, read from the files holding them
@@ -799,8 +797,7 @@ class CmfQuery:
 
     def diff(self, a: str, b: str) -> dict[str, Any]:
         """Two executions side by side (``diff --json``)."""
-        ra, rb = self.execution(a), self.execution(b)
-        return diff_executions(ra, rb)
+        return diff_executions(self.execution(a), self.execution(b))
 
 
 def diff_executions(ra: dict[str, Any], rb: dict[str, Any]) -> dict[str, Any]:

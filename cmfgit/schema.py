@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 EXECUTION = "cmfgit/execution/1"
 ANNOTATION = "cmfgit/annotation/1"
+TAG_KIND = "tag"  # annotations of this kind are tags (cmfgit/tags.py)
 
 ARTIFACT_TYPES = (
     "dataset",

@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING, Any
 
 from cmfgit import schema
 from cmfgit.errors import CmfgitError, UsageError
+from cmfgit.schema import TAG_KIND as TAG_KIND  # re-exported: what kind of annotation a tag is
 
 if TYPE_CHECKING:
     from cmfgit.query import CmfQuery
     from cmfgit.repo import Repo
 
-TAG_KIND = "tag"
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:/-]{0,127}$")
 
 

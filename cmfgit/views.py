@@ -166,16 +166,17 @@ def lineage(
 
 def diff(a: str, b: str, *, as_json: bool = False, scope: Scope | None = None) -> None:
     """``cmfgit diff``: two executions side by side."""
-    from cmfgit.query import CmfQuery
+    from cmfgit.query import CmfQuery, diff_executions
     from cmfgit.repo import open_repo
 
     with CmfQuery(open_repo(), scope=scope) as q:
-        result = q.diff(a, b)
-        # Paths a side recorded without a hash: an output that was not created.
-        missing = {
-            side: {str(i.get("path")) for key in ("inputs", "outputs") for i in rec.get(key) or () if not i.get("hash")}
-            for side, rec in (("a", q.record(result["a"]["id"])[1]), ("b", q.record(result["b"]["id"])[1]))
-        }
+        sides = {"a": q.execution(a), "b": q.execution(b)}
+    result = diff_executions(sides["a"], sides["b"])
+    # Paths a side recorded without a hash: an output that was not created.
+    missing = {
+        side: {str(i.get("path")) for key in ("inputs", "outputs") for i in rec.get(key) or () if not i.get("hash")}
+        for side, rec in sides.items()
+    }
     if as_json:
         print_json(result)
         return

@@ -464,8 +464,8 @@ def to_sql(node: Node, args: list[Any]) -> str:
     todo: list[Node] = [node]
     while todo:
         item = todo.pop()
-        if type(item) is kind:
-            todo += [item.right, item.left]  # type: ignore[union-attr]
+        if isinstance(item, (And, Or)) and type(item) is kind:
+            todo += [item.right, item.left]
         else:
             chain.append(item)
     joiner = " AND " if kind is And else " OR "
