@@ -43,23 +43,7 @@ def run(ctx: common.Context) -> dict[str, Any]:
             b3sum_s.append(time.perf_counter() - t)
             if "blake3:" + proc.stdout.split()[0] != out["hash"]:
                 raise RuntimeError("b3sum and cmfgit disagree")
-    dvc = None
-    if ctx.peer("dvc") and not ctx.quick:
-        dvc = ctx.peer_script(
-            "dvc_bench.py",
-            "--dvc",
-            str(ctx.peer("dvc")),
-            "--skip",
-            "small,version",
-            "--big-mib",
-            str(mib),
-            "--repeats",
-            "1",
-            "--status-repeats",
-            "1",
-            "--tmp",
-            str(ctx.tmp),
-        )
+    dvc = ctx.dvc_bench("small,version", "--big-mib", str(mib))
 
     mbps = size_mb / statistics.median(cmfgit_s)
     rows = []

@@ -41,25 +41,7 @@ def run(ctx: common.Context) -> dict[str, Any]:
     cli_first = common.time_commands(ctx, commands, 1, repo, warmup=0)["log-run -i data"][0]
     cli_again = common.time_commands(ctx, commands, 3 if ctx.quick else 5, repo, warmup=0)["log-run -i data"]
 
-    dvc = None
-    if ctx.peer("dvc") and not ctx.quick:
-        dvc = ctx.peer_script(
-            "dvc_bench.py",
-            "--dvc",
-            str(ctx.peer("dvc")),
-            "--skip",
-            "big,version",
-            "--small-files",
-            str(FILES),
-            "--small-kib",
-            str(KIB),
-            "--repeats",
-            "1",
-            "--status-repeats",
-            "3",
-            "--tmp",
-            str(ctx.tmp),
-        )
+    dvc = ctx.dvc_bench("big,version", "--small-files", str(FILES), "--small-kib", str(KIB), status_repeats=3)
     results = (dvc or {}).get("results", {})
     add = results.get("dvc_add_smalldir", {}).get("median_s")
     status = results.get("dvc_status_smalldir", {}).get("median_s")

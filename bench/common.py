@@ -172,6 +172,18 @@ class Context:
         proc = self.run([python or sys.executable, str(PEERS_DIR / script), *args])
         return json.loads(proc.stdout.strip().splitlines()[-1])
 
+    def dvc_bench(self, skip: str, *args: str, status_repeats: int = 1) -> Any:
+        """``bench-peers/dvc_bench.py`` (one repeat) when DVC is installed and the run
+        is not --quick; None otherwise."""
+        dvc = self.peer("dvc")
+        if not dvc or self.quick:
+            return None
+        return self.peer_script(
+            "dvc_bench.py",
+            *("--dvc", str(dvc), "--skip", skip, *args, "--repeats", "1"),
+            *("--status-repeats", str(status_repeats), "--tmp", str(self.tmp)),
+        )
+
     def make_repo(self, name: str, *, init: bool = True) -> Path:
         """A fresh git repo with one commit, initialised for cmfgit by the
         cmfgit under test (so its merge driver names this interpreter)."""
