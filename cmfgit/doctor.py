@@ -154,6 +154,12 @@ def _remote(repo: Repo, report: Report, remote: str | None) -> str | None:
         report.add("remote", WARN, f"{missing}: push and pull need one", "git remote add origin URL")
         return None
     url = gitutil.config_get(repo.root, f"remote.{remote}.url")
+    if url:  # never print a token or password kept in the URL
+        from cmfgit.config import load_config
+        from cmfgit.redact import Redactor
+
+        config = load_config(repo)
+        url = Redactor(config.redact_keys, config.redact_values).text(url)
     report.facts["remote"] = {"name": remote, "url": url}
     report.add("remote", OK, f"{remote} ({url})")
     return remote

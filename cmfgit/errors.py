@@ -84,7 +84,9 @@ class GitError(CmfgitError):
     """A git command failed: carries the command, its exit code and stderr."""
 
     def __init__(self, args: list[str], returncode: int, stderr: str) -> None:
-        super().__init__(f"git {' '.join(args)} failed ({returncode}): {_git_reason(stderr)}")
+        from cmfgit.redact import url_text  # git may echo a remote URL with its credentials
+
+        super().__init__(url_text(f"git {' '.join(args)} failed ({returncode}): {_git_reason(stderr)}"))
         self.args_ = args
         self.returncode = returncode
         self.stderr = stderr

@@ -70,6 +70,10 @@ _READ_COMMANDS = frozenset({"log", "show", "lineage", "diff", "artifacts", "pipe
 
 
 def error(message: str) -> None:
+    if "://" in message:  # a URL's credentials are never printed
+        from cmfgit.redact import url_text
+
+        message = url_text(message)
     print(f"cmfgit: error: {message}", file=sys.stderr)
 
 

@@ -1,11 +1,19 @@
 """Keep secrets out of records (and so out of git, forever).
 
-Applied to params, the command line, recorded environment variables and the
-git remote URL. A value is replaced by ``REDACTED`` when:
-- its key looks like a secret (password, token, secret, api key, ...);
+Applied to params, the command line, recorded environment variables, the
+git remote URL, and every URL cmfgit prints. A value is replaced by ``REDACTED`` when:
+- its key looks like a secret (:func:`is_secret_key`: password, token, secret,
+  api key, ...; ``auth``, ``pass``, ``psw``, ``pw`` only as a key's last word);
+- it follows such a key: ``key=X``, ``key: X``, ``--key X``, ``-key X`` in argv
+  and inside any string (a ``sh -c`` script, a libpq ``"user=x password=X"``,
+  ``Authorization: Bearer X``); a bare ``password X`` too;
+- it is the password of ``-u``/``--user``/``--proxy-user user:X`` (curl);
 - it is the value of a secret-looking environment variable of this process;
 - it looks like a well-known credential (GitHub, AWS, Slack, OpenAI tokens).
-URLs keep everything but their password: ``https://user:REDACTED@host``.
+URLs keep everything but their credentials: ``https://user:REDACTED@host``,
+and a token given as the user name (``https://ghp_…@host``) is hidden whole.
+One-letter options other than ``-u`` are never judged (``-p`` is a port, a
+param or a password depending on the program).
 ``.cmf/config.yaml`` adds patterns under ``redact.keys`` and ``redact.values``.
 """
 
@@ -22,12 +30,44 @@ if TYPE_CHECKING:
 REDACTED = "REDACTED"
 
 # Matched against the words of a key: AWS_SECRET_ACCESS_KEY -> aws secret access key.
-_SECRET_WORDS = {"password", "passwd", "secret", "token", "credential", "credentials", "passphrase"}
+_SECRET_WORDS = {
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "credential",
+    "credentials",
+    "passphrase",
+    "authorization",
+}
+# Secret only as the last word of a key: basic_auth, --auth, db_pw, -psw;
+# not auth_url, auth_type or pass_count.
+_SECRET_TAILS = {"auth", "pass", "psw", "pw"}
+# A word ending so is secret: dbpassword, clientsecret, bearertoken (not tokenizer).
+_SECRET_SUFFIXES = ("password", "passwd", "passphrase", "secret", "token")
 _SECRET_PAIRS = {("api", "key"), ("access", "key"), ("private", "key"), ("auth", "key"), ("session", "key")}
 _SECRET_JOINED = {"apikey", "accesskey", "privatekey", "authtoken", "secretkey", "accesstoken"}
 _WORD_SPLIT = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])")
+# Bare words (no dashes, no '=') that hide the next word: ``mysqladmin password X``.
+_PASSWORD_WORDS = {"password", "passphrase"}
+# curl-style options whose value is ``user:password``.
+_USER_OPTIONS = {"-u", "--user", "--proxy-user"}
+# ``Authorization: Bearer X``: the scheme stays, the credential goes.
+_AUTH_SCHEMES = {"bearer", "basic", "token", "digest", "negotiate"}
 
 _URL_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^/@:\s]*):(?P<pw>[^/@\s]+)@")
+# A URL whose user name is token-shaped (20+ of [A-Za-z0-9_-], digits among
+# them): ``https://<token>@github.com`` is how GitHub and Azure take a token.
+_URL_TOKEN_USER = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[A-Za-z0-9_-]{20,})@")
+# A key and its separator in free text: ``password=``, ``"password": ``,
+# ``--password ``, ``password ``. Where the value ends is decided by _value_end.
+_PAIR = re.compile(
+    r"(?<![A-Za-z0-9_.-])(?P<dash>--?)?(?P<key>[A-Za-z_][A-Za-z0-9_.-]*)[\"']?(?P<sep>[ \t]*=[ \t]*|:[ \t]+|[ \t]+)"
+)
+_VALUE = re.compile(r"[^\s;&|,)}\]'\"]*")
+# Every key _pairs can act on holds one of these (tests/test_redact.py checks it
+# against the word lists): text without any is skipped unless redact.keys is set.
+_HINTS = ("pass", "secret", "token", "auth", "cred", "key", "psw", "pw", "-u")
 _TOKEN_PATTERNS = [
     r"gh[pousr]_[A-Za-z0-9]{20,}",  # GitHub
     r"github_pat_[A-Za-z0-9_]{20,}",
@@ -49,12 +89,60 @@ def _token_pattern() -> re.Pattern[str]:
 
 
 def is_secret_key(key: str, extra: Iterable[re.Pattern[str]] = ()) -> bool:
+    """True if ``key`` names a secret: a secret word anywhere in it (``DB_PASSWORD``,
+    ``apiKey``), a word ending in one (``dbpassword``), or ``auth``/``pass``/``psw``/``pw``
+    as its last word (``basic_auth``); plus the ``extra`` patterns."""
     words = [w.lower() for w in _WORD_SPLIT.split(key) if w]
-    if any(w in _SECRET_WORDS or w in _SECRET_JOINED for w in words):
+    if not words:
+        return any(p.search(key) for p in extra)
+    if any(w in _SECRET_WORDS or w in _SECRET_JOINED or w.endswith(_SECRET_SUFFIXES) for w in words):
+        return True
+    if words[-1] in _SECRET_TAILS:
         return True
     if any(pair in _SECRET_PAIRS for pair in zip(words, words[1:])):
         return True
     return any(p.search(key) for p in extra)
+
+
+def _hide_url_user(m: re.Match[str]) -> str:
+    user = m["user"]
+    if any(c.isdigit() for c in user) and any(c.isalpha() for c in user):
+        return f"{m['scheme']}{REDACTED}@"
+    return m[0]
+
+
+def _urls(value: str) -> str:
+    value = _URL_CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:{REDACTED}@", value)
+    return _URL_TOKEN_USER.sub(_hide_url_user, value)
+
+
+def url_text(value: str) -> str:
+    """``value`` with the credentials of its URLs and well-known tokens hidden:
+    for messages cmfgit prints (a remote URL, git's stderr). No configuration needed."""
+    if "://" in value:
+        value = _urls(value)
+    if len(value) >= _MIN_TOKEN:
+        value = _token_pattern().sub(REDACTED, value)
+    return value
+
+
+def _user_password(value: str) -> str:
+    """``user:password`` (curl's ``-u``) with the password hidden; ``1000:1000``
+    (docker's uid:gid) and values without a colon are kept."""
+    user, sep, password = value.partition(":")
+    if not sep or not password or password.isdigit():
+        return value
+    return f"{user}:{REDACTED}"
+
+
+def _value_end(text: str, start: int) -> int:
+    """Where the value that begins at ``start`` ends: a quoted value at its
+    closing quote (exclusive), else at whitespace or shell punctuation."""
+    if start < len(text) and text[start] in "'\"":
+        close = text.find(text[start], start + 1)
+        return len(text) if close < 0 else close
+    m = _VALUE.match(text, start)
+    return m.end() if m else start
 
 
 class Redactor:
@@ -79,7 +167,7 @@ class Redactor:
     def text(self, value: str) -> str:
         """Redact credentials inside a free-form string."""
         if "://" in value:
-            value = _URL_CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:{REDACTED}@", value)
+            value = _urls(value)
         for secret in self.known_secrets:
             if secret in value:
                 value = value.replace(secret, REDACTED)
@@ -87,7 +175,51 @@ class Redactor:
             value = _token_pattern().sub(REDACTED, value)
         for pattern in self.value_patterns:
             value = pattern.sub(REDACTED, value)
+        if "=" in value or " " in value or ":" in value or "\t" in value:
+            value = self._pairs(value)
         return value
+
+    def _pairs(self, text: str) -> str:
+        """The values that follow secret keys inside ``text`` (see the module doc)."""
+        if not self.extra_keys:
+            low = text.lower()
+            if not any(h in low for h in _HINTS):
+                return text
+        parts: list[str] = []
+        done = pos = 0
+        while True:
+            m = _PAIR.search(text, pos)
+            if m is None:
+                break
+            start = pos = m.end()
+            dash, key, kv = m["dash"], m["key"], bool(m["sep"].strip())  # kv: '=' or ':'
+            user = bool(dash) and not kv and f"{dash}{key}" in _USER_OPTIONS
+            if not user and not (self.secret_key(key) if (kv or dash) else key.lower() in _PASSWORD_WORDS):
+                continue
+            end = _value_end(text, start)
+            quoted = start < len(text) and text[start] in "'\""
+            begin = start + 1 if quoted else start
+            if user:
+                shown = _user_password(text[begin:end])
+                if shown == text[begin:end]:
+                    continue
+                replace = shown
+            else:
+                if not quoted and text[begin:end].lower() in _AUTH_SCHEMES:
+                    after = end  # ``Bearer X``: the scheme stays, the next word goes
+                    while after < len(text) and text[after] in " \t":
+                        after += 1
+                    begin, end = after, _value_end(text, after)
+                if end <= begin:
+                    continue
+                replace = REDACTED
+            parts.append(text[done:begin])
+            parts.append(replace)
+            done = pos = end
+        if not parts:
+            return text
+        parts.append(text[done:])
+        return "".join(parts)
 
     def value(self, key: str, value: Any) -> Any:
         """Redact a keyed value: the whole value if the key is secret."""
@@ -136,19 +268,36 @@ class Redactor:
 
     def _argv(self, argv: list[str]) -> list[str]:
         out: list[str] = []
-        hide_next = False
+        hide_next = user_next = False
         for arg in argv:
             if hide_next:
                 out.append(REDACTED)
                 hide_next = False
                 continue
+            if user_next:  # -u user:password
+                user_next = False
+                shown = _user_password(arg)
+                out.append(shown if shown != arg else self.text(arg))
+                continue
             if arg.startswith("-") and "=" not in arg:
                 out.append(arg)
-                hide_next = self.secret_key(arg.lstrip("-"))
+                if arg in _USER_OPTIONS:
+                    user_next = True
+                elif arg.startswith("-u") and not arg.startswith("--") and ":" in arg:  # -uadmin:X
+                    out[-1] = "-u" + _user_password(arg[2:])
+                else:
+                    hide_next = self.secret_key(arg.lstrip("-"))
                 continue
             key, sep, val = arg.partition("=")
-            if sep and self.secret_key(key.lstrip("-")):
-                out.append(f"{key}={REDACTED}")
+            if sep and " " not in key and "\t" not in key and self.secret_key(key.lstrip("-")):
+                out.append(f"{key}={REDACTED}")  # all of it: --password='a b' is one value
+                continue
+            if sep and key in _USER_OPTIONS:
+                out.append(f"{key}={_user_password(val)}")
+                continue
+            if arg.lower() in _PASSWORD_WORDS:
+                out.append(arg)
+                hide_next = True
                 continue
             out.append(self.text(arg))
         return out

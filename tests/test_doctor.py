@@ -75,3 +75,20 @@ def test_doctor_fsck_option_reports_bad_records(repo: Path) -> None:
     assert any(rid[2:] in p for p in report["fsck"]["problems"])  # type: ignore[index, union-attr]
     code, found, _ = checks(repo)
     assert code == 0 and "fsck" not in found
+
+
+def test_doctor_never_prints_the_credentials_of_a_remote_url(repo: Path) -> None:
+    token = "ghp_" + "Z9y8X7w6V5u4T3s2R1q0P9o8N7m6L5k4J3i2"
+    git(repo, "remote", "add", "origin", f"https://{token}@github.com/team/repo.git")
+    git(repo, "remote", "add", "mirror", "https://bob:hunter2-long-pw@git.example.com/team/repo.git")
+    for remote, shown in (
+        ("origin", "https://REDACTED@github.com/team/repo.git"),
+        ("mirror", "https://bob:REDACTED@git.example.com/team/repo.git"),
+    ):
+        proc = cmfgit(repo, "doctor", "--json", "--remote", remote, check=False)
+        text = cmfgit(repo, "doctor", "--remote", remote, check=False)
+        for out in (proc.stdout + proc.stderr, text.stdout + text.stderr):
+            assert token not in out and "hunter2-long-pw" not in out
+        report = json.loads(proc.stdout)
+        assert report["remote"] == {"name": remote, "url": shown}
+        assert f"{remote} ({shown})" in text.stdout

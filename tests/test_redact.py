@@ -205,3 +205,202 @@ def test_no_secret_reaches_any_file_under_cmf(repo: Path) -> None:
     assert "cmfgit: record" in history
     for secret in SECRETS:
         assert secret not in history, secret
+
+
+AUTH_SECRET = "auth-secret-0451"
+PSW_SECRET = "psw-secret-9922"
+CURL_SECRET = "curl-secret-7781"
+LIBPQ_SECRET = "libpq-secret-3141"
+SHELL_SECRET = "shell-secret-2718"
+EQ_SECRET = "eq-secret-1618"
+TOKEN_SECRET = "token-secret-5772"
+HEADER_SECRET = "header-secret-1414"
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["tool", "--auth", AUTH_SECRET], ["tool", "--auth", REDACTED]),
+        (["tool", "-psw", PSW_SECRET], ["tool", "-psw", REDACTED]),
+        (["curl", "-u", f"admin:{CURL_SECRET}", "https://x"], ["curl", "-u", f"admin:{REDACTED}", "https://x"]),
+        (["curl", f"--user=admin:{CURL_SECRET}"], ["curl", f"--user=admin:{REDACTED}"]),
+        (["curl", f"-uadmin:{CURL_SECRET}"], ["curl", f"-uadmin:{REDACTED}"]),
+        (["tool", f"--password={EQ_SECRET}"], ["tool", f"--password={REDACTED}"]),
+        (["tool", "--token", TOKEN_SECRET], ["tool", "--token", REDACTED]),
+        (["tool", "--basic-auth", AUTH_SECRET], ["tool", "--basic-auth", REDACTED]),
+        (["tool", "--db-pw", PSW_SECRET], ["tool", "--db-pw", REDACTED]),
+        (["mysqladmin", "password", PSW_SECRET], ["mysqladmin", "password", REDACTED]),
+        (
+            ["sh", "-c", f"./login --user bob --password {SHELL_SECRET} && ./train"],
+            ["sh", "-c", f"./login --user bob --password {REDACTED} && ./train"],
+        ),
+        (["sh", "-c", f"echo password {SHELL_SECRET}"], ["sh", "-c", f"echo password {REDACTED}"]),
+        (
+            ["sh", "-c", f"export DB_PASSWORD={SHELL_SECRET}; psql 'host=db user=x password={LIBPQ_SECRET}'"],
+            ["sh", "-c", f"export DB_PASSWORD={REDACTED}; psql 'host=db user=x password={REDACTED}'"],
+        ),
+        (  # a KEY=VALUE argument is hidden whole after '=', spaces and all
+            ["env", f"DB_PASSWORD={SHELL_SECRET} x", "run"],
+            ["env", f"DB_PASSWORD={REDACTED}", "run"],
+        ),
+        (
+            ["sh", "-c", f"curl -u admin:{CURL_SECRET} -H 'Authorization: Bearer {HEADER_SECRET}' x"],
+            ["sh", "-c", f"curl -u admin:{REDACTED} -H 'Authorization: Bearer {REDACTED}' x"],
+        ),
+        (["psql", f"user=x password='{LIBPQ_SECRET} b'"], ["psql", f"user=x password='{REDACTED}'"]),
+        # Ordinary arguments are kept, however close to a secret's shape.
+        (["python", "-u", "train.py", "-p", "8080"], ["python", "-u", "train.py", "-p", "8080"]),
+        (["docker", "run", "-u", "1000:1000", "img"], ["docker", "run", "-u", "1000:1000", "img"]),
+        (["gh", "auth", "login"], ["gh", "auth", "login"]),
+        (["kubectl", "create", "secret", "generic", "x"], ["kubectl", "create", "secret", "generic", "x"]),
+        (["train", "--auth-url", "https://id.example.com", "--tokenizer", "bert"], None),
+        (["train", "--auth-type", "oauth", "--max-tokens", "5", "--keyboard", "us"], None),
+        (["sh", "-c", "python train.py --lr 0.1 --tokenizer bert --user bob"], None),
+        (["sh", "-c", "git commit -m 'pass 2 of 3' && echo user=bob"], None),
+    ],
+)
+def test_argv_forms(argv: list[str], expected: list[str] | None) -> None:
+    assert Redactor().argv(argv) == (argv if expected is None else expected)
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        (f"host=db user=x password={LIBPQ_SECRET}", f"host=db user=x password={REDACTED}"),
+        (f"user=x password={LIBPQ_SECRET} dbname=prod", f"user=x password={REDACTED} dbname=prod"),
+        (f'{{"user": "x", "password": "{LIBPQ_SECRET}"}}', f'{{"user": "x", "password": "{REDACTED}"}}'),
+        (f"https://api.example.com/v1?user=x&token={TOKEN_SECRET}&n=1", None),
+        ("user=x host=db port=5432", "user=x host=db port=5432"),
+        ("pass 2 of 3; token count: 5", "pass 2 of 3; token count: 5"),
+    ],
+)
+def test_free_text_forms(value: str, expected: str | None) -> None:
+    got = Redactor().text(value)
+    if expected is None:
+        assert TOKEN_SECRET not in got and "user=x" in got and "n=1" in got
+    else:
+        assert got == expected
+
+
+@pytest.mark.parametrize(
+    "key, secret",
+    [
+        ("auth", True),
+        ("basic_auth", True),
+        ("Authorization", True),
+        ("psw", True),
+        ("db_pw", True),
+        ("pass", True),
+        ("dbpassword", True),
+        ("clientsecret", True),
+        ("auth_url", False),
+        ("OS_AUTH_URL", False),
+        ("auth_type", False),
+        ("bypass", False),
+        ("compass", False),
+        ("SSH_AUTH_SOCK", False),
+        ("GIT_ASKPASS", False),
+    ],
+)
+def test_secret_keys_more(key: str, secret: bool) -> None:
+    assert is_secret_key(key) is secret
+
+
+@pytest.mark.parametrize(
+    "url, shown",
+    [
+        (f"https://{GITHUB_TOKEN}@github.com/a/b.git", "https://REDACTED@github.com/a/b.git"),
+        ("https://x-access-token:tok-abc-123@github.com/a/b", "https://x-access-token:REDACTED@github.com/a/b"),
+        ("https://0123456789abcdef0123456789abcdef@dev.example.com/a", "https://REDACTED@dev.example.com/a"),
+        ("https://alice@bitbucket.org/a/b.git", "https://alice@bitbucket.org/a/b.git"),
+        ("git@github.com:a/b.git", "git@github.com:a/b.git"),
+        ("ssh://git@host:2222/a/b.git", "ssh://git@host:2222/a/b.git"),
+    ],
+)
+def test_url_credentials(url: str, shown: str) -> None:
+    from cmfgit.redact import url_text
+
+    assert url_text(url) == shown
+    assert Redactor().text(url) == shown
+
+
+def test_git_errors_hide_url_credentials() -> None:
+    from cmfgit.errors import GitError
+
+    err = GitError(["push", "origin"], 128, "fatal: unable to access 'https://bob:hunter2-pw@host/x/': refused\n")
+    assert "hunter2-pw" not in str(err) and f"https://bob:{REDACTED}@host/x/" in str(err)
+
+
+def test_the_forms_reach_no_record(repo: Path) -> None:
+    """log-run's command and params, through the real CLI: no secret in any byte under .cmf."""
+    remote_token = "q7w8e9r0t1y2u3i4o5p6a7s8d9f0g1h2j3k4l5z6x7c8v9b0n1m2"  # a PAT given as the user name
+    git(repo, "remote", "add", "origin", f"https://{remote_token}@dev.example.com/org/repo")
+    command = [
+        "true",
+        "--auth",
+        AUTH_SECRET,
+        "-psw",
+        PSW_SECRET,
+        "-u",
+        f"admin:{CURL_SECRET}",
+        f"--password={EQ_SECRET}",
+        "--token",
+        TOKEN_SECRET,
+        "--lr",
+        "0.1",
+    ]
+    cmfgit(
+        repo,
+        "log-run",
+        "-s",
+        "cli",
+        "-p",
+        f"dsn=user=x password={LIBPQ_SECRET}",
+        "-p",
+        "batch=32",
+        "--",
+        *command,
+    )
+    cmfgit(repo, "log-run", "-s", "shell", "--", "sh", "-c", f"echo password {SHELL_SECRET} >/dev/null")
+    runs = {r["stage"]: r for r in json.loads(cmfgit(repo, "log", "--json").stdout)}
+    assert runs["cli"]["command"] == [
+        "true",
+        "--auth",
+        REDACTED,
+        "-psw",
+        REDACTED,
+        "-u",
+        f"admin:{REDACTED}",
+        f"--password={REDACTED}",
+        "--token",
+        REDACTED,
+        "--lr",
+        "0.1",
+    ]
+    assert runs["cli"]["params"] == {"dsn": f"user=x password={REDACTED}", "batch": 32}
+    assert runs["shell"]["command"] == ["sh", "-c", f"echo password {REDACTED} >/dev/null"]
+    assert runs["cli"]["git"]["remote"] == f"https://{REDACTED}@dev.example.com/org/repo"
+    secrets = [AUTH_SECRET, PSW_SECRET, CURL_SECRET, LIBPQ_SECRET, SHELL_SECRET, EQ_SECRET, TOKEN_SECRET, remote_token]
+    files = all_bytes_under(repo / ".cmf")
+    assert len(files) >= 3
+    for path, data in files:
+        for secret in secrets:
+            assert secret.encode() not in data, (secret, path)
+
+
+def test_the_text_hints_cover_every_secret_word() -> None:
+    """Free text is scanned for key/value pairs only when it holds a hint: every
+    word that makes a key secret must contain one."""
+    from cmfgit import redact
+
+    words = [
+        *redact._SECRET_WORDS,
+        *redact._SECRET_TAILS,
+        *redact._SECRET_SUFFIXES,
+        *redact._SECRET_JOINED,
+        *redact._PASSWORD_WORDS,
+        *(" ".join(p) for p in redact._SECRET_PAIRS),
+        *redact._USER_OPTIONS,
+    ]
+    for word in words:
+        assert any(h in word for h in redact._HINTS), word
