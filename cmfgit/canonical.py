@@ -81,11 +81,30 @@ def _yaml() -> dict[str, Any]:
     return _libyaml
 
 
-def check_data(value: Any, where: str = "record") -> None:
-    """Raise RecordError unless ``value`` is inside the JSON-like data model."""
-    stack: list[tuple[Any, str]] = [(value, where)]
+# Bounds on what users hand in: params and metrics files, and API values
+# (docs/format.md, section 3.5). A YAML alias can make a value contain itself
+# (``a: &x [*x]``) or expand a small file into billions of values.
+MAX_INPUT_DEPTH = 100  # levels of nesting
+MAX_INPUT_VALUES = 1_000_000  # values of a params or metrics file, aliases expanded
+MAX_INPUT_BYTES = 16 * 1024 * 1024  # size of a params or metrics file
+_RECORD_MAX_DEPTH = 200  # a record: its own few levels above values of at most MAX_INPUT_DEPTH
+
+
+def too_deep(levels: int = MAX_INPUT_DEPTH) -> str:
+    """The one wording of the nesting bound, for every reader of input."""
+    return f"nested more than {levels} levels deep (or contains itself)"
+
+
+def check_data(
+    value: Any, where: str = "record", max_depth: int = _RECORD_MAX_DEPTH, max_values: int | None = None
+) -> None:
+    """Raise RecordError unless ``value`` is inside the JSON-like data model, at most
+    ``max_depth`` levels deep (so a value that contains itself is refused) and, if
+    given, with at most ``max_values`` values in all (shared values counted each time)."""
+    stack: list[tuple[Any, str, int]] = [(value, where, 1)]
+    count = 0
     while stack:
-        item, path = stack.pop()
+        item, path, depth = stack.pop()
         if item is None or isinstance(item, (bool, int)):
             continue
         if isinstance(item, float):
@@ -94,8 +113,14 @@ def check_data(value: Any, where: str = "record") -> None:
             if _has_surrogate(item):
                 raise RecordError(path, "string is not valid unicode (lone surrogate)")
             continue
+        if isinstance(item, (list, tuple, dict)):
+            if depth > max_depth:
+                raise RecordError(where, too_deep(max_depth))
+            count += len(item)
+            if max_values is not None and count > max_values:
+                raise RecordError(where, f"holds more than {max_values:,} values (YAML aliases expanded)")
         if isinstance(item, (list, tuple)):
-            stack.extend((v, f"{path}[{i}]") for i, v in enumerate(item))
+            stack.extend((v, f"{path}[{i}]", depth + 1) for i, v in enumerate(item))
             continue
         if isinstance(item, dict):
             for k, v in item.items():
@@ -103,9 +128,14 @@ def check_data(value: Any, where: str = "record") -> None:
                     raise RecordError(path, f"key {k!r} is not a string")
                 if _has_surrogate(k):
                     raise RecordError(path, "key is not valid unicode (lone surrogate)")
-                stack.append((v, f"{path}.{k}"))
+                stack.append((v, f"{path}.{k}", depth + 1))
             continue
         raise RecordError(path, f"unsupported value of type {type(item).__name__}")
+
+
+def check_input(value: Any, where: str) -> None:
+    """:func:`check_data` with the bounds of user input (a params or metrics file)."""
+    check_data(value, where, MAX_INPUT_DEPTH, MAX_INPUT_VALUES)
 
 
 def _plain(value: Any) -> Any:
@@ -174,6 +204,8 @@ def load_libyaml(data: bytes, where: str = "record") -> Any:
         raise RecordError(where, f"not valid YAML{at}: {problem}") from None
     except UnicodeDecodeError:
         raise RecordError(where, "not valid UTF-8") from None
+    except RecursionError:  # libyaml refuses past 1000 levels; its Python constructor may stop first
+        raise RecordError(where, too_deep()) from None
 
 
 def digest(data: bytes) -> str:

@@ -92,6 +92,8 @@ def load(path: str | os.PathLike[str]) -> tuple[list[dict[str, Any]], str, int |
         document = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ForeignFormatError(shown, f"not valid JSON ({exc})") from None
+    except RecursionError:
+        raise ForeignFormatError(shown, "not valid JSON (nested too deeply to read)") from None
     return cmf_format.check_export(document, shown), "cmf-json", None
 
 

@@ -74,21 +74,31 @@ def parse_param(text: str) -> tuple[str, Any]:
 
 
 def read_structured(path: Path, shown: str) -> Any:
-    """A YAML or JSON file (JSON by extension, so 1e-05 stays a float)."""
+    """A YAML or JSON file (JSON by extension, so 1e-05 stays a float), within the
+    bounds of user input (canonical.MAX_INPUT_*: size, nesting, values)."""
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as f:
+            raw = f.read(canonical.MAX_INPUT_BYTES + 1)
     except FileNotFoundError:
         raise PathError(shown, "does not exist") from None
     except OSError as exc:
         raise PathError(shown, exc.strerror or str(exc)) from None
+    if len(raw) > canonical.MAX_INPUT_BYTES:
+        mib = canonical.MAX_INPUT_BYTES // (1024 * 1024)
+        raise PathError(shown, f"is larger than {mib} MiB: not read as params or metrics")
     if path.suffix.lower() == ".json":
         try:
             import json  # only for .json files: it costs start-up time
 
-            return json.loads(raw)
+            doc = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
             raise PathError(shown, f"is not valid JSON: {exc}") from None
-    return canonical.load(raw, shown)
+        except RecursionError:
+            raise PathError(shown, canonical.too_deep()) from None
+    else:
+        doc = canonical.load(raw, shown)
+    canonical.check_input(doc, shown)
+    return doc
 
 
 def read_params_file(spec: str, cwd: Path) -> dict[str, Any]:

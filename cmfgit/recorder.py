@@ -11,6 +11,7 @@ import sys
 from functools import lru_cache
 
 from cmfgit import envinfo, gitstate, schema
+from cmfgit.canonical import MAX_INPUT_DEPTH, too_deep
 from cmfgit.config import Config, load_config, site_name
 from cmfgit.environ import getenv
 from cmfgit.errors import PathError, UsageError
@@ -48,37 +49,42 @@ _STR_ONLY = {str}
 _SCALARS = {str, int, float, bool, type(None)}
 
 
-def flatten(values: dict[str, Any], prefix: str = "", what: str = "params") -> dict[str, Any]:
+def flatten(values: dict[str, Any], prefix: str = "", what: str = "params", depth: int = 1) -> dict[str, Any]:
     """Nested mappings become dotted keys: {'a': {'b': 1}} -> {'a.b': 1}; values
     become what a record can hold (see :func:`plain`)."""
     if not isinstance(values, dict):
         raise UsageError(f"{what} must be a mapping, not {type(values).__name__}")
     if not prefix and set(map(type, values)) <= _STR_ONLY and set(map(type, values.values())) <= _SCALARS:
         return dict(values)  # already flat and plain: the common case, without a loop in Python
+    if depth > MAX_INPUT_DEPTH:
+        raise UsageError(f"{what[:-1]} '{prefix.split('.', 1)[0]}': {too_deep()}")
     flat: dict[str, Any] = {}
     for key, value in values.items():
         name = f"{prefix}{key}"
         if isinstance(value, dict) and value:
-            flat.update(flatten(value, name + ".", what))
+            flat.update(flatten(value, name + ".", what, depth + 1))
         else:
-            flat[name] = plain(value, f"{what[:-1]} '{name}'")
+            flat[name] = plain(value, f"{what[:-1]} '{name}'", depth)
     return flat
 
 
-def plain(value: Any, what: str) -> Any:
+def plain(value: Any, what: str, depth: int = 1) -> Any:
     """``value`` as a record holds it: numbers, text, booleans, None, lists and
     mappings as they are; paths, dates, decimals, sets and numpy values converted
     (a path is its text, a date its ISO form); anything else is a usage error,
-    raised when the value is given rather than when the run ends."""
+    raised when the value is given rather than when the run ends. So is a value
+    nested more than ``MAX_INPUT_DEPTH`` levels deep, or one that contains itself."""
     kind = type(value)
     if kind in _SCALARS:
         return value
+    if isinstance(value, (list, tuple, dict, set, frozenset)) and depth > MAX_INPUT_DEPTH:
+        raise UsageError(f"{what}: {too_deep()}")
     if isinstance(value, (list, tuple)):
-        return [plain(v, what) for v in value]
+        return [plain(v, what, depth + 1) for v in value]
     if isinstance(value, dict):
-        return {str(k): plain(v, what) for k, v in value.items()}
+        return {str(k): plain(v, what, depth + 1) for k, v in value.items()}
     if isinstance(value, (set, frozenset)):
-        return sorted((plain(v, what) for v in value), key=repr)
+        return sorted((plain(v, what, depth + 1) for v in value), key=repr)
     if isinstance(value, str):  # subclasses: a str enum records its text ("red", not "Color.RED")
         return str.__str__(value)
     if isinstance(value, int):  # IntEnum, IntFlag (a bool is in _SCALARS)
@@ -93,7 +99,7 @@ def plain(value: Any, what: str) -> Any:
     if module == "decimal":
         return float(value)
     if module.startswith("numpy") and hasattr(value, "tolist"):  # numpy scalars and arrays
-        return plain(value.tolist(), what)
+        return plain(value.tolist(), what, depth)
     raise UsageError(
         f"{what}: a value of type {kind.__name__} cannot be recorded "
         "(use numbers, text, booleans, None, lists or mappings)"
@@ -297,7 +303,8 @@ class Recorder:
             raise PathError(os.fspath(path), "has a file name that is not valid UTF-8")
         if type is not None and not schema.valid_type_name(type):
             raise UsageError(f"artifact type '{type}' must be a lower-case name such as dataset or model")
-        return Artifact(rel, type or default_type(rel), dict(props) if props else {})
+        kept = {str(k): plain(v, f"property '{k}'") for k, v in props.items()} if props else {}
+        return Artifact(rel, type or default_type(rel), kept)
 
     def hash_into(self, art: Artifact, *, missing_ok: bool) -> Artifact:
         full = f"{self._root}/{art.path}"

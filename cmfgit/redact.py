@@ -77,6 +77,7 @@ _TOKEN_PATTERNS = [
     r"hf_[A-Za-z0-9]{30,}",  # Hugging Face
     r"(?:AKIA|ASIA)[0-9A-Z]{16}",  # AWS access key id
 ]
+_MAX_DEPTH = 200  # canonical._RECORD_MAX_DEPTH: deep() stops a value that contains itself
 _MIN_ENV_SECRET = 6  # shorter values are too likely to appear by chance
 _MIN_TOKEN = 15  # no string shorter than this matches a _TOKEN_PATTERNS entry (xoxb- + 10)
 _tokens: list[re.Pattern[str]] = []  # the token patterns as one regex, compiled on first use
@@ -227,13 +228,17 @@ class Redactor:
             return REDACTED
         return self.deep(value)
 
-    def deep(self, value: Any) -> Any:
+    def deep(self, value: Any, depth: int = 1) -> Any:
         if isinstance(value, str):
             return self.text(value)
+        if isinstance(value, (dict, list)) and depth > _MAX_DEPTH:
+            from cmfgit.errors import UsageError
+
+            raise UsageError(f"a value is nested more than {_MAX_DEPTH} levels deep (or contains itself)")
         if isinstance(value, dict):
-            return {k: self.value(k, v) for k, v in value.items()}
+            return {k: REDACTED if self.secret_key(k) else self.deep(v, depth + 1) for k, v in value.items()}
         if isinstance(value, list):
-            return [self.deep(v) for v in value]
+            return [self.deep(v, depth + 1) for v in value]
         return value
 
     def mapping(self, values: dict[str, Any]) -> dict[str, Any]:
