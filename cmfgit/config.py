@@ -108,10 +108,19 @@ def load_config(repo: Repo) -> Config:
 
 
 def site_name(repo: Repo, git_config: dict[str, str] | None = None) -> str:
-    """This clone's site: $CMFGIT_SITE, then git config cmfgit.site, then the host."""
+    """This clone's site: $CMFGIT_SITE, then git config cmfgit.site, then the host.
+
+    ``git_config`` is the clone's config when the caller has read it already
+    (log-run's git state holds ``cmfgit.*``); else it is asked of git."""
     env = getenv("CMFGIT_SITE")
     if env:
         return env
-    if git_config is not None and git_config.get("cmfgit.site"):
-        return git_config["cmfgit.site"]
+    if git_config is None:
+        from cmfgit import gitutil
+
+        configured = gitutil.config_get(repo.root, "cmfgit.site")
+    else:
+        configured = git_config.get("cmfgit.site")
+    if configured:
+        return configured
     return os.uname().nodename or "unknown"  # socket.gethostname(), without importing socket

@@ -182,3 +182,27 @@ def test_tags_travel_with_push_and_a_pulled_local_view(tmp_path: Path) -> None:
     cmfgit(analyst, "pull", "--pipeline", "wine")
     assert run_json(analyst, "tag", rid[:8], "--json")["tags"] == {"status": "production"}
     assert [o["id"] for o in run_json(analyst, "log", "--json", "--where", 'tags.status == "production"')] == [rid]
+
+
+def test_tags_record_the_site_of_init_site_and_gc_packs_them_there(tmp_path: Path) -> None:
+    """`cmfgit init --site lab` names the site of every record this clone writes:
+    runs (CLI and API) and tags alike, so gc never makes a pack/<hostname>/ folder."""
+    import os
+
+    root = make_repo(tmp_path / "r", site="lab")
+    cmfgit(root, "log-run", "-s", "train", "-o", "out.txt", "--", "sh", "-c", "echo 1 > out.txt")
+    (run_id,) = (r["id"] for r in run_json(root, "log", "--json"))
+    with api.run(stage="api", repo=root):
+        pass
+    cmfgit(root, "tag", run_id[:12], "stage=prod")
+    api.tag(run_id, {"owner": "ana"}, repo=root)
+    cmfgit(root, "tag", "out.txt", "checked=yes")
+    records = [r.load() for r in Store(root / ".cmf/objects").iter_records()]
+    annotations = [r for r in records if r["schema"].startswith("cmfgit/annotation")]
+    assert len(annotations) == 3
+    assert {a["site"] for a in annotations} == {"lab"}
+    assert {r["site"] for r in records} == {"lab"}
+    assert os.uname().nodename != "lab"
+    cmfgit(root, "gc")
+    packs = {p.relative_to(root / ".cmf/objects/pack").parts[0] for p in (root / ".cmf/objects/pack").rglob("*.yaml")}
+    assert packs == {"lab"}
