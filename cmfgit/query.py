@@ -542,35 +542,43 @@ class CmfQuery:
         return _frame(out, as_frame)
 
     def get_all_executions_for_artifact(self, artifact_name: str, as_frame: bool = False) -> Any:
-        """Executions that read or wrote the artifact, with ``event`` 'INPUT' or 'OUTPUT'."""
-        graph = self.lineage_graph(self.resolve_artifacts(artifact_name), "both", 1)
-        out = []
-        for key in self._keys_of(graph, self.resolve_artifacts(artifact_name)):
+        """Executions that read or wrote the artifact (every version, for a path), with
+        ``event`` 'INPUT' or 'OUTPUT'; in start order, then by id."""
+        hashes = self.resolve_artifacts(artifact_name)
+        graph = self.lineage_graph(hashes, "both", 1)
+        found: dict[tuple[str, str], None] = {}
+        for key in self._keys_of(graph, hashes):
             for event, rids in (("INPUT", graph.consumers.get(key, [])), ("OUTPUT", graph.producers.get(key, []))):
-                for rid in rids:
-                    summary = graph.executions[rid]
-                    out.append(
-                        {
-                            "event": event,
-                            "id": rid,
-                            "pipeline": summary["pipeline"],
-                            "stage": summary["stage"],
-                            "started_at": summary["started_at"],
-                        }
-                    )
+                found.update(dict.fromkeys((rid, event) for rid in rids))
+        out = []
+        for rid, event in sorted(found, key=lambda pair: (*_start_order(graph, pair[0]), pair[1])):
+            summary = graph.executions[rid]
+            out.append(
+                {
+                    "event": event,
+                    "id": rid,
+                    "pipeline": summary["pipeline"],
+                    "stage": summary["stage"],
+                    "started_at": summary["started_at"],
+                }
+            )
         return _frame(out, as_frame)
 
     def find_producer_execution(self, artifact_name: str) -> dict[str, Any] | None:
-        """The execution that wrote the artifact (the earliest, if several did); None if none did."""
-        hashes = self.resolve_artifacts(artifact_name)
-        graph = self.lineage_graph(hashes, "up", 1)
-        producers = [rid for key in self._keys_of(graph, hashes) for rid in graph.producers.get(key, [])]
+        """The execution that wrote the artifact (the earliest to start, then the lowest
+        id, if several did; for a path, of any version); None if none did."""
+        producers = self._producers(artifact_name)
         return self.execution(producers[0]) if producers else None
 
     def find_producer_executions(self, artifact_name: str) -> list[dict[str, Any]]:
+        """Every execution that wrote the artifact (for a path, any version), earliest first."""
+        return [self.execution(rid) for rid in self._producers(artifact_name)]
+
+    def _producers(self, artifact_name: str) -> list[str]:
         hashes = self.resolve_artifacts(artifact_name)
         graph = self.lineage_graph(hashes, "up", 1)
-        return [self.execution(rid) for key in self._keys_of(graph, hashes) for rid in graph.producers.get(key, [])]
+        rids = {rid for key in self._keys_of(graph, hashes) for rid in graph.producers.get(key, [])}
+        return sorted(rids, key=lambda rid: _start_order(graph, rid))
 
     # -- lineage ----------------------------------------------------------------------------
 
@@ -751,8 +759,9 @@ class CmfQuery:
         return self._related_artifacts(artifact_name, "down", None, as_frame)
 
     def _related_executions(self, artifact_name: str, direction: str, depth: int | None, as_frame: bool) -> Any:
-        lineage, _graph, _keys = self._artifact_lineage(artifact_name, direction, depth)
-        ordered = sorted(lineage.executions(), key=lambda rid: (lineage.levels[Node("execution", rid)], rid))
+        lineage, graph, _keys = self._artifact_lineage(artifact_name, direction, depth)
+        levels = lineage.levels  # nearest first; then in start order, then by id
+        ordered = sorted(lineage.executions(), key=lambda r: (levels[Node("execution", r)], *_start_order(graph, r)))
         return _frame([self.execution(rid) for rid in ordered], as_frame)
 
     def get_one_hop_parent_executions(self, artifact_name: str, as_frame: bool = False) -> Any:
@@ -983,6 +992,12 @@ class _Planner:
         chosen.sort(key=lambda r: (r[2] or "", r[3]), reverse=True)
         chosen.sort(key=lambda r: _sortable(r[1]), reverse=self.descending)
         return [r[0] for r in chosen[:limit]]
+
+
+def _start_order(graph: Graph, rid: str) -> tuple[bool, str, str]:
+    """Sort key of an execution: by start time (unknown times last), then by id."""
+    started = graph.executions[rid].get("started_at")
+    return (not isinstance(started, str), started if isinstance(started, str) else "", rid)
 
 
 def _sortable(value: Any) -> tuple[int, Any]:

@@ -189,3 +189,29 @@ def test_other_scopes(tmp_path: Path) -> None:
         CmfQuery(root, scope="global")
     with pytest.raises(CmfgitError, match="unknown revision"):
         CmfQuery(root, ref="nope")
+
+
+def test_the_earliest_producer_whatever_the_hash_order(tmp_path: Path) -> None:
+    """One path written by several runs, each a new version: the producer is the
+    run that started first, not the one whose output hash sorts first; the lists
+    of producers and users are in start order too (then by id)."""
+    root = make_repo(tmp_path / "repo")
+    names = sorted((f"v{i}" for i in range(6)), key=lambda n: h(n), reverse=True)  # highest hash first
+    records = {
+        n: execution("train", [art("data")], [art(n, "model", "model.pkl")], params={"i": i}, started_at=ts(10 + i))
+        for i, n in enumerate(names)
+    }
+    # the version with the highest hash was also written before all the others
+    records["again"] = execution("retrain", [], [art(names[0], "model", "model.pkl")], started_at=ts(1))
+    ids = dict(zip(records, put(root, *records.values())))
+    by_start = [ids["again"], *(ids[n] for n in names)]  # ts 1, then ts 10..15
+    with CmfQuery(root) as q:
+        assert q.find_producer_execution("model.pkl")["id"] == ids["again"]
+        assert [e["id"] for e in q.find_producer_executions("model.pkl")] == by_start
+        assert q.find_producer_execution(h(names[0]))["id"] == ids["again"]
+        assert q.find_producer_execution(h(names[-1]))["id"] == ids[names[-1]]
+        assert [e["id"] for e in q.get_one_hop_parent_executions("model.pkl")] == by_start
+        used = q.get_all_executions_for_artifact("model.pkl")
+        assert [u["id"] for u in used] == by_start and {u["event"] for u in used} == {"OUTPUT"}
+        users = q.get_all_executions_for_artifact(h("data"))
+        assert [u["id"] for u in users] == [ids[n] for n in names]
