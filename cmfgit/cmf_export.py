@@ -23,6 +23,7 @@ from cmfgit import cmf_format as cf
 from cmfgit import reading, schema
 from cmfgit.errors import UsageError
 from cmfgit.fsutil import atomic_write
+from cmfgit.redact import url_text
 from cmfgit.repo import Repo
 
 FORMATS = ("cmf-json",)
@@ -279,7 +280,7 @@ def _execution(pipeline: str, stage: str, ex: _Execution, stage_id: int, ids: _A
         "Execution_type_name": stage,
         "Execution_uuid": rec.get("uuid"),
         "Git_End_Commit": "",
-        "Git_Repo": git.get("remote") or "",
+        "Git_Repo": url_text(git.get("remote") or ""),  # records of older versions may hold a token
         "Git_Start_Commit": git.get("commit") or "",
         "Pipeline_Type": pipeline,
         "Pipeline_id": ids.contexts[("pipeline", pipeline)],
@@ -323,7 +324,7 @@ def _artifact_node(ex: _Execution, art: dict[str, Any], props: dict[str, Any], i
     name = src.get("name")
     if not isinstance(name, str) or not name:
         name = f"{path}:{uri}:{eid}" if ctype in ("Model", "Metrics", "Step_Metrics") else f"{path}:{uri}"
-    git_repo = (ex.record.get("git") or {}).get("remote") or ""
+    git_repo = url_text((ex.record.get("git") or {}).get("remote") or "")
     properties: dict[str, Any]
     if ctype == "Metrics":
         properties = {"metrics_name": name}

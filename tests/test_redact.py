@@ -404,3 +404,16 @@ def test_the_text_hints_cover_every_secret_word() -> None:
     ]
     for word in words:
         assert any(h in word for h in redact._HINTS), word
+
+
+def test_export_hides_the_remote_credentials_an_older_record_holds(repo: Path) -> None:
+    """A record written before a rule existed keeps its bytes (its id), but what
+    cmfgit prints from it, here an export for CMF, shows no credential."""
+    from qhelp import art, execution, put
+
+    token = "q7w8e9r0t1y2u3i4o5p6a7s8d9f0g1h2j3k4"
+    rec = execution("train", [art("raw")], [art("model", "model")], pipeline="wine")
+    rec["git"]["remote"] = f"https://{token}@dev.example.com/org/repo"
+    put(repo, rec)
+    out = cmfgit(repo, "export", "--format", "cmf-json", "--pipeline", "wine").stdout
+    assert token not in out and "https://REDACTED@dev.example.com/org/repo" in out
