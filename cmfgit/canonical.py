@@ -206,6 +206,8 @@ def load_libyaml(data: bytes, where: str = "record") -> Any:
         raise RecordError(where, "not valid UTF-8") from None
     except RecursionError:  # libyaml refuses past 1000 levels; its Python constructor may stop first
         raise RecordError(where, too_deep()) from None
+    except ValueError as exc:  # an integer of more than 4300 digits (sys.get_int_max_str_digits)
+        raise RecordError(where, f"not valid YAML: {str(exc).split(':')[0]}") from None
 
 
 def digest(data: bytes) -> str:

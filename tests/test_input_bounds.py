@@ -37,6 +37,7 @@ def nested_json(levels: int) -> str:
         ("deep.json", nested_json(10_000), "nested more than 100 levels deep"),
         ("deep.yaml", "a: " + "[" * 500 + "]" * 500 + "\n", "nested more than 100 levels deep"),
         ("deepmap.json", '{"a": ' * 150 + "1" + "}" * 150, "nested more than 100 levels deep"),
+        ("bigint.yaml", "a: " + "1" * 5000 + "\n", "Exceeds the limit (4300 digits) for integer string conversion"),
     ],
 )
 def test_a_params_file_bomb_is_a_one_line_error(repo: Path, name: str, content: str, says: str) -> None:
