@@ -43,6 +43,8 @@ _SECRET_WORDS = {
 # Secret only as the last word of a key: basic_auth, --auth, db_pw, -psw;
 # not auth_url, auth_type or pass_count.
 _SECRET_TAILS = {"auth", "pass", "psw", "pw"}
+# Secret as the last of several words only: MYSQL_PWD (not PWD, the working directory).
+_SECRET_QUALIFIED_TAILS = {"pwd"}
 # A word ending so is secret: dbpassword, clientsecret, bearertoken (not tokenizer).
 _SECRET_SUFFIXES = ("password", "passwd", "passphrase", "secret", "token")
 _SECRET_PAIRS = {("api", "key"), ("access", "key"), ("private", "key"), ("auth", "key"), ("session", "key")}
@@ -92,13 +94,14 @@ def _token_pattern() -> re.Pattern[str]:
 def is_secret_key(key: str, extra: Iterable[re.Pattern[str]] = ()) -> bool:
     """True if ``key`` names a secret: a secret word anywhere in it (``DB_PASSWORD``,
     ``apiKey``), a word ending in one (``dbpassword``), or ``auth``/``pass``/``psw``/``pw``
-    as its last word (``basic_auth``); plus the ``extra`` patterns."""
+    as its last word (``basic_auth``), or ``pwd`` after another word (``MYSQL_PWD``);
+    plus the ``extra`` patterns."""
     words = [w.lower() for w in _WORD_SPLIT.split(key) if w]
     if not words:
         return any(p.search(key) for p in extra)
     if any(w in _SECRET_WORDS or w in _SECRET_JOINED or w.endswith(_SECRET_SUFFIXES) for w in words):
         return True
-    if words[-1] in _SECRET_TAILS:
+    if words[-1] in _SECRET_TAILS or (len(words) > 1 and words[-1] in _SECRET_QUALIFIED_TAILS):
         return True
     if any(pair in _SECRET_PAIRS for pair in zip(words, words[1:])):
         return True

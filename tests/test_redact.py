@@ -293,6 +293,8 @@ def test_free_text_forms(value: str, expected: str | None) -> None:
         ("pass", True),
         ("dbpassword", True),
         ("clientsecret", True),
+        ("PGPASSWORD", True),
+        ("MYSQL_PWD", True),
         ("auth_url", False),
         ("OS_AUTH_URL", False),
         ("auth_type", False),
@@ -396,6 +398,7 @@ def test_the_text_hints_cover_every_secret_word() -> None:
     words = [
         *redact._SECRET_WORDS,
         *redact._SECRET_TAILS,
+        *redact._SECRET_QUALIFIED_TAILS,
         *redact._SECRET_SUFFIXES,
         *redact._SECRET_JOINED,
         *redact._PASSWORD_WORDS,
