@@ -62,6 +62,7 @@ def log(
     number: int | None = None,
     where: str | None = None,
     sort: str | None = None,
+    since: str | None = None,
     as_json: bool = False,
     scope: Scope | None = None,
 ) -> None:
@@ -70,7 +71,7 @@ def log(
     from cmfgit.repo import open_repo
 
     with CmfQuery(open_repo(), scope=scope) as q:
-        found = q.execution_records(where, pipeline=pipeline, stage=stage, sort=sort, limit=number)
+        found = q.execution_records(where, pipeline=pipeline, stage=stage, sort=sort, limit=number, since=since)
         objects = q.as_objects(found)
         bad = q.unreadable()
     if bad:
@@ -100,7 +101,7 @@ def log(
         )
     if objects:
         console().print(table)
-    elif where or pipeline or stage:
+    elif where or pipeline or stage or since:
         console().print("no executions match")
     else:
         console().print("no executions recorded yet")

@@ -73,6 +73,10 @@ def log_cmd(
         Optional[str],
         typer.Option("--sort", metavar="KEY", help="sort by a field, e.g. metrics.acc; -KEY for descending"),
     ] = None,
+    since: Annotated[
+        Optional[str],
+        typer.Option("--since", metavar="DATE", help="runs started at or after DATE (2026-01-31, ...T12:00Z, 7d, 12h)"),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print a JSON array of execution objects")] = False,
     ref: RefOpt = None,
     all_branches: AllBranchesOpt = False,
@@ -85,7 +89,9 @@ def log_cmd(
     from cmfgit.query import scope_of
 
     scope = scope_of(ref, all_branches, global_, remote)
-    views.log(pipeline=pipeline, stage=stage, number=number, where=where, sort=sort, as_json=as_json, scope=scope)
+    views.log(
+        pipeline=pipeline, stage=stage, number=number, where=where, sort=sort, since=since, as_json=as_json, scope=scope
+    )
 
 
 @app.command()
