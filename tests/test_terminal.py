@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import re
 import subprocess
 import sys
@@ -73,3 +74,69 @@ def test_sort_by_an_unknown_key_is_an_error_naming_it(repo: Path) -> None:
         ok = cmfgit(repo, "log", "--sort", "-metrics.acc", "--json", env=env).stdout
         assert [o["metrics"].get("acc") for o in json.loads(ok)] == [0.9, 0.8, None]
         assert cmfgit(repo, "log", "--sort", "started_at", env=env).returncode == 0
+
+
+def on_a_terminal(cwd: Path, args: list[str], columns: int) -> str:
+    """The CLI's stdout on a real pseudo-terminal ``columns`` wide (colours stripped)."""
+    master, slave = pty.openpty()
+    env = {**os.environ, "COLUMNS": str(columns), "LINES": "200", "TERM": "xterm-256color"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cmfgit", *args], cwd=cwd, stdout=slave, stderr=subprocess.PIPE, env=env
+    )
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(master)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", b"".join(chunks).decode()).replace("\r\n", "\n")
+
+
+def _recorded(repo: Path) -> Path:
+    (repo / "data" / "raw").mkdir(parents=True)
+    (repo / "data" / "raw" / "wine-quality-red.csv").write_text("a,b\n1,2\n")
+    (repo / "metrics.json").write_text('{"accuracy": 0.93, "loss": 0.123456, "f1_macro": 0.9}')
+    cmfgit(repo, "log-run", "-s", "prepare", "-i", "data/raw/wine-quality-red.csv", "-o", "data/train-set.csv",
+           "--", "cp", "data/raw/wine-quality-red.csv", "data/train-set.csv")  # fmt: skip
+    params = [f"-pp_{i}={i}" for i in range(1, 13)] + ["-poptimizer=adamw", "-plearning_rate=0.001"]
+    cmfgit(repo, "log-run", "-s", "train", *params, "-i", "data/train-set.csv", "-o", "models/model.pkl",
+           "--type", "model", "-m", "metrics.json", "--", "sh", "-c", "mkdir -p models && echo m > models/model.pkl")  # fmt: skip
+    cmfgit(repo, "tag", "models/model.pkl", "status=production")
+    cmfgit(repo, "tag", json.loads(cmfgit(repo, "log", "-n1", "--json").stdout)[0]["id"], "status=production")
+    return repo
+
+
+def test_narrow_terminals_never_cut_an_id_hash_path_time_or_value(repo: Path) -> None:
+    _recorded(repo)
+    runs = json.loads(cmfgit(repo, "log", "--json").stdout)
+    arts = json.loads(cmfgit(repo, "artifacts", "--json").stdout)
+    ids = [r["id"][:12] for r in runs]
+    times = [r["started_at"][:19].replace("T", " ") for r in runs]
+    hashes = [a["hash"][:19] for a in arts]
+    paths = ["data/raw/wine-quality-red.csv", "data/train-set.csv", "models/model.pkl", "metrics.json"]
+    values = [f"p_{i}={i}" for i in range(1, 13)] + ["optimizer=adamw", "learning_rate=0.001", "loss=0.123456"]
+    for columns in (60, 80):
+        views = {
+            "log": (on_a_terminal(repo, ["log"], columns), ids + times + values + ["status=production"]),
+            "artifacts": (on_a_terminal(repo, ["artifacts"], columns), hashes + [paths[0], *paths[2:]] + times[:1]),
+            "diff": (on_a_terminal(repo, ["diff", ids[0], ids[1]], columns), ids + hashes[:1] + paths),
+            "pipelines": (on_a_terminal(repo, ["pipelines"], columns), times[:1]),
+            "lineage": (on_a_terminal(repo, ["lineage", "models/model.pkl"], columns), [i[:8] for i in ids]),
+        }
+        for name, (text, tokens) in views.items():
+            assert all(len(line) <= columns for line in text.splitlines()), (name, columns, text)
+            for token in tokens:
+                assert token in text, (name, columns, token, text)
+        log = views["log"][0]
+        assert not re.search(r"\+\d+\b", log), log  # no "+8": every param is shown
+        assert log.index("p_2=2") < log.index("p_9=9") < log.index("p_10=10"), log  # natural order
+        diff = views["diff"][0]
+        at = {key: re.search(rf"params\.{key}\b", diff) for key in ("p_2", "p_10")}
+        assert at["p_2"] and at["p_10"] and at["p_2"].start() < at["p_10"].start(), diff
