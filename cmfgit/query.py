@@ -110,6 +110,10 @@ class CmfQuery:
         return int(count)
 
     def resolve_record(self, prefix: str, executions_only: bool = False) -> str:
+        """The full id of a record id prefix, or of a relative run (:func:`relative_run`)."""
+        relative = relative_run(prefix)
+        if relative is not None:
+            return self._nth_execution(*relative, text=prefix.strip())
         text = prefix.strip().lower()
         if len(text) < 4 or any(c not in "0123456789abcdef" for c in text):
             raise UsageError(f"'{prefix}' is not a record id (4 to 64 hex digits)")
@@ -122,6 +126,16 @@ class CmfQuery:
         if len(rows) > 1:
             raise AmbiguousPrefix(prefix, [r[0] for r in rows])
         return str(rows[0][0])
+
+    def _nth_execution(self, stage: str | None, n: int, text: str) -> str:
+        if n < 1:
+            raise UsageError(f"'{text}': runs count from 1 (@1 is the newest)")
+        rowids = self.execution_rowids(stage=stage, limit=n)
+        if len(rowids) < n:
+            of = f" of stage '{stage}'" if stage else ""
+            raise CmfgitError(f"'{text}': there are only {len(rowids)} execution(s){of}")
+        (rid,) = self.db.execute("SELECT id FROM records WHERE rowid = ?", (rowids[n - 1],)).fetchone()
+        return str(rid)
 
     def execution(self, prefix: str) -> dict[str, Any]:
         """One execution as its JSON object (``show --json``)."""
@@ -853,6 +867,15 @@ def diff_executions(ra: dict[str, Any], rb: dict[str, Any]) -> dict[str, Any]:
         "inputs": arts(ra.get("inputs") or [], rb.get("inputs") or []),
         "outputs": arts(ra.get("outputs") or [], rb.get("outputs") or []),
     }
+
+
+def relative_run(text: str) -> tuple[str | None, int] | None:
+    """``@N``: the N-th execution as ``cmfgit log`` lists them (newest first, ``@1``
+    the newest); ``STAGE@N``: the N-th of that stage. None for anything else."""
+    stage, at, number = text.strip().rpartition("@")
+    if not at or not number.isdigit() or any(c.isspace() for c in stage):
+        return None
+    return (stage or None), int(number)
 
 
 # -- sorting and planning ---------------------------------------------------------------------

@@ -106,8 +106,9 @@ def _recorded(repo: Path) -> Path:
     cmfgit(repo, "log-run", "-s", "prepare", "-i", "data/raw/wine-quality-red.csv", "-o", "data/train-set.csv",
            "--", "cp", "data/raw/wine-quality-red.csv", "data/train-set.csv")  # fmt: skip
     params = [f"-pp_{i}={i}" for i in range(1, 13)] + ["-poptimizer=adamw", "-plearning_rate=0.001"]
+    make_model = ["sh", "-c", "mkdir -p models && echo m > models/model.pkl"]
     cmfgit(repo, "log-run", "-s", "train", *params, "-i", "data/train-set.csv", "-o", "models/model.pkl",
-           "--type", "model", "-m", "metrics.json", "--", "sh", "-c", "mkdir -p models && echo m > models/model.pkl")  # fmt: skip
+           "--type", "model", "-m", "metrics.json", "--", *make_model)  # fmt: skip
     cmfgit(repo, "tag", "models/model.pkl", "status=production")
     cmfgit(repo, "tag", json.loads(cmfgit(repo, "log", "-n1", "--json").stdout)[0]["id"], "status=production")
     return repo
@@ -140,3 +141,22 @@ def test_narrow_terminals_never_cut_an_id_hash_path_time_or_value(repo: Path) ->
         diff = views["diff"][0]
         at = {key: re.search(rf"params\.{key}\b", diff) for key in ("p_2", "p_10")}
         assert at["p_2"] and at["p_10"] and at["p_2"].start() < at["p_10"].start(), diff
+
+
+def test_relative_runs_name_executions_newest_first(repo: Path) -> None:
+    old, mid, new = _three_runs(repo)
+    assert cmfgit(repo, "show", "@1").stdout.startswith(f"id: {new}\n")
+    assert cmfgit(repo, "show", "@3", env={"CMFGIT_NO_FASTPATH": "1"}).stdout.startswith(f"id: {old}\n")
+    assert json.loads(cmfgit(repo, "show", "prep@1", "--json").stdout)["id"] == old
+    assert json.loads(cmfgit(repo, "show", "train@2", "--json").stdout)["id"] == mid
+    sides = json.loads(cmfgit(repo, "diff", "train@2", "@1", "--json").stdout)
+    assert (sides["a"]["id"], sides["b"]["id"]) == (mid, new)
+    assert "status=production" in cmfgit(repo, "tag", "@2", "status=production").stdout
+    with CmfQuery(open_repo(repo)) as q:
+        assert q.tags_of(mid) == {"status": "production"}
+        assert q.execution("@1")["id"] == new
+    assert f"execution {new[:12]} (@1)" in cmfgit(repo, "lineage", "@1").stdout
+    too_far = cmfgit(repo, "show", "train@3", check=False)
+    assert too_far.returncode == 1 and "'train@3': there are only 2 execution(s) of stage 'train'" in too_far.stderr
+    zero = cmfgit(repo, "show", "@0", check=False)
+    assert zero.returncode == 2 and "runs count from 1" in zero.stderr
