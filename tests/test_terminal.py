@@ -160,3 +160,34 @@ def test_relative_runs_name_executions_newest_first(repo: Path) -> None:
     assert too_far.returncode == 1 and "'train@3': there are only 2 execution(s) of stage 'train'" in too_far.stderr
     zero = cmfgit(repo, "show", "@0", check=False)
     assert zero.returncode == 2 and "runs count from 1" in zero.stderr
+
+
+def test_a_directory_s_progress_counts_files_and_bytes(repo: Path) -> None:
+    (repo / "images").mkdir()
+    for i in range(20):
+        (repo / "images" / f"{i:02d}.png").write_bytes(bytes([i]) * 100_000)
+    master, slave = pty.openpty()
+    env = {**os.environ, "COLUMNS": "100", "CMFGIT_PROGRESS_AFTER": "0"}  # show the bar at once
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cmfgit", "log-run", "-i", "images", "--", "true"],
+        cwd=repo,
+        stdout=subprocess.PIPE,
+        stderr=slave,
+        env=env,
+    )
+    os.close(slave)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(master)
+    out, _ = proc.communicate(timeout=60)
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", shown.decode())
+    assert proc.returncode == 0 and out == b"", (out, text)  # the bar is on stderr, never on stdout
+    assert "hashing images" in text and "20/20 files" in text and "2.0/2.0 MB" in text, text
+    assert "cmfgit: recorded" in text
