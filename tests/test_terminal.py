@@ -191,3 +191,57 @@ def test_a_directory_s_progress_counts_files_and_bytes(repo: Path) -> None:
     assert proc.returncode == 0 and out == b"", (out, text)  # the bar is on stderr, never on stdout
     assert "hashing images" in text and "20/20 files" in text and "2.0/2.0 MB" in text, text
     assert "cmfgit: recorded" in text
+
+
+def test_log_run_help_and_errors_read_like_every_other_command(repo: Path) -> None:
+    long_help = cmfgit(repo, "log-run", "--help").stdout
+    assert long_help == cmfgit(repo, "log-run", "-h").stdout
+    assert long_help.startswith("Usage: cmfgit log-run [OPTIONS] -- [COMMAND]...\n"), long_help
+    for text in ("Options:\n", "-p, --param KEY=VALUE", "-i, --input PATH", "--params-file FILE[:KEY]", "Examples:"):
+        assert text in long_help, text
+    assert "usage:" not in long_help and "options:\n" not in long_help  # argparse's
+    for log_run_args, log_args in (
+        (["--pipelin", "x", "--", "true"], ["--pipelin", "x"]),
+        (["--bogus", "--", "true"], ["--bogus"]),
+        (["-s"], ["-s"]),
+    ):
+        ours = cmfgit(repo, "log-run", *log_run_args, check=False)
+        theirs = cmfgit(repo, "log", *log_args, check=False)
+        assert ours.returncode == theirs.returncode == 2
+        assert ours.stderr == theirs.stderr.replace("'cmfgit log --help'", "'cmfgit log-run --help'"), ours.stderr
+    typo = cmfgit(repo, "log-run", "--paramz", "a=1", "--", "true", check=False)
+    assert typo.stderr.startswith("cmfgit: error: No such option: --paramz") and "--param" in typo.stderr
+    assert "(see 'cmfgit log-run --help')" in typo.stderr
+    assert not list((repo / ".cmf" / "objects").rglob("*.yaml"))  # nothing ran, nothing was written
+    # Unusual but valid forms still run (argparse keeps -i/-o/--type in order).
+    cmfgit(repo, "log-run", "-qs", "odd", "-p", "neg=-1", "python", "-c", "pass")
+    (run,) = json.loads(cmfgit(repo, "log", "--json").stdout)
+    assert (run["stage"], run["params"], run["command"]) == ("odd", {"neg": -1}, ["python", "-c", "pass"])
+
+
+def test_log_run_declares_the_same_options_for_click_and_argparse() -> None:
+    import argparse
+
+    from cmfgit import logrun
+    from cmfgit.cli import build_command
+
+    declared = {}
+    for action in logrun.build_parser()._actions:
+        if action.option_strings and not isinstance(action, argparse._HelpAction):
+            flag = action.nargs == 0
+            declared[action.dest] = (
+                sorted(action.option_strings),
+                flag,
+                None if flag else action.metavar or action.dest.upper(),
+                not flag and not isinstance(action, argparse._StoreAction),
+                action.help,
+            )
+    click_side = {}
+    for param in build_command().commands["log-run"].params:
+        if param.param_type_name == "option" and param.name != "help":
+            name = {"input_": "input", "type_": "type"}.get(param.name, param.name)
+            flag = bool(param.is_flag)
+            click_side[name] = (sorted(param.opts), flag, None if flag else param.metavar, param.multiple, param.help)
+    assert click_side == declared
+    fast = set(logrun._VALUE_OPTIONS) | set(logrun._FLAG_OPTIONS)
+    assert fast == {opt for opts, *_ in declared.values() for opt in opts}

@@ -103,6 +103,32 @@ def build_command() -> Any:
     return command
 
 
+def _usage_error(exc: Any, command: Any, argv: list[str]) -> UsageError:
+    if exc.ctx is not None:
+        path = exc.ctx.command_path
+    else:  # click names no command for "Option '-s' requires an argument": the one that was run
+        commands = getattr(command, "commands", {})
+        path = f"cmfgit {argv[0]}" if argv and argv[0] in commands else "cmfgit"
+    where = f"cmfgit {path.split(' ', 1)[1]}" if " " in path else "cmfgit"
+    return UsageError(f"{exc.format_message()} (see '{where} --help')")
+
+
+def check_command_line(name: str, argv: list[str]) -> bool:
+    """Read ``cmfgit NAME ARGV`` as click reads it, without running it: for the hot
+    commands' unusual command lines. False when that printed the help; a usage
+    error is raised in the words of every other command."""
+    exceptions = _click_exceptions()
+    shown_help: Any = getattr(exceptions, "Exit", None) or typer.Exit  # typer >= 0.29 keeps Exit in typer
+    sub = build_command().commands[name]
+    try:
+        sub.make_context(f"cmfgit {name}", list(argv))
+    except shown_help:
+        return False
+    except exceptions.UsageError as exc:
+        raise UsageError(f"{exc.format_message()} (see 'cmfgit {name} --help')") from None
+    return True
+
+
 def run_cli(argv: list[str]) -> int:
     exceptions = _click_exceptions()
     # typer >= 0.29 vendors click but keeps Abort in typer.exceptions.
@@ -114,10 +140,7 @@ def run_cli(argv: list[str]) -> int:
         print(exc.ctx.get_help() if exc.ctx else "")
         return 0
     except exceptions.UsageError as exc:
-        where = (
-            f"cmfgit {exc.ctx.command_path.split(' ', 1)[1]}" if exc.ctx and " " in exc.ctx.command_path else "cmfgit"
-        )
-        raise UsageError(f"{exc.format_message()} (see '{where} --help')") from None
+        raise _usage_error(exc, command, argv) from None
     except abort:
         print("cmfgit: interrupted")
         return EXIT_INTERRUPTED
