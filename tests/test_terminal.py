@@ -245,3 +245,27 @@ def test_log_run_declares_the_same_options_for_click_and_argparse() -> None:
     assert click_side == declared
     fast = set(logrun._VALUE_OPTIONS) | set(logrun._FLAG_OPTIONS)
     assert fast == {opt for opts, *_ in declared.values() for opt in opts}
+
+
+def test_shell_completion_scripts_complete_commands_and_options(repo: Path, tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "cmfgit").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m cmfgit "$@"\n')
+    (bin_dir / "cmfgit").chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    for shell in ("bash", "zsh", "fish"):
+        script = cmfgit(repo, "completion", shell).stdout
+        assert "cmfgit" in script and f"_CMFGIT_COMPLETE=complete_{shell}" in script, (shell, script)
+    asked = """
+source <(cmfgit completion bash)
+for words in "cmfgit lo" "cmfgit log-run --par" "cmfgit log --si" "cmfgit pu"; do
+    COMP_WORDS=($words); COMP_CWORD=$(( ${#COMP_WORDS[@]} - 1 ))
+    _cmfgit_completion cmfgit
+    echo "${COMPREPLY[*]}"
+done
+"""
+    proc = subprocess.run(["bash", "-c", asked], cwd=repo, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["log-run log", "--param --params-file", "--since", "push pull"], proc.stdout
+    bad = cmfgit(repo, "completion", "tcsh", check=False)
+    assert bad.returncode == 2 and "'tcsh' is not one of bash, zsh, fish" in bad.stderr

@@ -7,6 +7,7 @@ renders what it returns. ``main.py`` maps errors to exit codes.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import typer
@@ -34,6 +35,7 @@ COMMAND_ORDER = [
     "import",
     "export",
     "demo",
+    "completion",
 ]
 
 
@@ -73,6 +75,7 @@ def _main(
 
 
 # Registration by import: each module adds its commands to ``app``.
+from cmfgit.cli import completion as _completion  # noqa: E402,F401
 from cmfgit.cli import interop as _interop  # noqa: E402,F401
 from cmfgit.cli import query as _query  # noqa: E402,F401
 from cmfgit.cli import records as _records  # noqa: E402,F401
@@ -134,6 +137,8 @@ def run_cli(argv: list[str]) -> int:
     # typer >= 0.29 vendors click but keeps Abort in typer.exceptions.
     abort: Any = getattr(exceptions, "Abort", None) or getattr(typer.exceptions, "Abort", KeyboardInterrupt)
     command = build_command()
+    if os.environ.get(_completion.COMPLETE_VAR):  # a shell asking for completions (cmfgit completion)
+        _completion.init_completion()
     try:
         result = command.main(args=argv, prog_name="cmfgit", standalone_mode=False)
     except exceptions.NoArgsIsHelpError as exc:  # `cmfgit` alone, or a group alone
