@@ -134,7 +134,9 @@ def log_cmd(
 
 @app.command()
 def show(
-    record_id: Annotated[str, typer.Argument(metavar="ID", help="a record id or a unique prefix of one")],
+    record_id: Annotated[
+        str, typer.Argument(metavar="ID", help="a record id or a unique prefix of one; @N: the N-th newest run")
+    ],
     as_json: Annotated[bool, typer.Option("--json", help="print the execution as a JSON object")] = False,
     ref: RefOpt = None,
     all_branches: AllBranchesOpt = False,
@@ -151,7 +153,7 @@ def show(
 @app.command()
 def tag(
     target: Annotated[
-        str, typer.Argument(metavar="TARGET", help="an execution id prefix, an artifact hash (prefix) or a path")
+        str, typer.Argument(metavar="TARGET", help="an execution id prefix or @N, an artifact hash (prefix) or a path")
     ],
     assignments: Annotated[
         Optional[list[str]], typer.Argument(metavar="[KEY=VALUE]...", help="tags to set (values are text)")
