@@ -30,6 +30,7 @@ _VALUES = {
         "-w": "where",
         "--where": "where",
         "--sort": "sort",
+        "--since": "since",
         **_SCOPE_VALUES,
     },
     "show": dict(_SCOPE_VALUES),

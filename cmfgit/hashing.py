@@ -199,37 +199,54 @@ class HashCache:
 
 
 class _Progress:
-    """A rich progress bar that appears only when hashing is slow, on a TTY."""
+    """A rich progress bar that appears only when hashing is slow, on a TTY: bytes,
+    and for a directory files too (``hashing data/ ━━━━╸ 1,204/5,000 files 1.2/4.0 GB``).
+    ``CMFGIT_PROGRESS_AFTER`` sets how slow (seconds; default 0.5)."""
 
-    def __init__(self, label: str, total: int, enabled: bool) -> None:
+    def __init__(self, label: str, total: int, enabled: bool, files: int | None = None) -> None:
         self.label = label
         self.total = total
+        self.files = files
         self.enabled = enabled and sys.stderr.isatty()
+        self.after = PROGRESS_AFTER
+        if self.enabled:
+            try:
+                self.after = float(os.environ.get("CMFGIT_PROGRESS_AFTER", PROGRESS_AFTER))
+            except ValueError:
+                pass
         self.started = time.monotonic()
         self.done = 0
+        self.files_done = 0
         self._bar: Any = None
         self._task: Any = None
 
-    def advance(self, amount: int) -> None:
+    def _counted(self) -> str:
+        return "" if self.files is None else f"{self.files_done:,}/{self.files:,} files"
+
+    def advance(self, amount: int, files: int = 0) -> None:
         self.done += amount
+        self.files_done += files
         if not self.enabled:
             return
         if self._bar is None:
-            if time.monotonic() - self.started < PROGRESS_AFTER:
+            if time.monotonic() - self.started < self.after:
                 return
+            from rich.console import Console
             from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
             self._bar = Progress(
                 TextColumn("hashing {task.description}"),
                 BarColumn(),
+                TextColumn("{task.fields[counted]}"),
                 DownloadColumn(),
                 TransferSpeedColumn(),
+                console=Console(stderr=True),  # where isatty() was asked, and off the command's stdout
                 transient=True,
             )
             self._bar.start()
-            self._task = self._bar.add_task(self.label, total=self.total, completed=self.done)
+            self._task = self._bar.add_task(self.label, total=self.total, completed=self.done, counted=self._counted())
         else:
-            self._bar.update(self._task, completed=self.done)
+            self._bar.update(self._task, completed=self.done, counted=self._counted())
 
     def close(self) -> None:
         if self._bar is not None:
@@ -370,10 +387,11 @@ class Hasher:
         entries = sorted(_walk(full, label))
         known = self.cache.lookup_tree(full)
         total = sum(st.st_size for _, _, st in entries)
-        progress = _Progress(label, total, self.progress)
+        progress = _Progress(label, total, self.progress, files=len(entries))
         lines: list[str] = []
         append = lines.append
         unread = 0  # bytes known from the cache, not yet shown as progress
+        uncounted = 0  # files done, not yet shown as progress
         try:
             # The cache check and manifest_line, inlined: this loop runs once
             # per file, 10,000 times for a re-check (DESIGN §10: <= 0.3 s).
@@ -389,15 +407,17 @@ class Hasher:
                 ):
                     hexhash = row[5]
                     unread += size
+                    uncounted += 1
                 else:
-                    progress.advance(unread)
+                    progress.advance(unread, uncounted)
                     unread = 0
                     hexhash = self._read_hash(path, os.path.join(label, rel), size, progress)
+                    uncounted = 1
                     self.cache.remember(path, st, hexhash, started)
                 if "\\" in rel or "\t" in rel or "\n" in rel:
                     rel = _escape(rel)
                 append(f"{rel}\t{'100755' if st.st_mode & 0o111 else '100644'}\t{size}\t{hexhash}\n")
-            progress.advance(unread)
+            progress.advance(unread, uncounted)
         finally:
             progress.close()
         manifest = "".join(lines).encode("utf-8")

@@ -16,7 +16,7 @@ from typing import Any
 
 from cmfgit.errors import CmfgitError, ObjectNotFound, PathError, UsageError
 from cmfgit.graph import Edge, Graph, Lineage, Node
-from cmfgit.query import CmfQuery
+from cmfgit.query import CmfQuery, relative_run
 
 FORMATS = ("tree", "json", "mermaid", "dot")
 
@@ -44,6 +44,9 @@ def resolve_target(q: CmfQuery, target: str, cwd: Path | None = None) -> tuple[l
         except CmfgitError:
             raise CmfgitError(f"{rel}: no execution recorded this file (its current content or any version)") from None
         return [Node("artifact", h) for h in hashes], f"{rel} (every recorded version: {len(hashes)})"
+    if relative_run(text) is not None:
+        rid = q.resolve_record(text)
+        return [Node("execution", rid)], f"execution {rid[:12]} ({text})"
     low = text.lower()
     if low.startswith(("blake3:", "md5:")):
         return [Node("artifact", h) for h in q.resolve_artifacts(low)], low

@@ -1,8 +1,9 @@
 """``cmfgit log-run``: run a command and record it as one execution.
 
-This is a hot command, so it parses its own arguments (argparse only for
-help and errors) and never imports typer or rich (rich only appears if
-hashing is slow on a TTY).
+This is a hot command, so it parses its own arguments and never imports
+typer or rich (rich only appears if hashing is slow on a TTY). Help, errors
+and unusual command lines go through the click command that ``cli/records.py``
+declares with the same options (``HELP``), so they read like every other command's.
 """
 
 from __future__ import annotations
@@ -42,6 +43,21 @@ Inputs are hashed before COMMAND runs, outputs after it ends. The record is
 written even when COMMAND fails, and cmfgit exits with COMMAND's exit code.
 The short id of the new execution is printed on stderr.
 """
+# The help of each option, for build_parser() and for the click command in cli/records.py
+# (tests/test_terminal.py checks that the two declare the same options).
+HELP = {
+    "pipeline": "pipeline name (default: .cmf/config.yaml, else the repo's name)",
+    "stage": "stage name (default: .cmf/config.yaml, else from COMMAND: 'python train.py' -> train)",
+    "execution_type": "execution type (default: the stage name)",
+    "input": "an input file or directory; repeatable",
+    "output": "an output file or directory; repeatable",
+    "type": "type of the preceding -i/-o: dataset, model, metrics, ... (default: model by extension, else dataset)",
+    "param": "a parameter, typed as int, float, bool or string; repeatable",
+    "params_file": "parameters from a YAML or JSON file, or from one key of it; repeatable",
+    "metrics_file": "a YAML or JSON file of metrics, read after COMMAND ends; repeatable",
+    "commit": "commit the new record (only it: your staged changes stay staged)",
+    "quiet": "print nothing but errors",
+}
 EPILOG = """\
 examples:
   cmfgit log-run -s prepare -i data/raw.csv -o data/train.csv -- python prepare.py
@@ -184,7 +200,8 @@ def _terminal_columns() -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The full parser: --help and every error message.
+    """The full parser, for the unusual forms that :func:`fast_options` leaves
+    (after click has read the command line for help and usage errors).
 
     argparse (with gettext and locale) costs log-run ~5 ms of start-up, so it
     is imported here: well-formed options take :func:`fast_options` instead.
@@ -228,18 +245,16 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_Formatter,
         add_help=True,
     )
-    p.add_argument("-P", "--pipeline", help="pipeline name (default: .cmf/config.yaml, else the repo's name)")
-    p.add_argument(
-        "-s", "--stage", help="stage name (default: .cmf/config.yaml, else from COMMAND: 'python train.py' -> train)"
-    )
-    p.add_argument("--execution-type", metavar="NAME", help="execution type (default: the stage name)")
+    p.add_argument("-P", "--pipeline", help=HELP["pipeline"])
+    p.add_argument("-s", "--stage", help=HELP["stage"])
+    p.add_argument("--execution-type", metavar="NAME", help=HELP["execution_type"])
     p.add_argument(
         "-i",
         "--input",
         action=_ArtifactAction,
         const="input",
         metavar="PATH",
-        help="an input file or directory; repeatable",
+        help=HELP["input"],
     )
     p.add_argument(
         "-o",
@@ -247,14 +262,14 @@ def build_parser() -> argparse.ArgumentParser:
         action=_ArtifactAction,
         const="output",
         metavar="PATH",
-        help="an output file or directory; repeatable",
+        help=HELP["output"],
     )
     p.add_argument(
         "-t",
         "--type",
         action=_TypeAction,
         metavar="TYPE",
-        help="type of the preceding -i/-o: dataset, model, metrics, ... (default: model by extension, else dataset)",
+        help=HELP["type"],
     )
     p.add_argument(
         "-p",
@@ -262,14 +277,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="a parameter, typed as int, float, bool or string; repeatable",
+        help=HELP["param"],
     )
     p.add_argument(
         "--params-file",
         action="append",
         default=[],
         metavar="FILE[:KEY]",
-        help="parameters from a YAML or JSON file, or from one key of it; repeatable",
+        help=HELP["params_file"],
     )
     p.add_argument(
         "-m",
@@ -277,12 +292,10 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="FILE",
-        help="a YAML or JSON file of metrics, read after COMMAND ends; repeatable",
+        help=HELP["metrics_file"],
     )
-    p.add_argument(
-        "--commit", action="store_true", help="commit the new record (only it: your staged changes stay staged)"
-    )
-    p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    p.add_argument("--commit", action="store_true", help=HELP["commit"])
+    p.add_argument("-q", "--quiet", action="store_true", help=HELP["quiet"])
     p.add_argument("command", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     p.set_defaults(artifacts=[])
     return p
@@ -480,6 +493,13 @@ def main(argv: list[str]) -> int:
     options, command = _split_command(argv)
     args: Any = fast_options(options)
     if args is None:
+        # Help, a mistake, or an unusual form: click reads it as it reads every
+        # other command (its help and errors, "did you mean"), then argparse,
+        # which keeps -i/-o/--type in order. Only here are typer and click imported.
+        from cmfgit.cli import check_command_line
+
+        if not check_command_line("log-run", options):  # what follows '--' is COMMAND's
+            return 0
         args = build_parser().parse_args(options)
     if args.command:
         if command:

@@ -79,7 +79,7 @@ def error(message: str) -> None:
 
 # Commands that must not (init, demo, global: they set up or work elsewhere) or
 # should not (doctor: it reports the state as found) configure the clone first.
-_NO_AUTOCONFIGURE = {"init", "doctor", "demo", "global", "-h", "--help", "--version"}
+_NO_AUTOCONFIGURE = {"init", "doctor", "demo", "global", "completion", "-h", "--help", "--version"}
 
 
 def _autoconfigure(args: list[str]) -> None:

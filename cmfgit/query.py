@@ -110,6 +110,10 @@ class CmfQuery:
         return int(count)
 
     def resolve_record(self, prefix: str, executions_only: bool = False) -> str:
+        """The full id of a record id prefix, or of a relative run (:func:`relative_run`)."""
+        relative = relative_run(prefix)
+        if relative is not None:
+            return self._nth_execution(*relative, text=prefix.strip())
         text = prefix.strip().lower()
         if len(text) < 4 or any(c not in "0123456789abcdef" for c in text):
             raise UsageError(f"'{prefix}' is not a record id (4 to 64 hex digits)")
@@ -122,6 +126,16 @@ class CmfQuery:
         if len(rows) > 1:
             raise AmbiguousPrefix(prefix, [r[0] for r in rows])
         return str(rows[0][0])
+
+    def _nth_execution(self, stage: str | None, n: int, text: str) -> str:
+        if n < 1:
+            raise UsageError(f"'{text}': runs count from 1 (@1 is the newest)")
+        rowids = self.execution_rowids(stage=stage, limit=n)
+        if len(rowids) < n:
+            of = f" of stage '{stage}'" if stage else ""
+            raise CmfgitError(f"'{text}': there are only {len(rowids)} execution(s){of}")
+        (rid,) = self.db.execute("SELECT id FROM records WHERE rowid = ?", (rowids[n - 1],)).fetchone()
+        return str(rid)
 
     def execution(self, prefix: str) -> dict[str, Any]:
         """One execution as its JSON object (``show --json``)."""
@@ -159,10 +173,14 @@ class CmfQuery:
         stage: str | None = None,
         sort: str | None = None,
         limit: int | None = None,
+        since: str | None = None,
         as_frame: bool = False,
     ) -> Any:
-        """Executions matching the filters, sorted (default newest first), as JSON objects."""
-        found = self.execution_records(where, pipeline=pipeline, stage=stage, sort=sort, limit=limit)
+        """Executions matching the filters, sorted (default newest first), as JSON objects.
+
+        ``since`` keeps the runs started at or after a time, read as ``cmfgit pull --since``
+        reads it: ``2026-01-31``, ``2026-01-31T12:00Z`` or relative, ``7d``, ``12h``, ``2w``."""
+        found = self.execution_records(where, pipeline=pipeline, stage=stage, sort=sort, limit=limit, since=since)
         return _frame(self.as_objects(found), as_frame)
 
     def execution_records(
@@ -173,9 +191,11 @@ class CmfQuery:
         stage: str | None = None,
         sort: str | None = None,
         limit: int | None = None,
+        since: str | None = None,
     ) -> list[tuple[str, dict[str, Any]]]:
         """(id, record) of the executions :meth:`executions` selects."""
-        return self._records(self.execution_rowids(where, pipeline=pipeline, stage=stage, sort=sort, limit=limit))
+        rowids = self.execution_rowids(where, pipeline=pipeline, stage=stage, sort=sort, limit=limit, since=since)
+        return self._records(rowids)
 
     def execution_rowids(
         self,
@@ -185,6 +205,7 @@ class CmfQuery:
         stage: str | None = None,
         sort: str | None = None,
         limit: int | None = None,
+        since: str | None = None,
     ) -> list[int]:
         if limit is not None and limit < 0:
             raise UsageError("the number of executions must be >= 0")
@@ -198,23 +219,31 @@ class CmfQuery:
             terms.append(where_lang.Compare(where_lang.Field("", "pipeline", 0), "==", pipeline, 0))
         if stage is not None:
             terms.append(where_lang.Compare(where_lang.Field("", "stage", 0), "==", stage, 0))
+        if since is not None:
+            from cmfgit.localview import parse_since
+
+            terms.append(where_lang.Compare(where_lang.Field("", "started_at", 0), ">=", parse_since(since), 0))
         key, descending = _sort_key(sort or DEFAULT_SORT)
         if key.ns == "tags" or (node is not None and any(f.ns == "tags" for f in where_lang.fields(node))):
             self._fill_tag_values()
         if node is not None:
             self._check_keys(where or "", node)
+        if key.ns and not self._has_key(key.ns, key.name):
+            raise UsageError(f"--sort: {self._unknown_key(key)}")
         return _Planner(self.db, terms, key, descending, limit).run()
 
     def _check_keys(self, text: str, node: where_lang.Node) -> None:
         """Unknown params and metrics are errors: most likely a typo."""
         for f in where_lang.fields(node):
             if f.ns and not self._has_key(f.ns, f.name):
-                known = self.keys(f.ns)
-                import difflib
+                raise where_lang.WhereError(text, f.pos, self._unknown_key(f))
 
-                close = difflib.get_close_matches(f.name, known, n=1)
-                hint = f" (did you mean '{f.ns}.{close[0]}'?)" if close else ""
-                raise where_lang.WhereError(text, f.pos, f"no execution has {f.ns[:-1]} '{f.name}'{hint}")
+    def _unknown_key(self, f: where_lang.Field) -> str:
+        import difflib
+
+        close = difflib.get_close_matches(f.name, self.keys(f.ns), n=1)
+        hint = f" (did you mean '{f.ns}.{close[0]}'?)" if close else ""
+        return f"no execution has {f.ns[:-1]} '{f.name}'{hint}"
 
     def _has_key(self, ns: str, name: str) -> bool:
         if ns == "tags":
@@ -847,6 +876,15 @@ def diff_executions(ra: dict[str, Any], rb: dict[str, Any]) -> dict[str, Any]:
         "inputs": arts(ra.get("inputs") or [], rb.get("inputs") or []),
         "outputs": arts(ra.get("outputs") or [], rb.get("outputs") or []),
     }
+
+
+def relative_run(text: str) -> tuple[str | None, int] | None:
+    """``@N``: the N-th execution as ``cmfgit log`` lists them (newest first, ``@1``
+    the newest); ``STAGE@N``: the N-th of that stage. None for anything else."""
+    stage, at, number = text.strip().rpartition("@")
+    if not at or not number.isdigit() or any(c.isspace() for c in stage):
+        return None
+    return (stage or None), int(number)
 
 
 # -- sorting and planning ---------------------------------------------------------------------

@@ -44,11 +44,104 @@ def fmt_value(value: Any) -> str:
     return str(value)
 
 
-def fmt_mapping(values: dict[str, Any], limit: int = 4) -> str:
-    items = [f"{k}={fmt_value(v)}" for k, v in sorted(values.items())]
-    if len(items) > limit:
-        items = items[:limit] + [f"+{len(items) - limit}"]
-    return " ".join(items)
+def natural_key(text: str) -> tuple[tuple[int, int | str], ...]:
+    """Sort key that reads digit runs as numbers: p_2 before p_10."""
+    import re
+
+    return tuple((0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", text) if part)
+
+
+def fmt_mapping(values: dict[str, Any]) -> str:
+    """Every ``key=value``, keys in natural order: nothing is hidden (a narrow
+    terminal wraps between pairs, never inside one)."""
+    return " ".join(f"{k}={fmt_value(v)}" for k, v in sorted(values.items(), key=lambda kv: natural_key(kv[0])))
+
+
+def print_table(
+    headers: list[str],
+    rows: list[list[str]],
+    *,
+    keep: int = 1,
+    whole: frozenset[int] = frozenset(),
+    label_above: bool = False,
+) -> None:
+    """Columns that never cut an id, a hash, a path or a time in two.
+
+    A cell wraps only between words, and each column is at least as wide as
+    its longest word; the columns in ``whole`` (ids, times) never wrap. When
+    the terminal is too narrow for all that, columns move out of the table
+    from the right (never the first ``keep``) and are printed under each row
+    as ``name: value`` lines; with ``label_above``, the first column (a row's
+    label) is then printed on a line of its own above the row. Cells may
+    hold rich markup.
+    """
+    from rich.text import Text
+
+    out = console()
+    heads = [Text(h, style="bold") for h in headers]
+    cells = [[Text.from_markup(c) for c in row] for row in rows]
+
+    def narrowest(i: int) -> int:
+        longest = max((len(w) for w in heads[i].plain.split()), default=0)
+        for row in cells:
+            if i in whole:
+                size = max(len(line) for line in row[i].plain.split("\n"))
+            else:
+                size = max((len(w) for w in row[i].plain.split()), default=0)
+            longest = max(longest, size)
+        return max(longest, 1)
+
+    def widest(i: int) -> int:
+        return max(1, len(heads[i].plain), *(len(line) for row in cells for line in row[i].plain.split("\n")))
+
+    def room(columns: list[int], indent: int) -> int:
+        return out.width - indent - sum(low[i] for i in columns) - 2 * (len(columns) - 1)
+
+    low = [narrowest(i) for i in range(len(headers))]
+    high = [max(lo, widest(i)) for i, lo in enumerate(low)]
+    table, indent = list(range(len(headers))), 0
+    while len(table) > keep and room(table, 0) < 0:
+        table.pop()
+    folded = list(range(len(table), len(headers)))
+    if label_above and room(table, 0) < 0 and len(table) > 1:
+        table, indent = table[1:], 2
+    widths = {i: low[i] for i in table}
+    spare = room(table, indent)
+    for i in table:  # room left: to the columns from the left, up to their natural width
+        extra = max(0, min(spare, high[i] - widths[i]))
+        widths[i] += extra
+        spare -= extra
+
+    def emit(row: list[Text]) -> None:
+        if indent and row[0].plain.strip():
+            out.print(row[0], soft_wrap=True)
+        wrapped = [list(row[i].wrap(out, widths[i], overflow="fold")) for i in table]
+        for n in range(max(len(w) for w in wrapped)):
+            line = Text(" " * indent)
+            for k, (i, parts) in enumerate(zip(table, wrapped)):
+                part = parts[n] if n < len(parts) else Text()
+                part.rstrip()
+                if k:
+                    line.append("  ")
+                line.append_text(part)
+                line.append(" " * (widths[i] - part.cell_len))
+            line.rstrip()
+            out.print(line, soft_wrap=True)
+        if folded:
+            label = max(len(headers[i]) for i in folded) + 4
+            for i in folded:
+                if not row[i].plain.strip():
+                    continue
+                for n, part in enumerate(row[i].wrap(out, max(out.width - label, 1), overflow="fold")):
+                    part.rstrip()
+                    head = f"  {headers[i]}: " if n == 0 else ""
+                    out.print(Text(head.ljust(label)).append_text(part), soft_wrap=True)
+
+    saved, folded = folded, []
+    emit(heads)
+    folded = saved
+    for row in cells:
+        emit(row)
 
 
 def fmt_time(ts: str | None) -> str:
@@ -62,6 +155,7 @@ def log(
     number: int | None = None,
     where: str | None = None,
     sort: str | None = None,
+    since: str | None = None,
     as_json: bool = False,
     scope: Scope | None = None,
 ) -> None:
@@ -70,7 +164,7 @@ def log(
     from cmfgit.repo import open_repo
 
     with CmfQuery(open_repo(), scope=scope) as q:
-        found = q.execution_records(where, pipeline=pipeline, stage=stage, sort=sort, limit=number)
+        found = q.execution_records(where, pipeline=pipeline, stage=stage, sort=sort, limit=number, since=since)
         objects = q.as_objects(found)
         bad = q.unreadable()
     if bad:
@@ -79,28 +173,27 @@ def log(
     if as_json:
         print_json(objects)
         return
-    from rich.table import Table
+    from rich.markup import escape
 
-    table = Table(box=None, pad_edge=False, show_edge=False)
     tagged = any(obj["tags"] for obj in objects)
-    for column in ("id", "started (UTC)", "pipeline/stage", "exit", "params", "metrics") + (
-        ("tags",) if tagged else ()
-    ):
-        table.add_column(column, overflow="fold")
+    headers = ["id", "started (UTC)", "pipeline/stage", "exit", "params", "metrics"] + (["tags"] if tagged else [])
+    rows = []
     for obj in objects:
         code = obj.get("exit_code")
-        table.add_row(
-            short(obj["id"]),
-            fmt_time(obj.get("started_at")),
-            f"{obj.get('pipeline')}/{obj.get('stage')}",
-            "-" if code is None else str(code),
-            fmt_mapping(obj.get("params") or {}),
-            fmt_mapping(obj.get("metrics") or {}),
-            *((fmt_mapping(obj["tags"]),) if tagged else ()),
+        rows.append(
+            [
+                short(obj["id"]),
+                fmt_time(obj.get("started_at")),
+                escape(f"{obj.get('pipeline')}/{obj.get('stage')}"),
+                "-" if code is None else str(code),
+                escape(fmt_mapping(obj.get("params") or {})),
+                escape(fmt_mapping(obj.get("metrics") or {})),
+                *((escape(fmt_mapping(obj["tags"])),) if tagged else ()),
+            ]
         )
     if objects:
-        console().print(table)
-    elif where or pipeline or stage:
+        print_table(headers, rows, keep=4, whole=frozenset({0, 1, 3}))
+    elif where or pipeline or stage or since:
         console().print("no executions match")
     else:
         console().print("no executions recorded yet")
@@ -180,31 +273,32 @@ def diff(a: str, b: str, *, as_json: bool = False, scope: Scope | None = None) -
     if as_json:
         print_json(result)
         return
-    from rich.table import Table
+    from rich.markup import escape
 
-    table = Table(box=None, pad_edge=False, show_edge=False)
-    table.add_column("")
-    table.add_column(f"A {short(result['a']['id'])}", overflow="fold")
-    table.add_column(f"B {short(result['b']['id'])}", overflow="fold")
+    rows: list[list[str]] = []
 
     def mark(changed: bool, text: str) -> str:
-        return f"[yellow]{text}[/]" if changed else text
+        return f"[yellow]{escape(text)}[/]" if changed else escape(text)
 
     for key in ("pipeline", "stage", "started_at", "exit_code", "site"):
         va, vb = result["a"][key], result["b"][key]
-        table.add_row(key, mark(va != vb, fmt_value(va)), mark(va != vb, fmt_value(vb)))
+        rows.append([key, mark(va != vb, fmt_value(va)), mark(va != vb, fmt_value(vb))])
     code = result["code"]
-    table.add_row(
-        "code",
-        mark(code["changed"], _code(code["a"])),
-        mark(code["changed"], _code(code["b"])),
+    rows.append(
+        [
+            "code",
+            mark(code["changed"], _code(code["a"])),
+            mark(code["changed"], _code(code["b"])),
+        ]
     )
     for section in ("params", "metrics"):
-        for row in result[section]:
-            table.add_row(
-                f"{section}.{row['key']}",
-                mark(row["changed"], _opt(row["a"])),
-                mark(row["changed"], _opt(row["b"])),
+        for row in sorted(result[section], key=lambda r: natural_key(r["key"])):
+            rows.append(
+                [
+                    escape(f"{section}.{row['key']}"),
+                    mark(row["changed"], _opt(row["a"])),
+                    mark(row["changed"], _opt(row["b"])),
+                ]
             )
 
     def art(side: str, row: dict[str, Any]) -> str:
@@ -214,12 +308,14 @@ def diff(a: str, b: str, *, as_json: bool = False, scope: Scope | None = None) -
 
     for section in ("inputs", "outputs"):
         for row in result[section]:
-            table.add_row(
-                f"{section[:-1]} {row['path']}",
-                mark(row["changed"], art("a", row)),
-                mark(row["changed"], art("b", row)),
+            rows.append(
+                [
+                    escape(f"{section[:-1]} {row['path']}"),
+                    mark(row["changed"], art("a", row)),
+                    mark(row["changed"], art("b", row)),
+                ]
             )
-    console().print(table)
+    print_table(["", f"A {short(result['a']['id'])}", f"B {short(result['b']['id'])}"], rows, keep=3, label_above=True)
 
 
 def _code(side: dict[str, Any]) -> str:
@@ -251,24 +347,25 @@ def artifacts(
     if not found:
         console().print("no artifacts recorded")
         return
-    from rich.table import Table
+    from rich.markup import escape
 
-    table = Table(box=None, pad_edge=False, show_edge=False)
     tagged = any(art["tags"] for art in found)
-    for column in ("hash", "type", "path", "made by", "used by", "last used (UTC)") + (("tags",) if tagged else ()):
-        table.add_column(column, overflow="fold")
+    headers = ["hash", "type", "path", "made by", "used by", "last used (UTC)"] + (["tags"] if tagged else [])
+    rows = []
     for art in found:
         paths = art["paths"]
-        table.add_row(
-            art["hash"][:19],
-            art["type"] or "-",
-            (paths[0] if paths else "-") + (f" +{len(paths) - 1}" if len(paths) > 1 else ""),
-            str(len(art["producers"])),
-            str(len(art["consumers"])),
-            fmt_time(art["last_seen"]),
-            *((fmt_mapping(art["tags"]),) if tagged else ()),
+        rows.append(
+            [
+                art["hash"][:19],
+                escape(art["type"] or "-"),
+                escape((paths[0] if paths else "-") + (f" +{len(paths) - 1}" if len(paths) > 1 else "")),
+                str(len(art["producers"])),
+                str(len(art["consumers"])),
+                fmt_time(art["last_seen"]),
+                *((escape(fmt_mapping(art["tags"])),) if tagged else ()),
+            ]
         )
-    console().print(table)
+    print_table(headers, rows, keep=1, whole=frozenset({0, 5}))
 
 
 def pipelines(*, as_json: bool = False, scope: Scope | None = None) -> None:
@@ -284,13 +381,13 @@ def pipelines(*, as_json: bool = False, scope: Scope | None = None) -> None:
     if not found:
         console().print("no executions recorded yet")
         return
-    from rich.table import Table
+    from rich.markup import escape
 
-    table = Table(box=None, pad_edge=False, show_edge=False)
-    for column in ("pipeline / stage", "executions", "failed", "last run (UTC)"):
-        table.add_column(column)
+    rows = []
     for p in found:
-        table.add_row(f"[bold]{p['pipeline']}[/]", str(p["executions"]), str(p["failed"]), fmt_time(p["last_run"]))
+        rows.append(
+            [f"[bold]{escape(p['pipeline'])}[/]", str(p["executions"]), str(p["failed"]), fmt_time(p["last_run"])]
+        )
         for s in p["stages"]:
-            table.add_row(f"  {s['stage']}", str(s["executions"]), str(s["failed"]), fmt_time(s["last_run"]))
-    console().print(table)
+            rows.append([f"  {escape(s['stage'])}", str(s["executions"]), str(s["failed"]), fmt_time(s["last_run"])])
+    print_table(["pipeline / stage", "executions", "failed", "last run (UTC)"], rows, keep=1, whole=frozenset({0, 3}))

@@ -16,6 +16,14 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# The interop tests that run HPE's cmflib itself need cmflib 0.1.0 in a venv of its own
+# (it pins old ml-metadata): CMFLIB_PYTHON names that venv's python.
+CMFLIB_PYTHON = Path(os.environ.get("CMFLIB_PYTHON") or "/opt/cmfref/venv/bin/python")
+CMFLIB_MISSING = (
+    "needs cmflib 0.1.0 in its own venv: python3 -m venv V && V/bin/pip install cmflib==0.1.0,"
+    " then set CMFLIB_PYTHON=V/bin/python"
+)
+
 _GIT_LOCATION_VARS = (
     "GIT_DIR",
     "GIT_WORK_TREE",

@@ -23,11 +23,11 @@ from cmfdata import (
     object_files,
     records,
 )
-from conftest import cmfgit, make_repo
+from conftest import CMFLIB_MISSING, CMFLIB_PYTHON, cmfgit, make_repo
 
 from cmfgit import cmf_export
 
-CMF_PYTHON = Path("/opt/cmfref/venv/bin/python")
+CMF_PYTHON = CMFLIB_PYTHON
 
 
 def export(repo: Path, out: Path | None = None) -> dict[str, Any]:
@@ -164,7 +164,7 @@ def _cmflib_available() -> bool:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not _cmflib_available(), reason="cmflib is not installed at /opt/cmfref/venv")
+@pytest.mark.skipif(not _cmflib_available(), reason=CMFLIB_MISSING)
 def test_cmflib_reads_our_export(repo: Path, tmp_path: Path) -> None:
     """cmflib itself loads our export into a new MLMD (as `cmf metadata pull` does) and exports it again."""
     mlmd_file, _ = copy_inputs(tmp_path / "in")

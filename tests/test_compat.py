@@ -28,7 +28,7 @@ from cmfdata import (
     lineage,
     records,
 )
-from conftest import ROOT, cmfgit, git
+from conftest import CMFLIB_MISSING, CMFLIB_PYTHON, ROOT, cmfgit, git
 
 from cmfgit import cmf_format
 from cmfgit.errors import PathError, UsageError
@@ -41,7 +41,7 @@ SCRIPTS = [
     ("train.py", "artifacts/prepared", "artifacts/model"),
     ("evaluate.py", "artifacts/model", "artifacts/prepared"),
 ]
-CMF_PYTHON = Path("/opt/cmfref/venv/bin/python")
+CMF_PYTHON = CMFLIB_PYTHON
 IMPORT_LINE = "from cmfgit.compat import Cmf"
 
 
@@ -266,7 +266,7 @@ def _cmflib_available() -> bool:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not _cmflib_available(), reason="cmflib is not installed at /opt/cmfref/venv")
+@pytest.mark.skipif(not _cmflib_available(), reason=CMFLIB_MISSING)
 def test_same_script_under_cmflib_and_cmfgit_gives_the_same_metadata(repo: Path, tmp_path: Path) -> None:
     """The example run by real cmflib (import line swapped back) and by cmfgit.compat export alike."""
     run_port(repo)

@@ -27,7 +27,8 @@ from cmfgit import fastread
             ("log", {"pipeline": "wine", "stage": "train", "number": 5, "where": "x == 1", "sort": "-metrics.acc",
                      "as_json": True}),
         ),
-        (["log", "-n", "-1"], ("log", {"number": -1})),  # a value may start with '-'; log says why it is bad
+        (["log", "-n", "-1"], ("log", {"number": -1})),
+        (["log", "--since", "7d"], ("log", {"since": "7d"})),  # a value may start with '-'; log says why it is bad
         (["log", "-n", "1", "-n", "2"], ("log", {"number": 2})),  # the last one wins, as in click
         (["log", "--ref", "main", "--all-branches", "--global", "--remote", "up"],
          ("log", {"ref": "main", "all_branches": True, "global_": True, "remote": "up"})),
@@ -89,6 +90,9 @@ def test_same_output_as_the_typer_commands(repo: Path) -> None:
         ["log", "--where", "params.lrr > 1"],  # unknown key: the same error
         ["log", "--where", "params.lr >="],  # syntax error with a caret
         ["log", "-n", "-1"],
+        ["log", "--since", "2026-01-01T00:00:02Z", "--json"],
+        ["log", "--since", "yesterday"],  # the same error
+        ["log", "--sort", "metrics.nothere"],  # unknown key: the same error
         ["log", "--ref", "HEAD", "--all-branches"],  # two scopes
         ["log", "-P", "nothing"],
         ["show", a[:8]],
@@ -139,7 +143,7 @@ def test_read_commands_do_not_import_typer(repo: Path) -> None:
 
 _TOKENS = [
     "-P", "--pipeline", "-s", "--stage", "-n", "--max-count", "-w", "--where", "--sort", "--json", "--ref",
-    "--all-branches", "--global", "--remote", "--depth", "--format", "-f", "--up", "--down", "--both", "-t",
+    "--all-branches", "--global", "--remote", "--since", "--depth", "--format", "-f", "--up", "--down", "--both", "-t",
     "--type", "--", "-", "5", "-1", "0", "x", "a1b2", "-metrics.acc", "--pipeline=p", "--depth=2", "-n3", "-Pwine",
     "--json=1", "-h", "--bogus", "-x", "",
 ]  # fmt: skip

@@ -7,6 +7,7 @@ renders what it returns. ``main.py`` maps errors to exit codes.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import typer
@@ -34,6 +35,7 @@ COMMAND_ORDER = [
     "import",
     "export",
     "demo",
+    "completion",
 ]
 
 
@@ -73,6 +75,7 @@ def _main(
 
 
 # Registration by import: each module adds its commands to ``app``.
+from cmfgit.cli import completion as _completion  # noqa: E402,F401
 from cmfgit.cli import interop as _interop  # noqa: E402,F401
 from cmfgit.cli import query as _query  # noqa: E402,F401
 from cmfgit.cli import records as _records  # noqa: E402,F401
@@ -103,21 +106,46 @@ def build_command() -> Any:
     return command
 
 
+def _usage_error(exc: Any, command: Any, argv: list[str]) -> UsageError:
+    if exc.ctx is not None:
+        path = exc.ctx.command_path
+    else:  # click names no command for "Option '-s' requires an argument": the one that was run
+        commands = getattr(command, "commands", {})
+        path = f"cmfgit {argv[0]}" if argv and argv[0] in commands else "cmfgit"
+    where = f"cmfgit {path.split(' ', 1)[1]}" if " " in path else "cmfgit"
+    return UsageError(f"{exc.format_message()} (see '{where} --help')")
+
+
+def check_command_line(name: str, argv: list[str]) -> bool:
+    """Read ``cmfgit NAME ARGV`` as click reads it, without running it: for the hot
+    commands' unusual command lines. False when that printed the help; a usage
+    error is raised in the words of every other command."""
+    exceptions = _click_exceptions()
+    shown_help: Any = getattr(exceptions, "Exit", None) or typer.Exit  # typer >= 0.29 keeps Exit in typer
+    sub = build_command().commands[name]
+    try:
+        sub.make_context(f"cmfgit {name}", list(argv))
+    except shown_help:
+        return False
+    except exceptions.UsageError as exc:
+        raise UsageError(f"{exc.format_message()} (see 'cmfgit {name} --help')") from None
+    return True
+
+
 def run_cli(argv: list[str]) -> int:
     exceptions = _click_exceptions()
     # typer >= 0.29 vendors click but keeps Abort in typer.exceptions.
     abort: Any = getattr(exceptions, "Abort", None) or getattr(typer.exceptions, "Abort", KeyboardInterrupt)
     command = build_command()
+    if os.environ.get(_completion.COMPLETE_VAR):  # a shell asking for completions (cmfgit completion)
+        _completion.init_completion()
     try:
         result = command.main(args=argv, prog_name="cmfgit", standalone_mode=False)
     except exceptions.NoArgsIsHelpError as exc:  # `cmfgit` alone, or a group alone
         print(exc.ctx.get_help() if exc.ctx else "")
         return 0
     except exceptions.UsageError as exc:
-        where = (
-            f"cmfgit {exc.ctx.command_path.split(' ', 1)[1]}" if exc.ctx and " " in exc.ctx.command_path else "cmfgit"
-        )
-        raise UsageError(f"{exc.format_message()} (see '{where} --help')") from None
+        raise _usage_error(exc, command, argv) from None
     except abort:
         print("cmfgit: interrupted")
         return EXIT_INTERRUPTED

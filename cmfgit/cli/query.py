@@ -36,7 +36,7 @@ def open_query(ref: str | None, all_branches: bool, global_: bool, remote: str |
 
 @app.command()
 def lineage(
-    target: Annotated[str, typer.Argument(help="a path, an artifact hash (prefix) or an execution id (prefix)")],
+    target: Annotated[str, typer.Argument(help="a path, an artifact hash (prefix), an execution id (prefix) or @N")],
     up: Annotated[bool, typer.Option("--up", help="what it was made from (the default)")] = False,
     down: Annotated[bool, typer.Option("--down", help="what was made from it")] = False,
     both: Annotated[bool, typer.Option("--both", help="both directions")] = False,
@@ -68,8 +68,8 @@ def lineage(
 
 @app.command()
 def diff(
-    a: Annotated[str, typer.Argument(metavar="A", help="an execution id (prefix)")],
-    b: Annotated[str, typer.Argument(metavar="B", help="another execution id (prefix)")],
+    a: Annotated[str, typer.Argument(metavar="A", help="an execution id (prefix), or @N: the N-th newest run")],
+    b: Annotated[str, typer.Argument(metavar="B", help="another execution id (prefix) or @N")],
     as_json: JsonOpt = False,
     ref: RefOpt = None,
     all_branches: AllBranchesOpt = False,

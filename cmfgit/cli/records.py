@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from cmfgit import logrun
 from cmfgit.cli import app
 from cmfgit.cli.query import AllBranchesOpt, GlobalOpt, RefOpt, RemoteOpt
 from cmfgit.cli.render import console, print_json, short
@@ -44,16 +45,53 @@ def init(
         out.print("next: git add .cmf .gitattributes && git commit -m 'Track metadata with cmfgit'")
 
 
+_RUN_HELP = logrun.DESCRIPTION
+_RUN_EPILOG = "\b\n" + logrun.EPILOG.replace("examples:", "Examples:")
+
+
 @app.command(
     "log-run",
-    context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []},
-    add_help_option=False,
+    help=_RUN_HELP,
+    epilog=_RUN_EPILOG,
+    short_help="Run COMMAND and record it as one execution of a pipeline stage.",
+    options_metavar="[OPTIONS] --",
+    context_settings={"allow_interspersed_args": False, "help_option_names": ["-h", "--help"]},
 )
-def log_run(ctx: typer.Context) -> None:
-    """Run a command and record it as one execution (see 'cmfgit log-run --help')."""
-    from cmfgit import logrun
-
-    raise typer.Exit(logrun.main(list(ctx.args)))
+def log_run(
+    pipeline: Annotated[
+        Optional[str], typer.Option("--pipeline", "-P", metavar="PIPELINE", help=logrun.HELP["pipeline"])
+    ] = None,
+    stage: Annotated[Optional[str], typer.Option("--stage", "-s", metavar="STAGE", help=logrun.HELP["stage"])] = None,
+    execution_type: Annotated[
+        Optional[str], typer.Option("--execution-type", metavar="NAME", help=logrun.HELP["execution_type"])
+    ] = None,
+    input_: Annotated[
+        Optional[list[str]], typer.Option("--input", "-i", metavar="PATH", help=logrun.HELP["input"])
+    ] = None,
+    output: Annotated[
+        Optional[list[str]], typer.Option("--output", "-o", metavar="PATH", help=logrun.HELP["output"])
+    ] = None,
+    type_: Annotated[
+        Optional[list[str]], typer.Option("--type", "-t", metavar="TYPE", help=logrun.HELP["type"])
+    ] = None,
+    param: Annotated[
+        Optional[list[str]], typer.Option("--param", "-p", metavar="KEY=VALUE", help=logrun.HELP["param"])
+    ] = None,
+    params_file: Annotated[
+        Optional[list[str]], typer.Option("--params-file", metavar="FILE[:KEY]", help=logrun.HELP["params_file"])
+    ] = None,
+    metrics_file: Annotated[
+        Optional[list[str]], typer.Option("--metrics-file", "-m", metavar="FILE", help=logrun.HELP["metrics_file"])
+    ] = None,
+    commit: Annotated[bool, typer.Option("--commit", help=logrun.HELP["commit"])] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help=logrun.HELP["quiet"])] = False,
+    command: Annotated[
+        Optional[list[str]], typer.Argument(metavar="COMMAND", help="the command to run, and its arguments")
+    ] = None,
+) -> None:
+    # Never run: `cmfgit log-run` is a hot command (main.py -> logrun.main), which
+    # asks this declaration only to read help, errors and unusual command lines.
+    raise UsageError("log-run runs through cmfgit.logrun; run 'cmfgit log-run --help'")
 
 
 @app.command("log")
@@ -73,6 +111,10 @@ def log_cmd(
         Optional[str],
         typer.Option("--sort", metavar="KEY", help="sort by a field, e.g. metrics.acc; -KEY for descending"),
     ] = None,
+    since: Annotated[
+        Optional[str],
+        typer.Option("--since", metavar="DATE", help="runs started at or after DATE (2026-01-31, ...T12:00Z, 7d, 12h)"),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print a JSON array of execution objects")] = False,
     ref: RefOpt = None,
     all_branches: AllBranchesOpt = False,
@@ -85,12 +127,16 @@ def log_cmd(
     from cmfgit.query import scope_of
 
     scope = scope_of(ref, all_branches, global_, remote)
-    views.log(pipeline=pipeline, stage=stage, number=number, where=where, sort=sort, as_json=as_json, scope=scope)
+    views.log(
+        pipeline=pipeline, stage=stage, number=number, where=where, sort=sort, since=since, as_json=as_json, scope=scope
+    )
 
 
 @app.command()
 def show(
-    record_id: Annotated[str, typer.Argument(metavar="ID", help="a record id or a unique prefix of one")],
+    record_id: Annotated[
+        str, typer.Argument(metavar="ID", help="a record id or a unique prefix of one; @N: the N-th newest run")
+    ],
     as_json: Annotated[bool, typer.Option("--json", help="print the execution as a JSON object")] = False,
     ref: RefOpt = None,
     all_branches: AllBranchesOpt = False,
@@ -107,7 +153,7 @@ def show(
 @app.command()
 def tag(
     target: Annotated[
-        str, typer.Argument(metavar="TARGET", help="an execution id prefix, an artifact hash (prefix) or a path")
+        str, typer.Argument(metavar="TARGET", help="an execution id prefix or @N, an artifact hash (prefix) or a path")
     ],
     assignments: Annotated[
         Optional[list[str]], typer.Argument(metavar="[KEY=VALUE]...", help="tags to set (values are text)")

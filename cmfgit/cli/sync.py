@@ -51,7 +51,8 @@ def pull(
         typer.Option("--artifact", "-a", help="runs that read or wrote this artifact: a path or a hash (repeatable)"),
     ] = None,
     since: Annotated[
-        Optional[str], typer.Option("--since", help="runs started at or after DATE (2026-01-31, ...T12:00Z, 7d, 12h)")
+        Optional[str],
+        typer.Option("--since", metavar="DATE", help="runs started at or after DATE (2026-01-31, ...T12:00Z, 7d, 12h)"),
     ] = None,
     with_lineage: Annotated[
         bool, typer.Option("--with-lineage", help="also bring the ancestors (producers of their inputs, recursively)")
