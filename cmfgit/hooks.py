@@ -18,6 +18,8 @@ post-commit
     Keeps the code version (``git.tree``) of each newly committed record
     reachable under ``refs/cmf/keep/<id>``: a run's tree, dirty or clean, is
     written by cmfgit and no commit points to it, so ``git gc`` would prune it.
+    Keeps the ``git.commit`` of a record too when the commit's history does not
+    reach it (``git merge --squash`` brings a branch's records, not its commits).
 post-rewrite
     After ``commit --amend`` and rebase (squash included), keeps every
     rewritten commit that a record names as its ``git.commit`` under
@@ -455,6 +457,23 @@ def _already_kept(repo: Repo, oids: set[str]) -> set[str]:
     return found
 
 
+def _off_history(repo: Repo, records: list[bytes], head: str) -> list[str]:
+    """The ``git.commit`` ids these records name that ``head`` does not reach and no keep
+    ref holds yet (those this clone has): a squash merge brings a branch's records
+    without its commits, which are lost when the branch is deleted."""
+    commits: set[str] = set()
+    for data in records:
+        commits |= code_versions(data, (b"commit",))
+    commits -= _already_kept(repo, commits)
+    if not commits:
+        return []
+    try:  # --ignore-missing: a record from another site names commits this clone lacks
+        out = gitutil.git(["rev-list", "--ignore-missing", *sorted(commits), "--not", head, "--"], repo.root)
+    except GitError:
+        return []  # no commit yet: the records name none
+    return sorted(commits & set(out.decode().split()))
+
+
 def records_added(repo: Repo, rev: str = "HEAD") -> list[bytes]:
     """The records commit ``rev`` adds relative to its first parent (bytes of each file part)."""
     out = gitutil.git(
@@ -569,7 +588,8 @@ def _leave_for_post_commit(repo: Repo, diff: bytes, added: list[bytes]) -> None:
     state = repo.worktree_state_dir
     try:
         state.mkdir(parents=True, exist_ok=True)
-        atomic_write(state / f"{_POST_COMMIT}.refs", _keep_commands(_to_keep(repo, trees)), fsync=False)
+        kept = sorted(set(_to_keep(repo, trees)) | set(_off_history(repo, added, "HEAD")))
+        atomic_write(state / f"{_POST_COMMIT}.refs", _keep_commands(kept), fsync=False)
         atomic_write(state / f"{_POST_COMMIT}.diff", diff, fsync=False)  # last: the script needs both
     except (OSError, GitError):
         _forget_post_commit(repo)  # post-commit then does the work itself
@@ -622,9 +642,10 @@ def post_commit(repo: Repo, args: list[str], stdin: bytes) -> None:
         _stage_records(repo)
         flag.unlink()
     trees: set[str] = set()
-    for data in records_added(repo, "HEAD"):
+    added = records_added(repo, "HEAD")
+    for data in added:
         trees |= code_versions(data, (b"tree",))
-    keep(repo, trees)
+    keep(repo, trees | set(_off_history(repo, added, "HEAD")))
     refresh_index(repo)
 
 
