@@ -461,6 +461,11 @@ class Index:
 
     def _full_build(self, update: Any) -> None:
         """Build a fresh database in a temp file, then rename it into place."""
+        if os.path.isdir(self.path):  # (anything else in the way is replaced: the index is derived)
+            raise CmfgitError(
+                f"the query index {self.path} is a directory, not a file: "
+                "remove it (the index is derived from the records and is rebuilt)"
+            )
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f"{TMP_PREFIX}{os.getpid()}-{self.path.name}")
         tmp.unlink(missing_ok=True)
