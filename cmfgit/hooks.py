@@ -3,7 +3,9 @@
 ``cmfgit init`` (or ``cmfgit hooks install``) writes a small shell script per
 hook into the directory ``git rev-parse --git-path hooks`` names (so
 ``core.hooksPath`` and worktrees are honoured). Each script carries the
-marker ``# cmfgit-hook:`` and runs ``python -m cmfgit hook NAME``; a hook that
+marker ``# cmfgit-hook:`` and runs ``python -m cmfgit hook NAME`` with the
+Python that installed it (else ``cmfgit`` on PATH, else ``python3 -m cmfgit``;
+with none, it says so and lets git go on: see ``launcher.py``); a hook that
 was there before is kept as ``NAME.legacy`` and still runs, first.
 
 What each hook does (all are quiet, idempotent, and do nothing in a
@@ -75,17 +77,16 @@ TEMPLATE = """\
 #!/bin/sh
 {marker} {name} (installed by 'cmfgit hooks install'; 'cmfgit hooks uninstall' removes it)
 # The hook that was here before, if any, is kept as {name}.legacy and runs first.
-PY={python}
+{variables}
 # Nothing for cmfgit to do: run only the hook that was here before, without starting Python.
 skip() {{
     if [ -x "$0.legacy" ]; then exec "$0.legacy" "$@"; fi
     exit 0
 }}
 [ -f .cmf/config.yaml ] || skip "$@"
-{shortcut}if [ -x "$PY" ]; then
-    exec "$PY" -m cmfgit hook {name} "$0" "$@"
-fi
-echo "cmfgit: $PY not found: cmfgit's {name} hook is skipped (run 'cmfgit hooks install')" >&2
+{shortcut}# Find cmfgit: the interpreter that installed this hook, else 'cmfgit' on PATH, else python3 -m cmfgit.
+{launch}why="cannot find cmfgit (not at $PY, not on PATH, not in python3)"
+echo "cmfgit: $why: cmfgit's {name} hook is skipped{skipped}; reinstall it, then run 'cmfgit hooks install'" >&2
 if [ -x "$0.legacy" ]; then
     exec "$0.legacy" "$@"
 fi
@@ -167,11 +168,28 @@ def hooks_dir(repo: Repo) -> Path:
     return path if path.is_absolute() else repo.root / path
 
 
+# What a hook skipped for want of cmfgit means: git goes on (blocking every commit
+# of a clone whose cmfgit is gone would be worse), and says what is left undone.
+_SKIPPED = {
+    "pre-commit": ": pending records are neither staged nor checked (they stay pending, for a later commit)",
+    "pre-push": ": the records pushed are not checked",
+    "post-commit": ": the code versions of the records committed are not kept (refs/cmf/keep)",
+    "post-rewrite": ": rewritten commits that records name are not kept (refs/cmf/keep)",
+}
+
+
 def script(name: str) -> str:
-    import shlex  # only to install or check the hooks: it compiles a regex at import
+    from cmfgit import launcher  # only to install or check the hooks
 
     shortcut = _SHORTCUTS.get(name, "").format(restage=_RESTAGE_FLAG, post_commit=_POST_COMMIT)
-    return TEMPLATE.format(marker=MARKER, name=name, python=shlex.quote(sys.executable), shortcut=shortcut)
+    return TEMPLATE.format(
+        marker=MARKER,
+        name=name,
+        variables=launcher.variables("\n"),
+        shortcut=shortcut,
+        launch=launcher.block(f'hook {name} "$0" "$@"'),
+        skipped=_SKIPPED.get(name, ""),
+    )
 
 
 def _read_text(path: Path) -> str | None:
