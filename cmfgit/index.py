@@ -963,7 +963,15 @@ CHECKOUT = Scope()
 
 
 def global_ref(repo: Repo, remote: str | None = None) -> str:
-    """The local copy of the global metadata branch, or a clear error saying how to fetch it."""
+    """The local copy of the global metadata branch, or a clear error saying how to fetch it.
+    In a bare (central) repository, its own branch ``cmf/global``."""
+    if repo.bare and remote is None:
+        local = f"refs/heads/{GLOBAL_BRANCH}"
+        if gitutil.rev_parse(repo.root, local) is None:
+            raise CmfgitError(
+                f"no global metadata branch here ({local}): run 'cmfgit global update' in this repository first"
+            )
+        return local
     refs = [name for name, _ in gitutil.for_each_ref(repo.root, "refs/remotes") if name.endswith("/" + GLOBAL_BRANCH)]
     wanted = f"refs/remotes/{remote}/{GLOBAL_BRANCH}" if remote else None
     if wanted and wanted in refs:

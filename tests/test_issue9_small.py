@@ -112,3 +112,39 @@ def test_without_cmfgit_the_hooks_say_so_and_do_not_block_git(repo: Path) -> Non
     assert "cmfgit: cannot find cmfgit (not at /moved/venv/bin/python, not on PATH, not in python3)" in done.stderr
     assert "pre-commit hook is skipped: pending records are neither staged nor checked" in done.stderr
     assert git(repo, "status", "--porcelain", "--", ".cmf/objects").startswith("??")  # still pending
+
+
+def test_read_commands_work_in_a_bare_central_repository_on_its_global_view(repo: Path, tmp_path: Path) -> None:
+    import json
+
+    (repo / "data.csv").write_text("a,b\n1,2\n")
+    cmfgit(repo, "log-run", "-s", "prepare", "-i", "data.csv", "-o", "train.csv", "--", "cp", "data.csv", "train.csv")
+    cmfgit(repo, "log-run", "-s", "train", "-p", "lr=0.1", "-i", "train.csv", "--", "true")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "runs")
+    central = tmp_path / "central.git"
+    git(tmp_path, "clone", "-q", "--bare", str(repo), str(central))
+
+    before = cmfgit(central, "log", check=False)
+    assert before.returncode == 1
+    assert before.stderr.strip() == (
+        "cmfgit: error: no global metadata branch here (refs/heads/cmf/global): "
+        "run 'cmfgit global update' in this repository first"
+    )
+    cmfgit(central, "global", "update")
+
+    expected = json.loads(cmfgit(repo, "log", "--json").stdout)
+    assert json.loads(cmfgit(central, "log", "--json").stdout) == expected
+    assert json.loads(cmfgit(central, "log", "--global", "--json").stdout) == expected
+    assert json.loads(cmfgit(central, "log", "--ref", "main", "--json").stdout) == expected
+    train, prepare = (e["id"] for e in expected)
+    assert json.loads(cmfgit(central, "show", train[:10], "--json").stdout)["id"] == train
+    assert (
+        cmfgit(central, "diff", train[:10], prepare[:10]).stdout
+        == cmfgit(repo, "diff", train[:10], prepare[:10]).stdout
+    )
+    lineage = cmfgit(central, "lineage", train[:10]).stdout
+    assert lineage == cmfgit(repo, "lineage", train[:10]).stdout and "prepare" in lineage
+    for command in ("artifacts", "pipelines"):
+        assert cmfgit(central, command, "--json").stdout == cmfgit(repo, command, "--json").stdout
+    assert not (central / ".cmf").exists()  # read-only: nothing written into the bare repository's tree
