@@ -578,6 +578,7 @@ def pre_commit(repo: Repo, args: list[str], stdin: bytes) -> None:
 
     gc.maybe_gc(repo)
     env = _index_env()
+    nothing_staged = _nothing_staged(repo, env)
     _stage_records(repo, env)
     index = os.path.basename(env.get("GIT_INDEX_FILE", "index"))
     if index not in ("index", "index.lock"):
@@ -591,7 +592,26 @@ def pre_commit(repo: Repo, args: list[str], stdin: bytes) -> None:
     problems = verify_changes(repo, list(_blob_pairs(diff)), added)
     if problems:
         _refuse("commit", problems)
+    if nothing_staged and diff:
+        print(_RECORDS_ONLY, file=sys.stderr)
     _leave_for_post_commit(repo, diff, added)
+
+
+# Git decides that a commit is empty before it runs pre-commit: the records this
+# hook stages do not count (see docs/guide.md, "Records ride along").
+_RECORDS_ONLY = (
+    "cmfgit: only records are pending: git decides before this hook runs whether there is anything to commit; "
+    "if it says 'nothing added to commit', run 'git add .cmf' and commit again (or use 'log-run --commit')"
+)
+
+
+def _nothing_staged(repo: Repo, env: dict[str, str]) -> bool:
+    """The index git is committing equals HEAD (a commit of records alone, or an --amend)."""
+    try:
+        gitutil.git(["diff-index", "--cached", "--quiet", "HEAD", "--"], repo.root, env=env)
+    except GitError:
+        return False  # something is staged (exit 1), or no commit yet
+    return True
 
 
 def _leave_for_post_commit(repo: Repo, diff: bytes, added: list[bytes]) -> None:
