@@ -112,6 +112,11 @@ def test_without_cmfgit_the_hooks_say_so_and_do_not_block_git(repo: Path) -> Non
     assert "cmfgit: cannot find cmfgit (not at /moved/venv/bin/python, not on PATH, not in python3)" in done.stderr
     assert "pre-commit hook is skipped: pending records are neither staged nor checked" in done.stderr
     assert git(repo, "status", "--porcelain", "--", ".cmf/objects").startswith("??")  # still pending
+    doctor = cmfgit(repo, "doctor", check=False).stdout
+    assert "merge.cmfgit.driver is broken (its Python, /moved/venv/bin/python, is gone)" in doctor
+    cmfgit(repo, "log")  # any other command puts this Python back
+    assert git(repo, "config", "merge.cmfgit.driver").startswith(f"PY={sys.executable}")
+    assert f"PY={sys.executable}\n" in (repo / ".git/hooks/pre-commit").read_text()
 
 
 def test_read_commands_work_in_a_bare_central_repository_on_its_global_view(repo: Path, tmp_path: Path) -> None:
