@@ -28,13 +28,18 @@ post-rewrite
     ``refs/cmf/keep/<id>``, so the run's code stays resolvable.
 pre-push
     Refuses to push invalid records (catches commits made with ``--no-verify``).
+post-merge
+    Keeps the ``git.commit`` of each record the merge or pull brought that
+    the new HEAD does not reach (a squash made by the host), when this clone
+    has that commit.
 post-merge, post-checkout (and the three above)
     Call :func:`refresh_index`, the hook point of the query index.
 
 A hook with nothing to do ends in its shell script, without starting Python
 (20-50 ms each): no ``.cmf/``; pre-commit with nothing pending under
 ``.cmf/objects`` and no more loose records than ``gc.threshold``; post-merge
-and post-checkout without a query index; post-commit when the commit adds no
+without a query index and with no record brought, post-checkout without
+a query index; post-commit when the commit adds no
 record, or adds exactly the records pre-commit checked: pre-commit then leaves
 the keep refs to create in ``.git/cmf/post-commit.refs`` (and what it checked
 in ``post-commit.diff``), and the script creates them with one ``git
@@ -130,12 +135,15 @@ if [ -n "$gd" ] && [ ! -f "$st/{restage}" ] && [ ! -f "$st/index.sqlite" ]; then
 fi
 """,
     # No query index to refresh.
-    "post-merge": _GIT_DIR
+    "post-checkout": _GIT_DIR
     + """\
 [ -n "$gd" ] && [ ! -f "$gd/cmf/index.sqlite" ] && skip "$@"
 """,
 }
-_SHORTCUTS["post-checkout"] = _SHORTCUTS["post-merge"]
+# No query index to refresh, and the merge (or pull) brought no record.
+_SHORTCUTS["post-merge"] = _SHORTCUTS["post-checkout"].replace(
+    '&& skip "$@"', '&& git diff-tree --quiet ORIG_HEAD HEAD -- .cmf/objects 2>/dev/null && skip "$@"'
+)
 
 
 def refresh_index(repo: Repo) -> None:
@@ -499,7 +507,11 @@ def records_added(repo: Repo, rev: str = "HEAD") -> list[bytes]:
         + ["--", OBJECTS_DIR],
         repo.root,
     )
-    changes = list(_blob_pairs(out))
+    return _added(repo, list(_blob_pairs(out)))
+
+
+def _added(repo: Repo, changes: list[Change]) -> list[bytes]:
+    """The records ``changes`` add: whole loose files, and the records new in each pack."""
     if not changes:
         return []
     blobs = sorted({c.new for c in changes} | {o for c in changes for o in c.old})
@@ -724,11 +736,20 @@ def pre_push(repo: Repo, args: list[str], stdin: bytes) -> None:
 
 
 def post_merge(repo: Repo, args: list[str], stdin: bytes) -> None:
+    if in_progress(repo):
+        return
+    # Records that a pull or merge brings without their commits (a squash made by the
+    # host, such as GitHub's "Squash and merge"): keep the commits this clone has.
+    if gitutil.rev_parse(repo.root, "ORIG_HEAD") is not None:
+        arrived = _added(repo, tree_changes(repo, ["ORIG_HEAD"], "HEAD"))
+        keep(repo, _off_history(repo, arrived, "HEAD"))
+    refresh_index(repo)
+
+
+def post_checkout(repo: Repo, args: list[str], stdin: bytes) -> None:
     if not in_progress(repo):
         refresh_index(repo)
 
-
-post_checkout = post_merge
 
 STEPS: dict[str, Callable[[Repo, list[str], bytes], None]] = {
     "pre-commit": pre_commit,

@@ -53,3 +53,42 @@ def test_squash_merge_keeps_every_recorded_code_version(repo: Path, verify: bool
     assert len(list(treeread.iter_records(repo, "HEAD"))) == 8
     assert len(versions) >= 12  # 4 commits of feat, 4 clean trees, 4 dirty trees
     assert missing(repo, versions) == []
+
+
+def test_a_squash_made_on_the_server_is_kept_by_the_pull_that_brings_it(tmp_path: Path) -> None:
+    """GitHub's "Squash and merge": no hook runs where the squash is made; the
+    post-merge hook of the clone that pulls it keeps the branch's commits it has."""
+    from conftest import make_repo
+
+    bare = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(bare))
+    site = make_repo(tmp_path / "site")
+    git(site, "remote", "add", "origin", str(bare))
+    git(site, "push", "-q", "-u", "origin", "main")
+    git(site, "checkout", "-q", "-b", "feat")
+    for i in range(3):
+        (site / "train.py").write_text(f"print({i})\n")
+        git(site, "add", "train.py")
+        git(site, "commit", "-q", "-m", f"code {i}")
+        cmfgit(site, "log-run", "-s", "train", "-p", f"i={i}", "--", "true")
+        git(site, "add", ".cmf")
+        git(site, "commit", "-q", "-m", f"runs {i}")
+    git(site, "push", "-q", "origin", "feat")
+
+    server = tmp_path / "server"  # where the host squashes: no cmfgit hooks at all
+    git(tmp_path, "clone", "-q", str(bare), str(server))
+    git(server, "config", "core.hooksPath", "/dev/null")
+    git(server, "merge", "-q", "--squash", "origin/feat")
+    git(server, "commit", "-q", "-m", "feat (#1)")
+    git(server, "push", "-q", "origin", "main", ":feat")  # and the host deletes the branch
+
+    git(site, "checkout", "-q", "main")
+    git(site, "pull", "-q", "--prune", "origin", "main")
+    git(site, "branch", "-D", "feat")
+    git(site, "fetch", "-q", "--prune", "origin")
+    git(site, "reflog", "expire", "--expire=now", "--all")
+    git(site, "gc", "-q", "--prune=now")
+
+    versions = code_versions(site, "HEAD")
+    assert len(list(treeread.iter_records(site, "HEAD"))) == 3 and len(versions) >= 3
+    assert missing(site, versions) == []
