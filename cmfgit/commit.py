@@ -5,14 +5,23 @@ those paths, and leaves everything else in the index as it was. cmfgit's own
 commits skip the user's hooks (``--no-verify``): the records were validated
 when written, and a linter or a commit-msg policy has nothing to say about
 them.
+
+cmfgit's commits hold the gc lock too: gc may move a record from its loose
+file into a pack at any moment, and a commit of the loose file's path would
+then find nothing there (git: "pathspec ... did not match"). Under the lock
+the files stay where they are; a record gc already moved is committed in
+its pack (with every pending change under ``.cmf/objects``, since the pack
+holds them too).
 """
 
 from __future__ import annotations
 
+import os
+
 from cmfgit import gitutil
 from cmfgit.errors import CmfgitError, GitError
 from cmfgit.fsutil import FileLock
-from cmfgit.repo import CMF_DIR, Repo
+from cmfgit.repo import CMF_DIR, OBJECTS_DIR, Repo
 
 
 def pending_paths(repo: Repo) -> list[str]:
@@ -43,9 +52,15 @@ def commit_lock(repo: Repo) -> FileLock:
 
 def commit_metadata(repo: Repo, message: str, paths: list[str] | None = None) -> str | None:
     """Commit pending metadata (or just ``paths``); returns the commit id or None."""
-    with commit_lock(repo):
+    from cmfgit.gc import gc_lock
+
+    with commit_lock(repo), gc_lock(repo):
         if paths is None:
             paths = pending_paths(repo)
+        elif any(_moved(repo, p) for p in paths):
+            pending = {p for p in pending_paths(repo) if p.startswith(OBJECTS_DIR + "/")}
+            # What another commit already took with its pack is no longer pending.
+            paths = sorted(pending | {p for p in paths if not _moved(repo, p)})
         if not paths:
             return None
         listing = b"".join(p.encode("utf-8", "surrogateescape") + b"\0" for p in paths)
@@ -71,5 +86,23 @@ def commit_metadata(repo: Repo, message: str, paths: list[str] | None = None) ->
                 input=listing,
             )
         except GitError as exc:
+            if _committed(repo, paths):
+                return None  # another cmfgit commit took them already (in a pack gc wrote)
             raise CmfgitError(f"could not commit the metadata: {exc.stderr.strip().splitlines()[-1:]}") from None
         return gitutil.git_text(["rev-parse", "HEAD"], repo.root)
+
+
+def _moved(repo: Repo, path: str) -> bool:
+    """A record path that is gone from the working tree and unknown to git: gc packed it."""
+    if not path.startswith(OBJECTS_DIR + "/") or os.path.lexists(repo.root / path):
+        return False
+    return not gitutil.git(["ls-files", "-z", "--", path], repo.root)
+
+
+def _committed(repo: Repo, paths: list[str]) -> bool:
+    """``paths`` (staged just now) are in HEAD as they are: nothing to commit."""
+    try:
+        gitutil.git(["diff-index", "--cached", "--quiet", "HEAD", "--", *paths], repo.root)
+    except GitError:
+        return False  # they differ (or there is no HEAD): the commit failed for another reason
+    return True

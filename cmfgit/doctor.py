@@ -70,9 +70,15 @@ def _driver(repo: Repo, report: Report) -> None:
     if value == driver_command():
         report.add("merge driver", OK, "merge.cmfgit.driver runs this cmfgit")
     elif driver_usable(value):
-        report.add("merge driver", OK, f"merge.cmfgit.driver is set by another install: {value}")
+        from cmfgit.launcher import recorded_python
+
+        shown = recorded_python(value or "") or value  # the driver's shell text names its Python first
+        report.add("merge driver", OK, f"merge.cmfgit.driver is set by another install: {shown}")
     else:
-        what = "not set" if not value else f"broken ({value})"
+        from cmfgit.launcher import recorded_python
+
+        python = recorded_python(value or "")
+        what = "not set" if not value else f"broken (its Python, {python}, is gone)" if python else f"broken ({value})"
         report.add(
             "merge driver", ERROR, f"merge.cmfgit.driver is {what}: git would merge records as text", "cmfgit init"
         )

@@ -11,6 +11,10 @@ pack in every clone, and two clones that pack the same records write the
 same bytes. ``gc.period`` in ``.cmf/config.yaml`` (year, month or day) sets
 the period; ``gc.threshold`` sets when gc runs by itself (0: never).
 
+gc packs only records that fsck accepts (id, canonical form, schema); any
+other file stays loose and is reported, so that one bad file never makes a
+whole pack invalid.
+
 Safety with concurrent processes: gc holds a lock (one gc at a time), writes
 each pack atomically and only then deletes the loose files it packed. A
 reader lists loose files before packs, and a loose file that vanishes under
@@ -123,10 +127,25 @@ def gc(repo: Repo, config: Config | None = None) -> GcResult:
             if pack.digest(data) != rid:
                 result.problems.append(f"{store.display(path)}: does not match its id; left loose (see cmfgit fsck)")
                 continue
+            problem = _invalid(data, store.display(path))
+            if problem:  # packed, it would make the whole pack one that fsck and the merge driver reject
+                result.problems.append(f"{problem}; left loose (see cmfgit fsck)")
+                continue
             groups.setdefault(placement(data, config.pack_period), {})[rid] = (data, path)
         for rel, members in sorted(groups.items()):
             _fold(repo, store, rel, members, result)
     return result
+
+
+def _invalid(data: bytes, where: str) -> str | None:
+    """Why fsck rejects this record (not canonical, bad schema), or None."""
+    from cmfgit import canonical, schema
+
+    try:
+        schema.validate(canonical.decode(data, where), where)
+    except RecordError as exc:
+        return str(exc)
+    return None
 
 
 def _fold(repo: Repo, store: Store, rel: str, members: dict[str, tuple[bytes, Path]], result: GcResult) -> None:

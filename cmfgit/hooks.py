@@ -3,7 +3,9 @@
 ``cmfgit init`` (or ``cmfgit hooks install``) writes a small shell script per
 hook into the directory ``git rev-parse --git-path hooks`` names (so
 ``core.hooksPath`` and worktrees are honoured). Each script carries the
-marker ``# cmfgit-hook:`` and runs ``python -m cmfgit hook NAME``; a hook that
+marker ``# cmfgit-hook:`` and runs ``python -m cmfgit hook NAME`` with the
+Python that installed it (else ``cmfgit`` on PATH, else ``python3 -m cmfgit``;
+with none, it says so and lets git go on: see ``launcher.py``); a hook that
 was there before is kept as ``NAME.legacy`` and still runs, first.
 
 What each hook does (all are quiet, idempotent, and do nothing in a
@@ -18,19 +20,26 @@ post-commit
     Keeps the code version (``git.tree``) of each newly committed record
     reachable under ``refs/cmf/keep/<id>``: a run's tree, dirty or clean, is
     written by cmfgit and no commit points to it, so ``git gc`` would prune it.
+    Keeps the ``git.commit`` of a record too when the commit's history does not
+    reach it (``git merge --squash`` brings a branch's records, not its commits).
 post-rewrite
     After ``commit --amend`` and rebase (squash included), keeps every
     rewritten commit that a record names as its ``git.commit`` under
     ``refs/cmf/keep/<id>``, so the run's code stays resolvable.
 pre-push
     Refuses to push invalid records (catches commits made with ``--no-verify``).
+post-merge
+    Keeps the ``git.commit`` of each record the merge or pull brought that
+    the new HEAD does not reach (a squash made by the host), when this clone
+    has that commit.
 post-merge, post-checkout (and the three above)
     Call :func:`refresh_index`, the hook point of the query index.
 
 A hook with nothing to do ends in its shell script, without starting Python
 (20-50 ms each): no ``.cmf/``; pre-commit with nothing pending under
 ``.cmf/objects`` and no more loose records than ``gc.threshold``; post-merge
-and post-checkout without a query index; post-commit when the commit adds no
+without a query index and with no record brought, post-checkout without
+a query index; post-commit when the commit adds no
 record, or adds exactly the records pre-commit checked: pre-commit then leaves
 the keep refs to create in ``.git/cmf/post-commit.refs`` (and what it checked
 in ``post-commit.diff``), and the script creates them with one ``git
@@ -73,17 +82,16 @@ TEMPLATE = """\
 #!/bin/sh
 {marker} {name} (installed by 'cmfgit hooks install'; 'cmfgit hooks uninstall' removes it)
 # The hook that was here before, if any, is kept as {name}.legacy and runs first.
-PY={python}
+{variables}
 # Nothing for cmfgit to do: run only the hook that was here before, without starting Python.
 skip() {{
     if [ -x "$0.legacy" ]; then exec "$0.legacy" "$@"; fi
     exit 0
 }}
 [ -f .cmf/config.yaml ] || skip "$@"
-{shortcut}if [ -x "$PY" ]; then
-    exec "$PY" -m cmfgit hook {name} "$0" "$@"
-fi
-echo "cmfgit: $PY not found: cmfgit's {name} hook is skipped (run 'cmfgit hooks install')" >&2
+{shortcut}# Find cmfgit: the interpreter that installed this hook, else 'cmfgit' on PATH, else python3 -m cmfgit.
+{launch}why="cannot find cmfgit (not at $PY, not on PATH, not in python3)"
+echo "cmfgit: $why: cmfgit's {name} hook is skipped{skipped}; reinstall it, then run 'cmfgit hooks install'" >&2
 if [ -x "$0.legacy" ]; then
     exec "$0.legacy" "$@"
 fi
@@ -127,12 +135,15 @@ if [ -n "$gd" ] && [ ! -f "$st/{restage}" ] && [ ! -f "$st/index.sqlite" ]; then
 fi
 """,
     # No query index to refresh.
-    "post-merge": _GIT_DIR
+    "post-checkout": _GIT_DIR
     + """\
 [ -n "$gd" ] && [ ! -f "$gd/cmf/index.sqlite" ] && skip "$@"
 """,
 }
-_SHORTCUTS["post-checkout"] = _SHORTCUTS["post-merge"]
+# No query index to refresh, and the merge (or pull) brought no record.
+_SHORTCUTS["post-merge"] = _SHORTCUTS["post-checkout"].replace(
+    '&& skip "$@"', '&& git diff-tree --quiet ORIG_HEAD HEAD -- .cmf/objects 2>/dev/null && skip "$@"'
+)
 
 
 def refresh_index(repo: Repo) -> None:
@@ -165,11 +176,28 @@ def hooks_dir(repo: Repo) -> Path:
     return path if path.is_absolute() else repo.root / path
 
 
+# What a hook skipped for want of cmfgit means: git goes on (blocking every commit
+# of a clone whose cmfgit is gone would be worse), and says what is left undone.
+_SKIPPED = {
+    "pre-commit": ": pending records are neither staged nor checked (they stay pending, for a later commit)",
+    "pre-push": ": the records pushed are not checked",
+    "post-commit": ": the code versions of the records committed are not kept (refs/cmf/keep)",
+    "post-rewrite": ": rewritten commits that records name are not kept (refs/cmf/keep)",
+}
+
+
 def script(name: str) -> str:
-    import shlex  # only to install or check the hooks: it compiles a regex at import
+    from cmfgit import launcher  # only to install or check the hooks
 
     shortcut = _SHORTCUTS.get(name, "").format(restage=_RESTAGE_FLAG, post_commit=_POST_COMMIT)
-    return TEMPLATE.format(marker=MARKER, name=name, python=shlex.quote(sys.executable), shortcut=shortcut)
+    return TEMPLATE.format(
+        marker=MARKER,
+        name=name,
+        variables=launcher.variables("\n"),
+        shortcut=shortcut,
+        launch=launcher.block(f'hook {name} "$0" "$@"'),
+        skipped=_SKIPPED.get(name, ""),
+    )
 
 
 def _read_text(path: Path) -> str | None:
@@ -455,6 +483,23 @@ def _already_kept(repo: Repo, oids: set[str]) -> set[str]:
     return found
 
 
+def _off_history(repo: Repo, records: list[bytes], head: str) -> list[str]:
+    """The ``git.commit`` ids these records name that ``head`` does not reach and no keep
+    ref holds yet (those this clone has): a squash merge brings a branch's records
+    without its commits, which are lost when the branch is deleted."""
+    commits: set[str] = set()
+    for data in records:
+        commits |= code_versions(data, (b"commit",))
+    commits -= _already_kept(repo, commits)
+    if not commits:
+        return []
+    try:  # --ignore-missing: a record from another site names commits this clone lacks
+        out = gitutil.git(["rev-list", "--ignore-missing", *sorted(commits), "--not", head, "--"], repo.root)
+    except GitError:
+        return []  # no commit yet: the records name none
+    return sorted(commits & set(out.decode().split()))
+
+
 def records_added(repo: Repo, rev: str = "HEAD") -> list[bytes]:
     """The records commit ``rev`` adds relative to its first parent (bytes of each file part)."""
     out = gitutil.git(
@@ -462,7 +507,11 @@ def records_added(repo: Repo, rev: str = "HEAD") -> list[bytes]:
         + ["--", OBJECTS_DIR],
         repo.root,
     )
-    changes = list(_blob_pairs(out))
+    return _added(repo, list(_blob_pairs(out)))
+
+
+def _added(repo: Repo, changes: list[Change]) -> list[bytes]:
+    """The records ``changes`` add: whole loose files, and the records new in each pack."""
     if not changes:
         return []
     blobs = sorted({c.new for c in changes} | {o for c in changes for o in c.old})
@@ -541,6 +590,7 @@ def pre_commit(repo: Repo, args: list[str], stdin: bytes) -> None:
 
     gc.maybe_gc(repo)
     env = _index_env()
+    nothing_staged = _nothing_staged(repo, env)
     _stage_records(repo, env)
     index = os.path.basename(env.get("GIT_INDEX_FILE", "index"))
     if index not in ("index", "index.lock"):
@@ -554,7 +604,26 @@ def pre_commit(repo: Repo, args: list[str], stdin: bytes) -> None:
     problems = verify_changes(repo, list(_blob_pairs(diff)), added)
     if problems:
         _refuse("commit", problems)
+    if nothing_staged and diff:
+        print(_RECORDS_ONLY, file=sys.stderr)
     _leave_for_post_commit(repo, diff, added)
+
+
+# Git decides that a commit is empty before it runs pre-commit: the records this
+# hook stages do not count (see docs/guide.md, "Records ride along").
+_RECORDS_ONLY = (
+    "cmfgit: only records are pending: git decides before this hook runs whether there is anything to commit; "
+    "if it says 'nothing added to commit', run 'git add .cmf' and commit again (or use 'log-run --commit')"
+)
+
+
+def _nothing_staged(repo: Repo, env: dict[str, str]) -> bool:
+    """The index git is committing equals HEAD (a commit of records alone, or an --amend)."""
+    try:
+        gitutil.git(["diff-index", "--cached", "--quiet", "HEAD", "--"], repo.root, env=env)
+    except GitError:
+        return False  # something is staged (exit 1), or no commit yet
+    return True
 
 
 def _leave_for_post_commit(repo: Repo, diff: bytes, added: list[bytes]) -> None:
@@ -569,7 +638,8 @@ def _leave_for_post_commit(repo: Repo, diff: bytes, added: list[bytes]) -> None:
     state = repo.worktree_state_dir
     try:
         state.mkdir(parents=True, exist_ok=True)
-        atomic_write(state / f"{_POST_COMMIT}.refs", _keep_commands(_to_keep(repo, trees)), fsync=False)
+        kept = sorted(set(_to_keep(repo, trees)) | set(_off_history(repo, added, "HEAD")))
+        atomic_write(state / f"{_POST_COMMIT}.refs", _keep_commands(kept), fsync=False)
         atomic_write(state / f"{_POST_COMMIT}.diff", diff, fsync=False)  # last: the script needs both
     except (OSError, GitError):
         _forget_post_commit(repo)  # post-commit then does the work itself
@@ -622,9 +692,10 @@ def post_commit(repo: Repo, args: list[str], stdin: bytes) -> None:
         _stage_records(repo)
         flag.unlink()
     trees: set[str] = set()
-    for data in records_added(repo, "HEAD"):
+    added = records_added(repo, "HEAD")
+    for data in added:
         trees |= code_versions(data, (b"tree",))
-    keep(repo, trees)
+    keep(repo, trees | set(_off_history(repo, added, "HEAD")))
     refresh_index(repo)
 
 
@@ -665,11 +736,20 @@ def pre_push(repo: Repo, args: list[str], stdin: bytes) -> None:
 
 
 def post_merge(repo: Repo, args: list[str], stdin: bytes) -> None:
+    if in_progress(repo):
+        return
+    # Records that a pull or merge brings without their commits (a squash made by the
+    # host, such as GitHub's "Squash and merge"): keep the commits this clone has.
+    if gitutil.rev_parse(repo.root, "ORIG_HEAD") is not None:
+        arrived = _added(repo, tree_changes(repo, ["ORIG_HEAD"], "HEAD"))
+        keep(repo, _off_history(repo, arrived, "HEAD"))
+    refresh_index(repo)
+
+
+def post_checkout(repo: Repo, args: list[str], stdin: bytes) -> None:
     if not in_progress(repo):
         refresh_index(repo)
 
-
-post_checkout = post_merge
 
 STEPS: dict[str, Callable[[Repo, list[str], bytes], None]] = {
     "pre-commit": pre_commit,

@@ -461,6 +461,11 @@ class Index:
 
     def _full_build(self, update: Any) -> None:
         """Build a fresh database in a temp file, then rename it into place."""
+        if os.path.isdir(self.path):  # (anything else in the way is replaced: the index is derived)
+            raise CmfgitError(
+                f"the query index {self.path} is a directory, not a file: "
+                "remove it (the index is derived from the records and is rebuilt)"
+            )
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f"{TMP_PREFIX}{os.getpid()}-{self.path.name}")
         tmp.unlink(missing_ok=True)
@@ -958,7 +963,15 @@ CHECKOUT = Scope()
 
 
 def global_ref(repo: Repo, remote: str | None = None) -> str:
-    """The local copy of the global metadata branch, or a clear error saying how to fetch it."""
+    """The local copy of the global metadata branch, or a clear error saying how to fetch it.
+    In a bare (central) repository, its own branch ``cmf/global``."""
+    if repo.bare and remote is None:
+        local = f"refs/heads/{GLOBAL_BRANCH}"
+        if gitutil.rev_parse(repo.root, local) is None:
+            raise CmfgitError(
+                f"no global metadata branch here ({local}): run 'cmfgit global update' in this repository first"
+            )
+        return local
     refs = [name for name, _ in gitutil.for_each_ref(repo.root, "refs/remotes") if name.endswith("/" + GLOBAL_BRANCH)]
     wanted = f"refs/remotes/{remote}/{GLOBAL_BRANCH}" if remote else None
     if wanted and wanted in refs:

@@ -8,7 +8,6 @@ hooks). Committed files that already exist are never rewritten.
 from __future__ import annotations
 
 import os
-import sys
 
 from cmfgit import canonical, gitutil
 from cmfgit.config import Config, load_config
@@ -22,20 +21,16 @@ CMF_GITIGNORE = "# temp files of interrupted writes\n.tmp-*\n"
 DRIVER_NAME = "cmfgit: three-way union of records by id"
 
 
-_SHELL_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_@%+=:,./-")
-
-
-def _shell_quote(arg: str) -> str:
-    """shlex.quote, without importing shlex: log-run checks the driver on
-    every run, and shlex compiles a regex at import."""
-    if arg and _SHELL_SAFE.issuperset(arg):
-        return arg
-    return "'" + arg.replace("'", "'\"'\"'") + "'"
-
-
 def driver_command() -> str:
-    """The merge driver as git should call it: this very interpreter."""
-    return f"{_shell_quote(sys.executable)} -m cmfgit merge-driver %O %A %B %L %P"
+    """The merge driver as git should call it: this very interpreter, else whichever
+    cmfgit the shell finds (``launcher.py``); with none, the file stays conflicted."""
+    from cmfgit import launcher
+
+    return launcher.one_line(
+        "merge-driver %O %A %B %L %P",
+        "echo \"cmfgit: cmfgit not found ($PY is gone or lost cmfgit; no 'cmfgit' on PATH): "
+        "%P is left conflicted. Reinstall cmfgit, then run 'cmfgit init'.\" >&2; exit 1",
+    )
 
 
 class InitResult:
@@ -65,8 +60,11 @@ def driver_usable(value: str | None) -> bool:
     if not value or "cmfgit merge-driver" not in value:
         return False
     if value == driver_command():
-        program = sys.executable
-    else:
+        return True
+    from cmfgit import launcher
+
+    program = launcher.recorded_python(value)
+    if program is None:  # the older form: the interpreter, then -m cmfgit merge-driver
         import shlex
 
         try:

@@ -34,7 +34,7 @@ from cmfgit.errors import AmbiguousPrefix, CmfgitError, ObjectNotFound, UsageErr
 from cmfgit.graph import Graph, Lineage, Node
 from cmfgit.index import BAD, CHECKOUT, METRIC, PARAM, Index, Scope, load_record, open_index
 from cmfgit.reading import as_json
-from cmfgit.repo import Repo, open_repo
+from cmfgit.repo import Repo, open_read_repo
 from cmfgit.schema import EXECUTION
 from cmfgit.tags import TAG_KIND
 from cmfgit.tags import fold as fold_tags
@@ -73,11 +73,13 @@ class CmfQuery:
         ref: str | None = None,
         remote: str | None = None,
     ) -> None:
-        self.repo = repo if isinstance(repo, Repo) else open_repo(repo)
+        self.repo = repo if isinstance(repo, Repo) else open_read_repo(repo)
         if isinstance(scope, str):
             scope = Scope(scope, ref=ref, remote=remote)
         elif scope is None:
             scope = Scope("ref", ref=ref) if ref is not None else CHECKOUT
+        if self.repo.bare and scope.kind in ("checkout", "all-branches"):
+            scope = Scope("global", remote=scope.remote)  # no checkout: the central repository's global view
         self.scope = scope
         self._index: Index = open_index(self.repo, scope)
         self.db: sqlite3.Connection = self._index.db()

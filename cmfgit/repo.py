@@ -60,6 +60,11 @@ class Repo(_RepoFields):
         return self.git_dir / "cmf"
 
     @property
+    def bare(self) -> bool:
+        """A repository without a working tree (a central repository): ``root`` is its git dir."""
+        return self.root == self.git_dir
+
+    @property
     def initialized(self) -> bool:
         return self.config_path.is_file()
 
@@ -180,3 +185,24 @@ def _ask_git_now(here: Path) -> Repo:
 def open_repo(start: str | os.PathLike[str] | None = None) -> Repo:
     """The initialised repository containing ``start``, or a clear error."""
     return find_repo(start).require_initialized()
+
+
+def open_read_repo(start: str | os.PathLike[str] | None = None) -> Repo:
+    """The repository the read commands work in: an initialised one, or a bare one
+    (a central repository; it has no checkout, so they read its global view)."""
+    try:
+        return open_repo(start)
+    except NotARepoError:
+        here = Path(start) if start is not None else Path.cwd()
+        out = gitutil.git(
+            ["rev-parse", "--is-bare-repository", "--absolute-git-dir", "--git-common-dir"],
+            here,
+            env=os.environ,
+            check=False,
+        ).decode("utf-8", "surrogateescape")
+        lines = out.splitlines()
+        if len(lines) != 3 or lines[0] != "true":
+            raise
+        git_dir = Path(lines[1])
+        common = Path(lines[2])
+        return Repo(git_dir, git_dir, common if common.is_absolute() else (here / common).resolve())

@@ -77,7 +77,7 @@ def resolve_remote(repo: Repo, remote: str | None, branch: str | None) -> str:
         elif len(names) == 1:
             remote = names[0]
         elif not names:
-            raise UsageError("this clone has no remote: add one with 'git remote add origin URL'")
+            raise CmfgitError("this clone has no remote: add one with 'git remote add origin URL'")
         else:
             raise UsageError(f"several remotes ({', '.join(names)}): name the one to use")
     if remote not in names:
@@ -210,7 +210,7 @@ def push(repo: Repo, remote: str | None = None, *, attempts: int = BRANCH_ATTEMP
     configured = _configure(repo)
     branch = current_branch(repo)
     if branch is None:
-        raise UsageError("HEAD is detached: check out a branch before 'cmfgit push'")
+        raise CmfgitError("HEAD is detached: check out a branch before 'cmfgit push'")
     if (repo.git_dir / "MERGE_HEAD").exists():
         raise ConflictError("a merge is in progress: finish it (git commit) or abort it, then run 'cmfgit push' again")
     remote = resolve_remote(repo, remote, branch)

@@ -161,9 +161,8 @@ def log(
 ) -> None:
     """``cmfgit log``: executions as a table, or as a JSON array."""
     from cmfgit.query import CmfQuery
-    from cmfgit.repo import open_repo
 
-    with CmfQuery(open_repo(), scope=scope) as q:
+    with CmfQuery(scope=scope) as q:
         found = q.execution_records(where, pipeline=pipeline, stage=stage, sort=sort, limit=number, since=since)
         objects = q.as_objects(found)
         bad = q.unreadable()
@@ -203,9 +202,8 @@ def show(record_id: str, *, as_json: bool = False, scope: Scope | None = None) -
     """``cmfgit show``: one record in full (and an execution's current tags)."""
     from cmfgit import canonical
     from cmfgit.query import CmfQuery
-    from cmfgit.repo import open_repo
 
-    with CmfQuery(open_repo(), scope=scope) as q:
+    with CmfQuery(scope=scope) as q:
         rid, record = q.record(record_id)
         obj = q.as_object(rid, record)
     if as_json:
@@ -232,7 +230,6 @@ def lineage(
     from cmfgit import lineage as lin
     from cmfgit.errors import UsageError
     from cmfgit.query import CmfQuery
-    from cmfgit.repo import open_repo
 
     if as_json:
         fmt = "json"
@@ -242,7 +239,7 @@ def lineage(
     if len(chosen) > 1:
         raise UsageError("choose one of --up, --down, --both")
     direction = chosen[0] if chosen else "up"
-    with CmfQuery(open_repo(), scope=scope) as q:
+    with CmfQuery(scope=scope) as q:
         roots, understood = lin.resolve_target(q, target)
         result, graph = q.lineage(roots, direction, depth)
     if fmt == "json":
@@ -260,9 +257,8 @@ def lineage(
 def diff(a: str, b: str, *, as_json: bool = False, scope: Scope | None = None) -> None:
     """``cmfgit diff``: two executions side by side."""
     from cmfgit.query import CmfQuery, diff_executions
-    from cmfgit.repo import open_repo
 
-    with CmfQuery(open_repo(), scope=scope) as q:
+    with CmfQuery(scope=scope) as q:
         sides = {"a": q.execution(a), "b": q.execution(b)}
     result = diff_executions(sides["a"], sides["b"])
     # Paths a side recorded without a hash: an output that was not created.
@@ -337,9 +333,8 @@ def artifacts(
 ) -> None:
     """``cmfgit artifacts``: artifacts, most recently used first."""
     from cmfgit.query import CmfQuery
-    from cmfgit.repo import open_repo
 
-    with CmfQuery(open_repo(), scope=scope) as q:
+    with CmfQuery(scope=scope) as q:
         found = q.artifacts(type=type_, pipeline=pipeline, limit=number)
     if as_json:
         print_json(found)
@@ -371,9 +366,8 @@ def artifacts(
 def pipelines(*, as_json: bool = False, scope: Scope | None = None) -> None:
     """``cmfgit pipelines``: pipelines and stages with counts and the last run."""
     from cmfgit.query import CmfQuery
-    from cmfgit.repo import open_repo
 
-    with CmfQuery(open_repo(), scope=scope) as q:
+    with CmfQuery(scope=scope) as q:
         found = q.pipelines()
     if as_json:
         print_json(found)

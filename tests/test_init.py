@@ -37,8 +37,9 @@ def test_init_creates_config_ignore_attributes_and_driver(tmp_path: Path) -> Non
     assert attributes.count(ATTRIBUTES_LINE) == 1
     assert git(repo, "check-attr", "merge", "--", ".cmf/objects/ab/cd.yaml").strip().endswith("merge: cmfgit")
     driver = git(repo, "config", "merge.cmfgit.driver").strip()
-    assert driver.startswith(sys.executable) or driver.startswith(f"'{sys.executable}'")
-    assert driver.endswith("-m cmfgit merge-driver %O %A %B %L %P")
+    # This interpreter first; else cmfgit on PATH, else python3 -m cmfgit (tests/test_issue9_small.py).
+    assert driver.startswith((f"PY={sys.executable}; ", f"PY='{sys.executable}'; "))
+    assert 'exec "$PY" -m cmfgit merge-driver %O %A %B %L %P;' in driver
     assert git(repo, "config", "cmfgit.site").strip() == "lab-1"
     assert (repo / ".cmf" / "objects").is_dir()
 
@@ -87,7 +88,7 @@ def test_init_in_a_fresh_clone(tmp_path: Path, bare_repo: Path) -> None:
     # Committed files are untouched, the driver and site are configured per clone.
     assert {p: (clone / p).read_bytes() for p in committed} == committed
     assert git(clone, "status", "--porcelain") == ""
-    assert git(clone, "config", "merge.cmfgit.driver").strip().endswith("merge-driver %O %A %B %L %P")
+    assert "-m cmfgit merge-driver %O %A %B %L %P;" in git(clone, "config", "merge.cmfgit.driver")
     assert git(clone, "config", "cmfgit.site").strip() == "clone-site"
     before = state(clone)
     assert "already set up" in cmfgit(clone, "init", "--site", "clone-site").stdout

@@ -116,15 +116,17 @@ def test_push_and_pull_errors(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "no remote named 'nowhere'" in bad.stderr
     git(site, "checkout", "-q", "--detach")
     detached = cmfgit(site, "push", check=False)
-    assert detached.returncode == 2 and "HEAD is detached" in detached.stderr
+    assert detached.returncode == 1 and "HEAD is detached" in detached.stderr  # the clone's state, not the command line
     since = cmfgit(site, "pull", "--since", "last tuesday", check=False)
     assert since.returncode == 2 and "--since: 'last tuesday' is not a date" in since.stderr
     alone = tmp_path / "alone"
     git(tmp_path, "init", "-q", str(alone))
     cmfgit(alone, "init")
     none = cmfgit(alone, "pull", check=False)
-    assert none.returncode == 2 and "has no remote" in none.stderr
-    for proc in (bad, detached, since, none):
+    assert none.returncode == 1 and "has no remote" in none.stderr  # exit 2 is for a bad command line only
+    pushed = cmfgit(alone, "push", check=False)
+    assert pushed.returncode == 1 and "has no remote" in pushed.stderr
+    for proc in (bad, detached, since, none, pushed):
         assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
 

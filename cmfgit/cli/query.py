@@ -29,9 +29,8 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON (shapes in doc
 
 def open_query(ref: str | None, all_branches: bool, global_: bool, remote: str | None) -> Any:
     from cmfgit.query import CmfQuery, scope_of
-    from cmfgit.repo import open_repo
 
-    return CmfQuery(open_repo(), scope=scope_of(ref, all_branches, global_, remote))
+    return CmfQuery(scope=scope_of(ref, all_branches, global_, remote))
 
 
 @app.command()

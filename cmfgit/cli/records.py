@@ -164,7 +164,10 @@ def tag(
     commit: Annotated[bool, typer.Option("--commit", help="commit the new annotation record (only it)")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the target and its tags as JSON")] = False,
 ) -> None:
-    """Tag an execution or an artifact (e.g. status=production); with no KEY=VALUE, list its tags.
+    """Tag an execution or an artifact, or list its tags.
+
+    KEY=VALUE sets a tag (such as status=production), --remove KEY removes one;
+    with neither, the command lists the tags.
 
     Records never change: each change is a small annotation record, committed,
     merged and pushed like any other, and the latest statement of a tag wins.
