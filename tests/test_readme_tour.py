@@ -203,7 +203,7 @@ def test_the_readme_tour_runs_as_written(tmp_path: Path) -> None:
         ("cmfgit diff", diff),
         ("cmfgit tag", tag),
         ("cmfgit fsck", fsck),
-        ('git commit -m "train"', commit),
+        ('git add .cmf && git commit -m "train"', commit),
         ("cmfgit push", push),
         ("cmfgit pull --pipeline wine", pull),
     ]
@@ -213,14 +213,6 @@ def test_the_readme_tour_runs_as_written(tmp_path: Path) -> None:
         proc = tour.run(line)
         check = next((fn for start, fn in checks if (line + " ").startswith(start)), None)
         assert check is not None, f"no check for the tour line {line!r}"
-        if check is commit and proc.returncode != 0:
-            # Issue 9, item 7: `git commit` fails when only records are pending (the hook
-            # stages them, but git has already decided there is nothing to commit). Being
-            # fixed separately; remove this branch once it is merged.
-            notes.append(f"{line!r} exited {proc.returncode}: {proc.stdout}{proc.stderr}".strip())
-            continue
         assert proc.returncode == 0, (line, proc.stdout, proc.stderr)
         assert "Traceback" not in proc.stderr, (line, proc.stderr)
         check(proc.stdout)
-    if notes:
-        pytest.xfail("issue 9 item 7 (git commit with only records pending): " + "; ".join(notes))
