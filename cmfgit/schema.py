@@ -123,6 +123,10 @@ class _Checker:
         if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
             self.fail(path, "must be an integer or null")
 
+    def count(self, value: Any, path: str) -> None:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            self.fail(path, "must be a non-negative integer")
+
     def boolean(self, value: Any, path: str) -> None:
         if not isinstance(value, bool):
             self.fail(path, "must be true or false")
@@ -224,6 +228,7 @@ def _validate_execution(record: dict[str, Any], c: _Checker) -> None:
             "remote": c.opt_text,
             "tree": c.opt_oid,
         },
+        optional={"untracked_skipped": c.count},
     )
     env = lambda v, p: c.mapping(  # noqa: E731
         v,
@@ -291,6 +296,7 @@ _EXEC_REQUIRED = frozenset(
 )
 _EXEC_ALLOWED = _EXEC_REQUIRED | {"cwd", "error", "step_metrics", "source", "properties"}
 _GIT_KEYS = frozenset({"commit", "branch", "dirty", "remote", "tree"})
+_GIT_ALLOWED = _GIT_KEYS | {"untracked_skipped"}
 _ENV_ALLOWED = frozenset({"python", "platform", "packages", "vars", "executable"})
 _ART_REQUIRED = frozenset({"path", "hash", "size", "type", "kind", "props"})
 _ART_ALLOWED = _ART_REQUIRED | {"aliases", "source"}
@@ -365,7 +371,10 @@ def _quick_execution(r: dict[str, Any]) -> bool:
         and (ended is None or (type(ended) is str and _TIME.match(ended) is not None))
         and (code is None or type(code) is int)
         and type(git) is dict
-        and git.keys() == _GIT_KEYS
+        and (
+            git.keys() == _GIT_KEYS
+            or (git.keys() == _GIT_ALLOWED and type(git["untracked_skipped"]) is int and git["untracked_skipped"] >= 0)
+        )
         and type(env) is dict
         and _ENV_ALLOWED.issuperset(env)
         and type(metrics) is dict
