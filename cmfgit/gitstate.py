@@ -308,35 +308,36 @@ def capture(
     status_out = gitutil.finish(status)
     git_config = _parse_config(gitutil.finish(config_proc, check=False))
 
+    if config is None:
+        from cmfgit.config import Config
+
+        config = Config()
+    settings = config.with_git_config(git_config)  # checks this clone's settings, untracked files or not
+
+    # git lists untracked files ('? path') after every other entry: the head
+    # is parsed, the untracked part only counted unless they may be captured.
+    cut = status_out.find(b"\0? ") + 1
+    head_out, untracked_out = (status_out[:cut], status_out[cut:]) if cut else (status_out, b"")
     commit: str | None = None
     branch: str | None = None
-    dirty = False
     tracked_dirty = False
-    untracked: list[str] = []
-    for entry in status_out.split(b"\0"):
-        if not entry:
-            continue
+    for entry in head_out.split(b"\0"):
         if entry.startswith(b"# branch.oid "):
             oid = entry[len(b"# branch.oid ") :].decode()
             commit = None if oid == "(initial)" else oid
         elif entry.startswith(b"# branch.head "):
             head = entry[len(b"# branch.head ") :].decode("utf-8", "replace")
             branch = None if head == "(detached)" else head
-        elif entry.startswith(b"#"):
-            continue
-        elif entry.startswith(b"? "):
-            dirty = True
-            untracked.append(entry[2:].decode("utf-8", "surrogateescape"))
         elif entry[:2] in (b"1 ", b"2 ", b"u "):
-            dirty = tracked_dirty = True
-        # else: the source path of a rename ('2' entries carry it as the next item)
+            tracked_dirty = True
+        # else: another header, or the source path of a rename ('2' entries carry it as the next item)
+    n_untracked = untracked_out.count(b"\0")
+    chosen: list[str] = []
+    if n_untracked and settings.snapshot_untracked:
+        untracked = [e[2:].decode("utf-8", "surrogateescape") for e in untracked_out.split(b"\0") if e]
+        chosen = select_untracked(os.fspath(repo.root), untracked, settings, redactor)
+    dirty = tracked_dirty or n_untracked > 0
 
-    if config is None:
-        from cmfgit.config import Config
-
-        config = Config()
-    settings = config.with_git_config(git_config)  # checks this clone's settings, untracked files or not
-    chosen = select_untracked(os.fspath(repo.root), untracked, settings, redactor)
     tree: str | None = None
     if not tracked_dirty and not chosen and commit is not None:
         try:
@@ -345,7 +346,7 @@ def capture(
             pass  # e.g. the commit's tree is not in this clone: snapshot the files instead
     if tree is None:
         tree = _snapshot_tree(repo, chosen)
-    state = GitState(commit, branch, dirty, _pick_remote(git_config, branch), tree, len(untracked) - len(chosen))
+    state = GitState(commit, branch, dirty, _pick_remote(git_config, branch), tree, n_untracked - len(chosen))
     snap = Snapshot(state, git_config)
     if reuse:
         _cache[str(repo.root)] = (key, taken, snap)
