@@ -27,6 +27,9 @@ TYPE_CHECKING = False  # typing's constant without importing typing (~4 ms of lo
 # Reading stops after this many bytes of untracked files, captured or not: a
 # folder of secrets-looking files must not make log-run read without end.
 _READ_BUDGET_FACTOR = 2
+# A changed tracked file up to this size is scanned for secrets; a bigger one
+# (data, not code) goes into the snapshot unscanned, as git add -u would take it.
+TRACKED_SCAN_MAX = 64 << 20
 
 
 # Records of fields: typing.NamedTuple for the type checker, collections.namedtuple
@@ -44,12 +47,15 @@ if TYPE_CHECKING:
         remote: str | None
         tree: str | None
         untracked_skipped: int  # untracked files the snapshot did not capture
+        tracked_withheld: int  # changed tracked files kept at their staged version: they hold a secret
 
     class _SnapshotFields(NamedTuple):
         state: GitState
         config: dict[str, str]  # cmfgit.*, remote.*.url, branch.*.remote, merge.cmfgit.driver
 else:
-    _GitStateFields = namedtuple("GitState", "commit branch dirty remote tree untracked_skipped", defaults=(0,))
+    _GitStateFields = namedtuple(
+        "GitState", "commit branch dirty remote tree untracked_skipped tracked_withheld", defaults=(0, 0)
+    )
     _SnapshotFields = namedtuple("Snapshot", "state config")
 
 
@@ -66,6 +72,8 @@ class GitState(_GitStateFields):
         }
         if self.untracked_skipped:
             record["untracked_skipped"] = self.untracked_skipped
+        if self.tracked_withheld:
+            record["tracked_withheld"] = self.tracked_withheld
         return record
 
 
@@ -135,9 +143,10 @@ def _clean_tree(repo: Repo, commit: str, cached: tuple[str, str] | None) -> str:
     return tree
 
 
-def _snapshot_tree(repo: Repo, untracked: list[str]) -> str:
+def _snapshot_tree(repo: Repo, untracked: list[str], withheld: list[str] = []) -> str:  # noqa: B006 (never mutated)
     """Write the dirty working tree (minus .cmf) as a tree object: the tracked
-    files as they are, plus the ``untracked`` files given (already chosen)."""
+    files as they are, but those ``withheld`` as they are staged, plus the
+    ``untracked`` files given (already chosen)."""
     tmp_dir = repo.state_dir / "tmp"
     tmp_dir.mkdir(parents=True, exist_ok=True)
     tmp_index = tmp_dir / f"index-{os.getpid()}-{os.urandom(3).hex()}"
@@ -146,11 +155,19 @@ def _snapshot_tree(repo: Repo, untracked: list[str]) -> str:
         if real_index.exists():
             import shutil  # only for a dirty tree: shutil costs start-up time
 
-            shutil.copyfile(real_index, tmp_index)  # keeps git's stat cache
+            # copy2 keeps the mtime too: git trusts a stat match only for files
+            # older than the index, so the copy must not look newer than the original
+            shutil.copy2(real_index, tmp_index)  # keeps git's stat cache
         env = gitutil.clean_env({"GIT_INDEX_FILE": str(tmp_index)})
         root = repo.root
         gitutil.git(["rm", "-r", "--cached", "-q", "--ignore-unmatch", "--", ".cmf"], root, env=env)
-        gitutil.git(["add", "-u", "--", ".", ":(exclude).cmf"], root, env=env)
+        if withheld:
+            specs = [".", ":(exclude).cmf", *(f":(exclude,literal){p}" for p in withheld)]
+            listing = b"\0".join(p.encode("utf-8", "surrogateescape") for p in specs) + b"\0"
+            args = ["add", "-u", "--pathspec-from-file=-", "--pathspec-file-nul"]
+            gitutil.git(args, root, input=listing, env=env)
+        else:
+            gitutil.git(["add", "-u", "--", ".", ":(exclude).cmf"], root, env=env)
         if untracked:
             # Paths, not pathspecs: update-index is linear where `git add` matches
             # every path against every pathspec.
@@ -209,6 +226,35 @@ def select_untracked(root: str, untracked: list[str], config: Config, redactor: 
         chosen.append(rel)
         total += len(data)
     return chosen
+
+
+def withheld_tracked(root: str, changed: list[str], config: Config, redactor: Redactor | None = None) -> list[str]:
+    """The changed tracked files (working-tree edits, not staged) whose content
+    the redaction rules flag: the snapshot keeps them as they are staged."""
+    if not changed:
+        return []
+    import stat
+
+    from cmfgit import redact
+
+    red = redactor if redactor is not None else redact.Redactor(config.redact_keys, config.redact_values)
+    found: list[str] = []
+    for rel in changed:
+        path = os.path.join(root, rel)
+        try:
+            st = os.lstat(path)
+            if stat.S_ISLNK(st.st_mode):
+                data = os.fsencode(os.readlink(path))
+            elif stat.S_ISREG(st.st_mode) and st.st_size <= TRACKED_SCAN_MAX:
+                with open(path, "rb") as fh:
+                    data = fh.read(TRACKED_SCAN_MAX)
+            else:
+                continue
+        except OSError:
+            continue
+        if redact.secret_content(data, red, rel.rsplit("/", 1)[-1]):
+            found.append(rel)
+    return found
 
 
 # HEAD's path -> (HEAD's stat, the files whose stats show a commit, a checkout
@@ -321,6 +367,7 @@ def capture(
     commit: str | None = None
     branch: str | None = None
     tracked_dirty = False
+    changed: list[str] = []  # tracked files edited in the working tree
     for entry in head_out.split(b"\0"):
         if entry.startswith(b"# branch.oid "):
             oid = entry[len(b"# branch.oid ") :].decode()
@@ -330,6 +377,10 @@ def capture(
             branch = None if head == "(detached)" else head
         elif entry[:2] in (b"1 ", b"2 ", b"u "):
             tracked_dirty = True
+            # '1 XY sub mH mI mW hH hI path', '2 XY sub mH mI mW hH hI Xscore path'
+            if entry[3:4] in (b"M", b"T") and entry[:1] != b"u" and entry[5:6] != b"S":
+                path = entry.split(b" ", 8 if entry[:1] == b"1" else 9)[-1]
+                changed.append(path.decode("utf-8", "surrogateescape"))
         # else: another header, or the source path of a rename ('2' entries carry it as the next item)
     n_untracked = untracked_out.count(b"\0")
     chosen: list[str] = []
@@ -337,6 +388,7 @@ def capture(
         untracked = [e[2:].decode("utf-8", "surrogateescape") for e in untracked_out.split(b"\0") if e]
         chosen = select_untracked(os.fspath(repo.root), untracked, settings, redactor)
     dirty = tracked_dirty or n_untracked > 0
+    withheld = withheld_tracked(os.fspath(repo.root), changed, settings, redactor)
 
     tree: str | None = None
     if not tracked_dirty and not chosen and commit is not None:
@@ -345,8 +397,9 @@ def capture(
         except GitError:
             pass  # e.g. the commit's tree is not in this clone: snapshot the files instead
     if tree is None:
-        tree = _snapshot_tree(repo, chosen)
-    state = GitState(commit, branch, dirty, _pick_remote(git_config, branch), tree, n_untracked - len(chosen))
+        tree = _snapshot_tree(repo, chosen, withheld)
+    remote = _pick_remote(git_config, branch)
+    state = GitState(commit, branch, dirty, remote, tree, n_untracked - len(chosen), len(withheld))
     snap = Snapshot(state, git_config)
     if reuse:
         _cache[str(repo.root)] = (key, taken, snap)

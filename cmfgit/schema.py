@@ -228,7 +228,7 @@ def _validate_execution(record: dict[str, Any], c: _Checker) -> None:
             "remote": c.opt_text,
             "tree": c.opt_oid,
         },
-        optional={"untracked_skipped": c.count},
+        optional={"untracked_skipped": c.count, "tracked_withheld": c.count},
     )
     env = lambda v, p: c.mapping(  # noqa: E731
         v,
@@ -296,7 +296,8 @@ _EXEC_REQUIRED = frozenset(
 )
 _EXEC_ALLOWED = _EXEC_REQUIRED | {"cwd", "error", "step_metrics", "source", "properties"}
 _GIT_KEYS = frozenset({"commit", "branch", "dirty", "remote", "tree"})
-_GIT_ALLOWED = _GIT_KEYS | {"untracked_skipped"}
+_GIT_COUNTS = ("untracked_skipped", "tracked_withheld")  # optional: written when not 0
+_GIT_ALLOWED = _GIT_KEYS.union(_GIT_COUNTS)
 _ENV_ALLOWED = frozenset({"python", "platform", "packages", "vars", "executable"})
 _ART_REQUIRED = frozenset({"path", "hash", "size", "type", "kind", "props"})
 _ART_ALLOWED = _ART_REQUIRED | {"aliases", "source"}
@@ -343,6 +344,17 @@ def _quick_artifacts(items: Any) -> bool:
     return True
 
 
+def _quick_git_counts(git: dict[str, Any]) -> bool:
+    """The git section holds the five fields and only counts besides."""
+    if not (_GIT_KEYS < git.keys() <= _GIT_ALLOWED):
+        return False
+    for name in _GIT_COUNTS:
+        value = git.get(name, 0)
+        if type(value) is not int or value < 0:
+            return False
+    return True
+
+
 def _quick_execution(r: dict[str, Any]) -> bool:
     """A sufficient condition for :func:`_validate_execution` to pass, in
     straight-line code (a few times cheaper: every API run validates its
@@ -371,10 +383,7 @@ def _quick_execution(r: dict[str, Any]) -> bool:
         and (ended is None or (type(ended) is str and _TIME.match(ended) is not None))
         and (code is None or type(code) is int)
         and type(git) is dict
-        and (
-            git.keys() == _GIT_KEYS
-            or (git.keys() == _GIT_ALLOWED and type(git["untracked_skipped"]) is int and git["untracked_skipped"] >= 0)
-        )
+        and (git.keys() == _GIT_KEYS or _quick_git_counts(git))
         and type(env) is dict
         and _ENV_ALLOWED.issuperset(env)
         and type(metrics) is dict

@@ -217,3 +217,20 @@ def test_twenty_thousand_untracked_files_do_not_blow_up(repo: Path) -> None:
     state = log_run(repo)
     assert len({f for f in tree_files(repo, state["tree"]) if f.startswith("venv/")}) == 1000
     assert state["untracked_skipped"] == 19_000
+
+
+def test_a_secret_added_to_a_tracked_file_stays_out(repo: Path) -> None:
+    (repo / "db.yaml").write_text("host: db\n")
+    (repo / "train.py").write_text("print(1)\n")
+    git(repo, "add", "db.yaml", "train.py")
+    git(repo, "commit", "-qm", "code")
+    (repo / "db.yaml").write_text("host: db\npassword: hunter2-tracked\n")  # edited, not staged
+    (repo / "train.py").write_text("print(2)\n")
+    state = log_run(repo)
+    assert git(repo, "cat-file", "-p", f"{state['tree']}:db.yaml") == "host: db\n"  # as staged
+    assert git(repo, "cat-file", "-p", f"{state['tree']}:train.py") == "print(2)\n"  # as it is
+    assert state["tracked_withheld"] == 1 and "untracked_skipped" not in state
+    git(repo, "add", "db.yaml")  # staged: the user means to commit it, and the snapshot follows
+    state = log_run(repo)
+    assert "hunter2-tracked" in git(repo, "cat-file", "-p", f"{state['tree']}:db.yaml")
+    assert "tracked_withheld" not in state
