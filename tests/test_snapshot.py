@@ -14,6 +14,7 @@ from conftest import cmfgit, git
 from sites import clone_site, seed_remote
 
 from cmfgit import canonical
+from cmfgit.redact import Redactor, secret_content, secret_path
 
 SECRET = "sk-live-0123456789abcdefghijklmnop"  # an OpenAI-style key: a redaction value rule
 NOTES = "the db password is correct-horse-battery"  # no token pattern: only the file's name gives it away
@@ -234,3 +235,44 @@ def test_a_secret_added_to_a_tracked_file_stays_out(repo: Path) -> None:
     state = log_run(repo)
     assert "hunter2-tracked" in git(repo, "cat-file", "-p", f"{state['tree']}:db.yaml")
     assert "tracked_withheld" not in state
+
+
+def test_file_name_rules() -> None:
+    red = Redactor()
+    secret = [
+        ".env", ".env.local", "prod.env", ".netrc", "deploy/id_rsa", "id_ed25519.pub", "certs/server.PEM",
+        "tls.key", "notes-credentials.txt", "secrets/config.yaml", "api_keys.json", "my-password.txt",
+        "aws_secret_access_key", "tokens.txt", "conf/.pgpass", "vault.kdbx", "prod.tfvars",
+    ]  # fmt: skip
+    code = ["tokenizer.py", "keystone/app.py", "primary_keys.py", "model.py", "data/train.csv", "envs/base.yaml"]
+    assert [p for p in secret if not secret_path(p, red)] == []
+    assert [p for p in code if secret_path(p, red)] == []
+    assert secret_path("internal/plan.md", Redactor(extra_keys=["^internal$"]))  # redact.keys apply too
+
+
+def test_content_rules() -> None:
+    red = Redactor(extra_values=[r"corp-[0-9]{6}"])
+    flagged = [
+        b"api_key: abc123\n",
+        b"PASSWORD=hunter2\n",
+        b'{"token": "t0k3n-value"}',
+        b"export AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI\n",
+        b"url: https://me:pw@example.com/x\n",
+        b"-----BEGIN RSA PRIVATE KEY-----\nMIIE\n",
+        b"key = ghp_abcdefghijklmnopqrstuvwxyz0123456789\n",
+        b"id: corp-123456\n",  # redact.values
+        b"\x00\x01binary then password: s3cr3t\n",
+    ]
+    clean = [
+        b"lr: 0.1\nepochs: 3\n",
+        b"password: ${DB_PASSWORD}\n",
+        b"token: null\n",
+        b"api_key:\n",
+        b"pad_token: '<pad>'\n",
+    ]
+    assert [d for d in flagged if not secret_content(d, red)] == []
+    assert [d for d in clean if secret_content(d, red)] == []
+    # In source code only a quoted literal is a value: the rest are references.
+    assert not secret_content(b"password = args.password\ntoken = tokens[i]\n", red, "train.py")
+    assert secret_content(b'password = "hunter2"\n', red, "train.py")
+    assert secret_content(b"password = hunter2\n", red, "app.ini")
