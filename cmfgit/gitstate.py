@@ -143,7 +143,7 @@ def _clean_tree(repo: Repo, commit: str, cached: tuple[str, str] | None) -> str:
     return tree
 
 
-def _snapshot_tree(repo: Repo, untracked: list[str], withheld: list[str] = []) -> str:  # noqa: B006 (never mutated)
+def _snapshot_tree(repo: Repo, untracked: list[str], withheld: list[str] | None = None) -> str:
     """Write the dirty working tree (minus .cmf) as a tree object: the tracked
     files as they are, but those ``withheld`` as they are staged, plus the
     ``untracked`` files given (already chosen)."""
