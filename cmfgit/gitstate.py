@@ -335,6 +335,19 @@ def _start(repo: Repo) -> tuple[Any, Any]:
     return status, config_proc
 
 
+def _untracked_start(out: bytes) -> int:
+    """Where the untracked entries of ``git status --porcelain=v2 -z`` output
+    start (``len(out)`` if there are none). The source path of a rename follows
+    its '2' entry as an item of its own, and may itself start with '? '."""
+    pos = out.find(b"\0? ")
+    while pos >= 0:
+        item = out.rfind(b"\0", 0, pos) + 1
+        if not out.startswith(b"2 ", item):
+            return pos + 1
+        pos = out.find(b"\0? ", pos + 1)
+    return len(out)
+
+
 def capture(
     repo: Repo, *, reuse: bool = False, config: Config | None = None, redactor: Redactor | None = None
 ) -> Snapshot:
@@ -362,8 +375,8 @@ def capture(
 
     # git lists untracked files ('? path') after every other entry: the head
     # is parsed, the untracked part only counted unless they may be captured.
-    cut = status_out.find(b"\0? ") + 1
-    head_out, untracked_out = (status_out[:cut], status_out[cut:]) if cut else (status_out, b"")
+    cut = _untracked_start(status_out)
+    head_out, untracked_out = status_out[:cut], status_out[cut:]
     commit: str | None = None
     branch: str | None = None
     tracked_dirty = False

@@ -276,3 +276,14 @@ def test_content_rules() -> None:
     assert not secret_content(b"password = args.password\ntoken = tokens[i]\n", red, "train.py")
     assert secret_content(b'password = "hunter2"\n', red, "train.py")
     assert secret_content(b"password = hunter2\n", red, "app.ini")
+
+
+def test_a_renamed_file_whose_old_name_looks_like_an_untracked_entry(repo: Path) -> None:
+    (repo / "? odd name.py").write_text("x = 1\n" * 20)
+    git(repo, "add", "-A", "--", ".", ":(exclude).cmf")
+    git(repo, "commit", "-qm", "odd")
+    git(repo, "mv", "? odd name.py", "renamed.py")  # status -z: '2 R. ... renamed.py\0? odd name.py'
+    (repo / "real-untracked.txt").write_text("u\n")
+    state = log_run(repo)
+    assert "renamed.py" in tree_files(repo, state["tree"])
+    assert state["untracked_skipped"] == 1
