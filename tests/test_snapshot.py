@@ -287,3 +287,16 @@ def test_a_renamed_file_whose_old_name_looks_like_an_untracked_entry(repo: Path)
     state = log_run(repo)
     assert "renamed.py" in tree_files(repo, state["tree"])
     assert state["untracked_skipped"] == 1
+
+
+def test_the_python_api_takes_the_same_snapshot(repo: Path) -> None:
+    import cmfgit as api
+
+    enable_untracked(repo)
+    (repo / ".env").write_text("TOKEN=abcdef123456\n")
+    (repo / "features.py").write_text("def f():\n    return 2\n")
+    with api.run(pipeline="p", stage="s", repo=repo, command=["train"]) as run:
+        pass
+    state = json.loads(cmfgit(repo, "show", run.id, "--json").stdout)["git"]
+    assert "features.py" in tree_files(repo, state["tree"]) and ".env" not in tree_files(repo, state["tree"])
+    assert state["untracked_skipped"] == 1
