@@ -300,3 +300,12 @@ def test_the_python_api_takes_the_same_snapshot(repo: Path) -> None:
     state = json.loads(cmfgit(repo, "show", run.id, "--json").stdout)["git"]
     assert "features.py" in tree_files(repo, state["tree"]) and ".env" not in tree_files(repo, state["tree"])
     assert state["untracked_skipped"] == 1
+
+
+def test_only_hinted_lines_are_scanned_but_every_rule_still_applies() -> None:
+    red = Redactor()
+    filler = b"".join(b"%d,0.5,label_%d\n" % (i, i % 7) for i in range(20_000))
+    assert not secret_content(filler, red, "data.csv")
+    for needle in (b"api_key: abc123", b"x = https://u:pw@h/x", b"AKIAABCDEFGHIJKLMNOP", b"Token=abcdefgh"):
+        assert secret_content(filler + needle + b"\n" + filler, red, "data.csv"), needle
+    assert secret_content(filler + b"-----BEGIN PRIVATE KEY-----\n", red, "k.txt")
