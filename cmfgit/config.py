@@ -108,7 +108,7 @@ class Config:
         found = {name: git_config[key] for name, key in _GIT_SNAPSHOT_KEYS.items() if key in git_config}
         if not found:
             return self
-        cfg = Config(**{k: v for k, v in vars(self).items()})
+        cfg = Config(**vars(self))
         for name, raw in found.items():
             where = f"git config {_GIT_SNAPSHOT_KEYS[name]}"
             if name in ("untracked", "push"):
