@@ -36,6 +36,7 @@ BENCHMARKS = [
     "bench_hash_big",
     "bench_hash_small",
     "bench_codec",
+    "bench_untracked",
 ]
 
 # Standalone scripts that print their own tables, run as they are with the

@@ -28,6 +28,25 @@ DEFAULT_ENV_RECORD = [
     "CMFGIT_*",
 ]
 
+# The dirty-tree snapshot (git.tree, see gitstate.py and docs/format.md section 3.2).
+SNAPSHOT_UNTRACKED = False  # untracked files are not captured unless asked: they may be anything
+SNAPSHOT_PUSH = True  # cmfgit push sends the keep refs, so other sites resolve every run's code
+SNAPSHOT_MAX_FILE_SIZE = 256 * 1024
+SNAPSHOT_MAX_FILES = 1000
+SNAPSHOT_MAX_TOTAL_SIZE = 8 * 1024 * 1024
+# ``git config`` keys of this clone that override the snapshot settings (git
+# lower-cases the last part: ``cmfgit.snapshot.maxFiles`` reads as maxfiles).
+_GIT_SNAPSHOT_KEYS = {
+    "untracked": "cmfgit.snapshot.untracked",
+    "push": "cmfgit.snapshot.push",
+    "max_file_size": "cmfgit.snapshot.maxfilesize",
+    "max_files": "cmfgit.snapshot.maxfiles",
+    "max_total_size": "cmfgit.snapshot.maxtotalsize",
+}
+_GIT_TRUE = ("true", "yes", "on", "1", "")  # git's spellings ('' is a key with no value)
+_GIT_FALSE = ("false", "no", "off", "0")
+_GIT_UNITS = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+
 
 class Config:
     """The settings. A plain class: importing dataclasses costs hot commands ~15 ms."""
@@ -41,6 +60,11 @@ class Config:
         redact_keys: list[str] | None = None,
         redact_values: list[str] | None = None,
         env_record: list[str] | None = None,
+        snapshot_untracked: bool = SNAPSHOT_UNTRACKED,
+        snapshot_push: bool = SNAPSHOT_PUSH,
+        snapshot_max_file_size: int = SNAPSHOT_MAX_FILE_SIZE,
+        snapshot_max_files: int = SNAPSHOT_MAX_FILES,
+        snapshot_max_total_size: int = SNAPSHOT_MAX_TOTAL_SIZE,
     ) -> None:
         self.pipeline = pipeline
         self.stage = stage
@@ -49,6 +73,11 @@ class Config:
         self.redact_keys: list[str] = [] if redact_keys is None else redact_keys
         self.redact_values: list[str] = [] if redact_values is None else redact_values
         self.env_record: list[str] = list(DEFAULT_ENV_RECORD) if env_record is None else env_record
+        self.snapshot_untracked = snapshot_untracked
+        self.snapshot_push = snapshot_push
+        self.snapshot_max_file_size = snapshot_max_file_size
+        self.snapshot_max_files = snapshot_max_files
+        self.snapshot_max_total_size = snapshot_max_total_size
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Config) and vars(self) == vars(other)
@@ -64,7 +93,30 @@ class Config:
             "gc": {"threshold": self.gc_threshold, "period": self.pack_period},
             "redact": {"keys": self.redact_keys, "values": self.redact_values},
             "env": {"record": self.env_record},
+            "snapshot": {
+                "untracked": self.snapshot_untracked,
+                "push": self.snapshot_push,
+                "max_file_size": self.snapshot_max_file_size,
+                "max_files": self.snapshot_max_files,
+                "max_total_size": self.snapshot_max_total_size,
+            },
         }
+
+    def with_git_config(self, git_config: dict[str, str]) -> Config:
+        """These settings with this clone's ``git config cmfgit.snapshot.*`` applied
+        (the clone wins over the committed ``.cmf/config.yaml``)."""
+        found = {name: git_config[key] for name, key in _GIT_SNAPSHOT_KEYS.items() if key in git_config}
+        if not found:
+            return self
+        cfg = Config(**vars(self))
+        for name, raw in found.items():
+            where = f"git config {_GIT_SNAPSHOT_KEYS[name]}"
+            if name in ("untracked", "push"):
+                value: bool | int = _git_bool(raw, where)
+            else:
+                value = _git_count(raw, where, "a number of files" if name == "max_files" else "a size in bytes")
+            setattr(cfg, f"snapshot_{name}", value)
+        return cfg
 
 
 def _get(doc: dict[str, Any], section: str, key: str, kind: type, default: Any, where: str) -> Any:
@@ -104,7 +156,33 @@ def load_config(repo: Repo) -> Config:
     cfg.redact_keys = _get(doc, "redact", "keys", list, [], where)
     cfg.redact_values = _get(doc, "redact", "values", list, [], where)
     cfg.env_record = _get(doc, "env", "record", list, cfg.env_record, where)
+    cfg.snapshot_untracked = _get(doc, "snapshot", "untracked", bool, cfg.snapshot_untracked, where)
+    cfg.snapshot_push = _get(doc, "snapshot", "push", bool, cfg.snapshot_push, where)
+    for name in ("max_file_size", "max_files", "max_total_size"):
+        value = _get(doc, "snapshot", name, int, getattr(cfg, f"snapshot_{name}"), where)
+        if value < 0:
+            raise RecordError(where, f"'snapshot.{name}' must not be negative")
+        setattr(cfg, f"snapshot_{name}", value)
     return cfg
+
+
+def _git_bool(raw: str, where: str) -> bool:
+    word = raw.strip().lower()
+    if word in _GIT_TRUE:
+        return True
+    if word in _GIT_FALSE:
+        return False
+    raise RecordError(where, f"{raw!r} is not a boolean (true or false)")
+
+
+def _git_count(raw: str, where: str, what: str) -> int:
+    """A non-negative integer, with git's optional k, m or g suffix."""
+    text = raw.strip().lower()
+    unit = _GIT_UNITS.get(text[-1:], 0) if text[-1:].isalpha() else 1
+    digits = text[:-1] if text[-1:].isalpha() else text
+    if not unit or not digits.isascii() or not digits.isdigit():
+        raise RecordError(where, f"{raw!r} is not {what}")
+    return int(digits) * unit
 
 
 def site_name(repo: Repo, git_config: dict[str, str] | None = None) -> str:

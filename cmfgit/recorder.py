@@ -289,7 +289,7 @@ class Recorder:
 
     def start(self) -> None:
         """Capture the code version and the start time."""
-        self._git = gitstate.capture(self.repo, reuse=self._reuse)
+        self._git = gitstate.capture(self.repo, reuse=self._reuse, config=self.config, redactor=self.redactor)
         # A fresh clone has no merge driver: git would merge records as text.
         driver = self._git.config.get("merge.cmfgit.driver")
         configured = ensure_configured(self.repo, driver, known=True)

@@ -309,3 +309,141 @@ class Redactor:
                 continue
             out.append(self.text(arg))
         return out
+
+
+# -- files: what a working-tree snapshot must leave out (gitstate.py) ---------
+
+# Names of files that hold credentials by convention, matched against the last
+# path component, lower-cased (``fnmatch``-style globs).
+SECRET_FILE_GLOBS = (
+    ".env",
+    ".env.*",
+    "*.env",
+    ".netrc",
+    "_netrc",
+    ".pgpass",
+    ".npmrc",
+    ".pypirc",
+    ".htpasswd",
+    ".git-credentials",
+    ".dockercfg",
+    "id_rsa*",
+    "id_dsa*",
+    "id_ecdsa*",
+    "id_ed25519*",
+    "*.pem",
+    "*.key",
+    "*.p12",
+    "*.pfx",
+    "*.jks",
+    "*.keystore",
+    "*.kdbx",
+    "*.gpg",
+    "*.asc",
+    "*.ovpn",
+    "*.tfvars",
+    "*.tfstate",
+    "kubeconfig",
+)
+# A path component also names a secret when its words, plurals made singular,
+# form a secret key (is_secret_key): notes-credentials.txt, secrets/,
+# api_keys.json, passwords.txt. Words, not substrings: tokenizer.py is code.
+# Content: a private key block, or an assignment of a literal to a secret-looking
+# key (``api_key: x``, ``PASSWORD=x``, ``"token": "x"``, ``export AWS_SECRET_ACCESS_KEY=x``).
+_PRIVATE_KEY = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----")
+_ASSIGNMENT = re.compile(
+    r"""(?:^|[\s{,;(])(?:export\s+)?["']?([A-Za-z_][A-Za-z0-9_.-]*)["']?\s*(?::|=|:=)\s*"""
+    r"""(?:"([^"\n]+)"|'([^'\n]+)'|([^\s"'#,;(){}\[\]]+)[ \t]*(?:#.*)?$)""",
+    re.MULTILINE,
+)
+# Unquoted values that are not secrets: empty-ish words and references to elsewhere.
+_NOT_A_VALUE = {"null", "none", "nil", "~", "true", "false", "redacted", "changeme", "xxx", "***"}
+# A value starting so is a reference or a placeholder: $VAR, ${VAR}, %(x)s, <pad>, [PAD], {{ x }}.
+_REFERENCE = ("$", "%", "<", "[", "{")
+# Source code: there, only a quoted literal counts as a secret value
+# (``password = args.password`` is a reference, ``password = "x"`` is not).
+_CODE_SUFFIXES = {
+    "py", "pyi", "pyx", "ipynb", "r", "jl", "js", "mjs", "ts", "java", "scala", "kt", "go", "rs",
+    "c", "h", "cc", "cpp", "hpp", "cs", "rb", "php", "swift", "m", "lua", "pl", "sql",
+}  # fmt: skip
+_file_globs: list[re.Pattern[str]] = []
+
+
+def secret_path(rel: str, redactor: Redactor) -> bool:
+    """The path (``/``-separated, relative) names a file that holds secrets."""
+    if not _file_globs:
+        import fnmatch
+
+        _file_globs.append(re.compile("|".join(fnmatch.translate(g) for g in SECRET_FILE_GLOBS)))
+    parts = rel.split("/")
+    if _file_globs[0].match(parts[-1].lower()):
+        return True
+    for part in parts:
+        words = [w.lower() for w in _WORD_SPLIT.split(part) if w]
+        singular = "_".join(w[:-1] if len(w) > 3 and w.endswith("s") else w for w in words)
+        if redactor.secret_key(part) or redactor.secret_key(singular):
+            return True
+    return False
+
+
+def secret_content(data: bytes, redactor: Redactor, name: str = "") -> bool:
+    """The bytes hold something the redaction rules would replace: a token,
+    a credential in a URL, a secret of this process's environment, a private
+    key, a ``redact.values`` match, or a literal value given to a secret key
+    (``name``, the file's name, tells source code, where only a quoted
+    literal counts, from configuration files, where a bare value does too).
+
+    Only the lines holding a hint (``://``, a token's prefix, a secret word)
+    go through the regular expressions, so a data file is scanned at about
+    the speed of ``str.find``."""
+    text = data.decode("latin-1")  # every byte is a character: binary files are scanned too
+    code = name.rsplit(".", 1)[-1].lower() in _CODE_SUFFIXES if "." in name else False
+    if "PRIVATE KEY" in text and _PRIVATE_KEY.search(text):
+        return True
+    if any(secret in text for secret in redactor.known_secrets):
+        return True
+    if any(pattern.search(text) for pattern in redactor.value_patterns):
+        return True
+    if redactor.extra_keys and any(_secret_assignment(m, redactor, code) for m in _ASSIGNMENT.finditer(text)):
+        return True  # redact.keys may name keys without a hint word: the whole text is scanned
+    lowered = text.lower()
+    for hint in _CONTENT_HINTS:
+        start = 0
+        while (pos := lowered.find(hint, start)) >= 0:
+            begin = text.rfind("\n", 0, pos) + 1
+            end = text.find("\n", pos)
+            end = len(text) if end < 0 else end
+            if _secret_line(text[begin:end], redactor, code):
+                return True
+            start = end + 1
+    return False
+
+
+# Literals (lower-cased) without which no line can hold what _secret_line looks for:
+# a URL, a _TOKEN_PATTERNS prefix, or a word of a secret key (is_secret_key).
+_CONTENT_HINTS = (
+    "://", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "glpat-", "xox", "sk-", "hf_", "akia", "asia",
+    "pass", "secret", "token", "credential", "key",
+)  # fmt: skip
+
+
+def _secret_line(line: str, redactor: Redactor, code: bool) -> bool:
+    if "://" in line and _URL_CREDENTIALS.search(line):
+        return True
+    if len(line) >= _MIN_TOKEN and _token_pattern().search(line):
+        return True
+    return any(_secret_assignment(m, redactor, code) for m in _ASSIGNMENT.finditer(line))
+
+
+def _secret_assignment(match: re.Match[str], redactor: Redactor, code: bool) -> bool:
+    """``key: value`` / ``key = value`` with a secret-looking key and a literal value."""
+    if not redactor.secret_key(match.group(1)):
+        return False
+    quoted = match.group(2) or match.group(3)
+    if quoted is not None:
+        value = quoted.strip()
+    elif code:
+        return False
+    else:
+        value = match.group(4)
+    return bool(value) and value.lower() not in _NOT_A_VALUE and not value.startswith(_REFERENCE)

@@ -123,6 +123,10 @@ class _Checker:
         if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
             self.fail(path, "must be an integer or null")
 
+    def count(self, value: Any, path: str) -> None:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            self.fail(path, "must be a non-negative integer")
+
     def boolean(self, value: Any, path: str) -> None:
         if not isinstance(value, bool):
             self.fail(path, "must be true or false")
@@ -224,6 +228,7 @@ def _validate_execution(record: dict[str, Any], c: _Checker) -> None:
             "remote": c.opt_text,
             "tree": c.opt_oid,
         },
+        optional={"untracked_skipped": c.count, "tracked_withheld": c.count},
     )
     env = lambda v, p: c.mapping(  # noqa: E731
         v,
@@ -291,6 +296,8 @@ _EXEC_REQUIRED = frozenset(
 )
 _EXEC_ALLOWED = _EXEC_REQUIRED | {"cwd", "error", "step_metrics", "source", "properties"}
 _GIT_KEYS = frozenset({"commit", "branch", "dirty", "remote", "tree"})
+_GIT_COUNTS = ("untracked_skipped", "tracked_withheld")  # optional: written when not 0
+_GIT_ALLOWED = _GIT_KEYS.union(_GIT_COUNTS)
 _ENV_ALLOWED = frozenset({"python", "platform", "packages", "vars", "executable"})
 _ART_REQUIRED = frozenset({"path", "hash", "size", "type", "kind", "props"})
 _ART_ALLOWED = _ART_REQUIRED | {"aliases", "source"}
@@ -337,6 +344,17 @@ def _quick_artifacts(items: Any) -> bool:
     return True
 
 
+def _quick_git_counts(git: dict[str, Any]) -> bool:
+    """The git section holds the five fields and only counts besides."""
+    if not (_GIT_KEYS < git.keys() <= _GIT_ALLOWED):
+        return False
+    for name in _GIT_COUNTS:
+        value = git.get(name, 0)
+        if type(value) is not int or value < 0:
+            return False
+    return True
+
+
 def _quick_execution(r: dict[str, Any]) -> bool:
     """A sufficient condition for :func:`_validate_execution` to pass, in
     straight-line code (a few times cheaper: every API run validates its
@@ -365,7 +383,7 @@ def _quick_execution(r: dict[str, Any]) -> bool:
         and (ended is None or (type(ended) is str and _TIME.match(ended) is not None))
         and (code is None or type(code) is int)
         and type(git) is dict
-        and git.keys() == _GIT_KEYS
+        and (git.keys() == _GIT_KEYS or _quick_git_counts(git))
         and type(env) is dict
         and _ENV_ALLOWED.issuperset(env)
         and type(metrics) is dict

@@ -40,8 +40,10 @@ from cmfgit.store import Store
 BRANCH_ATTEMPTS = 12
 GLOBAL_ATTEMPTS = 40
 # The code versions that the hooks keep reachable (refs/cmf/keep/<oid>) travel
-# with the branch, so every site's runs stay resolvable in the central repo.
+# with the branch, so every site's runs stay resolvable in the central repo;
+# unless the snapshot.push setting says no (see push_keep_refs).
 KEEP_REFSPEC = "refs/cmf/keep/*:refs/cmf/keep/*"
+PUSH_SETTING = "cmfgit.snapshot.push"
 _LOOSE_PATH = re.compile(r"^\.cmf/objects/[0-9a-f]{2}/[0-9a-f]{62}\.yaml$")
 _PACK_PREFIX = ".cmf/objects/pack/"
 # Rejections that mean "someone else pushed first": fetch, merge or union, retry.
@@ -222,13 +224,14 @@ def push(repo: Repo, remote: str | None = None, *, attempts: int = BRANCH_ATTEMP
     from cmfgit.gc import maybe_gc
 
     maybe_gc(repo)  # as the pre-commit hook would: keep the number of files bounded
+    keep_refs = [KEEP_REFSPEC] if push_keep_refs(repo) else []
     paths = pending_paths(repo)
     if paths:
         result.committed = _count_records(repo, paths)
         result.what = describe_pending(result.committed, paths)
         result.commit = commit_metadata(repo, f"cmfgit: {result.what}", paths)
     for attempt in range(1, attempts + 1):
-        args = ([] if has_upstream else ["--set-upstream"]) + [remote, f"HEAD:refs/heads/{destination}", KEEP_REFSPEC]
+        args = ([] if has_upstream else ["--set-upstream"]) + [remote, f"HEAD:refs/heads/{destination}", *keep_refs]
         outcome = _git_push(repo, args, f"refs/heads/{destination}")
         if outcome.ok:
             result.pushed = not outcome.up_to_date
@@ -242,6 +245,14 @@ def push(repo: Repo, remote: str | None = None, *, attempts: int = BRANCH_ATTEMP
         globalview.backoff(attempt)
     result.global_update = update_remote_global(repo, remote, [_head(repo)])
     return result
+
+
+def push_keep_refs(repo: Repo) -> bool:
+    """The snapshot.push setting: this clone's git config, else .cmf/config.yaml."""
+    from cmfgit.config import load_config
+
+    value = gitutil.config_get(repo.root, PUSH_SETTING)
+    return bool(load_config(repo).with_git_config({PUSH_SETTING: value} if value is not None else {}).snapshot_push)
 
 
 def _head(repo: Repo) -> str:

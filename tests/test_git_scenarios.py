@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -172,3 +173,40 @@ def test_fresh_clone_is_detected_and_configured(repo: Path, tmp_path: Path) -> N
         assert "cmfgit-hook" in (clone / ".git/hooks/pre-commit").read_text()
         again = cmfgit(clone, "log")
         assert "configured" not in again.stderr  # idempotent and quiet once set up
+
+
+def test_a_mirror_of_the_central_repository_holds_no_untracked_secret(
+    repo: Path, bare_repo: Path, tmp_path: Path
+) -> None:
+    """Issue 9, item 1: runs on a dirty tree, committed by the hooks, amended and
+    pushed with their keep refs; a mirror clone (every ref, refs/cmf/* included)
+    holds the code and none of the untracked secrets, captured or not."""
+    git(repo, "remote", "add", "origin", bare_repo.as_uri())
+    (repo / "train.py").write_text("print('train')\n")
+    git(repo, "add", "train.py")
+    git(repo, "commit", "-qm", "train")
+    (repo / "train.py").write_text("print('train, edited')\n")  # a tracked change: in the snapshot
+    (repo / "params.yaml").write_text("epochs: 3\napi_key: plain-secret-value-1\n")
+    (repo / "notes-credentials.txt").write_text("vpn: plain-secret-value-2\n")
+    (repo / "helper.py").write_text("def help_me():\n    return 'new code'\n")
+    cmfgit(repo, "log-run", "-s", "default", "--params-file", "params.yaml", "--", "true")  # untracked: not taken
+    git(repo, "config", "cmfgit.snapshot.untracked", "true")
+    cmfgit(repo, "log-run", "-s", "captured", "--", "true")  # untracked: taken, but not the secrets
+    git(repo, "add", "train.py")
+    git(repo, "commit", "-qm", "edit")  # the hooks commit both records and keep both trees
+    git(repo, "commit", "-q", "--amend", "-m", "edit, amended")
+    cmfgit(repo, "push")
+
+    mirror = tmp_path / "mirror.git"
+    git(tmp_path, "clone", "-q", "--mirror", bare_repo.as_uri(), str(mirror))
+    runs = {r["stage"]: r["git"] for r in json.loads(cmfgit(repo, "log", "--json").stdout)}
+    for stage, files in (("default", {"train.py"}), ("captured", {"train.py", "helper.py"})):
+        listed = set(git(mirror, "ls-tree", "--name-only", runs[stage]["tree"]).split())
+        assert files <= listed and not listed & {"params.yaml", "notes-credentials.txt"}, (stage, listed)
+    assert runs["default"]["untracked_skipped"] == 3
+    assert runs["captured"]["untracked_skipped"] == 2
+    blobs = subprocess.run(
+        ["git", "cat-file", "--batch-all-objects", "--batch"], cwd=mirror, capture_output=True, check=True
+    ).stdout
+    assert b"train, edited" in blobs and b"new code" in blobs
+    assert b"plain-secret-value" not in blobs

@@ -106,6 +106,7 @@ def test_init_in_a_repository_without_commits(tmp_path: Path) -> None:
     git(repo, "init", "-q", "-b", "main")
     cmfgit(repo, "init")
     (repo / "train.py").write_text("print(1)\n")
+    git(repo, "config", "cmfgit.snapshot.untracked", "true")  # untracked files are not captured by default
     cmfgit(repo, "log-run", "-s", "first", "--", "true")
     (run,) = json.loads(cmfgit(repo, "log", "--json").stdout)
     assert run["git"]["commit"] is None

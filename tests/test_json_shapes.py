@@ -81,7 +81,8 @@ def test_log_and_show_shapes_from_a_real_run(repo: Path) -> None:
     )
     (log,) = run(repo, "log", "--json")
     assert set(log) == EXECUTION_KEYS | {"cwd"}
-    assert set(log["git"]) == GIT_KEYS
+    assert set(log["git"]) == GIT_KEYS | {"untracked_skipped"}  # in.csv was untracked, so not in the snapshot
+    assert log["git"]["untracked_skipped"] == 1
     assert {"python", "platform"} <= set(log["env"]) <= {"python", "platform", "packages", "vars", "executable"}
     for item in log["inputs"] + log["outputs"]:
         assert set(item) == ARTIFACT_ITEM_KEYS
