@@ -20,7 +20,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 from conftest import ROOT, git
 
 PREPARE = """\
@@ -107,7 +106,6 @@ class Tour:
 
 def test_the_readme_tour_runs_as_written(tmp_path: Path) -> None:
     tour = Tour(tmp_path)
-    notes: list[str] = []
 
     def cd(out: str) -> None:
         assert tour.cwd == tour.repo
