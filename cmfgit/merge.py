@@ -192,6 +192,11 @@ def _marker_re(marker_size: int) -> re.Pattern[bytes]:
     return re.compile(rb"^(<{%d}|\|{%d}|={%d}|>{%d})(?: [^\n]*)?\n?$" % (size, size, size, size))
 
 
+def has_markers(data: bytes, marker_size: int = DEFAULT_MARKER_SIZE) -> bool:
+    """True if ``data`` holds conflict-marker lines (a text merge's leftovers)."""
+    return _has_markers(data, marker_size)
+
+
 def _has_markers(data: bytes, marker_size: int) -> bool:
     size = max(marker_size, 1)
     if not any(c * size in data for c in (b"<", b"=", b">")):
