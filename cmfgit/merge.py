@@ -128,6 +128,13 @@ def _read(data: bytes, label: str, want: str | None, marker_size: int, *, verify
     return side
 
 
+def salvage(data: bytes, label: str) -> tuple[dict[str, bytes], list[str]]:
+    """Every record of a pack that verifies, as the driver reads a side (conflict
+    markers resolved both ways), and one line per problem (empty: intact)."""
+    side = _read(data, label, None, DEFAULT_MARKER_SIZE, verify=True)
+    return side.records, side.problems
+
+
 def _read_loose(data: bytes, label: str, want: str, side: _Side) -> None:
     if not data.strip():
         return

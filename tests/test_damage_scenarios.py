@@ -205,11 +205,11 @@ def damaged_branch(site: Path) -> tuple[set[str], str, str]:
 def test_a_damaged_branch_is_skipped_and_reported_by_the_central_union(tmp_path: Path) -> None:
     bare, url = seed_remote(tmp_path)
     edge = clone_site(tmp_path, url, "edge")
-    git(edge, "push", "-q", "origin", "main")
+    readable, rel_pack, rel_loose = damaged_branch(edge)
+    git(edge, "checkout", "-q", "main")
     good = set(recgen.write(edge, 1, 2, site="edge"))
     commit_records(edge, "good records")
     git(edge, "push", "-q", "origin", "main")
-    readable, rel_pack, rel_loose = damaged_branch(edge)
 
     central = cmfgit(bare, "global", "update")
     assert f"+{len(good | readable)} record(s)" in central.stdout
