@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from cmfgit import where as where_lang
-from cmfgit.errors import AmbiguousPrefix, CmfgitError, ObjectNotFound, UsageError
+from cmfgit.errors import AmbiguousPrefix, CmfgitError, ObjectNotFound, UnreadableRecordsWarning, UsageError
 from cmfgit.graph import Graph, Lineage, Node
 from cmfgit.index import BAD, CHECKOUT, METRIC, PARAM, Index, Scope, load_record, open_index
 from cmfgit.reading import as_json
@@ -94,7 +94,7 @@ class CmfQuery:
             if bad:
                 import warnings
 
-                warnings.warn(unreadable_note(bad), stacklevel=2)
+                warnings.warn(unreadable_note(bad), UnreadableRecordsWarning, stacklevel=2)
 
     def close(self) -> None:
         self._index.close()

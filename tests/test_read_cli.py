@@ -165,3 +165,5 @@ def test_every_read_command_shows_what_verifies_and_warns_in_every_scope(repo: P
         assert proc.stderr == note, scope
         for args in (("pipelines",), ("artifacts",), ("show", sorted(encoded)[0][:10])):
             assert cmfgit(repo, *args, *scope).stderr == note, (args, scope)
+    # Commands that use the Python API (CmfQuery warns with a UserWarning) say it in one line too.
+    assert cmfgit(repo, "tag", sorted(encoded)[0][:10]).stderr == note
