@@ -58,8 +58,9 @@ from cmfgit.repo import OBJECTS_DIR, Repo
 from cmfgit.schema import ANNOTATION, EXECUTION, TAG_KIND
 
 VERSION = "7"
-# records.kind: what a record is. BAD: it could not be read (its bytes do not
-# match its id, or are not YAML, or not a mapping); fsck names it.
+# records.kind: what a record is. BAD: its bytes match its id but are not a
+# record (not YAML, not a mapping); fsck names it. Bytes that do not match their
+# id never become a record: the table ``damaged`` lists them, by file.
 BAD, OTHER, EXEC, NOTE = -1, 0, 1, 2
 PARAM, METRIC = 0, 1
 RACY_NS = 2_000_000_000  # a directory changed this recently may change again within its mtime tick

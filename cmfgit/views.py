@@ -84,7 +84,6 @@ def log(
     scope: Scope | None = None,
 ) -> None:
     """``cmfgit log``: executions as a table, or as a JSON array."""
-
     with _query(scope) as q:
         found = q.execution_records(where, pipeline=pipeline, stage=stage, sort=sort, limit=number)
         objects = q.as_objects(found)
@@ -251,7 +250,6 @@ def artifacts(
     scope: Scope | None = None,
 ) -> None:
     """``cmfgit artifacts``: artifacts, most recently used first."""
-
     with _query(scope) as q:
         found = q.artifacts(type=type_, pipeline=pipeline, limit=number)
         _warn(q)
@@ -283,7 +281,6 @@ def artifacts(
 
 def pipelines(*, as_json: bool = False, scope: Scope | None = None) -> None:
     """``cmfgit pipelines``: pipelines and stages with counts and the last run."""
-
     with _query(scope) as q:
         found = q.pipelines()
         _warn(q)

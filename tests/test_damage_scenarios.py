@@ -220,14 +220,31 @@ def test_a_damaged_branch_is_skipped_and_reported_by_the_central_union(tmp_path:
     assert set(pack.parse(blob)) == readable  # the view's pack is clean
 
 
-def test_a_damaged_branch_on_the_remote_does_not_block_another_sites_push(tmp_path: Path) -> None:
+def test_a_text_merged_branch_on_the_remote_does_not_block_another_sites_push(tmp_path: Path) -> None:
     bare, url = seed_remote(tmp_path)
     edge = clone_site(tmp_path, url, "edge")
-    readable, rel_pack, rel_loose = damaged_branch(edge)
+    made = dict(recgen.encoded(n, site="edge") for n in range(40))
+    for numbers, branch in ((range(0, 20), "main"), (range(20, 30), "feature"), (range(30, 40), "main")):
+        git(edge, "checkout", "-q", *(["-B", branch] if branch == "feature" else [branch]))
+        recgen.write(edge, *numbers, site="edge")
+        commit_records(edge, f"records on {branch}", packed=True)
+        git(edge, "push", "-q", "origin", branch)
+        git(edge, "checkout", "-q", "main")
+    # Someone merges feature in a clone where the driver is not configured, and pushes
+    # the conflict markers with --no-verify (or from a web editor).
+    plain = tmp_path / "plain"
+    git(tmp_path, "clone", "-q", url, str(plain))
+    assert "CONFLICT" in git(plain, "merge", "--no-edit", "origin/feature", check=False)
+    git(plain, "add", "-A")
+    git(plain, "commit", "-q", "--no-verify", "-m", "merge feature")
+    git(plain, "push", "-q", "--no-verify", "origin", "HEAD:broken")
+    rel = the_pack(plain).relative_to(plain).as_posix()
 
     lab = clone_site(tmp_path, url, "lab")
     mine = set(recgen.write(lab, 1, 2, 3, site="lab"))
     pushed = cmfgit(lab, "push")
-    assert pushed.stderr.count(rel_pack) == 1 and pushed.stderr.count(rel_loose) == 1, pushed.stderr
-    assert f"+{len(mine | readable)} record(s)" in pushed.stdout
-    assert set(records_at(bare, "cmf/global")) == mine | readable
+    assert pushed.stderr.count(rel) == 1 and "skipped" in pushed.stderr, pushed.stderr
+    assert f"{rel}: {rel}" not in pushed.stderr
+    assert set(records_at(bare, "cmf/global")) == mine | set(made)  # everyone's records, nothing lost
+    blob = git(bare, "cat-file", "blob", f"cmf/global:{rel}").encode()
+    assert set(pack.parse(blob)) == set(made)  # one clean pack in the view
