@@ -591,19 +591,20 @@ class Index:
         if root_entries is not None:
             dir_updates[""] = 0 if now - root_mtime < RACY_NS else root_mtime
         # Loose files are named by their id, but may still be edited or restored in
-        # place (a shard's mtime does not see that): each one's stat signature.
+        # place (a shard's mtime does not see that). Their signature is the inode's
+        # change time, which every write, rename or re-creation moves and no tool
+        # can set. This loop is the warm path's cost per loose file (one stat).
         relisted = set(loose_del) | {p for p, _ in loose_add}
-        # This loop is the warm path's cost per loose file (a stat): keep it tight.
         prefix, stat_ = f"{os.fspath(objects)}/", os.stat  # str paths: pathlib costs 30 µs a file
         rows = conn.execute("SELECT path, sig FROM files WHERE src = '' AND path < 'pack/'").fetchall()
         for path, sig in rows:
             try:
-                st = stat_(prefix + path)
+                ctime = stat_(prefix + path).st_ctime_ns
             except FileNotFoundError:
                 if path not in relisted:
                     loose_del.append(path)
                 continue
-            if sig != f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}:{st.st_ctime_ns}" and path not in relisted:
+            if sig != str(ctime) and path not in relisted:
                 loose_add.append((path, ""))  # (a "racy" signature never matches: read again)
 
         # Packs: a handful of files, compared by stat signature.
@@ -670,7 +671,7 @@ class Index:
             except FileNotFoundError:
                 self._remove_file("", f.path)
                 continue
-            f = SourceFile(f.path, "racy" if now - st.st_mtime_ns < RACY_NS else _stat_sig(st), f.kind)
+            f = SourceFile(f.path, "racy" if now - st.st_ctime_ns < RACY_NS else str(st.st_ctime_ns), f.kind)
             yield (f, *file_entries(f, data))
 
     # -- git trees ------------------------------------------------------------------
