@@ -375,7 +375,7 @@ def verify_changes(repo: Repo, changes: list[Change], added: list[bytes] | None 
             from cmfgit.merge import has_markers
 
             if has_markers(data):
-                problems.append(f"{change.path}: conflict markers from a text merge ({exc.reason}); {_REMERGE}")
+                problems.append(f"{change.path}: conflict markers from a text merge; {_REMERGE}")
             else:
                 problems.append(str(exc))
     return problems
