@@ -226,7 +226,12 @@ class _Union:
         # never a choice between them. A damaged version (conflict markers
         # pushed with --no-verify, an edited record) gives what still verifies.
         where = f".cmf/objects/{path}"
-        records = pack.parse(_blob(self.repo, base), where, verify=False) if base is not None else {}
+        records: dict[str, bytes] = {}
+        if base is not None:
+            try:
+                records = pack.parse(_blob(self.repo, base), where, verify=False)
+            except RecordError:  # a view written before damage was skipped: keep what verifies
+                records = salvage(_blob(self.repo, base), where)[0]
         before = set(records)
         clean: ObjectID | None = None
         for sha in todo:
