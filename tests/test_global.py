@@ -170,3 +170,26 @@ def test_a_damaged_version_of_a_diverged_pack_is_skipped_not_fatal(tmp_path: Pat
     assert set(records_at(bare, GLOBAL)) == one | two
     blob = git(bare, "cat-file", "blob", f"{GLOBAL}:{rel}").encode()
     assert set(pack.parse(blob, "global pack")) == one | two  # one clean pack
+
+
+def test_a_damaged_pack_already_in_the_view_does_not_fail_later_updates(tmp_path: Path) -> None:
+    bare, url = seed_remote(tmp_path)
+    site = clone_site(tmp_path, url, "lab")
+    ids = _pack_branch(site, "one", "main", 3)
+    rel = git(bare, "ls-tree", "-r", "--name-only", "one", ".cmf/objects/pack").split()[0]
+    good = git(bare, "cat-file", "blob", f"one:{rel}").encode()
+    # A view that an older cmfgit wrote with the conflict markers in it, built with git plumbing.
+    damaged = good.replace(pack.SEPARATOR, b"<<<<<<< HEAD\n" + pack.SEPARATOR, 1)
+    blob = git(bare, "hash-object", "-w", "--stdin", input=damaged.decode()).strip()
+    tree = blob
+    for name in reversed(rel.split("/")):
+        mode, kind = ("100644", "blob") if tree == blob else ("040000", "tree")
+        tree = git(bare, "mktree", input=f"{mode} {kind} {tree}\t{name}\n").strip()
+    commit = git(bare, "commit-tree", tree, "-m", "cmfgit global: +3 record(s)\n\nCmfgit-Records: 3").strip()
+    git(bare, "update-ref", f"refs/heads/{GLOBAL}", commit)
+    more = _pack_branch(site, "two", "main", 2)
+
+    out = cmfgit(bare, "global", "update")
+    assert "+2 record(s)" in out.stdout
+    view = git(bare, "cat-file", "blob", f"{GLOBAL}:{rel}").encode()
+    assert set(pack.parse(view, "global pack")) == ids | more  # clean again, nothing lost
