@@ -20,6 +20,13 @@ class CmfgitError(Exception):
     exit_code = EXIT_ERROR
 
 
+class UnreadableRecordsWarning(UserWarning):
+    """Some records of a scope could not be read and are left out (``cmfgit fsck`` names them).
+
+    The command line prints it as one line, ``cmfgit: warning: ...``.
+    """
+
+
 class UsageError(CmfgitError):
     """The command line or an API argument is malformed."""
 

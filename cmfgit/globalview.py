@@ -27,7 +27,7 @@ import re
 import stat
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from dulwich.objects import Blob, Commit, ObjectID, Tree
@@ -35,7 +35,7 @@ from dulwich.repo import Repo as DulwichRepo
 
 from cmfgit import canonical, gitutil, pack, treeread
 from cmfgit.errors import CmfgitError, NotARepoError, RecordError
-from cmfgit.merge import merge
+from cmfgit.merge import salvage
 
 GLOBAL_BRANCH = "cmf/global"
 GLOBAL_REF = "refs/heads/" + GLOBAL_BRANCH
@@ -109,7 +109,34 @@ class _Union:
         self.store = repo.object_store
         self.base = base  # the view's objects tree before this union
         self.added = 0
+        self.skipped: list[str] = []  # one line per damaged file left out (or only partly taken)
         self._trees: dict[ObjectID, Tree] = {}
+        self._intact: set[ObjectID] = set()  # loose blobs already checked against their names
+
+    def check_loose(self, base: ObjectID | None, others: list[ObjectID]) -> None:
+        """Check the loose records new to the view against their ids in one ``git cat-file``
+        (reading them one by one through dulwich costs ~20x more)."""
+        wanted: dict[ObjectID, str] = {}
+        for sha in dict.fromkeys(others):
+            if sha == base:
+                continue
+            have = self.tree(base) if base is not None else None
+            for shard in self.tree(sha).items():
+                if not (stat.S_ISDIR(shard.mode) and _SHARD.match(shard.path)):
+                    continue
+                had = have[shard.path] if have is not None and shard.path in have else None
+                if had is not None and had[1] == shard.sha:
+                    continue
+                old = self.tree(ObjectID(had[1])) if had is not None and stat.S_ISDIR(had[0]) else None
+                for entry in self.tree(ObjectID(shard.sha)).items():
+                    if _LOOSE.match(entry.path) and (old is None or entry.path not in old):
+                        wanted[ObjectID(entry.sha)] = (shard.path + entry.path).decode()[:-5]
+        if wanted:
+            blobs = [sha.decode() for sha in wanted]
+            for blob, content in gitutil.cat_blobs(self.repo.path, blobs):
+                sha = ObjectID(blob.encode())
+                if canonical.digest(content) == wanted[sha]:
+                    self._intact.add(sha)
 
     def loose_in_base(self, rid: str) -> bool:
         """True if the view already holds ``rid`` as a loose record (before a gc packed it)."""
@@ -131,15 +158,12 @@ class _Union:
             cached = self._trees[sha] = obj
         return cached
 
-    def union(self, base: ObjectID | None, others: list[ObjectID], path: str) -> ObjectID:
-        """A tree holding ``base`` and every tree in ``others``."""
+    def union(self, base: ObjectID | None, others: list[ObjectID], path: str) -> ObjectID | None:
+        """A tree holding ``base`` and every tree in ``others``, without what is damaged
+        (None: nothing left). Every new record is checked against its id."""
         todo = [t for t in dict.fromkeys(others) if t != base]
         if not todo:
-            assert base is not None
             return base
-        if base is None and len(todo) == 1:
-            self.added += self.count(todo[0], path)
-            return todo[0]
         base_tree = self.tree(base) if base is not None else None
         names: dict[bytes, list[tuple[int, ObjectID]]] = {}
         for sha in todo:
@@ -160,77 +184,75 @@ class _Union:
             shas = [sha for _, sha in entries]
             if dirs == {True}:
                 merged = self.union(have[1] if have else None, shas, sub)
-                result.add(name, _TREE_MODE, merged)
+                if merged is not None:
+                    result.add(name, _TREE_MODE, merged)
             else:
                 merged = self.union_blobs(have[1] if have else None, shas, sub)
-                result.add(name, _BLOB_MODE, merged)
+                if merged is not None:
+                    result.add(name, _BLOB_MODE, merged)
         if base is not None and result.id == base:
             return base
-        self.store.add_object(result)
+        if not len(result):
+            return None
+        if result.id not in self.store:
+            self.store.add_object(result)
         self._trees[result.id] = result
         return result.id
 
-    def union_blobs(self, base: ObjectID | None, others: list[ObjectID], path: str) -> ObjectID:
+    def union_blobs(self, base: ObjectID | None, others: list[ObjectID], path: str) -> ObjectID | None:
         todo = [b for b in dict.fromkeys(others) if b != base]
         if not todo:
-            assert base is not None
             return base
         kind = _kind(path)
-        if base is None and len(todo) == 1:
-            self.added += self.count_blob(todo[0], path)
-            return todo[0]
-        candidates = ([base] if base is not None else []) + todo
         if kind == "loose":
-            return self._pick_loose(base, candidates, path)
+            return self._pick_loose(base, ([base] if base is not None else []) + todo, path)
         if kind == "pack":
-            return self._union_packs(base, candidates, path)
-        return candidates[0]  # not a record file: the first one wins, deterministically
+            return self._union_packs(base, todo, path)
+        return base if base is not None else todo[0]  # not a record file: the first one wins, deterministically
 
-    def _pick_loose(self, base: ObjectID | None, candidates: list[ObjectID], path: str) -> ObjectID:
+    def _pick_loose(self, base: ObjectID | None, candidates: list[ObjectID], path: str) -> ObjectID | None:
+        if base is not None:
+            return base  # the view's own copy was checked when it came in
         rid = path.replace("/", "").removesuffix(".yaml")
         for sha in candidates:
-            if canonical.digest(_blob(self.repo, sha)) == rid:
-                if sha != base:
-                    self.added += 0 if base is not None else 1
+            if sha in self._intact or canonical.digest(_blob(self.repo, sha)) == rid:
+                self.added += 1
                 return sha
-        raise RecordError(f".cmf/objects/{path}", "differs between sources and no version matches its id")
+        self.skipped.append(f".cmf/objects/{path}: skipped: does not match its id (edited or corrupted)")
+        return None
 
-    def _union_packs(self, base: ObjectID | None, candidates: list[ObjectID], path: str) -> ObjectID:
-        # The same site's pack diverged between branches: union its records
-        # (a three-way merge with an empty base), never a choice between them.
+    def _union_packs(self, base: ObjectID | None, todo: list[ObjectID], path: str) -> ObjectID | None:
+        # The same site's pack diverged between branches: union its records,
+        # never a choice between them. A damaged version (conflict markers
+        # pushed with --no-verify, an edited record) gives what still verifies.
         where = f".cmf/objects/{path}"
-        merged = _blob(self.repo, candidates[0])
-        for sha in candidates[1:]:
-            result = merge(b"", merged, _blob(self.repo, sha), where)
-            if not result.clean:
-                raise RecordError(where, "; ".join(result.problems) or "cannot be merged")
-            merged = result.data
-        before = set(pack.parse(_blob(self.repo, base), where, verify=False)) if base is not None else set()
-        new = set(pack.parse(merged, where, verify=False)) - before
-        self.added += sum(1 for rid in new if not self.loose_in_base(rid))
-        blob = Blob.from_string(merged)
-        self.store.add_object(blob)
+        records: dict[str, bytes] = {}
+        if base is not None:
+            try:
+                records = pack.parse(_blob(self.repo, base), where, verify=False)
+            except RecordError:  # a view written before damage was skipped: keep what verifies
+                records = salvage(_blob(self.repo, base), where)[0]
+        before = set(records)
+        clean: ObjectID | None = None
+        for sha in todo:
+            found, problems = salvage(_blob(self.repo, sha), where)
+            if problems:
+                self.skipped.append(
+                    f"{where}: skipped {len(problems)} damaged part(s) (conflict markers or records that do not "
+                    f"match their ids); kept the {len(found)} record(s) that verify"
+                )
+            elif base is None and len(todo) == 1:
+                clean = sha  # one intact version, nothing to union: the blob as it is
+            pack.merge_into(records, found.items())
+        self.added += sum(1 for rid in records if rid not in before and not self.loose_in_base(rid))
+        if clean is not None:
+            return clean
+        if not records:
+            return None
+        blob = Blob.from_string(pack.serialize(records))
+        if blob.id not in self.store:
+            self.store.add_object(blob)
         return blob.id
-
-    def count(self, tree_id: ObjectID, path: str) -> int:
-        """Record entries in a tree the base did not have at all."""
-        total = 0
-        for entry in self.tree(tree_id).items():
-            sub = f"{path}/{entry.path.decode('utf-8', 'surrogateescape')}" if path else entry.path.decode()
-            if stat.S_ISDIR(entry.mode):
-                total += self.count(entry.sha, sub)
-            else:
-                total += self.count_blob(entry.sha, sub)
-        return total
-
-    def count_blob(self, sha: ObjectID, path: str) -> int:
-        kind = _kind(path)
-        if kind == "loose":
-            return 1
-        if kind == "pack":
-            records = pack.parse(_blob(self.repo, sha), f".cmf/objects/{path}", verify=False)
-            return sum(1 for rid in records if not self.loose_in_base(rid))
-        return 0
 
 
 def _kind(path: str) -> str:
@@ -253,6 +275,7 @@ class UnionResult:
     added: int
     sources: int
     merged: int  # sources that were not already in the view
+    skipped: list[str] = field(default_factory=list)  # damaged files left out, one line each
 
 
 def build_union(
@@ -287,13 +310,15 @@ def build_union(
             trees.append(tree)
     fresh = [t for t in dict.fromkeys(trees) if t != base_tree and t.decode() not in known]
     union = _Union(repo, base_tree)
+    if fresh:
+        union.check_loose(base_tree, fresh)
     new_tree = union.union(base_tree, fresh, "") if fresh else base_tree
     if new_tree is None or (new_tree == base_tree and base_commit is not None):
-        return UnionResult(None, base_commit, base_records, 0, len(source_list), 0)  # nothing new
+        return UnionResult(None, base_commit, base_records, 0, len(source_list), 0, union.skipped)  # nothing new
     records = base_records + union.added
     # Every source tree is now in the view: list them all, so the next union skips them.
     commit = _commit(repo, new_tree, base_commit, records, union.added, list(dict.fromkeys(trees)), what)
-    return UnionResult(commit, base_commit, records, union.added, len(source_list), len(fresh))
+    return UnionResult(commit, base_commit, records, union.added, len(source_list), len(fresh), union.skipped)
 
 
 def _commit(
@@ -363,6 +388,7 @@ class UpdateResult:
     records: int
     added: int
     attempts: int
+    skipped: list[str] = field(default_factory=list)  # damaged files left out of the view, one line each
 
 
 def update_local(git_dir: Path, attempts: int = 20, what: str = "all branches") -> UpdateResult:
@@ -375,12 +401,12 @@ def update_local(git_dir: Path, attempts: int = 20, what: str = "all branches") 
             sources = [ObjectID(s.encode()) for s in local_branches(git_dir)]
             result = build_union(repo, ObjectID(old.encode()) if old else None, sources, what)
             if result.commit is None:
-                return UpdateResult(GLOBAL_REF, old, None, result.records, 0, attempt)
+                return UpdateResult(GLOBAL_REF, old, None, result.records, 0, attempt, result.skipped)
             new = result.commit.decode()
             expected = old if old is not None else "0" * len(new)
             message = f"cmfgit global update: +{result.added} record(s)"
             if gitutil.git_ok(["update-ref", "-m", message, GLOBAL_REF, new, expected], git_dir):
-                return UpdateResult(GLOBAL_REF, old, new, result.records, result.added, attempt)
+                return UpdateResult(GLOBAL_REF, old, new, result.records, result.added, attempt, result.skipped)
             backoff(attempt)
     finally:
         repo.close()

@@ -400,8 +400,16 @@ def verify_changes(repo: Repo, changes: list[Change], added: list[bytes] | None 
             elif not rel.rsplit("/", 1)[-1].startswith("."):
                 problems.append(f"{change.path}: not a record file (only records belong under {OBJECTS_DIR})")
         except RecordError as exc:
-            problems.append(str(exc))
+            from cmfgit.merge import has_markers
+
+            if has_markers(data):
+                problems.append(f"{change.path}: conflict markers from a text merge; {_REMERGE}")
+            else:
+                problems.append(str(exc))
     return problems
+
+
+_REMERGE = "redo the merge with cmfgit's merge driver: 'git merge --abort', 'cmfgit init', then merge again"
 
 
 def _pack_ids(versions: Iterable[bytes]) -> set[str]:
@@ -585,6 +593,9 @@ def _stage_records(repo: Repo, env: dict[str, str] | None = None) -> None:
 
 def pre_commit(repo: Repo, args: list[str], stdin: bytes) -> None:
     if in_progress(repo):
+        # A merge, rebase or cherry-pick commits what git staged: stage nothing more,
+        # but verify it (a text merge of a pack leaves conflict markers).
+        verify_staged(repo)
         return
     from cmfgit import gc
 

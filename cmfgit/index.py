@@ -16,15 +16,21 @@ record disappears when no file holds it any more, so a record that is both
 loose and packed, or on two branches, is handled exactly. Two kinds of source:
 
 - the checkout (``src = ''``): the files under ``.cmf/objects``, tracked or
-  not. A shard directory is listed again only when its mtime changed (loose
-  records are immutable and named by their id, so adding or removing one is
-  the only change); a pack is read again when its stat signature changed. As
+  not. A shard directory is listed again only when its mtime changed (adding
+  or removing a loose record is the usual change); a loose file or a pack is
+  read again when its stat signature changed (edited in place, or restored
+  by ``git checkout``). As
   a safety net keyed by git itself, the tree id of ``HEAD:.cmf/objects`` is
   remembered, and when it moves (pull, merge, checkout, rebase, reset) the
   paths ``git diff-tree`` names are checked again whatever the mtimes say.
 - git trees (``src = <label>``, for ``--ref``, ``--all-branches``,
   ``--global``): files keyed by blob id; a changed tree is applied as
   the ``git diff-tree`` between the tree indexed and the new one.
+
+Every file's records are checked against their ids when the file is read;
+a damaged file (a pack with conflict markers, an edited record) is indexed
+record by record: what verifies is indexed, the rest is listed in ``damaged``
+(the read commands warn with the count, ``fsck`` names the files).
 
 A full build goes to a temp file (no journal), parses records in two
 processes (``extract.py``: the fast canonical loader), creates the secondary
@@ -51,9 +57,10 @@ from cmfgit.fsutil import TMP_PREFIX, FileLock
 from cmfgit.repo import OBJECTS_DIR, Repo
 from cmfgit.schema import ANNOTATION, EXECUTION, TAG_KIND
 
-VERSION = "6"
-# records.kind: what a record is. BAD: it could not be read (its bytes do not
-# match its id, or are not YAML, or not a mapping); fsck names it.
+VERSION = "7"
+# records.kind: what a record is. BAD: its bytes match its id but are not a
+# record (not YAML, not a mapping); fsck names it. Bytes that do not match their
+# id never become a record: the table ``damaged`` lists them, by file.
 BAD, OTHER, EXEC, NOTE = -1, 0, 1, 2
 PARAM, METRIC = 0, 1
 RACY_NS = 2_000_000_000  # a directory changed this recently may change again within its mtime tick
@@ -81,6 +88,8 @@ CREATE TABLE aliases(exec INTEGER NOT NULL, art INTEGER NOT NULL, alias INTEGER 
 CREATE TABLE keys(rowid INTEGER PRIMARY KEY, ns INTEGER NOT NULL, name TEXT NOT NULL, UNIQUE(ns, name));
 CREATE TABLE kv(k INTEGER NOT NULL, val NOT NULL, exec INTEGER NOT NULL, PRIMARY KEY(k, val, exec)) WITHOUT ROWID;
 CREATE TABLE annotations(rowid INTEGER PRIMARY KEY, target TEXT, kind TEXT, at TEXT, tags TEXT);
+CREATE TABLE damaged(file INTEGER NOT NULL, id TEXT);
+CREATE INDEX damaged_file ON damaged(file);
 """
 # Only during a full build: rows sorted into their tables at the end.
 _BULK = """
@@ -282,21 +291,36 @@ class SourceFile:
 _PACK_ENTRY = len(pack.SEPARATOR) + pack.ID_HEX_LEN + 1  # '--- # <id>\n' before each record
 
 
-def _entries(f: SourceFile, records: dict[str, bytes]) -> Iterator[tuple[str, bytes, int, int]]:
-    """(id, bytes, offset, length) of each record of a file, in file order.
+Entry = tuple[str, bytes, int, int]  # (id, canonical bytes, offset in the file, length)
 
-    A pack that ``pack.parse`` accepted is exactly its header, then for each
-    record (in the order parse returns them) a separator line and the bytes.
+
+def file_entries(f: SourceFile, content: bytes) -> tuple[list[Entry], list[str | None]]:
+    """The records of a file whose bytes match their ids, in file order, and the
+    damaged ones (their ids; None for text that is not a record at all).
+
+    A damaged pack (conflict markers, an edited record) is read record by
+    record, so the rest of it stays visible.
     """
     if f.kind == "loose":
-        for rid, data in records.items():
-            yield rid, data, 0, len(data)
-        return
+        rid = f.path[:2] + f.path[3:-5]
+        return ([(rid, content, 0, len(content))], []) if canonical.digest(content) == rid else ([], [rid])
+    try:
+        records = pack.parse(content, f.path, verify=True)
+    except CmfgitError:
+        found, damaged = pack.salvage(content)
+        return [(rid, content[off : off + n], off, n) for rid, off, n in found], damaged
+    # A pack that parse accepted is exactly its header, then for each record
+    # (in the order parse returns them) a separator line and the bytes.
+    entries: list[Entry] = []
     off = len(pack.HEADER)
     for rid, data in records.items():
         off += _PACK_ENTRY
-        yield rid, data, off, len(data)
+        entries.append((rid, data, off, len(data)))
         off += len(data)
+    return entries, []
+
+
+FileRead = tuple[SourceFile, list[Entry], list[str | None]]  # a file, its records, its damaged entries
 
 
 def _stat_sig(st: os.stat_result) -> str:
@@ -571,6 +595,22 @@ class Index:
             dir_updates[shard] = (0 if now - mtime < RACY_NS else mtime) if mtime >= 0 else -1
         if root_entries is not None:
             dir_updates[""] = 0 if now - root_mtime < RACY_NS else root_mtime
+        # Loose files are named by their id, but may still be edited or restored in
+        # place (a shard's mtime does not see that). Their signature is the inode's
+        # change time, which every write, rename or re-creation moves and no tool
+        # can set. This loop is the warm path's cost per loose file (one stat).
+        relisted = set(loose_del) | {p for p, _ in loose_add}
+        prefix, stat_ = f"{os.fspath(objects)}/", os.stat  # str paths: pathlib costs 30 µs a file
+        rows = conn.execute("SELECT path, sig FROM files WHERE src = '' AND path < 'pack/'").fetchall()
+        for path, sig in rows:
+            try:
+                ctime = stat_(prefix + path).st_ctime_ns
+            except FileNotFoundError:
+                if path not in relisted:
+                    loose_del.append(path)
+                continue
+            if sig != str(ctime) and path not in relisted:
+                loose_add.append((path, ""))  # (a "racy" signature never matches: read again)
 
         # Packs: a handful of files, compared by stat signature.
         packs_now: dict[str, str] = {}
@@ -618,26 +658,26 @@ class Index:
                 self._remove_file("", path)
                 continue
             sig = "racy" if now - st.st_mtime_ns < RACY_NS else _stat_sig(st)
-            try:
-                records = pack.parse(data, f"{OBJECTS_DIR}/{path}", verify=False)
-            except CmfgitError:
-                records = {}  # a damaged pack (conflict markers): fsck names it; index what is readable elsewhere
-            self._put_files("", [(SourceFile(path, sig, "pack"), records)])
+            f = SourceFile(path, sig, "pack")
+            self._put_files("", [(f, *file_entries(f, data))])
         for path, mtime in dir_updates.items():
             conn.execute("INSERT OR REPLACE INTO dirs VALUES (?, ?)", (path, mtime))
         _set_meta(conn, "head_tree", head)
         return True
 
-    def _read_worktree(self, files: list[SourceFile]) -> Iterator[tuple[SourceFile, dict[str, bytes]]]:
+    def _read_worktree(self, files: list[SourceFile]) -> Iterator[FileRead]:
         objects = self.repo.objects_dir
+        now = time.time_ns()
         for f in files:
             try:
                 with open(objects / f.path, "rb") as fh:
+                    st = os.fstat(fh.fileno())
                     data = fh.read()
             except FileNotFoundError:
+                self._remove_file("", f.path)
                 continue
-            rid = f.path[:2] + f.path[3:-5]
-            yield f, {rid: data}
+            f = SourceFile(f.path, "racy" if now - st.st_ctime_ns < RACY_NS else str(st.st_ctime_ns), f.kind)
+            yield (f, *file_entries(f, data))
 
     # -- git trees ------------------------------------------------------------------
 
@@ -673,15 +713,17 @@ class Index:
             _set_meta(conn, "tree:" + label, tree or "")
         return True
 
-    def _read_blobs(self, files: list[SourceFile]) -> Iterator[tuple[SourceFile, dict[str, bytes]]]:
-        tfiles = [treeread.TreeFile(f.path, f.sig) for f in files]
-        by_path = {f.path: f for f in files}
-        for tf, records in treeread.read_files(self.repo.root, tfiles):
-            yield by_path[tf.path], records
+    def _read_blobs(self, files: list[SourceFile]) -> Iterator[FileRead]:
+        by_blob: dict[str, list[SourceFile]] = {}
+        for f in files:
+            by_blob.setdefault(f.sig, []).append(f)
+        for blob, content in gitutil.cat_blobs(self.repo.root, list(by_blob)):
+            for f in by_blob[blob]:
+                yield (f, *file_entries(f, content))
 
     # -- applying files ---------------------------------------------------------------
 
-    def _put_files(self, src: str, found: Iterable[tuple[SourceFile, dict[str, bytes]]]) -> None:
+    def _put_files(self, src: str, found: Iterable[FileRead]) -> None:
         """Index files with their current content (id -> bytes), releasing what a
         previous content of the same path held."""
         if self._bulk:
@@ -691,7 +733,7 @@ class Index:
         fresh: list[tuple[str, bytes]] = []
         fresh_at: list[tuple[int, int, int]] = []
         previous: list[int] = []
-        for f, records in found:
+        for f, entries, damaged in found:
             row = conn.execute("SELECT rowid FROM files WHERE src = ? AND path = ?", (src, f.path)).fetchone()
             if row is None:
                 fid = conn.execute(
@@ -702,8 +744,10 @@ class Index:
                 conn.execute("UPDATE files SET sig = ? WHERE rowid = ?", (f.sig, fid))
                 previous += [r for (r,) in conn.execute("SELECT rec FROM places WHERE file = ?", (fid,))]
                 conn.execute("DELETE FROM places WHERE file = ?", (fid,))
+                conn.execute("DELETE FROM damaged WHERE file = ?", (fid,))
+            conn.executemany("INSERT INTO damaged VALUES (?, ?)", [(fid, rid) for rid in damaged])
             self.stats["files"] += 1
-            for rid, data, off, length in _entries(f, records):
+            for rid, data, off, length in entries:
                 known = conn.execute("SELECT rowid FROM records WHERE id = ?", (rid,)).fetchone()
                 if known is not None:
                     conn.execute("INSERT OR IGNORE INTO places VALUES (?, ?, ?, ?)", (known[0], fid, off, length))
@@ -716,18 +760,20 @@ class Index:
         self._store(fresh, fresh_at)
         self._drop_orphans(previous)
 
-    def _put_files_bulk(self, src: str, found: Iterable[tuple[SourceFile, dict[str, bytes]]]) -> None:
+    def _put_files_bulk(self, src: str, found: Iterable[FileRead]) -> None:
         """A full build: rowids are assigned here, and records gathered across files
         so that the parsing processes get large batches whatever the size of each pack."""
         conn = self.db()
         files: list[tuple[int, str, str, str]] = []
         dups: list[tuple[str, int, int, int]] = []
+        damaged_rows: list[tuple[int, str | None]] = []
         seen, pending, pending_at = self._seen, self._pending, self._pending_at
-        for f, records in found:
+        for f, entries, damaged in found:
             self._next_file += 1
             fid = self._next_file
             files.append((fid, src, f.path, f.sig))
-            for rid, data, off, length in _entries(f, records):
+            damaged_rows += [(fid, rid) for rid in damaged]
+            for rid, data, off, length in entries:
                 key = bytes.fromhex(rid)
                 if key in seen:
                     dups.append((rid, fid, off, length))
@@ -743,6 +789,7 @@ class Index:
                 pending, pending_at = self._pending, self._pending_at
         conn.executemany("INSERT INTO files VALUES (?, ?, ?, ?)", files)
         conn.executemany("INSERT INTO temp.dup_places VALUES (?, ?, ?, ?)", dups)
+        conn.executemany("INSERT INTO damaged VALUES (?, ?)", damaged_rows)
         self.stats["files"] += len(files)
 
     def _remove_file(self, src: str, path: str) -> None:
@@ -752,6 +799,7 @@ class Index:
             return
         held = [r for (r,) in conn.execute("SELECT rec FROM places WHERE file = ?", (row[0],))]
         conn.execute("DELETE FROM places WHERE file = ?", (row[0],))
+        conn.execute("DELETE FROM damaged WHERE file = ?", (row[0],))
         conn.execute("DELETE FROM files WHERE rowid = ?", (row[0],))
         self._drop_orphans(held)
 

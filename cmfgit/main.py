@@ -98,12 +98,20 @@ def _autoconfigure(args: list[str]) -> None:
         print(f"cmfgit: this clone was not set up for cmfgit; configured {', '.join(changed)}", file=sys.stderr)
 
 
+def _one_line_warnings() -> None:
+    """Python warnings (the API's note about unreadable records) as one line, like every message."""
+    import warnings  # loaded by the interpreter already
+
+    warnings.formatwarning = lambda message, *_args, **_kw: f"cmfgit: warning: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         if args and args[0] in HOT_COMMANDS:
             return HOT_COMMANDS[args[0]](args[1:])
         _autoconfigure(args)
+        _one_line_warnings()
         if args and args[0] in _READ_COMMANDS and not os.environ.get("CMFGIT_NO_FASTPATH"):
             from cmfgit import fastread
 

@@ -128,6 +128,13 @@ def _read(data: bytes, label: str, want: str | None, marker_size: int, *, verify
     return side
 
 
+def salvage(data: bytes, label: str) -> tuple[dict[str, bytes], list[str]]:
+    """Every record of a pack that verifies, as the driver reads a side (conflict
+    markers resolved both ways), and one line per problem (empty: intact)."""
+    side = _read(data, label, None, DEFAULT_MARKER_SIZE, verify=True)
+    return side.records, side.problems
+
+
 def _read_loose(data: bytes, label: str, want: str, side: _Side) -> None:
     if not data.strip():
         return
@@ -190,6 +197,11 @@ def _excerpt(text: bytes) -> str:
 def _marker_re(marker_size: int) -> re.Pattern[bytes]:
     size = max(marker_size, 1)
     return re.compile(rb"^(<{%d}|\|{%d}|={%d}|>{%d})(?: [^\n]*)?\n?$" % (size, size, size, size))
+
+
+def has_markers(data: bytes, marker_size: int = DEFAULT_MARKER_SIZE) -> bool:
+    """True if ``data`` holds conflict-marker lines (a text merge's leftovers)."""
+    return _has_markers(data, marker_size)
 
 
 def _has_markers(data: bytes, marker_size: int) -> bool:

@@ -77,6 +77,61 @@ def parse(data: bytes, where: str = "pack", verify: bool = True) -> dict[str, by
     return records
 
 
+# A conflict-marker line (git's default size), as a text merge leaves at the end of an entry.
+_MARKERS = (b"<<<<<<<", b"|||||||", b"=======", b">>>>>>>")
+
+
+def _strip_markers(body: bytes) -> bytes:
+    """``body`` without the conflict-marker lines at its end."""
+    while body:
+        cut = body.rfind(b"\n", 0, len(body) - 1) + 1
+        line = body[cut:]
+        if line[:7] not in _MARKERS or line[7:8] not in (b" ", b"\n"):
+            break
+        body = body[:cut]
+    return body
+
+
+def salvage(data: bytes) -> tuple[list[tuple[str, int, int]], list[str | None]]:
+    """Every record of a pack, damaged or not, whose bytes still match its id.
+
+    Returns ``(id, offset, length)`` of each such record, in file order, and
+    the damaged entries: the id of each one whose bytes do not match (None
+    for text that is not an entry at all, or a missing header). Conflict
+    markers that a text merge left after an intact record do not spoil it.
+    """
+    found: list[tuple[str, int, int]] = []
+    damaged: list[str | None] = []
+    seen: set[str] = set()
+    start = len(HEADER) if data.startswith(HEADER) else 0
+    at = start
+    if data[start : start + len(SEPARATOR)] != SEPARATOR:
+        nxt = data.find(b"\n" + SEPARATOR, start)
+        at = nxt + 1 if nxt >= 0 else len(data)
+    if not start or _strip_markers(data[start:at]).strip():
+        damaged.append(None)  # no header, or text before the first entry
+    while at < len(data):
+        nxt = data.find(b"\n" + SEPARATOR, at)
+        end = nxt + 1 if nxt >= 0 else len(data)
+        body_at = at + len(SEPARATOR) + ID_HEX_LEN + 1
+        rid_bytes = data[at + len(SEPARATOR) : body_at - 1]
+        if len(rid_bytes) != ID_HEX_LEN or data[body_at - 1 : body_at] != b"\n" or not _HEX.issuperset(rid_bytes):
+            damaged.append(None)
+        else:
+            rid = rid_bytes.decode()
+            body = data[body_at:end]
+            if digest(body) != rid:
+                body = _strip_markers(body)
+            if body and digest(body) == rid:
+                if rid not in seen:
+                    seen.add(rid)
+                    found.append((rid, body_at, len(body)))
+            else:
+                damaged.append(rid)
+        at = end
+    return found, damaged
+
+
 def merge_into(base: dict[str, bytes], more: Iterable[tuple[str, bytes]]) -> dict[str, bytes]:
     for rid, data in more:
         base.setdefault(rid, data)

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from cmfgit import where as where_lang
-from cmfgit.errors import AmbiguousPrefix, CmfgitError, ObjectNotFound, UsageError
+from cmfgit.errors import AmbiguousPrefix, CmfgitError, ObjectNotFound, UnreadableRecordsWarning, UsageError
 from cmfgit.graph import Graph, Lineage, Node
 from cmfgit.index import BAD, CHECKOUT, METRIC, PARAM, Index, Scope, load_record, open_index
 from cmfgit.reading import as_json
@@ -62,6 +62,11 @@ def scope_of(
     return CHECKOUT
 
 
+def unreadable_note(count: int) -> str:
+    """What readers say about the records they could not read."""
+    return f"{count} record(s) could not be read and are left out; run 'cmfgit fsck'"
+
+
 class CmfQuery:
     """Read-only questions over one scope's records (see the module docstring)."""
 
@@ -72,6 +77,7 @@ class CmfQuery:
         scope: Scope | str | None = None,
         ref: str | None = None,
         remote: str | None = None,
+        warn: bool = True,
     ) -> None:
         self.repo = repo if isinstance(repo, Repo) else open_read_repo(repo)
         if isinstance(scope, str):
@@ -85,6 +91,12 @@ class CmfQuery:
         self.db: sqlite3.Connection = self._index.db()
         self._tags: dict[str, dict[str, Any]] | None = None  # every target's, once asked for
         self._tags_of: dict[str, dict[str, Any]] = {}  # the targets asked for one by one
+        if warn:  # the read commands say it themselves, after reading (warn=False)
+            bad = self.unreadable()
+            if bad:
+                import warnings
+
+                warnings.warn(unreadable_note(bad), UnreadableRecordsWarning, stacklevel=2)
 
     def close(self) -> None:
         self._index.close()
@@ -107,9 +119,21 @@ class CmfQuery:
         return found[0]
 
     def unreadable(self) -> int:
-        """How many records of the scope could not be read (``cmfgit fsck`` names them)."""
-        (count,) = self.db.execute(f"SELECT count(*) FROM records WHERE kind = {BAD}").fetchone()
+        """How many records of the scope could not be read and are left out (``cmfgit fsck``
+        names them): damaged copies with no intact copy elsewhere, text in a pack that is
+        no record at all, and records whose bytes match their id but are not valid."""
+        (count,) = self.db.execute(
+            f"SELECT (SELECT count(*) FROM records WHERE kind = {BAD})"
+            " + (SELECT count(DISTINCT d.id) FROM damaged d WHERE d.id IS NOT NULL"
+            "    AND NOT EXISTS (SELECT 1 FROM records r WHERE r.id = d.id))"
+            " + (SELECT count(*) FROM damaged WHERE id IS NULL)"
+        ).fetchone()
         return int(count)
+
+    def _damaged(self, text: str) -> str | None:
+        """The id of a damaged record starting with ``text``, if there is one (and no intact copy)."""
+        row = self.db.execute("SELECT id FROM damaged WHERE id >= ? AND id < ? LIMIT 1", (text, text + "g")).fetchone()
+        return str(row[0]) if row is not None else None
 
     def resolve_record(self, prefix: str, executions_only: bool = False) -> str:
         """The full id of a record id prefix, or of a relative run (:func:`relative_run`)."""
@@ -124,6 +148,9 @@ class CmfQuery:
             sql += " JOIN executions e ON e.rowid = r.rowid"
         rows = self.db.execute(sql + " WHERE r.id >= ? AND r.id < ? LIMIT 6", (text, text + "g")).fetchall()
         if not rows:
+            damaged = self._damaged(text)
+            if damaged is not None:
+                raise CmfgitError(f"record {damaged[:12]} could not be read; run 'cmfgit fsck'")
             raise ObjectNotFound(prefix)
         if len(rows) > 1:
             raise AmbiguousPrefix(prefix, [r[0] for r in rows])
@@ -197,7 +224,12 @@ class CmfQuery:
     ) -> list[tuple[str, dict[str, Any]]]:
         """(id, record) of the executions :meth:`executions` selects."""
         rowids = self.execution_rowids(where, pipeline=pipeline, stage=stage, sort=sort, limit=limit, since=since)
-        return self._records(rowids)
+        found = self._records(rowids)
+        if len(found) < len(rowids):  # files changed under the query: the index has caught up, ask again
+            found = self._records(
+                self.execution_rowids(where, pipeline=pipeline, stage=stage, sort=sort, limit=limit, since=since)
+            )
+        return found
 
     def execution_rowids(
         self,

@@ -150,6 +150,7 @@ class GlobalUpdate:
     added: int  # added by this update
     updated: bool  # a new global commit was pushed
     attempts: int
+    skipped: list[str] = field(default_factory=list)  # damaged files left out of the view, one line each
 
 
 @dataclass
@@ -311,14 +312,14 @@ def update_remote_global(repo: Repo, remote: str, sources: list[str], attempts: 
                 what=_site_label(repo),
             )
             if result.commit is None:
-                return GlobalUpdate(remote, result.records, 0, False, attempt)
+                return GlobalUpdate(remote, result.records, 0, False, attempt, result.skipped)
             new = result.commit.decode()
             lease = f"--force-with-lease={GLOBAL_REF}:{old or ''}"
             outcome = _git_push(repo, ["--no-verify", lease, remote, f"{new}:{GLOBAL_REF}"], GLOBAL_REF)
             if outcome.ok:
                 tracking = globalview.tracking_ref(remote)
                 gitutil.git(["update-ref", tracking, new], repo.root)
-                return GlobalUpdate(remote, result.records, result.added, True, attempt)
+                return GlobalUpdate(remote, result.records, result.added, True, attempt, result.skipped)
             globalview.backoff(attempt)
     finally:
         objects.close()

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from cmfgit.index import Scope
+    from cmfgit.query import CmfQuery
 
 
 def console() -> Console:
@@ -148,6 +149,22 @@ def fmt_time(ts: str | None) -> str:
     return (ts or "")[:19].replace("T", " ")
 
 
+def _query(scope: Scope | None) -> CmfQuery:
+    """The query over ``scope`` for a read command; it warns itself (see :func:`_warn`)."""
+    from cmfgit.query import CmfQuery
+
+    return CmfQuery(scope=scope, warn=False)
+
+
+def _warn(q: CmfQuery) -> None:
+    """One line on stderr, every time, when records of the scope could not be read."""
+    bad = q.unreadable()
+    if bad:
+        from cmfgit.query import unreadable_note
+
+        print(f"cmfgit: warning: {unreadable_note(bad)}", file=sys.stderr)
+
+
 def log(
     *,
     pipeline: str | None = None,
@@ -160,15 +177,10 @@ def log(
     scope: Scope | None = None,
 ) -> None:
     """``cmfgit log``: executions as a table, or as a JSON array."""
-    from cmfgit.query import CmfQuery
-
-    with CmfQuery(scope=scope) as q:
+    with _query(scope) as q:
         found = q.execution_records(where, pipeline=pipeline, stage=stage, sort=sort, limit=number, since=since)
         objects = q.as_objects(found)
-        bad = q.unreadable()
-    if bad:
-        note = f"{bad} record(s) could not be read and are left out; run 'cmfgit fsck'"
-        print(f"cmfgit: warning: {note}", file=sys.stderr)
+        _warn(q)
     if as_json:
         print_json(objects)
         return
@@ -201,11 +213,11 @@ def log(
 def show(record_id: str, *, as_json: bool = False, scope: Scope | None = None) -> None:
     """``cmfgit show``: one record in full (and an execution's current tags)."""
     from cmfgit import canonical
-    from cmfgit.query import CmfQuery
 
-    with CmfQuery(scope=scope) as q:
+    with _query(scope) as q:
         rid, record = q.record(record_id)
         obj = q.as_object(rid, record)
+        _warn(q)
     if as_json:
         print_json(obj)
         return
@@ -229,7 +241,6 @@ def lineage(
     """``cmfgit lineage``: a rich tree, JSON, Mermaid or DOT."""
     from cmfgit import lineage as lin
     from cmfgit.errors import UsageError
-    from cmfgit.query import CmfQuery
 
     if as_json:
         fmt = "json"
@@ -239,9 +250,10 @@ def lineage(
     if len(chosen) > 1:
         raise UsageError("choose one of --up, --down, --both")
     direction = chosen[0] if chosen else "up"
-    with CmfQuery(scope=scope) as q:
+    with _query(scope) as q:
         roots, understood = lin.resolve_target(q, target)
         result, graph = q.lineage(roots, direction, depth)
+        _warn(q)
     if fmt == "json":
         print_json(lin.to_json(result, graph))
     elif fmt == "mermaid":
@@ -256,10 +268,11 @@ def lineage(
 
 def diff(a: str, b: str, *, as_json: bool = False, scope: Scope | None = None) -> None:
     """``cmfgit diff``: two executions side by side."""
-    from cmfgit.query import CmfQuery, diff_executions
+    from cmfgit.query import diff_executions
 
-    with CmfQuery(scope=scope) as q:
+    with _query(scope) as q:
         sides = {"a": q.execution(a), "b": q.execution(b)}
+        _warn(q)
     result = diff_executions(sides["a"], sides["b"])
     # Paths a side recorded without a hash: an output that was not created.
     missing = {
@@ -332,10 +345,9 @@ def artifacts(
     scope: Scope | None = None,
 ) -> None:
     """``cmfgit artifacts``: artifacts, most recently used first."""
-    from cmfgit.query import CmfQuery
-
-    with CmfQuery(scope=scope) as q:
+    with _query(scope) as q:
         found = q.artifacts(type=type_, pipeline=pipeline, limit=number)
+        _warn(q)
     if as_json:
         print_json(found)
         return
@@ -365,10 +377,9 @@ def artifacts(
 
 def pipelines(*, as_json: bool = False, scope: Scope | None = None) -> None:
     """``cmfgit pipelines``: pipelines and stages with counts and the last run."""
-    from cmfgit.query import CmfQuery
-
-    with CmfQuery(scope=scope) as q:
+    with _query(scope) as q:
         found = q.pipelines()
+        _warn(q)
     if as_json:
         print_json(found)
         return

@@ -281,3 +281,82 @@ def put_id(record: dict[str, object]) -> str:
     from cmfgit import canonical
 
     return canonical.encode(record)[1]
+
+
+def _damage(data: bytes, rid: str) -> bytes:
+    """``data`` (a pack) with conflict markers around the entry of ``rid`` and one byte of it changed."""
+    at = data.index(pack.SEPARATOR + rid.encode())
+    end = data.find(b"\n" + pack.SEPARATOR, at) + 1 or len(data)
+    entry = data[at:end].replace(b"exit_code: 0", b"exit_code: 1")
+    return data[:at] + b"<<<<<<< ours\n" + entry + b"=======\n>>>>>>> theirs\n" + data[end:]
+
+
+def _encoded(records: list[dict[str, object]]) -> dict[str, bytes]:
+    from cmfgit import canonical
+
+    return dict(reversed(canonical.encode(r)) for r in records)
+
+
+def test_pack_salvage_keeps_every_entry_that_verifies() -> None:
+    encoded = _encoded(runs("s", 6))
+    data = pack.serialize(encoded)
+    found, damaged = pack.salvage(data)
+    assert [rid for rid, _o, _n in found] == sorted(encoded) and damaged == []
+    victim = sorted(encoded)[2]
+    broken = _damage(data, victim)
+    found, damaged = pack.salvage(broken)
+    assert [rid for rid, _o, _n in found] == [rid for rid in sorted(encoded) if rid != victim]
+    assert all(broken[o : o + n] == encoded[rid] for rid, o, n in found)  # offsets into the damaged file
+    assert damaged == [victim]
+    body = data[len(pack.HEADER) :]
+    assert pack.salvage(b"no header\n" + body)[1] == [None]
+    stray = pack.salvage(pack.HEADER + b"stray text\n" + body)
+    assert len(stray[0]) == 6 and stray[1] == [None]
+
+
+def _no_hooks_commit(root: Path, message: str) -> None:
+    git(root, "add", "-A", ".cmf")
+    git(root, "commit", "-q", "--no-verify", "-m", message)
+
+
+@pytest.mark.parametrize("scope", ["checkout", "ref"])
+def test_a_damaged_pack_is_indexed_record_by_record_in_every_scope(repo: Path, scope: str) -> None:
+    from cmfgit.errors import CmfgitError
+
+    records = runs("p", 8)
+    good = write_pack(repo, "2026-01.yaml", records)
+    path = repo / ".cmf/objects/pack/site-a/2026-01.yaml"
+    victim = sorted(good)[3]
+    path.write_bytes(_damage(path.read_bytes(), victim))
+    _no_hooks_commit(repo, "a damaged pack")
+    ref = "main" if scope == "ref" else None
+
+    with CmfQuery(repo, scope=scope, ref=ref, warn=False) as q:
+        assert {e["id"] for e in q.executions()} == good - {victim}
+        assert q.unreadable() == 1
+        with pytest.raises(CmfgitError, match=f"record {victim[:12]} could not be read"):
+            q.record(victim[:10])
+    with pytest.warns(UserWarning, match=r"1 record\(s\) could not be read and are left out"):
+        CmfQuery(repo, scope=scope, ref=ref).close()
+
+    path.write_bytes(pack.serialize(_encoded(records)))  # repaired
+    _no_hooks_commit(repo, "repaired")
+    with CmfQuery(repo, scope=scope, ref=ref) as q:
+        assert {e["id"] for e in q.executions()} == good and q.unreadable() == 0
+
+
+def test_a_loose_record_edited_in_place_or_restored_is_noticed(repo: Path) -> None:
+    ids = put(repo, *runs("l", 4))
+    commit_all(repo, "records")
+    target = Store(repo / ".cmf/objects").loose_path(ids[0])
+    with CmfQuery(repo) as q:
+        assert len(q.executions()) == 4
+    original = target.read_bytes()
+    with open(target, "r+b") as fh:  # in place: the shard's mtime does not move
+        fh.write(b"#")
+    with CmfQuery(repo, warn=False) as q:
+        assert {e["id"] for e in q.executions()} == set(ids[1:]) and q.unreadable() == 1
+        assert len(q.executions(limit=1)) == 1
+    target.write_bytes(original)
+    with CmfQuery(repo) as q:
+        assert {e["id"] for e in q.executions()} == set(ids) and q.unreadable() == 0

@@ -143,3 +143,27 @@ def test_diff_shows_an_output_that_was_not_created(repo: Path) -> None:
             if line.startswith("output ")}  # fmt: skip
     assert rows["other.pkl"] == ["-", "(missing)"]
     assert rows["model.pkl"][0].startswith("blake3:") and rows["model.pkl"][1] == "-"
+
+
+def test_every_read_command_shows_what_verifies_and_warns_in_every_scope(repo: Path) -> None:
+    from cmfgit import canonical, pack
+
+    records = [execution("train", started_at=ts(i), params={"i": i}) for i in range(5)]
+    encoded = dict(reversed(canonical.encode(r)) for r in records)
+    path = repo / ".cmf/objects/pack/site-a/2026-01.yaml"
+    path.parent.mkdir(parents=True)
+    data = pack.serialize(encoded)
+    victim = sorted(encoded)[1]
+    at = data.index(victim.encode()) + len(victim) + 1
+    path.write_bytes(data[:at] + b"<<<<<<< HEAD\n" + data[at:])  # the victim's bytes no longer match
+    git(repo, "add", ".cmf")
+    git(repo, "commit", "-q", "--no-verify", "-m", "damaged")
+    note = "cmfgit: warning: 1 record(s) could not be read and are left out; run 'cmfgit fsck'\n"
+    for scope in ((), ("--ref", "main"), ("--all-branches",)):
+        proc = cmfgit(repo, "log", "--json", *scope)
+        assert {o["id"] for o in json.loads(proc.stdout)} == set(encoded) - {victim}
+        assert proc.stderr == note, scope
+        for args in (("pipelines",), ("artifacts",), ("show", sorted(encoded)[0][:10])):
+            assert cmfgit(repo, *args, *scope).stderr == note, (args, scope)
+    # Commands that use the Python API (CmfQuery warns with a UserWarning) say it in one line too.
+    assert cmfgit(repo, "tag", sorted(encoded)[0][:10]).stderr == note

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -38,6 +39,7 @@ def push(
         change = f"+{g.added} record(s)" if g.updated else "already up to date"
         raced = f" ({g.attempts} attempts: other pushes came first)" if g.attempts > 1 else ""
         print(f"global     {g.remote}/cmf/global: {change}, {g.records} record(s) in the view{raced}")
+        _report_skipped(g.skipped)
 
 
 @app.command()
@@ -113,6 +115,7 @@ def global_update(
     from cmfgit import globalview
 
     result = globalview.update_local(globalview.git_dir_of(repo_dir or Path.cwd()))
+    _report_skipped(result.skipped)  # even with --quiet: something is wrong
     if quiet:
         return
     if result.new is None and result.old is None:
@@ -228,6 +231,15 @@ def doctor(
             print(f"{marks[check.status]} {check.name:<13} {check.detail}{fix}")
     if not report.ok:
         raise typer.Exit(EXIT_ERROR)
+
+
+def _report_skipped(skipped: list[str]) -> None:
+    """The damaged files a union of the global view left out, on stderr, each path once."""
+    for line in skipped:
+        print(f"cmfgit: warning: {line}", file=sys.stderr)
+    if skipped:
+        hint = "every other record is in the view; 'cmfgit fsck' in a checkout of the branch that holds them lists them"
+        print(f"cmfgit: warning: {hint}", file=sys.stderr)
 
 
 def _pending(what: str) -> str:
