@@ -121,7 +121,8 @@ if [ -n "$gd" ] && [ ! -f "$st/{restage}" ] && [ ! -f "$st/index.sqlite" ]; then
             rm -f "$st/{post_commit}.diff" "$st/{post_commit}.refs"
             skip "$@"
         fi
-    elif changes --quiet 2>/dev/null; then
+    elif git diff-tree -r --quiet --root --no-commit-id --no-renames --diff-filter=AMD HEAD -- .cmf/objects \\
+        2>/dev/null; then
         skip "$@"
     fi
 fi
@@ -542,6 +543,11 @@ def pre_commit(repo: Repo, args: list[str], stdin: bytes) -> None:
     gc.maybe_gc(repo)
     env = _index_env()
     _stage_records(repo, env)
+    from cmfgit import retract
+
+    withdrawn = retract.note_staged_removals(repo, env)  # a commit that removes records says so as data
+    if withdrawn:
+        gitutil.git(["add", "--", withdrawn], repo.root, env=env)
     index = os.path.basename(env.get("GIT_INDEX_FILE", "index"))
     if index not in ("index", "index.lock"):
         # `git commit --only PATHS`: git commits a temporary index; the real
@@ -621,6 +627,9 @@ def post_commit(repo: Repo, args: list[str], stdin: bytes) -> None:
     if flag.exists():
         _stage_records(repo)
         flag.unlink()
+    from cmfgit import retract
+
+    retract.note_committed_removals(repo)  # revert, cherry-pick, --no-verify: pending, rides the next commit
     trees: set[str] = set()
     for data in records_added(repo, "HEAD"):
         trees |= code_versions(data, (b"tree",))

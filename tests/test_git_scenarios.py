@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -10,14 +11,15 @@ import recgen
 from conftest import cmfgit, git
 
 import cmfgit as api
-from cmfgit import pack
+from cmfgit import pack, retract
 from cmfgit.gc import gc
 from cmfgit.repo import find_repo
 from cmfgit.store import Store
 
 
 def ids(path: Path) -> set[str]:
-    return Store(path / ".cmf" / "objects").ids()
+    """The records a reader sees in the checkout: retracted ones (and retractions) left out."""
+    return retract.live_ids(Store(path / ".cmf" / "objects"))
 
 
 def commit_records(path: Path, message: str, packed: bool = False) -> None:
@@ -88,7 +90,7 @@ def test_conflict_inside_one_pack_merges_through_the_driver(repo: Path, tmp_path
 
 @pytest.mark.parametrize("packed", [False, True], ids=["loose", "pack"])
 def test_revert_stays_reverted_after_a_later_merge(repo: Path, packed: bool) -> None:
-    keep = set(recgen.write(repo, 0))
+    keep = set(recgen.write(repo, 0, 4))  # two: one record alone stays loose (gc), the pack must be in the base
     commit_records(repo, "base", packed)
     reverted = set(recgen.write(repo, 1, 2))
     commit_records(repo, "records to revert", packed)
@@ -172,3 +174,97 @@ def test_fresh_clone_is_detected_and_configured(repo: Path, tmp_path: Path) -> N
         assert "cmfgit-hook" in (clone / ".git/hooks/pre-commit").read_text()
         again = cmfgit(clone, "log")
         assert "configured" not in again.stderr  # idempotent and quiet once set up
+
+
+# -- deletions are data (issue 9, item 3; docs/merging.md "Deleted records stay deleted") --
+
+
+def logged(path: Path, *args: str) -> set[str]:
+    """The execution ids that `cmfgit log` shows: what a reader sees."""
+    return {r["id"] for r in json.loads(cmfgit(path, "log", "--json", "-n", "100000", *args).stdout)}
+
+
+@pytest.mark.parametrize(
+    ("good_site", "bad"),
+    [(None, 5), (None, 1), ("other", 1)],
+    ids=["five", "one", "one-alone-in-its-pack"],
+)
+def test_revert_stays_reverted_after_merging_a_branch_that_ran_gc(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, good_site: str | None, bad: int
+) -> None:
+    """The issue's repro: 3 good and N bad runs; revert the bad; gc on a branch; merge it."""
+    if good_site:
+        monkeypatch.setenv("CMFGIT_SITE", good_site)  # the good runs go to another pack
+    good = log_runs(repo, "good", 3)
+    commit_records(repo, "good runs")
+    monkeypatch.delenv("CMFGIT_SITE", raising=False)
+    bad_ids = log_runs(repo, "bad", bad)
+    commit_records(repo, "bad runs")
+    git(repo, "branch", "old")
+    git(repo, "revert", "--no-edit", "HEAD")  # no pre-commit hook here: post-commit notes the deletion
+    assert logged(repo) == good
+    git(repo, "checkout", "-q", "old")
+    assert logged(repo) == good  # the pending retraction is in the working tree: readers honour it
+    git(repo, "stash", "push", "-q", "--include-untracked")  # `old` as a clone that never saw the revert
+    assert logged(repo) == good | bad_ids
+    cmfgit(repo, "gc")
+    git(repo, "add", "-A", ".cmf")
+    git(repo, "commit", "-qm", "gc")
+    git(repo, "checkout", "-q", "main")
+    git(repo, "stash", "pop", "-q")
+    merged = subprocess.run(["git", "merge", "--no-edit", "old"], cwd=repo, capture_output=True, text=True)
+    assert merged.returncode == 0, merged.stdout + merged.stderr  # no spurious rename/delete conflict
+    assert "CONFLICT" not in merged.stdout
+    assert logged(repo) == good  # not resurrected
+    git(repo, "add", "-A", ".cmf")
+    git(repo, "commit", "-qm", "the retraction")
+    assert git(repo, "status", "--porcelain") == ""
+    assert logged(repo) == good
+    git(repo, "checkout", "-q", "old")
+    git(repo, "merge", "-q", "--no-edit", "main")  # and the other way round
+    assert logged(repo) == good
+    assert "record(s) ok" in cmfgit(repo, "fsck").stdout
+
+
+def test_revert_of_packed_records_is_retracted_and_the_retraction_committed_with_the_next_commit(repo: Path) -> None:
+    good = log_runs(repo, "good", 3)
+    commit_records(repo, "good runs", packed=True)
+    bad_ids = log_runs(repo, "bad", 4)
+    commit_records(repo, "bad runs", packed=True)  # the pack changes: the revert modifies it
+    git(repo, "branch", "old")
+    git(repo, "revert", "--no-edit", "HEAD")
+    assert logged(repo) == good
+    pending = git(repo, "status", "--porcelain", "--untracked-files=all", "--", ".cmf").splitlines()
+    assert len(pending) == 1 and pending[0].startswith("?? .cmf/objects/")  # one retraction, pending
+    retraction = (repo / pending[0][3:]).read_text()
+    assert "schema: cmfgit/retraction/1" in retraction
+    assert all(rid in retraction for rid in bad_ids) and not any(rid in retraction for rid in good)
+    (repo / "code.py").write_text("x = 1\n")
+    git(repo, "add", "code.py")
+    git(repo, "commit", "-qm", "code")  # pre-commit stages the pending retraction
+    assert git(repo, "status", "--porcelain") == ""
+    git(repo, "merge", "-q", "--no-edit", "old")
+    assert logged(repo) == good
+    assert logged(repo, "--ref", "old") == good | bad_ids  # old itself never withdrew them
+
+
+def test_commit_that_deletes_records_writes_a_retraction_but_gc_does_not(repo: Path) -> None:
+    keep = log_runs(repo, "keep", 2)
+    gone = log_runs(repo, "gone", 2)
+    commit_records(repo, "runs")
+    git(repo, "branch", "old")
+    cmfgit(repo, "gc")
+    git(repo, "add", "-A", ".cmf")
+    git(repo, "commit", "-qm", "gc")  # records moved, none removed: no retraction
+    assert "retraction" not in git(repo, "grep", "-c", "cmfgit/retraction/1", "HEAD", "--", ".cmf", check=False)
+    assert logged(repo) == keep | gone
+    git(repo, "checkout", "-q", "old")
+    for rid in gone:
+        git(repo, "rm", "-q", f".cmf/objects/{rid[:2]}/{rid[2:]}.yaml")
+    git(repo, "commit", "-qm", "drop two runs")  # pre-commit writes and stages the retraction
+    assert git(repo, "status", "--porcelain") == ""
+    shown = git(repo, "show", "--stat", "--format=", "HEAD")
+    assert "3 files changed" in shown  # two deletions and the retraction
+    git(repo, "checkout", "-q", "main")
+    git(repo, "merge", "-q", "--no-edit", "old")
+    assert logged(repo) == keep
