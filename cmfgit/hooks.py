@@ -543,9 +543,9 @@ def pre_commit(repo: Repo, args: list[str], stdin: bytes) -> None:
     gc.maybe_gc(repo)
     env = _index_env()
     _stage_records(repo, env)
-    from cmfgit import retract
+    from cmfgit import retractions
 
-    withdrawn = retract.note_staged_removals(repo, env)  # a commit that removes records says so as data
+    withdrawn = retractions.note_staged_removals(repo, env)  # a commit that removes records says so as data
     if withdrawn:
         gitutil.git(["add", "--", withdrawn], repo.root, env=env)
     index = os.path.basename(env.get("GIT_INDEX_FILE", "index"))
@@ -627,9 +627,9 @@ def post_commit(repo: Repo, args: list[str], stdin: bytes) -> None:
     if flag.exists():
         _stage_records(repo)
         flag.unlink()
-    from cmfgit import retract
+    from cmfgit import retractions
 
-    retract.note_committed_removals(repo)  # revert, cherry-pick, --no-verify: pending, rides the next commit
+    retractions.note_committed_removals(repo)  # revert, cherry-pick, --no-verify: pending, rides the next commit
     trees: set[str] = set()
     for data in records_added(repo, "HEAD"):
         trees |= code_versions(data, (b"tree",))

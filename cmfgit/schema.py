@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 EXECUTION = "cmfgit/execution/1"
 ANNOTATION = "cmfgit/annotation/1"
 TAG_KIND = "tag"  # annotations of this kind are tags (cmfgit/tags.py)
-RETRACTION = "cmfgit/retraction/1"  # withdraws records by id (cmfgit/retract.py)
+RETRACTION = "cmfgit/retraction/1"  # withdraws records by id (cmfgit/retractions.py)
 
 ARTIFACT_TYPES = (
     "dataset",

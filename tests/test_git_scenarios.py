@@ -11,7 +11,7 @@ import recgen
 from conftest import cmfgit, git
 
 import cmfgit as api
-from cmfgit import pack, retract
+from cmfgit import pack, retractions
 from cmfgit.gc import gc
 from cmfgit.repo import find_repo
 from cmfgit.store import Store
@@ -19,7 +19,7 @@ from cmfgit.store import Store
 
 def ids(path: Path) -> set[str]:
     """The records a reader sees in the checkout: retracted ones (and retractions) left out."""
-    return retract.live_ids(Store(path / ".cmf" / "objects"))
+    return retractions.live_ids(Store(path / ".cmf" / "objects"))
 
 
 def commit_records(path: Path, message: str, packed: bool = False) -> None:

@@ -20,6 +20,7 @@ COMMAND_ORDER = [
     "log",
     "show",
     "tag",
+    "retract",
     "lineage",
     "diff",
     "artifacts",

@@ -1,0 +1,121 @@
+"""`cmfgit retract` and retraction records: withdrawn records stay withdrawn for every reader."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import recgen
+from conftest import cmfgit, git
+
+import cmfgit as api
+from cmfgit import canonical, pack, retractions, schema
+from cmfgit.errors import RecordError
+from cmfgit.store import Store
+
+
+def logged(path: Path, *args: str) -> list[str]:
+    return [r["id"] for r in json.loads(cmfgit(path, "log", "--json", *args).stdout)]
+
+
+def test_retraction_schema_is_strict() -> None:
+    good = retractions.record(["b" * 64, "a" * 64], reason="bad data", site="lab", user="ana")
+    schema.validate(good)
+    assert good["ids"] == ["a" * 64, "b" * 64]  # sorted: the same withdrawal is the same record
+    data, _rid = canonical.encode(good)
+    assert retractions.is_retraction(data) and retractions.ids_in(data) == ["a" * 64, "b" * 64]
+    assert retractions.ids_in(canonical.encode(recgen.execution(1))[0]) == []
+    for broken in (
+        {**good, "ids": []},
+        {**good, "ids": ["a" * 64, "a" * 64]},
+        {**good, "ids": ["b" * 64, "a" * 64]},
+        {**good, "ids": ["abc"]},
+        {**good, "extra": 1},
+        {k: v for k, v in good.items() if k != "at"},
+    ):
+        try:
+            schema.validate(broken)
+        except RecordError:
+            continue
+        raise AssertionError(f"accepted {broken}")
+
+
+def test_retract_command_withdraws_from_every_reader_and_is_permanent(repo: Path) -> None:
+    keep = recgen.write(repo, 1, 2)
+    (gone,) = recgen.write(repo, 3)
+    git(repo, "add", "-A", ".cmf")
+    git(repo, "commit", "-qm", "runs")
+    assert sorted(logged(repo)) == sorted([*keep, gone])
+
+    out = cmfgit(repo, "retract", gone[:10], "--reason", "wrong dataset", "--commit")
+    assert "retracted 1 record(s)" in out.stdout and "committed" in out.stdout
+    assert sorted(logged(repo)) == sorted(keep)
+    assert git(repo, "status", "--porcelain") == ""
+    (added,) = git(repo, "show", "--name-only", "--format=", "HEAD").split()
+    text = (repo / added).read_text()
+    assert f"- {gone}\n" in text and "reason: wrong dataset\n" in text and "schema: cmfgit/retraction/1\n" in text
+
+    shown = cmfgit(repo, "show", gone[:10], check=False)
+    assert shown.returncode == 1 and "was retracted" in shown.stderr and "Traceback" not in shown.stderr
+    assert "4 record(s) ok" in cmfgit(repo, "fsck").stdout  # the retraction is a valid record
+    export = json.loads(cmfgit(repo, "export", "-P", "p").stdout)
+    exported = [e for p in export["Pipeline"] for s in p["stages"] for e in s["executions"]]
+    assert len(exported) == 2
+
+    again = cmfgit(repo, "retract", gone, "--json")
+    assert json.loads(again.stdout) == {"retraction": None, "retracted": [], "already_retracted": [gone]}
+    (retraction_id,) = {rid for rid in Store(repo / ".cmf/objects").ids()} - {*keep, gone}
+    refused = cmfgit(repo, "retract", retraction_id, check=False)
+    assert refused.returncode == 2 and "permanent" in refused.stderr
+    missing = cmfgit(repo, "retract", "abcdef12", check=False)
+    assert missing.returncode == 1 and "no record matches" in missing.stderr
+
+    # Packing changes nothing: gc keeps the retraction (and the records it withdraws, hidden).
+    cmfgit(repo, "gc")
+    assert sorted(logged(repo)) == sorted(keep)
+    assert Store(repo / ".cmf/objects").ids() == {*keep, gone, retraction_id}
+    (repo / ".git/cmf/index.sqlite").unlink()  # a fresh build agrees with the incremental one
+    assert sorted(logged(repo)) == sorted(keep)
+
+    # An older checkout, from before the retraction, shows the record again; back again, it is withdrawn.
+    git(repo, "add", "-A", ".cmf")
+    git(repo, "commit", "-qm", "gc")
+    git(repo, "checkout", "-q", "HEAD~2")
+    assert sorted(logged(repo)) == sorted([*keep, gone])
+    git(repo, "checkout", "-q", "main")
+    assert sorted(logged(repo)) == sorted(keep)
+
+
+def test_retracted_runs_leave_lineage_tags_and_queries(repo: Path) -> None:
+    (repo / "data.csv").write_text("a,b\n1,2\n")
+    make_model = ["sh", "-c", "echo m > model.bin"]
+    cmfgit(repo, "log-run", "-s", "prepare", "-i", "data.csv", "-o", "model.bin", "--", *make_model)
+    (producer,) = logged(repo)
+    cmfgit(repo, "tag", producer, "status=production")
+    assert "status=production" in cmfgit(repo, "tag", producer).stdout
+    lineage = json.loads(cmfgit(repo, "lineage", "model.bin", "--json").stdout)
+    assert producer in json.dumps(lineage)
+
+    assert api.retract(producer[:12], reason="leaked data", repo=repo) == [producer]
+    assert logged(repo) == []
+    assert producer not in cmfgit(repo, "lineage", "model.bin", "--json", check=False).stdout
+    assert json.loads(cmfgit(repo, "pipelines", "--json").stdout) == []
+    from cmfgit.query import CmfQuery
+    from cmfgit.repo import find_repo
+
+    with CmfQuery(find_repo(repo)) as q:
+        assert q.get_all_artifacts() == []  # no execution names model.bin any more
+        assert q.get_pipeline_names() == []
+
+
+def test_pack_readers_and_live_ids_agree(repo: Path) -> None:
+    ids = recgen.write(repo, *range(6))
+    store = Store(repo / ".cmf/objects")
+    rid = store.put(retractions.record(ids[:2]))
+    assert retractions.retracted(store) == set(ids[:2])
+    assert retractions.live_ids(store) == set(ids[2:])
+    cmfgit(repo, "gc")
+    assert retractions.live_ids(store) == set(ids[2:])
+    packed = {i for p in store.pack_paths() for i in pack.parse(p.read_bytes())}
+    assert set(ids) <= packed and rid in store.ids()  # (the retraction, alone in its pack, stays loose)
+    assert sorted(logged(repo)) == sorted(ids[2:])
