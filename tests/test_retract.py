@@ -119,3 +119,27 @@ def test_pack_readers_and_live_ids_agree(repo: Path) -> None:
     packed = {i for p in store.pack_paths() for i in pack.parse(p.read_bytes())}
     assert set(ids) <= packed and rid in store.ids()  # (the retraction, alone in its pack, stays loose)
     assert sorted(logged(repo)) == sorted(ids[2:])
+
+
+def test_retractions_travel_through_push_the_global_view_and_pull(tmp_path: Path) -> None:
+    from sites import clone_site, loose_ids, push, record, seed_remote
+
+    _bare, url = seed_remote(tmp_path)
+    lab = clone_site(tmp_path, url, "lab")
+    runs = [record(lab, "wine", "train", params={"i": i}) for i in range(3)]
+    push(lab)
+    edge = clone_site(tmp_path, url, "edge", branch="site/edge")
+    cmfgit(edge, "pull", "-P", "wine")
+    assert sorted(logged(edge)) == sorted(runs)
+    cmfgit(edge, "retract", runs[0], "--reason", "mislabelled")
+    push(edge)  # commits the retraction and publishes it
+
+    # The global view holds the record (lab's ref) and its retraction (edge's): it is withdrawn there.
+    cmfgit(lab, "pull")
+    assert sorted(logged(lab, "--global")) == sorted(runs[1:])
+    assert sorted(logged(lab)) == sorted(runs[1:])  # the pull brought the retraction into lab's checkout
+    fresh = clone_site(tmp_path, url, "fresh")
+    cmfgit(fresh, "pull", "-P", "wine")
+    pulled = loose_ids(fresh)  # main has lab's three runs; the pull adds the retraction
+    assert set(runs) <= pulled and retractions.retracted(Store(fresh / ".cmf/objects")) == {runs[0]}
+    assert sorted(logged(fresh)) == sorted(runs[1:])
