@@ -30,7 +30,7 @@ post-merge, post-checkout (and the three above)
 A hook with nothing to do ends in its shell script, without starting Python
 (20-50 ms each): no ``.cmf/``; pre-commit with nothing pending under
 ``.cmf/objects`` and no more loose records than ``gc.threshold``; post-merge
-and post-checkout without a query index; post-commit when the commit adds no
+and post-checkout without a query index; post-commit when the commit adds or removes no
 record, or adds exactly the records pre-commit checked: pre-commit then leaves
 the keep refs to create in ``.git/cmf/post-commit.refs`` (and what it checked
 in ``post-commit.diff``), and the script creates them with one ``git
