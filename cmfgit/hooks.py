@@ -621,15 +621,18 @@ def _forget_post_commit(repo: Repo) -> None:
 
 def post_commit(repo: Repo, args: list[str], stdin: bytes) -> None:
     _forget_post_commit(repo)  # left by a pre-commit whose commit this is not (or not only)
+    if not any((repo.git_dir / name).exists() for name in _IN_PROGRESS[:2]):  # not while rebasing
+        from cmfgit import retractions
+
+        # git revert, cherry-pick (CHERRY_PICK_HEAD is still there), commit --no-verify: no
+        # pre-commit ran; a retraction of what the commit removed is left pending for the next commit.
+        retractions.note_committed_removals(repo)
     if in_progress(repo):
         return
     flag = repo.worktree_state_dir / _RESTAGE_FLAG
     if flag.exists():
         _stage_records(repo)
         flag.unlink()
-    from cmfgit import retractions
-
-    retractions.note_committed_removals(repo)  # revert, cherry-pick, --no-verify: pending, rides the next commit
     trees: set[str] = set()
     for data in records_added(repo, "HEAD"):
         trees |= code_versions(data, (b"tree",))

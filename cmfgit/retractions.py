@@ -71,6 +71,19 @@ def retracted(store: Store) -> set[str]:
     return retracted_by(stored.data for stored in store.iter_records())
 
 
+def _loose_retracted(repo: Repo) -> set[str]:
+    """The ids withdrawn by the loose retractions of the working tree (pending ones are loose)."""
+    from cmfgit.store import Store
+
+    found: list[bytes] = []
+    for _rid, path in Store(repo.objects_dir).iter_loose():
+        try:
+            found.append(path.read_bytes())
+        except FileNotFoundError:
+            continue
+    return retracted_by(found)
+
+
 def live_ids(store: Store) -> set[str]:
     """The ids of the records a reader of this store shows: neither retracted nor retractions."""
     withdrawn: set[str] = set()
@@ -283,17 +296,14 @@ def note_staged_removals(repo: Repo, env: dict[str, str]) -> str | None:
 def note_committed_removals(repo: Repo, rev: str = "HEAD") -> str | None:
     """post-commit: write a (pending) retraction of the ids commit ``rev`` removed
     relative to its first parent, unless that commit already withdrew them."""
-    if gitutil.rev_parse(repo.root, f"{rev}^") is None:
-        return None  # a root commit removes nothing
-    args = ["diff-tree", "-r", "-z", "--no-commit-id", "--no-renames", "--diff-filter=ADM", f"{rev}^", rev]
+    # One commit: diff-tree compares it with its first parent (and prints nothing for a root commit).
+    args = ["diff-tree", "-r", "-z", "--no-commit-id", "--no-renames", "--diff-filter=ADM", rev]
     changes = _raw_changes(gitutil.git([*args, "--", OBJECTS_DIR], repo.root))
     if not any(c.status in "DM" for c in changes):
         return None
     removed = net_removed(repo, changes, ["ls-tree", "-r", "-z", "--name-only", rev])
     if not removed:
         return None
-    from cmfgit.store import Store
-
-    pending = retracted(Store(repo.objects_dir))  # e.g. a retraction the next commit will carry
+    pending = _loose_retracted(repo)  # e.g. a retraction the next commit will carry
     removed = [rid for rid in removed if rid not in pending]
     return _write(repo, removed, "removed by a commit")[1] if removed else None

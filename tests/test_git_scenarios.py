@@ -268,3 +268,34 @@ def test_commit_that_deletes_records_writes_a_retraction_but_gc_does_not(repo: P
     git(repo, "checkout", "-q", "main")
     git(repo, "merge", "-q", "--no-edit", "old")
     assert logged(repo) == keep
+
+
+def test_no_verify_and_cherry_pick_of_a_removal_write_the_retraction_after_the_commit(repo: Path) -> None:
+    keep = log_runs(repo, "keep", 2)
+    gone = log_runs(repo, "gone", 2)
+    commit_records(repo, "runs")
+    git(repo, "branch", "side")  # loose records, as on main
+    git(repo, "branch", "packed")
+    for rid in gone:
+        git(repo, "rm", "-q", f".cmf/objects/{rid[:2]}/{rid[2:]}.yaml")
+    git(repo, "commit", "-q", "--no-verify", "-m", "drop, no pre-commit")  # post-commit still runs
+    pending = git(repo, "status", "--porcelain", "--untracked-files=all").split()
+    assert pending[0] == "??" and retractions.ids_in((repo / pending[1]).read_bytes()) == sorted(gone)
+    assert logged(repo) == keep
+    (repo / pending[1]).unlink()  # lost: the cherry-pick below must write its own
+
+    git(repo, "checkout", "-q", "side")
+    assert logged(repo) == keep | gone
+    git(repo, "cherry-pick", "main")  # git cherry-pick runs post-commit only
+    pending = git(repo, "status", "--porcelain", "--untracked-files=all").split()
+    assert pending[0] == "??" and retractions.ids_in((repo / pending[1]).read_bytes()) == sorted(gone)
+    assert logged(repo) == keep
+    git(repo, "add", "-A", ".cmf")
+    git(repo, "commit", "-qm", "the retraction")
+
+    git(repo, "checkout", "-q", "packed")
+    cmfgit(repo, "gc")
+    git(repo, "add", "-A", ".cmf")
+    git(repo, "commit", "-qm", "gc")
+    git(repo, "merge", "-q", "--no-edit", "side")
+    assert logged(repo) == keep

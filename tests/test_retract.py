@@ -143,3 +143,15 @@ def test_retractions_travel_through_push_the_global_view_and_pull(tmp_path: Path
     pulled = loose_ids(fresh)  # main has lab's three runs; the pull adds the retraction
     assert set(runs) <= pulled and retractions.retracted(Store(fresh / ".cmf/objects")) == {runs[0]}
     assert sorted(logged(fresh)) == sorted(runs[1:])
+
+
+def test_fsck_knows_retractions_and_names_a_bad_one(repo: Path) -> None:
+    store = Store(repo / ".cmf/objects")
+    (rid,) = recgen.write(repo, 1)
+    store.put(retractions.record([rid], reason="ok"))
+    assert "2 record(s) ok" in cmfgit(repo, "fsck").stdout
+    bad = {**retractions.record([rid]), "ids": [rid, "0" * 64]}  # not sorted
+    data, bad_id = canonical.encode(bad)
+    store.put_bytes(bad_id, data)
+    out = cmfgit(repo, "fsck", check=False)
+    assert out.returncode == 1 and "ids: must be sorted, without duplicates" in out.stdout + out.stderr
