@@ -621,7 +621,7 @@ def _forget_post_commit(repo: Repo) -> None:
 
 def post_commit(repo: Repo, args: list[str], stdin: bytes) -> None:
     _forget_post_commit(repo)  # left by a pre-commit whose commit this is not (or not only)
-    if not any((repo.git_dir / name).exists() for name in _IN_PROGRESS[:2]):  # not while rebasing
+    if not any((repo.git_dir / name).exists() for name in ("rebase-merge", "rebase-apply")):  # not mid-rebase
         from cmfgit import retractions
 
         # git revert, cherry-pick (CHERRY_PICK_HEAD is still there), commit --no-verify: no
