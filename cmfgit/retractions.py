@@ -39,6 +39,7 @@ SCHEMA_LINE = b"\nschema: cmfgit/retraction/1\n"  # canonical keys sort: 'at' an
 _IDS_BLOCK = re.compile(rb"^ids:\n((?:- '?[0-9a-f]{64}'?\n)+)", re.MULTILINE)
 _ID = re.compile(rb"[0-9a-f]{64}")
 _LOOSE_REL = re.compile(r"^[0-9a-f]{2}/[0-9a-f]{62}\.yaml$")
+_FULL_ID = re.compile(r"^[0-9a-f]{64}$")
 
 
 # -- reading ----------------------------------------------------------------------
@@ -132,18 +133,28 @@ def retract(
 ) -> tuple[str | None, list[str], list[str]]:
     """Withdraw the records that ``targets`` (ids or unique prefixes) name.
 
+    A full id may name a record this checkout does not hold (one seen with
+    ``log --global``, say); a prefix must name one that it holds.
+
     Returns (the new retraction's id or None when every target was already
     retracted, the ids it withdraws, the ids that were already retracted).
     A retraction cannot itself be retracted: it is permanent (a two-phase set).
     """
-    from cmfgit.errors import UsageError
+    from cmfgit.errors import ObjectNotFound, UsageError
     from cmfgit.store import Store
 
     repo.require_initialized()
     store = Store(repo.objects_dir)
     wanted: list[str] = []
     for target in targets:
-        rid = store.resolve(target)
+        try:
+            rid = store.resolve(target)
+        except ObjectNotFound:
+            full = target.strip().lower()
+            if not _FULL_ID.match(full):
+                raise
+            wanted.append(full)  # a record this checkout lacks (seen in the global view, say): withdrawn all the same
+            continue
         if is_retraction(store.get_bytes(rid).data):
             raise UsageError(f"{rid[:12]} is a retraction: a retraction is permanent and cannot be retracted")
         wanted.append(rid)
