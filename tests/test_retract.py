@@ -9,7 +9,7 @@ import recgen
 from conftest import cmfgit, git
 
 import cmfgit as api
-from cmfgit import canonical, pack, retractions, schema
+from cmfgit import canonical, extract, pack, retractions, schema
 from cmfgit.errors import RecordError
 from cmfgit.store import Store
 
@@ -25,6 +25,10 @@ def test_retraction_schema_is_strict() -> None:
     data, _rid = canonical.encode(good)
     assert retractions.is_retraction(data) and retractions.ids_in(data) == ["a" * 64, "b" * 64]
     assert retractions.ids_in(canonical.encode(recgen.execution(1))[0]) == []
+    odd = retractions.record(["0" * 64, "0777" + "1" * 60, "1" * 64, "1e10" + "0" * 60])  # YAML 1.1 look-alikes
+    data, _rid = canonical.encode(odd)
+    assert retractions.ids_in(data) == odd["ids"]
+    assert extract.load(data) == canonical.load(data) == odd  # the index's fast loader reads it as libyaml does
     for broken in (
         {**good, "ids": []},
         {**good, "ids": ["a" * 64, "a" * 64]},
