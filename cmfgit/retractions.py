@@ -173,6 +173,34 @@ def retract(
     return rid, new, done
 
 
+# -- merges -----------------------------------------------------------------------
+
+
+def keep_surviving_files(repo: Repo) -> list[str]:
+    """After a merge stopped: resolve each modify/delete conflict under .cmf/objects
+    (a pack one side deleted, the other changed) by keeping the version that exists.
+
+    A deletion of records is a retraction's job, and the side that deleted the
+    file wrote one, so keeping the records loses nothing and brings nothing
+    back. Returns the paths resolved (``git add``-ed); others are left as git
+    left them.
+    """
+    out = gitutil.git(["ls-files", "-u", "-z", "--", OBJECTS_DIR], repo.root)
+    stages: dict[str, set[bytes]] = {}
+    for entry in out.split(b"\0"):
+        if entry:
+            meta, _, name = entry.partition(b"\t")
+            stages.setdefault(name.decode("utf-8", "surrogateescape"), set()).add(meta.split(b" ")[2])
+    resolved = [
+        path
+        for path, found in sorted(stages.items())
+        if not {b"2", b"3"} <= found and _kind(path[len(OBJECTS_DIR) + 1 :]) and (repo.root / path).is_file()
+    ]
+    if resolved:
+        gitutil.git(["add", "--", *resolved], repo.root)
+    return resolved
+
+
 # -- what a commit removes (the hooks) ---------------------------------------------
 
 

@@ -162,3 +162,39 @@ def test_fsck_knows_retractions_and_names_a_bad_one(repo: Path) -> None:
     store.put_bytes(bad_id, data)
     out = cmfgit(repo, "fsck", check=False)
     assert out.returncode == 1 and "ids: must be sorted, without duplicates" in out.stdout + out.stderr
+
+
+def test_pull_keeps_a_pack_that_a_revert_deleted_and_the_other_side_grew(tmp_path: Path) -> None:
+    """git's modify/delete conflict on a pack (the driver is not called for it): cmfgit pull keeps the
+    pack, and the retraction that the revert wrote keeps the reverted records withdrawn."""
+    from sites import clone_site, seed_remote
+
+    _bare, url = seed_remote(tmp_path)
+    lab = clone_site(tmp_path, url, "lab", hooks=True)
+    early = recgen.write(lab, 1, 2)
+    git(lab, "add", "-A", ".cmf")
+    git(lab, "commit", "-qm", "early runs")
+    bad = recgen.write(lab, 3, 4)
+    cmfgit(lab, "gc")  # this commit creates the pack
+    git(lab, "add", "-A", ".cmf")
+    git(lab, "commit", "-qm", "bad runs, packed")
+    git(lab, "push", "-q", "origin", "main")
+
+    edge = clone_site(tmp_path, url, "edge", hooks=True)
+    later = recgen.write(edge, 5, 6)
+    cmfgit(edge, "gc")  # adds to the same pack
+    git(edge, "add", "-A", ".cmf")
+    git(edge, "commit", "-qm", "later runs")
+    git(edge, "push", "-q", "origin", "main")
+
+    git(lab, "revert", "--no-edit", "HEAD")  # deletes the pack; the post-commit hook writes the retraction
+    assert sorted(logged(lab)) == sorted(early)
+    plain = tmp_path / "plain"
+    git(tmp_path, "clone", "-q", str(lab), str(plain))
+    git(plain, "pull", "-q", "--no-rebase", url, "main", check=False)
+    assert git(plain, "ls-files", "-u")  # plain git stops: modify/delete
+
+    cmfgit(lab, "pull")
+    assert git(lab, "ls-files", "-u") == "" and not (lab / ".git/MERGE_HEAD").exists()
+    assert sorted(logged(lab)) == sorted([*early, *later])
+    assert not set(bad) & set(logged(lab))
