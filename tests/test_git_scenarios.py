@@ -305,3 +305,15 @@ def test_no_verify_and_cherry_pick_of_a_removal_write_the_retraction_after_the_c
     git(repo, "commit", "-qm", "gc")
     git(repo, "merge", "-q", "--no-edit", "side")
     assert logged(repo) == keep
+
+
+def test_revert_no_commit_then_commit_writes_the_retraction(repo: Path) -> None:
+    keep = log_runs(repo, "keep", 2)
+    commit_records(repo, "keep")
+    gone = log_runs(repo, "gone", 2)
+    commit_records(repo, "gone")
+    git(repo, "revert", "-n", "HEAD")  # REVERT_HEAD: pre-commit does nothing for the commit below
+    git(repo, "commit", "-qm", "revert, by hand")
+    pending = git(repo, "status", "--porcelain", "--untracked-files=all").split()
+    assert pending[0] == "??" and retractions.ids_in((repo / pending[1]).read_bytes()) == sorted(gone)
+    assert logged(repo) == keep
