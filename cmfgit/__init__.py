@@ -8,17 +8,17 @@ pay only for what they use.
 from __future__ import annotations
 
 __version__ = "0.1.0"
-__all__ = ["Run", "run", "tag", "__version__"]
+__all__ = ["Run", "retract", "run", "tag", "__version__"]
 
 TYPE_CHECKING = False  # typing's constant without importing typing (~4 ms of log-run start-up)
 if TYPE_CHECKING:
     from typing import Any
 
-    from cmfgit.api import Run, run, tag
+    from cmfgit.api import Run, retract, run, tag
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("run", "Run", "tag"):
+    if name in ("run", "Run", "tag", "retract"):
         from cmfgit import api
 
         value = getattr(api, name)

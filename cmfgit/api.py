@@ -225,3 +225,24 @@ def tag(
         changes[tagging.check_name(name)] = None
     _key, _rid, now = tagging.tag(open_repo(repo), target, changes, commit=commit)
     return now
+
+
+def retract(
+    ids: list[str] | tuple[str, ...] | str,
+    *,
+    reason: str | None = None,
+    commit: bool = False,
+    repo: str | os.PathLike[str] | None = None,
+) -> list[str]:
+    """Withdraw records (ids or unique prefixes, e.g. ``run.id``): readers no longer
+    show them and no merge, pull or export brings them back (``cmfgit retract``).
+
+    Returns the full ids withdrawn, those already retracted included.
+    """
+    from cmfgit import retractions as retracting
+    from cmfgit.repo import open_repo
+
+    _rid, new, already = retracting.retract(
+        open_repo(repo), [ids] if isinstance(ids, str) else list(ids), reason=reason, commit=commit
+    )
+    return sorted(new + already)

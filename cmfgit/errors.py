@@ -73,8 +73,8 @@ class ForeignFormatError(CmfgitError):
 
 
 class ObjectNotFound(CmfgitError):
-    def __init__(self, prefix: str) -> None:
-        super().__init__(f"no record matches '{prefix}'")
+    def __init__(self, prefix: str, message: str | None = None) -> None:
+        super().__init__(message or f"no record matches '{prefix}'")
         self.prefix = prefix
 
 

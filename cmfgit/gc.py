@@ -52,6 +52,7 @@ class GcResult:
         self.packed = 0  # records newly written into packs
         self.removed_loose = 0  # loose files deleted (packed now, or already packed)
         self.removed_temps = 0  # stale .tmp-* files of killed writers
+        self.kept_loose = 0  # records left loose: each would be half its pack or more (see _keep_dominant)
         self.packs: list[str] = []  # packs written, relative to the repository
         self.problems: list[str] = []  # records or packs left alone, and why
 
@@ -155,6 +156,8 @@ def _fold(repo: Repo, store: Store, rel: str, members: dict[str, tuple[bytes, Pa
     except RecordError as exc:
         result.problems.append(f"{exc}; its records stay loose until the pack is repaired")
         return
+    members = dict(members)
+    result.kept_loose += _keep_dominant(records, members)
     new = {rid: data for rid, (data, _path) in members.items() if rid not in records}
     if new:
         records.update(new)
@@ -168,6 +171,34 @@ def _fold(repo: Repo, store: Store, rel: str, members: dict[str, tuple[bytes, Pa
             result.removed_loose += 1
         except FileNotFoundError:
             pass
+
+
+_ENTRY = len(pack.SEPARATOR) + pack.ID_HEX_LEN + 1  # '--- # <id>\n' before each record
+
+
+def _keep_dominant(packed: dict[str, bytes], members: dict[str, tuple[bytes, Path]]) -> int:
+    """Leave loose (remove from ``members``) each record that would be half its pack or more.
+
+    Git's rename detection pairs a deleted file with an added one when more
+    than half of the added file is the deleted file's bytes. A pack that one
+    record dominates (say, the pack of a single record) would then be "the
+    loose file, renamed", and merging it with a branch that deleted that loose
+    file (a ``git revert``) stops with a spurious rename/delete conflict. With
+    every record under half of its pack, git never sees a rename. Returns how
+    many records stay loose.
+    """
+    size = len(pack.HEADER) + sum(_ENTRY + len(d) for d in packed.values())
+    size += sum(_ENTRY + len(d) for rid, (d, _p) in members.items() if rid not in packed)
+    kept = 0
+    while members:
+        rid, (data, _path) = max(members.items(), key=lambda item: len(item[1][0]))
+        if 2 * len(data) < size:
+            break
+        del members[rid]
+        kept += 1
+        if rid not in packed:
+            size -= _ENTRY + len(data)
+    return kept
 
 
 def _fsync_dir(directory: Path) -> None:

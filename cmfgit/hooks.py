@@ -39,7 +39,7 @@ A hook with nothing to do ends in its shell script, without starting Python
 (20-50 ms each): no ``.cmf/``; pre-commit with nothing pending under
 ``.cmf/objects`` and no more loose records than ``gc.threshold``; post-merge
 without a query index and with no record brought, post-checkout without
-a query index; post-commit when the commit adds no
+a query index; post-commit when the commit adds or removes no
 record, or adds exactly the records pre-commit checked: pre-commit then leaves
 the keep refs to create in ``.git/cmf/post-commit.refs`` (and what it checked
 in ``post-commit.diff``), and the script creates them with one ``git
@@ -129,7 +129,8 @@ if [ -n "$gd" ] && [ ! -f "$st/{restage}" ] && [ ! -f "$st/index.sqlite" ]; then
             rm -f "$st/{post_commit}.diff" "$st/{post_commit}.refs"
             skip "$@"
         fi
-    elif changes --quiet 2>/dev/null; then
+    elif git diff-tree -r --quiet --root --no-commit-id --no-renames --diff-filter=AMD HEAD -- .cmf/objects \\
+        2>/dev/null; then
         skip "$@"
     fi
 fi
@@ -603,6 +604,11 @@ def pre_commit(repo: Repo, args: list[str], stdin: bytes) -> None:
     env = _index_env()
     nothing_staged = _nothing_staged(repo, env)
     _stage_records(repo, env)
+    from cmfgit import retractions
+
+    withdrawn = retractions.note_staged_removals(repo, env)  # a commit that removes records says so as data
+    if withdrawn:
+        gitutil.git(["add", "--", withdrawn], repo.root, env=env)
     index = os.path.basename(env.get("GIT_INDEX_FILE", "index"))
     if index not in ("index", "index.lock"):
         # `git commit --only PATHS`: git commits a temporary index; the real
@@ -696,6 +702,12 @@ def _forget_post_commit(repo: Repo) -> None:
 
 def post_commit(repo: Repo, args: list[str], stdin: bytes) -> None:
     _forget_post_commit(repo)  # left by a pre-commit whose commit this is not (or not only)
+    if not any((repo.git_dir / name).exists() for name in ("rebase-merge", "rebase-apply")):  # not mid-rebase
+        from cmfgit import retractions
+
+        # git revert, cherry-pick (CHERRY_PICK_HEAD is still there), commit --no-verify: no
+        # pre-commit ran; a retraction of what the commit removed is left pending for the next commit.
+        retractions.note_committed_removals(repo)
     if in_progress(repo):
         return
     flag = repo.worktree_state_dir / _RESTAGE_FLAG

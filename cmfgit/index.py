@@ -55,13 +55,13 @@ from cmfgit import canonical, extract, gitutil, pack, treeread
 from cmfgit.errors import CmfgitError
 from cmfgit.fsutil import TMP_PREFIX, FileLock
 from cmfgit.repo import OBJECTS_DIR, Repo
-from cmfgit.schema import ANNOTATION, EXECUTION, TAG_KIND
+from cmfgit.schema import ANNOTATION, EXECUTION, RETRACTION, TAG_KIND
 
-VERSION = "7"
+VERSION = "8"
 # records.kind: what a record is. BAD: its bytes match its id but are not a
 # record (not YAML, not a mapping); fsck names it. Bytes that do not match their
 # id never become a record: the table ``damaged`` lists them, by file.
-BAD, OTHER, EXEC, NOTE = -1, 0, 1, 2
+BAD, OTHER, EXEC, NOTE, RETRACT = -1, 0, 1, 2, 3
 PARAM, METRIC = 0, 1
 RACY_NS = 2_000_000_000  # a directory changed this recently may change again within its mtime tick
 MAX_TEXT = 200  # longer string values are kept in the record but not indexed
@@ -90,6 +90,10 @@ CREATE TABLE kv(k INTEGER NOT NULL, val NOT NULL, exec INTEGER NOT NULL, PRIMARY
 CREATE TABLE annotations(rowid INTEGER PRIMARY KEY, target TEXT, kind TEXT, at TEXT, tags TEXT);
 CREATE TABLE damaged(file INTEGER NOT NULL, id TEXT);
 CREATE INDEX damaged_file ON damaged(file);
+CREATE TABLE retractions(rec INTEGER NOT NULL, target TEXT NOT NULL);
+CREATE INDEX retractions_rec ON retractions(rec);
+CREATE INDEX retractions_target ON retractions(target);
+CREATE TABLE hidden(rowid INTEGER PRIMARY KEY);
 """
 # Only during a full build: rows sorted into their tables at the end.
 _BULK = """
@@ -132,6 +136,7 @@ class Derived:
     aliases: list[tuple[str, str]] = field(default_factory=list)  # (hash, alias)
     kv: list[tuple[int, str, Any]] = field(default_factory=list)  # (ns, key, value)
     annotation: tuple[Any, ...] | None = None
+    retracts: list[str] = field(default_factory=list)  # the ids a retraction withdraws
 
 
 def filter_value(value: Any) -> Any:
@@ -255,6 +260,9 @@ def derive(rid: str, data: bytes | None, record: Any = None) -> Derived:
         # A tag's body (small: names and text) is kept, so tags are read without the records.
         tags = _to_json(body) if kind == TAG_KIND and type(body) is dict else None
         return Derived(rid, NOTE, annotation=(_text(record.get("target")), kind, _text(record.get("at")), tags))
+    if schema == RETRACTION:
+        ids = record.get("ids")
+        return Derived(rid, RETRACT, retracts=[i for i in ids if type(i) is str] if type(ids) is list else [])
     return Derived(rid, OTHER)
 
 
@@ -270,7 +278,7 @@ def derive_marshalled(batch: Sequence[tuple[str, bytes]]) -> bytes:
     """:func:`derive_many` for a worker process: marshal moves plain tuples about
     three times faster than pickle moves the objects."""
     return marshal.dumps(
-        [(d.id, d.kind, d.execution, d.events, d.aliases, d.kv, d.annotation) for d in derive_many(batch)]
+        [(d.id, d.kind, d.execution, d.events, d.aliases, d.kv, d.annotation, d.retracts) for d in derive_many(batch)]
     )
 
 
@@ -474,6 +482,7 @@ class Index:
             self._writing = True
             try:
                 update(self)
+                self._apply_retractions()
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -517,6 +526,7 @@ class Index:
                 "FROM temp.dup_places d JOIN records r ON r.id = d.id"
             )
             conn.execute("DROP TABLE temp.dup_places")
+            self._apply_retractions()
             conn.execute("INSERT OR REPLACE INTO meta VALUES ('version', ?)", (VERSION,))
             conn.execute("COMMIT")
             conn.execute("PRAGMA analysis_limit = 2000")  # sampled statistics: enough for the planner, and quick
@@ -850,6 +860,7 @@ class Index:
         aliases: list[tuple[int, int, int]] = []
         kv: list[tuple[int, Any, int]] = []
         notes: list[tuple[Any, ...]] = []
+        withdrawn: list[tuple[int, str]] = []
         arts: list[tuple[int, str]] = []
         rowid = self._next_rowid
         for d, (fid, off, length) in zip(derived, at):
@@ -865,6 +876,7 @@ class Index:
                 kv.extend((self._key(ns, k), v, rowid) for ns, k, v in d.kv)
             elif d.annotation is not None:
                 notes.append((rowid, *d.annotation))
+            withdrawn += [(rowid, target) for target in d.retracts]
         self.stats["added"] += rowid - self._next_rowid
         self._next_rowid = rowid
         conn.executemany("INSERT INTO records VALUES (?,?,?)", records)
@@ -875,6 +887,7 @@ class Index:
         conn.executemany("INSERT INTO aliases VALUES (?,?,?)", aliases)
         conn.executemany("INSERT INTO temp.kv_load VALUES (?,?,?)", kv)
         conn.executemany("INSERT INTO annotations VALUES (?,?,?,?,?)", notes)
+        conn.executemany("INSERT INTO retractions VALUES (?,?)", withdrawn)
 
     def _bulk_art(self, h: str, new: list[tuple[int, str]]) -> int:
         rowid = self._arts.get(h)
@@ -901,6 +914,13 @@ class Index:
         rowid = row[0]
         conn.execute("INSERT INTO places VALUES (?, ?, ?, ?)", (rowid, *place))
         self.stats["added"] += 1
+        self._insert_rows(rowid, d)
+
+    def _insert_rows(self, rowid: int, d: Derived) -> None:
+        """The rows derived from one record (its ``records`` row exists)."""
+        conn = self.db()
+        if d.retracts:
+            conn.executemany("INSERT INTO retractions VALUES (?,?)", [(rowid, target) for target in d.retracts])
         if d.execution is not None:
             conn.execute("INSERT INTO executions VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", (rowid, *d.execution))
             if d.events:
@@ -928,16 +948,48 @@ class Index:
         if row is None:
             return
         self.stats["removed"] += 1
-        if row[0] == EXEC:
+        self._drop_rows(rowid, row[0])
+        if row[0] == RETRACT:
+            conn.execute("DELETE FROM retractions WHERE rec = ?", (rowid,))
+        conn.execute("DELETE FROM hidden WHERE rowid = ?", (rowid,))
+        conn.execute("DELETE FROM records WHERE rowid = ?", (rowid,))
+
+    def _drop_rows(self, rowid: int, kind: int) -> None:
+        """Delete what queries see of an execution or annotation (its ``records`` row stays)."""
+        conn = self.db()
+        if kind == EXEC:
             values = conn.execute("SELECT params, metrics FROM executions WHERE rowid = ?", (rowid,)).fetchone()
             for ns, k, v in kv_rows(*values) if values else ():
                 conn.execute("DELETE FROM kv WHERE k = ? AND val = ? AND exec = ?", (self._key(ns, k), v, rowid))
             conn.execute("DELETE FROM executions WHERE rowid = ?", (rowid,))
             conn.execute("DELETE FROM events WHERE exec = ?", (rowid,))
             conn.execute("DELETE FROM aliases WHERE exec = ?", (rowid,))
-        elif row[0] == NOTE:
+        elif kind == NOTE:
             conn.execute("DELETE FROM annotations WHERE rowid = ?", (rowid,))
-        conn.execute("DELETE FROM records WHERE rowid = ?", (rowid,))
+
+    def _apply_retractions(self) -> None:
+        """Retracted records are in ``records`` (files still hold them) but in no
+        table a query reads: they are ``hidden``. A record whose every retraction
+        is gone from the scope (say, a checkout of an older commit) is shown again."""
+        conn = self.db()
+        hide = conn.execute(
+            f"SELECT DISTINCT r.rowid, r.kind FROM retractions t JOIN records r ON r.id = t.target "
+            f"WHERE r.kind IN ({EXEC}, {NOTE}) AND r.rowid NOT IN (SELECT rowid FROM hidden)"
+        ).fetchall()
+        for rowid, kind in hide:
+            self._drop_rows(rowid, kind)
+            conn.execute("INSERT INTO hidden VALUES (?)", (rowid,))
+        back = [
+            r
+            for (r,) in conn.execute(
+                "SELECT h.rowid FROM hidden h JOIN records r ON r.rowid = h.rowid "
+                "WHERE NOT EXISTS (SELECT 1 FROM retractions t WHERE t.target = r.id)"
+            ).fetchall()
+        ]
+        if back:
+            for rowid, (rid, data) in self._read_once(back)[0].items():
+                self._insert_rows(rowid, derive(rid, data))
+            conn.executemany("DELETE FROM hidden WHERE rowid = ?", [(r,) for r in back])
 
     def _art(self, h: str) -> int:
         rowid = self._arts.get(h)

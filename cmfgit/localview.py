@@ -4,7 +4,8 @@ A selection is a set of filters: pipelines (any of), artifacts (any of) and a
 start time; the kinds combine with AND. With no filter everything is
 selected. ``with_lineage`` adds the ancestors of the selected executions (the
 producers of their inputs, recursively, across pipelines). Annotations follow
-the executions and artifacts they target.
+the executions and artifacts they target. Every retraction is brought, and
+no record it withdraws (docs/merging.md, deleted records stay deleted).
 
 Records are canonical YAML, so top-level fields sit at column 0 and hashes are
 literal text: most records are ruled out by a byte search, and only the
@@ -21,7 +22,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from cmfgit import canonical, schema
+from cmfgit import canonical, retractions, schema
 from cmfgit.errors import RecordError, UsageError
 from cmfgit.repo import Repo
 
@@ -31,6 +32,7 @@ _HEX_ARG = re.compile(r"^[0-9a-f]{4,64}$")
 _RELATIVE = re.compile(r"^(\d+)\s*([hdw])$")
 _STARTED = re.compile(rb"^started_at: '([^']*)'$", re.M)
 _SCHEMA = re.compile(rb"^schema: (\S+)$", re.M)
+_RETRACTION = schema.RETRACTION.encode()
 
 
 @dataclass(frozen=True)
@@ -144,15 +146,23 @@ def _has_line(data: bytes, line: bytes) -> bool:
 
 
 def select(records: Mapping[str, bytes], sel: Selection) -> set[str]:
-    """Ids of the records of ``records`` (id -> canonical bytes) that ``sel`` wants."""
+    """Ids of the records of ``records`` (id -> canonical bytes) that ``sel`` wants.
+
+    Every retraction travels (a two-phase set: a clone that lacks one could
+    show, or merge back, what it withdrew); a retracted record never does.
+    """
     if sel.everything:
         return set(records)
+    withdrawals = {rid for rid, data in records.items() if retractions.is_retraction(data)}
+    withdrawn = retractions.retracted_by(records[rid] for rid in withdrawals)
+    if withdrawn:
+        records = {rid: data for rid, data in records.items() if rid not in withdrawn}
     view = _View(records)
     lines = _pipeline_lines(sel.pipelines)
     chosen = {rid for rid in records if _wanted(view, rid, sel, lines)}
     if sel.with_lineage:
         chosen |= ancestors(view, chosen)
-    return chosen | _annotations(view, chosen)
+    return chosen | _annotations(view, chosen) | withdrawals
 
 
 def choose(records: Iterable[tuple[str, bytes]], sel: Selection) -> Iterator[tuple[str, bytes]]:
@@ -172,22 +182,33 @@ def choose(records: Iterable[tuple[str, bytes]], sel: Selection) -> Iterator[tup
     lines = _pipeline_lines(sel.pipelines)
     annotation = schema.ANNOTATION.encode()
     notes: dict[str, bytes] = {}
+    withdrawals: dict[str, bytes] = {}
+    chosen: list[tuple[str, bytes, set[str]]] = []  # held until every retraction is known
     view = _View({})
-    targets: set[str] = set()
     for rid, data in records:
-        if _schema_of(data) == annotation:
+        kind = _schema_of(data)
+        if kind == annotation:
             notes[rid] = data
+            continue
+        if kind == _RETRACTION:
+            withdrawals[rid] = data
             continue
         view.records = {rid: data}
         if _wanted(view, rid, sel, lines):
             record = view.get(rid)
-            targets |= {rid} | _hashes(record.get("inputs")) | _hashes(record.get("outputs"))
-            yield rid, data
+            chosen.append((rid, data, {rid} | _hashes(record.get("inputs")) | _hashes(record.get("outputs"))))
         view.parsed.clear()
+    withdrawn = retractions.retracted_by(withdrawals.values())
+    targets: set[str] = set()
+    for rid, data, named in chosen:
+        if rid not in withdrawn:
+            targets |= named
+            yield rid, data
     for rid, data in notes.items():
         view.records = {rid: data}
-        if view.get(rid).get("target") in targets:
+        if rid not in withdrawn and view.get(rid).get("target") in targets:
             yield rid, data
+    yield from withdrawals.items()
 
 
 def _wanted(view: _View, rid: str, sel: Selection, lines: list[bytes]) -> bool:

@@ -146,11 +146,18 @@ class CmfQuery:
         sql = "SELECT r.id FROM records r"
         if executions_only:
             sql += " JOIN executions e ON e.rowid = r.rowid"
-        rows = self.db.execute(sql + " WHERE r.id >= ? AND r.id < ? LIMIT 6", (text, text + "g")).fetchall()
+        where = " WHERE r.id >= ? AND r.id < ? AND r.rowid NOT IN (SELECT rowid FROM hidden) LIMIT 6"
+        rows = self.db.execute(sql + where, (text, text + "g")).fetchall()
         if not rows:
             damaged = self._damaged(text)
             if damaged is not None:
                 raise CmfgitError(f"record {damaged[:12]} could not be read; run 'cmfgit fsck'")
+            withdrawn = self.db.execute(
+                "SELECT r.id FROM records r JOIN hidden h ON h.rowid = r.rowid WHERE r.id >= ? AND r.id < ? LIMIT 1",
+                (text, text + "g"),
+            ).fetchone()
+            if withdrawn:
+                raise ObjectNotFound(prefix, f"record {withdrawn[0][:12]} was retracted (withdrawn); it is not shown")
             raise ObjectNotFound(prefix)
         if len(rows) > 1:
             raise AmbiguousPrefix(prefix, [r[0] for r in rows])

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 EXECUTION = "cmfgit/execution/1"
 ANNOTATION = "cmfgit/annotation/1"
 TAG_KIND = "tag"  # annotations of this kind are tags (cmfgit/tags.py)
+RETRACTION = "cmfgit/retraction/1"  # withdraws records by id (cmfgit/retractions.py)
 
 ARTIFACT_TYPES = (
     "dataset",
@@ -38,6 +39,7 @@ ARTIFACT_TYPES = (
 ARTIFACT_KINDS = ("file", "dir", "missing", "external")
 _HASH = re.compile(r"^(blake3:[0-9a-f]{64}|md5:[0-9a-f]{32})$")
 _TIME = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z$")
+_RECORD_ID = re.compile(r"^[0-9a-f]{64}$")
 _OID = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")  # sha1 or sha256 repos
 _TYPE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -284,9 +286,28 @@ def _validate_annotation(record: dict[str, Any], c: _Checker) -> None:
     )
 
 
+def _validate_retraction(record: dict[str, Any], c: _Checker) -> None:
+    def ids(value: Any, path: str) -> None:
+        if not isinstance(value, list) or not value:
+            c.fail(path, "must be a non-empty list of record ids")
+        for i, item in enumerate(value):
+            if not isinstance(item, str) or not _RECORD_ID.match(item):
+                c.fail(f"{path}[{i}]", "must be a record id (64 hex digits)")
+        if value != sorted(set(value)):
+            c.fail(path, "must be sorted, without duplicates")
+
+    c.mapping(
+        record,
+        "",
+        required={"schema": c.text, "ids": ids, "at": c.time},
+        optional={"reason": c.any_text, "site": c.any_text, "user": c.any_text},
+    )
+
+
 _VALIDATORS: dict[str, Callable[[dict[str, Any], _Checker], None]] = {
     EXECUTION: _validate_execution,
     ANNOTATION: _validate_annotation,
+    RETRACTION: _validate_retraction,
 }
 
 

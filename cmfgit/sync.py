@@ -285,6 +285,14 @@ def _merge_remote(repo: Repo, remote: str, branch: str) -> bool:
             "(commit or stash your changes, then run the command again)"
         )
     outside = [n for n in names if not n.startswith(".cmf/")]
+    if not outside:
+        from cmfgit.retractions import keep_surviving_files
+
+        kept = set(keep_surviving_files(repo))  # modify/delete of a pack: the retraction does the deleting
+        names = [n for n in names if n not in kept]
+        if not names:
+            gitutil.git(["commit", "--no-edit", "-q"], repo.root)
+            return True
     shown = ", ".join((outside or names)[:5]) + (" ..." if len(outside or names) > 5 else "")
     if outside:
         raise ConflictError(

@@ -34,7 +34,7 @@ def test_placement_is_derived_from_content_only() -> None:
 def test_gc_packs_everything_and_readers_see_the_same(repo: Path) -> None:
     ids = recgen.write(repo, *range(5), site="lab")
     ids += recgen.write(repo, 5, 6, site="lab", started_at="2026-04-01T00:00:00.000000Z")
-    ids += recgen.write(repo, 7, site="edge")
+    ids += recgen.write(repo, 7, 9, site="edge")  # (one record alone would stay loose: see below)
     (repo / ".cmf/objects/ab").mkdir(exist_ok=True)
     stale = repo / ".cmf/objects/ab/.tmp-1-dead"
     stale.write_bytes(b"half a rec")
@@ -42,7 +42,7 @@ def test_gc_packs_everything_and_readers_see_the_same(repo: Path) -> None:
     before = cmfgit(repo, "log", "--json").stdout
 
     out = cmfgit(repo, "gc").stdout
-    assert "packed 8 record(s) into 3 pack(s); removed 8 loose file(s) and 1 stale temp file(s)" in out
+    assert "packed 9 record(s) into 3 pack(s); removed 9 loose file(s) and 1 stale temp file(s)\n" in out
     store = Store(repo / ".cmf/objects")
     assert count_loose(store.objects_dir) == 0 and not stale.exists()
     packs = sorted(p.relative_to(store.objects_dir).as_posix() for p in store.pack_paths())
@@ -50,13 +50,35 @@ def test_gc_packs_everything_and_readers_see_the_same(repo: Path) -> None:
     assert store.ids() == set(ids)
     assert len(pack.parse((store.objects_dir / packs[1]).read_bytes())) == 5
     assert cmfgit(repo, "log", "--json").stdout == before
-    assert "8 record(s) ok" in cmfgit(repo, "fsck").stdout
+    assert "9 record(s) ok" in cmfgit(repo, "fsck").stdout
     assert "packed 0 record(s)" in cmfgit(repo, "gc").stdout  # idempotent
 
     # A record that is also packed already: the loose copy just goes.
     recgen.write(repo, 0, site="lab")
     recgen.write(repo, 8, site="lab")
     assert "packed 1 record(s) into 1 pack(s); removed 2 loose file(s)" in cmfgit(repo, "gc").stdout
+
+
+def test_gc_never_writes_a_pack_that_one_record_is_half_of(repo: Path) -> None:
+    """Git would take such a pack for the record's loose file renamed (rename/delete conflicts)."""
+    (alone,) = recgen.write(repo, 1, site="edge")
+    out = cmfgit(repo, "gc").stdout
+    assert "packed 0 record(s)" in out and "left 1 record(s) loose until their pack grows" in out
+    store = Store(repo / ".cmf/objects")
+    assert store.pack_paths() == [] and {rid for rid, _ in store.iter_loose()} == {alone}
+    big = recgen.execution(2, site="edge")
+    big["params"] = {"blob": "x" * 5000}
+    big_id = store.put(big)
+    small = recgen.write(repo, 3, 4, site="edge")
+    out = cmfgit(repo, "gc").stdout
+    assert "packed 3 record(s) into 1 pack(s)" in out and "left 1 record(s) loose" in out
+    assert {rid for rid, _ in store.iter_loose()} == {big_id}
+    (packed,) = store.pack_paths()
+    assert set(pack.parse(packed.read_bytes())) == {alone, *small}
+    assert all(2 * len(data) < packed.stat().st_size for data in pack.parse(packed.read_bytes()).values())
+    more = recgen.write(repo, *range(5, 60), site="edge")  # the pack grows: now the big one fits
+    assert "packed 56 record(s) into 1 pack(s)" in cmfgit(repo, "gc").stdout
+    assert count_loose(store.objects_dir) == 0 and store.ids() == {alone, big_id, *small, *more}
 
 
 def test_gc_leaves_records_loose_when_their_pack_is_damaged(repo: Path) -> None:

@@ -11,14 +11,15 @@ import recgen
 from conftest import cmfgit, git
 
 import cmfgit as api
-from cmfgit import pack
+from cmfgit import pack, retractions
 from cmfgit.gc import gc
 from cmfgit.repo import find_repo
 from cmfgit.store import Store
 
 
 def ids(path: Path) -> set[str]:
-    return Store(path / ".cmf" / "objects").ids()
+    """The records a reader sees in the checkout: retracted ones (and retractions) left out."""
+    return retractions.live_ids(Store(path / ".cmf" / "objects"))
 
 
 def commit_records(path: Path, message: str, packed: bool = False) -> None:
@@ -89,7 +90,7 @@ def test_conflict_inside_one_pack_merges_through_the_driver(repo: Path, tmp_path
 
 @pytest.mark.parametrize("packed", [False, True], ids=["loose", "pack"])
 def test_revert_stays_reverted_after_a_later_merge(repo: Path, packed: bool) -> None:
-    keep = set(recgen.write(repo, 0))
+    keep = set(recgen.write(repo, 0, 4))  # two: one record alone stays loose (gc), the pack must be in the base
     commit_records(repo, "base", packed)
     reverted = set(recgen.write(repo, 1, 2))
     commit_records(repo, "records to revert", packed)
@@ -210,3 +211,146 @@ def test_a_mirror_of_the_central_repository_holds_no_untracked_secret(
     ).stdout
     assert b"train, edited" in blobs and b"new code" in blobs
     assert b"plain-secret-value" not in blobs
+
+
+# -- deletions are data (issue 9, item 3; docs/merging.md "Deleted records stay deleted") --
+
+
+def logged(path: Path, *args: str) -> set[str]:
+    """The execution ids that `cmfgit log` shows: what a reader sees."""
+    return {r["id"] for r in json.loads(cmfgit(path, "log", "--json", "-n", "100000", *args).stdout)}
+
+
+@pytest.mark.parametrize("elsewhere", [False, True], ids=["exact", "old-never-saw-the-revert"])
+@pytest.mark.parametrize(
+    ("good_site", "bad"),
+    [(None, 5), (None, 1), ("other", 1)],
+    ids=["five", "one", "one-alone-in-its-pack"],
+)
+def test_revert_stays_reverted_after_merging_a_branch_that_ran_gc(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, good_site: str | None, bad: int, elsewhere: bool
+) -> None:
+    """The issue's repro: 3 good and N bad runs committed; `git branch old`; `git revert HEAD`;
+    on old, `cmfgit gc` and commit; then `git merge old`. ``elsewhere``: old's gc happens where the
+    revert's pending retraction is not (another clone), so only main has it."""
+    if good_site:
+        monkeypatch.setenv("CMFGIT_SITE", good_site)  # the good runs go to another pack
+    good = log_runs(repo, "good", 3)
+    commit_records(repo, "good runs")
+    monkeypatch.delenv("CMFGIT_SITE", raising=False)
+    bad_ids = log_runs(repo, "bad", bad)
+    commit_records(repo, "bad runs")
+    git(repo, "branch", "old")
+    git(repo, "revert", "--no-edit", "HEAD")  # no pre-commit hook here: post-commit notes the deletion
+    assert logged(repo) == good
+    git(repo, "checkout", "-q", "old")
+    assert logged(repo) == good  # the pending retraction is in the working tree: readers honour it
+    if elsewhere:
+        git(repo, "stash", "push", "-q", "--include-untracked")
+        assert logged(repo) == good | bad_ids
+    cmfgit(repo, "gc")
+    git(repo, "add", "-A", ".cmf")
+    git(repo, "commit", "-qm", "gc")
+    git(repo, "checkout", "-q", "main")
+    if elsewhere:
+        git(repo, "stash", "pop", "-q")
+    merged = subprocess.run(["git", "merge", "--no-edit", "old"], cwd=repo, capture_output=True, text=True)
+    assert merged.returncode == 0, merged.stdout + merged.stderr  # no spurious rename/delete conflict
+    assert "CONFLICT" not in merged.stdout
+    assert logged(repo) == good  # not resurrected
+    git(repo, "add", "-A", ".cmf")
+    if git(repo, "status", "--porcelain"):
+        git(repo, "commit", "-qm", "the retraction")
+    assert git(repo, "status", "--porcelain") == ""
+    assert logged(repo) == good
+    git(repo, "checkout", "-q", "old")
+    git(repo, "merge", "-q", "--no-edit", "main")  # and the other way round
+    assert logged(repo) == good
+    assert "record(s) ok" in cmfgit(repo, "fsck").stdout
+
+
+def test_revert_of_packed_records_is_retracted_and_the_retraction_committed_with_the_next_commit(repo: Path) -> None:
+    good = log_runs(repo, "good", 3)
+    commit_records(repo, "good runs", packed=True)
+    bad_ids = log_runs(repo, "bad", 4)
+    commit_records(repo, "bad runs", packed=True)  # the pack changes: the revert modifies it
+    git(repo, "branch", "old")
+    git(repo, "revert", "--no-edit", "HEAD")
+    assert logged(repo) == good
+    pending = git(repo, "status", "--porcelain", "--untracked-files=all", "--", ".cmf").splitlines()
+    assert len(pending) == 1 and pending[0].startswith("?? .cmf/objects/")  # one retraction, pending
+    retraction = (repo / pending[0][3:]).read_text()
+    assert "schema: cmfgit/retraction/1" in retraction
+    assert all(rid in retraction for rid in bad_ids) and not any(rid in retraction for rid in good)
+    (repo / "code.py").write_text("x = 1\n")
+    git(repo, "add", "code.py")
+    git(repo, "commit", "-qm", "code")  # pre-commit stages the pending retraction
+    assert git(repo, "status", "--porcelain") == ""
+    git(repo, "merge", "-q", "--no-edit", "old")
+    assert logged(repo) == good
+    assert logged(repo, "--ref", "old") == good | bad_ids  # old itself never withdrew them
+
+
+def test_commit_that_deletes_records_writes_a_retraction_but_gc_does_not(repo: Path) -> None:
+    keep = log_runs(repo, "keep", 2)
+    gone = log_runs(repo, "gone", 2)
+    commit_records(repo, "runs")
+    git(repo, "branch", "old")
+    cmfgit(repo, "gc")
+    git(repo, "add", "-A", ".cmf")
+    git(repo, "commit", "-qm", "gc")  # records moved, none removed: no retraction
+    assert "retraction" not in git(repo, "grep", "-c", "cmfgit/retraction/1", "HEAD", "--", ".cmf", check=False)
+    assert logged(repo) == keep | gone
+    git(repo, "checkout", "-q", "old")
+    for rid in gone:
+        git(repo, "rm", "-q", f".cmf/objects/{rid[:2]}/{rid[2:]}.yaml")
+    git(repo, "commit", "-qm", "drop two runs")  # pre-commit writes and stages the retraction
+    assert git(repo, "status", "--porcelain") == ""
+    shown = git(repo, "show", "--stat", "--format=", "HEAD")
+    assert "3 files changed" in shown  # two deletions and the retraction
+    git(repo, "checkout", "-q", "main")
+    git(repo, "merge", "-q", "--no-edit", "old")
+    assert logged(repo) == keep
+
+
+def test_no_verify_and_cherry_pick_of_a_removal_write_the_retraction_after_the_commit(repo: Path) -> None:
+    keep = log_runs(repo, "keep", 2)
+    gone = log_runs(repo, "gone", 2)
+    commit_records(repo, "runs")
+    git(repo, "branch", "side")  # loose records, as on main
+    git(repo, "branch", "packed")
+    for rid in gone:
+        git(repo, "rm", "-q", f".cmf/objects/{rid[:2]}/{rid[2:]}.yaml")
+    git(repo, "commit", "-q", "--no-verify", "-m", "drop, no pre-commit")  # post-commit still runs
+    pending = git(repo, "status", "--porcelain", "--untracked-files=all").split()
+    assert pending[0] == "??" and retractions.ids_in((repo / pending[1]).read_bytes()) == sorted(gone)
+    assert logged(repo) == keep
+    (repo / pending[1]).unlink()  # lost: the cherry-pick below must write its own
+
+    git(repo, "checkout", "-q", "side")
+    assert logged(repo) == keep | gone
+    git(repo, "cherry-pick", "main")  # git cherry-pick runs post-commit only
+    pending = git(repo, "status", "--porcelain", "--untracked-files=all").split()
+    assert pending[0] == "??" and retractions.ids_in((repo / pending[1]).read_bytes()) == sorted(gone)
+    assert logged(repo) == keep
+    git(repo, "add", "-A", ".cmf")
+    git(repo, "commit", "-qm", "the retraction")
+
+    git(repo, "checkout", "-q", "packed")
+    cmfgit(repo, "gc")
+    git(repo, "add", "-A", ".cmf")
+    git(repo, "commit", "-qm", "gc")
+    git(repo, "merge", "-q", "--no-edit", "side")
+    assert logged(repo) == keep
+
+
+def test_revert_no_commit_then_commit_writes_the_retraction(repo: Path) -> None:
+    keep = log_runs(repo, "keep", 2)
+    commit_records(repo, "keep")
+    gone = log_runs(repo, "gone", 2)
+    commit_records(repo, "gone")
+    git(repo, "revert", "-n", "HEAD")  # REVERT_HEAD: pre-commit does nothing for the commit below
+    git(repo, "commit", "-qm", "revert, by hand")
+    pending = git(repo, "status", "--porcelain", "--untracked-files=all").split()
+    assert pending[0] == "??" and retractions.ids_in((repo / pending[1]).read_bytes()) == sorted(gone)
+    assert logged(repo) == keep

@@ -111,3 +111,30 @@ def test_parse_since() -> None:
     assert parse_since("12h", now) == "2026-02-09T12:00:00.000000Z"
     with pytest.raises(UsageError):
         parse_since("yesterday")
+
+
+@pytest.mark.parametrize(
+    ("selection", "expected"),
+    [
+        (Selection(pipelines=("wine",)), {"train", "note", "retraction"}),
+        (Selection(pipelines=("etl",)), {"raw", "retraction"}),
+        # prep is withdrawn: no longer a producer of train.csv, so raw is no ancestor either
+        (Selection(pipelines=("other",), with_lineage=True), {"late", "train", "import", "note", "retraction"}),
+        (Selection(artifacts=(ArtifactKey("raw.csv", path="raw.csv"),)), {"raw", "retraction"}),
+    ],
+)
+def test_retractions_travel_with_every_pull_and_retracted_records_stay_behind(
+    view: tuple[dict[str, bytes], dict[str, str]], selection: Selection, expected: set[str]
+) -> None:
+    from cmfgit import retractions
+
+    records, names = dict(view[0]), dict(view[1])
+    (prep,) = [rid for rid, name in names.items() if name == "prep"]
+    data, rid = canonical.encode(retractions.record([prep], reason="bad split"))
+    records[rid] = data
+    names[rid] = "retraction"
+    assert {names[r] for r in select(records, selection)} == expected
+    streamed = list(choose(iter(records.items()), selection))
+    assert {names[r] for r, _ in streamed} == expected
+    everything = {names[r] for r, _ in choose(iter(records.items()), Selection())}
+    assert "retraction" in everything

@@ -21,6 +21,7 @@ COMMAND_ORDER = [
     "log",
     "show",
     "tag",
+    "retract",
     "lineage",
     "diff",
     "artifacts",

@@ -1,4 +1,4 @@
-"""Commands for the record store: init, log-run, log, show, tag, fsck, demo."""
+"""Commands for the record store: init, log-run, log, show, tag, retract, fsck, demo."""
 
 from __future__ import annotations
 
@@ -198,6 +198,38 @@ def tag(
         )
     for name, value in now.items():
         print(f"{name}={value}")
+
+
+@app.command()
+def retract(
+    ids: Annotated[
+        list[str], typer.Argument(metavar="ID", help="record ids or unique prefixes to withdraw", show_default=False)
+    ],
+    reason: Annotated[
+        Optional[str], typer.Option("--reason", metavar="TEXT", help="why, kept in the retraction record")
+    ] = None,
+    commit: Annotated[bool, typer.Option("--commit", help="commit the retraction record (only it)")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print what was retracted as JSON")] = False,
+) -> None:
+    """Withdraw records: they are no longer shown, merged back, pulled or exported.
+
+    Records never change and deleting their files is not enough (a merge with a
+    branch that packed them would bring them back), so a retraction is itself a
+    record naming the ids it withdraws. It is permanent: once retracted, an id
+    stays withdrawn in every view that holds the retraction. A commit that
+    deletes record files (git revert, git rm) writes one by itself.
+    """
+    from cmfgit import retractions as retracting
+    from cmfgit.repo import open_repo
+
+    rid, new, already = retracting.retract(open_repo(), ids, reason=reason, commit=commit)
+    if as_json:
+        print_json({"retraction": rid, "retracted": new, "already_retracted": already})
+        return
+    if rid:
+        print(f"cmfgit: retracted {len(new)} record(s) ({short(rid)}{', committed' if commit else ''})")
+    for found in already:
+        print(f"cmfgit: {short(found)} was already retracted")
 
 
 @app.command()

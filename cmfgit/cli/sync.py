@@ -146,7 +146,9 @@ def gc() -> None:
         print(f"cmfgit: {problem}")
     packs = f" into {len(result.packs)} pack(s)" if result.packs else ""
     print(f"gc: packed {result.packed} record(s){packs}; removed {result.removed_loose} loose file(s)", end="")
-    print(f" and {result.removed_temps} stale temp file(s)" if result.removed_temps else "")
+    print(f" and {result.removed_temps} stale temp file(s)" if result.removed_temps else "", end="")
+    # A record that would be half its pack or more stays loose (docs/merging.md, packs).
+    print(f"; left {result.kept_loose} record(s) loose until their pack grows" if result.kept_loose else "")
     if result.problems:
         raise typer.Exit(EXIT_ERROR)
 
