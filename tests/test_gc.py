@@ -96,7 +96,7 @@ def test_gc_leaves_records_loose_when_their_pack_is_damaged(repo: Path) -> None:
 def test_gc_leaves_records_that_fsck_rejects_loose_and_says_so(repo: Path) -> None:
     """A file named by its own hash is not yet a record: gc packed such files as
     pack/unknown/undated.yaml, where fsck and the merge driver then reject the pack."""
-    (good,) = recgen.write(repo, 1, site="lab")
+    good = set(recgen.write(repo, 1, 2, site="lab"))  # two: gc leaves a record alone in its pack loose
     store = Store(repo / ".cmf/objects")
     bad = {"schema": "cmfgit/execution/1", "note": "no fields of a run"}  # canonical, hashes right, bad schema
     data = canonical.dump(bad)
@@ -107,11 +107,11 @@ def test_gc_leaves_records_that_fsck_rejects_loose_and_says_so(repo: Path) -> No
     proc = cmfgit(repo, "gc", check=False)
     assert proc.returncode == 1
     assert f"{path.relative_to(repo).as_posix()}:" in proc.stdout and "left loose" in proc.stdout
-    assert "packed 1 record(s) into 1 pack(s)" in proc.stdout
+    assert "packed 2 record(s) into 1 pack(s)" in proc.stdout
     assert path.read_bytes() == data
     packs = sorted(p.relative_to(store.objects_dir).as_posix() for p in store.pack_paths())
     assert packs == ["pack/lab/2026-03.yaml"]
-    assert set(pack.parse((store.objects_dir / packs[0]).read_bytes())) == {good}
+    assert set(pack.parse((store.objects_dir / packs[0]).read_bytes())) == good
 
 
 def test_automatic_gc_after_log_run_commit(repo: Path) -> None:

@@ -60,7 +60,8 @@ def _same_pack_on_two_branches(repo: Path) -> None:
     base = git(repo, "rev-parse", "HEAD").strip()
     for branch in ("one", "two"):
         git(repo, "checkout", "-q", "-b", branch, base)
-        cmfgit(repo, "log-run", "-s", branch, "--", "true")
+        for _ in range(2):  # gc leaves a record alone in its pack loose (a pack of one looks like a rename)
+            cmfgit(repo, "log-run", "-s", branch, "--", "true")
         cmfgit(repo, "gc")
         git(repo, "add", "-A", ".cmf")
         git(repo, "commit", "-qm", branch)
@@ -86,7 +87,7 @@ def test_hooks_and_driver_find_cmfgit_on_path_when_the_venv_moved(repo: Path, tm
     assert merged.returncode == 0, merged.stdout + merged.stderr
     (packed,) = git(repo, "ls-tree", "-r", "--name-only", "HEAD", "--", ".cmf/objects").split()
     assert packed.startswith(".cmf/objects/pack/") and "<<<<<<<" not in (repo / packed).read_text()
-    assert len(pack.parse((repo / packed).read_bytes())) == 2
+    assert len(pack.parse((repo / packed).read_bytes())) == 4
 
     (repo / "README.md").write_text("changed\n")
     done = _git(repo, env, "commit", "-qam", "train")  # pre-commit stages the pending record
