@@ -93,10 +93,11 @@ def commit_metadata(repo: Repo, message: str, paths: list[str] | None = None) ->
 
 
 def _moved(repo: Repo, path: str) -> bool:
-    """A record path that is gone from the working tree and unknown to git: gc packed it."""
-    if not path.startswith(OBJECTS_DIR + "/") or os.path.lexists(repo.root / path):
-        return False
-    return not gitutil.git(["ls-files", "-z", "--", path], repo.root)
+    """A record path that is gone from the working tree: gc packed it (cmfgit deletes
+    a loose record only when its pack holds it). Whether another commit took the loose
+    file first does not matter: committing its path alone would commit the deletion
+    without the pack, a removal of the record."""
+    return path.startswith(OBJECTS_DIR + "/") and not os.path.lexists(repo.root / path)
 
 
 def _committed(repo: Repo, paths: list[str]) -> bool:

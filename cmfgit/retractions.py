@@ -21,6 +21,7 @@ This module is on the hooks' path: no yaml, typer or rich.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable, Iterator
 
@@ -328,7 +329,7 @@ def note_staged_removals(repo: Repo, env: dict[str, str]) -> str | None:
     changes = _raw_changes(out)
     if not any(c.status in "DM" for c in changes):
         return None
-    removed = net_removed(repo, changes, ["ls-files", "-z"], env)  # the index git is committing
+    removed = _still_here(repo, net_removed(repo, changes, ["ls-files", "-z"], env))  # the index git is committing
     return _write(repo, removed, "removed by a commit")[1] if removed else None
 
 
@@ -340,9 +341,38 @@ def note_committed_removals(repo: Repo, rev: str = "HEAD") -> str | None:
     changes = _raw_changes(gitutil.git([*args, "--", OBJECTS_DIR], repo.root))
     if not any(c.status in "DM" for c in changes):
         return None
-    removed = net_removed(repo, changes, ["ls-tree", "-r", "-z", "--name-only", rev])
+    removed = _still_here(repo, net_removed(repo, changes, ["ls-tree", "-r", "-z", "--name-only", rev]))
     if not removed:
         return None
     pending = _loose_retracted(repo)  # e.g. a retraction the next commit will carry
     removed = [rid for rid in removed if rid not in pending]
     return _write(repo, removed, "removed by a commit")[1] if removed else None
+
+
+def _still_here(repo: Repo, removed: list[str]) -> list[str]:
+    """``removed`` less the ids the working tree still holds, loose or in a pack.
+
+    A commit that drops a record the working tree still has is no withdrawal: a
+    commit of part of what gc did (the loose file's deletion without the pack that
+    now holds it), or ``git rm --cached``. Readers still show such a record, so
+    retracting it would hide it everywhere. A revert, or ``git rm``, removes the
+    files too.
+    """
+    if not removed:
+        return removed
+    objects = repo.objects_dir
+    left = [rid for rid in removed if not os.path.lexists(objects / rid[:2] / f"{rid[2:]}.yaml")]
+    if not left:
+        return left
+    markers = {rid: pack.SEPARATOR + rid.encode() for rid in left}
+    pack_dir = objects / "pack"
+    if pack_dir.is_dir():
+        for path in pack_dir.rglob("*.yaml"):
+            try:
+                data = path.read_bytes()
+            except OSError:
+                continue
+            left = [rid for rid in left if markers[rid] not in data]
+            if not left:
+                break
+    return left

@@ -198,3 +198,20 @@ def test_pull_keeps_a_pack_that_a_revert_deleted_and_the_other_side_grew(tmp_pat
     assert git(lab, "ls-files", "-u") == "" and not (lab / ".git/MERGE_HEAD").exists()
     assert sorted(logged(lab)) == sorted([*early, *later])
     assert not set(bad) & set(logged(lab))
+
+
+def test_a_commit_of_a_loose_deletion_whose_record_a_pending_pack_holds_retracts_nothing(repo: Path) -> None:
+    """gc moved committed loose records into a pack that is not committed yet; a commit
+    of the deletions alone (what a racing `log-run --commit` once made) is no withdrawal:
+    the working tree still holds the records, so neither hook may retract them."""
+    ids = recgen.write(repo, 1, 2, 3)
+    git(repo, "add", "-A", ".cmf")
+    git(repo, "commit", "-qm", "runs")
+    cmfgit(repo, "gc")
+    assert not list((repo / ".cmf/objects").glob("??/*.yaml"))  # all three are in the (untracked) pack
+    git(repo, "add", "-u", ".cmf/objects")  # the deletions only
+    git(repo, "commit", "-qm", "deletions only")  # pre-commit would stage the pack: compare both hooks
+    git(repo, "rm", "-q", "--cached", "-r", ".cmf/objects/pack")
+    git(repo, "commit", "-q", "--no-verify", "-m", "the pack taken out again")  # post-commit alone sees this
+    assert sorted(logged(repo)) == sorted(ids)
+    assert not [p for p in (repo / ".cmf/objects").rglob("*.yaml") if b"cmfgit/retraction/1" in p.read_bytes()]
