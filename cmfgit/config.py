@@ -107,6 +107,27 @@ def load_config(repo: Repo) -> Config:
     return cfg
 
 
+def load_document(repo: Repo) -> dict[str, Any]:
+    """The config file as a mapping (empty if there is none), for a setting
+    owned elsewhere (``data:`` is cmfgit/data/remote.py's)."""
+    where = str(repo.config_path)
+    try:
+        raw = repo.config_path.read_bytes()
+    except FileNotFoundError:
+        return {"schema": CONFIG_SCHEMA}
+    doc = canonical.load(raw, where) or {}
+    if not isinstance(doc, dict):
+        raise RecordError(where, "must be a YAML mapping")
+    return doc
+
+
+def save_document(repo: Repo, doc: dict[str, Any]) -> None:
+    """Write the config mapping back, canonical and atomic."""
+    from cmfgit.fsutil import atomic_write
+
+    atomic_write(repo.config_path, canonical.dump(doc))
+
+
 def site_name(repo: Repo, git_config: dict[str, str] | None = None) -> str:
     """This clone's site: $CMFGIT_SITE, then git config cmfgit.site, then the host."""
     env = getenv("CMFGIT_SITE")
