@@ -207,18 +207,18 @@ def artifact_push(
     Bytes come from the cache, or from the recorded path while it still holds
     the recorded bytes (they enter the cache then).
     """
-    from cmfgit.data import transfer
-    from cmfgit.data.cache import Cache
+    from cmfgit.data import ops
     from cmfgit.repo import open_repo
 
-    repo = open_repo()
-    sel = _selected(repo, _query(targets, pipeline, stage, artifact, since, with_lineage))
-    backend = _backend(repo, remote)
-    with Cache.of(repo) as cache:
-        result = transfer.push(repo.root, cache, backend, sel.artifacts, _jobs(jobs))
+    query = _query(targets, pipeline, stage, artifact, since, with_lineage)
+    result = ops.push(open_repo(), query, remote, _jobs(jobs))
     if as_json:
         print_json(result.as_json())
         return
+    print_push(result)
+
+
+def print_push(result: Any) -> None:
     for art in result.unavailable:
         print(f"not here   {art.path} ({art.hash[:19]}): not in the cache, and the path holds other bytes")
     print(
@@ -241,15 +241,11 @@ def artifact_fetch(
     as_json: JsonOpt = False,
 ) -> None:
     """Download the selected artifacts into the cache (verified), placing nothing."""
-    from cmfgit.data import transfer
-    from cmfgit.data.cache import Cache
+    from cmfgit.data import ops
     from cmfgit.repo import open_repo
 
-    repo = open_repo()
-    sel = _selected(repo, _query(targets, pipeline, stage, artifact, since, with_lineage))
-    backend = _backend(repo, remote)
-    with Cache.of(repo) as cache:
-        result = transfer.fetch(cache, backend, sel.artifacts, _jobs(jobs))
+    query = _query(targets, pipeline, stage, artifact, since, with_lineage)
+    result = ops.fetch(open_repo(), query, remote, _jobs(jobs))
     if as_json:
         print_json(result.as_json())
         return
@@ -277,20 +273,19 @@ def artifact_pull(
     Nothing is placed unless every object arrived intact; modified files are
     not overwritten without --force.
     """
-    from cmfgit.data import place, transfer
-    from cmfgit.data.cache import Cache
+    from cmfgit.data import ops
     from cmfgit.repo import open_repo
 
-    repo = open_repo()
-    sel = _selected(repo, _query(targets, pipeline, stage, artifact, since, with_lineage))
-    backend = _backend(repo, remote)
-    latest = list(sel.latest_by_path().values())
-    with Cache.of(repo) as cache:
-        fetched = transfer.fetch(cache, backend, latest, _jobs(jobs))
-        placed = place.place(repo.root, cache, latest, force)
+    query = _query(targets, pipeline, stage, artifact, since, with_lineage)
+    result = ops.pull(open_repo(), query, remote, _jobs(jobs), force)
     if as_json:
-        print_json({**fetched.as_json(), **placed.as_json()})
+        print_json(result.as_json())
         return
+    print_pull(result)
+
+
+def print_pull(result: Any) -> None:
+    fetched, placed = result.fetched, result.placed
     for path in placed.placed:
         print(f"placed     {path}")
     print(
