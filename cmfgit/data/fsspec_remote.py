@@ -27,8 +27,16 @@ def _friendly(name: str, exc: BaseException) -> RemoteError:
     lowered = text.lower()
     if isinstance(exc, PermissionError) or "access denied" in lowered or "forbidden" in lowered:
         return RemoteError(name, f"access denied ({text}); check the credentials")
+    if "unable to locate credentials" in lowered or "nocredentials" in lowered:
+        return RemoteError(
+            name,
+            f"no credentials found ({text}): set them in the environment or ~/.aws, or in this clone's "
+            f"git config cmfgit.remote.{name}.key / .secret",
+        )
     if "credential" in lowered or "signature" in lowered or "invalidaccesskey" in lowered:
         return RemoteError(name, f"bad credentials ({text})")
+    if "connect" in lowered or isinstance(exc, (ConnectionError, TimeoutError)):
+        return RemoteError(name, f"unreachable ({text})")
     return RemoteError(name, f"{type(exc).__name__}: {text}")
 
 
@@ -46,6 +54,9 @@ class FsspecBackend:
                 storage.setdefault("client_kwargs", {})["endpoint_url"] = options["endpoint"]
             else:
                 storage["endpoint_url"] = options["endpoint"]
+        if self.protocol in ("s3", "s3a"):
+            # Fail in seconds, not minutes, when the endpoint is down.
+            storage.setdefault("config_kwargs", {"connect_timeout": 10, "retries": {"max_attempts": 2}})
         try:
             self.fs, self.root = fsspec.core.url_to_fs(url, **storage)
         except ImportError as exc:
