@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 CONFIG_SCHEMA = "cmfgit/config/1"
+CACHE_MODES = ("copy", "reflink", "none")
 
 # Environment variables worth recording by default: they change results.
 DEFAULT_ENV_RECORD = [
@@ -41,6 +42,7 @@ class Config:
         redact_keys: list[str] | None = None,
         redact_values: list[str] | None = None,
         env_record: list[str] | None = None,
+        cache_outputs: str = "copy",
     ) -> None:
         self.pipeline = pipeline
         self.stage = stage
@@ -49,6 +51,9 @@ class Config:
         self.redact_keys: list[str] = [] if redact_keys is None else redact_keys
         self.redact_values: list[str] = [] if redact_values is None else redact_values
         self.env_record: list[str] = list(DEFAULT_ENV_RECORD) if env_record is None else env_record
+        # How recorded outputs enter the data cache: copy (a reflink where possible,
+        # else a copy), reflink (only a reflink: never a full copy) or none (hashes only).
+        self.cache_outputs = cache_outputs
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Config) and vars(self) == vars(other)
@@ -104,6 +109,9 @@ def load_config(repo: Repo) -> Config:
     cfg.redact_keys = _get(doc, "redact", "keys", list, [], where)
     cfg.redact_values = _get(doc, "redact", "values", list, [], where)
     cfg.env_record = _get(doc, "env", "record", list, cfg.env_record, where)
+    cfg.cache_outputs = _get(doc, "data", "cache_outputs", str, cfg.cache_outputs, where)
+    if cfg.cache_outputs not in CACHE_MODES:
+        raise RecordError(where, "'data.cache_outputs' must be copy, reflink or none")
     return cfg
 
 

@@ -21,22 +21,29 @@ they are written. Objects are read-only files: nothing edits them in place.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 from cmfgit import gitutil
-from cmfgit.data import copying, manifest
+from cmfgit.data import copying
 from cmfgit.errors import CmfgitError, PathError
 from cmfgit.fsutil import TMP_PREFIX
 from cmfgit.hashing import PREFIX, Digest, Hasher
 from cmfgit.repo import Repo
 
+TYPE_CHECKING = False  # log-run imports this module to cache outputs: keep its imports lean
+if TYPE_CHECKING:
+    from cmfgit.data.manifest import Entry
+
 ALGO = "blake3"
 
 
-def cache_dir(repo: Repo) -> Path:
-    """Where this clone's cache is: git config ``cmfgit.cache``, else ``.git/cmf/cache``."""
-    setting = gitutil.config_get(repo.root, "cmfgit.cache")
+def cache_dir(repo: Repo, git_config: dict[str, str] | None = None) -> Path:
+    """Where this clone's cache is: git config ``cmfgit.cache``, else ``.git/cmf/cache``
+    (``git_config``: the clone's cmfgit.* settings when the caller has read them already)."""
+    if git_config is not None:
+        setting = git_config.get("cmfgit.cache")
+    else:
+        setting = gitutil.config_get(repo.root, "cmfgit.cache")
     if setting:
         path = Path(os.path.expanduser(setting))
         return path if path.is_absolute() else repo.root / path
@@ -50,20 +57,23 @@ def hex_of(object_id: str) -> str:
     return object_id[len(PREFIX) :]
 
 
-@dataclass
 class Added:
-    """What putting one path into the cache did."""
+    """What putting one path into the cache did (a plain class: log-run imports this)."""
 
-    digest: Digest
-    objects: int  # objects newly stored
-    bytes: int  # their bytes
+    def __init__(self, digest: Digest, objects: int, bytes: int, skipped: int = 0) -> None:
+        self.digest = digest
+        self.objects = objects  # objects newly stored
+        self.bytes = bytes  # their bytes
+        self.skipped = skipped  # files not stored because only a reflink was allowed
 
 
 class Cache:
-    def __init__(self, root: Path, hasher: Hasher) -> None:
+    def __init__(self, root: Path, hasher: Hasher, reflink_only: bool = False) -> None:
         self.root = root
         self.objects = root / ALGO
         self.hasher = hasher
+        self.reflink_only = reflink_only
+        self.skipped = 0  # files left out: no reflink, and only a reflink was allowed
 
     @classmethod
     def of(cls, repo: Repo, hasher: Hasher | None = None) -> Cache:
@@ -93,8 +103,10 @@ class Cache:
         with open(self.path(hexhash), "rb") as fh:
             return fh.read()
 
-    def manifest(self, hexhash: str) -> list[manifest.Entry] | None:
+    def manifest(self, hexhash: str) -> list[Entry] | None:
         """The entries of a cached directory manifest; None if it is not cached."""
+        from cmfgit.data import manifest
+
         try:
             data = self.read(hexhash)
         except FileNotFoundError:
@@ -157,13 +169,17 @@ class Cache:
     def add_file(self, full: str, hexhash: str, st: os.stat_result, shown: str) -> bool:
         """Store the file ``full`` whose bytes hashed to ``hexhash`` when it had stat ``st``.
 
-        True if stored, False if the object was already there.
+        True if stored, False if the object was already there (or, with
+        ``reflink_only``, if the filesystem cannot reflink it).
         """
         if self.has(hexhash):
             return False
         target = self.path(hexhash)
         try:
-            tmp = copying.copy_to_temp(full, target, mode=0o444)
+            tmp = copying.copy_to_temp(full, target, mode=0o444, reflink_only=self.reflink_only)
+        except copying.NoReflink:
+            self.skipped += 1
+            return False
         except OSError as exc:
             raise PathError(shown, exc.strerror or str(exc)) from None
         try:
@@ -190,6 +206,7 @@ class Cache:
         if os.path.isdir(full):
             digest, files = self.hasher.hash_tree(full, label)
             objects = stored = 0
+            skipped_before = self.skipped
             lines: list[str] = []
             for f in files:
                 if self.add_file(f.full, f.hex, f.st, os.path.join(label, f.rel)):
@@ -197,6 +214,8 @@ class Cache:
                     stored += f.st.st_size
                 lines.append(f"{f.rel}\t{'100755' if f.st.st_mode & 0o111 else '100644'}\t{f.st.st_size}\t{f.hex}\n")
             data = "".join(lines).encode("utf-8")
+            if self.skipped > skipped_before:  # no manifest without all of its files
+                return Added(digest, objects, stored, self.skipped - skipped_before)
             if self.add_bytes(data, hex_of(digest.hash)):
                 objects += 1
                 stored += len(data)

@@ -32,7 +32,11 @@ def temp_path(target: str) -> str:
     return os.path.join(directory, f"{TMP_PREFIX}{os.getpid()}-{os.urandom(4).hex()}-{name[:40]}")
 
 
-def _copy_fd(src: int, dst: int, size: int) -> str:
+class NoReflink(Exception):
+    """The filesystem cannot reflink, and only a reflink was asked for."""
+
+
+def _copy_fd(src: int, dst: int, size: int, reflink_only: bool = False) -> str:
     """Copy ``size`` bytes; returns how: 'reflink', 'range' or 'copy'."""
     try:
         fcntl.ioctl(dst, FICLONE, src)
@@ -40,6 +44,8 @@ def _copy_fd(src: int, dst: int, size: int) -> str:
     except OSError as exc:
         if exc.errno not in _NO_REFLINK:
             raise
+        if reflink_only:
+            raise NoReflink() from None
     copied = 0
     try:
         while copied < size:
@@ -63,7 +69,7 @@ def _copy_fd(src: int, dst: int, size: int) -> str:
             view = view[os.write(dst, view) :]
 
 
-def copy_to_temp(src: str, target: str, mode: int = 0o644, fsync: bool = False) -> str:
+def copy_to_temp(src: str, target: str, mode: int = 0o644, fsync: bool = False, reflink_only: bool = False) -> str:
     """Copy ``src`` to a temp file beside ``target``; returns the temp's path.
 
     The caller renames it into place (or removes it). ``mode`` is applied
@@ -78,7 +84,7 @@ def copy_to_temp(src: str, target: str, mode: int = 0o644, fsync: bool = False) 
             os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
             dfd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            _copy_fd(sfd, dfd, os.fstat(sfd).st_size)
+            _copy_fd(sfd, dfd, os.fstat(sfd).st_size, reflink_only)
             os.fchmod(dfd, mode)
             if fsync:
                 os.fsync(dfd)
