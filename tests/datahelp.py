@@ -28,7 +28,7 @@ def lab(tmp: Path, remote_url: str | None = None) -> tuple[Path, str, Path]:
     site = clone_site(tmp, url, "lab")
     (site / ".gitignore").write_text("data/\nmodels/\n")  # the bytes travel by the data remote, not git
     store = tmp / "store"
-    store.mkdir()
+    store.mkdir(exist_ok=True)
     cmfgit(site, "remote", "add", "store", remote_url or str(store), "--default")
     git(site, "add", ".gitignore", ".cmf/config.yaml")
     git(site, "commit", "-q", "-m", "data remote")
