@@ -35,6 +35,17 @@ def lab(tmp: Path, remote_url: str | None = None) -> tuple[Path, str, Path]:
     return site, url, store
 
 
+def set_cache_outputs(repo: Path, mode: str) -> None:
+    """Set data.cache_outputs in the config (uncommitted)."""
+    from cmfgit.config import load_document, save_document
+    from cmfgit.repo import open_repo
+
+    r = open_repo(repo)
+    doc = load_document(r)
+    doc["data"] = {**(doc.get("data") or {}), "cache_outputs": mode}
+    save_document(r, doc)
+
+
 def write_files(root: Path, files: dict[str, bytes | str]) -> None:
     for rel, content in files.items():
         target = root / rel

@@ -94,17 +94,17 @@ def test_no_remote_configured(repo: Path) -> None:
 def test_a_scheme_whose_backend_is_not_installed(repo: Path) -> None:
     pytest.importorskip("fsspec")
     try:
-        import s3fs  # noqa: F401
+        import gcsfs  # noqa: F401
 
-        pytest.skip("s3fs is installed")
+        pytest.skip("gcsfs is installed")
     except ImportError:
         pass
     _recorded(repo)
-    cmfgit(repo, "remote", "add", "s3", "s3://bucket/x")
+    cmfgit(repo, "remote", "add", "gcs", "gs://bucket/x")
     proc = cmfgit(repo, "artifact", "push", check=False)
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and "data remote 's3'" in lines[0] and "not installed" in lines[0]
+    assert len(lines) == 1 and "data remote 'gcs'" in lines[0] and "not installed" in lines[0], proc.stderr
 
 
 def test_the_fsspec_backend_round_trip(repo: Path, tmp_path: Path) -> None:

@@ -9,7 +9,18 @@ from pathlib import Path
 
 import pytest
 from conftest import cmfgit
-from datahelp import b3, file_hash, fresh_clone, lab, publish, remote_objects, run, temps, write_files
+from datahelp import (
+    b3,
+    file_hash,
+    fresh_clone,
+    lab,
+    publish,
+    remote_objects,
+    run,
+    set_cache_outputs,
+    temps,
+    write_files,
+)
 
 GOOD_B, EVIL_B, A_HASH = b3(b"good b\n"), b3(b"evil b\n"), b3(b"a\n")
 
@@ -110,12 +121,15 @@ def test_an_object_missing_on_the_remote(tmp_path: Path) -> None:
 
 def test_push_reads_the_working_tree_only_while_it_holds_the_recorded_bytes(tmp_path: Path) -> None:
     site, _url, _store = lab(tmp_path)
+    set_cache_outputs(site, "none")  # the output is not cached when recorded: only the working tree has it
     write_files(site, {"data/a.csv": "v1\n"})
     run(site, "prepare", outputs=("data/a.csv",))
     write_files(site, {"data/a.csv": "v2, not recorded\n"})
     out = cmfgit(site, "artifact", "push").stdout
     assert "not here   data/a.csv" in out and "1 artifact(s) not available here" in out
     assert json.loads(cmfgit(site, "status", "--json").stdout)[0]["state"] == "modified"
+    write_files(site, {"data/a.csv": "v1\n"})  # the recorded bytes again: push reads them from the path
+    assert cmfgit(site, "artifact", "push").stdout.startswith("pushed 1 object(s), 3 B; 0 already there")
 
 
 def test_checkout_inputs_restores_an_older_dataset_version(tmp_path: Path) -> None:

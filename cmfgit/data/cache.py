@@ -113,6 +113,15 @@ class Cache:
             return None
         return manifest.parse(data, f"cached manifest blake3:{hexhash[:12]}")
 
+    def manifest_hexes(self, hexhash: str) -> set[str]:
+        """The file objects a cached manifest lists (the last 64 characters of each
+        line: the object was verified by its hash when it entered the cache)."""
+        try:
+            data = self.read(hexhash)
+        except FileNotFoundError:
+            return set()
+        return {line[-64:].decode("ascii") for line in data.split(b"\n") if line}
+
     def has_tree(self, hexhash: str) -> bool:
         """The manifest and every file of a directory are cached."""
         entries = self.manifest(hexhash)

@@ -109,7 +109,7 @@ def place_copy(src: str, target: str, mode: int = 0o644, fsync: bool = False) ->
 
 
 def write_stream_to_temp(
-    read: Callable[[int], bytes], target: str, mode: int = 0o444, fsync: bool = True
+    read: Callable[[int], bytes], target: str, mode: int = 0o444, fsync: bool = False
 ) -> tuple[str, str, int]:
     """Write what ``read`` yields to a temp beside ``target``, hashing as it goes.
 

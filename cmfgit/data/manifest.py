@@ -27,7 +27,9 @@ if TYPE_CHECKING:
 else:
     Entry = namedtuple("Entry", "path mode size hex")
 
-_LINE = re.compile(r"^(.+)\t(100644|100755)\t(\d+)\t([0-9a-f]{64})$")
+_MODES = frozenset({"100644", "100755"})
+_HEX = frozenset("0123456789abcdef")
+_DOTS = {".", ".."}
 _ESCAPE = re.compile(r"\\(.)")
 _UNESCAPE = {"\\": "\\", "t": "\t", "n": "\n"}
 
@@ -47,13 +49,21 @@ def parse(data: bytes, what: str) -> list[Entry]:
     if text and not text.endswith("\n"):
         raise CmfgitError(f"{what}: not a directory manifest (no final newline)")
     entries: list[Entry] = []
-    for number, line in enumerate(text.splitlines(), 1):
-        found = _LINE.match(line)
-        if found is None:
+    append = entries.append
+    # Once per file of a dataset (10,000 for a no-op push): split, not a regex per line.
+    for number, line in enumerate(text.split("\n")[:-1] if text else [], 1):
+        fields = line.split("\t")
+        if (
+            len(fields) != 4
+            or fields[1] not in _MODES
+            or not (fields[2].isascii() and fields[2].isdigit())
+            or len(fields[3]) != 64
+            or not _HEX.issuperset(fields[3])
+            or not fields[0]
+        ):
             raise CmfgitError(f"{what}: not a directory manifest (line {number})")
-        path = unescape(found.group(1))
-        parts = path.split("/")
-        if path.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        path = unescape(fields[0]) if "\\" in fields[0] else fields[0]
+        if path[0] == "/" or "//" in path or path[-1] == "/" or ("." in path and _DOTS & set(path.split("/"))):
             raise CmfgitError(f"{what}: unsafe path in directory manifest: {path!r}")
-        entries.append(Entry(path, found.group(2), int(found.group(3)), found.group(4)))
+        append(Entry(path, fields[1], int(fields[2]), fields[3]))
     return entries

@@ -62,29 +62,22 @@ def _unique(artifacts: Iterable[Artifact]) -> list[Artifact]:
     return list({a.hash: a for a in artifacts if a.storable}.values())
 
 
-def ensure_cached(repo_root: Path, cache: Cache, art: Artifact) -> list[str] | None:
-    """The objects of ``art`` (files, then its manifest), put into the cache from the
-    working tree if needed; None if its bytes are nowhere here."""
-    if art.kind == "dir":
-        entries = cache.manifest(art.hex)
-        if entries is not None and all(cache.has(e.hex) for e in entries):
-            return [e.hex for e in entries] + [art.hex]
-    elif cache.has(art.hex):
-        return [art.hex]
+def ensure_cached(repo_root: Path, cache: Cache, art: Artifact) -> bool:
+    """Make sure the bytes of ``art`` are cached, from the working tree if need be;
+    False if they are nowhere here. A cached manifest means its files are cached
+    (a manifest always enters the cache after its files)."""
+    if cache.has(art.hex):
+        return True
     full = repo_root / art.path
-    want_dir = art.kind == "dir"
-    if not (full.is_dir() if want_dir else full.is_file()):
-        return None
+    if not (full.is_dir() if art.kind == "dir" else full.is_file()):
+        return False
     try:
         if cache.hasher.hash_path(full, art.path).hash != art.hash:
-            return None  # the path holds other bytes now
+            return False  # the path holds other bytes now
         cache.add_path(full, art.path)
     except PathError:
-        return None
-    if want_dir:
-        entries = cache.manifest(art.hex) or []
-        return [e.hex for e in entries] + [art.hex]
-    return [art.hex]
+        return False
+    return cache.has(art.hex)
 
 
 def _run(jobs: int, work: Callable[[str], int], items: list[str]) -> tuple[int, list[BaseException]]:
@@ -118,40 +111,57 @@ def _raise_first(errors: list[BaseException], what: str) -> None:
 
 def push(repo_root: Path, cache: Cache, backend: Backend, artifacts: Iterable[Artifact], jobs: int) -> PushResult:
     result = PushResult(backend.name)
-    files: dict[str, None] = {}
-    manifests: dict[str, None] = {}
+    tops: dict[str, Artifact] = {}
     for art in _unique(artifacts):
-        objects = ensure_cached(repo_root, cache, art)
-        if objects is None:
-            result.unavailable.append(art)
-            continue
-        if art.kind == "dir":
-            files.update(dict.fromkeys(objects[:-1]))
-            manifests[objects[-1]] = None
+        if ensure_cached(repo_root, cache, art):
+            tops[art.hex] = art
         else:
-            files[objects[0]] = None
-    if backend.read_only and (files or manifests):
+            result.unavailable.append(art)
+    if backend.read_only and tops:
         from cmfgit.errors import RemoteError
 
         raise RemoteError(backend.name, f"{backend.url} is read-only")
-    for group in (list(files), [m for m in manifests if m not in files]):
-        keys = {object_key(h): h for h in group}
-        missing = backend.missing(list(keys))
-        result.already += len(keys) - len(missing)
-        todo = sorted(keys[k] for k in missing)
+    # One question for the artifacts themselves: a manifest on the remote means its
+    # files are there too (manifests are uploaded last), so a no-op push of a
+    # 10,000-file dataset asks about one object, not 10,001.
+    keys = {object_key(h): h for h in tops}
+    absent = {keys[k] for k in backend.missing(list(keys))}
+    there: set[str] = set()
+    files: dict[str, None] = {}
+    manifests: list[str] = []
+    for h, art in tops.items():
+        if art.kind == "dir":
+            entries = cache.manifest_hexes(h)
+            if h in absent:
+                files.update(dict.fromkeys(entries))
+                manifests.append(h)
+            else:
+                there.update(entries, [h])
+        elif h in absent:
+            files[h] = None
+        else:
+            there.add(h)
+    fkeys = {object_key(h): h for h in files if h not in there}
+    todo = sorted(fkeys[k] for k in backend.missing(list(fkeys)))
+    result.already = len(there | (set(fkeys.values()) - set(todo)))
 
-        def upload(hexhash: str) -> int:
-            backend.upload(cache.path(hexhash), object_key(hexhash))
-            return cache.size(hexhash)
+    def upload(hexhash: str) -> int:
+        backend.upload(cache.path(hexhash), object_key(hexhash))
+        return cache.size(hexhash)
 
-        sent, errors = _run(jobs, upload, todo)
+    for group in (todo, sorted(manifests)):  # files first, manifests last
+        sent, errors = _run(jobs, upload, group)
         result.bytes += sent
-        result.pushed += len(todo) - len(errors)
+        result.pushed += len(group) - len(errors)
         _raise_first(errors, "uploads")
     return result
 
 
 def fetch(cache: Cache, backend: Backend, artifacts: Iterable[Artifact], jobs: int) -> FetchResult:
+    """Download what the cache lacks. A directory's manifest is downloaded (and
+    verified) first but enters the cache last, after all its files."""
+    from cmfgit.data import copying, manifest
+
     result = FetchResult(backend.name)
     where = f"data remote '{backend.name}'"
 
@@ -161,25 +171,43 @@ def fetch(cache: Cache, backend: Backend, artifacts: Iterable[Artifact], jobs: i
             raise CorruptObjectError(f"blake3:{hexhash}", where, f"blake3:{got}")
         return size
 
+    held: dict[str, str] = {}  # manifest hex -> its verified temp file
+
+    def download_manifest(hexhash: str) -> int:
+        tmp, got, size = backend.download(object_key(hexhash), cache.path(hexhash))
+        if got != hexhash:
+            copying.unlink_quietly(tmp)
+            raise CorruptObjectError(f"blake3:{hexhash}", where, f"blake3:{got}")
+        held[hexhash] = tmp
+        return size
+
     arts = _unique(artifacts)
-    manifests = sorted({a.hex for a in arts if a.kind == "dir"})
-    todo = [h for h in manifests if not cache.has(h)]
-    result.cached += len(manifests) - len(todo)
-    got, errors = _run(jobs, download, todo)
-    result.fetched += len(todo) - len(errors)
-    result.bytes += got
-    _raise_first(errors, "downloads")
-    wanted: dict[str, None] = {}
-    for a in arts:
-        if a.kind == "dir":
-            for e in cache.manifest(a.hex) or []:
-                wanted[e.hex] = None
-        else:
-            wanted[a.hex] = None
-    todo = sorted(h for h in wanted if not cache.has(h))
-    result.cached += len(wanted) - len(todo)
-    got, errors = _run(jobs, download, todo)
-    result.fetched += len(todo) - len(errors)
-    result.bytes += got
-    _raise_first(errors, "downloads")
+    try:
+        manifests = sorted({a.hex for a in arts if a.kind == "dir"})
+        todo = [h for h in manifests if not cache.has(h)]
+        result.cached += len(manifests) - len(todo)
+        got, errors = _run(jobs, download_manifest, todo)
+        result.bytes += got
+        _raise_first(errors, "downloads")
+        wanted: dict[str, None] = {}
+        for a in arts:
+            if a.kind != "dir":
+                wanted[a.hex] = None
+            elif a.hex in held:
+                with open(held[a.hex], "rb") as fh:
+                    entries = manifest.parse(fh.read(), f"manifest blake3:{a.hex[:12]} from {where}")
+                wanted.update(dict.fromkeys(e.hex for e in entries))
+        files = sorted(h for h in wanted if not cache.has(h))
+        result.cached += len(wanted) - len(files)
+        got, errors = _run(jobs, download, files)
+        result.fetched += len(files) - len(errors)
+        result.bytes += got
+        _raise_first(errors, "downloads")
+        for hexhash, tmp in sorted(held.items()):
+            cache.accept_temp(tmp, hexhash, hexhash)
+            result.fetched += 1
+        held.clear()
+    finally:
+        for tmp in held.values():
+            copying.unlink_quietly(tmp)
     return result
