@@ -241,3 +241,38 @@ def test_a_5000_file_dataset_shares_unchanged_files_in_cache_and_remote(tmp_path
     assert (other / "data/images/00/00003.txt").read_text() == "relabelled 3\n"
     assert (other / "data/images/09/04999.txt").read_text() == "sample 4999\n"
     shutil.rmtree(other / "data")
+
+
+def test_a_progress_bar_on_a_terminal_only(tmp_path: Path) -> None:
+    import pty
+    import subprocess
+    import sys
+
+    site, _url, _store = lab(tmp_path)
+    write_files(site, {f"data/set/{i:03}.txt": f"{i}\n" * 1000 for i in range(200)})
+    run(site, "prepare", outputs=("data/set",))
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cmfgit", "artifact", "push", "-j", "2"],
+        cwd=site,
+        stdout=subprocess.PIPE,
+        stderr=follower,
+        text=True,
+        env={**os.environ, "COLUMNS": "100"},
+    )
+    os.close(follower)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+    out, _ = proc.communicate()
+    os.close(leader)
+    assert proc.returncode == 0 and out.startswith("pushed 201 object(s)")
+    assert b"pushing" in seen  # drawn on the terminal (and removed when done)
+    piped = cmfgit(site, "artifact", "push")  # stderr is a pipe: no bar
+    assert piped.stderr == "" and piped.stdout.startswith("pushed 0 object(s)")

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -80,18 +80,29 @@ def ensure_cached(repo_root: Path, cache: Cache, art: Artifact) -> bool:
     return cache.has(art.hex)
 
 
-def _run(jobs: int, work: Callable[[str], int], items: list[str]) -> tuple[int, list[BaseException]]:
-    """Run ``work`` over ``items`` on ``jobs`` threads: (sum of results, errors)."""
+def _run(
+    jobs: int, work: Callable[[str], int], items: list[str], label: str = "", total_bytes: int | None = None
+) -> tuple[int, list[BaseException]]:
+    """Run ``work`` over ``items`` on ``jobs`` threads: (sum of results, errors).
+    A progress bar (objects, and bytes when ``total_bytes`` is known) shows on a terminal."""
     total = 0
     errors: list[BaseException] = []
     if not items:
         return 0, errors
-    with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(items)))) as pool:
-        for future in [pool.submit(work, item) for item in items]:
-            try:
-                total += future.result()
-            except (CmfgitError, OSError) as exc:
-                errors.append(exc)
+    from cmfgit.data.progress import Progress
+
+    progress = Progress(label, len(items), total_bytes)
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(items)))) as pool:
+            for future in as_completed([pool.submit(work, item) for item in items]):
+                try:
+                    size = future.result()
+                    total += size
+                    progress.advance(size)
+                except (CmfgitError, OSError) as exc:
+                    errors.append(exc)
+    finally:
+        progress.close()
     return total, errors
 
 
@@ -150,7 +161,8 @@ def push(repo_root: Path, cache: Cache, backend: Backend, artifacts: Iterable[Ar
         return cache.size(hexhash)
 
     for group in (todo, sorted(manifests)):  # files first, manifests last
-        sent, errors = _run(jobs, upload, group)
+        size = sum(cache.size(h) for h in group) if len(group) > 1 else None
+        sent, errors = _run(jobs, upload, group, "pushing", size)
         result.bytes += sent
         result.pushed += len(group) - len(errors)
         _raise_first(errors, "uploads")
@@ -186,20 +198,22 @@ def fetch(cache: Cache, backend: Backend, artifacts: Iterable[Artifact], jobs: i
         manifests = sorted({a.hex for a in arts if a.kind == "dir"})
         todo = [h for h in manifests if not cache.has(h)]
         result.cached += len(manifests) - len(todo)
-        got, errors = _run(jobs, download_manifest, todo)
+        got, errors = _run(jobs, download_manifest, todo, "fetching manifests")
         result.bytes += got
         _raise_first(errors, "downloads")
-        wanted: dict[str, None] = {}
+        wanted: dict[str, int | None] = {}
         for a in arts:
             if a.kind != "dir":
-                wanted[a.hex] = None
+                wanted[a.hex] = a.size
             elif a.hex in held:
                 with open(held[a.hex], "rb") as fh:
                     entries = manifest.parse(fh.read(), f"manifest blake3:{a.hex[:12]} from {where}")
-                wanted.update(dict.fromkeys(e.hex for e in entries))
+                wanted.update((e.hex, e.size) for e in entries)
         files = sorted(h for h in wanted if not cache.has(h))
         result.cached += len(wanted) - len(files)
-        got, errors = _run(jobs, download, files)
+        sizes = [wanted[h] for h in files]
+        known = sum(s for s in sizes if s is not None) if all(s is not None for s in sizes) else None
+        got, errors = _run(jobs, download, files, "fetching", known)
         result.fetched += len(files) - len(errors)
         result.bytes += got
         _raise_first(errors, "downloads")
