@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import cmfgit, git
-from datahelp import b3, file_hash, fresh_clone, lab, publish, remote_objects, run, write_files
+from datahelp import b3, file_hash, fresh_clone, lab, publish, remote_objects, run, temps, write_files
 from sites import clone_site
 
 
@@ -94,3 +94,38 @@ def test_kill_9_during_a_push_of_2000_objects_then_a_clean_resume(tmp_path: Path
     assert '"state": "unchanged"' in status and '"path": "data/many"' in status
     for rel in ("data/many/00/0000.bin", "data/many/19/1999.bin"):
         assert file_hash(other / rel) == file_hash(site / rel)
+
+
+@pytest.mark.slow
+def test_kill_9_during_a_pull_then_a_clean_resume(tmp_path: Path) -> None:
+    site, url, _store = lab(tmp_path)
+    files = {f"data/many/{i // 100:02}/{i:04}.bin": os.urandom(2048) + str(i).encode() for i in range(2000)}
+    write_files(site, files)
+    run(site, "prepare", outputs=("data/many",))
+    publish(site)
+    cmfgit(site, "artifact", "push")
+    other = fresh_clone(tmp_path, url, "reader")
+    rng = random.Random(11)
+    killed = 0
+    for _ in range(3):
+        proc = _start(other, "artifact", "pull", "-j", "8")
+        time.sleep(rng.uniform(0.3, 5.0))
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            killed += 1
+        proc.communicate()
+        _verify(other / ".git" / "cmf" / "cache")  # no cached object holds wrong bytes
+        placed = other / "data" / "many"
+        if placed.exists():  # every file placed so far is whole: the recorded bytes, never a prefix
+            for path in placed.rglob("*.bin"):
+                rel = str(path.relative_to(other))
+                if not path.name.startswith(".tmp-"):  # a temp of the killed pull, never a placed file
+                    assert path.read_bytes() == files[rel], rel
+        resumed = cmfgit(other, "artifact", "pull", "-j", "8").stdout
+        assert "placed" in resumed
+        status = cmfgit(other, "status", "--json").stdout
+        assert '"state": "unchanged"' in status  # the killed pull's temp files are gone too
+        assert temps(other / "data") == []
+        shutil.rmtree(other / ".git" / "cmf" / "cache")
+        shutil.rmtree(other / "data")
+    assert killed >= 1

@@ -276,3 +276,17 @@ def test_a_progress_bar_on_a_terminal_only(tmp_path: Path) -> None:
     assert b"pushing" in seen  # drawn on the terminal (and removed when done)
     piped = cmfgit(site, "artifact", "push")  # stderr is a pipe: no bar
     assert piped.stderr == "" and piped.stdout.startswith("pushed 0 object(s)")
+
+
+def test_temp_files_of_a_killed_placement_are_cleaned_up(tmp_path: Path) -> None:
+    site, _url, _store = lab(tmp_path)
+    write_files(site, {"data/a.csv": "a\n", "data/d/x.txt": "x\n"})
+    rid = run(site, "prepare", outputs=("data/a.csv", "data/d"))
+    dead = next(p for p in range(4_000_000, 4_100_000) if not os.path.exists(f"/proc/{p}"))
+    (site / "data" / f".tmp-{dead}-0badc0de-a.csv").write_text("half")
+    (site / "data" / "d" / f".tmp-{dead}-0badc0de-x.txt").write_text("half")
+    (site / "data" / "a.csv").unlink()
+    (site / "data" / "d" / "x.txt").unlink()
+    cmfgit(site, "checkout", rid[:12])  # no --force: a dead process's temp holds nothing to lose
+    assert sorted(os.listdir(site / "data")) == ["a.csv", "d"]
+    assert os.listdir(site / "data" / "d") == ["x.txt"]

@@ -15,6 +15,7 @@ bytes are cached, or with ``force``).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import stat
 from dataclasses import dataclass, field
@@ -27,6 +28,32 @@ from cmfgit.data.selection import Artifact
 from cmfgit.errors import CmfgitError, MissingObjectError
 
 MODES = {"100644": 0o644, "100755": 0o755}
+_LEFTOVER = re.compile(r"^\.tmp-(\d+)-[0-9a-f]{8}-")
+
+
+def _leftover(name: str) -> bool:
+    """Is ``name`` the temp file of a placement whose process died (``kill -9``)?"""
+    found = _LEFTOVER.match(name)
+    if found is None:
+        return False
+    try:
+        os.kill(int(found.group(1)), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError, ValueError):
+        return False
+    return False  # alive: another placement is under way
+
+
+def _leftovers_beside(target: str) -> list[str]:
+    """Temp files that a killed placement of ``target`` left in its directory."""
+    directory, name = os.path.split(target)
+    try:
+        names = os.listdir(directory or ".")
+    except OSError:
+        return []
+    tail = "-" + name[:40]
+    return [os.path.join(directory, n) for n in names if n.endswith(tail) and _leftover(n)]
 
 
 @dataclass
@@ -55,6 +82,7 @@ def _safe(cache: Cache, hexhash: str) -> bool:
 
 
 def _plan_file(cache: Cache, target: str, hexhash: str, mode: int, shown: str, plan: _Plan) -> None:
+    plan.removes += _leftovers_beside(target)
     try:
         st = os.stat(target)
     except FileNotFoundError:
@@ -99,7 +127,13 @@ def plan_one(cache: Cache, target: str, hexhash: str, kind: str, shown: str, mod
         if digest.hash == f"blake3:{hexhash}":
             plan.unchanged = True
             return plan
-        current = {unescape(f.rel): (f.hex, f.st.st_mode) for f in files}
+        current = {}
+        for f in files:
+            rel = unescape(f.rel)
+            if _leftover(rel.rpartition("/")[2]):
+                plan.removes.append(os.path.join(target, rel))  # a killed placement's temp: nothing to lose
+            else:
+                current[rel] = (f.hex, f.st.st_mode)
     elif os.path.lexists(target):
         _plan_file_in_the_way(cache, target, shown, plan)
     wanted = {e.path for e in entries}
@@ -159,7 +193,7 @@ def execute(cache: Cache, plan: _Plan, top: str) -> tuple[int, int]:
     for path in plan.removes:
         _remove(path)
         removed += 1
-        if path != top:
+        if path != top and path.startswith(top + os.sep):
             _prune_empty(path, top)
     made: set[str] = set()
     for target, _hexhash, _mode in plan.writes:
