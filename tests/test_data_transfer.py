@@ -290,3 +290,18 @@ def test_temp_files_of_a_killed_placement_are_cleaned_up(tmp_path: Path) -> None
     cmfgit(site, "checkout", rid[:12])  # no --force: a dead process's temp holds nothing to lose
     assert sorted(os.listdir(site / "data")) == ["a.csv", "d"]
     assert os.listdir(site / "data" / "d") == ["x.txt"]
+
+
+def test_with_lineage_selects_the_upstream_runs_artifacts(tmp_path: Path) -> None:
+    site, _url, store = lab(tmp_path)
+    write_files(site, {"data/raw.csv": "raw\n"})
+    run(site, "ingest", outputs=("data/raw.csv",))
+    write_files(site, {"data/clean.csv": "clean\n"})
+    run(site, "clean", inputs=("data/raw.csv",), outputs=("data/clean.csv",))
+    write_files(site, {"models/m.pkl": "model\n", "data/other.csv": "unrelated\n"})
+    train = run(site, "train", inputs=("data/clean.csv",), outputs=("models/m.pkl",))
+    run(site, "other", outputs=("data/other.csv",))
+    cmfgit(site, "artifact", "push", train[:12])
+    assert set(remote_objects(store)) == {b3(b"clean\n")[7:], b3(b"model\n")[7:]}
+    cmfgit(site, "artifact", "push", train[:12], "--with-lineage")
+    assert set(remote_objects(store)) == {b3(c)[7:] for c in (b"raw\n", b"clean\n", b"model\n")}
