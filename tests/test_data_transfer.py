@@ -305,3 +305,21 @@ def test_with_lineage_selects_the_upstream_runs_artifacts(tmp_path: Path) -> Non
     assert set(remote_objects(store)) == {b3(b"clean\n")[7:], b3(b"model\n")[7:]}
     cmfgit(site, "artifact", "push", train[:12], "--with-lineage")
     assert set(remote_objects(store)) == {b3(c)[7:] for c in (b"raw\n", b"clean\n", b"model\n")}
+
+
+def test_checkout_of_bytes_not_in_the_cache_says_how_to_get_them(tmp_path: Path) -> None:
+    site, url, _store = lab(tmp_path)
+    write_files(site, {"models/m.pkl": "m\n"})
+    rid = run(site, "train", outputs=("models/m.pkl",))
+    cmfgit(site, "artifact", "push")
+    publish(site)
+    other = fresh_clone(tmp_path, url, "b")
+    proc = cmfgit(other, "checkout", rid[:12], check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == (
+        f"cmfgit: error: object {b3(b'm' + bytes([10]))} (models/m.pkl) is not in the cache "
+        "('cmfgit artifact fetch' brings it from a data remote)"
+    )
+    cmfgit(other, "artifact", "fetch", rid[:12])
+    cmfgit(other, "checkout", rid[:12])
+    assert (other / "models" / "m.pkl").read_text() == "m\n"

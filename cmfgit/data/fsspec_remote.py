@@ -71,7 +71,7 @@ class FsspecBackend:
 
     def missing(self, keys: list[str]) -> set[str]:
         try:
-            if len(keys) > LIST_ABOVE:
+            if len(keys) > LIST_ABOVE and not self.read_only:  # a static HTTP server cannot list
                 try:
                     present = {p[len(self.root) + 1 :] if self.root else p for p in self.fs.find(self._path("blake3"))}
                 except FileNotFoundError:

@@ -28,6 +28,7 @@ from cmfgit.data.selection import Artifact
 from cmfgit.errors import CmfgitError, MissingObjectError
 
 MODES = {"100644": 0o644, "100755": 0o755}
+IN_CACHE = "the cache ('cmfgit artifact fetch' brings it from a data remote)"
 _LEFTOVER = re.compile(r"^\.tmp-(\d+)-[0-9a-f]{8}-")
 
 
@@ -111,16 +112,16 @@ def plan_one(cache: Cache, target: str, hexhash: str, kind: str, shown: str, mod
     plan = _Plan(shown)
     if kind != "dir":
         if not cache.has(hexhash):
-            raise MissingObjectError(f"blake3:{hexhash}", "the cache", shown)
+            raise MissingObjectError(f"blake3:{hexhash}", IN_CACHE, shown)
         _plan_file(cache, target, hexhash, mode, shown, plan)
         plan.unchanged = not (plan.writes or plan.chmods or plan.removes)
         return plan
     entries = cache.manifest(hexhash)
     if entries is None:
-        raise MissingObjectError(f"blake3:{hexhash}", "the cache", shown)
+        raise MissingObjectError(f"blake3:{hexhash}", IN_CACHE, shown)
     for e in entries:
         if not cache.has(e.hex):
-            raise MissingObjectError(f"blake3:{e.hex}", "the cache", f"{shown}/{e.path}")
+            raise MissingObjectError(f"blake3:{e.hex}", IN_CACHE, f"{shown}/{e.path}")
     current: dict[str, tuple[str, int]] = {}
     if os.path.isdir(target):
         digest, files = cache.hasher.hash_tree(target, shown)
