@@ -115,3 +115,17 @@ def test_a_cached_output_is_independent_of_the_working_file(repo: Path, mode: st
     obj = repo / ".git" / "cmf" / "cache" / "blake3" / b3(b"trained\n")[7:9] / b3(b"trained\n")[9:]
     assert obj.read_bytes() == b"trained\n"
     assert os.stat(obj).st_nlink == 1  # never a hardlink
+
+
+def test_compat_outputs_enter_the_cache(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cmfgit.compat import Cmf
+
+    monkeypatch.chdir(repo)
+    write_files(repo, {"data.csv": "a,b\n", "model.pkl": "weights\n"})
+    cmf = Cmf(filepath="mlmd", pipeline_name="p")
+    cmf.create_context(pipeline_stage="train")
+    cmf.create_execution(execution_type="train")
+    cmf.log_dataset("data.csv", "input")
+    cmf.log_model("model.pkl", "output")
+    cmf.finalize()
+    assert cached(repo) == {b3(b"weights\n")[7:]}
