@@ -122,13 +122,20 @@ def remote_add(
     endpoint: Annotated[
         Optional[str], typer.Option("--endpoint", help="the S3 endpoint URL, for MinIO or Ceph")
     ] = None,
+    layout: Annotated[
+        Optional[str],
+        typer.Option(
+            "--layout", help="blake3 (cmfgit's, the default) or dvc: a DVC/CMF remote, read for md5 artifacts"
+        ),
+    ] = None,
 ) -> None:
     """Add a data remote. Credentials never go in the URL: they come from the environment,
     ~/.aws, the ssh agent or ~/.ssh/config, or this clone's git config cmfgit.remote.NAME.OPTION."""
     from cmfgit.data import remote
     from cmfgit.repo import open_repo
 
-    spec = remote.add(open_repo(), name, url, default, {"endpoint": endpoint} if endpoint else None)
+    options = {k: v for k, v in (("endpoint", endpoint), ("layout", layout)) if v}
+    spec = remote.add(open_repo(), name, url, default, options or None)
     print(f"added data remote '{spec.name}' -> {spec.url}{' (default)' if spec.default else ''}")
     print("next: commit .cmf/config.yaml so that every clone knows it")
 

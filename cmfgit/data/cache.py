@@ -122,6 +122,20 @@ class Cache:
             return set()
         return {line[-64:].decode("ascii") for line in data.split(b"\n") if line}
 
+    def blake3_of_md5(self, md5hex: str) -> str | None:
+        """The object a DVC md5 was fetched as (``<cache>/md5/<2>/<30>`` holds its blake3 hex)."""
+        try:
+            with open(os.path.join(self.root, "md5", md5hex[:2], md5hex[2:]), encoding="ascii") as fh:
+                hexhash = fh.read().strip()
+        except (FileNotFoundError, UnicodeDecodeError):
+            return None
+        return hexhash if len(hexhash) == 64 and self.has(hexhash) else None
+
+    def remember_md5(self, md5hex: str, hexhash: str) -> None:
+        from cmfgit.fsutil import atomic_write
+
+        atomic_write(os.path.join(self.root, "md5", md5hex[:2], md5hex[2:]), hexhash.encode() + b"\n", fsync=False)
+
     def has_tree(self, hexhash: str) -> bool:
         """The manifest and every file of a directory are cached."""
         entries = self.manifest(hexhash)

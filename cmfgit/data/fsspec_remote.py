@@ -14,6 +14,7 @@ import os
 from typing import Any
 
 from cmfgit.data import copying
+from cmfgit.data.local import _object_of
 from cmfgit.errors import MissingObjectError, RemoteError
 from cmfgit.fsutil import TMP_PREFIX
 
@@ -41,6 +42,8 @@ def _friendly(name: str, exc: BaseException) -> RemoteError:
 
 
 class FsspecBackend:
+    layout = "blake3"
+
     def __init__(self, name: str, url: str, options: dict[str, str]) -> None:
         import fsspec
 
@@ -109,14 +112,14 @@ class FsspecBackend:
         try:
             fh = self.fs.open(self._path(key), "rb")
         except FileNotFoundError:
-            raise MissingObjectError("blake3:" + key[7:9] + key[10:], f"data remote '{self.name}'") from None
+            raise MissingObjectError(_object_of(key), f"data remote '{self.name}'") from None
         except Exception as exc:
             raise _friendly(self.name, exc) from None
         try:
             with fh:
                 return copying.write_stream_to_temp(fh.read, target)
         except FileNotFoundError:
-            raise MissingObjectError("blake3:" + key[7:9] + key[10:], f"data remote '{self.name}'") from None
+            raise MissingObjectError(_object_of(key), f"data remote '{self.name}'") from None
         except OSError:
             raise
         except Exception as exc:

@@ -17,8 +17,16 @@ from cmfgit.data import copying
 from cmfgit.errors import MissingObjectError, RemoteError
 
 
+def _object_of(key: str) -> str:
+    """The object id a remote key names: ``blake3/ab/cd..`` or DVC's ``files/md5/ab/cd..``."""
+    if key.startswith("files/md5/"):
+        return "md5:" + key[10:12] + key[13:]
+    return "blake3:" + key[7:9] + key[10:]
+
+
 class LocalBackend:
     read_only = False
+    layout = "blake3"
 
     def __init__(self, name: str, url: str, root: Path) -> None:
         self.name = name
@@ -61,7 +69,7 @@ class LocalBackend:
         except FileNotFoundError:
             if os.path.exists(source):
                 raise
-            raise MissingObjectError("blake3:" + key[7:9] + key[10:], f"data remote '{self.name}'") from None
+            raise MissingObjectError(_object_of(key), f"data remote '{self.name}'") from None
         except PermissionError as exc:
             raise RemoteError(self.name, f"cannot read {source}: {exc.strerror}") from None
         try:

@@ -42,7 +42,8 @@ CREDENTIALS_HELP = (
     "credentials never go in .cmf/config.yaml (it is committed): use the environment, ~/.aws, "
     "the ssh agent or ~/.ssh/config, or this clone's git config 'cmfgit.remote.NAME.OPTION'"
 )
-OPTIONS = ("endpoint",)  # committed per-remote settings besides url
+OPTIONS = ("endpoint", "layout")  # committed per-remote settings besides url
+LAYOUTS = ("blake3", "dvc")  # dvc: DVC's (and so CMF's) files/md5/<2>/<30>, read for md5 artifacts
 
 # Schemes and the extra that brings their fsspec back-end.
 EXTRAS = {"s3": "s3", "ssh": "ssh", "sftp": "ssh", "http": "http", "https": "http", "gs": "gcs", "gcs": "gcs"}
@@ -54,6 +55,7 @@ class Backend(Protocol):
     name: str
     url: str
     read_only: bool
+    layout: str  # 'blake3', or 'dvc' (md5 objects only, read-only for cmfgit)
 
     def missing(self, keys: list[str]) -> set[str]:
         """Those of ``keys`` the remote does not have."""
@@ -78,6 +80,10 @@ class RemoteSpec:
     @property
     def scheme(self) -> str:
         return scheme_of(self.url)
+
+    @property
+    def layout(self) -> str:
+        return self.options.get("layout") or "blake3"
 
 
 def scheme_of(url: str) -> str:
@@ -142,6 +148,8 @@ def add(repo: Repo, name: str, url: str, default: bool = False, options: Mapping
     for key, value in (options or {}).items():
         if key not in OPTIONS:
             raise UsageError(f"unknown data remote option '{key}'")
+        if key == "layout" and value not in LAYOUTS:
+            raise UsageError(f"--layout must be {' or '.join(LAYOUTS)}")
         if "://" in value:
             check_url(value)
     doc = load_document(repo)
@@ -217,7 +225,9 @@ def open_backend(repo: Repo, spec: RemoteSpec) -> Backend:
     if spec.scheme == "":
         from cmfgit.data.local import LocalBackend
 
-        return LocalBackend(spec.name, spec.url, local_root(repo, spec.url))
+        backend: Backend = LocalBackend(spec.name, spec.url, local_root(repo, spec.url))
+        backend.layout = spec.layout
+        return backend
     try:
         import fsspec  # noqa: F401
     except ImportError:
@@ -226,8 +236,16 @@ def open_backend(repo: Repo, spec: RemoteSpec) -> Backend:
         raise RemoteError(spec.name, f"the {spec.scheme}:// scheme needs fsspec: {hint}") from None
     from cmfgit.data.fsspec_remote import FsspecBackend
 
-    return FsspecBackend(spec.name, spec.url, {**spec.options, **clone_options(repo, spec.name)})
+    options = {k: v for k, v in spec.options.items() if k != "layout"}
+    fs_backend: Backend = FsspecBackend(spec.name, spec.url, {**options, **clone_options(repo, spec.name)})
+    fs_backend.layout = spec.layout
+    return fs_backend
 
 
 def object_key(hexhash: str) -> str:
     return f"blake3/{hexhash[:2]}/{hexhash[2:]}"
+
+
+def dvc_key(md5hex: str) -> str:
+    """Where DVC 3 (and so CMF) keeps a file by its md5 on a remote."""
+    return f"files/md5/{md5hex[:2]}/{md5hex[2:]}"

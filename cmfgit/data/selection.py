@@ -42,6 +42,14 @@ class Artifact:
         return self.hash[len(PREFIX) :]
 
     @property
+    def md5hex(self) -> str | None:
+        """The md5 of an artifact known only by CMF's md5 (its bytes are on a DVC remote)."""
+        h = self.hash
+        if h.startswith("md5:") and len(h) == 36 and all(c in "0123456789abcdef" for c in h[4:]):
+            return h[4:]
+        return None
+
+    @property
     def storable(self) -> bool:
         return self.kind in STORABLE and self.hash.startswith(PREFIX) and len(self.hash) == len(PREFIX) + 64
 
@@ -75,6 +83,14 @@ class Selected:
     def latest_by_path(self) -> dict[str, Artifact]:
         """The latest selected version at each path."""
         return {a.path: a for a in self.artifacts}
+
+    def latest_with_md5(self) -> tuple[list[Artifact], list[Artifact]]:
+        """The latest selected version at each path, split into blake3 ones and
+        md5-only ones (imported from CMF, to be read from a DVC-layout remote)."""
+        latest: dict[str, Artifact] = {}
+        for a in sorted(self.artifacts + [s for s in self.skipped if s.md5hex], key=lambda a: a.started_at):
+            latest[a.path] = a
+        return [a for a in latest.values() if a.storable], [a for a in latest.values() if not a.storable]
 
 
 def _artifact(e: dict[str, Any]) -> Artifact:

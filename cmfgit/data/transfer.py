@@ -225,3 +225,63 @@ def fetch(cache: Cache, backend: Backend, artifacts: Iterable[Artifact], jobs: i
         for tmp in held.values():
             copying.unlink_quietly(tmp)
     return result
+
+
+def fetch_md5(cache: Cache, backend: Backend, md5s: Iterable[str], jobs: int) -> FetchResult:
+    """Fetch files known by their md5 from a DVC-layout remote (``files/md5/<2>/<30>``,
+    where DVC and so CMF push): each is checked against its md5, hashed with blake3,
+    cached under that, and remembered as that md5's bytes."""
+    import hashlib
+
+    from cmfgit.data import copying
+    from cmfgit.data.remote import dvc_key
+    from cmfgit.errors import RemoteError
+
+    result = FetchResult(backend.name)
+    wanted = sorted(set(md5s))
+    if wanted and backend.layout != "dvc":
+        raise RemoteError(
+            backend.name,
+            f"{len(wanted)} artifact(s) are known only by md5 (imported from CMF): their bytes are on a DVC remote; "
+            "add it with 'cmfgit remote add NAME URL --layout dvc'",
+        )
+    where = f"data remote '{backend.name}'"
+    todo = [m for m in wanted if cache.blake3_of_md5(m) is None]
+    result.cached = len(wanted) - len(todo)
+
+    def download(md5hex: str) -> int:
+        beside = os.path.join(cache.root, "md5", md5hex[:2], md5hex[2:])
+        tmp, hexhash, size = backend.download(dvc_key(md5hex), beside)
+        try:
+            digest = hashlib.md5(usedforsecurity=False)
+            with open(tmp, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(chunk)
+            if digest.hexdigest() != md5hex:
+                raise CorruptObjectError(f"md5:{md5hex}", where, f"md5:{digest.hexdigest()}")
+            target = cache.path(hexhash)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            os.replace(tmp, target)
+        except BaseException:
+            copying.unlink_quietly(tmp)
+            raise
+        cache.remember_md5(md5hex, hexhash)
+        return size
+
+    got, errors = _run(jobs, download, todo, "fetching")
+    result.fetched = len(todo) - len(errors)
+    result.bytes = got
+    _raise_first(errors, "downloads")
+    return result
+
+
+def as_blake3(cache: Cache, art: Artifact) -> Artifact:
+    """An md5-only artifact as the blake3 object it was fetched as (for placing)."""
+    from dataclasses import replace
+
+    hexhash = cache.blake3_of_md5(art.md5hex or "")
+    if hexhash is None:
+        from cmfgit.errors import MissingObjectError
+
+        raise MissingObjectError(art.hash, "the cache", art.path)
+    return replace(art, hash=f"blake3:{hexhash}", kind="file")
