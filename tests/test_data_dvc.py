@@ -8,6 +8,7 @@ here to write the remote, as a CMF site would.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -67,6 +68,11 @@ def test_cmf_history_pulls_its_md5_artifacts_from_a_dvc_remote(repo: Path, tmp_p
     assert f"fetched {len(FILES)} object(s)" in out
     for rel in FILES:
         assert (repo / rel).read_bytes() == (SET1 / "artifact_files" / rel).read_bytes(), rel
+    rows = {r["path"]: r for r in json.loads(cmfgit(repo, "status", *FILES, "--json").stdout)}
+    assert {(r["state"], r["cached"]) for r in rows.values()} == {("unchanged", True)}
+    (repo / FILES[0]).write_bytes(b"edited\n")
+    assert json.loads(cmfgit(repo, "status", FILES[0], "--json").stdout)[0]["state"] == "modified"
+    cmfgit(repo, "artifact", "pull", FILES[0], "--force")
     again = cmfgit(repo, "artifact", "pull", *FILES).stdout
     assert again.startswith("fetched 0 object(s)") and "placed 0 path(s)" in again  # all there already
     refused = cmfgit(repo, "artifact", "push", check=False)

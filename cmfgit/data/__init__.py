@@ -11,4 +11,6 @@
 - ``place.py``: putting cached bytes at paths: checkout, pull, get
 - ``status.py``: recorded paths against the working tree, the cache and a remote
 - ``cachegc.py``: dropping cache objects that no record refers to
+- ``progress.py``: the transfer progress bar (on a terminal only)
+- ``ops.py``: the commands as plain functions (the CLI, ``cmfgit push`` and ``pull --with-data``)
 """

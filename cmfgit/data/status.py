@@ -53,7 +53,25 @@ def _state(root: Path, cache: Cache, art: Artifact) -> str:
         return MODIFIED
 
 
+def _md5_state(root: Path, art: Artifact) -> str:
+    """An artifact known only by CMF's md5: its file read and compared (no stat cache for md5)."""
+    import hashlib
+
+    full = root / art.path
+    if not os.path.lexists(full):
+        return MISSING
+    if not full.is_file():
+        return MODIFIED
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(full, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return UNCHANGED if digest.hexdigest() == art.md5hex else MODIFIED
+
+
 def _cached(cache: Cache, art: Artifact) -> bool | None:
+    if art.md5hex:
+        return cache.blake3_of_md5(art.md5hex) is not None
     if not art.storable:
         return None
     return cache.has_tree(art.hex) if art.kind == "dir" else cache.has(art.hex)
@@ -65,8 +83,12 @@ def status(
     """The status of each latest version (one per path), and of paths never recorded."""
     out: list[PathStatus] = []
     for art in sorted(latest, key=lambda a: a.path):
-        storable = art.kind in ("file", "dir")
-        state = _state(root, cache, art) if storable else MISSING if not (root / art.path).exists() else UNCHANGED
+        if art.md5hex:
+            state = _md5_state(root, art)
+        elif art.kind in ("file", "dir"):
+            state = _state(root, cache, art)
+        else:  # nothing recorded to compare with
+            state = MISSING if not os.path.lexists(root / art.path) else UNCHANGED
         out.append(PathStatus(art.path, state, art.hash, art.kind, _cached(cache, art)))
     if backend is not None:
         keys: dict[str, list[str]] = {}
