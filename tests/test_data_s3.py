@@ -129,3 +129,16 @@ def test_s3_without_credentials_or_endpoint_is_one_line(tmp_path: Path, s3_endpo
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("cmfgit: error: data remote 'down': unreachable")
+
+
+def test_credentials_from_this_clones_git_config(tmp_path: Path, s3_endpoint: str) -> None:
+    """cmfgit.remote.NAME.OPTION (never committed) goes to the back-end: here s3fs's key and secret."""
+    site, _url = _lab(tmp_path, s3_endpoint)
+    write_files(site, {"data/a.csv": "a\n"})
+    run(site, "prepare", outputs=("data/a.csv",))
+    no_env = {k: "" for k in CREDS}
+    assert cmfgit(site, "artifact", "push", check=False, env=no_env).returncode == 1
+    git(site, "config", "cmfgit.remote.s3.key", "testing")
+    git(site, "config", "cmfgit.remote.s3.secret", "testing")
+    assert cmfgit(site, "artifact", "push", env=no_env).stdout.startswith("pushed 1 object(s)")
+    assert "testing" not in (site / ".cmf" / "config.yaml").read_text()
