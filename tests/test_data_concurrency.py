@@ -36,6 +36,24 @@ def _start(site: Path, *args: str) -> subprocess.Popen[str]:
     )
 
 
+def _count(root: Path) -> int:
+    """Files under ``root`` (temps included): how far a transfer has got."""
+    return sum(len(names) for _, _, names in os.walk(root))
+
+
+def _kill_at(proc: subprocess.Popen[str], progress: Path, at: int) -> bool:
+    """SIGKILL ``proc`` once ``at`` files exist under ``progress`` (a random point of
+    its work, not a time); False if it finished first."""
+    while proc.poll() is None:
+        if _count(progress) >= at:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            return True
+        time.sleep(0.002)
+    proc.communicate()
+    return False
+
+
 def test_eight_clones_pushing_at_once_lose_nothing(tmp_path: Path) -> None:
     first, url, store = lab(tmp_path)
     git(first, "push", "-q", "origin", "HEAD")  # the data remote's config, for every clone
@@ -71,22 +89,22 @@ def test_kill_9_during_a_push_of_2000_objects_then_a_clean_resume(tmp_path: Path
     publish(site)
     rng = random.Random(10)
     killed = 0
-    for _ in range(4):
-        proc = _start(site, "artifact", "push", "-j", "8")
-        time.sleep(rng.uniform(0.3, 4.0))
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            killed += 1
-        proc.communicate()
+    cache = site / ".git" / "cmf" / "cache"
+    for round in range(6):
+        if round % 2:  # push fills the cache from the working tree first: kill it there too
+            shutil.rmtree(cache)
+            watched, at = cache, rng.randrange(1, 2000)
+        else:
+            watched, at = store, rng.randrange(1, 2000)
+        killed += _kill_at(_start(site, "artifact", "push", "-j", "8"), watched, at)
         _verify(store)  # whatever was cut short, no object holds wrong bytes
-        cache = site / ".git" / "cmf" / "cache"
         _verify(cache)
         resumed = cmfgit(site, "artifact", "push", "-j", "8").stdout
         assert resumed.startswith("pushed ") and "not available" not in resumed
         assert len(_verify(store)) == 2001
         assert cmfgit(site, "artifact", "push").stdout.startswith("pushed 0 object(s), 0 B; 2,001 already there")
         shutil.rmtree(store / "blake3")  # the next round starts from an empty remote
-    assert killed >= 1
+    assert killed >= 3  # most rounds were cut short somewhere
     cmfgit(site, "artifact", "push")
     other = fresh_clone(tmp_path, url, "reader")
     cmfgit(other, "artifact", "pull")
@@ -107,13 +125,10 @@ def test_kill_9_during_a_pull_then_a_clean_resume(tmp_path: Path) -> None:
     other = fresh_clone(tmp_path, url, "reader")
     rng = random.Random(11)
     killed = 0
-    for _ in range(3):
-        proc = _start(other, "artifact", "pull", "-j", "8")
-        time.sleep(rng.uniform(0.3, 5.0))
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            killed += 1
-        proc.communicate()
+    for round in range(6):
+        # Killed while fetching into the cache, or while placing files.
+        watched = other / ".git" / "cmf" / "cache" if round % 2 else other / "data"
+        killed += _kill_at(_start(other, "artifact", "pull", "-j", "8"), watched, rng.randrange(1, 2000))
         _verify(other / ".git" / "cmf" / "cache")  # no cached object holds wrong bytes
         placed = other / "data" / "many"
         if placed.exists():  # every file placed so far is whole: the recorded bytes, never a prefix
@@ -128,4 +143,4 @@ def test_kill_9_during_a_pull_then_a_clean_resume(tmp_path: Path) -> None:
         assert temps(other / "data") == []
         shutil.rmtree(other / ".git" / "cmf" / "cache")
         shutil.rmtree(other / "data")
-    assert killed >= 1
+    assert killed >= 3  # most rounds were cut short somewhere
