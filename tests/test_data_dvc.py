@@ -75,6 +75,13 @@ def test_cmf_history_pulls_its_md5_artifacts_from_a_dvc_remote(repo: Path, tmp_p
     cmfgit(repo, "artifact", "pull", FILES[0], "--force")
     again = cmfgit(repo, "artifact", "pull", *FILES).stdout
     assert again.startswith("fetched 0 object(s)") and "placed 0 path(s)" in again  # all there already
+    # checkout puts a CMF run's md5 artifacts back from the cache, as any other.
+    model = "artifacts/model/model.pkl"
+    (repo / model).unlink()
+    producer = json.loads(cmfgit(repo, "artifacts", "--json").stdout)
+    rid = next(a["producers"][0] for a in producer if model in a["paths"] and a["producers"])
+    cmfgit(repo, "checkout", rid[:12], "--outputs")
+    assert (repo / model).read_bytes() == (SET1 / "artifact_files" / model).read_bytes()
     refused = cmfgit(repo, "artifact", "push", check=False)
     assert refused.returncode == 1 and "a DVC-layout remote is read-only for cmfgit" in refused.stderr
 

@@ -346,12 +346,15 @@ def checkout(
     from cmfgit.data import place
     from cmfgit.data.cache import Cache
     from cmfgit.data.selection import Query, check_direction
+    from cmfgit.data.transfer import as_blake3
     from cmfgit.repo import open_repo
 
     repo = open_repo()
     sel = _selected(repo, Query(runs=(run,), direction=check_direction(inputs, outputs)))
+    blake3, md5 = sel.latest_with_md5()
     with Cache.of(repo) as cache:
-        result = place.place(repo.root, cache, list(sel.latest_by_path().values()), force)
+        # md5-only (CMF) artifacts: as the objects they were fetched as from a DVC remote
+        result = place.place(repo.root, cache, blake3 + [as_blake3(cache, a) for a in md5], force)
     if as_json:
         print_json(result.as_json())
         return
@@ -360,7 +363,8 @@ def checkout(
     for path in result.unchanged:
         print(f"unchanged  {path}")
     for art in sel.skipped:
-        print(f"skipped    {art.path}: no bytes to place ({art.kind}, {art.hash})")
+        if not art.md5hex:
+            print(f"skipped    {art.path}: no bytes to place ({art.kind}, {art.hash})")
 
 
 @app.command()

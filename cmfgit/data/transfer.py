@@ -283,5 +283,5 @@ def as_blake3(cache: Cache, art: Artifact) -> Artifact:
     if hexhash is None:
         from cmfgit.errors import MissingObjectError
 
-        raise MissingObjectError(art.hash, "the cache", art.path)
+        raise MissingObjectError(art.hash, "the cache ('cmfgit artifact fetch -r DVC-REMOTE' brings it)", art.path)
     return replace(art, hash=f"blake3:{hexhash}", kind="file")
