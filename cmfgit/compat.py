@@ -490,7 +490,8 @@ class Cmf:
         run = self._run()
         rec = run.recorder
         is_input = str(event).lower() == "input"
-        art = rec.hash_into(rec.artifact(path, kind, custom_properties), missing_ok=False)
+        cache = None if is_input else rec._output_cache()  # outputs enter the data cache (data.cache_outputs)
+        art = rec.hash_into(rec.artifact(path, kind, custom_properties), missing_ok=False, cache=cache)
         assert art.hash is not None
         uri = cmf_format.uri_of_hash(art.hash)
         if art.kind == "file":

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 CONFIG_SCHEMA = "cmfgit/config/1"
+CACHE_MODES = ("copy", "reflink", "none")
 
 # Environment variables worth recording by default: they change results.
 DEFAULT_ENV_RECORD = [
@@ -65,6 +66,7 @@ class Config:
         snapshot_max_file_size: int = SNAPSHOT_MAX_FILE_SIZE,
         snapshot_max_files: int = SNAPSHOT_MAX_FILES,
         snapshot_max_total_size: int = SNAPSHOT_MAX_TOTAL_SIZE,
+        cache_outputs: str = "copy",
     ) -> None:
         self.pipeline = pipeline
         self.stage = stage
@@ -78,6 +80,9 @@ class Config:
         self.snapshot_max_file_size = snapshot_max_file_size
         self.snapshot_max_files = snapshot_max_files
         self.snapshot_max_total_size = snapshot_max_total_size
+        # How recorded outputs enter the data cache: copy (a reflink where possible,
+        # else a copy), reflink (only a reflink: never a full copy) or none (hashes only).
+        self.cache_outputs = cache_outputs
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Config) and vars(self) == vars(other)
@@ -163,6 +168,9 @@ def load_config(repo: Repo) -> Config:
         if value < 0:
             raise RecordError(where, f"'snapshot.{name}' must not be negative")
         setattr(cfg, f"snapshot_{name}", value)
+    cfg.cache_outputs = _get(doc, "data", "cache_outputs", str, cfg.cache_outputs, where)
+    if cfg.cache_outputs not in CACHE_MODES:
+        raise RecordError(where, "'data.cache_outputs' must be copy, reflink or none")
     return cfg
 
 
@@ -183,6 +191,27 @@ def _git_count(raw: str, where: str, what: str) -> int:
     if not unit or not digits.isascii() or not digits.isdigit():
         raise RecordError(where, f"{raw!r} is not {what}")
     return int(digits) * unit
+
+
+def load_document(repo: Repo) -> dict[str, Any]:
+    """The config file as a mapping (empty if there is none), for a setting
+    owned elsewhere (``data:`` is cmfgit/data/remote.py's)."""
+    where = str(repo.config_path)
+    try:
+        raw = repo.config_path.read_bytes()
+    except FileNotFoundError:
+        return {"schema": CONFIG_SCHEMA}
+    doc = canonical.load(raw, where) or {}
+    if not isinstance(doc, dict):
+        raise RecordError(where, "must be a YAML mapping")
+    return doc
+
+
+def save_document(repo: Repo, doc: dict[str, Any]) -> None:
+    """Write the config mapping back, canonical and atomic."""
+    from cmfgit.fsutil import atomic_write
+
+    atomic_write(repo.config_path, canonical.dump(doc))
 
 
 def site_name(repo: Repo, git_config: dict[str, str] | None = None) -> str:

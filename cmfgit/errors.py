@@ -120,3 +120,39 @@ class CommandNotFound(CmfgitError):
 
 class ConflictError(CmfgitError):
     """A merge or push could not complete without losing records."""
+
+
+class DataError(CmfgitError):
+    """Artifact bytes: a data remote that fails, an object that is missing or corrupt."""
+
+
+class RemoteError(DataError):
+    """A data remote is unreachable, refuses access, or is misconfigured."""
+
+    def __init__(self, remote: str, reason: str) -> None:
+        super().__init__(f"data remote '{remote}': {reason}")
+        self.remote = remote
+        self.reason = reason
+
+
+class MissingObjectError(DataError):
+    """An object is in neither the cache nor the remote asked."""
+
+    def __init__(self, object_id: str, where: str, path: str | None = None) -> None:
+        shown = f" ({path})" if path else ""
+        super().__init__(f"object {object_id}{shown} is not in {where}")
+        self.object_id = object_id
+        self.where = where
+        self.path = path
+
+
+class CorruptObjectError(DataError):
+    """Downloaded bytes do not hash to the object's name: refused, nothing placed."""
+
+    def __init__(self, object_id: str, where: str, got: str) -> None:
+        super().__init__(
+            f"object {object_id} from {where} is corrupt (its bytes hash to {got}): refused, nothing placed"
+        )
+        self.object_id = object_id
+        self.where = where
+        self.got = got

@@ -67,6 +67,18 @@ class Digest(_DigestFields):
     __slots__ = ()
 
 
+if TYPE_CHECKING:
+
+    class TreeFile(NamedTuple):
+        rel: str  # path inside the directory, as its manifest line has it (escaped)
+        full: str  # the file's full path
+        st: os.stat_result  # its stat when hashed
+        hex: str  # blake3 hex of its bytes
+
+else:
+    TreeFile = namedtuple("TreeFile", "rel full st hex")
+
+
 def file_mode(st: os.stat_result) -> str:
     return "100755" if st.st_mode & 0o111 else "100644"
 
@@ -381,7 +393,20 @@ class Hasher:
         except OSError as exc:
             raise PathError(label, exc.strerror or str(exc)) from None
 
-    def _hash_dir(self, full: str, label: str, started: int) -> Digest:
+    def hash_tree(self, path: str | os.PathLike[str], shown: str | None = None) -> tuple[Digest, list[TreeFile]]:
+        """Digest of a directory and its files (manifest order), each with its
+        full path and stat: what the data cache stores one object per file of."""
+        full = os.path.abspath(os.fspath(path))
+        label = shown or os.fspath(path)
+        st = _stat_target(full, label)
+        if not stat.S_ISDIR(st.st_mode):
+            raise PathError(label, "is not a directory")
+        files: list[TreeFile] = []
+        digest = self._hash_dir(full, label, time.time_ns(), files)
+        self.cache.flush()
+        return digest, files
+
+    def _hash_dir(self, full: str, label: str, started: int, files: list[TreeFile] | None = None) -> Digest:
         # By path: str order is code point order, which is the order of the
         # UTF-8 bytes (names that are not UTF-8 were refused by _walk).
         entries = sorted(_walk(full, label))
@@ -417,6 +442,8 @@ class Hasher:
                 if "\\" in rel or "\t" in rel or "\n" in rel:
                     rel = _escape(rel)
                 append(f"{rel}\t{'100755' if st.st_mode & 0o111 else '100644'}\t{size}\t{hexhash}\n")
+                if files is not None:
+                    files.append(TreeFile(rel, path, st, hexhash))
             progress.advance(unread, uncounted)
         finally:
             progress.close()

@@ -504,6 +504,49 @@ class CmfQuery:
             o["tags"] = dict(tags.get(o["hash"], {}))
         return out
 
+    def artifact_events(
+        self,
+        executions: Iterable[str] | None = None,
+        hashes: Iterable[str] | None = None,
+        paths: Iterable[str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Every event (an execution read or wrote an artifact), oldest run first:
+        ``{execution, direction ('input'|'output'), path, hash, kind, type, size,
+        started_at}``. Narrowed to these executions (full ids), hashes or paths when given."""
+        cond: list[str] = []
+        args: list[Any] = []
+        for column, values in (("r.id", executions), ("a.hash", hashes), ("ev.path", paths)):
+            if values is not None:
+                wanted = sorted(set(values))
+                if not wanted:
+                    return []
+                # A temp table, not IN (...): a sweep may name a million runs.
+                table = f"want_{column.replace('.', '_')}"
+                self.db.execute(f"CREATE TEMP TABLE IF NOT EXISTS {table}(v TEXT PRIMARY KEY) WITHOUT ROWID")
+                self.db.execute(f"DELETE FROM {table}")
+                self.db.executemany(f"INSERT OR IGNORE INTO {table} VALUES (?)", ((v,) for v in wanted))
+                cond.append(f"{column} IN (SELECT v FROM {table})")
+        sql = (
+            "SELECT r.id, ev.dir, ev.path, a.hash, ev.kind, ev.type, ev.size, e.started_at FROM events ev "
+            "JOIN artifacts a ON a.rowid = ev.art JOIN executions e ON e.rowid = ev.exec "
+            "JOIN records r ON r.rowid = ev.exec"
+            + (f" WHERE {' AND '.join(cond)}" if cond else "")
+            + " ORDER BY e.started_at, r.id, ev.dir, ev.pos"
+        )
+        return [
+            {
+                "execution": rid,
+                "direction": "output" if direction == 1 else "input",
+                "path": path,
+                "hash": h,
+                "kind": kind,
+                "type": typ,
+                "size": size,
+                "started_at": started,
+            }
+            for rid, direction, path, h, kind, typ, size, started in self.db.execute(sql, args)
+        ]
+
     def resolve_artifacts(self, name: str) -> list[str]:
         """Hashes that ``name`` means: a hash or prefix, a recorded path, or CMF's 'path:hash'."""
         text = name.strip()

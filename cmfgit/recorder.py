@@ -306,10 +306,12 @@ class Recorder:
         kept = {str(k): plain(v, f"property '{k}'") for k, v in props.items()} if props else {}
         return Artifact(rel, type or default_type(rel), kept)
 
-    def hash_into(self, art: Artifact, *, missing_ok: bool) -> Artifact:
+    def hash_into(self, art: Artifact, *, missing_ok: bool, cache: Any = None) -> Artifact:
         full = f"{self._root}/{art.path}"
         try:
-            digest = self.hasher.hash_path(full, art.path)
+            digest = (
+                self.hasher.hash_path(full, art.path) if cache is None else self._cache_output(cache, full, art.path)
+            )
         except PathError as exc:
             # Outputs are hashed after the command ran: refusing now would lose
             # the run, so an unreadable output is recorded as missing, loudly.
@@ -325,6 +327,27 @@ class Recorder:
         if digest.kind == "dir":
             art.props.setdefault("files", digest.files)
         return art
+
+    def _output_cache(self) -> Any:
+        """The data cache outputs enter as they are recorded (``data.cache_outputs``), or None."""
+        mode = self.config.cache_outputs
+        if mode == "none":
+            return None
+        from cmfgit.data.cache import Cache, cache_dir  # only runs with outputs pay for it
+
+        git_config = self._git.config if self._git is not None else None
+        return Cache(cache_dir(self.repo, git_config), self.hasher, reflink_only=mode == "reflink")
+
+    def _cache_output(self, cache: Any, full: str, rel: str) -> Any:
+        """Hash an output and put its bytes into the data cache. A failure to cache
+        (a full disk, a file still being written) costs a warning, never the run."""
+        try:
+            return cache.add_path(full, rel).digest
+        except (PathError, OSError) as exc:
+            digest = self.hasher.hash_path(full, rel)  # a missing output raises here, as without a cache
+            reason = exc.reason if isinstance(exc, PathError) else (exc.strerror or str(exc))
+            self.warnings.append(f"output {rel} was not put in the data cache: {reason}")
+            return digest
 
     def add_input(
         self, path: str | os.PathLike[str], type: str | None = None, props: dict[str, Any] | None = None
@@ -365,9 +388,10 @@ class Recorder:
             self.start()
         assert self._git is not None and self.started_at is not None
         ended_at = schema.utc_now()
+        cache = self._output_cache() if self.outputs else None
         for art in self.outputs:
             if art.kind == "missing":
-                self.hash_into(art, missing_ok=True)
+                self.hash_into(art, missing_ok=True, cache=cache)
         record = self.build(exit_code, error, ended_at)
         rid = _store(self.repo, self._root).put(record)
         if self._own_hasher:

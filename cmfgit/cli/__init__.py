@@ -28,6 +28,11 @@ COMMAND_ORDER = [
     "pipelines",
     "push",
     "pull",
+    "status",
+    "checkout",
+    "artifact",
+    "remote",
+    "get",
     "fsck",
     "gc",
     "doctor",
@@ -77,6 +82,7 @@ def _main(
 
 # Registration by import: each module adds its commands to ``app``.
 from cmfgit.cli import completion as _completion  # noqa: E402,F401
+from cmfgit.cli import data as _data  # noqa: E402,F401
 from cmfgit.cli import interop as _interop  # noqa: E402,F401
 from cmfgit.cli import query as _query  # noqa: E402,F401
 from cmfgit.cli import records as _records  # noqa: E402,F401

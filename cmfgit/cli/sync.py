@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -16,6 +16,10 @@ from cmfgit.cli import app
 @app.command()
 def push(
     remote: Annotated[Optional[str], typer.Argument(help="remote to push to (default: the branch's or origin)")] = None,
+    data: Annotated[
+        Optional[bool],
+        typer.Option("--data/--no-data", help="also push artifact bytes (default: when a default data remote is set)"),
+    ] = None,
 ) -> None:
     """Commit pending records, push the branch, and update the remote's global view (cmf/global).
 
@@ -40,6 +44,25 @@ def push(
         raced = f" ({g.attempts} attempts: other pushes came first)" if g.attempts > 1 else ""
         print(f"global     {g.remote}/cmf/global: {change}, {g.records} record(s) in the view{raced}")
         _report_skipped(g.skipped)
+    _push_data(data)
+
+
+def _push_data(wanted: bool | None) -> None:
+    """The bytes of the records just published, to the default data remote (only what it lacks)."""
+    from cmfgit.data import ops
+    from cmfgit.data.selection import Query
+    from cmfgit.data.transfer import DEFAULT_JOBS
+    from cmfgit.repo import open_repo
+
+    repo = open_repo()
+    if wanted is False or (wanted is None and ops.default_remote(repo) is None):
+        return
+    result = ops.push(repo, Query(), None, DEFAULT_JOBS)
+    missing = f"; {len(result.unavailable)} not available here" if result.unavailable else ""
+    print(
+        f"data       {result.remote}: pushed {result.pushed:,} object(s), {result.bytes:,} bytes;"
+        f" {result.already:,} already there{missing}"
+    )
 
 
 @app.command()
@@ -58,6 +81,10 @@ def pull(
     ] = None,
     with_lineage: Annotated[
         bool, typer.Option("--with-lineage", help="also bring the ancestors (producers of their inputs, recursively)")
+    ] = False,
+    with_data: Annotated[
+        bool,
+        typer.Option("--with-data", help="also fetch the selected runs' artifacts and place them at their paths"),
     ] = False,
 ) -> None:
     """Pull the branch, then bring records from the global view into this clone.
@@ -86,11 +113,33 @@ def pull(
         print(f"branch     {result.branch}: {state}")
     if result.global_commit is None:
         print(f"global     {result.remote} has no global view yet (run 'cmfgit push' at a site)")
+        if with_data:
+            _pull_data(repo, pipeline, artifact, since, with_lineage)
         return
     what = "all selected" if selection.everything else f"{result.selected} match"
     print(f"global     {result.remote}/cmf/global: {result.view_records} record(s), {what}")
     pending = " (pending: commit them, or run 'cmfgit push')" if result.written else ""
     print(f"local view {result.written} new record(s) written{pending}")
+    if with_data:
+        _pull_data(repo, pipeline, artifact, since, with_lineage)
+
+
+def _pull_data(
+    repo: Any, pipeline: list[str] | None, artifact: list[str] | None, since: str | None, with_lineage: bool
+) -> None:
+    """Fetch the selected runs' artifacts from the default data remote and place them."""
+    from cmfgit.data import ops
+    from cmfgit.data.selection import Query
+    from cmfgit.data.transfer import DEFAULT_JOBS
+
+    query = Query(
+        pipelines=tuple(pipeline or ()), artifacts=tuple(artifact or ()), since=since, with_lineage=with_lineage
+    )
+    data = ops.pull(repo, query, None, DEFAULT_JOBS, force=False)
+    print(
+        f"data       {data.fetched.remote}: fetched {data.fetched.fetched:,} object(s);"
+        f" placed {len(data.placed.placed)} path(s), {len(data.placed.unchanged)} unchanged"
+    )
 
 
 global_app = typer.Typer(

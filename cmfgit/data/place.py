@@ -1,0 +1,260 @@
+"""Putting cached bytes at paths: ``checkout``, the placing half of ``pull``, and ``get``.
+
+Every file is written to a temp name beside it and renamed over the target,
+so a reader (or a ``kill -9``) never sees half a file. A path whose current
+bytes would be lost is *modified*: its bytes are not in the cache (so no
+record's version could bring them back). Modified paths are refused, all of
+them named and nothing written, unless ``force`` is given. A file that
+already holds the wanted bytes is left alone (checked through the stat cache).
+
+A directory is made to match its manifest exactly: files are written or
+re-moded, and files the manifest does not have are removed (when their
+bytes are cached, or with ``force``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cmfgit.data import copying
+from cmfgit.data.cache import Cache
+from cmfgit.data.manifest import unescape
+from cmfgit.data.selection import Artifact
+from cmfgit.errors import CmfgitError, MissingObjectError
+
+MODES = {"100644": 0o644, "100755": 0o755}
+IN_CACHE = "the cache ('cmfgit artifact fetch' brings it from a data remote)"
+_LEFTOVER = re.compile(r"^\.tmp-(\d+)-[0-9a-f]{8}-")
+
+
+def _leftover(name: str) -> bool:
+    """Is ``name`` the temp file of a placement whose process died (``kill -9``)?"""
+    found = _LEFTOVER.match(name)
+    if found is None:
+        return False
+    try:
+        os.kill(int(found.group(1)), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError, ValueError):
+        return False
+    return False  # alive: another placement is under way
+
+
+def _leftovers_beside(target: str) -> list[str]:
+    """Temp files that a killed placement of ``target`` left in its directory."""
+    directory, name = os.path.split(target)
+    try:
+        names = os.listdir(directory or ".")
+    except OSError:
+        return []
+    tail = "-" + name[:40]
+    return [os.path.join(directory, n) for n in names if n.endswith(tail) and _leftover(n)]
+
+
+@dataclass
+class _Plan:
+    shown: str
+    writes: list[tuple[str, str, int]] = field(default_factory=list)  # (target, object hex, mode)
+    chmods: list[tuple[str, int]] = field(default_factory=list)
+    removes: list[str] = field(default_factory=list)  # files, or a directory where a file goes
+    modified: list[str] = field(default_factory=list)  # what would be lost
+    unchanged: bool = False
+
+
+@dataclass
+class PlaceResult:
+    placed: list[str] = field(default_factory=list)  # paths written (wholly or in part)
+    unchanged: list[str] = field(default_factory=list)
+    files: int = 0  # files written
+    removed: int = 0  # files removed from directories
+
+    def as_json(self) -> dict[str, object]:
+        return {"placed": self.placed, "unchanged": self.unchanged, "files": self.files, "removed": self.removed}
+
+
+def _safe(cache: Cache, hexhash: str) -> bool:
+    return cache.has(hexhash)
+
+
+def _plan_file(cache: Cache, target: str, hexhash: str, mode: int, shown: str, plan: _Plan) -> None:
+    plan.removes += _leftovers_beside(target)
+    try:
+        st = os.stat(target)
+    except FileNotFoundError:
+        if os.path.islink(target):
+            plan.removes.append(target)  # a broken link: nothing to lose
+        plan.writes.append((target, hexhash, mode))
+        return
+    if stat.S_ISDIR(st.st_mode):
+        digest, files = cache.hasher.hash_tree(target, shown)
+        plan.modified += [os.path.join(shown, f.rel) for f in files if not _safe(cache, f.hex)]
+        plan.removes.append(target)
+        plan.writes.append((target, hexhash, mode))
+        return
+    current = cache.hasher.hash_path(target, shown).hash[len("blake3:") :]
+    if current == hexhash:
+        if (st.st_mode & 0o111 != 0) != (mode & 0o111 != 0):
+            plan.chmods.append((target, mode))
+        return
+    if not _safe(cache, current):
+        plan.modified.append(shown)
+    plan.writes.append((target, hexhash, mode))
+
+
+def plan_one(cache: Cache, target: str, hexhash: str, kind: str, shown: str, mode: int = 0o644) -> _Plan:
+    """What placing object ``hexhash`` (a file, or a directory's manifest) at ``target`` takes."""
+    plan = _Plan(shown)
+    if kind != "dir":
+        if not cache.has(hexhash):
+            raise MissingObjectError(f"blake3:{hexhash}", IN_CACHE, shown)
+        _plan_file(cache, target, hexhash, mode, shown, plan)
+        plan.unchanged = not (plan.writes or plan.chmods or plan.removes)
+        return plan
+    entries = cache.manifest(hexhash)
+    if entries is None:
+        raise MissingObjectError(f"blake3:{hexhash}", IN_CACHE, shown)
+    for e in entries:
+        if not cache.has(e.hex):
+            raise MissingObjectError(f"blake3:{e.hex}", IN_CACHE, f"{shown}/{e.path}")
+    current: dict[str, tuple[str, int]] = {}
+    if os.path.isdir(target):
+        digest, files = cache.hasher.hash_tree(target, shown)
+        if digest.hash == f"blake3:{hexhash}":
+            plan.unchanged = True
+            return plan
+        current = {}
+        for f in files:
+            rel = unescape(f.rel)
+            if _leftover(rel.rpartition("/")[2]):
+                plan.removes.append(os.path.join(target, rel))  # a killed placement's temp: nothing to lose
+            else:
+                current[rel] = (f.hex, f.st.st_mode)
+    elif os.path.lexists(target):
+        _plan_file_in_the_way(cache, target, shown, plan)
+    wanted = {e.path for e in entries}
+    for rel, (hexnow, _mode) in sorted(current.items()):
+        if rel not in wanted:
+            if not _safe(cache, hexnow):
+                plan.modified.append(f"{shown}/{rel}")
+            plan.removes.append(os.path.join(target, rel))
+    for e in entries:
+        full = os.path.join(target, e.path)
+        mode = MODES[e.mode]
+        have = current.get(e.path)
+        if have is None:
+            plan.writes.append((full, e.hex, mode))
+        elif have[0] == e.hex:
+            if (have[1] & 0o111 != 0) != (mode & 0o111 != 0):
+                plan.chmods.append((full, mode))
+        else:
+            if not _safe(cache, have[0]):
+                plan.modified.append(f"{shown}/{e.path}")
+            plan.writes.append((full, e.hex, mode))
+    plan.unchanged = not (plan.writes or plan.chmods or plan.removes)
+    return plan
+
+
+def _plan_file_in_the_way(cache: Cache, target: str, shown: str, plan: _Plan) -> None:
+    if os.path.exists(target):
+        current = cache.hasher.hash_path(target, shown).hash[len("blake3:") :]
+        if not _safe(cache, current):
+            plan.modified.append(shown)
+    plan.removes.append(target)
+
+
+def _remove(path: str) -> None:
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)
+    else:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+
+def _prune_empty(path: str, stop: str) -> None:
+    parent = os.path.dirname(path)
+    while parent and parent != stop and parent.startswith(stop):
+        try:
+            os.rmdir(parent)
+        except OSError:
+            return
+        parent = os.path.dirname(parent)
+
+
+def execute(cache: Cache, plan: _Plan, top: str) -> tuple[int, int]:
+    """Carry out a plan: (files written, files removed)."""
+    removed = 0
+    for path in plan.removes:
+        _remove(path)
+        removed += 1
+        if path != top and path.startswith(top + os.sep):
+            _prune_empty(path, top)
+    made: set[str] = set()
+    for target, _hexhash, _mode in plan.writes:
+        parent = os.path.dirname(target)
+        if parent not in made:
+            os.makedirs(parent, exist_ok=True)
+            made.add(parent)
+        if os.path.isdir(target) and not os.path.islink(target):
+            shutil.rmtree(target)  # a directory where a file goes: its files were checked above
+
+    def write(item: tuple[str, str, int]) -> None:
+        copying.place_copy(cache.path(item[1]), item[0], item[2])
+
+    # One at a time: creating files is kernel time under the directory's lock, and
+    # threads made a 10,000-file placement slower here, not faster.
+    for item in plan.writes:
+        write(item)
+    written = len(plan.writes)
+    for target, mode in plan.chmods:
+        os.chmod(target, mode)
+    return written, removed
+
+
+def place(root: Path, cache: Cache, artifacts: list[Artifact], force: bool) -> PlaceResult:
+    """Put each artifact at its recorded path (one artifact per path)."""
+    plans: list[tuple[_Plan, str]] = []
+    modified: list[str] = []
+    for art in artifacts:
+        target = os.path.join(root, art.path)
+        plan = plan_one(cache, target, art.hex, art.kind, art.path)
+        plans.append((plan, target))
+        modified += plan.modified
+    if modified and not force:
+        shown = ", ".join(modified[:5]) + (f" and {len(modified) - 5} more" if len(modified) > 5 else "")
+        raise CmfgitError(
+            f"would overwrite {len(modified)} modified file(s) whose bytes are not in the cache: {shown} "
+            "(cmfgit artifact add PATH keeps them; --force overwrites)"
+        )
+    result = PlaceResult()
+    for plan, target in plans:
+        if plan.unchanged:
+            result.unchanged.append(plan.shown)
+            continue
+        written, removed = execute(cache, plan, target)
+        result.placed.append(plan.shown)
+        result.files += written
+        result.removed += removed
+    return result
+
+
+def get(cache: Cache, hexhash: str, kind: str, dest: str, force: bool) -> PlaceResult:
+    """Put one object (a file, or a directory by its manifest) at ``dest``, anywhere."""
+    if os.path.lexists(dest) and not force:
+        raise CmfgitError(f"{dest} already exists (--force replaces it)")
+    plan = plan_one(cache, os.path.abspath(dest), hexhash, kind, dest)
+    result = PlaceResult()
+    if plan.unchanged:
+        result.unchanged.append(dest)
+        return result
+    written, removed = execute(cache, plan, os.path.abspath(dest))
+    result.placed.append(dest)
+    result.files, result.removed = written, removed
+    return result

@@ -1,0 +1,251 @@
+"""Data remotes: where the bytes of artifacts are kept, shared by every clone.
+
+Remotes are named in ``.cmf/config.yaml`` (committed), under ``data``::
+
+    data:
+      remote: store              # the default data remote
+      remotes:
+        store:
+          url: /mnt/shared/cmf-data
+        s3:
+          url: s3://bucket/prefix
+          endpoint: http://127.0.0.1:9000
+
+Credentials never go there (the file is committed): a URL with a password,
+or with a secret in its query, is refused. Back-ends find credentials where
+their own tools do (the environment, ``~/.aws``, the ssh agent and
+``~/.ssh/config``), or in this clone's git config as
+``cmfgit.remote.<name>.<option>`` (passed to the back-end, never committed).
+
+A URL without a scheme, or ``file://``, is a local or mounted directory and
+needs no extra dependency. Every other scheme goes through fsspec.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from cmfgit import gitutil
+from cmfgit.config import load_document, save_document
+from cmfgit.errors import RecordError, RemoteError, UsageError
+from cmfgit.repo import Repo
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_SECRET_QUERY = re.compile(r"pass|secret|token|sig|credential|key", re.I)
+CREDENTIALS_HELP = (
+    "credentials never go in .cmf/config.yaml (it is committed): use the environment, ~/.aws, "
+    "the ssh agent or ~/.ssh/config, or this clone's git config 'cmfgit.remote.NAME.OPTION'"
+)
+OPTIONS = ("endpoint", "layout")  # committed per-remote settings besides url
+LAYOUTS = ("blake3", "dvc")  # dvc: DVC's (and so CMF's) files/md5/<2>/<30>, read for md5 artifacts
+
+# Schemes and the extra that brings their fsspec back-end.
+EXTRAS = {"s3": "s3", "ssh": "ssh", "sftp": "ssh", "http": "http", "https": "http", "gs": "gcs", "gcs": "gcs"}
+
+
+class Backend(Protocol):
+    """What a data remote can do; keys are ``blake3/<2 hex>/<62 hex>``."""
+
+    name: str
+    url: str
+    read_only: bool
+    layout: str  # 'blake3', or 'dvc' (md5 objects only, read-only for cmfgit)
+
+    def missing(self, keys: list[str]) -> set[str]:
+        """Those of ``keys`` the remote does not have."""
+
+    def upload(self, local: str, key: str) -> None:
+        """Put the file ``local`` at ``key``, appearing whole or not at all."""
+
+    def download(self, key: str, target: str) -> tuple[str, str, int]:
+        """Write ``key`` to a temp file beside ``target``, hashing as it goes:
+        ``(temp, blake3 hex, size)``; MissingObjectError if it is absent."""
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class RemoteSpec:
+    name: str
+    url: str
+    options: dict[str, str] = field(default_factory=dict)
+    default: bool = False
+
+    @property
+    def scheme(self) -> str:
+        return scheme_of(self.url)
+
+    @property
+    def layout(self) -> str:
+        return self.options.get("layout") or "blake3"
+
+
+def scheme_of(url: str) -> str:
+    """``''`` for a local path (including ``file://``), else the URL's scheme."""
+    found = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://", url)
+    if found is None:
+        return ""
+    scheme = found.group(1).lower()
+    return "" if scheme == "file" else scheme
+
+
+def check_url(url: str) -> str:
+    """``url`` if it may be committed; a UsageError if it carries credentials."""
+    text = url.strip()
+    if not text:
+        raise UsageError("a data remote needs a URL or a path")
+    if any(c in text for c in "\n\r\t"):
+        raise UsageError("a data remote URL may not contain control characters")
+    if "://" in text:
+        parts = urlsplit(text)
+        if parts.password is not None:
+            raise UsageError(f"the URL carries a password; {CREDENTIALS_HELP}")
+        if any(_SECRET_QUERY.search(k) for k, _ in parse_qsl(parts.query, keep_blank_values=True)):
+            raise UsageError(f"the URL's query carries a secret; {CREDENTIALS_HELP}")
+    return text
+
+
+def check_name(name: str) -> str:
+    if not _NAME.match(name):
+        raise UsageError(f"'{name}' is not a remote name (letters, digits, '.', '_', '-'; at most 64)")
+    return name
+
+
+def _data_section(doc: dict[str, Any], where: str) -> dict[str, Any]:
+    data = doc.get("data") or {}
+    if not isinstance(data, dict):
+        raise RecordError(where, "'data' must be a mapping")
+    remotes = data.get("remotes") or {}
+    if not isinstance(remotes, dict) or not all(isinstance(v, dict) for v in remotes.values()):
+        raise RecordError(where, "'data.remotes' must map names to {url: ...}")
+    return data
+
+
+def remotes(repo: Repo) -> list[RemoteSpec]:
+    """The data remotes of the config, by name."""
+    where = str(repo.config_path)
+    data = _data_section(load_document(repo), where)
+    default = data.get("remote")
+    found = []
+    for name, body in sorted((data.get("remotes") or {}).items()):
+        url = body.get("url")
+        if not isinstance(url, str) or not url:
+            raise RecordError(where, f"data remote '{name}' has no url")
+        options = {k: str(v) for k, v in body.items() if k != "url" and v is not None}
+        found.append(RemoteSpec(str(name), url, options, default == name))
+    return found
+
+
+def add(repo: Repo, name: str, url: str, default: bool = False, options: Mapping[str, str] | None = None) -> RemoteSpec:
+    check_name(name)
+    url = check_url(url)
+    for key, value in (options or {}).items():
+        if key not in OPTIONS:
+            raise UsageError(f"unknown data remote option '{key}'")
+        if key == "layout" and value not in LAYOUTS:
+            raise UsageError(f"--layout must be {' or '.join(LAYOUTS)}")
+        if "://" in value:
+            check_url(value)
+    doc = load_document(repo)
+    data = dict(_data_section(doc, str(repo.config_path)))
+    table = dict(data.get("remotes") or {})
+    if name in table:
+        raise UsageError(f"data remote '{name}' already exists ({table[name].get('url')}); remove it first")
+    table[name] = {"url": url, **{k: v for k, v in (options or {}).items() if v}}
+    data["remotes"] = table
+    if default or len(table) == 1:
+        data["remote"] = name
+    doc["data"] = data
+    save_document(repo, doc)
+    return RemoteSpec(name, url, dict(options or {}), data.get("remote") == name)
+
+
+def remove(repo: Repo, name: str) -> RemoteSpec:
+    doc = load_document(repo)
+    data = dict(_data_section(doc, str(repo.config_path)))
+    table = dict(data.get("remotes") or {})
+    if name not in table:
+        raise UsageError(f"no data remote '{name}' (see 'cmfgit remote list')")
+    body = table.pop(name)
+    data["remotes"] = table
+    if data.get("remote") == name:
+        data.pop("remote")
+    doc["data"] = data
+    save_document(repo, doc)
+    return RemoteSpec(name, str(body.get("url")))
+
+
+def resolve(repo: Repo, name: str | None) -> RemoteSpec:
+    """The remote called ``name``, else the default one, else the only one."""
+    known = remotes(repo)
+    if name is not None:
+        for spec in known:
+            if spec.name == name:
+                return spec
+        raise UsageError(f"no data remote '{name}' (see 'cmfgit remote list')")
+    for spec in known:
+        if spec.default:
+            return spec
+    if len(known) == 1:
+        return known[0]
+    if not known:
+        raise UsageError("no data remote: add one with 'cmfgit remote add NAME URL'")
+    raise UsageError("several data remotes and no default: pass -r NAME, or 'cmfgit remote add ... --default'")
+
+
+def clone_options(repo: Repo, name: str) -> dict[str, str]:
+    """This clone's ``cmfgit.remote.<name>.*`` git config: credentials and options never committed."""
+    prefix = f"cmfgit.remote.{name}."
+    out = gitutil.git(["config", "--get-regexp", "^" + re.escape(prefix)], repo.root, check=False)
+    found = {}
+    for line in out.decode("utf-8", "replace").splitlines():
+        key, _, value = line.partition(" ")
+        found[key[len(prefix) :]] = value
+    return found
+
+
+def local_root(repo: Repo, url: str) -> Path:
+    """The directory of a local remote: a path (relative to the repository root) or file:// URL."""
+    if url.lower().startswith("file://"):
+        path = unquote(urlsplit(url).path)
+    else:
+        path = url
+    full = Path(os.path.expanduser(path))
+    return full if full.is_absolute() else repo.root / full
+
+
+def open_backend(repo: Repo, spec: RemoteSpec) -> Backend:
+    """The back-end of ``spec``; a RemoteError if it needs a package that is missing."""
+    if spec.scheme == "":
+        from cmfgit.data.local import LocalBackend
+
+        backend: Backend = LocalBackend(spec.name, spec.url, local_root(repo, spec.url))
+        backend.layout = spec.layout
+        return backend
+    try:
+        import fsspec  # noqa: F401
+    except ImportError:
+        extra = EXTRAS.get(spec.scheme)
+        hint = f"pip install 'cmfgit[{extra}]'" if extra else "pip install fsspec and its back-end for this scheme"
+        raise RemoteError(spec.name, f"the {spec.scheme}:// scheme needs fsspec: {hint}") from None
+    from cmfgit.data.fsspec_remote import FsspecBackend
+
+    options = {k: v for k, v in spec.options.items() if k != "layout"}
+    fs_backend: Backend = FsspecBackend(spec.name, spec.url, {**options, **clone_options(repo, spec.name)})
+    fs_backend.layout = spec.layout
+    return fs_backend
+
+
+def object_key(hexhash: str) -> str:
+    return f"blake3/{hexhash[:2]}/{hexhash[2:]}"
+
+
+def dvc_key(md5hex: str) -> str:
+    """Where DVC 3 (and so CMF) keeps a file by its md5 on a remote."""
+    return f"files/md5/{md5hex[:2]}/{md5hex[2:]}"

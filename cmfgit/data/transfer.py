@@ -1,0 +1,287 @@
+"""Moving objects between the cache and a data remote: push and fetch.
+
+Push sends only what the remote lacks: it asks the remote which objects it
+has (one listing when there are many), then uploads the rest with ``-j``
+threads, files first and directory manifests last, so a manifest on a
+remote means its files are there too. Bytes come from the cache; an
+artifact that is not cached but whose recorded path still holds the
+recorded bytes (checked through the stat cache) enters the cache first.
+
+Fetch downloads into the cache what it lacks, hashing every byte as it is
+written; an object whose bytes do not match its name is refused
+(``CorruptObjectError``, naming the object and the remote) and never enters
+the cache.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cmfgit.data.cache import Cache
+from cmfgit.data.remote import Backend, object_key
+from cmfgit.data.selection import Artifact
+from cmfgit.errors import CmfgitError, CorruptObjectError, DataError, PathError
+
+DEFAULT_JOBS = min(32, 4 * (os.cpu_count() or 1))
+
+
+@dataclass
+class PushResult:
+    remote: str
+    pushed: int = 0  # objects uploaded
+    bytes: int = 0  # their bytes
+    already: int = 0  # objects the remote had
+    unavailable: list[Artifact] = field(default_factory=list)  # no bytes here: not cached, path changed
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "remote": self.remote,
+            "pushed": self.pushed,
+            "bytes": self.bytes,
+            "already": self.already,
+            "unavailable": [{"path": a.path, "hash": a.hash} for a in self.unavailable],
+        }
+
+
+@dataclass
+class FetchResult:
+    remote: str
+    fetched: int = 0
+    bytes: int = 0
+    cached: int = 0  # objects that were already in the cache
+
+    def as_json(self) -> dict[str, object]:
+        return {"remote": self.remote, "fetched": self.fetched, "bytes": self.bytes, "cached": self.cached}
+
+
+def _unique(artifacts: Iterable[Artifact]) -> list[Artifact]:
+    return list({a.hash: a for a in artifacts if a.storable}.values())
+
+
+def ensure_cached(repo_root: Path, cache: Cache, art: Artifact) -> bool:
+    """Make sure the bytes of ``art`` are cached, from the working tree if need be;
+    False if they are nowhere here. A cached manifest means its files are cached
+    (a manifest always enters the cache after its files)."""
+    if cache.has(art.hex):
+        return True
+    full = repo_root / art.path
+    if not (full.is_dir() if art.kind == "dir" else full.is_file()):
+        return False
+    try:
+        if cache.hasher.hash_path(full, art.path).hash != art.hash:
+            return False  # the path holds other bytes now
+        cache.add_path(full, art.path)
+    except PathError:
+        return False
+    return cache.has(art.hex)
+
+
+def _run(
+    jobs: int, work: Callable[[str], int], items: list[str], label: str = "", total_bytes: int | None = None
+) -> tuple[int, list[BaseException]]:
+    """Run ``work`` over ``items`` on ``jobs`` threads: (sum of results, errors).
+    A progress bar (objects, and bytes when ``total_bytes`` is known) shows on a terminal."""
+    total = 0
+    errors: list[BaseException] = []
+    if not items:
+        return 0, errors
+    from cmfgit.data.progress import Progress
+
+    progress = Progress(label, len(items), total_bytes)
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(items)))) as pool:
+            for future in as_completed([pool.submit(work, item) for item in items]):
+                try:
+                    size = future.result()
+                    total += size
+                    progress.advance(size)
+                except (CmfgitError, OSError) as exc:
+                    errors.append(exc)
+    finally:
+        progress.close()
+    return total, errors
+
+
+def _raise_first(errors: list[BaseException], what: str) -> None:
+    if not errors:
+        return
+    first = errors[0]
+    if len(errors) == 1 and isinstance(first, CmfgitError):
+        raise first
+    if isinstance(first, OSError):
+        text = f"{first.filename or 'I/O'}: {first.strerror or first}"
+    else:
+        text = str(first)
+    more = f" (and {len(errors) - 1} more {what} failed)" if len(errors) > 1 else ""
+    raise DataError(f"{text}{more}") from first
+
+
+def push(repo_root: Path, cache: Cache, backend: Backend, artifacts: Iterable[Artifact], jobs: int) -> PushResult:
+    result = PushResult(backend.name)
+    tops: dict[str, Artifact] = {}
+    for art in _unique(artifacts):
+        if ensure_cached(repo_root, cache, art):
+            tops[art.hex] = art
+        else:
+            result.unavailable.append(art)
+    if backend.read_only and tops:
+        from cmfgit.errors import RemoteError
+
+        raise RemoteError(backend.name, f"{backend.url} is read-only")
+    # One question for the artifacts themselves: a manifest on the remote means its
+    # files are there too (manifests are uploaded last), so a no-op push of a
+    # 10,000-file dataset asks about one object, not 10,001.
+    keys = {object_key(h): h for h in tops}
+    absent = {keys[k] for k in backend.missing(list(keys))}
+    there: set[str] = set()
+    files: dict[str, None] = {}
+    manifests: list[str] = []
+    for h, art in tops.items():
+        if art.kind == "dir":
+            entries = cache.manifest_hexes(h)
+            if h in absent:
+                files.update(dict.fromkeys(entries))
+                manifests.append(h)
+            else:
+                there.update(entries, [h])
+        elif h in absent:
+            files[h] = None
+        else:
+            there.add(h)
+    fkeys = {object_key(h): h for h in files if h not in there}
+    todo = sorted(fkeys[k] for k in backend.missing(list(fkeys)))
+    result.already = len(there | (set(fkeys.values()) - set(todo)))
+
+    def upload(hexhash: str) -> int:
+        backend.upload(cache.path(hexhash), object_key(hexhash))
+        return cache.size(hexhash)
+
+    for group in (todo, sorted(manifests)):  # files first, manifests last
+        size = sum(cache.size(h) for h in group) if len(group) > 1 else None
+        sent, errors = _run(jobs, upload, group, "pushing", size)
+        result.bytes += sent
+        result.pushed += len(group) - len(errors)
+        _raise_first(errors, "uploads")
+    return result
+
+
+def fetch(cache: Cache, backend: Backend, artifacts: Iterable[Artifact], jobs: int) -> FetchResult:
+    """Download what the cache lacks. A directory's manifest is downloaded (and
+    verified) first but enters the cache last, after all its files."""
+    from cmfgit.data import copying, manifest
+
+    result = FetchResult(backend.name)
+    where = f"data remote '{backend.name}'"
+
+    def download(hexhash: str) -> int:
+        tmp, got, size = backend.download(object_key(hexhash), cache.path(hexhash))
+        if not cache.accept_temp(tmp, hexhash, got):
+            raise CorruptObjectError(f"blake3:{hexhash}", where, f"blake3:{got}")
+        return size
+
+    held: dict[str, str] = {}  # manifest hex -> its verified temp file
+
+    def download_manifest(hexhash: str) -> int:
+        tmp, got, size = backend.download(object_key(hexhash), cache.path(hexhash))
+        if got != hexhash:
+            copying.unlink_quietly(tmp)
+            raise CorruptObjectError(f"blake3:{hexhash}", where, f"blake3:{got}")
+        held[hexhash] = tmp
+        return size
+
+    arts = _unique(artifacts)
+    try:
+        manifests = sorted({a.hex for a in arts if a.kind == "dir"})
+        todo = [h for h in manifests if not cache.has(h)]
+        result.cached += len(manifests) - len(todo)
+        got, errors = _run(jobs, download_manifest, todo, "fetching manifests")
+        result.bytes += got
+        _raise_first(errors, "downloads")
+        wanted: dict[str, int | None] = {}
+        for a in arts:
+            if a.kind != "dir":
+                wanted[a.hex] = a.size
+            elif a.hex in held:
+                with open(held[a.hex], "rb") as fh:
+                    entries = manifest.parse(fh.read(), f"manifest blake3:{a.hex[:12]} from {where}")
+                wanted.update((e.hex, e.size) for e in entries)
+        files = sorted(h for h in wanted if not cache.has(h))
+        result.cached += len(wanted) - len(files)
+        sizes = [wanted[h] for h in files]
+        known = sum(s for s in sizes if s is not None) if all(s is not None for s in sizes) else None
+        got, errors = _run(jobs, download, files, "fetching", known)
+        result.fetched += len(files) - len(errors)
+        result.bytes += got
+        _raise_first(errors, "downloads")
+        for hexhash, tmp in sorted(held.items()):
+            cache.accept_temp(tmp, hexhash, hexhash)
+            result.fetched += 1
+        held.clear()
+    finally:
+        for tmp in held.values():
+            copying.unlink_quietly(tmp)
+    return result
+
+
+def fetch_md5(cache: Cache, backend: Backend, md5s: Iterable[str], jobs: int) -> FetchResult:
+    """Fetch files known by their md5 from a DVC-layout remote (``files/md5/<2>/<30>``,
+    where DVC and so CMF push): each is checked against its md5, hashed with blake3,
+    cached under that, and remembered as that md5's bytes."""
+    import hashlib
+
+    from cmfgit.data import copying
+    from cmfgit.data.remote import dvc_key
+    from cmfgit.errors import RemoteError
+
+    result = FetchResult(backend.name)
+    wanted = sorted(set(md5s))
+    if wanted and backend.layout != "dvc":
+        raise RemoteError(
+            backend.name,
+            f"{len(wanted)} artifact(s) are known only by md5 (imported from CMF): their bytes are on a DVC remote; "
+            "add it with 'cmfgit remote add NAME URL --layout dvc'",
+        )
+    where = f"data remote '{backend.name}'"
+    todo = [m for m in wanted if cache.blake3_of_md5(m) is None]
+    result.cached = len(wanted) - len(todo)
+
+    def download(md5hex: str) -> int:
+        beside = os.path.join(cache.root, "md5", md5hex[:2], md5hex[2:])
+        tmp, hexhash, size = backend.download(dvc_key(md5hex), beside)
+        try:
+            digest = hashlib.md5(usedforsecurity=False)
+            with open(tmp, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(chunk)
+            if digest.hexdigest() != md5hex:
+                raise CorruptObjectError(f"md5:{md5hex}", where, f"md5:{digest.hexdigest()}")
+            target = cache.path(hexhash)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            os.replace(tmp, target)
+        except BaseException:
+            copying.unlink_quietly(tmp)
+            raise
+        cache.remember_md5(md5hex, hexhash)
+        return size
+
+    got, errors = _run(jobs, download, todo, "fetching")
+    result.fetched = len(todo) - len(errors)
+    result.bytes = got
+    _raise_first(errors, "downloads")
+    return result
+
+
+def as_blake3(cache: Cache, art: Artifact) -> Artifact:
+    """An md5-only artifact as the blake3 object it was fetched as (for placing)."""
+    from dataclasses import replace
+
+    hexhash = cache.blake3_of_md5(art.md5hex or "")
+    if hexhash is None:
+        from cmfgit.errors import MissingObjectError
+
+        raise MissingObjectError(art.hash, "the cache ('cmfgit artifact fetch -r DVC-REMOTE' brings it)", art.path)
+    return replace(art, hash=f"blake3:{hexhash}", kind="file")

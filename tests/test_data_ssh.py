@@ -1,0 +1,106 @@
+"""An SFTP data remote: OpenSSH's sshd on 127.0.0.1, started by the test with a
+throwaway host key and user key. Credentials come from ~/.ssh, as with ssh itself."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import cmfgit, git
+from datahelp import b3, file_hash, fresh_clone, publish, remote_objects, run, write_files
+from sites import clone_site, seed_remote
+
+pytest.importorskip("sshfs")
+SSHD = shutil.which("sshd") or ("/usr/sbin/sshd" if os.path.exists("/usr/sbin/sshd") else None)
+pytestmark = pytest.mark.skipif(SSHD is None, reason="OpenSSH's sshd is not installed (.ci/run installs it)")
+
+
+@pytest.fixture
+def sshd(tmp_path: Path) -> Iterator[str]:
+    """``user@127.0.0.1:port`` of a running sshd that accepts the key in ~/.ssh (this test's HOME)."""
+    if not os.path.isdir("/run/sshd"):  # sshd's privilege separation directory (its service makes it)
+        try:
+            os.makedirs("/run/sshd", mode=0o755)
+        except OSError:
+            pytest.skip("/run/sshd is missing and cannot be created")
+    etc = tmp_path / "sshd"
+    etc.mkdir()
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(etc / "host_key")], check=True)
+    ssh_dir = Path(os.environ["HOME"]) / ".ssh"
+    ssh_dir.mkdir(mode=0o700, exist_ok=True)
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(ssh_dir / "id_ed25519")], check=True)
+    (etc / "authorized_keys").write_text((ssh_dir / "id_ed25519.pub").read_text())
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    user = os.environ.get("USER") or subprocess.run(["id", "-un"], capture_output=True, text=True).stdout.strip()
+    (etc / "sshd_config").write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {etc / 'host_key'}\nPidFile {etc / 'sshd.pid'}\n"
+        f"AuthorizedKeysFile {etc / 'authorized_keys'}\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+        "PubkeyAuthentication yes\nPermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\n"
+        "Subsystem sftp internal-sftp\n"
+    )
+    host_pub = (etc / "host_key.pub").read_text().split()
+    (ssh_dir / "known_hosts").write_text(f"[127.0.0.1]:{port} {host_pub[0]} {host_pub[1]}\n")
+    assert SSHD is not None
+    proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(etc / "sshd_config")], stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("sshd did not start") from None
+                time.sleep(0.05)
+        yield f"{user}@127.0.0.1:{port}"
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_push_over_sftp_and_pull_into_a_fresh_clone(tmp_path: Path, sshd: str) -> None:
+    store = tmp_path / "sftp-store"
+    store.mkdir()
+    _bare, url = seed_remote(tmp_path)
+    site = clone_site(tmp_path, url, "lab")
+    (site / ".gitignore").write_text("data/\n")
+    cmfgit(site, "remote", "add", "box", f"ssh://{sshd}{store}", "--default")
+    git(site, "add", ".gitignore", ".cmf/config.yaml")
+    git(site, "commit", "-q", "-m", "data remote")
+    write_files(site, {"data/set/a.txt": "a\n", "data/set/b.txt": "b\n", "data/model.bin": os.urandom(500_000)})
+    run(site, "train", inputs=("data/set",), outputs=("data/model.bin",))
+    publish(site)
+    assert cmfgit(site, "artifact", "push").stdout.startswith("pushed 4 object(s)")
+    assert "pushed 0 object(s), 0 B; 4 already there" in cmfgit(site, "artifact", "push").stdout
+    objects = remote_objects(store)
+    assert len(objects) == 4 and all(b3(p.read_bytes())[7:] == h for h, p in objects.items())
+
+    other = fresh_clone(tmp_path, url, "analyst")
+    assert "placed 2 path(s) (3 file(s))" in cmfgit(other, "artifact", "pull").stdout
+    for rel in ("data/set/a.txt", "data/set/b.txt", "data/model.bin"):
+        assert file_hash(other / rel) == file_hash(site / rel)
+
+
+def test_a_refused_key_is_one_line(tmp_path: Path, sshd: str) -> None:
+    store = tmp_path / "sftp-store"
+    store.mkdir()
+    site = clone_site(tmp_path, seed_remote(tmp_path)[1], "lab")
+    write_files(site, {"data/a.csv": "a\n"})
+    run(site, "prepare", outputs=("data/a.csv",))
+    cmfgit(site, "remote", "add", "box", f"ssh://{sshd}{store}")
+    key = Path(os.environ["HOME"]) / ".ssh" / "id_ed25519"
+    key.unlink()
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)  # not authorised
+    proc = cmfgit(site, "artifact", "push", check=False)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("cmfgit: error: data remote 'box': access denied"), proc.stderr
+    assert "check the credentials" in lines[0]
