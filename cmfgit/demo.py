@@ -119,9 +119,11 @@ def run_demo(directory: Path | None) -> Path:
     ::
 
         central.git        bare: the central remote (git is the only server)
+        data-store/        the data remote: artifact bytes by content hash
         lab/   site lab    branch site/lab:  prepare, train (two learning rates)
-        edge/  site edge   branch site/edge: evaluate lab's model; its own edge-monitor pipeline
-        analyst/           main (code only): pulls the wine-quality view and its lineage
+        edge/  site edge   branch site/edge: pulls lab's candidate model and its data, evaluates it;
+                           its own edge-monitor pipeline
+        analyst/           main (code only): pulls the wine-quality view, its data and its lineage
     """
     base = Path(directory) if directory else Path(tempfile.mkdtemp(prefix="cmfgit-demo-"))
     base.mkdir(parents=True, exist_ok=True)
@@ -133,11 +135,14 @@ def run_demo(directory: Path | None) -> Path:
 
     # The central repository and the pipeline's code, pushed to main by the lab.
     sh.run(base, "git", "init", "-q", "--bare", "-b", "main", "central.git")
+    sh.run(base, "mkdir", "data-store")  # the data remote: a shared directory here; s3://, ssh://, ... elsewhere
     sh.run(base, "git", "init", "-q", "-b", "main", "lab")
     lab = base / "lab"
     sh.run(lab, "git", "remote", "add", "origin", "../central.git")
     _write_pipeline(lab)
     sh.cmfgit(lab, "init", "--site", "lab", "--pipeline", "wine-quality")
+    # The data remote every clone uses (its name and URL are committed; credentials never are).
+    sh.cmfgit(lab, "remote", "add", "store", "../data-store", "--default")
     sh.run(lab, "git", "add", "-A")
     sh.run(lab, "git", "commit", "-q", "-m", "wine-quality pipeline")
     sh.run(lab, "git", "push", "-q", "-u", "origin", "main")
@@ -150,9 +155,8 @@ def run_demo(directory: Path | None) -> Path:
     # The better of the two runs becomes the candidate: a tag, itself a small record.
     best = executions(open_repo(lab), stage="train", limit=1, sort="metrics.train_mse")[0][0]
     sh.cmfgit(lab, "tag", best[:12], "status=candidate")
-    # Publish the model and the test split with git; the pending records ride along.
-    sh.run(lab, "git", "add", "-f", "model.json", "data/prepared/test.csv")
-    sh.run(lab, "git", "commit", "-q", "-m", "publish the model and the test split")
+    # Publish: the pending records are committed and pushed with the branch, the global
+    # view is updated, and the bytes of every recorded artifact go to the data remote.
     sh.cmfgit(lab, "push")
 
     # Site edge: deploys lab's model, evaluates it, and runs a pipeline of its own.
@@ -163,6 +167,9 @@ def run_demo(directory: Path | None) -> Path:
     (edge / "monitor.py").write_text(MONITOR)
     sh.run(edge, "git", "add", "monitor.py")
     sh.run(edge, "git", "commit", "-q", "-m", "edge monitor")
+    # The candidate model and the data upstream of it, byte for byte, from the data remote.
+    sh.cmfgit(edge, "artifact", "pull", best[:12], "--with-lineage")
+    sh.cmfgit(edge, "status")
     sh.cmfgit(edge, *EVALUATE_RUN, "--", py, "evaluate.py")
     sh.cmfgit(edge, "log-run", "-P", "edge-monitor", "-s", "collect", "-o", "readings.csv", "--", py, "monitor.py")
     sh.cmfgit(edge, "push")
@@ -170,12 +177,16 @@ def run_demo(directory: Path | None) -> Path:
     # An analyst's clone of main (code only) pulls a local view of one pipeline.
     sh.run(base, "git", "clone", "-q", "central.git", "analyst")
     analyst = base / "analyst"
-    sh.cmfgit(analyst, "pull", "--pipeline", "wine-quality")  # configures the fresh clone too
+    # (configures the fresh clone too; --with-data also places the pipeline's artifacts)
+    sh.cmfgit(analyst, "pull", "--pipeline", "wine-quality", "--with-data")
     sh.cmfgit(analyst, "log")
     evaluate = executions(open_repo(analyst), stage="evaluate")[0][0]
     sh.cmfgit(analyst, "lineage", evaluate[:12])
     sh.run(base, "git", "--git-dir=central.git", "log", "--oneline", "-3", "cmf/global")
-    print(f"\ndone: central repository {base / 'central.git'}, sites {lab} and {edge}, local view {analyst}")
+    print(
+        f"\ndone: central repository {base / 'central.git'}, data remote {base / 'data-store'},"
+        f" sites {lab} and {edge}, local view {analyst}"
+    )
     return base
 
 

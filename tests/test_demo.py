@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import blake3
 from conftest import cmfgit, git
 from sites import loose_ids, records_at
 
@@ -66,6 +67,20 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert "global     origin/cmf/global: 6 record(s), 5 match" in out
     assert "lineage (upstream)" in out and "wine-quality/prepare" in out and "model.json" in out
     assert "edge-monitor" not in out.split("cmfgit pull --pipeline wine-quality", 1)[1]
+
+    # The data travelled through the data remote, not through git: the edge evaluated the
+    # candidate's model, byte for byte, and the analyst's pull placed it too.
+    assert "model.json" not in git(central, "ls-tree", "-r", "--name-only", "site/lab")
+    (evaluate,) = [canonical.load(d) for d in view.values() if canonical.load(d).get("stage") == "evaluate"]
+    used = {i["path"]: i["hash"] for i in evaluate["inputs"]}
+    made = {o["path"]: o["hash"] for o in canonical.load(view[target])["outputs"]}
+    assert used["model.json"] == made["model.json"]
+    for clone in (edge, analyst):
+        assert "blake3:" + blake3.blake3((clone / "model.json").read_bytes()).hexdigest() == made["model.json"]
+    stored = {p.parent.name + p.name for p in (base / "data-store" / "blake3").glob("*/*")}
+    assert made["model.json"].removeprefix("blake3:") in stored
+    assert "data       store: pushed" in out and "placed     model.json" in out
+    assert "unchanged       cached           model.json" in out  # the edge's cmfgit status
 
 
 def test_demo_refuses_a_non_empty_directory(tmp_path: Path) -> None:

@@ -76,6 +76,8 @@ class Tour:
         git(self.repo, "commit", "-q", "-m", "pipeline code and raw data")
         git(self.repo, "remote", "add", "origin", self.origin.as_uri())
         git(self.repo, "push", "-q", "-u", "origin", "main")
+        self.store = tmp / "cmf-data"  # the data remote's directory (a mount, elsewhere)
+        self.store.mkdir()
         self.cwd = tmp
 
     def run(self, line: str) -> subprocess.CompletedProcess[str]:
@@ -160,6 +162,15 @@ def test_the_readme_tour_runs_as_written(tmp_path: Path) -> None:
     def fsck(out: str) -> None:
         assert re.fullmatch(r"fsck: 3 record\(s\) ok\n", out), out  # two runs and the tag
 
+    def status(out: str) -> None:
+        for path in ("data/train.csv", "model.pkl", "metrics.json"):  # outputs enter the cache when recorded
+            assert re.search(rf"^unchanged\s+cached\s+{re.escape(path)}$", out, re.M), out
+        assert re.search(r"^unchanged\s+-\s+data/raw\.csv$", out, re.M), out  # an input: when pushed
+
+    def remote(out: str) -> None:
+        assert "added data remote 'store' -> ../cmf-data (default)" in out, out
+        assert "cmf-data" in (tour.repo / ".cmf" / "config.yaml").read_text()
+
     def commit(out: str) -> None:
         on_disk = {p.relative_to(tour.repo).as_posix() for p in (tour.repo / ".cmf" / "objects").rglob("*.yaml")}
         assert len(on_disk) == 3
@@ -171,6 +182,10 @@ def test_the_readme_tour_runs_as_written(tmp_path: Path) -> None:
         assert len(tour.records_in(git(tour.origin, "rev-parse", "main").strip())) == 3
         ids = {r["id"] for r in tour.runs()}
         assert {r["id"] for r in tour.runs("--global")} == ids  # the global view has them
+        (model,) = [o for o in tour.by_stage()["train"]["outputs"] if o["path"] == "model.pkl"]
+        digest = model["hash"].removeprefix("blake3:")
+        assert (tour.store / "blake3" / digest[:2] / digest[2:]).read_bytes() == (tour.repo / "model.pkl").read_bytes()
+        assert "data       store: pushed" in out, out
 
     def pull(out: str) -> None:
         assert {r["id"] for r in tour.runs()} == {r["id"] for r in tour.runs("--global")}
@@ -181,13 +196,14 @@ def test_the_readme_tour_runs_as_written(tmp_path: Path) -> None:
         root = git(fresh, "rev-list", "--max-parents=0", "HEAD").strip()
         git(fresh, "switch", "-q", "-c", "lab-b", root)
         tour.cmfgit("init", "--site", "lab-b", cwd=fresh)
+        tour.cmfgit("remote", "add", "store", "../cmf-data", "--default", cwd=fresh)  # this branch predates it
         assert tour.cmfgit("log", "--json", cwd=fresh).strip() == "[]"
         again = subprocess.run(["bash", "-c", lines[-1]], cwd=fresh, env=tour.env, capture_output=True, text=True)
         assert again.returncode == 0, again.stderr
         brought = json.loads(tour.cmfgit("log", "--json", cwd=fresh))
         assert {(r["pipeline"], r["stage"]) for r in brought} == {("wine", "prepare"), ("wine", "train")}
         assert {r["tags"].get("status") for r in brought} == {"production", None}
-        assert (fresh / "model.pkl").exists() is False  # metadata only: the data stays where it is
+        assert (fresh / "model.pkl").read_bytes() == (tour.repo / "model.pkl").read_bytes()  # --with-data
 
     checks: list[tuple[str, Callable[[str], None]]] = [
         ("cd my-pipeline", cd),
@@ -201,9 +217,11 @@ def test_the_readme_tour_runs_as_written(tmp_path: Path) -> None:
         ("cmfgit diff", diff),
         ("cmfgit tag", tag),
         ("cmfgit fsck", fsck),
+        ("cmfgit status", status),
+        ("cmfgit remote add", remote),
         ('git add .cmf && git commit -m "train"', commit),
         ("cmfgit push", push),
-        ("cmfgit pull --pipeline wine", pull),
+        ("cmfgit pull --pipeline wine --with-data", pull),
     ]
     lines = tour_lines()
     assert len(lines) == len(checks), lines
