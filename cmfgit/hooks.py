@@ -13,15 +13,19 @@ repository without ``.cmf/``):
 
 pre-commit
     Packs loose records past ``gc.threshold``, stages every pending change
-    under ``.cmf/objects`` into the index git is committing, and refuses the
-    commit if a record being committed is invalid. Does nothing while a
-    rebase, merge, cherry-pick or revert is in progress.
+    under ``.cmf/objects`` into the index git is committing, writes and stages
+    a retraction when the commit removes records (``retractions.py``), and
+    refuses the commit if a record being committed is invalid. While a rebase,
+    merge, cherry-pick or revert is in progress it stages nothing but still
+    verifies what is staged.
 post-commit
     Keeps the code version (``git.tree``) of each newly committed record
     reachable under ``refs/cmf/keep/<id>``: a run's tree, dirty or clean, is
     written by cmfgit and no commit points to it, so ``git gc`` would prune it.
     Keeps the ``git.commit`` of a record too when the commit's history does not
     reach it (``git merge --squash`` brings a branch's records, not its commits).
+    Writes a pending retraction when the commit removed records that pre-commit
+    did not see (``git revert`` and ``cherry-pick`` skip pre-commit).
 post-rewrite
     After ``commit --amend`` and rebase (squash included), keeps every
     rewritten commit that a record names as its ``git.commit`` under
