@@ -37,6 +37,7 @@ BENCHMARKS = [
     "bench_hash_small",
     "bench_codec",
     "bench_untracked",
+    "bench_data",
 ]
 
 # Standalone scripts that print their own tables, run as they are with the
