@@ -231,9 +231,7 @@ def run(ctx: common.Context) -> dict[str, Any]:
                 peer_name="`dvc pull`",
             ),
         ]
-    small_met = {
-        k: (dvc_s[f"{k}_s"] / cmf_s[f"{k}_s"] >= 10) if (dvc_s and full) else None for k in ("push", "pull")
-    }
+    small_met = {k: (dvc_s[f"{k}_s"] / cmf_s[f"{k}_s"] >= 10) if (dvc_s and full) else None for k in ("push", "pull")}
     rows += [
         common.row(
             f"push {files:,} × {KIB} KiB files",
