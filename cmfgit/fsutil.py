@@ -42,13 +42,13 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, *, fsync: bool = Tru
             os.fsync(fd)
     except BaseException:
         os.close(fd)
-        _unlink_quietly(tmp)
+        unlink_quietly(tmp)
         raise
     os.close(fd)
     try:
         os.replace(tmp, target)
     except BaseException:
-        _unlink_quietly(tmp)
+        unlink_quietly(tmp)
         raise
 
 
@@ -60,7 +60,7 @@ def write_once(path: Path, data: bytes) -> bool:
     return True
 
 
-def _unlink_quietly(path: str) -> None:
+def unlink_quietly(path: str) -> None:
     try:
         os.unlink(path)
     except OSError:

@@ -26,7 +26,7 @@ from pathlib import Path
 from cmfgit import gitutil
 from cmfgit.data import copying
 from cmfgit.errors import CmfgitError, PathError
-from cmfgit.fsutil import TMP_PREFIX
+from cmfgit.fsutil import TMP_PREFIX, unlink_quietly
 from cmfgit.hashing import PREFIX, Digest, Hasher
 from cmfgit.repo import Repo
 
@@ -173,7 +173,7 @@ class Cache:
     def accept_temp(self, tmp: str, hexhash: str, got: str) -> bool:
         """Rename a verified temp file (written beside ``self.path(hexhash)``) into place."""
         if got != hexhash:
-            copying.unlink_quietly(tmp)
+            unlink_quietly(tmp)
             return False
         os.replace(tmp, self.path(hexhash))
         return True
@@ -214,7 +214,7 @@ class Cache:
             else:
                 got = hexhash
         except BaseException:
-            copying.unlink_quietly(tmp)
+            unlink_quietly(tmp)
             raise
         if not self.accept_temp(tmp, hexhash, got):
             raise PathError(shown, "changed while it was being copied into the cache; try again")

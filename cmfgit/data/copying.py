@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from blake3 import blake3
 
-from cmfgit.fsutil import TMP_PREFIX
+from cmfgit.fsutil import TMP_PREFIX, unlink_quietly
 
 FICLONE = 0x40049409  # _IOW(0x94, 9, int) from linux/fs.h
 _CHUNK = 4 << 20
@@ -78,11 +78,7 @@ def copy_to_temp(src: str, target: str, mode: int = 0o644, fsync: bool = False, 
     tmp = temp_path(target)
     sfd = os.open(src, os.O_RDONLY)
     try:
-        try:
-            dfd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileNotFoundError:
-            os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
-            dfd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        dfd = _open_temp(tmp, target)
         try:
             _copy_fd(sfd, dfd, os.fstat(sfd).st_size, reflink_only)
             os.fchmod(dfd, mode)
@@ -117,11 +113,7 @@ def write_stream_to_temp(
     and renames (or removes) the temp.
     """
     tmp = temp_path(target)
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileNotFoundError:
-        os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fd = _open_temp(tmp, target)
     hasher = blake3(max_threads=blake3.AUTO)
     size = 0
     try:
@@ -156,8 +148,10 @@ def hash_file(path: str) -> str:
     return hasher.hexdigest()
 
 
-def unlink_quietly(path: str) -> None:
+def _open_temp(tmp: str, target: str) -> int:
+    """Create the temp file ``tmp`` beside ``target`` (and ``target``'s directory if it is new)."""
     try:
-        os.unlink(path)
-    except OSError:
-        pass
+        return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
+        return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

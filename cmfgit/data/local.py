@@ -15,6 +15,7 @@ from pathlib import Path
 
 from cmfgit.data import copying
 from cmfgit.errors import MissingObjectError, RemoteError
+from cmfgit.fsutil import unlink_quietly
 
 
 def _object_of(key: str) -> str:
@@ -75,7 +76,7 @@ class LocalBackend:
         try:
             return tmp, copying.hash_file(tmp), os.path.getsize(tmp)
         except BaseException:
-            copying.unlink_quietly(tmp)
+            unlink_quietly(tmp)
             raise
 
     def close(self) -> None:

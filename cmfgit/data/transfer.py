@@ -25,6 +25,7 @@ from cmfgit.data.cache import Cache
 from cmfgit.data.remote import Backend, object_key
 from cmfgit.data.selection import Artifact
 from cmfgit.errors import CmfgitError, CorruptObjectError, DataError, PathError
+from cmfgit.fsutil import unlink_quietly
 
 DEFAULT_JOBS = min(32, 4 * (os.cpu_count() or 1))
 
@@ -172,7 +173,7 @@ def push(repo_root: Path, cache: Cache, backend: Backend, artifacts: Iterable[Ar
 def fetch(cache: Cache, backend: Backend, artifacts: Iterable[Artifact], jobs: int) -> FetchResult:
     """Download what the cache lacks. A directory's manifest is downloaded (and
     verified) first but enters the cache last, after all its files."""
-    from cmfgit.data import copying, manifest
+    from cmfgit.data import manifest
 
     result = FetchResult(backend.name)
     where = f"data remote '{backend.name}'"
@@ -188,7 +189,7 @@ def fetch(cache: Cache, backend: Backend, artifacts: Iterable[Artifact], jobs: i
     def download_manifest(hexhash: str) -> int:
         tmp, got, size = backend.download(object_key(hexhash), cache.path(hexhash))
         if got != hexhash:
-            copying.unlink_quietly(tmp)
+            unlink_quietly(tmp)
             raise CorruptObjectError(f"blake3:{hexhash}", where, f"blake3:{got}")
         held[hexhash] = tmp
         return size
@@ -223,7 +224,7 @@ def fetch(cache: Cache, backend: Backend, artifacts: Iterable[Artifact], jobs: i
         held.clear()
     finally:
         for tmp in held.values():
-            copying.unlink_quietly(tmp)
+            unlink_quietly(tmp)
     return result
 
 
@@ -233,7 +234,6 @@ def fetch_md5(cache: Cache, backend: Backend, md5s: Iterable[str], jobs: int) ->
     cached under that, and remembered as that md5's bytes."""
     import hashlib
 
-    from cmfgit.data import copying
     from cmfgit.data.remote import dvc_key
     from cmfgit.errors import RemoteError
 
@@ -263,7 +263,7 @@ def fetch_md5(cache: Cache, backend: Backend, md5s: Iterable[str], jobs: int) ->
             os.makedirs(os.path.dirname(target), exist_ok=True)
             os.replace(tmp, target)
         except BaseException:
-            copying.unlink_quietly(tmp)
+            unlink_quietly(tmp)
             raise
         cache.remember_md5(md5hex, hexhash)
         return size
