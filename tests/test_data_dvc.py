@@ -106,3 +106,111 @@ def test_md5_artifacts_and_a_blake3_remote_say_what_to_add(repo: Path, tmp_path:
     cmfgit(repo, "remote", "add", "store", str(tmp_path / "b3"))
     proc = cmfgit(repo, "artifact", "pull", check=False)
     assert proc.returncode == 1 and "--layout dvc" in proc.stderr
+
+
+# -- directories: DVC's <md5>.dir listings -----------------------------------------------------
+
+IMAGES = {
+    "artifacts/images/cat.txt": b"meow\n",
+    "artifacts/images/sub/dog.txt": b"woof\n",
+    "artifacts/images/sub/deeper/empty.bin": b"",
+    "artifacts/images/\u00e9t\u00e9 \u00fc.txt": "caf\u00e9\n".encode(),
+    "artifacts/images/B.txt": b"upper case sorts first\n",
+    "artifacts/images/same.txt": b"meow\n",  # the bytes of cat.txt: one object for both
+}
+
+
+def dvc_dir_site(tmp_path: Path) -> tuple[Path, str]:
+    """A CMF site that 'dvc add'ed a directory and 'dvc push'ed it: (store, md5 of its .dir listing)."""
+    site = tmp_path / "cmf-dir-site"
+    site.mkdir()
+    git(site, "init", "-q", "-b", "main")
+    dvc(site, "init", "-q")
+    for rel, data in IMAGES.items():
+        (site / rel).parent.mkdir(parents=True, exist_ok=True)
+        (site / rel).write_bytes(data)
+    dvc(site, "add", "-q", "artifacts/images")
+    text = (site / "artifacts" / "images.dvc").read_text()
+    listing = next(line.split()[-1] for line in text.splitlines() if line.strip().startswith("- md5:"))
+    assert listing.endswith(".dir")
+    store = tmp_path / "dvc-dir-store"
+    dvc(site, "remote", "add", "-d", "store", str(store))
+    dvc(site, "push", "-q")
+    return store, listing[: -len(".dir")]
+
+
+def export_with_directory(tmp_path: Path, md5: str) -> Path:
+    """set1's export, with the prepare stage also writing a directory dataset, as cmflib logs one
+    (name ``path:<md5>.dir``, uri ``<md5>.dir``), and train reading it."""
+    doc = json.loads(EXPORT_JSON.read_text())
+    stages = doc["Pipeline"][0]["stages"]
+    art = {
+        "type": "Dataset",
+        "create_time_since_epoch": 1795725941999,
+        "custom_properties": {},
+        "id": 99,
+        "last_update_time_since_epoch": 1795725941999,
+        "name": f"artifacts/images:{md5}.dir",
+        "properties": {"Commit": f"{md5}.dir", "git_repo": "", "url": ""},
+        "type_id": 14,
+        "uri": f"{md5}.dir",
+    }
+    for stage, kind in zip(stages, (4, 3)):
+        stage["executions"][0]["events"].append({"type": kind, "artifact": art})
+    out = tmp_path / "with-dir.json"
+    out.write_text(json.dumps(doc))
+    return out
+
+
+def test_a_cmf_directory_pulls_from_the_dvc_dir_listing_dvc_wrote(repo: Path, tmp_path: Path) -> None:
+    store, md5 = dvc_dir_site(tmp_path)
+    assert (store / "files" / "md5" / md5[:2] / (md5[2:] + ".dir")).is_file()
+    import_json(repo, export_with_directory(tmp_path, md5))
+    cmfgit(repo, "remote", "add", "cmf", str(store), "--layout", "dvc")
+    out = cmfgit(repo, "artifact", "pull", "artifacts/images").stdout
+    assert "placed 1 path(s)" in out
+    placed = {str(p.relative_to(repo)): p.read_bytes() for p in (repo / "artifacts").rglob("*") if p.is_file()}
+    assert placed == IMAGES  # every file, the empty one included
+    rows = json.loads(cmfgit(repo, "status", "artifacts/images", "--json").stdout)
+    assert [(r["state"], r["cached"], r["hash"]) for r in rows] == [("unchanged", True, f"md5:{md5}")]
+    (repo / "artifacts/images/sub/dog.txt").write_bytes(b"edited\n")
+    assert json.loads(cmfgit(repo, "status", "artifacts/images", "--json").stdout)[0]["state"] == "modified"
+    refused = cmfgit(repo, "artifact", "pull", "artifacts/images", check=False)
+    assert refused.returncode != 0 and "artifacts/images" in refused.stderr
+    cmfgit(repo, "artifact", "pull", "artifacts/images", "--force")
+    assert (repo / "artifacts/images/sub/dog.txt").read_bytes() == b"woof\n"
+    again = cmfgit(repo, "artifact", "pull", "artifacts/images").stdout
+    assert again.startswith("fetched 0 object(s)") and "placed 0 path(s)" in again
+    # Gone from the working tree: placed again from the cache, exactly.
+    shutil.rmtree(repo / "artifacts/images")
+    back = cmfgit(repo, "artifact", "pull", "artifacts/images").stdout
+    assert "fetched 0 object(s)" in back and "placed 1 path(s)" in back
+    assert (repo / "artifacts/images/\u00e9t\u00e9 \u00fc.txt").read_bytes() == "caf\u00e9\n".encode()
+
+
+def test_a_tampered_file_of_a_dvc_directory_is_refused(repo: Path, tmp_path: Path) -> None:
+    store, md5 = dvc_dir_site(tmp_path)
+    m = hashlib.md5(b"woof\n").hexdigest()
+    obj = store / "files" / "md5" / m[:2] / m[2:]
+    os.chmod(obj, 0o644)
+    obj.write_bytes(b"not a dog\n")
+    import_json(repo, export_with_directory(tmp_path, md5))
+    cmfgit(repo, "remote", "add", "cmf", str(store), "--layout", "dvc")
+    proc = cmfgit(repo, "artifact", "pull", "artifacts/images", check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().count("\n") == 0
+    assert f"object md5:{m} from data remote 'cmf' is corrupt" in proc.stderr
+    assert not (repo / "artifacts").exists()
+
+
+def test_a_tampered_dvc_dir_listing_is_refused(repo: Path, tmp_path: Path) -> None:
+    store, md5 = dvc_dir_site(tmp_path)
+    listing = store / "files" / "md5" / md5[:2] / (md5[2:] + ".dir")
+    os.chmod(listing, 0o644)
+    listing.write_text('[{"md5": "00000000000000000000000000000000", "relpath": "../escape"}]')
+    import_json(repo, export_with_directory(tmp_path, md5))
+    cmfgit(repo, "remote", "add", "cmf", str(store), "--layout", "dvc")
+    proc = cmfgit(repo, "artifact", "pull", "artifacts/images", check=False)
+    assert proc.returncode == 1
+    assert f"object md5:{md5}.dir from data remote 'cmf' is corrupt" in proc.stderr
+    assert not (repo / "artifacts").exists() and not (tmp_path / "escape").exists()

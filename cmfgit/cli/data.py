@@ -345,8 +345,8 @@ def checkout(
     """
     from cmfgit.data import place
     from cmfgit.data.cache import Cache
+    from cmfgit.data.dvclayout import as_blake3
     from cmfgit.data.selection import Query, check_direction
-    from cmfgit.data.transfer import as_blake3
     from cmfgit.repo import open_repo
 
     repo = open_repo()

@@ -43,6 +43,7 @@ def _friendly(name: str, exc: BaseException) -> RemoteError:
 
 class FsspecBackend:
     layout = "blake3"
+    dvc_copies = False
 
     def __init__(self, name: str, url: str, options: dict[str, str]) -> None:
         import fsspec
@@ -75,11 +76,13 @@ class FsspecBackend:
     def missing(self, keys: list[str]) -> set[str]:
         try:
             if len(keys) > LIST_ABOVE and not self.read_only:  # a static HTTP server cannot list
-                try:
-                    present = {p[len(self.root) + 1 :] if self.root else p for p in self.fs.find(self._path("blake3"))}
-                except FileNotFoundError:
-                    present = set()
-                present = {p.lstrip("/") for p in present}
+                present: set[str] = set()
+                for top in sorted({k.rsplit("/", 2)[0] for k in keys}):  # 'blake3', or DVC's 'files/md5'
+                    try:
+                        found = self.fs.find(self._path(top))
+                    except FileNotFoundError:
+                        continue
+                    present.update((p[len(self.root) + 1 :] if self.root else p).lstrip("/") for p in found)
                 return {k for k in keys if k not in present}
             return {k for k in keys if not self.fs.exists(self._path(k))}
         except (FileNotFoundError, MissingObjectError):

@@ -28,6 +28,7 @@ def _object_of(key: str) -> str:
 class LocalBackend:
     read_only = False
     layout = "blake3"
+    dvc_copies = False
 
     def __init__(self, name: str, url: str, root: Path) -> None:
         self.name = name

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cmfgit.data import place, remote, transfer
+from cmfgit.data import dvclayout, place, remote, transfer
 from cmfgit.data.cache import Cache
 from cmfgit.data.selection import Artifact, Query, Selected, select
 from cmfgit.query import CmfQuery
@@ -17,15 +17,27 @@ def selected(repo: Repo, query: Query) -> Selected:
 
 
 def push(repo: Repo, query: Query, remote_name: str | None, jobs: int) -> transfer.PushResult:
+    """Push the selected artifacts: blake3 objects, and DVC's md5 copies to a remote
+    with ``dvc_copies`` (counted in the same result)."""
     sel = selected(repo, query)
     backend = remote.open_backend(repo, remote.resolve(repo, remote_name))
     if backend.layout == "dvc":
         from cmfgit.errors import RemoteError
 
-        raise RemoteError(backend.name, "a DVC-layout remote is read-only for cmfgit (md5 artifacts are read from it)")
+        raise RemoteError(
+            backend.name,
+            "a DVC-layout remote is read-only for cmfgit (md5 artifacts are read from it); to write DVC's "
+            "layout, push to a cmfgit remote added with --dvc-copies",
+        )
     try:
         with Cache.of(repo) as cache:
-            return transfer.push(repo.root, cache, backend, sel.artifacts, jobs)
+            result = transfer.push(repo.root, cache, backend, sel.artifacts, jobs)
+            if backend.dvc_copies:
+                pushed, sent, already = dvclayout.push_copies(cache, backend, sel.artifacts, jobs)
+                result.pushed += pushed
+                result.bytes += sent
+                result.already += already
+            return result
     finally:
         backend.close()
 
@@ -33,12 +45,16 @@ def push(repo: Repo, query: Query, remote_name: str | None, jobs: int) -> transf
 def _fetch(
     cache: Cache, backend: remote.Backend, blake3: list[Artifact], md5: list[Artifact], jobs: int
 ) -> transfer.FetchResult:
-    """Fetch blake3 artifacts (from a blake3 remote) and md5-only ones (from a DVC-layout remote)."""
+    """Fetch blake3 artifacts (from a blake3 remote) and md5-only ones (from a remote with DVC's layout)."""
+    md5s = [a.md5hex or "" for a in md5]
     if backend.layout == "dvc":
-        return transfer.fetch_md5(cache, backend, [a.md5hex or "" for a in md5], jobs)
+        return dvclayout.fetch(cache, backend, md5s, jobs)
     result = transfer.fetch(cache, backend, blake3, jobs)
-    if md5:
-        transfer.fetch_md5(cache, backend, [a.md5hex or "" for a in md5], jobs)  # says which remote to add
+    if md5:  # (says which remote to add when this one has no DVC layout)
+        more = dvclayout.fetch(cache, backend, md5s, jobs)
+        result.fetched += more.fetched
+        result.bytes += more.bytes
+        result.cached += more.cached
     return result
 
 
@@ -71,7 +87,7 @@ def pull(repo: Repo, query: Query, remote_name: str | None, jobs: int, force: bo
             fetched = _fetch(cache, backend, blake3, md5, jobs)
             if backend.layout == "dvc":  # blake3 artifacts are not on a DVC remote: placed if cached
                 blake3 = [a for a in blake3 if cache.has(a.hex)]
-            placing = blake3 + [transfer.as_blake3(cache, a) for a in md5]
+            placing = blake3 + [dvclayout.as_blake3(cache, a) for a in md5]
             return PullResult(fetched, place.place(repo.root, cache, placing, force))
     finally:
         backend.close()

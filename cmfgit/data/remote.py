@@ -42,8 +42,9 @@ CREDENTIALS_HELP = (
     "credentials never go in .cmf/config.yaml (it is committed): use the environment, ~/.aws, "
     "the ssh agent or ~/.ssh/config, or this clone's git config 'cmfgit.remote.NAME.OPTION'"
 )
-OPTIONS = ("endpoint", "layout")  # committed per-remote settings besides url
+OPTIONS = ("endpoint", "layout", "dvc_copies")  # committed per-remote settings besides url
 LAYOUTS = ("blake3", "dvc")  # dvc: DVC's (and so CMF's) files/md5/<2>/<30>, read for md5 artifacts
+_TRUE = ("true", "yes", "1", "on")
 
 # Schemes and the extra that brings their fsspec back-end.
 EXTRAS = {"s3": "s3", "ssh": "ssh", "sftp": "ssh", "http": "http", "https": "http", "gs": "gcs", "gcs": "gcs"}
@@ -56,6 +57,7 @@ class Backend(Protocol):
     url: str
     read_only: bool
     layout: str  # 'blake3', or 'dvc' (md5 objects only, read-only for cmfgit)
+    dvc_copies: bool  # a blake3 remote that also holds DVC's layout: md5 copies written on push, and read
 
     def missing(self, keys: list[str]) -> set[str]:
         """Those of ``keys`` the remote does not have."""
@@ -84,6 +86,10 @@ class RemoteSpec:
     @property
     def layout(self) -> str:
         return self.options.get("layout") or "blake3"
+
+    @property
+    def dvc_copies(self) -> bool:
+        return str(self.options.get("dvc_copies", "")).lower() in _TRUE
 
 
 def scheme_of(url: str) -> str:
@@ -150,6 +156,11 @@ def add(repo: Repo, name: str, url: str, default: bool = False, options: Mapping
             raise UsageError(f"unknown data remote option '{key}'")
         if key == "layout" and value not in LAYOUTS:
             raise UsageError(f"--layout must be {' or '.join(LAYOUTS)}")
+        if key == "dvc_copies" and value and (options or {}).get("layout") == "dvc":
+            raise UsageError(
+                "--dvc-copies is for a cmfgit remote: it then holds DVC's layout too (and is read for md5 "
+                "artifacts), so --layout dvc is not needed"
+            )
         if "://" in value:
             check_url(value)
     doc = load_document(repo)
@@ -227,6 +238,7 @@ def open_backend(repo: Repo, spec: RemoteSpec) -> Backend:
 
         backend: Backend = LocalBackend(spec.name, spec.url, local_root(repo, spec.url))
         backend.layout = spec.layout
+        backend.dvc_copies = spec.dvc_copies
         return backend
     try:
         import fsspec  # noqa: F401
@@ -236,9 +248,10 @@ def open_backend(repo: Repo, spec: RemoteSpec) -> Backend:
         raise RemoteError(spec.name, f"the {spec.scheme}:// scheme needs fsspec: {hint}") from None
     from cmfgit.data.fsspec_remote import FsspecBackend
 
-    options = {k: v for k, v in spec.options.items() if k != "layout"}
+    options = {k: v for k, v in spec.options.items() if k not in ("layout", "dvc_copies")}
     fs_backend: Backend = FsspecBackend(spec.name, spec.url, {**options, **clone_options(repo, spec.name)})
     fs_backend.layout = spec.layout
+    fs_backend.dvc_copies = spec.dvc_copies
     return fs_backend
 
 

@@ -53,25 +53,31 @@ def _state(root: Path, cache: Cache, art: Artifact) -> str:
         return MODIFIED
 
 
-def _md5_state(root: Path, art: Artifact) -> str:
-    """An artifact known only by CMF's md5: its file read and compared (no stat cache for md5)."""
-    import hashlib
+def _md5_state(root: Path, cache: Cache, art: Artifact) -> str:
+    """An artifact known only by CMF's md5: through the stat cache as the blake3 object it
+    was fetched as, else its bytes read and compared (a directory as DVC's listing of it)."""
+    from dataclasses import replace
 
+    from cmfgit.data import dvclayout
+
+    found = dvclayout.cached(cache, art.md5hex or "")
+    if found is not None:
+        return _state(root, cache, replace(art, hash=f"blake3:{found[0]}", kind=found[1]))
     full = root / art.path
     if not os.path.lexists(full):
         return MISSING
+    if full.is_dir():
+        return UNCHANGED if dvclayout.tree_md5(full) == art.md5hex else MODIFIED
     if not full.is_file():
         return MODIFIED
-    digest = hashlib.md5(usedforsecurity=False)
-    with open(full, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return UNCHANGED if digest.hexdigest() == art.md5hex else MODIFIED
+    return UNCHANGED if dvclayout.file_md5(full) == art.md5hex else MODIFIED
 
 
 def _cached(cache: Cache, art: Artifact) -> bool | None:
     if art.md5hex:
-        return cache.blake3_of_md5(art.md5hex) is not None
+        from cmfgit.data import dvclayout
+
+        return dvclayout.cached(cache, art.md5hex) is not None
     if not art.storable:
         return None
     return cache.has_tree(art.hex) if art.kind == "dir" else cache.has(art.hex)
@@ -84,7 +90,7 @@ def status(
     out: list[PathStatus] = []
     for art in sorted(latest, key=lambda a: a.path):
         if art.md5hex:
-            state = _md5_state(root, art)
+            state = _md5_state(root, cache, art)
         elif art.kind in ("file", "dir"):
             state = _state(root, cache, art)
         else:  # nothing recorded to compare with

@@ -1,0 +1,361 @@
+"""DVC's layout on a data remote, read and written: where CMF's data is.
+
+CMF stores artifacts with ``dvc push``, so a CMF remote has DVC 3's layout::
+
+    files/md5/<2 hex>/<30 hex>        a file: the bytes whose md5 is its name
+    files/md5/<2 hex>/<30 hex>.dir    a directory: its listing, whose md5 is its name
+
+A listing is what DVC writes: ``json.dumps(entries, sort_keys=True)`` of a list of
+``{"md5": <file md5>, "relpath": <'/'-separated path>}`` sorted by ``relpath``,
+UTF-8, no final newline; each file is also an object of its own.
+
+Read (a remote with ``layout: dvc`` or ``dvc_copies``): an ``md5:`` artifact is
+the file object of that md5, else the directory listing of that md5. A listing
+is verified by its md5 and parsed (paths checked), every file is verified by
+its md5, hashed with blake3 and cached, and the directory's manifest (format.md
+§5, mode ``100644`` unless the listing says ``isexec``) enters the cache last.
+
+Written (``dvc_copies``): after the blake3 push, each file artifact also goes
+to ``files/md5/...`` and each directory's files then its listing, so that
+``dvc pull`` and ``cmf artifact pull`` read what cmfgit pushed. Only what the
+remote lacks is sent; a listing goes after its files, so a present listing
+means its files are there. md5s are computed only here, from the (verified)
+cache objects, and remembered in the cache, so a second push hashes nothing.
+
+The cache keeps both directions::
+
+    md5/<2>/<30>             the blake3 hex of the file with that md5
+    md5/<2>/<30>.dir         the blake3 hex of the manifest of the directory with that listing
+    md5-of/<2>/<62>          the md5 of that object's bytes
+    md5-of/<2>/<62>.dir      the md5 of the DVC listing of that manifest
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+
+from blake3 import blake3
+
+from cmfgit.data.cache import Cache
+from cmfgit.data.remote import Backend, dvc_key
+from cmfgit.data.selection import Artifact
+from cmfgit.data.transfer import FetchResult
+from cmfgit.errors import CmfgitError, CorruptObjectError, DataError, MissingObjectError, RemoteError
+from cmfgit.fsutil import TMP_PREFIX, atomic_write, unlink_quietly
+
+DIR = ".dir"
+_MD5 = re.compile(r"^[0-9a-f]{32}$")
+_HASH_THREADS = os.cpu_count() or 1
+
+
+def reads_md5(backend: Backend) -> bool:
+    """The remote has DVC's layout: md5 artifacts are read from it."""
+    return backend.layout == "dvc" or backend.dvc_copies
+
+
+def dir_key(md5hex: str) -> str:
+    return dvc_key(md5hex) + DIR
+
+
+# -- listings ------------------------------------------------------------------------------
+
+
+def listing_bytes(entries: Iterable[tuple[str, str]]) -> bytes:
+    """DVC's ``.dir`` listing of ``(relpath, md5)`` pairs, byte for byte as DVC writes it."""
+    items = sorted(({"md5": m, "relpath": rel} for rel, m in entries), key=lambda d: d["relpath"])
+    return json.dumps(items, sort_keys=True).encode("utf-8")
+
+
+def parse_listing(data: bytes, what: str) -> list[tuple[str, str, bool]]:
+    """``(relpath, md5, isexec)`` of each file of a listing; a DataError naming ``what`` if it is not one."""
+    try:
+        raw = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise DataError(f"{what} is not a DVC directory listing (not JSON)") from None
+    if not isinstance(raw, list):
+        raise DataError(f"{what} is not a DVC directory listing (not a list)")
+    out: list[tuple[str, str, bool]] = []
+    seen: set[str] = set()
+    for item in raw:
+        rel = item.get("relpath") if isinstance(item, dict) else None
+        md5 = item.get("md5") if isinstance(item, dict) else None
+        if not isinstance(rel, str) or not isinstance(md5, str) or not _MD5.match(md5):
+            raise DataError(f"{what} is not a DVC directory listing (an entry without relpath and md5)")
+        parts = rel.split("/")
+        if rel.startswith("/") or "\0" in rel or any(p in ("", ".", "..") for p in parts) or rel in seen:
+            raise DataError(f"{what}: unsafe or repeated path in a DVC directory listing: {rel!r}")
+        seen.add(rel)
+        out.append((rel, md5, item.get("isexec") is True))
+    return out
+
+
+def _escape(rel: str) -> str:  # a manifest line's path (format.md §5)
+    return rel.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+
+
+def manifest_of(cache: Cache, entries: list[tuple[str, str, bool]]) -> bytes:
+    """The cmfgit manifest of a listing whose files are all cached."""
+    lines = []
+    for rel, md5, isexec in sorted(entries):  # str order is UTF-8 byte order
+        hexhash = cache.blake3_of_md5(md5)
+        if hexhash is None:
+            raise CmfgitError(f"md5:{md5} ({rel}) is not in the cache")
+        lines.append(f"{_escape(rel)}\t{'100755' if isexec else '100644'}\t{cache.size(hexhash)}\t{hexhash}\n")
+    return "".join(lines).encode("utf-8")
+
+
+def file_md5(path: str | os.PathLike[str]) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def tree_md5(path: str | os.PathLike[str]) -> str:
+    """The md5 DVC gives a directory (of its listing): every file under it, links followed."""
+    top = os.fspath(path)
+    pairs = []
+    for here, dirs, names in os.walk(top, followlinks=True):
+        dirs[:] = [d for d in dirs if d not in (".dvc", ".git")]
+        for name in names:
+            full = os.path.join(here, name)
+            if os.path.isfile(full):
+                pairs.append((os.path.relpath(full, top).replace(os.sep, "/"), file_md5(full)))
+    return hashlib.md5(listing_bytes(pairs), usedforsecurity=False).hexdigest()
+
+
+# -- what the cache remembers ----------------------------------------------------------------
+
+
+def _read_map(path: str) -> str | None:
+    try:
+        with open(path, encoding="ascii") as fh:
+            return fh.read().strip()
+    except (FileNotFoundError, NotADirectoryError, UnicodeDecodeError):
+        return None
+
+
+def _md5_of_path(cache: Cache, hexhash: str, suffix: str = "") -> str:
+    return os.path.join(cache.root, "md5-of", hexhash[:2], hexhash[2:] + suffix)
+
+
+def cached(cache: Cache, md5hex: str) -> tuple[str, str] | None:
+    """``(blake3 hex, 'file' or 'dir')`` of the object an md5 was fetched (or pushed) as, if cached."""
+    manifest = _read_map(os.path.join(cache.root, "md5", md5hex[:2], md5hex[2:] + DIR))
+    if manifest is not None and len(manifest) == 64 and cache.has(manifest):
+        return manifest, "dir"
+    hexhash = cache.blake3_of_md5(md5hex)
+    return (hexhash, "file") if hexhash is not None else None
+
+
+def _remember_dir(cache: Cache, md5hex: str, manifest: str, both: bool = True) -> None:
+    """The directory of listing ``md5hex`` is the manifest ``manifest`` (and, if ``both``,
+    the listing of that manifest is ``md5hex``)."""
+    atomic_write(os.path.join(cache.root, "md5", md5hex[:2], md5hex[2:] + DIR), manifest.encode() + b"\n", fsync=False)
+    if both:
+        atomic_write(_md5_of_path(cache, manifest, DIR), md5hex.encode() + b"\n", fsync=False)
+
+
+def md5_of_object(cache: Cache, hexhash: str) -> str:
+    """The md5 of a cached object's bytes: remembered, else computed once (and remembered both ways)."""
+    where = _md5_of_path(cache, hexhash)
+    known = _read_map(where)
+    if known is not None and _MD5.match(known):
+        return known
+    md5 = file_md5(cache.path(hexhash))
+    atomic_write(where, md5.encode() + b"\n", fsync=False)
+    cache.remember_md5(md5, hexhash)
+    return md5
+
+
+def _md5s(cache: Cache, hexes: Iterable[str]) -> dict[str, str]:
+    """blake3 hex -> md5 of each cached object, the unknown ones hashed on every core."""
+    todo = sorted(set(hexes))
+    if len(todo) < 2:
+        return {h: md5_of_object(cache, h) for h in todo}
+    with ThreadPoolExecutor(max_workers=min(_HASH_THREADS, len(todo))) as pool:
+        return dict(zip(todo, pool.map(lambda h: md5_of_object(cache, h), todo)))
+
+
+def listing_of(cache: Cache, manifest: str) -> tuple[str, bytes, dict[str, str]]:
+    """The DVC listing of a cached directory manifest: (its md5, its bytes, file md5 -> blake3 hex)."""
+    entries = cache.manifest(manifest) or []
+    md5 = _md5s(cache, (e.hex for e in entries))
+    data = listing_bytes((e.path, md5[e.hex]) for e in entries)
+    listing = hashlib.md5(data, usedforsecurity=False).hexdigest()
+    _remember_dir(cache, listing, manifest)
+    return listing, data, {md5[e.hex]: e.hex for e in entries}
+
+
+def dir_md5(cache: Cache, manifest: str) -> str:
+    known = _read_map(_md5_of_path(cache, manifest, DIR))
+    if known is not None and _MD5.match(known):
+        return known
+    return listing_of(cache, manifest)[0]
+
+
+# -- threads -----------------------------------------------------------------------------
+
+
+def _run(jobs: int, work: Callable[[str], int], items: list[str], label: str) -> int:
+    """``work`` over ``items`` on ``jobs`` threads, a progress bar on a terminal: the sum of
+    the results; the first error is raised once all are done (what succeeded stays)."""
+    from cmfgit.data.progress import Progress
+
+    if not items:
+        return 0
+    total = 0
+    errors: list[BaseException] = []
+    progress = Progress(label, len(items), None)
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(items)))) as pool:
+            for future in as_completed([pool.submit(work, item) for item in items]):
+                try:
+                    size = future.result()
+                    total += size
+                    progress.advance(size)
+                except (CmfgitError, OSError) as exc:
+                    errors.append(exc)
+    finally:
+        progress.close()
+    if errors:
+        first = errors[0]
+        more = f" (and {len(errors) - 1} more failed)" if len(errors) > 1 else ""
+        if isinstance(first, CmfgitError) and not more:
+            raise first
+        text = f"{first.filename or 'I/O'}: {first.strerror or first}" if isinstance(first, OSError) else str(first)
+        raise DataError(f"{text}{more}") from first
+    return total
+
+
+# -- reading -------------------------------------------------------------------------------
+
+
+def _fetch_files(cache: Cache, backend: Backend, md5s: list[str], jobs: int, result: FetchResult) -> None:
+    """Fetch the file objects of these md5s that the cache lacks: each is checked against
+    its md5, hashed with blake3 as it is written, cached under that, and remembered."""
+    where = f"data remote '{backend.name}'"
+    wanted = sorted(set(md5s))
+    todo = [m for m in wanted if cache.blake3_of_md5(m) is None]
+    result.cached += len(wanted) - len(todo)
+
+    def download(md5hex: str) -> int:
+        beside = os.path.join(cache.root, "md5", md5hex[:2], md5hex[2:])
+        tmp, hexhash, size = backend.download(dvc_key(md5hex), beside)
+        try:
+            actual = file_md5(tmp)
+            if actual != md5hex:
+                raise CorruptObjectError(f"md5:{md5hex}", where, f"md5:{actual}")
+            target = cache.path(hexhash)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            os.replace(tmp, target)
+        except BaseException:
+            unlink_quietly(tmp)
+            raise
+        cache.remember_md5(md5hex, hexhash)
+        atomic_write(_md5_of_path(cache, hexhash), md5hex.encode() + b"\n", fsync=False)
+        return size
+
+    result.bytes += _run(jobs, download, todo, "fetching")
+    result.fetched += len(todo)
+
+
+def _fetch_listing(cache: Cache, backend: Backend, md5hex: str) -> tuple[list[tuple[str, str, bool]], bytes]:
+    """A directory's listing, verified by its md5 and parsed."""
+    where = f"data remote '{backend.name}'"
+    tmp, _b3, _size = backend.download(dir_key(md5hex), os.path.join(cache.root, "md5", md5hex[:2], md5hex[2:] + DIR))
+    try:
+        with open(tmp, "rb") as fh:
+            data = fh.read()
+    finally:
+        unlink_quietly(tmp)
+    actual = hashlib.md5(data, usedforsecurity=False).hexdigest()
+    if actual != md5hex:
+        raise CorruptObjectError(f"md5:{md5hex}{DIR}", where, f"md5:{actual}")
+    return parse_listing(data, f"object md5:{md5hex}{DIR} from {where}"), data
+
+
+def fetch(cache: Cache, backend: Backend, md5s: Iterable[str], jobs: int) -> FetchResult:
+    """Fetch md5 artifacts, files or directories, from a DVC-layout remote into the cache."""
+    result = FetchResult(backend.name)
+    wanted = sorted(set(md5s))
+    if wanted and not reads_md5(backend):
+        raise RemoteError(
+            backend.name,
+            f"{len(wanted)} artifact(s) are known only by md5 (imported from CMF): their bytes are on a DVC remote; "
+            "add it with 'cmfgit remote add NAME URL --layout dvc'",
+        )
+    todo = [m for m in wanted if cached(cache, m) is None]
+    result.cached = len(wanted) - len(todo)
+    keys = {dir_key(m): m for m in todo}
+    dirs = sorted(keys[k] for k in set(keys) - backend.missing(list(keys)))
+    listings = {m: _fetch_listing(cache, backend, m) for m in dirs}
+    inner = [md5 for entries, _ in listings.values() for _rel, md5, _x in entries]
+    _fetch_files(cache, backend, [m for m in todo if m not in listings] + inner, jobs, result)
+    for m, (entries, data) in sorted(listings.items()):
+        manifest_bytes = manifest_of(cache, entries)
+        manifest = blake3(manifest_bytes).hexdigest()
+        cache.add_bytes(manifest_bytes, manifest)  # after its files, as every manifest
+        # A listing cmfgit writes the same (no extra keys): a push to a DVC remote will find it.
+        _remember_dir(cache, m, manifest, listing_bytes((r, md5) for r, md5, _x in entries) == data)
+        result.fetched += 1
+        result.bytes += len(data)
+    return result
+
+
+def as_blake3(cache: Cache, art: Artifact) -> Artifact:
+    """An md5-only artifact as the blake3 object (file or directory) it was fetched as, for placing."""
+    from dataclasses import replace
+
+    found = cached(cache, art.md5hex or "")
+    if found is None:
+        raise MissingObjectError(art.hash, "the cache ('cmfgit artifact fetch -r DVC-REMOTE' brings it)", art.path)
+    return replace(art, hash=f"blake3:{found[0]}", kind=found[1])
+
+
+# -- writing -------------------------------------------------------------------------------
+
+
+def push_copies(cache: Cache, backend: Backend, artifacts: Iterable[Artifact], jobs: int) -> tuple[int, int, int]:
+    """Write DVC's copy of each cached artifact that the remote lacks: (objects, bytes, already there)."""
+    tops = {a.hex: a.kind for a in artifacts if a.storable and cache.has(a.hex)}
+    file_md5 = _md5s(cache, (h for h, kind in tops.items() if kind != "dir"))
+    keys: dict[str, str] = {dvc_key(m): h for h, m in file_md5.items()}
+    dirs = {dir_key(dir_md5(cache, h)): h for h, kind in sorted(tops.items()) if kind == "dir"}
+    absent = backend.missing(sorted({*keys, *dirs}))
+    already = len({*keys, *dirs}) - len(absent)
+    files = {k: h for k, h in keys.items() if k in absent}
+    listings: dict[str, bytes] = {}
+    inner: dict[str, str] = {}
+    for key, manifest in sorted(dirs.items()):
+        if key in absent:
+            _m, listings[key], members = listing_of(cache, manifest)
+            inner.update((dvc_key(m), h) for m, h in members.items() if dvc_key(m) not in keys)
+    lacking = backend.missing(sorted(inner)) if inner else set()
+    already += len(inner) - len(lacking)
+    files.update((k, inner[k]) for k in lacking)
+
+    def upload(key: str) -> int:
+        backend.upload(cache.path(files[key]), key)
+        return cache.size(files[key])
+
+    def upload_listing(key: str) -> int:
+        tmp = os.path.join(cache.root, "md5-of", f"{TMP_PREFIX}{os.getpid()}-{os.urandom(4).hex()}{DIR}")
+        os.makedirs(os.path.dirname(tmp), exist_ok=True)
+        with open(tmp, "wb") as fh:
+            fh.write(listings[key])
+        try:
+            backend.upload(tmp, key)
+        finally:
+            unlink_quietly(tmp)
+        return len(listings[key])
+
+    sent = _run(jobs, upload, sorted(files), "pushing DVC copies")
+    sent += _run(jobs, upload_listing, sorted(listings), "pushing DVC listings")  # after their files
+    return len(files) + len(listings), sent, already
