@@ -128,13 +128,22 @@ def remote_add(
             "--layout", help="blake3 (cmfgit's, the default) or dvc: a DVC/CMF remote, read for md5 artifacts"
         ),
     ] = None,
+    dvc_copies: Annotated[
+        bool,
+        typer.Option(
+            "--dvc-copies",
+            help="also write DVC's layout (files/md5/..., .dir listings) on push, for dvc pull and cmf artifact pull",
+        ),
+    ] = False,
 ) -> None:
     """Add a data remote. Credentials never go in the URL: they come from the environment,
     ~/.aws, the ssh agent or ~/.ssh/config, or this clone's git config cmfgit.remote.NAME.OPTION."""
     from cmfgit.data import remote
     from cmfgit.repo import open_repo
 
-    options = {k: v for k, v in (("endpoint", endpoint), ("layout", layout)) if v}
+    options = {
+        k: v for k, v in (("endpoint", endpoint), ("layout", layout), ("dvc_copies", dvc_copies and "true")) if v
+    }
     spec = remote.add(open_repo(), name, url, default, options or None)
     print(f"added data remote '{spec.name}' -> {spec.url}{' (default)' if spec.default else ''}")
     print("next: commit .cmf/config.yaml so that every clone knows it")
