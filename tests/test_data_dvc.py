@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from cmfdata import EXPORT_JSON, SET1, import_json
+from cmfdata import EXPORT_JSON, SET1, copy_artifact_files, import_json
 from conftest import cmfgit, git
 
 
@@ -214,3 +214,32 @@ def test_a_tampered_dvc_dir_listing_is_refused(repo: Path, tmp_path: Path) -> No
     assert proc.returncode == 1
     assert f"object md5:{md5}.dir from data remote 'cmf' is corrupt" in proc.stderr
     assert not (repo / "artifacts").exists() and not (tmp_path / "escape").exists()
+
+
+def test_cmf_artifacts_imported_with_their_bytes_pull_by_their_md5_alias(repo: Path, tmp_path: Path) -> None:
+    """Imported where the bytes were: blake3 hashes with CMF's md5 in ``aliases``. Elsewhere
+    (no bytes, no cache), they are read from the DVC remote by that md5, and must have the blake3."""
+    store = cmf_site_pushes_with_dvc(tmp_path)
+    copy_artifact_files(repo)
+    import_json(repo, EXPORT_JSON)
+    arts = json.loads(cmfgit(repo, "artifacts", "--json").stdout)
+    aliased = {p for a in arts if a["hash"].startswith("blake3:") and a["aliases"] for p in a["paths"]}
+    assert set(FILES) <= aliased
+    shutil.rmtree(repo / "artifacts")
+    shutil.rmtree(repo / "cmf_artifacts")
+    shutil.rmtree(repo / ".git" / "cmf" / "cache", ignore_errors=True)
+    cmfgit(repo, "remote", "add", "cmf", str(store), "--layout", "dvc")
+    out = cmfgit(repo, "artifact", "pull", *FILES).stdout
+    assert f"fetched {len(FILES)} object(s)" in out and f"placed {len(FILES)} path(s)" in out, out
+    for rel in FILES:
+        assert (repo / rel).read_bytes() == (SET1 / "artifact_files" / rel).read_bytes(), rel
+    # An alias whose bytes are not the record's blake3 is refused.
+    shutil.rmtree(repo / ".git" / "cmf" / "cache")
+    m = hashlib.md5((SET1 / "artifact_files" / FILES[0]).read_bytes()).hexdigest()
+    obj = store / "files" / "md5" / m[:2] / m[2:]
+    os.chmod(obj, 0o644)
+    obj.write_bytes(b"other bytes\n")
+    (repo / FILES[0]).unlink()
+    proc = cmfgit(repo, "artifact", "pull", FILES[0], check=False)
+    assert proc.returncode == 1 and f"object md5:{m} from data remote 'cmf' is corrupt" in proc.stderr
+    assert not (repo / FILES[0]).exists()

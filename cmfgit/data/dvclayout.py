@@ -47,6 +47,7 @@ from cmfgit.data.selection import Artifact
 from cmfgit.data.transfer import FetchResult
 from cmfgit.errors import CmfgitError, CorruptObjectError, DataError, MissingObjectError, RemoteError
 from cmfgit.fsutil import TMP_PREFIX, atomic_write, unlink_quietly
+from cmfgit.repo import Repo
 
 DIR = ".dir"
 _MD5 = re.compile(r"^[0-9a-f]{32}$")
@@ -306,6 +307,47 @@ def fetch(cache: Cache, backend: Backend, md5s: Iterable[str], jobs: int) -> Fet
         _remember_dir(cache, m, manifest, listing_bytes((r, md5) for r, md5, _x in entries) == data)
         result.fetched += 1
         result.bytes += len(data)
+    return result
+
+
+def md5_aliases(repo: Repo, hashes: Iterable[str]) -> dict[str, str]:
+    """blake3 hash -> md5 hex, for the artifacts a record also names by an md5 (``aliases``:
+    CMF history imported where its bytes were, or ``cmfgit.compat.Cmf``'s files)."""
+    from cmfgit.query import CmfQuery
+
+    wanted = sorted(set(hashes))
+    found: dict[str, str] = {}
+    if not wanted:
+        return found
+    wanted_set = set(wanted)
+    with CmfQuery(repo) as q:
+        for start in range(0, len(wanted), 400):
+            chunk = wanted[start : start + 400]
+            marks = ",".join("?" * len(chunk))
+            rows = q.db.execute(
+                "SELECT x.hash, y.hash FROM aliases al JOIN artifacts x ON x.rowid = al.art "
+                f"JOIN artifacts y ON y.rowid = al.alias WHERE x.hash IN ({marks}) OR y.hash IN ({marks})",
+                chunk + chunk,
+            )
+            for a, b in rows:
+                for h, other in ((a, b), (b, a)):
+                    if other.startswith("md5:") and _MD5.match(other[4:]) and h in wanted_set:
+                        found.setdefault(h, other[4:])
+    return found
+
+
+def fetch_aliased(repo: Repo, cache: Cache, backend: Backend, artifacts: list[Artifact], jobs: int) -> FetchResult:
+    """Fetch blake3 artifacts the cache lacks by their md5 alias, from a DVC-layout remote:
+    the bytes must have the md5, then the record's blake3 (else CorruptObjectError)."""
+    todo = [a for a in artifacts if a.storable and not cache.has(a.hex)]
+    aliases = md5_aliases(repo, (a.hash for a in todo))
+    result = fetch(cache, backend, [aliases[a.hash] for a in todo if a.hash in aliases], jobs)
+    where = f"data remote '{backend.name}'"
+    for a in todo:
+        m = aliases.get(a.hash)
+        got = cached(cache, m) if m else None
+        if got is not None and got[0] != a.hex:
+            raise CorruptObjectError(f"md5:{m}", where, f"blake3:{got[0]}, not {a.hash} as the records say")
     return result
 
 

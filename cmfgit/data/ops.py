@@ -43,12 +43,17 @@ def push(repo: Repo, query: Query, remote_name: str | None, jobs: int) -> transf
 
 
 def _fetch(
-    cache: Cache, backend: remote.Backend, blake3: list[Artifact], md5: list[Artifact], jobs: int
+    repo: Repo, cache: Cache, backend: remote.Backend, blake3: list[Artifact], md5: list[Artifact], jobs: int
 ) -> transfer.FetchResult:
-    """Fetch blake3 artifacts (from a blake3 remote) and md5-only ones (from a remote with DVC's layout)."""
+    """Fetch blake3 artifacts (from a blake3 remote) and md5-only ones (from a remote with DVC's
+    layout, which also serves blake3 artifacts that have an md5 alias)."""
     md5s = [a.md5hex or "" for a in md5]
     if backend.layout == "dvc":
-        return dvclayout.fetch(cache, backend, md5s, jobs)
+        result = dvclayout.fetch(cache, backend, md5s, jobs)
+        more = dvclayout.fetch_aliased(repo, cache, backend, blake3, jobs)
+        result.fetched += more.fetched
+        result.bytes += more.bytes
+        return result
     result = transfer.fetch(cache, backend, blake3, jobs)
     if md5:  # (says which remote to add when this one has no DVC layout)
         more = dvclayout.fetch(cache, backend, md5s, jobs)
@@ -64,7 +69,7 @@ def fetch(repo: Repo, query: Query, remote_name: str | None, jobs: int) -> trans
     md5 = list({a.md5hex: a for a in sel.skipped if a.md5hex}.values())
     try:
         with Cache.of(repo) as cache:
-            return _fetch(cache, backend, sel.artifacts, md5, jobs)
+            return _fetch(repo, cache, backend, sel.artifacts, md5, jobs)
     finally:
         backend.close()
 
@@ -84,8 +89,8 @@ def pull(repo: Repo, query: Query, remote_name: str | None, jobs: int, force: bo
     backend = remote.open_backend(repo, remote.resolve(repo, remote_name))
     try:
         with Cache.of(repo) as cache:
-            fetched = _fetch(cache, backend, blake3, md5, jobs)
-            if backend.layout == "dvc":  # blake3 artifacts are not on a DVC remote: placed if cached
+            fetched = _fetch(repo, cache, backend, blake3, md5, jobs)
+            if backend.layout == "dvc":  # blake3 artifacts without an md5 alias are not there: placed if cached
                 blake3 = [a for a in blake3 if cache.has(a.hex)]
             placing = blake3 + [dvclayout.as_blake3(cache, a) for a in md5]
             return PullResult(fetched, place.place(repo.root, cache, placing, force))
