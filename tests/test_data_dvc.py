@@ -120,9 +120,23 @@ IMAGES = {
 }
 
 
+_BUILT: list[tuple[Path, str]] = []  # dvc is slow: one site per session, its store copied per test
+
+
 def dvc_dir_site(tmp_path: Path) -> tuple[Path, str]:
-    """A CMF site that 'dvc add'ed a directory and 'dvc push'ed it: (store, md5 of its .dir listing)."""
+    """A CMF site that 'dvc add'ed a directory and 'dvc push'ed it: (a copy of its store, the
+    md5 of the directory's .dir listing)."""
+    if not _BUILT:
+        _BUILT.append(_build_dvc_dir_site(tmp_path / "built"))
+    built, md5 = _BUILT[0]
+    store = tmp_path / "dvc-dir-store"
+    shutil.copytree(built, store)
+    return store, md5
+
+
+def _build_dvc_dir_site(tmp_path: Path) -> tuple[Path, str]:
     site = tmp_path / "cmf-dir-site"
+    site.mkdir(parents=True)
     site.mkdir()
     git(site, "init", "-q", "-b", "main")
     dvc(site, "init", "-q")
@@ -243,3 +257,19 @@ def test_cmf_artifacts_imported_with_their_bytes_pull_by_their_md5_alias(repo: P
     proc = cmfgit(repo, "artifact", "pull", FILES[0], check=False)
     assert proc.returncode == 1 and f"object md5:{m} from data remote 'cmf' is corrupt" in proc.stderr
     assert not (repo / FILES[0]).exists()
+
+
+def test_cmfgit_push_skips_the_data_of_a_default_dvc_remote(tmp_path: Path) -> None:
+    """A CMF remote (read-only for cmfgit) as the default data remote: 'cmfgit push' publishes
+    the metadata and does not try to push data there (an error after a good push, before)."""
+    from sites import clone_site, seed_remote
+
+    _bare, url = seed_remote(tmp_path)
+    site = clone_site(tmp_path, url, "lab")
+    (tmp_path / "dvc-store").mkdir()
+    cmfgit(site, "remote", "add", "cmf", str(tmp_path / "dvc-store"), "--layout", "dvc")
+    import_json(site, EXPORT_JSON)
+    out = cmfgit(site, "push").stdout
+    assert "branch" in out and "data " not in out
+    refused = cmfgit(site, "push", "--data", check=False)  # asked for: refused, as artifact push
+    assert refused.returncode == 1 and "read-only for cmfgit" in refused.stderr

@@ -55,7 +55,7 @@ def _push_data(wanted: bool | None) -> None:
     from cmfgit.repo import open_repo
 
     repo = open_repo()
-    if wanted is False or (wanted is None and ops.default_remote(repo) is None):
+    if wanted is False or (wanted is None and ops.default_remote(repo, for_push=True) is None):
         return
     result = ops.push(repo, Query(), None, DEFAULT_JOBS)
     missing = f"; {len(result.unavailable)} not available here" if result.unavailable else ""

@@ -163,25 +163,29 @@ def _remember_dir(cache: Cache, md5hex: str, manifest: str, both: bool = True) -
         atomic_write(_md5_of_path(cache, manifest, DIR), md5hex.encode() + b"\n", fsync=False)
 
 
-def md5_of_object(cache: Cache, hexhash: str) -> str:
-    """The md5 of a cached object's bytes: remembered, else computed once (and remembered both ways)."""
-    where = _md5_of_path(cache, hexhash)
-    known = _read_map(where)
-    if known is not None and _MD5.match(known):
-        return known
+def _compute_md5(cache: Cache, hexhash: str) -> str:
     md5 = file_md5(cache.path(hexhash))
-    atomic_write(where, md5.encode() + b"\n", fsync=False)
-    cache.remember_md5(md5, hexhash)
+    atomic_write(_md5_of_path(cache, hexhash), md5.encode() + b"\n", fsync=False)
     return md5
 
 
 def _md5s(cache: Cache, hexes: Iterable[str]) -> dict[str, str]:
-    """blake3 hex -> md5 of each cached object, the unknown ones hashed on every core."""
-    todo = sorted(set(hexes))
+    """blake3 hex -> md5 of each cached object: remembered, else computed once on every
+    core (and remembered), so a second push hashes nothing."""
+    found: dict[str, str] = {}
+    todo: list[str] = []
+    for h in sorted(set(hexes)):
+        known = _read_map(_md5_of_path(cache, h))
+        if known is not None and _MD5.match(known):
+            found[h] = known
+        else:
+            todo.append(h)
     if len(todo) < 2:
-        return {h: md5_of_object(cache, h) for h in todo}
+        found.update((h, _compute_md5(cache, h)) for h in todo)
+        return found
     with ThreadPoolExecutor(max_workers=min(_HASH_THREADS, len(todo))) as pool:
-        return dict(zip(todo, pool.map(lambda h: md5_of_object(cache, h), todo)))
+        found.update(zip(todo, pool.map(lambda h: _compute_md5(cache, h), todo)))
+    return found
 
 
 def listing_of(cache: Cache, manifest: str) -> tuple[str, bytes, dict[str, str]]:

@@ -98,9 +98,10 @@ def pull(repo: Repo, query: Query, remote_name: str | None, jobs: int, force: bo
         backend.close()
 
 
-def default_remote(repo: Repo) -> str | None:
-    """The default data remote's name, if one is set (``cmfgit push`` then pushes data too)."""
+def default_remote(repo: Repo, for_push: bool = False) -> str | None:
+    """The default data remote's name, if one is set (``cmfgit push`` then pushes data too,
+    unless it is a DVC-layout remote, read-only for cmfgit: ``for_push``)."""
     for spec in remote.remotes(repo):
         if spec.default:
-            return spec.name
+            return None if for_push and spec.layout == "dvc" else spec.name
     return None
