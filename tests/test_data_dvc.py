@@ -137,7 +137,6 @@ def dvc_dir_site(tmp_path: Path) -> tuple[Path, str]:
 def _build_dvc_dir_site(tmp_path: Path) -> tuple[Path, str]:
     site = tmp_path / "cmf-dir-site"
     site.mkdir(parents=True)
-    site.mkdir()
     git(site, "init", "-q", "-b", "main")
     dvc(site, "init", "-q")
     for rel, data in IMAGES.items():
@@ -180,6 +179,15 @@ def test_a_cmf_directory_pulls_from_the_dvc_dir_listing_dvc_wrote(repo: Path, tm
     store, md5 = dvc_dir_site(tmp_path)
     assert (store / "files" / "md5" / md5[:2] / (md5[2:] + ".dir")).is_file()
     import_json(repo, export_with_directory(tmp_path, md5))
+    # Never fetched, the same bytes in place: status computes DVC's listing md5 of the directory.
+    for rel, data in IMAGES.items():
+        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+        (repo / rel).write_bytes(data)
+    rows = json.loads(cmfgit(repo, "status", "artifacts/images", "--json").stdout)
+    assert [(r["state"], r["cached"]) for r in rows] == [("unchanged", False)]
+    (repo / "artifacts/images/cat.txt").write_bytes(b"purr\n")
+    assert json.loads(cmfgit(repo, "status", "artifacts/images", "--json").stdout)[0]["state"] == "modified"
+    shutil.rmtree(repo / "artifacts")
     cmfgit(repo, "remote", "add", "cmf", str(store), "--layout", "dvc")
     out = cmfgit(repo, "artifact", "pull", "artifacts/images").stdout
     assert "placed 1 path(s)" in out

@@ -119,11 +119,10 @@ def file_md5(path: str | os.PathLike[str]) -> str:
 
 
 def tree_md5(path: str | os.PathLike[str]) -> str:
-    """The md5 DVC gives a directory (of its listing): every file under it, links followed."""
+    """The md5 DVC gives a directory (of its listing): every file under it (links to files followed)."""
     top = os.fspath(path)
     pairs = []
-    for here, dirs, names in os.walk(top, followlinks=True):
-        dirs[:] = [d for d in dirs if d not in (".dvc", ".git")]
+    for here, _dirs, names in os.walk(top):
         for name in names:
             full = os.path.join(here, name)
             if os.path.isfile(full):

@@ -66,11 +66,14 @@ def _md5_state(root: Path, cache: Cache, art: Artifact) -> str:
     full = root / art.path
     if not os.path.lexists(full):
         return MISSING
-    if full.is_dir():
-        return UNCHANGED if dvclayout.tree_md5(full) == art.md5hex else MODIFIED
-    if not full.is_file():
+    try:
+        if full.is_dir():
+            return UNCHANGED if dvclayout.tree_md5(full) == art.md5hex else MODIFIED
+        if not full.is_file():
+            return MODIFIED
+        return UNCHANGED if dvclayout.file_md5(full) == art.md5hex else MODIFIED
+    except OSError:  # unreadable: not the recorded bytes, as far as status can tell
         return MODIFIED
-    return UNCHANGED if dvclayout.file_md5(full) == art.md5hex else MODIFIED
 
 
 def _cached(cache: Cache, art: Artifact) -> bool | None:
