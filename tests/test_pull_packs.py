@@ -175,3 +175,19 @@ def test_a_pull_killed_at_any_moment_leaves_a_whole_store_and_a_re_pull_complete
         assert stored_ids(clone) == expected
         entries = store_entries(clone)
         assert len(entries) == len(set(entries))
+
+
+def test_a_no_op_pull_skips_typer_and_says_what_the_typer_command_says(world: dict[str, Any]) -> None:
+    clone = clone_site(world["tmp"], world["url"], "reader-e")
+    cmfgit(clone, "pull", "-P", "b")
+    fast = cmfgit(clone, "pull", "-P", "b")
+    slow = cmfgit(clone, "pull", "-P", "b", env={"CMFGIT_NO_FASTPATH": "1"})
+    assert fast.stdout == slow.stdout and "0 new record(s) written" in fast.stdout
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "cmfgit", "pull", "-P", "b"],
+        cwd=clone,
+        capture_output=True,
+        text=True,
+    )
+    imported = {line.split("|")[-1].strip().split(".")[0] for line in proc.stderr.splitlines() if "|" in line}
+    assert proc.returncode == 0 and "cmfgit" in imported and not imported & {"typer", "click", "pydantic"}
