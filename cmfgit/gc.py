@@ -23,6 +23,7 @@ it is then found in its pack; writers never wait for gc.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Mapping
@@ -56,6 +57,7 @@ class GcResult:
         self.problems: list[str] = []  # records or packs left alone, and why
 
 
+@functools.lru_cache(maxsize=256)
 def site_dir(site: str) -> str:
     """A safe, case-folded directory name for a site: ``Edge Box #2`` -> ``edge-box-2``."""
     name = _UNSAFE.sub("-", site.strip().lower()).strip(".-")[:64].strip(".-")

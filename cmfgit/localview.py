@@ -132,7 +132,7 @@ class _View:
         return self._by_hash
 
 
-def _schema_of(data: bytes) -> bytes:
+def schema_of(data: bytes) -> bytes:
     """The ``schema:`` value of canonical bytes (a top-level key: at column 0)."""
     at = 0 if data.startswith(b"schema: ") else data.find(b"\nschema: ") + 1
     if at == 0 and not data.startswith(b"schema: "):
@@ -210,7 +210,7 @@ def choose(records: Iterable[tuple[str, bytes]], sel: Selection) -> Iterator[tup
     chosen: list[tuple[str, bytes]] = []  # held until every retraction is known
     view = _View({})
     for rid, data in records:
-        kind = _schema_of(data)
+        kind = schema_of(data)
         if kind == annotation:
             notes[rid] = data
             continue
@@ -269,7 +269,7 @@ def _named(rid: str, data: bytes, wanted: set[str], odd: list[bytes]) -> set[str
 def _wanted(view: _View, rid: str, sel: Selection, lines: list[bytes]) -> bool:
     """Does execution ``rid`` pass the filters? Byte checks first, parsing last."""
     data = view.records[rid]
-    if _schema_of(data) != schema.EXECUTION.encode():
+    if schema_of(data) != schema.EXECUTION.encode():
         return False
     if lines and not any(_has_line(data, line) for line in lines):
         return False
@@ -340,6 +340,6 @@ def _annotations(view: _View, executions: set[str]) -> set[str]:
     annotation = schema.ANNOTATION.encode()
     found: set[str] = set()
     for rid, data in view.records.items():
-        if _schema_of(data) == annotation and view.get(rid).get("target") in targets:
+        if schema_of(data) == annotation and view.get(rid).get("target") in targets:
             found.add(rid)
     return found

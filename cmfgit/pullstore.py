@@ -39,19 +39,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cmfgit import canonical, gc, gitutil, pack, treeread
+from cmfgit import canonical, gc, gitutil, pack, schema, treeread
 from cmfgit.config import load_config
 from cmfgit.errors import RecordError
 from cmfgit.fsutil import atomic_write
-from cmfgit.localview import Selection, choose, needles
+from cmfgit.localview import Selection, choose, needles, schema_of
 from cmfgit.repo import OBJECTS_DIR, Repo
 from cmfgit.store import PACK_DIR, Store
 
 STATE_FILE = "pulled"
 STATE_VERSION = 1
-_PACK_ID = re.compile(rb"^--- # ([0-9a-f]{64})$", re.MULTILINE)
 _SHARD = re.compile(r"^[0-9a-f]{2}$")
-_KNOWN_SCHEMA = re.compile(rb"^schema: cmfgit/(?:execution|annotation|retraction)/1$", re.MULTILINE)
+_SEP = b"\n" + pack.SEPARATOR  # before each entry of a pack: the end of the line before, then '--- # '
+_PACKED_KINDS = frozenset(k.encode() for k in (schema.EXECUTION, schema.ANNOTATION, schema.RETRACTION))
 
 
 @dataclass
@@ -85,7 +85,7 @@ def local_ids(objects_dir: Path) -> set[str]:
                         data = fh.read()
                 except FileNotFoundError:
                     continue
-                found.update(m.decode() for m in _PACK_ID.findall(data))
+                found.update(content_id.hex() for content_id in _separator_ids(data))
     return found
 
 
@@ -214,7 +214,7 @@ def bring(repo: Repo, rev: str, sel: Selection, where: str) -> Brought:
             raise RecordError(f"{where}: record {rid[:12]}", "does not match its id (corrupted)")
         have.add(rid)
         result.written += 1
-        if _KNOWN_SCHEMA.search(data) is None:
+        if schema_of(data) not in _PACKED_KINDS:
             loose[rid] = data  # not a record gc would pack: loose, for fsck to name
         else:
             groups.setdefault(gc.placement(data, period), {})[rid] = data
@@ -232,7 +232,24 @@ def bring(repo: Repo, rev: str, sel: Selection, where: str) -> Brought:
     return result
 
 
-_SEP = b"\n" + pack.SEPARATOR  # before each entry of a pack: the end of the line before, then '--- # '
+def _separators(content: bytes) -> list[int]:
+    """The offset of each entry separator (``\\n--- # ``) of a pack."""
+    starts: list[int] = []
+    at = content.find(_SEP)
+    while at >= 0:
+        starts.append(at)
+        at = content.find(_SEP, at + len(_SEP) + pack.ID_HEX_LEN)
+    return starts
+
+
+def _separator_ids(content: bytes) -> Iterator[bytes]:
+    """The ids of a pack's entries (as 32 bytes), from its separator lines; damaged ones skipped."""
+    width = len(_SEP)
+    for at in _separators(content):
+        try:
+            yield bytes.fromhex(content[at + width : at + width + pack.ID_HEX_LEN].decode("ascii"))
+        except (UnicodeDecodeError, ValueError):
+            continue
 
 
 def read_view(root: Path, tree: str, wanted: list[bytes] | None, seen: set[bytes]) -> Iterator[tuple[str, bytes]]:
@@ -267,11 +284,7 @@ def read_view(root: Path, tree: str, wanted: list[bytes] | None, seen: set[bytes
 def _pack_entries(
     content: bytes, wanted: list[bytes] | None, seen: set[bytes], where: str
 ) -> Iterator[tuple[str, bytes]]:
-    starts: list[int] = []  # offset of each '\n--- # ' separator
-    at = content.find(_SEP)
-    while at >= 0:
-        starts.append(at)
-        at = content.find(_SEP, at + len(_SEP) + pack.ID_HEX_LEN)
+    starts = _separators(content)
     if wanted is None:
         hits = list(range(len(starts)))
     else:
