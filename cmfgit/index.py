@@ -32,6 +32,9 @@ a damaged file (a pack with conflict markers, an edited record) is indexed
 record by record: what verifies is indexed, the rest is listed in ``damaged``
 (the read commands warn with the count, ``fsck`` names the files).
 
+A writer that knows which files it wrote (``cmfgit pull``'s packs) hands them
+over with :func:`add_files`; only their new records are parsed.
+
 A full build goes to a temp file (no journal), parses records in two
 processes (``extract.py``: the fast canonical loader), creates the secondary
 indexes at the end and is renamed into place. Updates are small transactions
