@@ -45,7 +45,7 @@ from pathlib import Path
 
 from cmfgit import canonical, gc, gitutil, pack, schema, treeread
 from cmfgit.config import load_config
-from cmfgit.errors import RecordError
+from cmfgit.errors import CmfgitError, RecordError
 from cmfgit.fsutil import atomic_write
 from cmfgit.localview import Selection, choose, needles, schema_of
 from cmfgit.repo import OBJECTS_DIR, Repo
@@ -338,7 +338,13 @@ def _add_to_pack(repo: Repo, rel: str, new: dict[str, bytes], loose: dict[str, b
 
 def _index_packs(repo: Repo, paths: list[str]) -> None:
     """Give the checkout's query index the packs just written, if it exists."""
-    if paths:
-        from cmfgit import index
+    if not paths:
+        return
+    import sqlite3
 
+    from cmfgit import index
+
+    try:
         index.add_files(repo, paths)
+    except (CmfgitError, OSError, sqlite3.Error):
+        pass  # the index is derived: the next read command finds the packs itself

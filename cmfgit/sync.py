@@ -369,6 +369,7 @@ class PullResult:
     view_records: int = 0
     selected: int = 0
     written: int = 0  # records new to this clone, now pending in the working tree
+    problems: list[str] = field(default_factory=list)  # records left loose, and why
     configured: list[str] = field(default_factory=list)
 
 
@@ -402,6 +403,7 @@ def pull(repo: Repo, selection: localview.Selection, remote: str | None = None) 
 
     brought = pullstore.bring(repo, tip, selection, f"{remote}/{GLOBAL_BRANCH}")
     result.view_records, result.selected, result.written = brought.view_records, brought.selected, brought.written
+    result.problems = brought.problems
     if brought.written:
         from cmfgit.gc import maybe_gc
 

@@ -434,5 +434,7 @@ def pull(
         return
     what = "all selected" if selection.everything else f"{result.selected} match"
     print(f"global     {result.remote}/cmf/global: {result.view_records} record(s), {what}")
+    for problem in result.problems:
+        print(f"cmfgit: {problem}")
     written = " (pending: commit them, or run 'cmfgit push')" if result.written else ""
     print(f"local view {result.written} new record(s) written{written}")

@@ -17,7 +17,7 @@ from conftest import cmfgit, git
 from recgen import execution
 from sites import clone_site, isolate, loose_ids, pull, push, seed_remote, store_entries, stored_ids
 
-from cmfgit import gc, retractions, tags
+from cmfgit import gc, pack, retractions, tags
 from cmfgit.localview import Selection
 from cmfgit.repo import open_repo
 from cmfgit.store import Store
@@ -191,3 +191,19 @@ def test_a_no_op_pull_skips_typer_and_says_what_the_typer_command_says(world: di
     )
     imported = {line.split("|")[-1].strip().split(".")[0] for line in proc.stderr.splitlines() if "|" in line}
     assert proc.returncode == 0 and "cmfgit" in imported and not imported & {"typer", "click", "pydantic"}
+
+
+def test_records_for_a_damaged_local_pack_stay_loose_and_the_pull_says_so(world: dict[str, Any]) -> None:
+    clone = clone_site(world["tmp"], world["url"], "reader-f")
+    pull(clone, Selection(pipelines=("a",)))
+    damaged = clone / ".cmf/objects/pack/edge/2026-01.yaml"
+    before = damaged.read_bytes() + b"<<<<<<< ours\n"
+    damaged.write_bytes(before)
+    out = cmfgit(clone, "pull", "-P", "a", "-P", "b").stdout
+    assert "stay loose until the pack is repaired" in out
+    assert damaged.read_bytes() == before  # left as it was
+    edge_b = world["ids"]["b"] & loose_ids(clone)
+    assert len(edge_b) == PER_GROUP  # edge's January runs of b: loose, not lost
+    others = {p: p.read_bytes() for p in (clone / ".cmf/objects/pack").rglob("*.yaml") if p != damaged}
+    packed = {rid for data in others.values() for rid in pack.parse(data)}
+    assert world["ids"]["b"] == edge_b | (world["ids"]["b"] & packed)
