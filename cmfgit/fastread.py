@@ -1,4 +1,4 @@
-"""The read commands (log, show, lineage, diff, artifacts, pipelines) without typer.
+"""The read commands (log, show, lineage, diff, artifacts, pipelines), and pull, without typer.
 
 typer imports pydantic, which costs a read command about a quarter of a second
 before it has read anything. Well-formed invocations of the read commands are
@@ -7,7 +7,8 @@ parsed here instead and call the same functions as the typer commands
 option, a bad number) returns None from :func:`parse`, and the typer command
 line handles it, so help and error messages have one source.
 
-The options are those of ``cli/records.py`` and ``cli/query.py``;
+The options are those of ``cli/records.py``, ``cli/query.py`` and (pull)
+``cli/sync.py``; a no-op pull then takes a fraction of a second;
 ``tests/test_fastread.py`` runs both paths on the same arguments and compares
 their output.
 """
@@ -54,9 +55,22 @@ _POSITIONALS = {"log": [], "show": ["record_id"], "lineage": ["target"], "diff":
 COMMANDS = tuple(_VALUES)
 
 
+# pull (cli/sync.py): repeatable options, an optional remote; --with-data is left to typer.
+_PULL_VALUES = {
+    "-P": "pipeline",
+    "--pipeline": "pipeline",
+    "-a": "artifact",
+    "--artifact": "artifact",
+    "--since": "since",
+}
+_PULL_LISTS = frozenset({"pipeline", "artifact"})
+
+
 def parse(args: list[str]) -> tuple[str, dict[str, Any]] | None:
     """(command, keyword arguments) for a plain, valid read command
     line, read as click reads it; None when typer should handle it."""
+    if args and args[0] == "pull":
+        return _parse_pull(args[1:])
     if not args or args[0] not in _VALUES:
         return None
     command, rest = args[0], args[1:]
@@ -110,9 +124,52 @@ def parse(args: list[str]) -> tuple[str, dict[str, Any]] | None:
     return command, found
 
 
+def _parse_pull(rest: list[str]) -> tuple[str, dict[str, Any]] | None:
+    found: dict[str, Any] = {}
+    positional: list[str] = []
+    i = 0
+    while i < len(rest):
+        arg = rest[i]
+        i += 1
+        if arg == "--":
+            positional += rest[i:]
+            break
+        if arg == "--with-lineage":
+            found["with_lineage"] = True
+            continue
+        if arg.startswith("--"):
+            name, eq, value = arg.partition("=")
+        elif arg.startswith("-") and len(arg) > 1:
+            name, eq, value = arg[:2], "", arg[2:]
+            eq = "=" if value else ""
+        else:
+            positional.append(arg)
+            continue
+        if name not in _PULL_VALUES:
+            return None  # --with-data, --help, unknown: typer
+        if not eq:
+            if i >= len(rest):
+                return None
+            value, i = rest[i], i + 1
+        key = _PULL_VALUES[name]
+        if key in _PULL_LISTS:
+            found.setdefault(key, []).append(value)
+        else:
+            found[key] = value
+    if len(positional) > 1:
+        return None
+    if positional:
+        found["remote"] = positional[0]
+    return "pull", found
+
+
 def run(command: str, options: dict[str, Any]) -> int:
     """Run what :func:`parse` returned; errors propagate to main's handler."""
     from cmfgit import views
+
+    if command == "pull":
+        views.pull(**options)
+        return 0
     from cmfgit.query import scope_of
 
     scope = scope_of(

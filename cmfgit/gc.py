@@ -23,8 +23,10 @@ it is then found in its pack; writers never wait for gc.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
 from cmfgit import pack
@@ -38,8 +40,6 @@ PERIOD_LENGTH = {"year": 4, "month": 7, "day": 10}  # characters of YYYY-MM-DD k
 UNDATED = "undated"
 NO_SITE = "unknown"
 _SHARD = re.compile(r"^[0-9a-f]{2}$")
-# Top-level keys of a canonical record sit at column 0, one value per line.
-_TOP_FIELD = re.compile(rb"^(site|started_at|at): (.*)$", re.MULTILINE)
 _DATE = re.compile(r"(\d{4}-\d{2}-\d{2})T")
 _UNSAFE = re.compile(r"[^a-z0-9._-]+")
 _THRESHOLD = re.compile(rb"^gc:\n(?:  [^\n]*\n)*?  threshold: (-?[0-9]+)\n", re.MULTILINE)
@@ -57,6 +57,7 @@ class GcResult:
         self.problems: list[str] = []  # records or packs left alone, and why
 
 
+@functools.lru_cache(maxsize=256)
 def site_dir(site: str) -> str:
     """A safe, case-folded directory name for a site: ``Edge Box #2`` -> ``edge-box-2``."""
     name = _UNSAFE.sub("-", site.strip().lower()).strip(".-")[:64].strip(".-")
@@ -82,8 +83,11 @@ def _scalar(raw: bytes) -> str:
 def placement(data: bytes, period: str = "month") -> str:
     """Where a record belongs: ``pack/<site>/<period>.yaml`` (relative to the objects dir)."""
     found: dict[bytes, bytes] = {}
-    for match in _TOP_FIELD.finditer(data):
-        found.setdefault(match.group(1), match.group(2))
+    for key in (b"site", b"started_at", b"at"):  # bytes.find: many times faster than a multi-line regex
+        at = 0 if data.startswith(key + b": ") else data.find(b"\n" + key + b": ") + 1
+        if at or data.startswith(key + b": "):
+            end = data.find(b"\n", at)
+            found[key] = data[at + len(key) + 2 : end if end >= 0 else len(data)]
     site = _scalar(found[b"site"]) if b"site" in found else ""
     moment = found.get(b"started_at") or found.get(b"at") or b""
     date = _DATE.search(moment.decode("ascii", "replace"))
@@ -160,10 +164,8 @@ def _fold(repo: Repo, store: Store, rel: str, members: dict[str, tuple[bytes, Pa
     result.kept_loose += _keep_dominant(records, members)
     new = {rid: data for rid, (data, _path) in members.items() if rid not in records}
     if new:
-        records.update(new)
-        atomic_write(target, pack.serialize(records))
-        _fsync_dir(target.parent)  # the pack is durable before any loose file goes
-        result.packs.append(store.display(target))
+        written = write_pack(repo.objects_dir, rel, records, new)  # durable before any loose file goes
+        result.packs.append(store.display(written))
         result.packed += len(new)
     for _data, path in members.values():
         try:
@@ -171,6 +173,21 @@ def _fold(repo: Repo, store: Store, rel: str, members: dict[str, tuple[bytes, Pa
             result.removed_loose += 1
         except FileNotFoundError:
             pass
+
+
+def write_pack(objects_dir: Path, rel: str, packed: Mapping[str, bytes], new: Mapping[str, bytes]) -> Path:
+    """Add the records ``new`` to the pack of group ``rel`` (what :func:`placement`
+    says), which holds ``packed`` now; returns the pack file written.
+
+    The one place that decides a pack's file name and writes it (gc and pull
+    both come here). The write is atomic and durable (temp file, fsync,
+    rename, fsync of the directory) before it returns: a reader, or a process
+    killed half-way, sees the old pack or the new one, never half of one.
+    """
+    target = objects_dir / rel
+    atomic_write(target, pack.serialize({**packed, **new}))
+    _fsync_dir(target.parent)
+    return target
 
 
 _ENTRY = len(pack.SEPARATOR) + pack.ID_HEX_LEN + 1  # '--- # <id>\n' before each record

@@ -32,6 +32,9 @@ a damaged file (a pack with conflict markers, an edited record) is indexed
 record by record: what verifies is indexed, the rest is listed in ``damaged``
 (the read commands warn with the count, ``fsck`` names the files).
 
+A writer that knows which files it wrote (``cmfgit pull``'s packs) hands them
+over with :func:`add_files`; only their new records are parsed.
+
 A full build goes to a temp file (no journal), parses records in two
 processes (``extract.py``: the fast canonical loader), creates the secondary
 indexes at the end and is renamed into place. Updates are small transactions
@@ -546,6 +549,43 @@ class Index:
         for suffix in ("-wal", "-shm"):  # a deleted index may have left these behind
             Path(f"{self.path}{suffix}").unlink(missing_ok=True)
         os.replace(tmp, self.path)
+
+    def add_checkout_files(self, paths: Sequence[str]) -> None:
+        """Index these files of the checkout (paths relative to ``.cmf/objects``) as
+        they are now: a writer that knows what it wrote (pull's packs) saves the next
+        read command from finding and re-reading them. Only their new records are parsed."""
+        objects = self.repo.objects_dir
+        with FileLock(self.lock_path, timeout=3600, what="query index lock"):
+            conn = self.db()
+            conn.execute("BEGIN IMMEDIATE")
+            self._writing = True
+            try:
+                for path in paths:
+                    kind = treeread.classify(path)
+                    try:
+                        with open(objects / path, "rb") as fh:
+                            st = os.fstat(fh.fileno())
+                            data = fh.read()
+                    except FileNotFoundError:
+                        self._remove_file("", path)
+                        continue
+                    if kind == "pack":
+                        sig = "racy" if time.time_ns() - st.st_mtime_ns < RACY_NS else _stat_sig(st)
+                    elif kind == "loose":
+                        sig = "racy" if time.time_ns() - st.st_ctime_ns < RACY_NS else str(st.st_ctime_ns)
+                    else:
+                        continue
+                    f = SourceFile(path, sig, kind)
+                    self._put_files("", [(f, *file_entries(f, data))])
+                self._apply_retractions()
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                self._arts, self._keys = {}, {}
+                raise
+            finally:
+                self._writing = False
+                self._close_pool()
 
     # -- the checkout --------------------------------------------------------------
 
@@ -1155,5 +1195,17 @@ def refresh(repo: Repo, build_missing: bool = True) -> None:
         if not build_missing and not index.open_existing():
             return
         index.refresh_worktree()
+    finally:
+        index.close()
+
+
+def add_files(repo: Repo, paths: Sequence[str]) -> None:
+    """Hook point for writers (``cmfgit pull``): index the checkout files just
+    written, if the checkout's index exists (a missing one is left for the next
+    read command to build)."""
+    index = Index(repo, index_path(repo, CHECKOUT))
+    try:
+        if index.open_existing():
+            index.add_checkout_files(paths)
     finally:
         index.close()

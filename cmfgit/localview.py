@@ -31,7 +31,8 @@ _HASH_ARG = re.compile(r"^(blake3|md5):([0-9a-f]{4,64})$")
 _HEX_ARG = re.compile(r"^[0-9a-f]{4,64}$")
 _RELATIVE = re.compile(r"^(\d+)\s*([hdw])$")
 _STARTED = re.compile(rb"^started_at: '([^']*)'$", re.M)
-_SCHEMA = re.compile(rb"^schema: (\S+)$", re.M)
+_TARGET = re.compile(rb"^target: (.*)$", re.M)
+_ID_TEXT = re.compile(r"^[0-9a-f]{64}$")
 _RETRACTION = schema.RETRACTION.encode()
 
 
@@ -131,9 +132,14 @@ class _View:
         return self._by_hash
 
 
-def _schema_of(data: bytes) -> bytes:
-    found = _SCHEMA.search(data)
-    return found.group(1) if found else b""
+def schema_of(data: bytes) -> bytes:
+    """The ``schema:`` value of canonical bytes (a top-level key: at column 0)."""
+    at = 0 if data.startswith(b"schema: ") else data.find(b"\nschema: ") + 1
+    if at == 0 and not data.startswith(b"schema: "):
+        return b""
+    end = data.find(b"\n", at)
+    value = data[at + 8 : end if end >= 0 else len(data)]
+    return value if value and b" " not in value else b""
 
 
 def _pipeline_lines(pipelines: Iterable[str]) -> list[bytes]:
@@ -165,6 +171,24 @@ def select(records: Mapping[str, bytes], sel: Selection) -> set[str]:
     return chosen | _annotations(view, chosen) | withdrawals
 
 
+def needles(sel: Selection) -> list[bytes] | None:
+    """Byte strings such that every record ``sel`` can want contains one of them
+    (a top-level line, with the newline before it, or a hash prefix); None when
+    there is no such shortcut (everything, lineage, a time or path filter alone).
+
+    A reader of many records may skip, unread, every record that contains
+    none: :func:`choose` would never yield it.
+    """
+    if sel.everything or sel.with_lineage:
+        return None
+    found = [f"\nschema: {schema.ANNOTATION}\n".encode(), f"\nschema: {schema.RETRACTION}\n".encode()]
+    if sel.pipelines:
+        return found + [b"\n" + line for line in _pipeline_lines(sel.pipelines)]
+    if sel.artifacts and all(k.path is None and k.hash_prefix for k in sel.artifacts):
+        return found + [(k.hash_prefix or "").encode() for k in sel.artifacts]
+    return None
+
+
 def choose(records: Iterable[tuple[str, bytes]], sel: Selection) -> Iterator[tuple[str, bytes]]:
     """The (id, bytes) of ``records`` that ``sel`` wants, as a stream.
 
@@ -183,10 +207,10 @@ def choose(records: Iterable[tuple[str, bytes]], sel: Selection) -> Iterator[tup
     annotation = schema.ANNOTATION.encode()
     notes: dict[str, bytes] = {}
     withdrawals: dict[str, bytes] = {}
-    chosen: list[tuple[str, bytes, set[str]]] = []  # held until every retraction is known
+    chosen: list[tuple[str, bytes]] = []  # held until every retraction is known
     view = _View({})
     for rid, data in records:
-        kind = _schema_of(data)
+        kind = schema_of(data)
         if kind == annotation:
             notes[rid] = data
             continue
@@ -195,26 +219,57 @@ def choose(records: Iterable[tuple[str, bytes]], sel: Selection) -> Iterator[tup
             continue
         view.records = {rid: data}
         if _wanted(view, rid, sel, lines):
-            record = view.get(rid)
-            chosen.append((rid, data, {rid} | _hashes(record.get("inputs")) | _hashes(record.get("outputs"))))
+            chosen.append((rid, data))
         view.parsed.clear()
     withdrawn = retractions.retracted_by(withdrawals.values())
+    aimed = {rid: _target(rid, data) for rid, data in notes.items() if rid not in withdrawn}
+    wanted = {t for t in aimed.values() if t is not None}
+    odd = [t.encode() for t in wanted if not _HASH_TEXT.fullmatch(t.encode()) and not _ID_TEXT.fullmatch(t)]
     targets: set[str] = set()
-    for rid, data, named in chosen:
+    for rid, data in chosen:
         if rid not in withdrawn:
-            targets |= named
+            if wanted:  # only executions that some annotation may name are parsed
+                targets |= _named(rid, data, wanted, odd)
             yield rid, data
-    for rid, data in notes.items():
-        view.records = {rid: data}
-        if rid not in withdrawn and view.get(rid).get("target") in targets:
-            yield rid, data
+    for rid, target in aimed.items():
+        if target is not None and target in targets:
+            yield rid, notes[rid]
     yield from withdrawals.items()
+
+
+def _target(rid: str, data: bytes) -> str | None:
+    """An annotation's target from its canonical bytes (a plain or single-quoted
+    scalar at column 0), parsing only what a byte read cannot settle."""
+    found = _TARGET.search(data)
+    if found is not None:
+        raw = found.group(1)
+        if raw[:1] == b"'" and raw[-1:] == b"'" and len(raw) >= 2:
+            return raw[1:-1].replace(b"''", b"'").decode("utf-8", "replace")
+        if raw[:1] not in (b'"', b"", b"!", b"&", b"*", b"{", b"[", b"|", b">"):
+            return raw.decode("utf-8", "replace")
+    value = canonical.load(data, f"record {rid[:12]}")
+    target = value.get("target") if isinstance(value, dict) else None
+    return target if isinstance(target, str) else None
+
+
+def _named(rid: str, data: bytes, wanted: set[str], odd: list[bytes]) -> set[str]:
+    """The names among ``wanted`` by which an annotation can target execution ``rid``:
+    its id, and the hashes of its inputs and outputs. A byte search rules out the
+    records that mention none of ``wanted`` (hashes as text; ``odd``: the wanted
+    names that look like neither a hash nor an id); only the others are parsed."""
+    named = {rid} & wanted
+    mentioned = any(h.decode() in wanted for h in _HASH_TEXT.findall(data)) or any(o in data for o in odd)
+    if mentioned:
+        record = canonical.load(data, f"record {rid[:12]}")
+        if isinstance(record, dict):
+            named |= (_hashes(record.get("inputs")) | _hashes(record.get("outputs"))) & wanted
+    return named
 
 
 def _wanted(view: _View, rid: str, sel: Selection, lines: list[bytes]) -> bool:
     """Does execution ``rid`` pass the filters? Byte checks first, parsing last."""
     data = view.records[rid]
-    if _schema_of(data) != schema.EXECUTION.encode():
+    if schema_of(data) != schema.EXECUTION.encode():
         return False
     if lines and not any(_has_line(data, line) for line in lines):
         return False
@@ -285,6 +340,6 @@ def _annotations(view: _View, executions: set[str]) -> set[str]:
     annotation = schema.ANNOTATION.encode()
     found: set[str] = set()
     for rid, data in view.records.items():
-        if _schema_of(data) == annotation and view.get(rid).get("target") in targets:
+        if schema_of(data) == annotation and view.get(rid).get("target") in targets:
             found.add(rid)
     return found

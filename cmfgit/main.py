@@ -2,8 +2,8 @@
 
 Hot commands (``log-run``, ``merge-driver``, ``hook``) run without importing
 typer, click or rich: typer alone costs over 100 ms of start-up. Well-formed
-read command lines (log, show, lineage, diff, artifacts, pipelines) skip typer
-too (``fastread.py``). Everything else goes through the typer app in ``cmfgit/cli/``.
+read command lines (log, show, lineage, diff, artifacts, pipelines) and pull
+skip typer too (``fastread.py``). Everything else goes through the typer app in ``cmfgit/cli/``.
 
 Errors map to exit codes here and nowhere else: a :class:`CmfgitError` is a
 one-line message and its ``exit_code``; Ctrl-C is 130; anything unexpected
@@ -65,8 +65,8 @@ HOT_COMMANDS: dict[str, Callable[[list[str]], int]] = {
 }
 
 
-# Read commands that fastread.py parses without typer (when well-formed).
-_READ_COMMANDS = frozenset({"log", "show", "lineage", "diff", "artifacts", "pipelines"})
+# Read commands (and pull) that fastread.py parses without typer (when well-formed).
+_READ_COMMANDS = frozenset({"log", "show", "lineage", "diff", "artifacts", "pipelines", "pull"})
 
 
 def error(message: str) -> None:

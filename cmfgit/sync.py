@@ -15,9 +15,10 @@ push
 pull
     1. fetch and merge the branch's upstream (else the same-named remote
        branch), committing pending records first so the merge cannot trip on them;
-    2. fetch ``cmf/global`` and copy the records of interest (see
-       ``localview.py``) into the working tree as loose records. They are
-       pending: the next commit (hooks) or ``cmfgit push`` commits them.
+    2. fetch ``cmf/global`` and write the records of interest (see
+       ``localview.py``) that the clone lacks into its packs (``pullstore.py``);
+       nothing at all when nothing changed. They are pending: the next commit
+       (hooks) or ``cmfgit push`` commits them.
 
 Both configure an unconfigured clone first (the merge driver is per clone).
 """
@@ -25,17 +26,15 @@ Both configure an unconfigured clone first (the merge driver is per clone).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from dulwich.objects import ObjectID
 
-from cmfgit import canonical, gitutil, globalview, localview, pack, treeread
+from cmfgit import gitutil, globalview, localview, pack
 from cmfgit.commit import commit_metadata, pending_paths
-from cmfgit.errors import CmfgitError, ConflictError, GitError, RecordError, UsageError
+from cmfgit.errors import CmfgitError, ConflictError, GitError, UsageError
 from cmfgit.globalview import GLOBAL_BRANCH, GLOBAL_REF
 from cmfgit.repo import CMF_DIR, Repo
-from cmfgit.store import Store
 
 BRANCH_ATTEMPTS = 12
 GLOBAL_ATTEMPTS = 40
@@ -370,6 +369,7 @@ class PullResult:
     view_records: int = 0
     selected: int = 0
     written: int = 0  # records new to this clone, now pending in the working tree
+    problems: list[str] = field(default_factory=list)  # records left loose, and why
     configured: list[str] = field(default_factory=list)
 
 
@@ -399,23 +399,13 @@ def pull(repo: Repo, selection: localview.Selection, remote: str | None = None) 
     if tip is None:
         return result
     result.global_commit = tip
-    store = Store(repo.objects_dir)
-    have = store.ids()
+    from cmfgit import pullstore
 
-    def counted() -> Iterator[tuple[str, bytes]]:
-        for item in treeread.iter_records(repo.root, tip):
-            result.view_records += 1
-            yield item
+    brought = pullstore.bring(repo, tip, selection, f"{remote}/{GLOBAL_BRANCH}")
+    result.view_records, result.selected, result.written = brought.view_records, brought.selected, brought.written
+    result.problems = brought.problems
+    if brought.written:
+        from cmfgit.gc import maybe_gc
 
-    for rid, data in localview.choose(counted(), selection):
-        result.selected += 1
-        if rid in have:
-            continue
-        if canonical.digest(data) != rid:
-            raise RecordError(f"{remote}/{GLOBAL_BRANCH}: record {rid[:12]}", "does not match its id (corrupted)")
-        if store.put_bytes(rid, data):
-            result.written += 1
-    from cmfgit.gc import maybe_gc
-
-    maybe_gc(repo)  # a large view arrives as many loose files: pack them past the threshold
+        maybe_gc(repo)  # the few records left loose, past the threshold
     return result

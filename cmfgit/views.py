@@ -1,4 +1,4 @@
-"""What the read commands print (log, show, lineage, diff, artifacts, pipelines), and their output helpers.
+"""What the read commands print (log, show, lineage, diff, artifacts, pipelines), and pull; their output helpers.
 
 Plain functions without typer: the typer commands in ``cli/`` call them, and so
 does the fast path (``fastread.py``) that runs the common read commands without
@@ -396,3 +396,45 @@ def pipelines(*, as_json: bool = False, scope: Scope | None = None) -> None:
         for s in p["stages"]:
             rows.append([f"  {escape(s['stage'])}", str(s["executions"]), str(s["failed"]), fmt_time(s["last_run"])])
     print_table(["pipeline / stage", "executions", "failed", "last run (UTC)"], rows, keep=1, whole=frozenset({0, 3}))
+
+
+def pending(what: str) -> str:
+    """'3 record(s)' -> '3 pending record(s)'; 'settings' -> 'pending settings'."""
+    return f"{what.split(' ', 1)[0]} pending {what.split(' ', 1)[1]}" if what[:1].isdigit() else f"pending {what}"
+
+
+def pull(
+    remote: str | None = None,
+    pipeline: list[str] | None = None,
+    artifact: list[str] | None = None,
+    since: str | None = None,
+    with_lineage: bool = False,
+) -> None:
+    """``cmfgit pull`` without ``--with-data`` (the typer command adds the data)."""
+    from cmfgit import localview, sync
+    from cmfgit.repo import open_repo
+
+    repo = open_repo()
+    selection = localview.Selection(
+        pipelines=tuple(pipeline or ()),
+        artifacts=tuple(localview.artifact_key(repo, a) for a in artifact or ()),
+        since=localview.parse_since(since) if since is not None else None,
+        with_lineage=with_lineage,
+    )
+    result = sync.pull(repo, selection, remote)
+    for item in result.configured:
+        print(f"configured {item}")
+    if result.branch is not None:
+        if result.commit:
+            print(f"committed  {pending(result.what)} before merging")
+        state = "merged new commits" if result.merged else "up to date"
+        print(f"branch     {result.branch}: {state}")
+    if result.global_commit is None:
+        print(f"global     {result.remote} has no global view yet (run 'cmfgit push' at a site)")
+        return
+    what = "all selected" if selection.everything else f"{result.selected} match"
+    print(f"global     {result.remote}/cmf/global: {result.view_records} record(s), {what}")
+    for problem in result.problems:
+        print(f"cmfgit: {problem}")
+    written = " (pending: commit them, or run 'cmfgit push')" if result.written else ""
+    print(f"local view {result.written} new record(s) written{written}")

@@ -115,3 +115,20 @@ def loose_ids(repo: Path) -> set[str]:
         if len(shard) == 2:
             found.update(shard + name[:-5] for name in os.listdir(root / shard) if name.endswith(".yaml"))
     return found
+
+
+def stored_ids(repo: Path) -> set[str]:
+    """Ids of every record in a working tree's store, loose or packed (a pull writes packs)."""
+    entries = store_entries(repo)
+    return set(entries)
+
+
+def store_entries(repo: Path) -> list[str]:
+    """The id of every loose file and every pack entry of a working tree, with repeats."""
+    from cmfgit import pack
+
+    found = sorted(loose_ids(repo))
+    root = repo / ".cmf" / "objects" / "pack"
+    for path in sorted(root.rglob("*.yaml")) if root.is_dir() else []:
+        found += list(pack.parse(path.read_bytes(), str(path)))
+    return found

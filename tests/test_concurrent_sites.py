@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from conftest import git
-from sites import clone_site, loose_ids, pull, records_at, seed_remote
+from sites import clone_site, pull, records_at, seed_remote, stored_ids
 
 from cmfgit import canonical, reading
 from cmfgit.repo import open_repo
@@ -143,4 +143,4 @@ def test_eight_sites_push_at_once(tmp_path: Path, daemon: tuple[Path, str]) -> N
     committed = set(records_at(reader, "HEAD"))
     result = pull(reader)
     assert (result.view_records, result.written) == (SITES * RUNS, SITES * RUNS - len(committed))
-    assert loose_ids(reader) == everything
+    assert stored_ids(reader) == everything

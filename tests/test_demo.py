@@ -6,7 +6,7 @@ from pathlib import Path
 
 import blake3
 from conftest import cmfgit, git
-from sites import loose_ids, records_at
+from sites import records_at, stored_ids
 
 from cmfgit import canonical
 
@@ -51,7 +51,7 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert body == {"status": "candidate"}
 
     # The analyst's clone holds exactly the wine-quality records (and the tag), pending, and valid.
-    local = loose_ids(analyst)
+    local = stored_ids(analyst)
     assert local == {rid for rid, data in view.items() if canonical.load(data).get("pipeline") == "wine-quality"} | {
         rid for rid, data in view.items() if canonical.load(data)["schema"] == "cmfgit/annotation/1"
     }

@@ -58,6 +58,14 @@ from cmfgit import fastread
         (["pipelines", "--global"], ("pipelines", {"global_": True})),
         (["pipelines", "x"], None),
         (["tag", "x"], None),
+        (["pull"], ("pull", {})),
+        (["pull", "up", "-P", "a", "--pipeline=b", "-Pc", "--since", "7d", "-a", "m.pkl", "--with-lineage"],
+         ("pull", {"remote": "up", "pipeline": ["a", "b", "c"], "since": "7d", "artifact": ["m.pkl"],
+                   "with_lineage": True})),
+        (["pull", "--with-data"], None),  # the data layer: typer's command
+        (["pull", "a", "b"], None),
+        (["pull", "-P"], None),
+        (["pull", "--help"], None),
     ],
 )  # fmt: skip
 def test_parse(argv: list[str], expected: object) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from conftest import cmfgit, git
-from sites import clone_site, isolate, loose_ids, pull, push, record, records_at, seed_remote
+from sites import clone_site, isolate, pull, push, record, records_at, seed_remote, stored_ids
 
 from cmfgit.localview import ArtifactKey, Selection
 from cmfgit.schema import utc_now
@@ -167,12 +167,12 @@ def _pull_into(world: dict[str, object], name: str, *args: str) -> tuple[Path, s
     tmp = world["tmp"]
     assert isinstance(tmp, Path)
     clone = clone_site(tmp, str(world["url"]), name)  # main: code only, no records
-    assert loose_ids(clone) == set()
+    assert stored_ids(clone) == set()
     out = cmfgit(clone, "pull", *args).stdout
     ids = world["ids"]
     assert isinstance(ids, dict)
     by_id = {v: k for k, v in ids.items()}
-    return clone, {by_id[r] for r in loose_ids(clone)}, out
+    return clone, {by_id[r] for r in stored_ids(clone)}, out
 
 
 def test_pull_with_no_filter_brings_the_whole_view(world: dict[str, object]) -> None:
@@ -219,7 +219,7 @@ def test_pull_filters(world: dict[str, object], name: str, selection: Selection,
     clone = clone_site(tmp, str(world["url"]), name)  # main: code only, no records
     result = pull(clone, selection)
     by_id = {v: k for k, v in _ids(world).items()}
-    assert {by_id[r] for r in loose_ids(clone)} == expected
+    assert {by_id[r] for r in stored_ids(clone)} == expected
     assert (result.view_records, result.selected, result.written) == (5, len(expected), len(expected))
 
 
@@ -248,7 +248,7 @@ def test_pull_by_artifact_hash_and_by_local_file(world: dict[str, object]) -> No
     cmfgit(clone3, "pull", "--artifact", "mine.bin")
     ids = world["ids"]
     assert isinstance(ids, dict)
-    assert loose_ids(clone3) == {ids["other"]}
+    assert stored_ids(clone3) == {ids["other"]}
 
 
 def test_pull_merges_the_branch_despite_pending_copies(tmp_path: Path) -> None:
@@ -261,7 +261,7 @@ def test_pull_merges_the_branch_despite_pending_copies(tmp_path: Path) -> None:
     push(a)  # main now has rid, and so does the global view
     git(b, "checkout", "-q", "-b", "side")
     assert pull(b).written == 1  # side does not exist remotely: only the global view
-    assert loose_ids(b) == {rid}
+    assert stored_ids(b) == {rid}
     git(b, "checkout", "-q", "main")  # the pending record comes along, untracked
     # Another date: within the same second, b's commit of the record would be the very
     # commit a pushed (same tree, parent, message and identity), leaving nothing to merge.

@@ -93,35 +93,12 @@ def pull(
     kinds combine with AND. Records brought in are pending: the next commit
     (the hooks) or 'cmfgit push' commits them.
     """
-    from cmfgit import localview, sync
+    from cmfgit import views
     from cmfgit.repo import open_repo
 
-    repo = open_repo()
-    selection = localview.Selection(
-        pipelines=tuple(pipeline or ()),
-        artifacts=tuple(localview.artifact_key(repo, a) for a in artifact or ()),
-        since=localview.parse_since(since) if since is not None else None,
-        with_lineage=with_lineage,
-    )
-    result = sync.pull(repo, selection, remote)
-    for item in result.configured:
-        print(f"configured {item}")
-    if result.branch is not None:
-        if result.commit:
-            print(f"committed  {_pending(result.what)} before merging")
-        state = "merged new commits" if result.merged else "up to date"
-        print(f"branch     {result.branch}: {state}")
-    if result.global_commit is None:
-        print(f"global     {result.remote} has no global view yet (run 'cmfgit push' at a site)")
-        if with_data:
-            _pull_data(repo, pipeline, artifact, since, with_lineage)
-        return
-    what = "all selected" if selection.everything else f"{result.selected} match"
-    print(f"global     {result.remote}/cmf/global: {result.view_records} record(s), {what}")
-    pending = " (pending: commit them, or run 'cmfgit push')" if result.written else ""
-    print(f"local view {result.written} new record(s) written{pending}")
+    views.pull(remote, pipeline, artifact, since, with_lineage)
     if with_data:
-        _pull_data(repo, pipeline, artifact, since, with_lineage)
+        _pull_data(open_repo(), pipeline, artifact, since, with_lineage)
 
 
 def _pull_data(
@@ -294,5 +271,6 @@ def _report_skipped(skipped: list[str]) -> None:
 
 
 def _pending(what: str) -> str:
-    """'3 record(s)' -> '3 pending record(s)'; 'settings' -> 'pending settings'."""
-    return f"{what.split(' ', 1)[0]} pending {what.split(' ', 1)[1]}" if what[:1].isdigit() else f"pending {what}"
+    from cmfgit.views import pending
+
+    return pending(what)
