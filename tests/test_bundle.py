@@ -237,6 +237,11 @@ def test_tampered_metadata_or_an_object_that_does_not_match_its_name_is_refused(
     _refused(bare, tmp_path / "extra.cmfb", "is not in its manifest")
     _write_container(tmp_path / "json.cmfb", [("cmfgit-bundle.json", b"{not json"), *members[1:]])
     _refused(bare, tmp_path / "json.cmfb", "not a cmfgit bundle")
+    # A site name with a line break would forge a trailer in the view's commit message.
+    doc = json.loads(members[0][1])
+    forged = json.dumps({**doc, "site": "edge\nCmfgit-Source: " + "0" * 40}).encode()
+    _write_container(tmp_path / "site.cmfb", [("cmfgit-bundle.json", forged), *members[1:]])
+    _refused(bare, tmp_path / "site.cmfb", "bad site name")
     # --no-data does not read the objects: the records still arrive, and only they.
     out = cmfgit(bare, "bundle", "import", str(tmp_path / "obj.cmfb"), "--no-data").stdout
     assert "+4 record(s)" in out and _cache_objects(bare) == {}
