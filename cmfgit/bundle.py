@@ -616,15 +616,32 @@ def _check_records(repo: Repo, incoming: _Incoming, shown: str, known: set[str])
         entries.append((oid, (found.group(1) + found.group(2)).decode()))
     if len(entries) != m.records:
         raise BundleError(shown, f"holds {len(entries)} record(s), its manifest says {m.records}")
-    todo = [(oid, rid) for oid, rid in entries if rid not in known]
     records: dict[str, bytes] = {}
-    for (_oid, rid), (_blob, data) in zip(todo, gitutil.cat_blobs(repo.root, [oid for oid, _ in todo])):
+    for (_oid, rid), (_blob, data) in zip(entries, gitutil.cat_blobs(repo.root, [oid for oid, _ in entries])):
         try:
-            check_record(rid, data, f"record {rid[:12]}")
+            if rid not in known:
+                check_record(rid, data, f"record {rid[:12]}")
+                records[rid] = data
+            elif canonical.digest(data) != rid:  # known here: the same bytes, or refused
+                raise RecordError(f"record {rid[:12]}", "content does not match its id (edited or corrupted)")
         except RecordError as exc:
             raise BundleError(shown, f"refused, nothing imported: {exc}") from None
-        records[rid] = data
     return records
+
+
+def _loose_in_view(repo: Repo) -> set[str]:
+    """The ids of the loose records of a bare repository's cmf/global (the union never
+    takes another copy of those: their names are their hashes)."""
+    from cmfgit import globalview
+
+    if globalview.ref_value(repo.root, globalview.GLOBAL_REF) is None:
+        return set()
+    found: set[str] = set()
+    for path, _blob in gitutil.ls_tree_blobs(repo.root, globalview.GLOBAL_REF, ".cmf/objects"):
+        loose = _RECORD_PATH.match(path.encode("utf-8", "surrogateescape"))
+        if loose is not None:
+            found.add((loose.group(1) + loose.group(2)).decode())
+    return found
 
 
 def _published(repo: Repo, m: _Manifest) -> bool:
@@ -693,8 +710,8 @@ def import_bundle(
                 _check_manifests(incoming, cache, shown)
             _unbundle(repo, incoming, shown)
             if repo.bare:
-                # Checked whole, unless it is in already: the union takes records from the commit.
-                records = {} if _published(repo, m) else _check_records(repo, incoming, shown, set())
+                # Every record new to the view is checked (none, if this bundle is in already).
+                records = {} if _published(repo, m) else _check_records(repo, incoming, shown, _loose_in_view(repo))
             else:
                 from cmfgit.store import Store
 
@@ -751,7 +768,7 @@ def _upload(repo: Repo, hexes: list[str], kinds: dict[str, str], remote_name: st
     from cmfgit.data import remote
     from cmfgit.data.cache import Cache
 
-    backend = remote.open_backend(repo, remote.resolve(repo, remote_name))
+    backend = remote.open_backend(repo, _data_remote(repo, remote_name))
     try:
         if backend.layout == "dvc" or backend.read_only:
             from cmfgit.errors import RemoteError
@@ -765,3 +782,19 @@ def _upload(repo: Repo, hexes: list[str], kinds: dict[str, str], remote_name: st
         return backend.name, len(absent)
     finally:
         backend.close()
+
+
+def _data_remote(repo: Repo, name: str) -> Any:
+    """A data remote of this clone's config by name, else a URL or an absolute path (a
+    bare central repository has no config: ``-r /srv/cmf-data``, ``-r s3://bucket/cmf``)."""
+    from cmfgit.data import remote
+    from cmfgit.errors import UsageError
+
+    if not repo.bare:
+        for spec in remote.remotes(repo):
+            if spec.name == name:
+                return spec
+    if "://" in name or os.path.isabs(name):
+        return remote.RemoteSpec(name, remote.check_url(name))
+    where = "this bare repository has none by name" if repo.bare else "see 'cmfgit remote list'"
+    raise UsageError(f"no data remote '{name}' ({where}): give a URL or an absolute path")

@@ -94,6 +94,12 @@ def test_an_offline_sites_bundle_brings_every_record_and_object_to_the_central(t
     assert _refs(bare) == after
     assert git(bare, "rev-list", "--count", GLOBAL).strip() == "1"
     assert set(_cache_objects(bare)) == set(objects) and temps(bare) == []
+    # The central has no data remote of its own: -r takes a path (or URL) to upload to.
+    store = tmp_path / "store"
+    store.mkdir()
+    relayed = cmfgit(bare, "bundle", "import", str(tmp_path / "edge.cmfb"), "-r", str(store)).stdout
+    assert f"data       {store}: uploaded 5 object(s)" in relayed and _refs(bare) == after
+    assert set(remote_objects(store)) == set(objects)
 
     # A fresh clone of the central sees every record in its global view.
     fresh = clone_site(tmp_path, url, "analyst")
@@ -157,6 +163,33 @@ def test_a_selection_carries_its_runs_their_annotations_and_no_data_without_with
     nothing = cmfgit(site, "bundle", "create", str(tmp_path / "none.cmfb"), "--pipeline", "nope", check=False)
     assert nothing.returncode == 1 and "nothing to bundle" in nothing.stderr
     assert not (tmp_path / "none.cmfb").exists()
+
+
+def test_overlapping_bundles_bring_only_what_is_new(tmp_path: Path) -> None:
+    bare, site, _url = _offline_site(tmp_path)
+    first = {run(site, "prepare"), run(site, "train")}
+    cmfgit(site, "bundle", "create", str(tmp_path / "one.cmfb"))
+    cmfgit(bare, "bundle", "import", str(tmp_path / "one.cmfb"))
+    later = run(site, "evaluate")
+    cmfgit(site, "bundle", "create", str(tmp_path / "two.cmfb"))  # everything again, and the new run
+    out = cmfgit(bare, "bundle", "import", str(tmp_path / "two.cmfb")).stdout
+    assert "site       refs/cmf/sites/edge: +1 record(s)" in out
+    assert "global     cmf/global: +1 record(s), 3 in the view" in out
+    assert set(records_at(bare, GLOBAL)) == first | {later}
+    # A site whose store holds a damaged record makes no bundle: it says which, writes nothing.
+    path = site / ".cmf" / "objects" / later[:2] / f"{later[2:]}.yaml"
+    path.write_bytes(path.read_bytes().replace(b"stage: evaluate", b"stage: evaluat"))
+    refused = cmfgit(site, "bundle", "create", str(tmp_path / "three.cmfb"), check=False)
+    assert refused.returncode == 1 and refused.stderr.strip().splitlines() == [
+        f"cmfgit: error: record {later[:12]}: content does not match its id (edited or corrupted)"
+    ]
+    assert not (tmp_path / "three.cmfb").exists() and temps(tmp_path) == []
+    # The older bundle, arriving late, is in already: no new commit.
+    tips = _refs(bare)
+    again = cmfgit(bare, "bundle", "import", str(tmp_path / "one.cmfb")).stdout
+    assert again.startswith("nothing new: the 2 record(s)") and _refs(bare) == tips
+    assert git(bare, "rev-list", "--count", GLOBAL).strip() == "2"
+    assert git(bare, "rev-list", "--count", "refs/cmf/sites/edge").strip() == "2"
 
 
 # -- bad input: one line, non-zero, nothing written -------------------------------------------

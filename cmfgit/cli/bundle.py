@@ -72,7 +72,8 @@ def bundle_import(
         bool, typer.Option("--with-data/--no-data", help="bring the bundle's artifact objects into the cache")
     ] = True,
     remote: Annotated[
-        Optional[str], typer.Option("--remote", "-r", help="also upload the objects to this data remote")
+        Optional[str],
+        typer.Option("--remote", "-r", help="also upload the objects to this data remote (a name, a URL or a path)"),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
