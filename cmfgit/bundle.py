@@ -304,16 +304,17 @@ def create(
         check_record(rid, data, f"record {rid[:12]}")
     commit = _commit_records(repo, records, site)
     ref = bundle_ref(site)
-    gitutil.git(["update-ref", "-m", "cmfgit bundle create", ref, commit], repo.root)
+    before = gitutil.rev_parse(repo.root, ref)
     result = CreateResult(os.fspath(target), site, ref, commit, len(records))
-    objects: list[tuple[str, str]] = []
-    if with_data:
-        objects, result.unavailable = _data_objects(repo, query, cwd)
     tmp_dir = repo.state_dir / "tmp"
     tmp_dir.mkdir(parents=True, exist_ok=True)
     meta = str(tmp_dir / f"{TMP_PREFIX}{os.getpid()}-{os.urandom(4).hex()}.bundle")
     out = _temp_beside(path)
     try:
+        gitutil.git(["update-ref", "-m", "cmfgit bundle create", ref, commit], repo.root)
+        objects: list[tuple[str, str]] = []
+        if with_data:
+            objects, result.unavailable = _data_objects(repo, query, cwd)
         gitutil.git(["bundle", "create", "--quiet", meta, ref], repo.root)
         meta_size, meta_hash = os.path.getsize(meta), hash_file(meta)
         with Cache.of(repo) as cache:
@@ -344,8 +345,12 @@ def create(
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(out, path)
-    except BaseException:
+    except BaseException as exc:
         unlink_quietly(out)
+        # The ref names the last bundle made: put it back.
+        gitutil.git(["update-ref", ref, before] if before else ["update-ref", "-d", ref], repo.root, check=False)
+        if isinstance(exc, OSError):
+            raise BundleError(os.fspath(target), f"cannot write it: {exc.strerror or exc}") from None
         raise
     finally:
         unlink_quietly(meta)
