@@ -192,6 +192,28 @@ def test_overlapping_bundles_bring_only_what_is_new(tmp_path: Path) -> None:
     assert git(bare, "rev-list", "--count", "refs/cmf/sites/edge").strip() == "2"
 
 
+def test_imports_racing_in_one_central_lose_nothing(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    bare, _url = seed_remote(tmp_path)
+    made: set[str] = set()
+    bundles = []
+    for name in ("edge", "ship", "lab"):
+        site = clone_site(tmp_path, bare.as_uri(), name)
+        made |= {run(site, "prepare"), run(site, "train")}
+        bundles.append(tmp_path / f"{name}.cmfb")
+        cmfgit(site, "bundle", "create", str(bundles[-1]))
+    racing = [
+        subprocess.Popen([sys.executable, "-m", "cmfgit", "bundle", "import", str(b)], cwd=bare, stderr=subprocess.PIPE)
+        for b in bundles
+    ]
+    assert [p.wait() for p in racing] == [0, 0, 0], [p.stderr.read() for p in racing if p.stderr]
+    assert set(records_at(bare, GLOBAL)) == made
+    for name in ("edge", "ship", "lab"):
+        assert len(records_at(bare, f"refs/cmf/sites/{name}")) == 2
+
+
 # -- bad input: one line, non-zero, nothing written -------------------------------------------
 
 
