@@ -156,3 +156,12 @@ class CorruptObjectError(DataError):
         self.object_id = object_id
         self.where = where
         self.got = got
+
+
+class BundleError(CmfgitError):
+    """A bundle file (``cmfgit bundle``) is not one, is truncated, or fails a check: nothing was written."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason

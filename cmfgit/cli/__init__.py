@@ -38,6 +38,7 @@ COMMAND_ORDER = [
     "doctor",
     "hooks",
     "global",
+    "bundle",
     "import",
     "export",
     "demo",
@@ -81,6 +82,7 @@ def _main(
 
 
 # Registration by import: each module adds its commands to ``app``.
+from cmfgit.cli import bundle as _bundle  # noqa: E402,F401
 from cmfgit.cli import completion as _completion  # noqa: E402,F401
 from cmfgit.cli import data as _data  # noqa: E402,F401
 from cmfgit.cli import interop as _interop  # noqa: E402,F401

@@ -174,3 +174,25 @@ def check_direction(inputs: bool, outputs: bool) -> str | None:
     if inputs and outputs:
         raise UsageError("choose --inputs or --outputs (neither: both)")
     return "input" if inputs else "output" if outputs else None
+
+
+def runs(repo: Repo, q: CmfQuery, sel: Query, cwd: Path | None = None) -> set[str]:
+    """The executions ``sel`` selects, whether or not they have artifacts (``cmfgit
+    bundle create`` carries their records): the run filters and run ids, their
+    upstream runs with ``with_lineage``, and the runs that read or wrote a named
+    artifact or path. Empty for an empty query: the caller says what 'everything' is."""
+    found = _run_ids(q, sel) or set()
+    if sel.with_lineage and found:
+        graph = q.lineage_graph([], "up", None, exec_ids=sorted(found))
+        found |= graph.ancestor_executions(found)
+    for name in sel.artifacts:
+        found.update(e["execution"] for e in q.artifact_events(hashes=q.resolve_artifacts(name)))
+    for raw in sel.paths:
+        rel = repo.relpath(raw, cwd)
+        at = q.artifact_events(paths=[rel]) or [
+            e for e in q.artifact_events() if (e["path"] or "").startswith(rel.rstrip("/") + "/")
+        ]
+        if not at:
+            raise CmfgitError(f"{raw}: no record has this path (record it, or name a hash with --artifact)")
+        found.update(e["execution"] for e in at)
+    return found
