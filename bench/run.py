@@ -38,6 +38,7 @@ BENCHMARKS = [
     "bench_codec",
     "bench_untracked",
     "bench_data",
+    "bench_clone",
 ]
 
 # Standalone scripts that print their own tables, run as they are with the
