@@ -522,10 +522,28 @@ class Index:
         tmp.unlink(missing_ok=True)
         conn = self._connect(tmp)
         try:
+            conn.execute("PRAGMA temp_store = FILE")
+            self._bulk_load(conn, update)
+            conn.execute("PRAGMA analysis_limit = 2000")  # sampled statistics: enough for the planner, and quick
+            conn.execute("ANALYZE")
+            conn.close()
+        except BaseException:
+            conn.close()
+            tmp.unlink(missing_ok=True)
+            raise
+        finally:
+            self.conn = None
+        for suffix in ("-wal", "-shm"):  # a deleted index may have left these behind
+            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+        os.replace(tmp, self.path)
+
+    def _bulk_load(self, conn: sqlite3.Connection, update: Any) -> None:
+        """Fill an empty database with what ``update`` puts, as one transaction;
+        ``conn`` is left open (as ``self.conn``)."""
+        try:
             conn.execute("PRAGMA journal_mode = OFF")
             conn.execute("PRAGMA synchronous = OFF")
             conn.execute("PRAGMA cache_size = -262144")
-            conn.execute("PRAGMA temp_store = FILE")
             conn.executescript(_SCHEMA)
             conn.executescript(_BULK)
             conn.execute("BEGIN")
@@ -547,23 +565,44 @@ class Index:
             self._apply_retractions()
             conn.execute("INSERT OR REPLACE INTO meta VALUES ('version', ?)", (VERSION,))
             conn.execute("COMMIT")
-            conn.execute("PRAGMA analysis_limit = 2000")  # sampled statistics: enough for the planner, and quick
-            conn.execute("ANALYZE")
-            conn.close()
-        except BaseException:
-            conn.close()
-            tmp.unlink(missing_ok=True)
-            raise
         finally:
-            self.conn = None
             self._writing = self._bulk = False
             self._close_pool()
             self._seen = set()
             self._arts = {}
             self._pending, self._pending_at = [], []
-        for suffix in ("-wal", "-shm"):  # a deleted index may have left these behind
-            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
-        os.replace(tmp, self.path)
+
+    # -- a partial index of the checkout, in memory (firstread.py) --------------------
+
+    def load_partial(self, loose: list[str], packs: list[str], extracts: dict[str, list[Entry]]) -> None:
+        """An index of some of the checkout's files only, in memory: the loose
+        records ``loose``, the packs ``packs``, and of other packs only the
+        entries ``extracts`` names (path -> entries). Called again, it adds more."""
+        if self.conn is None:
+            self._bulk_load(self._connect(Path(":memory:")), lambda ix: ix._put_partial(loose, packs, extracts))
+            return
+        conn = self.db()
+        conn.execute("BEGIN")
+        self._writing = True
+        try:
+            self._put_partial(loose, packs, extracts)
+            self._apply_retractions()
+            conn.execute("COMMIT")
+        finally:
+            self._writing = False
+            self._close_pool()
+
+    def _put_partial(self, loose: list[str], packs: list[str], extracts: dict[str, list[Entry]]) -> None:
+        self._put_files("", self._read_worktree([SourceFile(p, "", "loose") for p in loose]))
+        for path in packs:
+            try:
+                data = (self.repo.objects_dir / path).read_bytes()
+            except FileNotFoundError:
+                continue
+            f = SourceFile(path, "partial", "pack")
+            self._put_files("", [(f, *file_entries(f, data))])
+        for path, entries in extracts.items():
+            self._put_files("", [(SourceFile(path, "partial", "pack"), entries, [])])
 
     # -- the checkout --------------------------------------------------------------
 

@@ -78,6 +78,7 @@ class CmfQuery:
         ref: str | None = None,
         remote: str | None = None,
         warn: bool = True,
+        index: Index | None = None,
     ) -> None:
         self.repo = repo if isinstance(repo, Repo) else open_read_repo(repo)
         if isinstance(scope, str):
@@ -87,7 +88,7 @@ class CmfQuery:
         if self.repo.bare and scope.kind in ("checkout", "all-branches"):
             scope = Scope("global", remote=scope.remote)  # no checkout: the central repository's global view
         self.scope = scope
-        self._index: Index = open_index(self.repo, scope)
+        self._index: Index = index if index is not None else open_index(self.repo, scope)  # (given: firstread.py)
         self.db: sqlite3.Connection = self._index.db()
         self._tags: dict[str, dict[str, Any]] | None = None  # every target's, once asked for
         self._tags_of: dict[str, dict[str, Any]] = {}  # the targets asked for one by one
