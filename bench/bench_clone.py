@@ -62,7 +62,7 @@ def _timed(ctx: common.Context, argv: list[str], cwd: Path) -> tuple[float, str]
 
 def _index_ready(clone: Path) -> bool:
     state = clone / ".git" / "cmf"
-    return (state / "index.sqlite").exists() and not (state / "index.building").exists()
+    return (state / "index.sqlite").exists()  # (the build renames it into place when done)
 
 
 def measure(ctx: common.Context, src: Path, work: Path) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from qhelp import art, assert_index_matches_scan, execution, put
 from test_index import commit_all, runs, write_pack
 
 from cmfgit import index, pack, retractions, tags
+from cmfgit.query import CmfQuery
 from cmfgit.repo import open_repo
 
 
@@ -184,3 +185,21 @@ def test_the_first_log_starts_the_full_build_in_the_background(tmp_path: Path) -
     for suffix in ("", "-wal", "-shm"):
         Path(f"{index_file}{suffix}").unlink(missing_ok=True)
     assert [cmfgit(clone, *args).stdout for args in (["log", "--json"], ["artifacts", "--json"])] == built
+
+
+def test_the_most_recently_used_artifacts_are_those_of_the_full_ordering(tmp_path: Path) -> None:
+    """``artifacts -n N`` walks executions newest first instead of grouping every event:
+    the same artifacts in the same order (ties on the newest use broken by hash)."""
+    src = make_repo(tmp_path / "src")
+    _history(src)
+    put(
+        src, execution("train", [art("pa-in4")], [art("late")], pipeline="pa", started_at="2026-04-12T11:00:00.000000Z")
+    )
+    with CmfQuery(src) as q:
+        every = q.artifacts()
+        for kind in (None, "model", "dataset"):
+            for pipeline in (None, "pa", "pb", "none"):
+                full = q.artifacts(type=kind, pipeline=pipeline)
+                for n in (1, 2, 3, 5, 8, 30, 500):
+                    assert q.artifacts(type=kind, pipeline=pipeline, limit=n) == full[:n], (kind, pipeline, n)
+    assert len(every) > 30
