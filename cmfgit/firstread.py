@@ -262,10 +262,26 @@ def start_background_build(repo: Repo) -> None:
 
 def build_main(root: str) -> int:
     """The background build: the checkout's index, as the next read command would build it."""
+    import time
+
     from cmfgit.repo import open_repo
 
     try:
-        index.open_index(open_repo(Path(root))).close()
+        repo = open_repo(Path(root))
+        # Files written less than index.RACY_NS ago (a fresh clone's) would be indexed
+        # as "racy", and the next command would read or hash them again: let them age first.
+        newest = 0
+        for dirpath, _dirs, names in os.walk(repo.objects_dir):
+            for name in names:
+                try:
+                    st = os.stat(os.path.join(dirpath, name))
+                    newest = max(newest, st.st_mtime_ns, st.st_ctime_ns)
+                except FileNotFoundError:
+                    pass
+        wait = (newest + index.RACY_NS - time.time_ns()) / 1e9 + 0.05
+        if wait > 0:
+            time.sleep(min(wait, index.RACY_NS / 1e9 + 0.05))
+        index.open_index(repo).close()
     except Exception:  # a cache: the next read command builds it and says what is wrong
         return 1
     return 0

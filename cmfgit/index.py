@@ -37,7 +37,9 @@ record by record: what verifies is indexed, the rest is listed in ``damaged``
 A full build goes to a temp file (no journal), parses records in two
 processes (``extract.py``: the fast canonical loader), creates the secondary
 indexes at the end and is renamed into place. Updates are small transactions
-in WAL mode under an ``flock``; readers never lock.
+in WAL mode under an ``flock``; readers never lock. A fresh clone's first
+``log -n N`` does not wait for the full build (``firstread.py``: an index in
+memory of the newest packs' records answers, and the build runs in the background).
 """
 
 from __future__ import annotations

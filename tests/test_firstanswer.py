@@ -177,8 +177,9 @@ def test_the_first_log_starts_the_full_build_in_the_background(tmp_path: Path) -
     assert index_file.exists()
     ix = index.Index(open_repo(clone), index_file)
     assert ix.open_existing()
+    assert ix.db().execute("SELECT count(*) FROM files WHERE sig = 'racy'").fetchone() == (0,)  # built once settled
     ix.refresh_worktree()
-    assert ix.stats["parsed"] == 0  # complete: nothing left to read
+    assert ix.stats["parsed"] == 0 and ix.stats["files"] == 0  # complete: nothing left to read
     ix.close()
     assert cmfgit(clone, "log", "-n", "5").stdout == first
     built = [cmfgit(clone, *args).stdout for args in (["log", "--json"], ["artifacts", "--json"])]
