@@ -81,6 +81,7 @@ def measure(ctx: common.Context, src: Path, work: Path) -> dict[str, Any]:
     took_clone, _ = _timed(ctx, ["git", "clone", "-q", str(src), str(clone)], work)
     first_at = time.perf_counter()
     took_first, first_out = _timed(ctx, [*ctx.cmfgit_argv, "log", "-n", "5"], clone, "first log")
+    print(f"clone {took_clone:.3f} s, first log -n 5 {took_first:.3f} s (CPU {CPU['first log']} s)", file=sys.stderr)
     rounds: list[dict[str, float]] = []
     rid = ""
     for round_ in range(2):
@@ -91,6 +92,7 @@ def measure(ctx: common.Context, src: Path, work: Path) -> dict[str, Any]:
             argv = [*ctx.cmfgit_argv, *command.format(id=rid).split()]
             times[command.split()[0]], _ = _timed(ctx, argv, clone, f"{command.split()[0]} {round_}")
         rounds.append(times)
+        print(f"round {round_}: {times} {common.loadavg()}", file=sys.stderr, flush=True)
         if round_ == 0:  # the second round once the background build is done
             for _ in range(18000):  # up to 30 minutes (1,000,000 records on a busy machine)
                 if _index_ready(clone):
