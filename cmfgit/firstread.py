@@ -117,7 +117,7 @@ class _Pack:
         dated: dict[int, str] = {}
         for m in _STARTED.finditer(data):
             i = bisect.bisect(starts, m.start()) - 1
-            if i in executions:
+            if i >= 0 and i in executions:
                 dated[i] = started = m.group(1).decode()
                 self.sane = self.sane and started.startswith(self.period)
         self.dated = [(started, entry(i)) for i, started in dated.items()]
