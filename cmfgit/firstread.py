@@ -152,15 +152,9 @@ def log_query(
     from cmfgit.query import CmfQuery
 
     paths.sort(key=lambda p: (period_bound(p)[1], p), reverse=True)
-    notes: dict[str, list[index.Entry]] = {}  # of the packs not scanned: their annotations and retractions
-    for path in paths:
-        try:
-            with open(repo.objects_dir / path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
-                found = [e for e in _notes_in(data) if canonical.digest(e[1]) == e[0]]
-        except (FileNotFoundError, ValueError):  # (ValueError: an empty file cannot be mapped)
-            continue
-        if found:
-            notes[path] = found
+    notes = _scan(repo, paths)  # of the packs not scanned: their annotations and retractions
+    if notes is None:
+        return None
     scanned: list[_Pack] = []
     rest = list(paths)
     partial = index.Index(repo, index.index_path(repo, index.CHECKOUT))
@@ -208,6 +202,62 @@ def log_query(
             if not outside:
                 break  # everything is indexed
             want *= 4
+    except BaseException:
+        partial.close()
+        raise
+    start_background_build(repo)
+    return query
+
+
+def _scan(repo: Repo, paths: list[str], prefix: str = "") -> dict[str, list[index.Entry]] | None:
+    """Every annotation and retraction of the packs ``paths`` (path -> entries), and the
+    records whose id starts with ``prefix`` if given; None when one of those is damaged."""
+    wanted = re.compile(rb"\n--- # (%s[0-9a-f]{%d})\n" % (prefix.encode(), 64 - len(prefix))) if prefix else None
+    found: dict[str, list[index.Entry]] = {}
+    for path in paths:
+        try:
+            with open(repo.objects_dir / path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+                entries = _notes_in(data)
+                if wanted is not None:
+                    for m in wanted.finditer(data):
+                        end = data.find(b"\n" + pack.SEPARATOR, m.end() - 1)
+                        end = len(data) if end < 0 else end + 1
+                        entries.append((m.group(1).decode(), data[m.end() : end], m.end(), end - m.end()))
+                    if entries and data.find(b"\n<<<<<<<") >= 0:
+                        return None  # the full build salvages around conflict markers
+        except (FileNotFoundError, ValueError):  # (ValueError: an empty file cannot be mapped)
+            continue
+        good = [e for e in entries if canonical.digest(e[1]) == e[0]]
+        if wanted is not None and len(good) < len(entries):
+            return None  # a damaged record: the full index names it ("run cmfgit fsck")
+        if good:
+            found[path] = good
+    return found
+
+
+def show_query(repo: Repo, prefix: str) -> CmfQuery | None:
+    """A query over a partial index of the checkout that answers ``show PREFIX`` exactly:
+    every record whose id starts with the prefix, every annotation and retraction, and
+    the loose records; None when the full index should be used."""
+    text = prefix.strip().lower()
+    if not 4 <= len(text) <= 64 or any(c not in "0123456789abcdef" for c in text) or repo.bare:
+        return None  # (a relative run, @1 or train@2, needs the executions: the full index)
+    existing = index.Index(repo, index.index_path(repo, index.CHECKOUT))
+    if existing.open_existing():
+        existing.close()
+        return None
+    loose, paths, size = _files(repo)
+    if size < _min_bytes():
+        return None
+    chosen = _scan(repo, paths, text)
+    if chosen is None:
+        return None
+    from cmfgit.query import CmfQuery
+
+    partial = index.Index(repo, index.index_path(repo, index.CHECKOUT))
+    try:
+        partial.load_partial(loose, [], chosen)
+        query = CmfQuery(repo, index=partial, warn=False)
     except BaseException:
         partial.close()
         raise

@@ -223,7 +223,15 @@ def show(record_id: str, *, as_json: bool = False, scope: Scope | None = None) -
     """``cmfgit show``: one record in full (and an execution's current tags)."""
     from cmfgit import canonical
 
-    with _query(scope) as q:
+    first, repo = None, None
+    if scope is None or scope.kind == "checkout":
+        from cmfgit import firstread
+        from cmfgit.repo import open_read_repo
+
+        # No index yet (a fresh clone): the records of that id, and every tag and retraction, answer.
+        repo = open_read_repo(None)
+        first = firstread.show_query(repo, record_id)
+    with first or _query(scope, repo) as q:
         rid, record = q.record(record_id)
         obj = q.as_object(rid, record)
         _warn(q)

@@ -143,10 +143,23 @@ def test_first_log_of_a_fresh_clone_answers_before_the_index_exists_and_as_the_f
     newest = json.loads(first["log -n 3 --json"])  # a and b tie on the newest start: b's is withdrawn
     a, b = made["site-a/4"], made["site-b/4"]
     assert {o["id"]: o["tags"] for o in newest} == {a[11]: {"status": "best"}, b[10]: {"status": "bad"}, a[10]: {}}
+    # show: the records of the prefix, every tag and retraction (a withdrawn one is refused).
+    shows = [["show", a[11][:12]], ["show", "--json", b[10]], ["show", b[11][:10]], ["show", "abcdef0123"]]
+    shows += [["show", "--json", made["site-a/1"][0][:8]]]
+    shown = {}
+    for args in shows:
+        proc = cmfgit(clone, *args, env=FAST, check=False)
+        shown[" ".join(args)] = (proc.returncode, proc.stdout, proc.stderr)
+        assert not index_file.exists()
+    assert shown[f"show {a[11][:12]}"][1].startswith(f"id: {a[11]}\ntags: status=best\n")
+    assert shown[f"show {b[11][:10]}"][0] != 0 and "retracted" in shown[f"show {b[11][:10]}"][2]
     cmfgit(clone, "log", "-n", "1", "--where", "params.m == 4")  # builds the full index
     assert index_file.exists()
     for args in READS:
         assert cmfgit(clone, *args).stdout == first[" ".join(args)], args
+    for args in shows:
+        proc = cmfgit(clone, *args, check=False)
+        assert (proc.returncode, proc.stdout, proc.stderr) == shown[" ".join(args)], args
     assert len(json.loads(first["log -n 200 --json"])) == 12 * 8 + 2 - 1  # every one, less the withdrawn
 
 
