@@ -1,4 +1,4 @@
-"""The first ``cmfgit log -n N`` of a fresh clone, answered before its query index exists.
+"""The first ``cmfgit log -n N`` (or ``show ID``) of a fresh clone, answered before its query index exists.
 
 A full index build reads every record (16-70 s at 100,000 records on a busy
 2-core machine). ``log -n N`` only needs the newest executions, and gc packs
@@ -21,6 +21,11 @@ write), make it give up: the caller builds the full index as before.
 Only the checkout scope, only ``log`` with a limit and the default order, and
 no ``--where`` (an unknown key is an error that depends on every record).
 A damaged record in a pack not read is not counted in the warning line.
+
+``show ID`` (:func:`show_query`) indexes the records whose id starts with ``ID``
+(found by their separator line in every pack), every annotation and retraction,
+and the loose records; a damaged one among them, or a relative run (``@1``),
+makes it use the full index.
 """
 
 from __future__ import annotations
