@@ -39,6 +39,7 @@ BENCHMARKS = [
     "bench_untracked",
     "bench_data",
     "bench_pull",
+    "bench_clone",
 ]
 
 # Standalone scripts that print their own tables, run as they are with the

@@ -19,7 +19,9 @@ loose and packed, or on two branches, is handled exactly. Two kinds of source:
   not. A shard directory is listed again only when its mtime changed (adding
   or removing a loose record is the usual change); a loose file or a pack is
   read again when its stat signature changed (edited in place, or restored
-  by ``git checkout``). As
+  by ``git checkout``). A pack also keeps its git blob id: one whose stat
+  moved but whose bytes did not (a fresh clone's packs, "racy" when the
+  first command read them; a touch; a copy) is hashed, not parsed again. As
   a safety net keyed by git itself, the tree id of ``HEAD:.cmf/objects`` is
   remembered, and when it moves (pull, merge, checkout, rebase, reset) the
   paths ``git diff-tree`` names are checked again whatever the mtimes say.
@@ -38,7 +40,9 @@ over with :func:`add_files`; only their new records are parsed.
 A full build goes to a temp file (no journal), parses records in two
 processes (``extract.py``: the fast canonical loader), creates the secondary
 indexes at the end and is renamed into place. Updates are small transactions
-in WAL mode under an ``flock``; readers never lock.
+in WAL mode under an ``flock``; readers never lock. A fresh clone's first
+``log -n N`` does not wait for the full build (``firstread.py``: an index in
+memory of the newest packs' records answers, and the build runs in the background).
 """
 
 from __future__ import annotations
@@ -60,7 +64,7 @@ from cmfgit.fsutil import TMP_PREFIX, FileLock
 from cmfgit.repo import OBJECTS_DIR, Repo
 from cmfgit.schema import ANNOTATION, EXECUTION, RETRACTION, TAG_KIND
 
-VERSION = "8"
+VERSION = "9"
 # records.kind: what a record is. BAD: its bytes match its id but are not a
 # record (not YAML, not a mapping); fsck names it. Bytes that do not match their
 # id never become a record: the table ``damaged`` lists them, by file.
@@ -75,7 +79,7 @@ BATCH = 400
 
 _SCHEMA = """
 CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID;
-CREATE TABLE files(rowid INTEGER PRIMARY KEY, src TEXT NOT NULL, path TEXT NOT NULL, sig TEXT NOT NULL);
+CREATE TABLE files(rowid INTEGER PRIMARY KEY, src TEXT NOT NULL, path TEXT NOT NULL, sig TEXT NOT NULL, blob TEXT);
 CREATE UNIQUE INDEX files_path ON files(src, path);
 CREATE TABLE dirs(path TEXT PRIMARY KEY, mtime INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE records(rowid INTEGER PRIMARY KEY, id TEXT NOT NULL, kind INTEGER NOT NULL);
@@ -297,6 +301,7 @@ class SourceFile:
     path: str  # relative to .cmf/objects
     sig: str  # blob id, or stat signature in the checkout
     kind: str  # 'loose' or 'pack'
+    blob: str | None = None  # a pack's git blob id (what its bytes are, whatever its stat says)
 
 
 _PACK_ENTRY = len(pack.SEPARATOR) + pack.ID_HEX_LEN + 1  # '--- # <id>\n' before each record
@@ -334,8 +339,22 @@ def file_entries(f: SourceFile, content: bytes) -> tuple[list[Entry], list[str |
 FileRead = tuple[SourceFile, list[Entry], list[str | None]]  # a file, its records, its damaged entries
 
 
+def _tree_file(path: str, blob: str) -> SourceFile:
+    kind = treeread.classify(path) or ""
+    return SourceFile(path, blob, kind, blob if kind == "pack" else None)
+
+
 def _stat_sig(st: os.stat_result) -> str:
     return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}:{st.st_ctime_ns}"
+
+
+def blob_id(data: bytes) -> str:
+    """The git blob id of ``data`` (SHA-1 object format): what a pack holds, whatever its stat says."""
+    import hashlib
+
+    h = hashlib.sha1(b"blob %d\0" % len(data), usedforsecurity=False)
+    h.update(data)
+    return h.hexdigest()
 
 
 # -- the index database -------------------------------------------------------------
@@ -354,6 +373,7 @@ class Index:
         self._writing = False  # False: the update functions only report whether anything changed
         self._bulk = False  # a full build into an empty database
         self._update: Any = None  # how this index was last brought up to date (read() may need it again)
+        self._blobs: dict[str, tuple[str, str]] = {}  # checkout pack -> (stat signature, blob id) hashed
         self._pool: Any = None
         # A full build: ids seen, records yet to parse (with their place), rows of files.
         self._seen: set[bytes] = set()
@@ -507,10 +527,28 @@ class Index:
         tmp.unlink(missing_ok=True)
         conn = self._connect(tmp)
         try:
+            conn.execute("PRAGMA temp_store = FILE")
+            self._bulk_load(conn, update)
+            conn.execute("PRAGMA analysis_limit = 2000")  # sampled statistics: enough for the planner, and quick
+            conn.execute("ANALYZE")
+            conn.close()
+        except BaseException:
+            conn.close()
+            tmp.unlink(missing_ok=True)
+            raise
+        finally:
+            self.conn = None
+        for suffix in ("-wal", "-shm"):  # a deleted index may have left these behind
+            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+        os.replace(tmp, self.path)
+
+    def _bulk_load(self, conn: sqlite3.Connection, update: Any) -> None:
+        """Fill an empty database with what ``update`` puts, as one transaction;
+        ``conn`` is left open (as ``self.conn``)."""
+        try:
             conn.execute("PRAGMA journal_mode = OFF")
             conn.execute("PRAGMA synchronous = OFF")
             conn.execute("PRAGMA cache_size = -262144")
-            conn.execute("PRAGMA temp_store = FILE")
             conn.executescript(_SCHEMA)
             conn.executescript(_BULK)
             conn.execute("BEGIN")
@@ -532,23 +570,44 @@ class Index:
             self._apply_retractions()
             conn.execute("INSERT OR REPLACE INTO meta VALUES ('version', ?)", (VERSION,))
             conn.execute("COMMIT")
-            conn.execute("PRAGMA analysis_limit = 2000")  # sampled statistics: enough for the planner, and quick
-            conn.execute("ANALYZE")
-            conn.close()
-        except BaseException:
-            conn.close()
-            tmp.unlink(missing_ok=True)
-            raise
         finally:
-            self.conn = None
             self._writing = self._bulk = False
             self._close_pool()
             self._seen = set()
             self._arts = {}
             self._pending, self._pending_at = [], []
-        for suffix in ("-wal", "-shm"):  # a deleted index may have left these behind
-            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
-        os.replace(tmp, self.path)
+
+    # -- a partial index of the checkout, in memory (firstread.py) --------------------
+
+    def load_partial(self, loose: list[str], packs: list[str], extracts: dict[str, list[Entry]]) -> None:
+        """An index of some of the checkout's files only, in memory: the loose
+        records ``loose``, the packs ``packs``, and of other packs only the
+        entries ``extracts`` names (path -> entries). Called again, it adds more."""
+        if self.conn is None:
+            self._bulk_load(self._connect(Path(":memory:")), lambda ix: ix._put_partial(loose, packs, extracts))
+            return
+        conn = self.db()
+        conn.execute("BEGIN")
+        self._writing = True
+        try:
+            self._put_partial(loose, packs, extracts)
+            self._apply_retractions()
+            conn.execute("COMMIT")
+        finally:
+            self._writing = False
+            self._close_pool()
+
+    def _put_partial(self, loose: list[str], packs: list[str], extracts: dict[str, list[Entry]]) -> None:
+        self._put_files("", self._read_worktree([SourceFile(p, "", "loose") for p in loose]))
+        for path in packs:
+            try:
+                data = (self.repo.objects_dir / path).read_bytes()
+            except FileNotFoundError:
+                continue
+            f = SourceFile(path, "partial", "pack")
+            self._put_files("", [(f, *file_entries(f, data))])
+        for path, entries in extracts.items():
+            self._put_files("", [(SourceFile(path, "partial", "pack"), entries, [])])
 
     def add_checkout_files(self, paths: Sequence[str]) -> None:
         """Index these files of the checkout (paths relative to ``.cmf/objects``) as
@@ -678,15 +737,23 @@ class Index:
                     continue
                 racy = now - st.st_mtime_ns < RACY_NS
                 packs_now[rel] = "racy" if racy else _stat_sig(st)
-        packs_indexed = dict(
-            conn.execute("SELECT path, sig FROM files WHERE src = '' AND path >= 'pack/' AND path < 'pack0'").fetchall()
-        )
+        pack_rows = conn.execute(
+            "SELECT path, sig, blob FROM files WHERE src = '' AND path >= 'pack/' AND path < 'pack0'"
+        ).fetchall()
+        packs_indexed = {p: sig for p, sig, _blob in pack_rows}
         pack_changes = [
             p
             for p in sorted(set(packs_now) | set(packs_indexed))
             if packs_now.get(p) != packs_indexed.get(p) or p in suspect or packs_now.get(p) == "racy"
         ]
-        changed = bool(loose_add or loose_del or pack_changes or head != old_head or dir_updates)
+        # A pack whose stat moved but whose bytes did not (a fresh clone's packs were
+        # "racy" when first indexed; a touch; a copy) is not read again: at most its
+        # new signature is stored. Its git blob id says what it holds.
+        blobs = {p: blob for p, _sig, blob in pack_rows if blob}
+        same = {p: self._pack_sig_if_same(p, blobs[p]) for p in pack_changes if p in blobs and p in packs_now}
+        resign = {p: sig for p, sig in same.items() if sig is not None and sig != "racy"}
+        pack_changes = [p for p in pack_changes if same.get(p) is None]
+        changed = bool(loose_add or loose_del or pack_changes or resign or head != old_head or dir_updates)
         if not self._writing:
             return changed
         if not changed:
@@ -695,6 +762,7 @@ class Index:
         for path in loose_del:
             self._remove_file("", path)
         self._put_files("", self._read_worktree([SourceFile(p, "", "loose") for p, _ in loose_add]))
+        conn.executemany("UPDATE files SET sig = ? WHERE src = '' AND path = ?", [(s, p) for p, s in resign.items()])
         for path in pack_changes:
             sig = packs_now.get(path)
             if sig is None:
@@ -708,12 +776,29 @@ class Index:
                 self._remove_file("", path)
                 continue
             sig = "racy" if now - st.st_mtime_ns < RACY_NS else _stat_sig(st)
-            f = SourceFile(path, sig, "pack")
+            f = SourceFile(path, sig, "pack", blob_id(data))
             self._put_files("", [(f, *file_entries(f, data))])
         for path, mtime in dir_updates.items():
             conn.execute("INSERT OR REPLACE INTO dirs VALUES (?, ?)", (path, mtime))
         _set_meta(conn, "head_tree", head)
         return True
+
+    def _pack_sig_if_same(self, path: str, blob: str) -> str | None:
+        """The stat signature of the checkout's pack ``path`` ("racy" if just written)
+        when its bytes are still those of ``blob``; None when they are not (or it is gone)."""
+        full = os.path.join(self.repo.objects_dir, path)
+        try:
+            st = os.stat(full)  # before reading: a write after it moves the stat again
+            sig = "racy" if time.time_ns() - st.st_mtime_ns < RACY_NS else _stat_sig(st)
+            known = self._blobs.get(path)
+            if known is not None and known[0] == sig != "racy":
+                return sig if known[1] == blob else None  # hashed by this refresh's first pass
+            with open(full, "rb") as fh:
+                now = blob_id(fh.read())
+        except OSError:
+            return None
+        self._blobs[path] = (sig, now)
+        return sig if now == blob else None
 
     def _read_worktree(self, files: list[SourceFile]) -> Iterator[FileRead]:
         objects = self.repo.objects_dir
@@ -759,7 +844,7 @@ class Index:
                     if path not in listing:
                         self._remove_file(label, path)
                 wanted = [(p, b) for p, b in listing.items() if indexed.get(p) != b]
-            self._put_files(label, self._read_blobs([SourceFile(p, b, treeread.classify(p) or "") for p, b in wanted]))
+            self._put_files(label, self._read_blobs([_tree_file(p, b) for p, b in wanted]))
             _set_meta(conn, "tree:" + label, tree or "")
         return True
 
@@ -787,11 +872,12 @@ class Index:
             row = conn.execute("SELECT rowid FROM files WHERE src = ? AND path = ?", (src, f.path)).fetchone()
             if row is None:
                 fid = conn.execute(
-                    "INSERT INTO files(src, path, sig) VALUES (?, ?, ?) RETURNING rowid", (src, f.path, f.sig)
+                    "INSERT INTO files(src, path, sig, blob) VALUES (?, ?, ?, ?) RETURNING rowid",
+                    (src, f.path, f.sig, f.blob),
                 ).fetchone()[0]
             else:
                 fid = row[0]
-                conn.execute("UPDATE files SET sig = ? WHERE rowid = ?", (f.sig, fid))
+                conn.execute("UPDATE files SET sig = ?, blob = ? WHERE rowid = ?", (f.sig, f.blob, fid))
                 previous += [r for (r,) in conn.execute("SELECT rec FROM places WHERE file = ?", (fid,))]
                 conn.execute("DELETE FROM places WHERE file = ?", (fid,))
                 conn.execute("DELETE FROM damaged WHERE file = ?", (fid,))
@@ -814,14 +900,14 @@ class Index:
         """A full build: rowids are assigned here, and records gathered across files
         so that the parsing processes get large batches whatever the size of each pack."""
         conn = self.db()
-        files: list[tuple[int, str, str, str]] = []
+        files: list[tuple[int, str, str, str, str | None]] = []
         dups: list[tuple[str, int, int, int]] = []
         damaged_rows: list[tuple[int, str | None]] = []
         seen, pending, pending_at = self._seen, self._pending, self._pending_at
         for f, entries, damaged in found:
             self._next_file += 1
             fid = self._next_file
-            files.append((fid, src, f.path, f.sig))
+            files.append((fid, src, f.path, f.sig, f.blob))
             damaged_rows += [(fid, rid) for rid in damaged]
             for rid, data, off, length in entries:
                 key = bytes.fromhex(rid)
@@ -832,12 +918,12 @@ class Index:
                 pending.append((rid, data))
                 pending_at.append((fid, off, length))
             if len(pending) >= CHUNK:
-                conn.executemany("INSERT INTO files VALUES (?, ?, ?, ?)", files)
+                conn.executemany("INSERT INTO files VALUES (?, ?, ?, ?, ?)", files)
                 self.stats["files"] += len(files)
                 files = []
                 self._flush()
                 pending, pending_at = self._pending, self._pending_at
-        conn.executemany("INSERT INTO files VALUES (?, ?, ?, ?)", files)
+        conn.executemany("INSERT INTO files VALUES (?, ?, ?, ?, ?)", files)
         conn.executemany("INSERT INTO temp.dup_places VALUES (?, ?, ?, ?)", dups)
         conn.executemany("INSERT INTO damaged VALUES (?, ?)", damaged_rows)
         self.stats["files"] += len(files)

@@ -78,6 +78,7 @@ class CmfQuery:
         ref: str | None = None,
         remote: str | None = None,
         warn: bool = True,
+        index: Index | None = None,
     ) -> None:
         self.repo = repo if isinstance(repo, Repo) else open_read_repo(repo)
         if isinstance(scope, str):
@@ -87,7 +88,7 @@ class CmfQuery:
         if self.repo.bare and scope.kind in ("checkout", "all-branches"):
             scope = Scope("global", remote=scope.remote)  # no checkout: the central repository's global view
         self.scope = scope
-        self._index: Index = open_index(self.repo, scope)
+        self._index: Index = index if index is not None else open_index(self.repo, scope)  # (given: firstread.py)
         self.db: sqlite3.Connection = self._index.db()
         self._tags: dict[str, dict[str, Any]] | None = None  # every target's, once asked for
         self._tags_of: dict[str, dict[str, Any]] = {}  # the targets asked for one by one
@@ -436,14 +437,49 @@ class CmfQuery:
                 return _frame([], as_frame)
             cond.append(f"a.hash IN ({','.join('?' * len(wanted))})")
             args.extend(wanted)
-        sql = (
-            "SELECT ev.art FROM events ev JOIN executions e ON e.rowid = ev.exec JOIN artifacts a ON a.rowid = ev.art "
-            f"WHERE {' AND '.join(cond)} GROUP BY ev.art ORDER BY max(e.started_at) DESC, a.hash"
-        )
-        if limit is not None and limit <= NO_LIMIT:
-            sql += f" LIMIT {int(limit)}"
-        arts = [r[0] for r in self.db.execute(sql, args)]
+        arts = self._newest_artifacts(type, pipeline, limit) if hashes is None and limit is not None else None
+        if arts is None:
+            sql = (
+                "SELECT ev.art FROM events ev JOIN executions e ON e.rowid = ev.exec "
+                "JOIN artifacts a ON a.rowid = ev.art "
+                f"WHERE {' AND '.join(cond)} GROUP BY ev.art ORDER BY max(e.started_at) DESC, a.hash"
+            )
+            if limit is not None and limit <= NO_LIMIT:
+                sql += f" LIMIT {int(limit)}"
+            arts = [r[0] for r in self.db.execute(sql, args)]
         return _frame(self._artifact_objects(arts), as_frame)
+
+    def _newest_artifacts(self, type: str | None, pipeline: str | None, limit: int) -> list[int] | None:
+        """The ``limit`` most recently used artifacts, walking executions newest first
+        (the grouped query sorts every event: ~1 s at 100,000 executions); None when
+        fewer than ``limit`` are found among the executions with a start time."""
+        if limit <= 0:
+            return None
+        found: dict[int, tuple[str, str]] = {}  # art -> (its newest start, hash)
+        where = "e.started_at IS NOT NULL" + (" AND e.pipeline = ?" if pipeline is not None else "")
+        cursor = self.db.execute(
+            f"SELECT e.rowid, e.started_at FROM executions e WHERE {where} ORDER BY e.started_at DESC",
+            [pipeline] if pipeline is not None else [],
+        )
+        while True:
+            batch = cursor.fetchmany(256)
+            if not batch:
+                return None  # (the rest have no start time: the grouped query orders them)
+            starts = dict(batch)
+            marks = ",".join("?" * len(batch))
+            events = self.db.execute(
+                "SELECT ev.exec, ev.art, a.hash FROM events ev JOIN artifacts a ON a.rowid = ev.art "
+                f"WHERE ev.exec IN ({marks})" + (" AND ev.type = ?" if type is not None else ""),
+                [r for r, _ in batch] + ([type] if type is not None else []),
+            )
+            for exe, art, h in events:
+                if art not in found or starts[exe] > found[art][0]:
+                    found[art] = (starts[exe], h)
+            if len(found) >= limit:
+                by_hash = sorted(found, key=lambda a: found[a][1])
+                ranked = sorted(by_hash, key=lambda a: found[a][0], reverse=True)[:limit]  # (a stable sort)
+                if batch[-1][1] < found[ranked[-1]][0]:
+                    return ranked  # every artifact not seen yet was last used before these
 
     def _artifact_objects(self, arts: Sequence[int]) -> list[dict[str, Any]]:
         objects: dict[int, dict[str, Any]] = {}

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
     from cmfgit.index import Scope
     from cmfgit.query import CmfQuery
+    from cmfgit.repo import Repo
 
 
 def console() -> Console:
@@ -149,11 +150,11 @@ def fmt_time(ts: str | None) -> str:
     return (ts or "")[:19].replace("T", " ")
 
 
-def _query(scope: Scope | None) -> CmfQuery:
+def _query(scope: Scope | None, repo: Repo | None = None) -> CmfQuery:
     """The query over ``scope`` for a read command; it warns itself (see :func:`_warn`)."""
     from cmfgit.query import CmfQuery
 
-    return CmfQuery(scope=scope, warn=False)
+    return CmfQuery(repo, scope=scope, warn=False)
 
 
 def _warn(q: CmfQuery) -> None:
@@ -177,7 +178,15 @@ def log(
     scope: Scope | None = None,
 ) -> None:
     """``cmfgit log``: executions as a table, or as a JSON array."""
-    with _query(scope) as q:
+    first, repo = None, None
+    if (scope is None or scope.kind == "checkout") and where is None and sort is None and number:
+        from cmfgit import firstread
+        from cmfgit.repo import open_read_repo
+
+        # No index yet (a fresh clone): the newest packs answer, the full index is built in the background.
+        repo = open_read_repo(None)
+        first = firstread.log_query(repo, number, pipeline=pipeline, stage=stage, since=since)
+    with first or _query(scope, repo) as q:
         found = q.execution_records(where, pipeline=pipeline, stage=stage, sort=sort, limit=number, since=since)
         objects = q.as_objects(found)
         _warn(q)
@@ -214,7 +223,15 @@ def show(record_id: str, *, as_json: bool = False, scope: Scope | None = None) -
     """``cmfgit show``: one record in full (and an execution's current tags)."""
     from cmfgit import canonical
 
-    with _query(scope) as q:
+    first, repo = None, None
+    if scope is None or scope.kind == "checkout":
+        from cmfgit import firstread
+        from cmfgit.repo import open_read_repo
+
+        # No index yet (a fresh clone): the records of that id, and every tag and retraction, answer.
+        repo = open_read_repo(None)
+        first = firstread.show_query(repo, record_id)
+    with first or _query(scope, repo) as q:
         rid, record = q.record(record_id)
         obj = q.as_object(rid, record)
         _warn(q)

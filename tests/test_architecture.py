@@ -29,6 +29,7 @@ SUBPROCESS_ALLOWED = {
     "hooks.py": "runs the user's own chained (legacy) hook",
     "demo.py": "plays a user typing git and cmfgit commands in a shell session",
     "cli/docgen.py": "runs 'cmfgit --help' to generate the CLI reference",
+    "firstread.py": "starts the full build of the query index in a detached Python process",
 }
 
 
