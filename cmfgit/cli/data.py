@@ -29,6 +29,15 @@ StageOpt = Annotated[
 ArtifactOpt = Annotated[
     Optional[list[str]], typer.Option("--artifact", "-a", help="this artifact: a path or a hash (prefix) (repeatable)")
 ]
+TagOpt = Annotated[
+    Optional[list[str]],
+    typer.Option(
+        "--tag",
+        "-t",
+        metavar="KEY=VALUE",
+        help="artifacts of runs tagged so, and artifact versions tagged so (repeated: all of them, AND)",
+    ),
+]
 SinceOpt = Annotated[
     Optional[str], typer.Option("--since", help="runs started at or after DATE (2026-01-31, ...T12:00Z, 7d, 12h)")
 ]
@@ -61,9 +70,10 @@ def _query(
     artifact: list[str] | None,
     since: str | None,
     with_lineage: bool,
-    direction: str | None = None,
+    tag: list[str] | None = None,
 ) -> Any:
     from cmfgit.data.selection import Query
+    from cmfgit.localview import parse_tags
 
     runs: list[str] = []
     paths: list[str] = []
@@ -77,7 +87,7 @@ def _query(
         artifacts=tuple(artifact or ()),
         paths=tuple(paths),
         with_lineage=with_lineage,
-        direction=direction,
+        tags=parse_tags(tag or ()),
     )
 
 
@@ -203,6 +213,7 @@ def artifact_push(
     pipeline: PipelineOpt = None,
     stage: StageOpt = None,
     artifact: ArtifactOpt = None,
+    tag: TagOpt = None,
     since: SinceOpt = None,
     with_lineage: LineageOpt = False,
     remote: DataRemoteOpt = None,
@@ -217,7 +228,7 @@ def artifact_push(
     from cmfgit.data import ops
     from cmfgit.repo import open_repo
 
-    query = _query(targets, pipeline, stage, artifact, since, with_lineage)
+    query = _query(targets, pipeline, stage, artifact, since, with_lineage, tag)
     result = ops.push(open_repo(), query, remote, _jobs(jobs))
     if as_json:
         print_json(result.as_json())
@@ -241,6 +252,7 @@ def artifact_fetch(
     pipeline: PipelineOpt = None,
     stage: StageOpt = None,
     artifact: ArtifactOpt = None,
+    tag: TagOpt = None,
     since: SinceOpt = None,
     with_lineage: LineageOpt = False,
     remote: DataRemoteOpt = None,
@@ -251,7 +263,7 @@ def artifact_fetch(
     from cmfgit.data import ops
     from cmfgit.repo import open_repo
 
-    query = _query(targets, pipeline, stage, artifact, since, with_lineage)
+    query = _query(targets, pipeline, stage, artifact, since, with_lineage, tag)
     result = ops.fetch(open_repo(), query, remote, _jobs(jobs))
     if as_json:
         print_json(result.as_json())
@@ -268,6 +280,7 @@ def artifact_pull(
     pipeline: PipelineOpt = None,
     stage: StageOpt = None,
     artifact: ArtifactOpt = None,
+    tag: TagOpt = None,
     since: SinceOpt = None,
     with_lineage: LineageOpt = False,
     remote: DataRemoteOpt = None,
@@ -283,7 +296,7 @@ def artifact_pull(
     from cmfgit.data import ops
     from cmfgit.repo import open_repo
 
-    query = _query(targets, pipeline, stage, artifact, since, with_lineage)
+    query = _query(targets, pipeline, stage, artifact, since, with_lineage, tag)
     result = ops.pull(open_repo(), query, remote, _jobs(jobs), force)
     if as_json:
         print_json(result.as_json())

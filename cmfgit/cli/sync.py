@@ -71,6 +71,19 @@ def pull(
     pipeline: Annotated[
         Optional[list[str]], typer.Option("--pipeline", "-P", help="records of this pipeline (repeatable)")
     ] = None,
+    stage: Annotated[Optional[list[str]], typer.Option("--stage", "-s", help="runs of this stage (repeatable)")] = None,
+    run: Annotated[
+        Optional[list[str]], typer.Option("--run", metavar="ID", help="this run: an id or a prefix (repeatable)")
+    ] = None,
+    tag: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--tag",
+            "-t",
+            metavar="KEY=VALUE",
+            help="runs tagged so, or that read or wrote an artifact tagged so (repeated: all of them, AND)",
+        ),
+    ] = None,
     artifact: Annotated[
         Optional[list[str]],
         typer.Option("--artifact", "-a", help="runs that read or wrote this artifact: a path or a hash (repeatable)"),
@@ -102,6 +115,9 @@ def pull(
         artifacts=tuple(localview.artifact_key(repo, a) for a in artifact or ()),
         since=localview.parse_since(since) if since is not None else None,
         with_lineage=with_lineage,
+        stages=tuple(stage or ()),
+        tags=localview.parse_tags(tag or ()),
+        runs=tuple(_run_prefix(r) for r in run or ()),
     )
     result = sync.pull(repo, selection, remote)
     for item in result.configured:
@@ -114,26 +130,39 @@ def pull(
     if result.global_commit is None:
         print(f"global     {result.remote} has no global view yet (run 'cmfgit push' at a site)")
         if with_data:
-            _pull_data(repo, pipeline, artifact, since, with_lineage)
+            _pull_data(repo, selection, artifact, since)
         return
     what = "all selected" if selection.everything else f"{result.selected} match"
     print(f"global     {result.remote}/cmf/global: {result.view_records} record(s), {what}")
     pending = " (pending: commit them, or run 'cmfgit push')" if result.written else ""
     print(f"local view {result.written} new record(s) written{pending}")
     if with_data:
-        _pull_data(repo, pipeline, artifact, since, with_lineage)
+        _pull_data(repo, selection, artifact, since)
 
 
-def _pull_data(
-    repo: Any, pipeline: list[str] | None, artifact: list[str] | None, since: str | None, with_lineage: bool
-) -> None:
+def _run_prefix(text: str) -> str:
+    from cmfgit.errors import UsageError
+
+    prefix = text.strip().lower()
+    if not (4 <= len(prefix) <= 64 and all(c in "0123456789abcdef" for c in prefix)):
+        raise UsageError(f"--run '{text}' is not a run id or a prefix of one (4 to 64 hex digits)")
+    return prefix
+
+
+def _pull_data(repo: Any, selection: Any, artifact: list[str] | None, since: str | None) -> None:
     """Fetch the selected runs' artifacts from the default data remote and place them."""
     from cmfgit.data import ops
     from cmfgit.data.selection import Query
     from cmfgit.data.transfer import DEFAULT_JOBS
 
     query = Query(
-        pipelines=tuple(pipeline or ()), artifacts=tuple(artifact or ()), since=since, with_lineage=with_lineage
+        runs=selection.runs,
+        pipelines=selection.pipelines,
+        stages=selection.stages,
+        tags=selection.tags,
+        artifacts=tuple(artifact or ()),
+        since=since,
+        with_lineage=selection.with_lineage,
     )
     data = ops.pull(repo, query, None, DEFAULT_JOBS, force=False)
     print(
