@@ -422,7 +422,11 @@ def status(
     as_json: JsonOpt = False,
 ) -> None:
     """Each recorded artifact path: unchanged, modified or missing against its latest recorded version;
-    and whether that version's bytes are in the cache (and on the data remote, with --remote)."""
+    and whether that version's bytes are in the cache (and on the data remote, with --remote).
+
+    Also "never recorded": files new in a recorded directory, and entries beside recorded
+    paths (in their parent directory, not the repository's top; not dot files, not files
+    git tracks) that no record has."""
     from cmfgit.data import status as data_status
     from cmfgit.data.cache import Cache
     from cmfgit.data.selection import Query, select
@@ -436,6 +440,12 @@ def status(
     backend = _backend(repo, remote_name) if remote_check or remote_name else None
     with Cache.of(repo) as cache:
         rows = data_status.status(repo.root, cache, list(latest.values()), found.unknown, backend)
+        named = [repo.relpath(p).rstrip("/") for p in paths or ()]
+        rows += [
+            data_status.PathStatus(p, data_status.NEVER, None, None, None)
+            for p in data_status.never_recorded(repo.root, cache, rows, list(latest.values()))
+            if not named or any(p == n or p.startswith(n + "/") for n in named)
+        ]
     if as_json:
         print_json([r.as_json() for r in rows])
         return
