@@ -156,7 +156,7 @@ def remote_list(as_json: JsonOpt = False) -> None:
     from cmfgit.data import remote
     from cmfgit.repo import open_repo
 
-    specs = remote.remotes(open_repo())
+    specs = remote.effective(open_repo())  # the default branch's, with a note, if this branch names none
     if as_json:
         print_json([{"name": s.name, "url": s.url, "default": s.default, **s.options} for s in specs])
         return

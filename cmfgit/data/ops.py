@@ -79,7 +79,7 @@ def pull(repo: Repo, query: Query, remote_name: str | None, jobs: int, force: bo
 
 def default_remote(repo: Repo) -> str | None:
     """The default data remote's name, if one is set (``cmfgit push`` then pushes data too)."""
-    for spec in remote.remotes(repo):
+    for spec in remote.effective(repo):
         if spec.default:
             return spec.name
     return None
