@@ -175,3 +175,24 @@ def test_a_branch_older_than_the_data_remote_uses_the_default_branchs(tmp_path: 
     run(lab, "prepare", outputs=("data/b.csv",))
     pushed = cmfgit(lab, "push")
     assert "data       store: pushed 1 object(s)" in pushed.stdout and pushed.stderr.count(note) == 1
+
+
+def test_the_fsspec_backend_removes_stale_temp_files(repo: Path, tmp_path: Path) -> None:
+    """local:// goes through fsspec, as sftp:// does: a killed upload's temp is removed once stale."""
+    import os
+    import time
+
+    pytest.importorskip("fsspec")
+    _recorded(repo)
+    store = tmp_path / "fs-store"
+    shard = store / "blake3" / b3(b"weights")[7:9]
+    shard.mkdir(parents=True)
+    stale, fresh = shard / ".tmp-1-0badc0de", shard / ".tmp-2-0badc0de"
+    for path in (stale, fresh):
+        path.write_bytes(b"half")
+    os.utime(stale, (time.time() - 600, time.time() - 600))
+    cmfgit(repo, "remote", "add", "fs", f"local://{store}")
+    assert "pushed 1 object(s)" in cmfgit(repo, "artifact", "push").stdout
+    assert not stale.exists() and fresh.exists()
+    assert "removed 1 temp file(s)" in cmfgit(repo, "artifact", "gc", "--remote", "--older-than", "0").stdout
+    assert sorted(os.listdir(shard)) == [b3(b"weights")[9:]]

@@ -317,9 +317,28 @@ def print_pull(result: Any) -> None:
 @artifact_app.command("gc")
 def artifact_gc(
     dry_run: Annotated[bool, typer.Option("--dry-run", "-n", help="only say what would be dropped")] = False,
+    remote_temps: Annotated[
+        bool,
+        typer.Option("--remote", help="also remove the temp files killed uploads left on the data remote"),
+    ] = False,
+    remote_name: Annotated[
+        Optional[str], typer.Option("-r", metavar="REMOTE", help="the data remote of --remote (default: the default)")
+    ] = None,
+    older_than: Annotated[
+        float,
+        typer.Option(
+            "--older-than",
+            metavar="SECONDS",
+            help="--remote: only temp files not written for this long (0: all; only when no push is running)",
+        ),
+    ] = 300.0,
     as_json: JsonOpt = False,
 ) -> None:
-    """Drop cache objects that no record of the checkout or of any local branch refers to."""
+    """Drop cache objects that no record of the checkout or of any local branch refers to.
+
+    With --remote, also remove from the data remote the temp files of uploads that were
+    killed (not written for --older-than seconds); its objects are left alone.
+    """
     from cmfgit.data import cachegc
     from cmfgit.data.cache import Cache
     from cmfgit.data.selection import Query, select
@@ -333,11 +352,19 @@ def artifact_gc(
             artifacts += select(repo, q, Query()).artifacts
     with Cache.of(repo) as cache:
         result = cachegc.gc(cache, artifacts, dry_run)
+    cleaned: tuple[str, int] | None = None
+    if (remote_temps or remote_name) and not dry_run:
+        from cmfgit.data import ops
+
+        cleaned = ops.clean_remote_temps(repo, remote_name, max(0.0, older_than))
     if as_json:
-        print_json(result.as_json())
+        extra = {"remote": cleaned[0], "remote_temps_removed": cleaned[1]} if cleaned else {}
+        print_json({**result.as_json(), **extra})
         return
     verb = "would drop" if dry_run else "dropped"
     print(f"gc: {verb} {result.dropped:,} object(s), {_size(result.bytes)}; kept {result.kept:,}")
+    if cleaned:
+        print(f"gc: removed {cleaned[1]:,} temp file(s) of killed uploads from data remote '{cleaned[0]}'")
 
 
 # -- checkout, get, status ------------------------------------------------------------------

@@ -25,7 +25,18 @@ def push(repo: Repo, query: Query, remote_name: str | None, jobs: int) -> transf
         raise RemoteError(backend.name, "a DVC-layout remote is read-only for cmfgit (md5 artifacts are read from it)")
     try:
         with Cache.of(repo) as cache:
-            return transfer.push(repo.root, cache, backend, sel.artifacts, jobs)
+            result = transfer.push(repo.root, cache, backend, sel.artifacts, jobs)
+        backend.clean_temps()  # killed pushes' temp files in the directories this one wrote
+        return result
+    finally:
+        backend.close()
+
+
+def clean_remote_temps(repo: Repo, remote_name: str | None, older_than: float) -> tuple[str, int]:
+    """Remove every temp file of a killed upload on a data remote: (remote, how many)."""
+    backend = remote.open_backend(repo, remote.resolve(repo, remote_name))
+    try:
+        return backend.name, backend.clean_temps(older_than, everywhere=True)
     finally:
         backend.close()
 

@@ -75,6 +75,10 @@ class Backend(Protocol):
         """Write ``key`` to a temp file beside ``target``, hashing as it goes:
         ``(temp, blake3 hex, size)``; MissingObjectError if it is absent."""
 
+    def clean_temps(self, older_than: float = ..., everywhere: bool = False) -> int:
+        """Remove the temp files of killed uploads (not written for ``older_than``
+        seconds) where this back-end uploaded, or everywhere: how many."""
+
     def close(self) -> None: ...
 
 
