@@ -111,8 +111,13 @@ def _tracked(root: Path, dirs: list[str]) -> set[str]:
     """The files git tracks under ``dirs``."""
     if not dirs:
         return set()
-    out = gitutil.git(["ls-files", "-z", "--", *dirs], root, check=False)
-    return {p for p in out.decode("utf-8", "surrogateescape").split("\0") if p}
+    many = len(dirs) > 200  # too many to name on a command line: list the index, then filter
+    out = gitutil.git(["ls-files", "-z", "--", *([] if many else [f":(literal){d}" for d in dirs])], root, check=False)
+    found = {p for p in out.decode("utf-8", "surrogateescape").split("\0") if p}
+    if many:
+        wanted = set(dirs)
+        found = {p for p in found if any(p.rsplit("/", i)[0] in wanted for i in range(1, p.count("/") + 1))}
+    return found
 
 
 def never_recorded(root: Path, cache: Cache, rows: list[PathStatus], latest: list[Artifact]) -> list[str]:
