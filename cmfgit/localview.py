@@ -208,7 +208,7 @@ def select(records: Mapping[str, bytes], sel: Selection) -> set[str]:
 def choose(records: Iterable[tuple[str, bytes]], sel: Selection) -> Iterator[tuple[str, bytes]]:
     """The (id, bytes) of ``records`` that ``sel`` wants, as a stream.
 
-    Without ``with_lineage`` only the chosen executions and the annotations are
+    Without ``with_lineage`` or ``tags`` only the chosen executions and the annotations are
     held in memory, so pulling from a large view does not hold the view.
     """
     if sel.everything:
