@@ -62,8 +62,13 @@ _PULL_VALUES = {
     "-a": "artifact",
     "--artifact": "artifact",
     "--since": "since",
+    "-s": "stage",
+    "--stage": "stage",
+    "-t": "tag",
+    "--tag": "tag",
+    "--run": "run",
 }
-_PULL_LISTS = frozenset({"pipeline", "artifact"})
+_PULL_LISTS = frozenset({"pipeline", "artifact", "stage", "tag", "run"})
 
 
 def parse(args: list[str]) -> tuple[str, dict[str, Any]] | None:

@@ -1,8 +1,11 @@
 """Which records of the global view a ``cmfgit pull`` brings into a clone.
 
-A selection is a set of filters: pipelines (any of), artifacts (any of) and a
-start time; the kinds combine with AND. With no filter everything is
-selected. ``with_lineage`` adds the ancestors of the selected executions (the
+A selection is a set of filters: pipelines (any of), stages (any of), run
+ids (prefixes, any of), artifacts (any of), tags (all of: ``--tag k=v``
+repeated means AND) and a start time; the kinds combine with AND. A run
+carries a tag when it is tagged itself or reads or writes an artifact version
+that is (tags are annotation records, cmfgit/tags.py, folded as every reader
+folds them). With no filter everything is selected. ``with_lineage`` adds the ancestors of the selected executions (the
 producers of their inputs, recursively, across pipelines). Annotations follow
 the executions and artifacts they target. Every retraction is brought, and
 no record it withdraws (docs/merging.md, deleted records stay deleted).
@@ -63,10 +66,45 @@ class Selection:
     artifacts: tuple[ArtifactKey, ...] = ()
     since: str | None = None  # canonical UTC time; runs started at or after it
     with_lineage: bool = False
+    stages: tuple[str, ...] = ()
+    tags: tuple[tuple[str, str], ...] = ()  # (name, value): all of them
+    runs: tuple[str, ...] = ()  # execution id prefixes
 
     @property
     def everything(self) -> bool:
-        return not self.pipelines and not self.artifacts and self.since is None
+        return not (self.pipelines or self.artifacts or self.stages or self.tags or self.runs) and self.since is None
+
+
+def parse_tags(items: Iterable[str]) -> tuple[tuple[str, str], ...]:
+    """``--tag KEY=VALUE`` words as (name, value) pairs."""
+    from cmfgit.tags import check_name
+
+    found: list[tuple[str, str]] = []
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise UsageError(f"--tag '{item}' is not KEY=VALUE")
+        found.append((check_name(key.strip()), value))
+    return tuple(found)
+
+
+def tagged_targets(records: Mapping[str, bytes], wanted: tuple[tuple[str, str], ...]) -> set[str]:
+    """Execution ids and artifact hashes whose current tags include every (name, value) of ``wanted``."""
+    from cmfgit.tags import TAG_KIND, fold
+
+    annotation = schema.ANNOTATION.encode()
+    kind = canonical.dump({"kind": TAG_KIND})
+    notes: list[tuple[str, dict[str, Any]]] = []
+    for rid, data in records.items():
+        if schema_of(data) == annotation and _has_line(data, kind):
+            record = canonical.load(data, f"record {rid[:12]}")
+            if isinstance(record, dict):
+                notes.append((rid, record))
+    return {
+        target
+        for target, tags in fold(notes).items()
+        if all(name in tags and str(tags[name]) == value for name, value in wanted)
+    }
 
 
 def parse_since(text: str, now: datetime | None = None) -> str:
@@ -165,7 +203,9 @@ def select(records: Mapping[str, bytes], sel: Selection) -> set[str]:
         records = {rid: data for rid, data in records.items() if rid not in withdrawn}
     view = _View(records)
     lines = _pipeline_lines(sel.pipelines)
-    chosen = {rid for rid in records if _wanted(view, rid, sel, lines)}
+    stages = [canonical.dump({"stage": s}) for s in sel.stages]
+    tagged = tagged_targets(records, sel.tags) if sel.tags else None
+    chosen = {rid for rid in records if _wanted(view, rid, sel, lines, stages, tagged)}
     if sel.with_lineage:
         chosen |= ancestors(view, chosen)
     return chosen | _annotations(view, chosen) | withdrawals
@@ -192,18 +232,19 @@ def needles(sel: Selection) -> list[bytes] | None:
 def choose(records: Iterable[tuple[str, bytes]], sel: Selection) -> Iterator[tuple[str, bytes]]:
     """The (id, bytes) of ``records`` that ``sel`` wants, as a stream.
 
-    Without ``with_lineage`` only the chosen executions and the annotations are
+    Without ``with_lineage`` or ``tags`` only the chosen executions and the annotations are
     held in memory, so pulling from a large view does not hold the view.
     """
     if sel.everything:
         yield from records
         return
-    if sel.with_lineage:
+    if sel.with_lineage or sel.tags:  # the ancestors, or every tag, must be known first
         held = dict(records)
         for rid in sorted(select(held, sel)):
             yield rid, held[rid]
         return
     lines = _pipeline_lines(sel.pipelines)
+    stages = [canonical.dump({"stage": s}) for s in sel.stages]
     annotation = schema.ANNOTATION.encode()
     notes: dict[str, bytes] = {}
     withdrawals: dict[str, bytes] = {}
@@ -218,7 +259,7 @@ def choose(records: Iterable[tuple[str, bytes]], sel: Selection) -> Iterator[tup
             withdrawals[rid] = data
             continue
         view.records = {rid: data}
-        if _wanted(view, rid, sel, lines):
+        if _wanted(view, rid, sel, lines, stages, None):
             chosen.append((rid, data))
         view.parsed.clear()
     withdrawn = retractions.retracted_by(withdrawals.values())
@@ -266,16 +307,26 @@ def _named(rid: str, data: bytes, wanted: set[str], odd: list[bytes]) -> set[str
     return named
 
 
-def _wanted(view: _View, rid: str, sel: Selection, lines: list[bytes]) -> bool:
+def _wanted(
+    view: _View, rid: str, sel: Selection, lines: list[bytes], stages: list[bytes], tagged: set[str] | None
+) -> bool:
     """Does execution ``rid`` pass the filters? Byte checks first, parsing last."""
     data = view.records[rid]
     if schema_of(data) != schema.EXECUTION.encode():
         return False
+    if sel.runs and not any(rid.startswith(prefix) for prefix in sel.runs):
+        return False
     if lines and not any(_has_line(data, line) for line in lines):
+        return False
+    if stages and not any(_has_line(data, line) for line in stages):
         return False
     if sel.since is not None:
         started = _STARTED.search(data)
         if started is None or started.group(1).decode() < sel.since:
+            return False
+    if tagged is not None and rid not in tagged:
+        record = view.get(rid)
+        if not tagged & (_hashes(record.get("inputs")) | _hashes(record.get("outputs"))):
             return False
     return not sel.artifacts or _touches(view, rid, sel.artifacts)
 

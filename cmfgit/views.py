@@ -426,8 +426,12 @@ def pull(
     artifact: list[str] | None = None,
     since: str | None = None,
     with_lineage: bool = False,
-) -> None:
-    """``cmfgit pull`` without ``--with-data`` (the typer command adds the data)."""
+    stage: list[str] | None = None,
+    tag: list[str] | None = None,
+    run: list[str] | None = None,
+) -> Any:
+    """``cmfgit pull`` without ``--with-data`` (the typer command adds the data); returns
+    the selection (a ``localview.Selection``)."""
     from cmfgit import localview, sync
     from cmfgit.repo import open_repo
 
@@ -437,6 +441,9 @@ def pull(
         artifacts=tuple(localview.artifact_key(repo, a) for a in artifact or ()),
         since=localview.parse_since(since) if since is not None else None,
         with_lineage=with_lineage,
+        stages=tuple(stage or ()),
+        tags=localview.parse_tags(tag or ()),
+        runs=tuple(run_prefix(r) for r in run or ()),
     )
     result = sync.pull(repo, selection, remote)
     for item in result.configured:
@@ -448,10 +455,21 @@ def pull(
         print(f"branch     {result.branch}: {state}")
     if result.global_commit is None:
         print(f"global     {result.remote} has no global view yet (run 'cmfgit push' at a site)")
-        return
+        return selection
     what = "all selected" if selection.everything else f"{result.selected} match"
     print(f"global     {result.remote}/cmf/global: {result.view_records} record(s), {what}")
     for problem in result.problems:
         print(f"cmfgit: {problem}")
     written = " (pending: commit them, or run 'cmfgit push')" if result.written else ""
     print(f"local view {result.written} new record(s) written{written}")
+    return selection
+
+
+def run_prefix(text: str) -> str:
+    """A ``--run`` word: a run id or a prefix of one, lower-cased."""
+    from cmfgit.errors import UsageError
+
+    prefix = text.strip().lower()
+    if not (4 <= len(prefix) <= 64 and all(c in "0123456789abcdef" for c in prefix)):
+        raise UsageError(f"--run '{text}' is not a run id or a prefix of one (4 to 64 hex digits)")
+    return prefix

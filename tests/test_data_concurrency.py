@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -81,6 +82,13 @@ def test_eight_clones_pushing_at_once_lose_nothing(tmp_path: Path) -> None:
     assert (other / "data" / "set" / "own-007.txt").read_text() == "site 5 file 7\n"
 
 
+def _age(paths: list[str], seconds: float) -> None:
+    """Make files look untouched for ``seconds`` (the killed upload's temps, some time later)."""
+    then = time.time() - seconds
+    for path in paths:
+        os.utime(path, (then, then))
+
+
 @pytest.mark.slow
 def test_kill_9_during_a_push_of_2000_objects_then_a_clean_resume(tmp_path: Path) -> None:
     site, url, store = lab(tmp_path)
@@ -88,10 +96,10 @@ def test_kill_9_during_a_push_of_2000_objects_then_a_clean_resume(tmp_path: Path
     run(site, "prepare", outputs=("data/many",))
     publish(site)
     rng = random.Random(10)
-    killed = 0
+    killed = left = 0
     cache = site / ".git" / "cmf" / "cache"
-    for round in range(6):
-        if round % 2:  # push fills the cache from the working tree first: kill it there too
+    for round in range(20):
+        if round % 4 == 3:  # push fills the cache from the working tree first: kill it there too
             shutil.rmtree(cache)
             watched, at = cache, rng.randrange(1, 2000)
         else:
@@ -99,19 +107,88 @@ def test_kill_9_during_a_push_of_2000_objects_then_a_clean_resume(tmp_path: Path
         killed += _kill_at(_start(site, "artifact", "push", "-j", "8"), watched, at)
         _verify(store)  # whatever was cut short, no object holds wrong bytes
         _verify(cache)
+        stale = temps(store)
+        left += len(stale)
+        _age(stale, 600)  # the resume comes later: what the killed push left is stale by then
         resumed = cmfgit(site, "artifact", "push", "-j", "8").stdout
         assert resumed.startswith("pushed ") and "not available" not in resumed
-        assert len(_verify(store)) == 2001
-        assert cmfgit(site, "artifact", "push").stdout.startswith("pushed 0 object(s), 0 B; 2,001 already there")
-        shutil.rmtree(store / "blake3")  # the next round starts from an empty remote
-    assert killed >= 3  # most rounds were cut short somewhere
-    cmfgit(site, "artifact", "push")
+        # Exactly the objects, and none of the killed push's temp files.
+        assert len(_verify(store)) == 2001 and temps(store) == []
+        assert sum(len(names) for _, _, names in os.walk(store)) == 2001
+        if round < 19:
+            shutil.rmtree(store / "blake3")  # the next round starts from an empty remote
+    assert killed >= 15  # most rounds were cut short somewhere
+    assert left > 0  # some kills did leave temp files on the remote
+    assert cmfgit(site, "artifact", "push").stdout.startswith("pushed 0 object(s), 0 B; 2,001 already there")
     other = fresh_clone(tmp_path, url, "reader")
     cmfgit(other, "artifact", "pull")
     status = cmfgit(other, "status", "--json").stdout
     assert '"state": "unchanged"' in status and '"path": "data/many"' in status
     for rel in ("data/many/00/0000.bin", "data/many/19/1999.bin"):
         assert file_hash(other / rel) == file_hash(site / rel)
+
+
+def test_stale_temp_files_on_the_remote_are_removed_and_live_ones_kept(tmp_path: Path) -> None:
+    site, _url, store = lab(tmp_path)
+    write_files(site, {"data/a.csv": "a\n", "data/b.csv": "b\n"})
+    run(site, "prepare", outputs=("data/a.csv",))
+    shard = store / "blake3" / b3(b"a\n")[7:9]
+    other = store / "blake3" / "00"
+    shard.mkdir(parents=True)
+    other.mkdir(parents=True)
+    dead, live, far, far_live = (
+        shard / ".tmp-1-deadbeef-x",
+        shard / ".tmp-2-0badf00d-y",
+        other / ".tmp-3-1",
+        other / ".tmp-4-2",
+    )
+    for path in (dead, live, far, far_live):
+        path.write_bytes(b"half an object")
+    _age([str(dead), str(far)], 600)
+    assert cmfgit(site, "artifact", "push").stdout.startswith("pushed 1 object(s)")
+    # In the directory it wrote, the push removed the stale temp; a fresh one may be a live upload.
+    assert not dead.exists() and live.exists() and far.exists() and far_live.exists()
+    out = cmfgit(site, "artifact", "gc", "--remote").stdout
+    assert "removed 1 temp file(s) of killed uploads from data remote 'store'" in out
+    assert not far.exists() and live.exists() and far_live.exists()
+    cleaned = json.loads(cmfgit(site, "artifact", "gc", "--remote", "--older-than", "0", "--json").stdout)
+    assert cleaned["remote"] == "store" and cleaned["remote_temps_removed"] == 2
+    assert temps(store) == [] and set(remote_objects(store)) == {b3(b"a\n")[7:]}
+
+
+@pytest.mark.slow
+def test_kill_9_during_a_checkout_then_a_clean_rerun(tmp_path: Path) -> None:
+    site, _url, _store = lab(tmp_path)
+    files = {f"data/many/{i // 100:02}/{i:04}.bin": os.urandom(1024) + str(i).encode() for i in range(2000)}
+    write_files(site, files)
+    rid = run(site, "prepare", outputs=("data/many",))
+    rng = random.Random(12)
+    killed = 0
+    for _round in range(6):
+        shutil.rmtree(site / "data")
+        killed += _kill_at(_start(site, "checkout", rid[:12]), site / "data", rng.randrange(1, 2000))
+        for path in (site / "data").rglob("*.bin") if (site / "data").exists() else []:
+            if not path.name.startswith(".tmp-"):  # a placed file is whole, never a prefix
+                assert path.read_bytes() == files[str(path.relative_to(site))]
+        rerun = cmfgit(site, "checkout", rid[:12]).stdout  # no --force: nothing of the user's is at stake
+        assert "placed     data/many" in rerun or "unchanged  data/many" in rerun
+        assert temps(site / "data") == []
+        assert json.loads(cmfgit(site, "status", "data/many", "--json").stdout) == [
+            {
+                "path": "data/many",
+                "state": "unchanged",
+                "hash": _hash_of(site, rid),
+                "kind": "dir",
+                "cached": True,
+                "remote": None,
+            }
+        ]
+    assert killed >= 3
+
+
+def _hash_of(site: Path, rid: str) -> str:
+    shown = json.loads(cmfgit(site, "show", rid, "--json").stdout)
+    return str(shown["outputs"][0]["hash"])
 
 
 @pytest.mark.slow

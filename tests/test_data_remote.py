@@ -125,3 +125,74 @@ def test_the_fsspec_backend_round_trip(repo: Path, tmp_path: Path) -> None:
     shutil.rmtree(repo / ".git" / "cmf" / "cache")
     cmfgit(repo, "artifact", "pull")
     assert (repo / "model.pkl").read_bytes() == b"weights"
+
+
+def test_a_branch_older_than_the_data_remote_uses_the_default_branchs(tmp_path: Path) -> None:
+    from conftest import git
+    from datahelp import file_hash, run
+    from sites import clone_site, seed_remote
+
+    _bare, url = seed_remote(tmp_path)
+    lab = clone_site(tmp_path, url, "lab")
+    (lab / ".gitignore").write_text("data/\n")
+    git(lab, "add", ".gitignore")
+    git(lab, "commit", "-q", "-m", "ignore data")
+    git(lab, "push", "-q", "origin", "main")
+    git(lab, "checkout", "-q", "-b", "feature")  # branched before the data remote was added
+    write_files(lab, {"data/a.csv": "a\n"})
+    run(lab, "prepare", outputs=("data/a.csv",))
+    git(lab, "add", ".cmf")
+    git(lab, "commit", "-q", "-m", "records")
+    git(lab, "push", "-q", "origin", "feature")
+    git(lab, "checkout", "-q", "main")
+    store = tmp_path / "store"
+    store.mkdir()
+    cmfgit(lab, "remote", "add", "store", str(store), "--default")  # on main, at another site's desk
+    git(lab, "commit", "-q", "-am", "data remote")
+    git(lab, "push", "-q", "origin", "main")
+    git(lab, "checkout", "-q", "feature")
+    git(lab, "fetch", "-q", "origin")
+
+    note = (
+        "cmfgit: note: this branch's .cmf/config.yaml names no data remote;"
+        " using the data remotes of origin/main's (merge it, or 'cmfgit remote add', to keep them here)"
+    )
+    pushed = cmfgit(lab, "artifact", "push")
+    assert pushed.stdout.startswith("pushed 1 object(s)") and pushed.stderr.strip() == note
+    assert "store" in cmfgit(lab, "remote", "list").stdout
+    analyst = clone_site(tmp_path, url, "analyst", branch=None)
+    git(analyst, "checkout", "-q", "feature")
+    pulled = cmfgit(analyst, "artifact", "pull")
+    assert "placed     data/a.csv" in pulled.stdout and pulled.stderr.strip() == note
+    assert file_hash(analyst / "data" / "a.csv") == b3(b"a\n")
+    # The branch's own config wins once it names a remote.
+    other = tmp_path / "other-store"
+    other.mkdir()
+    cmfgit(analyst, "remote", "add", "mine", str(other))
+    assert cmfgit(analyst, "artifact", "push").stderr == ""
+    # cmfgit push pushes the data too (the default branch's default remote), saying so once.
+    write_files(lab, {"data/b.csv": "b\n"})
+    run(lab, "prepare", outputs=("data/b.csv",))
+    pushed = cmfgit(lab, "push")
+    assert "data       store: pushed 1 object(s)" in pushed.stdout and pushed.stderr.count(note) == 1
+
+
+def test_the_fsspec_backend_removes_stale_temp_files(repo: Path, tmp_path: Path) -> None:
+    """local:// goes through fsspec, as sftp:// does: a killed upload's temp is removed once stale."""
+    import os
+    import time
+
+    pytest.importorskip("fsspec")
+    _recorded(repo)
+    store = tmp_path / "fs-store"
+    shard = store / "blake3" / b3(b"weights")[7:9]
+    shard.mkdir(parents=True)
+    stale, fresh = shard / ".tmp-1-0badc0de", shard / ".tmp-2-0badc0de"
+    for path in (stale, fresh):
+        path.write_bytes(b"half")
+    os.utime(stale, (time.time() - 600, time.time() - 600))
+    cmfgit(repo, "remote", "add", "fs", f"local://{store}")
+    assert "pushed 1 object(s)" in cmfgit(repo, "artifact", "push").stdout
+    assert not stale.exists() and fresh.exists()
+    assert "removed 1 temp file(s)" in cmfgit(repo, "artifact", "gc", "--remote", "--older-than", "0").stdout
+    assert sorted(os.listdir(shard)) == [b3(b"weights")[9:]]

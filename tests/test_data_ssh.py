@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import cmfgit, git
-from datahelp import b3, file_hash, fresh_clone, publish, remote_objects, run, write_files
+from datahelp import b3, file_hash, fresh_clone, publish, remote_objects, run, temps, write_files
 from sites import clone_site, seed_remote
 
 pytest.importorskip("sshfs")
@@ -82,6 +82,14 @@ def test_push_over_sftp_and_pull_into_a_fresh_clone(tmp_path: Path, sshd: str) -
     assert "pushed 0 object(s), 0 B; 4 already there" in cmfgit(site, "artifact", "push").stdout
     objects = remote_objects(store)
     assert len(objects) == 4 and all(b3(p.read_bytes())[7:] == h for h, p in objects.items())
+    # The temp file of an upload killed long ago goes; a fresh one (maybe in flight) stays until asked.
+    shard = next(iter(objects.values())).parent
+    (shard / ".tmp-1-0badc0de").write_bytes(b"half")
+    (shard / ".tmp-2-0badc0de").write_bytes(b"half")
+    os.utime(shard / ".tmp-1-0badc0de", (time.time() - 600, time.time() - 600))
+    assert "removed 1 temp file(s)" in cmfgit(site, "artifact", "gc", "--remote").stdout
+    assert "removed 1 temp file(s)" in cmfgit(site, "artifact", "gc", "--remote", "--older-than", "0").stdout
+    assert temps(store) == [] and len(remote_objects(store)) == 4
 
     other = fresh_clone(tmp_path, url, "analyst")
     assert "placed 2 path(s) (3 file(s))" in cmfgit(other, "artifact", "pull").stdout

@@ -69,25 +69,63 @@ def view() -> tuple[dict[str, bytes], dict[str, str]]:
     data, rid = canonical.encode(note)
     records[rid] = data
     names[rid] = "note"
+    ids = {name: rid for rid, name in names.items()}
+    # Tags (cmfgit/tags.py): 'prep' is status=prod, then 'raw' too until a later statement removes it;
+    # the artifact raw.csv is owner=ann (so the runs that read or wrote it carry the tag).
+    for name, target, at, body in [
+        ("tag-prep", ids["prep"], "2026-02-01T00:00:00.000000Z", {"status": "prod", "owner": "bob"}),
+        ("tag-raw", ids["raw"], "2026-02-01T00:00:00.000000Z", {"status": "prod"}),
+        ("untag-raw", ids["raw"], "2026-02-02T00:00:00.000000Z", {"status": None}),
+        ("tag-art", _h("raw.csv"), "2026-02-01T00:00:00.000000Z", {"owner": "ann"}),
+    ]:
+        data, rid = canonical.encode(
+            {"schema": schema.ANNOTATION, "target": target, "kind": "tag", "at": at, "body": body}
+        )
+        records[rid] = data
+        names[rid] = name
     return records, names
 
 
 @pytest.mark.parametrize(
     ("selection", "expected"),
     [
-        (Selection(), {"raw", "prep", "import", "train", "no", "late", "note"}),
-        (Selection(pipelines=("wine",)), {"prep", "train", "note"}),
+        (
+            Selection(),
+            {"raw", "prep", "import", "train", "no", "late", "note", "tag-prep", "tag-raw", "untag-raw", "tag-art"},
+        ),
+        (Selection(pipelines=("wine",)), {"prep", "train", "note", "tag-prep", "tag-art"}),
         (Selection(pipelines=("no",)), {"no"}),
         (Selection(pipelines=("not this one",)), set()),
         (Selection(since="2026-01-04T00:00:00.000000Z"), {"train", "no", "late", "note"}),
-        (Selection(pipelines=("other",), with_lineage=True), {"late", "train", "prep", "raw", "import", "note"}),
+        (
+            Selection(pipelines=("other",), with_lineage=True),
+            {"late", "train", "prep", "raw", "import", "note", "tag-prep", "tag-raw", "untag-raw", "tag-art"},
+        ),
         (
             Selection(pipelines=("wine",), since="2026-01-03T00:00:00.000000Z", with_lineage=True),
-            {"train", "prep", "raw", "import", "note"},
+            {"train", "prep", "raw", "import", "note", "tag-prep", "tag-raw", "untag-raw", "tag-art"},
         ),
-        (Selection(artifacts=(ArtifactKey("x", hash_prefix=_h("train.csv")[7:20]),)), {"prep", "train", "note"}),
+        (
+            Selection(artifacts=(ArtifactKey("x", hash_prefix=_h("train.csv")[7:20]),)),
+            {"prep", "train", "note", "tag-prep", "tag-art"},
+        ),
         (Selection(artifacts=(ArtifactKey("x", hash_prefix="md5:abab"),)), {"import", "train", "note"}),
-        (Selection(artifacts=(ArtifactKey("raw.csv", path="raw.csv"),)), {"raw", "prep"}),
+        (
+            Selection(artifacts=(ArtifactKey("raw.csv", path="raw.csv"),)),
+            {"raw", "prep", "tag-prep", "tag-raw", "untag-raw", "tag-art"},
+        ),
+        (Selection(stages=("train",)), {"train", "note"}),
+        (Selection(stages=("prepare", "fetch")), {"prep", "raw", "tag-prep", "tag-raw", "untag-raw", "tag-art"}),
+        (Selection(pipelines=("etl",), stages=("prepare",)), set()),
+        # --tag: runs that carry the tag, or read or wrote an artifact that does; repeated: AND
+        (Selection(tags=(("status", "prod"),)), {"prep", "tag-prep", "tag-art"}),
+        (Selection(tags=(("owner", "ann"),)), {"raw", "prep", "tag-prep", "tag-raw", "untag-raw", "tag-art"}),
+        (Selection(tags=(("owner", "bob"), ("status", "prod"))), {"prep", "tag-prep", "tag-art"}),
+        (Selection(tags=(("owner", "bob"), ("status", "dev"))), set()),
+        (
+            Selection(tags=(("status", "prod"),), with_lineage=True),
+            {"prep", "raw", "tag-prep", "tag-raw", "untag-raw", "tag-art"},
+        ),
     ],
 )
 def test_select_and_choose_agree(
@@ -117,10 +155,14 @@ def test_parse_since() -> None:
     ("selection", "expected"),
     [
         (Selection(pipelines=("wine",)), {"train", "note", "retraction"}),
-        (Selection(pipelines=("etl",)), {"raw", "retraction"}),
+        (Selection(pipelines=("etl",)), {"raw", "retraction", "tag-raw", "untag-raw", "tag-art"}),
         # prep is withdrawn: no longer a producer of train.csv, so raw is no ancestor either
         (Selection(pipelines=("other",), with_lineage=True), {"late", "train", "import", "note", "retraction"}),
-        (Selection(artifacts=(ArtifactKey("raw.csv", path="raw.csv"),)), {"raw", "retraction"}),
+        (
+            Selection(artifacts=(ArtifactKey("raw.csv", path="raw.csv"),)),
+            {"raw", "retraction", "tag-raw", "untag-raw", "tag-art"},
+        ),
+        (Selection(tags=(("status", "prod"),)), {"retraction"}),  # prep, the only run tagged so, is withdrawn
     ],
 )
 def test_retractions_travel_with_every_pull_and_retracted_records_stay_behind(

@@ -29,6 +29,15 @@ StageOpt = Annotated[
 ArtifactOpt = Annotated[
     Optional[list[str]], typer.Option("--artifact", "-a", help="this artifact: a path or a hash (prefix) (repeatable)")
 ]
+TagOpt = Annotated[
+    Optional[list[str]],
+    typer.Option(
+        "--tag",
+        "-t",
+        metavar="KEY=VALUE",
+        help="artifacts of runs tagged so, and artifact versions tagged so (repeated: all of them, AND)",
+    ),
+]
 SinceOpt = Annotated[
     Optional[str], typer.Option("--since", help="runs started at or after DATE (2026-01-31, ...T12:00Z, 7d, 12h)")
 ]
@@ -61,9 +70,10 @@ def _query(
     artifact: list[str] | None,
     since: str | None,
     with_lineage: bool,
-    direction: str | None = None,
+    tag: list[str] | None = None,
 ) -> Any:
     from cmfgit.data.selection import Query
+    from cmfgit.localview import parse_tags
 
     runs: list[str] = []
     paths: list[str] = []
@@ -77,7 +87,7 @@ def _query(
         artifacts=tuple(artifact or ()),
         paths=tuple(paths),
         with_lineage=with_lineage,
-        direction=direction,
+        tags=parse_tags(tag or ()),
     )
 
 
@@ -155,7 +165,7 @@ def remote_list(as_json: JsonOpt = False) -> None:
     from cmfgit.data import remote
     from cmfgit.repo import open_repo
 
-    specs = remote.remotes(open_repo())
+    specs = remote.effective(open_repo())  # the default branch's, with a note, if this branch names none
     if as_json:
         print_json([{"name": s.name, "url": s.url, "default": s.default, **s.options} for s in specs])
         return
@@ -212,6 +222,7 @@ def artifact_push(
     pipeline: PipelineOpt = None,
     stage: StageOpt = None,
     artifact: ArtifactOpt = None,
+    tag: TagOpt = None,
     since: SinceOpt = None,
     with_lineage: LineageOpt = False,
     remote: DataRemoteOpt = None,
@@ -226,7 +237,7 @@ def artifact_push(
     from cmfgit.data import ops
     from cmfgit.repo import open_repo
 
-    query = _query(targets, pipeline, stage, artifact, since, with_lineage)
+    query = _query(targets, pipeline, stage, artifact, since, with_lineage, tag)
     result = ops.push(open_repo(), query, remote, _jobs(jobs))
     if as_json:
         print_json(result.as_json())
@@ -250,6 +261,7 @@ def artifact_fetch(
     pipeline: PipelineOpt = None,
     stage: StageOpt = None,
     artifact: ArtifactOpt = None,
+    tag: TagOpt = None,
     since: SinceOpt = None,
     with_lineage: LineageOpt = False,
     remote: DataRemoteOpt = None,
@@ -260,7 +272,7 @@ def artifact_fetch(
     from cmfgit.data import ops
     from cmfgit.repo import open_repo
 
-    query = _query(targets, pipeline, stage, artifact, since, with_lineage)
+    query = _query(targets, pipeline, stage, artifact, since, with_lineage, tag)
     result = ops.fetch(open_repo(), query, remote, _jobs(jobs))
     if as_json:
         print_json(result.as_json())
@@ -277,6 +289,7 @@ def artifact_pull(
     pipeline: PipelineOpt = None,
     stage: StageOpt = None,
     artifact: ArtifactOpt = None,
+    tag: TagOpt = None,
     since: SinceOpt = None,
     with_lineage: LineageOpt = False,
     remote: DataRemoteOpt = None,
@@ -292,7 +305,7 @@ def artifact_pull(
     from cmfgit.data import ops
     from cmfgit.repo import open_repo
 
-    query = _query(targets, pipeline, stage, artifact, since, with_lineage)
+    query = _query(targets, pipeline, stage, artifact, since, with_lineage, tag)
     result = ops.pull(open_repo(), query, remote, _jobs(jobs), force)
     if as_json:
         print_json(result.as_json())
@@ -313,9 +326,28 @@ def print_pull(result: Any) -> None:
 @artifact_app.command("gc")
 def artifact_gc(
     dry_run: Annotated[bool, typer.Option("--dry-run", "-n", help="only say what would be dropped")] = False,
+    remote_temps: Annotated[
+        bool,
+        typer.Option("--remote", help="also remove the temp files killed uploads left on the data remote"),
+    ] = False,
+    remote_name: Annotated[
+        Optional[str], typer.Option("-r", metavar="REMOTE", help="the data remote of --remote (default: the default)")
+    ] = None,
+    older_than: Annotated[
+        float,
+        typer.Option(
+            "--older-than",
+            metavar="SECONDS",
+            help="--remote: only temp files not written for this long (0: all; only when no push is running)",
+        ),
+    ] = 300.0,
     as_json: JsonOpt = False,
 ) -> None:
-    """Drop cache objects that no record of the checkout or of any local branch refers to."""
+    """Drop cache objects that no record of the checkout or of any local branch refers to.
+
+    With --remote, also remove from the data remote the temp files of uploads that were
+    killed (not written for --older-than seconds); its objects are left alone.
+    """
     from cmfgit.data import cachegc
     from cmfgit.data.cache import Cache
     from cmfgit.data.selection import Query, select
@@ -329,11 +361,19 @@ def artifact_gc(
             artifacts += select(repo, q, Query()).artifacts
     with Cache.of(repo) as cache:
         result = cachegc.gc(cache, artifacts, dry_run)
+    cleaned: tuple[str, int] | None = None
+    if (remote_temps or remote_name) and not dry_run:
+        from cmfgit.data import ops
+
+        cleaned = ops.clean_remote_temps(repo, remote_name, max(0.0, older_than))
     if as_json:
-        print_json(result.as_json())
+        extra = {"remote": cleaned[0], "remote_temps_removed": cleaned[1]} if cleaned else {}
+        print_json({**result.as_json(), **extra})
         return
     verb = "would drop" if dry_run else "dropped"
     print(f"gc: {verb} {result.dropped:,} object(s), {_size(result.bytes)}; kept {result.kept:,}")
+    if cleaned:
+        print(f"gc: removed {cleaned[1]:,} temp file(s) of killed uploads from data remote '{cleaned[0]}'")
 
 
 # -- checkout, get, status ------------------------------------------------------------------
@@ -418,7 +458,11 @@ def status(
     as_json: JsonOpt = False,
 ) -> None:
     """Each recorded artifact path: unchanged, modified or missing against its latest recorded version;
-    and whether that version's bytes are in the cache (and on the data remote, with --remote)."""
+    and whether that version's bytes are in the cache (and on the data remote, with --remote).
+
+    Also "never recorded": files new in a recorded directory, and entries beside recorded
+    paths (in their parent directory, not the repository's top; not dot files, not files
+    git tracks) that no record has."""
     from cmfgit.data import status as data_status
     from cmfgit.data.cache import Cache
     from cmfgit.data.selection import Query, select
@@ -432,6 +476,12 @@ def status(
     backend = _backend(repo, remote_name) if remote_check or remote_name else None
     with Cache.of(repo) as cache:
         rows = data_status.status(repo.root, cache, list(latest.values()), found.unknown, backend)
+        named = [repo.relpath(p).rstrip("/") for p in paths or ()]
+        rows += [
+            data_status.PathStatus(p, data_status.NEVER, None, None, None)
+            for p in data_status.never_recorded(repo.root, cache, rows, list(latest.values()))
+            if not named or any(p == n or p.startswith(n + "/") for n in named)
+        ]
     if as_json:
         print_json([r.as_json() for r in rows])
         return

@@ -71,6 +71,19 @@ def pull(
     pipeline: Annotated[
         Optional[list[str]], typer.Option("--pipeline", "-P", help="records of this pipeline (repeatable)")
     ] = None,
+    stage: Annotated[Optional[list[str]], typer.Option("--stage", "-s", help="runs of this stage (repeatable)")] = None,
+    run: Annotated[
+        Optional[list[str]], typer.Option("--run", metavar="ID", help="this run: an id or a prefix (repeatable)")
+    ] = None,
+    tag: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--tag",
+            "-t",
+            metavar="KEY=VALUE",
+            help="runs tagged so, or that read or wrote an artifact tagged so (repeated: all of them, AND)",
+        ),
+    ] = None,
     artifact: Annotated[
         Optional[list[str]],
         typer.Option("--artifact", "-a", help="runs that read or wrote this artifact: a path or a hash (repeatable)"),
@@ -96,21 +109,25 @@ def pull(
     from cmfgit import views
     from cmfgit.repo import open_repo
 
-    views.pull(remote, pipeline, artifact, since, with_lineage)
+    selection = views.pull(remote, pipeline, artifact, since, with_lineage, stage, tag, run)
     if with_data:
-        _pull_data(open_repo(), pipeline, artifact, since, with_lineage)
+        _pull_data(open_repo(), selection, artifact, since)
 
 
-def _pull_data(
-    repo: Any, pipeline: list[str] | None, artifact: list[str] | None, since: str | None, with_lineage: bool
-) -> None:
+def _pull_data(repo: Any, selection: Any, artifact: list[str] | None, since: str | None) -> None:
     """Fetch the selected runs' artifacts from the default data remote and place them."""
     from cmfgit.data import ops
     from cmfgit.data.selection import Query
     from cmfgit.data.transfer import DEFAULT_JOBS
 
     query = Query(
-        pipelines=tuple(pipeline or ()), artifacts=tuple(artifact or ()), since=since, with_lineage=with_lineage
+        runs=selection.runs,
+        pipelines=selection.pipelines,
+        stages=selection.stages,
+        tags=selection.tags,
+        artifacts=tuple(artifact or ()),
+        since=since,
+        with_lineage=selection.with_lineage,
     )
     data = ops.pull(repo, query, None, DEFAULT_JOBS, force=False)
     print(

@@ -69,6 +69,7 @@ class FsspecBackend:
             raise _friendly(name, exc) from None
         self.root = self.root.rstrip("/")
         self._atomic_put = self.protocol in ATOMIC_PUT
+        self.written: set[str] = set()  # directories uploads went to (through a temp name)
 
     def _path(self, key: str) -> str:
         return f"{self.root}/{key}" if self.root else key
@@ -98,6 +99,7 @@ class FsspecBackend:
             parent = target.rsplit("/", 1)[0]
             if not self._atomic_put:
                 self.fs.makedirs(parent, exist_ok=True)
+                self.written.add(parent)
                 tmp = f"{parent}/{TMP_PREFIX}{os.getpid()}-{os.urandom(4).hex()}"
                 self.fs.put_file(local, tmp)
                 try:
@@ -125,6 +127,40 @@ class FsspecBackend:
             raise MissingObjectError(_object_of(key), f"data remote '{self.name}'") from None
         except OSError:
             raise
+        except Exception as exc:
+            raise _friendly(self.name, exc) from None
+
+    def clean_temps(self, older_than: float = 300.0, everywhere: bool = False) -> int:
+        """Remove temp files of killed uploads not written for ``older_than`` seconds (see
+        local.py). Object stores have none: their PUTs appear whole, with no temp name."""
+        import time
+
+        if self._atomic_put or self.read_only:
+            return 0
+        dirs = set(self.written)
+        try:
+            if everywhere:
+                try:
+                    dirs.update(
+                        e["name"] for e in self.fs.ls(self._path("blake3"), detail=True) if e["type"] == "directory"
+                    )
+                except FileNotFoundError:
+                    pass
+            now = time.time()
+            removed = 0
+            for directory in sorted(dirs):
+                for entry in self.fs.ls(directory, detail=True):
+                    name = entry["name"].rstrip("/").rsplit("/", 1)[-1]
+                    if not name.startswith(TMP_PREFIX):
+                        continue
+                    mtime = entry.get("mtime")
+                    stamp = mtime.timestamp() if hasattr(mtime, "timestamp") else float(mtime or 0)
+                    if now - stamp >= older_than:
+                        self.fs.rm(entry["name"])
+                        removed += 1
+            return removed
+        except FileNotFoundError:
+            return 0
         except Exception as exc:
             raise _friendly(self.name, exc) from None
 

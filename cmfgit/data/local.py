@@ -5,17 +5,25 @@ is a copy to a ``.tmp-`` name in the object's directory, fsynced, then a
 rename: a reader, or a push killed half-way, never leaves half an object
 under its final name. Two sites uploading the same object at once both
 rename identical bytes over the same name, so concurrent pushes are safe.
+
+The temp file of an upload killed half-way stays behind; ``clean_temps``
+removes those no process has written for a while (``STALE_TEMP``: a live
+upload keeps writing its temp, on whichever host it runs), in the object
+directories this push wrote, or everywhere (``cmfgit artifact gc --remote``).
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import time
 from pathlib import Path
 
 from cmfgit.data import copying
 from cmfgit.errors import MissingObjectError, RemoteError
-from cmfgit.fsutil import unlink_quietly
+from cmfgit.fsutil import TMP_PREFIX, unlink_quietly
+
+STALE_TEMP = 300.0  # seconds without a write after which an upload's temp file is a killed one's
 
 
 def _object_of(key: str) -> str:
@@ -35,6 +43,7 @@ class LocalBackend:
         self.url = url
         self.root = root
         self._checked = False
+        self.written: set[str] = set()  # object directories uploads went to
 
     def _check(self) -> None:
         if self._checked:
@@ -52,6 +61,7 @@ class LocalBackend:
     def upload(self, local: str, key: str) -> None:
         self._check()
         target = os.path.join(self.root, key)
+        self.written.add(os.path.dirname(target))
         try:
             copying.place_copy(local, target, mode=0o444, fsync=True)
         except PermissionError as exc:
@@ -79,6 +89,33 @@ class LocalBackend:
         except BaseException:
             unlink_quietly(tmp)
             raise
+
+    def clean_temps(self, older_than: float = STALE_TEMP, everywhere: bool = False) -> int:
+        """Remove temp files of killed uploads not written for ``older_than`` seconds:
+        in the directories this back-end wrote to, or in every object directory."""
+        dirs = set(self.written)
+        if everywhere:
+            for top in ("blake3", os.path.join("files", "md5")):
+                try:
+                    dirs.update(e.path for e in os.scandir(os.path.join(self.root, top)) if e.is_dir())
+                except FileNotFoundError:
+                    pass
+        now = time.time()
+        removed = 0
+        for directory in sorted(dirs):
+            try:
+                entries = list(os.scandir(directory))
+            except FileNotFoundError:
+                continue
+            for entry in entries:
+                try:
+                    stale = entry.name.startswith(TMP_PREFIX) and now - entry.stat().st_mtime >= older_than
+                except FileNotFoundError:  # renamed by its upload meanwhile
+                    continue
+                if stale:
+                    unlink_quietly(entry.path)
+                    removed += 1
+        return removed
 
     def close(self) -> None:
         pass

@@ -37,7 +37,17 @@ def push(repo: Repo, query: Query, remote_name: str | None, jobs: int) -> transf
                 result.pushed += pushed
                 result.bytes += sent
                 result.already += already
-            return result
+        backend.clean_temps()  # killed pushes' temp files in the directories this one wrote
+        return result
+    finally:
+        backend.close()
+
+
+def clean_remote_temps(repo: Repo, remote_name: str | None, older_than: float) -> tuple[str, int]:
+    """Remove every temp file of a killed upload on a data remote: (remote, how many)."""
+    backend = remote.open_backend(repo, remote.resolve(repo, remote_name))
+    try:
+        return backend.name, backend.clean_temps(older_than, everywhere=True)
     finally:
         backend.close()
 
@@ -101,7 +111,7 @@ def pull(repo: Repo, query: Query, remote_name: str | None, jobs: int, force: bo
 def default_remote(repo: Repo, for_push: bool = False) -> str | None:
     """The default data remote's name, if one is set (``cmfgit push`` then pushes data too,
     unless it is a DVC-layout remote, read-only for cmfgit: ``for_push``)."""
-    for spec in remote.remotes(repo):
+    for spec in remote.effective(repo):
         if spec.default:
             return None if for_push and spec.layout == "dvc" else spec.name
     return None

@@ -10,6 +10,19 @@ already holds the wanted bytes is left alone (checked through the stat cache).
 A directory is made to match its manifest exactly: files are written or
 re-moded, and files the manifest does not have are removed (when their
 bytes are cached, or with ``force``).
+
+Paths are checked before anything is written, for every artifact of the
+command (all or nothing):
+
+- A recorded path must stay inside the working tree and outside ``.git`` and
+  ``.cmf``: an absolute path, a ``..`` component or a ``.git`` one (a
+  hand-made record) is refused, even with ``force``.
+- A parent that is a file is refused, even with ``force`` (its bytes are
+  not the artifact's to drop). A parent that is a symbolic link is followed:
+  a link to a data volume is a valid place for artifacts.
+- A symbolic link at the recorded path is left alone when it leads to the
+  wanted bytes, else refused; ``force`` replaces the link itself, and what
+  it points to is never written (as git checks out over a link).
 """
 
 from __future__ import annotations
@@ -64,6 +77,7 @@ class _Plan:
     chmods: list[tuple[str, int]] = field(default_factory=list)
     removes: list[str] = field(default_factory=list)  # files, or a directory where a file goes
     modified: list[str] = field(default_factory=list)  # what would be lost
+    links: list[str] = field(default_factory=list)  # symbolic links that would be replaced
     unchanged: bool = False
 
 
@@ -107,9 +121,57 @@ def _plan_file(cache: Cache, target: str, hexhash: str, mode: int, shown: str, p
     plan.writes.append((target, hexhash, mode))
 
 
+def check_path(root: str, rel: str) -> None:
+    """Refuse a recorded path that leaves the working tree, or one whose parent is a file."""
+    parts = rel.split("/")
+    if (
+        not rel
+        or os.path.isabs(rel)
+        or "\\" in rel
+        or any(p in ("", ".", "..") for p in parts)
+        or parts[0] == ".cmf"
+        or any(p.lower() == ".git" for p in parts)
+    ):
+        raise CmfgitError(
+            f"refused to place '{rel}': a recorded path must stay inside the working tree,"
+            " outside .git and .cmf (a hand-made record?); nothing placed"
+        )
+    current = root
+    for i, part in enumerate(parts[:-1]):
+        current = os.path.join(current, part)
+        if os.path.lexists(current) and not os.path.isdir(current):
+            raise CmfgitError(
+                f"cannot place {rel}: {'/'.join(parts[: i + 1])} is a file, not a directory (nothing placed)"
+            )
+
+
+def _link_holds(cache: Cache, target: str, hexhash: str, kind: str, shown: str) -> bool:
+    """Does the symbolic link ``target`` lead to the wanted bytes already?"""
+    try:
+        if kind == "dir":
+            return os.path.isdir(target) and cache.hasher.hash_tree(target, shown)[0].hash == f"blake3:{hexhash}"
+        return os.path.isfile(target) and cache.hasher.hash_path(target, shown).hash == f"blake3:{hexhash}"
+    except CmfgitError:
+        return False
+
+
 def plan_one(cache: Cache, target: str, hexhash: str, kind: str, shown: str, mode: int = 0o644) -> _Plan:
     """What placing object ``hexhash`` (a file, or a directory's manifest) at ``target`` takes."""
     plan = _Plan(shown)
+    if os.path.islink(target):
+        if not (cache.has_tree(hexhash) if kind == "dir" else cache.has(hexhash)):
+            raise MissingObjectError(f"blake3:{hexhash}", IN_CACHE, shown)
+        if _link_holds(cache, target, hexhash, kind, shown):
+            plan.unchanged = True
+            return plan
+        plan.links.append(f"{shown} is a symbolic link (to {os.readlink(target)})")
+        plan.removes.append(target)  # the link itself (with force): what it points to stays
+        if kind != "dir":
+            plan.writes.append((target, hexhash, mode))
+            return plan
+        for e in cache.manifest(hexhash) or []:
+            plan.writes.append((os.path.join(target, e.path), e.hex, MODES[e.mode]))
+        return plan
     if kind != "dir":
         if not cache.has(hexhash):
             raise MissingObjectError(f"blake3:{hexhash}", IN_CACHE, shown)
@@ -223,10 +285,17 @@ def place(root: Path, cache: Cache, artifacts: list[Artifact], force: bool) -> P
     plans: list[tuple[_Plan, str]] = []
     modified: list[str] = []
     for art in artifacts:
+        check_path(os.fspath(root), art.path)
+    links: list[str] = []
+    for art in artifacts:
         target = os.path.join(root, art.path)
         plan = plan_one(cache, target, art.hex, art.kind, art.path)
         plans.append((plan, target))
         modified += plan.modified
+        links += plan.links
+    if links and not force:
+        more = f" and {len(links) - 1} more" if len(links) > 1 else ""
+        raise CmfgitError(f"{links[0]}{more}: not replaced (--force replaces the link itself, never what it points to)")
     if modified and not force:
         shown = ", ".join(modified[:5]) + (f" and {len(modified) - 5} more" if len(modified) > 5 else "")
         raise CmfgitError(

@@ -19,6 +19,14 @@ their own tools do (the environment, ``~/.aws``, the ssh agent and
 
 A URL without a scheme, or ``file://``, is a local or mounted directory and
 needs no extra dependency. Every other scheme goes through fsspec.
+
+A branch whose config predates ``cmfgit remote add`` (the remote was added on
+another branch, or by another site) names no data remote. The data commands
+then use the data remotes of the default branch's config: the git remote's
+``HEAD`` (``origin/main``), else its ``main`` or ``master``, else the local
+``main`` or ``master``; and say which on stderr. (The global view ``cmf/global``
+holds records only, no config, so it is not where they are.) The branch's own
+config wins as soon as it names one.
 """
 
 from __future__ import annotations
@@ -68,6 +76,10 @@ class Backend(Protocol):
     def download(self, key: str, target: str) -> tuple[str, str, int]:
         """Write ``key`` to a temp file beside ``target``, hashing as it goes:
         ``(temp, blake3 hex, size)``; MissingObjectError if it is absent."""
+
+    def clean_temps(self, older_than: float = ..., everywhere: bool = False) -> int:
+        """Remove the temp files of killed uploads (not written for ``older_than``
+        seconds) where this back-end uploaded, or everywhere: how many."""
 
     def close(self) -> None: ...
 
@@ -136,7 +148,69 @@ def _data_section(doc: dict[str, Any], where: str) -> dict[str, Any]:
 def remotes(repo: Repo) -> list[RemoteSpec]:
     """The data remotes of the config, by name."""
     where = str(repo.config_path)
-    data = _data_section(load_document(repo), where)
+    return _specs(_data_section(load_document(repo), where), where)
+
+
+_NOTED: dict[Path, str] = {}
+
+
+def _git_remote(repo: Repo) -> str:
+    branch = gitutil.git(["symbolic-ref", "-q", "--short", "HEAD"], repo.root, check=False).decode().strip()
+    configured = gitutil.config_get(repo.root, f"branch.{branch}.remote") if branch else None
+    return configured if configured and configured != "." else "origin"
+
+
+def fallback(repo: Repo) -> tuple[str, list[RemoteSpec]] | None:
+    """(where, remotes) from the default branch's config, for a branch whose config names none."""
+    from cmfgit import canonical
+
+    origin = _git_remote(repo)
+    head = gitutil.git(["symbolic-ref", "-q", f"refs/remotes/{origin}/HEAD"], repo.root, check=False).decode().strip()
+    candidates = [head] if head else []
+    candidates += [
+        f"refs/remotes/{origin}/main",
+        f"refs/remotes/{origin}/master",
+        "refs/heads/main",
+        "refs/heads/master",
+    ]
+    current = gitutil.git(["symbolic-ref", "-q", "HEAD"], repo.root, check=False).decode().strip()
+    for ref in dict.fromkeys(c for c in candidates if c != current):
+        raw = gitutil.git(["cat-file", "-p", f"{ref}:.cmf/config.yaml"], repo.root, check=False)
+        if not raw:
+            continue
+        shown = ref.removeprefix("refs/remotes/").removeprefix("refs/heads/")
+        where = f"{shown}:.cmf/config.yaml"
+        doc = canonical.load(raw, where)
+        if not isinstance(doc, dict):
+            continue
+        found = _specs(_data_section(doc, where), where)
+        if found:
+            return shown, found
+    return None
+
+
+def effective(repo: Repo) -> list[RemoteSpec]:
+    """The config's data remotes, else (with a note on stderr) the default branch's."""
+    known = remotes(repo)
+    if known:
+        return known
+    found = fallback(repo)
+    if found is None:
+        return []
+    import sys
+
+    if _NOTED.get(repo.root) == found[0]:
+        return found[1]
+    _NOTED[repo.root] = found[0]  # said once per command, however often it is asked
+    print(
+        f"cmfgit: note: this branch's .cmf/config.yaml names no data remote; using the data remotes of"
+        f" {found[0]}'s (merge it, or 'cmfgit remote add', to keep them here)",
+        file=sys.stderr,
+    )
+    return found[1]
+
+
+def _specs(data: dict[str, Any], where: str) -> list[RemoteSpec]:
     default = data.get("remote")
     found = []
     for name, body in sorted((data.get("remotes") or {}).items()):
@@ -194,7 +268,7 @@ def remove(repo: Repo, name: str) -> RemoteSpec:
 
 def resolve(repo: Repo, name: str | None) -> RemoteSpec:
     """The remote called ``name``, else the default one, else the only one."""
-    known = remotes(repo)
+    known = effective(repo)
     if name is not None:
         for spec in known:
             if spec.name == name:

@@ -1,9 +1,12 @@
 """Which artifacts a data command is about, in the selection language of
 ``cmfgit pull``: run ids, ``--pipeline``, ``--stage``, ``--since``,
-``--artifact PATH|HASH``, ``--with-lineage``, and plain paths.
+``--tag k=v``, ``--artifact PATH|HASH``, ``--with-lineage``, and plain paths.
 
-The execution filters (pipeline, stage, since) combine with AND and select
-runs; run ids, ``--artifact`` and paths add to that. ``--with-lineage`` adds
+The execution filters (pipeline, stage, since, tag) combine with AND and
+select runs; run ids, ``--artifact`` and paths add to that. ``--tag k=v``
+(repeated: all of them) selects the artifacts of the runs that carry the
+tags, and the artifact versions that carry them themselves (each event of a
+run that passes the other filters). ``--with-lineage`` adds
 the runs upstream of the selected ones. With nothing given, every recorded
 artifact of the scope is selected. A plain path means the version recorded
 last at that path. Records are found through the query index
@@ -64,10 +67,13 @@ class Query:
     paths: tuple[str, ...] = ()
     with_lineage: bool = False
     direction: str | None = None  # 'input' / 'output': only those events of the selected runs
+    tags: tuple[tuple[str, str], ...] = ()  # (name, value): all of them
 
     @property
     def everything(self) -> bool:
-        return not (self.runs or self.pipelines or self.stages or self.since or self.artifacts or self.paths)
+        return not (
+            self.runs or self.pipelines or self.stages or self.since or self.artifacts or self.paths or self.tags
+        )
 
 
 @dataclass
@@ -99,20 +105,36 @@ def _artifact(e: dict[str, Any]) -> Artifact:
     )
 
 
-def _run_ids(q: CmfQuery, sel: Query) -> set[str] | None:
-    """Executions the run filters select; None if no run filter is given."""
-    chosen: set[str] | None = None
-    if sel.pipelines or sel.stages or sel.since:
-        where = f'started_at >= "{parse_since(sel.since)}"' if sel.since else None
-        rowids: set[int] = set()
-        for pipeline in sel.pipelines or (None,):
-            for stage in sel.stages or (None,):
-                rowids.update(q.execution_rowids(where, pipeline=pipeline, stage=stage))
-        chosen = _ids_of(q, rowids)
-    if sel.runs:
-        named = {q.resolve_record(r, executions_only=True) for r in sel.runs}
-        chosen = named if chosen is None else chosen | named
-    return chosen
+def _filtered_runs(q: CmfQuery, sel: Query) -> set[str] | None:
+    """Executions the pipeline, stage and since filters select; None if none is given."""
+    if not (sel.pipelines or sel.stages or sel.since):
+        return None
+    where = f'started_at >= "{parse_since(sel.since)}"' if sel.since else None
+    rowids: set[int] = set()
+    for pipeline in sel.pipelines or (None,):
+        for stage in sel.stages or (None,):
+            rowids.update(q.execution_rowids(where, pipeline=pipeline, stage=stage))
+    return _ids_of(q, rowids)
+
+
+def tagged(q: CmfQuery, wanted: tuple[tuple[str, str], ...]) -> set[str]:
+    """Execution ids and artifact hashes whose current tags include every (name, value)."""
+    return {
+        target
+        for target, tags in q.tags().items()
+        if all(name in tags and str(tags[name]) == value for name, value in wanted)
+    }
+
+
+def _filter_events(q: CmfQuery, sel: Query) -> list[dict[str, Any]] | None:
+    """The events the run filters (pipeline, stage, since, tag) select; None if none is given."""
+    runs = _filtered_runs(q, sel)
+    if not sel.tags:
+        return None if runs is None else q.artifact_events(executions=runs)
+    targets = tagged(q, sel.tags)
+    hashes = {t for t in targets if ":" in t}
+    found = q.artifact_events(executions=targets - hashes) + q.artifact_events(hashes=hashes)
+    return found if runs is None else [e for e in found if e["execution"] in runs]
 
 
 def _ids_of(q: CmfQuery, rowids: set[int]) -> set[str]:
@@ -132,12 +154,14 @@ def select(repo: Repo, q: CmfQuery, sel: Query, cwd: Path | None = None, unknown
         events = q.artifact_events()
         if sel.direction:
             events = [e for e in events if e["direction"] == sel.direction]
-    runs = _run_ids(q, sel)
-    if runs is not None:
+    found = _filter_events(q, sel)
+    named = {q.resolve_record(r, executions_only=True) for r in sel.runs}
+    if found is not None or named:
+        found = (found or []) + (q.artifact_events(executions=named) if named else [])
+        runs = named | {e["execution"] for e in found}
         if sel.with_lineage and runs:
             graph = q.lineage_graph([], "up", None, exec_ids=sorted(runs))
-            runs |= graph.ancestor_executions(runs)
-        found = q.artifact_events(executions=runs)
+            found += q.artifact_events(executions=graph.ancestor_executions(runs) - runs)
         if sel.direction:
             found = [e for e in found if e["direction"] == sel.direction]
         events += found
@@ -181,7 +205,12 @@ def runs(repo: Repo, q: CmfQuery, sel: Query, cwd: Path | None = None) -> set[st
     bundle create`` carries their records): the run filters and run ids, their
     upstream runs with ``with_lineage``, and the runs that read or wrote a named
     artifact or path. Empty for an empty query: the caller says what 'everything' is."""
-    found = _run_ids(q, sel) or set()
+    filtered = _filtered_runs(q, sel)
+    if sel.tags:
+        tagged_runs = {e["execution"] for e in _filter_events(q, sel) or []}
+        tagged_runs |= {t for t in tagged(q, sel.tags) if ":" not in t}
+        filtered = tagged_runs if filtered is None else filtered & tagged_runs
+    found = set(filtered or ()) | {q.resolve_record(r, executions_only=True) for r in sel.runs}
     if sel.with_lineage and found:
         graph = q.lineage_graph([], "up", None, exec_ids=sorted(found))
         found |= graph.ancestor_executions(found)

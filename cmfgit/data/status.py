@@ -1,8 +1,19 @@
 """``cmfgit status``: each recorded artifact path against its latest recorded version.
 
 A path is ``unchanged`` (it holds the bytes recorded last at it),
-``modified``, ``missing``, or ``never recorded`` (a path the user named that
-no record has). Beside that: whether the version's bytes are in this
+``modified``, ``missing``, or ``never recorded``: a path the user named that
+no record has, or a file in the neighbourhood of recorded ones that no record
+has. The neighbourhood, kept small so that status stays fast, is:
+
+- inside a recorded directory that is modified: the files its latest
+  manifest lacks (each one; that directory is hashed anyway);
+- beside a recorded file or directory: the other entries of its parent
+  directory (one level, not recursive; a directory is one row ``dir/``),
+  except the top of the repository (code, not a data directory), names
+  starting with a dot, paths that lead to recorded ones, and files git
+  tracks (git's own status shows those).
+
+Beside that: whether the version's bytes are in this
 clone's cache, and, when asked, on a data remote. Working-tree files are
 hashed through the stat cache, so a second status reads nothing.
 """
@@ -13,6 +24,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from cmfgit import gitutil
 from cmfgit.data.cache import Cache
 from cmfgit.data.remote import Backend, object_key
 from cmfgit.data.selection import Artifact
@@ -84,6 +96,71 @@ def _cached(cache: Cache, art: Artifact) -> bool | None:
     if not art.storable:
         return None
     return cache.has_tree(art.hex) if art.kind == "dir" else cache.has(art.hex)
+
+
+def _new_in_dir(root: Path, cache: Cache, art: Artifact) -> list[str]:
+    """Files in the recorded directory ``art`` that its latest manifest lacks."""
+    entries = cache.manifest(art.hex) if art.storable else None
+    if entries is None:  # not cached: what the version held is not known here
+        return []
+    known = {e.path for e in entries}
+    top = root / art.path
+    found: list[str] = []
+    for directory, dirs, files in os.walk(top):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        rel_dir = os.path.relpath(directory, top)
+        for name in files:
+            rel = name if rel_dir == "." else f"{rel_dir}/{name}"
+            if not name.startswith(".") and rel.replace(os.sep, "/") not in known:
+                found.append(f"{art.path}/{rel}")
+    return found
+
+
+def _tracked(root: Path, dirs: list[str]) -> set[str]:
+    """The files git tracks under ``dirs``."""
+    if not dirs:
+        return set()
+    many = len(dirs) > 200  # too many to name on a command line: list the index, then filter
+    out = gitutil.git(["ls-files", "-z", "--", *([] if many else [f":(literal){d}" for d in dirs])], root, check=False)
+    found = {p for p in out.decode("utf-8", "surrogateescape").split("\0") if p}
+    if many:
+        wanted = set(dirs)
+        found = {p for p in found if any(p.rsplit("/", i)[0] in wanted for i in range(1, p.count("/") + 1))}
+    return found
+
+
+def never_recorded(root: Path, cache: Cache, rows: list[PathStatus], latest: list[Artifact]) -> list[str]:
+    """Paths in the neighbourhood of recorded ones that no record has (the module's rule)."""
+    recorded = {a.path for a in latest}
+    leads = {p.rsplit("/", i)[0] for p in recorded for i in range(1, p.count("/") + 1)}
+    found: list[str] = []
+    by_path = {a.path: a for a in latest}
+    for row in rows:
+        art = by_path.get(row.path)
+        if art is not None and art.kind == "dir" and row.state == MODIFIED:
+            found += [p for p in _new_in_dir(root, cache, art) if p not in recorded]
+    inside = [p + "/" for p, a in by_path.items() if a.kind == "dir"]
+    parents = [
+        parent
+        for parent in sorted({p.rpartition("/")[0] for p in recorded} - {""})
+        if not (parent + "/").startswith(".cmf/") and not any((parent + "/").startswith(d) for d in inside)
+    ]
+    tracked = _tracked(root, parents)
+    for parent in parents:
+        try:
+            entries = list(os.scandir(root / parent))
+        except OSError:  # missing, or not a directory: its recorded paths say so
+            continue
+        for entry in entries:
+            rel = f"{parent}/{entry.name}"
+            if entry.name.startswith(".") or rel in recorded or rel in leads or rel in tracked:
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                if not any(t.startswith(rel + "/") for t in tracked):
+                    found.append(rel + "/")
+            else:
+                found.append(rel)
+    return sorted(set(found))
 
 
 def status(
