@@ -207,3 +207,22 @@ def test_old_style_packs_are_read_and_folded_by_a_later_repack(repo: Path) -> No
     assert not old.exists() and all(pack.is_write_once(p.name) for p in store.pack_paths())
     assert store.ids() == set(old_ids) | new
     assert f"{len(old_ids) + len(new)} record(s) ok" in cmfgit(repo, "fsck").stdout
+
+
+def test_the_global_view_counts_a_record_in_two_packs_once(repo: Path) -> None:
+    """Two branches' gcs pack the base's loose records each: the union holds both packs."""
+    base = set(recgen.write(repo, *range(30)))
+    commit_all(repo, "base: loose")
+    added = {}
+    for branch, start in (("a", 100), ("b", 200)):
+        git(repo, "checkout", "-q", "-b", branch, "main")
+        added[branch] = set(recgen.write(repo, *range(start, start + 40)))
+        cmfgit(repo, "gc")
+        commit_all(repo, f"{branch}: gc")
+    out = cmfgit(repo, "global", "update").stdout
+    everything = base | added["a"] | added["b"]
+    assert f"{len(everything)} record(s)" in out
+    message = git(repo, "log", "-1", "--format=%B", "cmf/global")
+    assert f"Cmfgit-Records: {len(everything)}\n" in message
+    files = git(repo, "ls-tree", "-r", "--name-only", "cmf/global").split()
+    assert sum(1 for f in files if "/pack/" in f) == 2  # both branches' packs, the base's records in each
