@@ -6,7 +6,9 @@ from git objects alone with dulwich, so it needs no working tree and runs in a
 bare repository (from a ``post-receive`` hook) as well as in a clone.
 
 The union is of object paths. Loose records are content-addressed, so one path
-always holds the same bytes. A pack path (``pack/<site>/<period>.yaml``) may
+always holds the same bytes, and so do packs (``pack/<site>/<period>-<hash>.yaml``,
+named by their content); a record in two packs is counted once. An older pack
+path (``pack/<site>/<period>.yaml``, rewritten in place by earlier versions) may
 hold different bytes on two branches of the same site; their records are then
 unioned into one pack. The view is append-only: a record that a branch later
 removes (``git revert``, ``gc``) stays in the global view.
