@@ -26,10 +26,12 @@ with no conflict; at worst a record is in two packs until a later repack.
 Git's rename detection pairs a deleted file with an added one of similar
 content, and the records of one site are very much alike. Two files whose
 sizes are within 2x of each other can then pair, and a merge with a branch
-that deleted the same file stops with ``CONFLICT (rename/delete)``. So within
-one gc every file written is more than twice, or less than half, the size of
-every file deleted (:func:`_apart`); what cannot be placed so stays loose (or
-unrepacked) for a later gc.
+that deleted the same file stops with ``CONFLICT (rename/delete)``. So every
+file gc writes is more than twice, or less than half, the size of every file
+it deletes (:func:`_apart`), and of every pack an earlier gc of this branch
+deleted since it left its upstream (:func:`folded_on_branch`): a merge sees
+those deletions too. What cannot be placed so stays loose (or unrepacked)
+for a later gc.
 
 gc packs only records that fsck accepts (id, canonical form, schema); any
 other file stays loose and is reported, so that one bad file never makes a
@@ -194,8 +196,37 @@ def gc(repo: Repo, config: Config | None = None) -> GcResult:
                 continue
             loose.setdefault(group_of(data, config.pack_period), {})[rid] = (data, path)
         groups = _existing(store)
-        _Plan(store, loose, groups, result).run(repo)
+        plan = _Plan(store, loose, groups, result)
+        plan.folded_before = folded_on_branch(repo)
+        plan.run(repo)
     return result
+
+
+_BASES = ("@{upstream}", "refs/remotes/origin/HEAD", "refs/heads/main", "refs/heads/master")
+
+
+def folded_on_branch(repo: Repo) -> list[int]:
+    """Sizes of the packs this branch deleted since it left its upstream (or the default
+    branch): packs of their merge base that are gone from the working tree.
+
+    A merge compares each side with the merge base, so a pack that an earlier gc of this
+    branch folded is still "deleted" there; a new pack of similar size would pair with it
+    in git's rename detection, and conflict if the other branch folded it too."""
+    from cmfgit import gitutil
+    from cmfgit.repo import OBJECTS_DIR
+
+    sizes: dict[str, int] = {}
+    for ref in _BASES:
+        out = gitutil.git(["merge-base", "HEAD", ref], repo.root, check=False).decode().strip()
+        if not out:
+            continue
+        listing = gitutil.git(["ls-tree", "-r", "-l", "-z", out, "--", f"{OBJECTS_DIR}/{PACK_DIR}"], repo.root)
+        for entry in listing.split(b"\0"):
+            meta, _, name = entry.partition(b"\t")
+            parts = meta.split()
+            if len(parts) == 4 and parts[3].isdigit():
+                sizes[name.decode("utf-8", "surrogateescape")] = int(parts[3])
+    return [size for rel, size in sizes.items() if not (repo.root / rel).exists()]
 
 
 def _existing(store: Store) -> dict[tuple[str, str], list[_Pack]]:
@@ -254,6 +285,7 @@ class _Plan:
         self.drop: list[Path] = []  # loose files to delete once the packs are durable
         self.written: dict[tuple[str, str], list[_Pack]] = {}  # group -> packs to write
         self.folded: list[_Pack] = []  # packs on disk to delete once the packs are durable
+        self.folded_before: list[int] = []  # sizes of packs an earlier gc of this branch deleted
 
     def run(self, repo: Repo) -> None:
         dups = self._new_packs()
@@ -317,7 +349,12 @@ class _Plan:
         # Every new pack more than twice each loose file this gc deletes: git never pairs them.
         while self.new:
             biggest = max(len(d) for records in self.new.values() for d in records.values())
-            small = [key for key, records in self.new.items() if _pack_size(records) <= 2 * biggest]
+            small = [
+                key
+                for key, records in self.new.items()
+                if _pack_size(records) <= 2 * biggest
+                or not all(_apart(_pack_size(records), d) for d in self.folded_before)
+            ]
             if not small:
                 break
             for key in small:
@@ -340,7 +377,8 @@ class _Plan:
             kept_fresh = [p for p in fresh if p in outputs]
             added = [p.size for k, packs in self.written.items() if k != key for p in packs]
             added += [p.size for p in outputs]
-            gone = deleted + [p.size for p in self.folded] + [p.size for p in folded if p.path is not None]
+            gone = deleted + self.folded_before + [p.size for p in self.folded]
+            gone += [p.size for p in folded if p.path is not None]
             new_sizes = [p.size for p in outputs if p not in kept_fresh]
             new_gone = [p.size for p in folded if p.path is not None]
             if any(not _apart(a, d) for a in new_sizes for d in gone) or any(
