@@ -126,16 +126,16 @@ def write_loose(objects: Path, records: Iterator[tuple[str, bytes, str, str]]) -
 
 
 def write_packed(objects: Path, records: Iterator[tuple[str, bytes, str, str]]) -> int:
-    """Into ``pack/<site>/<yyyy-mm>.yaml`` (the gc placement), merged with what is there."""
+    """Into ``pack/<site>/<yyyy-mm>-<hash>.yaml`` (gc's placement and naming): one new
+    write-once pack per group, beside whatever packs are there."""
     groups: dict[tuple[str, str], dict[str, bytes]] = {}
     for rid, data, site, month in records:
         groups.setdefault((site, month), {})[rid] = data
     for (site, month), found in groups.items():
-        path = objects / "pack" / site / f"{month}.yaml"
+        data = pack.serialize(found)
+        path = objects / "pack" / site / pack.file_name(month, data)
         path.parent.mkdir(parents=True, exist_ok=True)
-        if path.exists():
-            pack.merge_into(found, pack.parse(path.read_bytes(), verify=False).items())
-        path.write_bytes(pack.serialize(found))
+        path.write_bytes(data)
     return sum(len(g) for g in groups.values())
 
 

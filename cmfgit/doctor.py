@@ -131,12 +131,15 @@ def _records(repo: Repo, report: Report) -> None:
     store = Store(repo.objects_dir)
     loose = count_loose(repo.objects_dir)
     packs = store.pack_paths()
-    packed = 0
+    packed_ids: set[str] = set()  # a record in two packs (two branches' gcs, merged) counts once
     for path in packs:
         try:
-            packed += len(store.read_pack(path))
+            packed_ids.update(store.read_pack(path))
         except RecordError as exc:
             report.add("packs", ERROR, str(exc), "cmfgit fsck")
+        except FileNotFoundError:
+            continue  # folded away by a concurrent gc
+    packed = len(packed_ids)
     threshold = load_config(repo).gc_threshold
     report.facts["records"] = {"loose": loose, "packed": packed, "packs": len(packs), "gc_threshold": threshold}
     detail = f"{loose} loose, {packed} packed in {len(packs)} pack(s)"

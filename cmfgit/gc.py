@@ -2,23 +2,45 @@
 
 Loose records (one file each) keep the write path lock-free and merge without
 any driver, but git slows down with hundreds of thousands of files. gc moves
-them into ``pack/<site>/<period>.yaml`` (see ``pack.py``), so the number of
-files stays bounded and merges between sites never touch the same file.
+them into packs (see ``pack.py``), so the number of files stays bounded.
+
+Packs are written once, never rewritten, and named by their content:
+``pack/<site>/<period>-<16 hex of blake3>.yaml`` (:func:`write_pack` is the
+one function that names and writes a pack). Two gcs on two branches never
+write one path with different bytes, and the same records give the same
+name, so branches that both ran gc merge with plain git and no driver. A
+record may then be in two packs (or loose and packed); readers count it once.
 
 Placement is derived from the record's bytes alone (its ``site`` and its
 ``started_at``, or ``at`` for an annotation), so a record lands in the same
-pack in every clone, and two clones that pack the same records write the
-same bytes. ``gc.period`` in ``.cmf/config.yaml`` (year, month or day) sets
-the period; ``gc.threshold`` sets when gc runs by itself (0: never).
+group in every clone. ``gc.period`` in ``.cmf/config.yaml`` (year, month or
+day) sets the period; ``gc.threshold`` sets when gc runs by itself (0: never).
+
+Repacking keeps the number of packs of a group near log2 of its size, as
+git's ``repack --geometric`` does: the smallest packs of a group are rolled
+into one new pack when together they are more than twice the largest of
+them, and the packs rolled up are deleted. A repack only adds a
+content-named pack and deletes others, so two branches that repacked merge
+with no conflict; at worst a record is in two packs until a later repack.
+
+Git's rename detection pairs a deleted file with an added one of similar
+content, and the records of one site are very much alike. Two files whose
+sizes are within 2x of each other can then pair, and a merge with a branch
+that deleted the same file stops with ``CONFLICT (rename/delete)``. So every
+file gc writes is more than twice, or less than half, the size of every file
+it deletes (:func:`_apart`), and of every pack an earlier gc of this branch
+deleted since it left its upstream (:func:`folded_on_branch`): a merge sees
+those deletions too. What cannot be placed so stays loose (or unrepacked)
+for a later gc.
 
 gc packs only records that fsck accepts (id, canonical form, schema); any
 other file stays loose and is reported, so that one bad file never makes a
-whole pack invalid.
+whole pack invalid. A pack that does not verify is left alone and named.
 
 Safety with concurrent processes: gc holds a lock (one gc at a time), writes
-each pack atomically and only then deletes the loose files it packed. A
-reader lists loose files before packs, and a loose file that vanishes under
-it is then found in its pack; writers never wait for gc.
+each pack atomically, fsyncs its directory, and only then deletes the loose
+files and packs it folded. A reader that finds a pack gone lists the packs
+again and finds its records in the new one; writers never wait for gc.
 """
 
 from __future__ import annotations
@@ -42,6 +64,7 @@ NO_SITE = "unknown"
 _SHARD = re.compile(r"^[0-9a-f]{2}$")
 _DATE = re.compile(r"(\d{4}-\d{2}-\d{2})T")
 _UNSAFE = re.compile(r"[^a-z0-9._-]+")
+_PERIOD = re.compile(r"^(?:[0-9]{4}(?:-[0-9]{2}(?:-[0-9]{2})?)?|undated)$")
 _THRESHOLD = re.compile(rb"^gc:\n(?:  [^\n]*\n)*?  threshold: (-?[0-9]+)\n", re.MULTILINE)
 
 
@@ -52,8 +75,9 @@ class GcResult:
         self.packed = 0  # records newly written into packs
         self.removed_loose = 0  # loose files deleted (packed now, or already packed)
         self.removed_temps = 0  # stale .tmp-* files of killed writers
-        self.kept_loose = 0  # records left loose: each would be half its pack or more (see _keep_dominant)
-        self.packs: list[str] = []  # packs written, relative to the repository
+        self.kept_loose = 0  # records left loose: their pack would be too small yet (see _keep_dominant, _apart)
+        self.packs: list[str] = []  # packs written (gc's and repacks'), relative to the repository
+        self.repacked = 0  # packs folded into a bigger one and deleted
         self.problems: list[str] = []  # records or packs left alone, and why
 
 
@@ -80,8 +104,8 @@ def _scalar(raw: bytes) -> str:
     return text
 
 
-def placement(data: bytes, period: str = "month") -> str:
-    """Where a record belongs: ``pack/<site>/<period>.yaml`` (relative to the objects dir)."""
+def group_of(data: bytes, period: str = "month") -> tuple[str, str]:
+    """The group of a record: (site directory, period), e.g. ``('edge-box-2', '2026-11')``."""
     found: dict[bytes, bytes] = {}
     for key in (b"site", b"started_at", b"at"):  # bytes.find: many times faster than a multi-line regex
         at = 0 if data.startswith(key + b": ") else data.find(b"\n" + key + b": ") + 1
@@ -92,7 +116,33 @@ def placement(data: bytes, period: str = "month") -> str:
     moment = found.get(b"started_at") or found.get(b"at") or b""
     date = _DATE.search(moment.decode("ascii", "replace"))
     when = date.group(1)[: PERIOD_LENGTH[period]] if date else UNDATED
-    return f"{PACK_DIR}/{site_dir(site)}/{when}.yaml"
+    return site_dir(site), when
+
+
+def placement(data: bytes, period: str = "month") -> str:
+    """Where a record's packs are: ``pack/<site>/<period>`` (each ``<that>-<hash>.yaml``)."""
+    site, when = group_of(data, period)
+    return f"{PACK_DIR}/{site}/{when}"
+
+
+def write_pack(repo: Repo, site: str, period: str, records: Mapping[str, bytes]) -> Path:
+    """Write ``records`` (id -> canonical bytes) as one pack of ``site`` and ``period``; its path.
+
+    The one function that names and writes a pack:
+    ``.cmf/objects/pack/<site_dir(site)>/<period>-<16 hex of blake3>.yaml``. The
+    file is written once (temp file, fsync, rename, then an fsync of its
+    directory) and never rewritten; when a pack with the same content is there
+    already, nothing is written. The records are not checked here: the caller
+    has verified them (gc packs only what fsck accepts).
+    """
+    if not _PERIOD.match(period):
+        raise ValueError(f"not a pack period: {period!r}")
+    data = pack.serialize(records)
+    target = repo.objects_dir / PACK_DIR / site_dir(site) / pack.file_name(period, data)
+    if not target.exists():
+        atomic_write(target, data)
+        _fsync_dir(target.parent)
+    return target
 
 
 def count_loose(objects_dir: Path, stop_above: int | None = None) -> int:
@@ -116,14 +166,25 @@ def gc_lock(repo: Repo) -> FileLock:
     return FileLock(repo.worktree_state_dir / "locks" / "gc.lock", timeout=300, what="gc lock")
 
 
+class _Pack:
+    """A pack of a group: on disk (``path``), or planned in memory (``path`` None)."""
+
+    __slots__ = ("path", "size", "records")
+
+    def __init__(self, path: Path | None, size: int, records: dict[str, bytes] | None = None) -> None:
+        self.path = path
+        self.size = size
+        self.records = records  # None: not read yet
+
+
 def gc(repo: Repo, config: Config | None = None) -> GcResult:
-    """Pack every loose record; delete stale temp files. Safe to run any time."""
+    """Pack every loose record, repack small packs; delete stale temp files. Safe to run any time."""
     config = config or load_config(repo)
     store = Store(repo.objects_dir)
     result = GcResult()
     with gc_lock(repo):
         result.removed_temps = remove_stale_temps(repo.objects_dir)
-        groups: dict[str, dict[str, tuple[bytes, Path]]] = {}
+        loose: dict[tuple[str, str], dict[str, tuple[bytes, Path]]] = {}
         for rid, path in store.iter_loose():
             try:
                 data = path.read_bytes()
@@ -136,10 +197,53 @@ def gc(repo: Repo, config: Config | None = None) -> GcResult:
             if problem:  # packed, it would make the whole pack one that fsck and the merge driver reject
                 result.problems.append(f"{problem}; left loose (see cmfgit fsck)")
                 continue
-            groups.setdefault(placement(data, config.pack_period), {})[rid] = (data, path)
-        for rel, members in sorted(groups.items()):
-            _fold(repo, store, rel, members, result)
+            loose.setdefault(group_of(data, config.pack_period), {})[rid] = (data, path)
+        groups = _existing(store)
+        plan = _Plan(store, loose, groups, result)
+        plan.folded_before = folded_on_branch(repo)
+        plan.run(repo)
     return result
+
+
+_BASES = ("@{upstream}", "refs/remotes/origin/HEAD", "refs/heads/main", "refs/heads/master")
+
+
+def folded_on_branch(repo: Repo) -> list[int]:
+    """Sizes of the packs this branch deleted since it left its upstream (or the default
+    branch): packs of their merge base that are gone from the working tree.
+
+    A merge compares each side with the merge base, so a pack that an earlier gc of this
+    branch folded is still "deleted" there; a new pack of similar size would pair with it
+    in git's rename detection, and conflict if the other branch folded it too."""
+    from cmfgit import gitutil
+    from cmfgit.repo import OBJECTS_DIR
+
+    sizes: dict[str, int] = {}
+    for ref in _BASES:
+        out = gitutil.git(["merge-base", "HEAD", ref], repo.root, check=False).decode().strip()
+        if not out:
+            continue
+        listing = gitutil.git(["ls-tree", "-r", "-l", "-z", out, "--", f"{OBJECTS_DIR}/{PACK_DIR}"], repo.root)
+        for entry in listing.split(b"\0"):
+            meta, _, name = entry.partition(b"\t")
+            parts = meta.split()
+            if len(parts) == 4 and parts[3].isdigit():
+                sizes[name.decode("utf-8", "surrogateescape")] = int(parts[3])
+    return [size for rel, size in sizes.items() if not (repo.root / rel).exists()]
+
+
+def _existing(store: Store) -> dict[tuple[str, str], list[_Pack]]:
+    """The packs on disk by group (site directory, period), with their sizes."""
+    root = store.objects_dir / PACK_DIR
+    found: dict[tuple[str, str], list[_Pack]] = {}
+    for path in store.pack_paths():
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            continue
+        site = path.parent.relative_to(root).as_posix()
+        found.setdefault((site, pack.period_of(path.name)), []).append(_Pack(path, size))
+    return found
 
 
 def _invalid(data: bytes, where: str) -> str | None:
@@ -153,48 +257,178 @@ def _invalid(data: bytes, where: str) -> str | None:
     return None
 
 
-def _fold(repo: Repo, store: Store, rel: str, members: dict[str, tuple[bytes, Path]], result: GcResult) -> None:
-    target = repo.objects_dir / rel
-    try:
-        records = pack.parse(target.read_bytes(), store.display(target), verify=True) if target.exists() else {}
-    except RecordError as exc:
-        result.problems.append(f"{exc}; its records stay loose until the pack is repaired")
-        return
-    members = dict(members)
-    result.kept_loose += _keep_dominant(records, members)
-    new = {rid: data for rid, (data, _path) in members.items() if rid not in records}
-    if new:
-        written = write_pack(repo.objects_dir, rel, records, new)  # durable before any loose file goes
-        result.packs.append(store.display(written))
-        result.packed += len(new)
-    for _data, path in members.values():
-        try:
-            os.unlink(path)
-            result.removed_loose += 1
-        except FileNotFoundError:
-            pass
-
-
-def write_pack(objects_dir: Path, rel: str, packed: Mapping[str, bytes], new: Mapping[str, bytes]) -> Path:
-    """Add the records ``new`` to the pack of group ``rel`` (what :func:`placement`
-    says), which holds ``packed`` now; returns the pack file written.
-
-    The one place that decides a pack's file name and writes it (gc and pull
-    both come here). The write is atomic and durable (temp file, fsync,
-    rename, fsync of the directory) before it returns: a reader, or a process
-    killed half-way, sees the old pack or the new one, never half of one.
-    """
-    target = objects_dir / rel
-    atomic_write(target, pack.serialize({**packed, **new}))
-    _fsync_dir(target.parent)
-    return target
-
-
 _ENTRY = len(pack.SEPARATOR) + pack.ID_HEX_LEN + 1  # '--- # <id>\n' before each record
 
 
-def _keep_dominant(packed: dict[str, bytes], members: dict[str, tuple[bytes, Path]]) -> int:
-    """Leave loose (remove from ``members``) each record that would be half its pack or more.
+def _pack_size(records: Mapping[str, bytes]) -> int:
+    return len(pack.HEADER) + sum(_ENTRY + len(d) for d in records.values())
+
+
+def _apart(a: int, b: int) -> bool:
+    """Are two file sizes more than 2x apart? Then git's rename detection (similarity
+    = bytes in common / the larger size, 50% by default) can never pair the files."""
+    return max(a, b) > 2 * min(a, b)
+
+
+class _Plan:
+    """What one gc writes and deletes, decided before anything is touched."""
+
+    def __init__(
+        self,
+        store: Store,
+        loose: dict[tuple[str, str], dict[str, tuple[bytes, Path]]],
+        groups: dict[tuple[str, str], list[_Pack]],
+        result: GcResult,
+    ) -> None:
+        self.store = store
+        self.loose = loose
+        self.groups = groups
+        self.result = result
+        self.new: dict[tuple[str, str], dict[str, bytes]] = {}  # group -> records for its new pack
+        self.drop: list[Path] = []  # loose files to delete once the packs are durable
+        self.written: dict[tuple[str, str], list[_Pack]] = {}  # group -> packs to write
+        self.folded: list[_Pack] = []  # packs on disk to delete once the packs are durable
+        self.folded_before: list[int] = []  # sizes of packs an earlier gc of this branch deleted
+
+    def run(self, repo: Repo) -> None:
+        dups = self._new_packs()
+        self._repack()
+        added = [p.size for packs in self.written.values() for p in packs]
+        for data, path in dups:  # already packed: the loose copy goes, unless git could pair it with a new pack
+            if all(_apart(len(data), size) for size in added):
+                self.drop.append(path)
+            else:
+                self.result.kept_loose += 1
+        for (site, period), packs in sorted(self.written.items()):
+            for planned in packs:
+                assert planned.records is not None
+                target = write_pack(repo, site, period, planned.records)
+                self.result.packs.append(self.store.display(target))
+        for path in self.drop:  # the packs are durable (write_pack fsyncs them and their directory)
+            try:
+                os.unlink(path)
+                self.result.removed_loose += 1
+            except FileNotFoundError:
+                pass
+        for old in self.folded:
+            assert old.path is not None
+            try:
+                os.unlink(old.path)
+                self.result.repacked += 1
+            except FileNotFoundError:
+                pass
+
+    def _records(self, item: _Pack) -> dict[str, bytes] | None:
+        """The records of a pack (read and verified on first use); None if it is damaged."""
+        if item.records is None:
+            assert item.path is not None
+            try:
+                item.records = pack.parse(item.path.read_bytes(), self.store.display(item.path), verify=True)
+            except (RecordError, FileNotFoundError) as exc:
+                if isinstance(exc, RecordError):
+                    self.result.problems.append(f"{exc}; left alone (see cmfgit fsck)")
+                packs = self.groups.get(_group(self.store, item.path), [])
+                if item in packs:
+                    packs.remove(item)
+                return None
+        return item.records
+
+    def _new_packs(self) -> list[tuple[bytes, Path]]:
+        """Plan each group's new pack of loose records; returns the loose copies of packed records."""
+        dups: list[tuple[bytes, Path]] = []
+        for key, members in sorted(self.loose.items()):
+            packed: set[str] = set()
+            for item in list(self.groups.get(key, [])):
+                packed.update(self._records(item) or ())
+            fresh: dict[str, tuple[bytes, Path]] = {}
+            for rid, (data, path) in members.items():
+                if rid in packed:
+                    dups.append((data, path))
+                else:
+                    fresh[rid] = (data, path)
+            self.result.kept_loose += _keep_dominant(fresh)
+            if fresh:
+                self.new[key] = {rid: data for rid, (data, _path) in fresh.items()}
+        # Every new pack more than twice each loose file this gc deletes: git never pairs them.
+        while self.new:
+            biggest = max(len(d) for records in self.new.values() for d in records.values())
+            small = [
+                key
+                for key, records in self.new.items()
+                if _pack_size(records) <= 2 * biggest
+                or not all(_apart(_pack_size(records), d) for d in self.folded_before)
+            ]
+            if not small:
+                break
+            for key in small:
+                self.result.kept_loose += len(self.new.pop(key))
+        for key, records in self.new.items():
+            self.result.packed += len(records)
+            self.written[key] = [_Pack(None, _pack_size(records), records)]
+            self.drop += [self.loose[key][rid][1] for rid in records]
+        return dups
+
+    def _repack(self) -> None:
+        """Roll up the smallest packs of each group (geometric), where that pairs no files for git."""
+        deleted = [len(self.loose[key][rid][0]) for key, records in self.new.items() for rid in records]
+        for key in sorted(set(self.groups) | set(self.written)):
+            on_disk = list(self.groups.get(key, []))
+            fresh = self.written.get(key, [])
+            outputs, folded = self._roll_up(on_disk + fresh)
+            if not folded:
+                continue
+            kept_fresh = [p for p in fresh if p in outputs]
+            added = [p.size for k, packs in self.written.items() if k != key for p in packs]
+            added += [p.size for p in outputs]
+            gone = deleted + self.folded_before + [p.size for p in self.folded]
+            gone += [p.size for p in folded if p.path is not None]
+            new_sizes = [p.size for p in outputs if p not in kept_fresh]
+            new_gone = [p.size for p in folded if p.path is not None]
+            if any(not _apart(a, d) for a in new_sizes for d in gone) or any(
+                not _apart(a, d) for a in added for d in new_gone
+            ):
+                continue  # this roll-up would hand git a rename pair: leave it for a later gc
+            self.written[key] = outputs
+            self.folded += [p for p in folded if p.path is not None]
+            deleted += new_gone
+
+    def _roll_up(self, packs: list[_Pack]) -> tuple[list[_Pack], list[_Pack]]:
+        """(the packs of a group to write, the packs folded away), rolling up while the
+        smallest k packs together are more than twice the largest of them."""
+        current = list(packs)
+        folded: list[_Pack] = []
+        while len(current) > 1:
+            current.sort(key=lambda p: (p.size, str(p.path)))
+            merged: _Pack | None = None
+            for k in range(len(current), 1, -1):
+                part = current[:k]
+                if sum(p.size for p in part) <= 2 * part[-1].size:
+                    continue
+                records: dict[str, bytes] = {}
+                for item in part:
+                    found = self._records(item)
+                    if found is None:
+                        return self._roll_up([p for p in packs if p is not item])
+                    pack.merge_into(records, found.items())
+                size = _pack_size(records)
+                if size > 2 * part[-1].size:
+                    merged = _Pack(None, size, records)
+                    break
+            if merged is None:
+                break
+            folded += current[:k]
+            current = [merged, *current[k:]]
+        if not folded:
+            return [], []
+        return [p for p in current if p.path is None], folded
+
+
+def _group(store: Store, path: Path) -> tuple[str, str]:
+    return path.parent.relative_to(store.objects_dir / PACK_DIR).as_posix(), pack.period_of(path.name)
+
+
+def _keep_dominant(members: dict[str, tuple[bytes, Path]]) -> int:
+    """Leave loose (remove from ``members``) each record that would be half its new pack or more.
 
     Git's rename detection pairs a deleted file with an added one when more
     than half of the added file is the deleted file's bytes. A pack that one
@@ -204,8 +438,7 @@ def _keep_dominant(packed: dict[str, bytes], members: dict[str, tuple[bytes, Pat
     every record under half of its pack, git never sees a rename. Returns how
     many records stay loose.
     """
-    size = len(pack.HEADER) + sum(_ENTRY + len(d) for d in packed.values())
-    size += sum(_ENTRY + len(d) for rid, (d, _p) in members.items() if rid not in packed)
+    size = len(pack.HEADER) + sum(_ENTRY + len(d) for d, _p in members.values())
     kept = 0
     while members:
         rid, (data, _path) = max(members.items(), key=lambda item: len(item[1][0]))
@@ -213,8 +446,7 @@ def _keep_dominant(packed: dict[str, bytes], members: dict[str, tuple[bytes, Pat
             break
         del members[rid]
         kept += 1
-        if rid not in packed:
-            size -= _ENTRY + len(data)
+        size -= _ENTRY + len(data)
     return kept
 
 

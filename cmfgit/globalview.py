@@ -6,7 +6,9 @@ from git objects alone with dulwich, so it needs no working tree and runs in a
 bare repository (from a ``post-receive`` hook) as well as in a clone.
 
 The union is of object paths. Loose records are content-addressed, so one path
-always holds the same bytes. A pack path (``pack/<site>/<period>.yaml``) may
+always holds the same bytes, and so do packs (``pack/<site>/<period>-<hash>.yaml``,
+named by their content); a record in two packs is counted once. An older pack
+path (``pack/<site>/<period>.yaml``, rewritten in place by earlier versions) may
 hold different bytes on two branches of the same site; their records are then
 unioned into one pack. The view is append-only: a record that a branch later
 removes (``git revert``, ``gc``) stays in the global view.
@@ -112,6 +114,8 @@ class _Union:
         self.skipped: list[str] = []  # one line per damaged file left out (or only partly taken)
         self._trees: dict[ObjectID, Tree] = {}
         self._intact: set[ObjectID] = set()  # loose blobs already checked against their names
+        self._counted: set[str] = set()  # packed records counted as added by this union
+        self._group_ids: dict[str, set[str]] = {}  # pack group -> ids the base view packs in it
 
     def check_loose(self, base: ObjectID | None, others: list[ObjectID]) -> None:
         """Check the loose records new to the view against their ids in one ``git cat-file``
@@ -148,6 +152,38 @@ class _Union:
             return False
         mode, sha = root[shard]
         return stat.S_ISDIR(mode) and (rid[2:] + ".yaml").encode() in self.tree(ObjectID(sha))
+
+    def packed_in_base(self, path: str) -> set[str]:
+        """The ids the view held before this union in the packs of ``path``'s group (its
+        site directory and period), read once per group."""
+        folder, _, name = path.rpartition("/")
+        group = f"{folder}/{pack.period_of(name)}"
+        found = self._group_ids.get(group)
+        if found is not None:
+            return found
+        found = self._group_ids[group] = set()
+        tree = self.base
+        for part in folder.split("/"):
+            if tree is None:
+                break
+            entries = self.tree(tree)
+            step = part.encode("utf-8", "surrogateescape")
+            tree = ObjectID(entries[step][1]) if step in entries and stat.S_ISDIR(entries[step][0]) else None
+        if tree is None:
+            return found
+        blobs = [
+            entry.sha.decode()
+            for entry in self.tree(tree).items()
+            if not stat.S_ISDIR(entry.mode)
+            and entry.path.endswith(b".yaml")
+            and pack.period_of(entry.path.decode("utf-8", "replace")) == group.rpartition("/")[2]
+        ]
+        for _blob, data in gitutil.cat_blobs(self.repo.path, blobs):
+            try:
+                found.update(pack.parse(data, path, verify=False))
+            except RecordError:
+                found.update(salvage(data, path)[0])
+        return found
 
     def tree(self, sha: ObjectID) -> Tree:
         cached = self._trees.get(sha)
@@ -216,7 +252,9 @@ class _Union:
         rid = path.replace("/", "").removesuffix(".yaml")
         for sha in candidates:
             if sha in self._intact or canonical.digest(_blob(self.repo, sha)) == rid:
-                self.added += 1
+                if rid not in self._counted:  # not also in a pack this union brought
+                    self._counted.add(rid)
+                    self.added += 1
                 return sha
         self.skipped.append(f".cmf/objects/{path}: skipped: does not match its id (edited or corrupted)")
         return None
@@ -244,7 +282,13 @@ class _Union:
             elif base is None and len(todo) == 1:
                 clean = sha  # one intact version, nothing to union: the blob as it is
             pack.merge_into(records, found.items())
-        self.added += sum(1 for rid in records if rid not in before and not self.loose_in_base(rid))
+        # Packs are named by content, so one record can come in several packs (two branches'
+        # gcs, a repack): count it once, against the view's packs of its group.
+        known = self.packed_in_base(path) if base is None else set()
+        new = [r for r in records if r not in before and r not in known and r not in self._counted]
+        new = [r for r in new if not self.loose_in_base(r)]
+        self._counted.update(new)
+        self.added += len(new)
         if clean is not None:
             return clean
         if not records:

@@ -556,7 +556,7 @@ def _working_tree_records(repo: Repo, since: str = "") -> Iterator[bytes]:
         except FileNotFoundError:
             continue
     for path in store.pack_paths():
-        period = path.stem
+        period = pack.period_of(path.name)
         if period[:4].isdigit() and period < since[: len(period)]:
             continue  # every run in it started before `since`
         try:

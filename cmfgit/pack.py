@@ -12,11 +12,18 @@ Each record keeps its exact canonical bytes, so an id is checked with one
 blake3 call and packs are split, unioned and rewritten without parsing YAML.
 The separator cannot occur inside a canonical record: at column 0 a record
 only has keys and ``- `` items, and never a multi-line scalar. Sorting keeps
-packs diffable, and lets git's own text merge combine most concurrent edits.
+packs diffable.
+
+A pack is written once and never rewritten: its file is named by its period
+and by its content, ``<period>-<16 hex of blake3 of the pack bytes>.yaml``
+(:func:`file_name`), so two gcs never write one path with different bytes and
+the same records always give the same name. Packs named ``<period>.yaml``
+were written by earlier versions, which rewrote them; they are still read.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 
 from blake3 import blake3
@@ -31,6 +38,28 @@ ID_HEX_LEN = 64
 def digest(data: bytes) -> str:
     """blake3 of ``data``, as canonical.digest (the id of canonical bytes)."""
     return blake3(data).hexdigest()  # type: ignore[no-any-return]
+
+
+NAME_HASH_LEN = 16  # hex digits of the pack's blake3 in its file name
+_NAMED = re.compile(r"^(.+)-[0-9a-f]{16}\.yaml$")  # NAME_HASH_LEN hex digits
+
+
+def file_name(period: str, data: bytes) -> str:
+    """The file name of the pack ``data`` of ``period``: ``<period>-<16 hex of its blake3>.yaml``."""
+    return f"{period}-{digest(data)[:NAME_HASH_LEN]}.yaml"
+
+
+def period_of(name: str) -> str:
+    """The period a pack's file name gives (``2026-03-<hash>.yaml`` and the older ``2026-03.yaml``)."""
+    match = _NAMED.match(name)
+    if match:
+        return match.group(1)
+    return name[:-5] if name.endswith(".yaml") else name
+
+
+def is_write_once(name: str) -> bool:
+    """Is this a content-named pack (not one of the rewritten ``<period>.yaml`` of earlier versions)?"""
+    return bool(_NAMED.match(name))
 
 
 HEADER = b"# cmfgit-pack 1\n"

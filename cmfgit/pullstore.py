@@ -4,12 +4,12 @@
 module puts the ones the clone lacks into ``.cmf/objects``:
 
 - **Into packs, directly.** The new records are grouped as gc places them
-  (``gc.placement``: site and period) and each group is added to its pack
-  through ``gc.write_pack``: one atomic write (temp file, fsync, rename) and
-  one directory fsync per pack, never one loose file per record. A record
-  that would be half its pack or more stays loose, as gc leaves it (git's
-  rename detection, see ``gc._keep_dominant``), and so does any record whose
-  pack is damaged here (gc reports it).
+  (``gc.group_of``: site and period) and each group becomes a new pack
+  (write-once, named by content) through ``gc.write_pack``: one atomic write
+  (temp file, fsync, rename) and one directory fsync per pack, never one loose
+  file per record. A record that would be half its pack or more stays loose,
+  as gc leaves it (git's rename detection, see ``gc._keep_dominant``); gc's
+  geometric repack later rolls the small packs of many pulls up.
 - **Present records are skipped by id.** The ids of the clone's loose files
   come from their names and those of its packs from the separator lines; a
   record already here (loose or packed) is never written again, and only the
@@ -201,7 +201,7 @@ def bring(repo: Repo, rev: str, sel: Selection, where: str) -> Brought:
     result = Brought()
     have = local_ids(repo.objects_dir)
     period = load_config(repo).pack_period
-    groups: dict[str, dict[str, bytes]] = {}
+    groups: dict[tuple[str, str], dict[str, bytes]] = {}
     loose: dict[str, bytes] = {}
     chosen: list[str] = []
 
@@ -221,12 +221,12 @@ def bring(repo: Repo, rev: str, sel: Selection, where: str) -> Brought:
         if schema_of(data) not in _PACKED_KINDS:
             loose[rid] = data  # not a record gc would pack: loose, for fsck to name
         else:
-            groups.setdefault(gc.placement(data, period), {})[rid] = data
+            groups.setdefault(gc.group_of(data, period), {})[rid] = data
     result.selected = len(chosen)
     if result.written:
         with gc.gc_lock(repo):
-            for rel, new in sorted(groups.items()):
-                _add_to_pack(repo, rel, new, loose, result)
+            for (site, when), new in sorted(groups.items()):
+                _write_pack(repo, site, when, new, loose, result)
             store = Store(repo.objects_dir)
             for rid, data in loose.items():
                 store.put_bytes(rid, data)
@@ -319,20 +319,16 @@ def _pack_entries(
         yield fresh[i].hex(), content[body_at:end]
 
 
-def _add_to_pack(repo: Repo, rel: str, new: dict[str, bytes], loose: dict[str, bytes], result: Brought) -> None:
-    """Add ``new`` to the pack ``rel``, as gc would; what must stay loose goes to ``loose``."""
-    target = repo.objects_dir / rel
-    try:
-        packed = pack.parse(target.read_bytes(), str(target), verify=True) if target.exists() else {}
-    except RecordError as exc:
-        result.problems.append(f"{exc}; the records pulled for it stay loose until the pack is repaired")
-        loose.update(new)
-        return
-    members = {rid: (data, target) for rid, data in new.items() if rid not in packed}
-    gc._keep_dominant(packed, members)
-    loose.update((rid, data) for rid, data in new.items() if rid not in members and rid not in packed)
+def _write_pack(
+    repo: Repo, site: str, period: str, new: dict[str, bytes], loose: dict[str, bytes], result: Brought
+) -> None:
+    """Write ``new`` as a pack of its own (packs are written once, named by content), as
+    gc would; what must stay loose (half of its pack or more) goes to ``loose``."""
+    members = {rid: (data, Path()) for rid, data in new.items()}
+    gc._keep_dominant(members)
+    loose.update((rid, data) for rid, data in new.items() if rid not in members)
     if members:
-        path = gc.write_pack(repo.objects_dir, rel, packed, {rid: data for rid, (data, _p) in members.items()})
+        path = gc.write_pack(repo, site, period, {rid: data for rid, (data, _p) in members.items()})
         result.packs.append(path.relative_to(repo.objects_dir).as_posix())
 
 

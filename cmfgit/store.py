@@ -2,7 +2,9 @@
 
 Loose records live at ``<2 hex>/<62 hex>.yaml``, one per file, written once
 and never rewritten: concurrent writers need no lock. Packs (``pack/**.yaml``,
-see ``pack.py``) hold many records. Readers see the union, deduplicated by id.
+see ``pack.py``) hold many records; they are written once and named by their
+content, and a record may be in more than one of them (two branches' gcs,
+merged). Readers see the union, deduplicated by id.
 """
 
 from __future__ import annotations
@@ -98,6 +100,26 @@ class Store:
     def read_pack(self, path: Path, verify: bool = False) -> dict[str, bytes]:
         return pack.parse(path.read_bytes(), self.display(path), verify=verify)
 
+    def iter_packs(self) -> Iterator[tuple[Path, dict[str, bytes]]]:
+        """Every pack with its records. A pack that a concurrent gc folded away
+        between the listing and the read is skipped, and the packs are listed
+        again: gc writes the pack that holds its records before deleting it."""
+        done: set[Path] = set()
+        while True:
+            vanished = False
+            for path in self.pack_paths():
+                if path in done:
+                    continue
+                done.add(path)
+                try:
+                    records = self.read_pack(path)
+                except FileNotFoundError:
+                    vanished = True
+                    continue
+                yield path, records
+            if not vanished:
+                return
+
     def display(self, path: Path) -> str:
         try:
             return str(path.relative_to(self.objects_dir.parent.parent))
@@ -114,16 +136,16 @@ class Store:
                 continue  # packed by a concurrent gc; the pack has it
             seen.add(rid)
             yield StoredRecord(rid, data, self.display(path))
-        for path in self.pack_paths():
-            for rid, data in self.read_pack(path).items():
+        for path, records in self.iter_packs():
+            for rid, data in records.items():
                 if rid not in seen:
                     seen.add(rid)
                     yield StoredRecord(rid, data, self.display(path))
 
     def ids(self) -> set[str]:
         found = {rid for rid, _ in self.iter_loose()}
-        for path in self.pack_paths():
-            found.update(self.read_pack(path))
+        for _path, records in self.iter_packs():
+            found.update(records)
         return found
 
     # -- reading one ------------------------------------------------------
@@ -142,8 +164,8 @@ class Store:
             matches.update(
                 prefix[:2] + n[:-5] for n in os.listdir(shard_dir) if n.startswith(rest) and _LOOSE_NAME.match(n)
             )
-        for path in self.pack_paths():
-            matches.update(rid for rid in self.read_pack(path) if rid.startswith(prefix))
+        for _path, records in self.iter_packs():
+            matches.update(rid for rid in records if rid.startswith(prefix))
         if not matches:
             raise ObjectNotFound(prefix)
         if len(matches) > 1:
@@ -156,8 +178,8 @@ class Store:
             return StoredRecord(rid, path.read_bytes(), self.display(path))
         except FileNotFoundError:
             pass
-        for pack_path in self.pack_paths():
-            data = self.read_pack(pack_path).get(rid)
+        for pack_path, records in self.iter_packs():
+            data = records.get(rid)
             if data is not None:
                 return StoredRecord(rid, data, self.display(pack_path))
         raise ObjectNotFound(rid)

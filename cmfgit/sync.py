@@ -196,9 +196,14 @@ def _count_records(repo: Repo, paths: list[str]) -> int:
                 added += 1
             else:
                 moved.add(rid)  # deleted: packed by gc (or removed by hand)
-    for path in paths:
+    packs = [p for p in paths if p.startswith(_PACK_PREFIX) and p.endswith(".yaml")]
+    for path in packs:  # a pack that a repack folded away: its records moved, into a pack added here
+        if not (repo.root / path).exists():
+            head = gitutil.git(["cat-file", "blob", f"HEAD:{path}"], repo.root, check=False)
+            moved.update(pack.parse(head, path, verify=False) if head.startswith(pack.HEADER) else ())
+    for path in packs:
         full = repo.root / path
-        if path.startswith(_PACK_PREFIX) and path.endswith(".yaml") and full.exists():
+        if full.exists():
             now = pack.parse(full.read_bytes(), path, verify=False)
             head = gitutil.git(["cat-file", "blob", f"HEAD:{path}"], repo.root, check=False)
             before = pack.parse(head, path, verify=False) if head else {}

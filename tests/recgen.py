@@ -43,3 +43,21 @@ def write(
 def encoded(n: int, **kwargs: Any) -> tuple[str, bytes]:
     data, rid = canonical.encode(execution(n, **kwargs))
     return rid, data
+
+
+def old_style_gc(root: Path) -> None:
+    """Pack as cmfgit did before packs were named by content: every pack of a group rewritten in
+    place as ``pack/<site>/<period>.yaml``. Such packs still come from clones of older versions;
+    two branches that both did this diverge in one file (what the merge driver and the union handle)."""
+    from cmfgit import pack
+    from cmfgit.gc import gc
+    from cmfgit.repo import find_repo
+
+    gc(find_repo(root))
+    groups: dict[Path, dict[str, bytes]] = {}
+    for path in sorted((root / ".cmf" / "objects" / "pack").rglob("*.yaml")):
+        target = path.with_name(pack.period_of(path.name) + ".yaml")
+        groups.setdefault(target, {}).update(pack.parse(path.read_bytes()))
+        path.unlink()
+    for target, records in groups.items():
+        target.write_bytes(pack.serialize(records))

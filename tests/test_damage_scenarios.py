@@ -24,8 +24,8 @@ WARNING = "record(s) could not be read and are left out; run 'cmfgit fsck'"
 
 
 def commit_records(path: Path, message: str, packed: bool = False) -> None:
-    if packed:
-        gc(find_repo(path))
+    if packed:  # one pack per site and period, rewritten in place: text merges of it leave markers
+        recgen.old_style_gc(path)
     git(path, "add", "-A", ".cmf")
     git(path, "commit", "-qm", message)
 

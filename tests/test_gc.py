@@ -19,16 +19,25 @@ from cmfgit.store import Store
 HERE = Path(__file__).resolve().parent
 
 
+def groups(store: Store) -> list[str]:
+    """``pack/<site>/<period>`` of every pack (a pack's file is named ``<period>-<16 hex>.yaml``)."""
+    found = []
+    for path in store.pack_paths():
+        assert pack.is_write_once(path.name), path
+        found.append(f"pack/{path.parent.name}/{pack.period_of(path.name)}")
+    return sorted(found)
+
+
 def test_placement_is_derived_from_content_only() -> None:
     rid, data = recgen.encoded(1, site="Edge Box #2", started_at="2026-11-30T23:59:59.000000Z")
-    assert placement(data) == "pack/edge-box-2/2026-11.yaml"
-    assert placement(data, "year") == "pack/edge-box-2/2026.yaml"
-    assert placement(data, "day") == "pack/edge-box-2/2026-11-30.yaml"
+    assert placement(data) == "pack/edge-box-2/2026-11"  # its packs: pack/edge-box-2/2026-11-<hash>.yaml
+    assert placement(data, "year") == "pack/edge-box-2/2026"
+    assert placement(data, "day") == "pack/edge-box-2/2026-11-30"
     assert site_dir("../..") == "unknown" and site_dir("no") == "no" and site_dir("A.b_c-d") == "a.b_c-d"
     _, quoted = recgen.encoded(2, site="2026-01-01")  # dumped quoted: looks like a date to YAML
     assert b"site: '2026-01-01'" in quoted and placement(quoted).startswith("pack/2026-01-01/")
     annotation = b"at: '2025-02-03T00:00:00.000000Z'\nbody: {}\nkind: label\nschema: cmfgit/annotation/1\ntarget: x\n"
-    assert placement(annotation) == "pack/unknown/2025-02.yaml"
+    assert placement(annotation) == "pack/unknown/2025-02"
 
 
 def test_gc_packs_everything_and_readers_see_the_same(repo: Path) -> None:
@@ -45,18 +54,23 @@ def test_gc_packs_everything_and_readers_see_the_same(repo: Path) -> None:
     assert "packed 9 record(s) into 3 pack(s); removed 9 loose file(s) and 1 stale temp file(s)\n" in out
     store = Store(repo / ".cmf/objects")
     assert count_loose(store.objects_dir) == 0 and not stale.exists()
-    packs = sorted(p.relative_to(store.objects_dir).as_posix() for p in store.pack_paths())
-    assert packs == ["pack/edge/2026-03.yaml", "pack/lab/2026-03.yaml", "pack/lab/2026-04.yaml"]
+    assert groups(store) == ["pack/edge/2026-03", "pack/lab/2026-03", "pack/lab/2026-04"]
     assert store.ids() == set(ids)
-    assert len(pack.parse((store.objects_dir / packs[1]).read_bytes())) == 5
+    packs = sorted(store.pack_paths())
+    assert len(pack.parse(packs[1].read_bytes())) == 5
+    for path in packs:  # named by content
+        assert path.name == pack.file_name(pack.period_of(path.name), path.read_bytes())
     assert cmfgit(repo, "log", "--json").stdout == before
     assert "9 record(s) ok" in cmfgit(repo, "fsck").stdout
     assert "packed 0 record(s)" in cmfgit(repo, "gc").stdout  # idempotent
 
-    # A record that is also packed already: the loose copy just goes.
+    # A record that is also packed already: the loose copy just goes. A new record alone
+    # would be all of a new pack (packs are never rewritten): it waits, loose.
     recgen.write(repo, 0, site="lab")
-    recgen.write(repo, 8, site="lab")
-    assert "packed 1 record(s) into 1 pack(s); removed 2 loose file(s)" in cmfgit(repo, "gc").stdout
+    (alone,) = recgen.write(repo, 8, site="lab")
+    out = cmfgit(repo, "gc").stdout
+    assert "packed 0 record(s); removed 1 loose file(s); left 1 record(s) loose until their pack grows" in out
+    assert [rid for rid, _ in store.iter_loose()] == [alone] and len(store.pack_paths()) == 3
 
 
 def test_gc_never_writes_a_pack_that_one_record_is_half_of(repo: Path) -> None:
@@ -81,16 +95,22 @@ def test_gc_never_writes_a_pack_that_one_record_is_half_of(repo: Path) -> None:
     assert count_loose(store.objects_dir) == 0 and store.ids() == {alone, big_id, *small, *more}
 
 
-def test_gc_leaves_records_loose_when_their_pack_is_damaged(repo: Path) -> None:
-    recgen.write(repo, 1, 2)
+def test_gc_leaves_a_damaged_pack_alone_and_says_so(repo: Path) -> None:
+    """Packs are never rewritten: new records go to a new pack, the damaged one stays as it is."""
+    old = set(recgen.write(repo, 1, 2))
     cmfgit(repo, "gc")
-    target = next(Store(repo / ".cmf/objects").pack_paths().__iter__())
-    target.write_bytes(target.read_bytes() + b"<<<<<<< HEAD\n")
-    (rid,) = recgen.write(repo, 3)
+    (target,) = Store(repo / ".cmf/objects").pack_paths()
+    damaged = target.read_bytes() + b"<<<<<<< HEAD\n"
+    target.write_bytes(damaged)
+    new = set(recgen.write(repo, 3, 4))
     bad = cmfgit(repo, "gc", check=False)
     assert bad.returncode == 1
-    assert "stay loose" in bad.stdout and "site-a/2026-03.yaml" in bad.stdout
-    assert Store(repo / ".cmf/objects").loose_path(rid).exists()
+    assert f"{target.relative_to(repo).as_posix()}:" in bad.stdout and "left alone (see cmfgit fsck)" in bad.stdout
+    assert "packed 2 record(s) into 1 pack(s)" in bad.stdout
+    assert target.read_bytes() == damaged
+    store = Store(repo / ".cmf/objects")
+    (fresh,) = [p for p in store.pack_paths() if p != target]
+    assert set(pack.parse(fresh.read_bytes())) == new and not old & new
 
 
 def test_gc_leaves_records_that_fsck_rejects_loose_and_says_so(repo: Path) -> None:
@@ -109,9 +129,8 @@ def test_gc_leaves_records_that_fsck_rejects_loose_and_says_so(repo: Path) -> No
     assert f"{path.relative_to(repo).as_posix()}:" in proc.stdout and "left loose" in proc.stdout
     assert "packed 2 record(s) into 1 pack(s)" in proc.stdout
     assert path.read_bytes() == data
-    packs = sorted(p.relative_to(store.objects_dir).as_posix() for p in store.pack_paths())
-    assert packs == ["pack/lab/2026-03.yaml"]
-    assert set(pack.parse((store.objects_dir / packs[0]).read_bytes())) == good
+    assert groups(store) == ["pack/lab/2026-03"]
+    assert set(pack.parse(store.pack_paths()[0].read_bytes())) == good
 
 
 def test_automatic_gc_after_log_run_commit(repo: Path) -> None:
@@ -194,6 +213,9 @@ def test_gc_racing_writers_and_readers_loses_nothing(repo: Path, tmp_path: Path)
 
     gc(find_repo(repo))
     store = Store(repo / ".cmf/objects")
-    assert len(store.ids()) == 450 and count_loose(store.objects_dir) == 0
-    assert len(store.pack_paths()) == 6  # 2 sites x 3 months
+    assert len(store.ids()) == 450
+    assert count_loose(store.objects_dir) <= 6  # at most one per group waits for its pack to grow
+    per_group = {g: groups(store).count(g) for g in groups(store)}
+    assert len(per_group) == 6  # 2 sites x 3 months
+    assert all(n <= 7 for n in per_group.values()), per_group  # rolled up: about log2 of 75 records
     assert "450 record(s) ok" in cmfgit(repo, "fsck").stdout

@@ -64,15 +64,25 @@ def test_branches_that_log_records_merge_without_conflict_even_unconfigured(repo
     assert "6 record(s) ok" in cmfgit(repo, "fsck").stdout
 
 
-def test_conflict_inside_one_pack_merges_through_the_driver(repo: Path, tmp_path: Path) -> None:
-    base = set(recgen.write(repo, 0, 50))
-    commit_records(repo, "base pack", packed=True)
+def old_style_pack(path: Path, *numbers: int) -> set[str]:
+    """Rewrite pack/site-a/2026-03.yaml in place with these records, as cmfgit did before packs
+    were named by content (gc no longer writes such a pack; the driver still merges it)."""
+    records = dict(recgen.encoded(n) for n in numbers)
+    target = path / ".cmf/objects/pack/site-a/2026-03.yaml"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(pack.serialize(records))
+    return set(records)
+
+
+def test_conflict_inside_one_old_style_pack_merges_through_the_driver(repo: Path, tmp_path: Path) -> None:
+    base = old_style_pack(repo, 0, 50)
+    commit_records(repo, "base pack")
     git(repo, "checkout", "-qb", "feature")
-    theirs = set(recgen.write(repo, *range(1, 11)))
-    commit_records(repo, "feature records", packed=True)
+    theirs = old_style_pack(repo, 0, 50, *range(1, 11)) - base
+    commit_records(repo, "feature records")
     git(repo, "checkout", "-q", "main")
-    ours = set(recgen.write(repo, *range(11, 21)))
-    commit_records(repo, "main records", packed=True)
+    ours = old_style_pack(repo, 0, 50, *range(11, 21)) - base
+    commit_records(repo, "main records")
 
     rel = the_pack(repo).relative_to(repo).as_posix()
     for rev, name in (("main~1", "O"), ("main", "A"), ("feature", "B")):
@@ -105,8 +115,19 @@ def test_revert_stays_reverted_after_a_later_merge(repo: Path, packed: bool) -> 
     assert not ids(repo) & reverted
 
 
-def diverged_packs(repo: Path) -> tuple[set[str], set[str], set[str]]:
-    """main and feature each add records to the same pack, both committed."""
+def diverged_packs(repo: Path, old_style: bool = False) -> tuple[set[str], set[str], set[str]]:
+    """main and feature each pack records, both committed: gc writes a new pack on each side
+    (plain git merges them); an older cmfgit rewrote one pack on both (the driver merges it)."""
+    if old_style:
+        base = old_style_pack(repo, 0, 50)
+        commit_records(repo, "base pack")
+        git(repo, "checkout", "-qb", "feature")
+        theirs = old_style_pack(repo, 0, 50, *range(1, 8)) - base
+        commit_records(repo, "feature records")
+        git(repo, "checkout", "-q", "main")
+        ours = old_style_pack(repo, 0, 50, *range(11, 18)) - base
+        commit_records(repo, "main records")
+        return base, ours, theirs
     base = set(recgen.write(repo, 0, 50))
     commit_records(repo, "base pack", packed=True)
     git(repo, "checkout", "-qb", "feature")
@@ -118,16 +139,18 @@ def diverged_packs(repo: Path) -> tuple[set[str], set[str], set[str]]:
     return base, ours, theirs
 
 
-def test_rebase_keeps_every_record(repo: Path) -> None:
-    base, ours, theirs = diverged_packs(repo)
+@pytest.mark.parametrize("old_style", [False, True], ids=["content-named", "old-style"])
+def test_rebase_keeps_every_record(repo: Path, old_style: bool) -> None:
+    base, ours, theirs = diverged_packs(repo, old_style)
     git(repo, "checkout", "-q", "feature")
     git(repo, "rebase", "-q", "main")
     assert ids(repo) == base | ours | theirs
     assert git(repo, "status", "--porcelain") == ""
 
 
-def test_cherry_pick_keeps_every_record(repo: Path) -> None:
-    base, ours, theirs = diverged_packs(repo)
+@pytest.mark.parametrize("old_style", [False, True], ids=["content-named", "old-style"])
+def test_cherry_pick_keeps_every_record(repo: Path, old_style: bool) -> None:
+    base, ours, theirs = diverged_packs(repo, old_style)
     git(repo, "cherry-pick", "feature")
     assert ids(repo) == base | ours | theirs
 

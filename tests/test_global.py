@@ -53,22 +53,41 @@ def test_post_receive_hook_keeps_global_in_step_with_plain_pushes(tmp_path: Path
     assert git(bare, "rev-list", "--count", GLOBAL).strip() == "3"
 
 
-def _pack_branch(site: Path, branch: str, base: str, runs: int) -> set[str]:
+def _pack_branch(site: Path, branch: str, base: str, runs: int, old_style: bool = False) -> set[str]:
+    """``old_style``: the pack is ``<period>.yaml``, as an older cmfgit rewrote it in place."""
     git(site, "checkout", "-q", "-b", branch, base)
     ids = {record(site, "wine", "train", params={"branch": branch, "i": i}) for i in range(runs)}
     result = gc.gc(open_repo(site))
     assert result.packed == runs and len(result.packs) == 1
+    if old_style:
+        (path,) = (site / ".cmf/objects/pack").rglob("*.yaml")
+        path.rename(path.with_name(pack.period_of(path.name) + ".yaml"))
     git(site, "add", "-A", ".cmf")
     git(site, "commit", "-q", "-m", f"runs of {branch}, packed")
     git(site, "push", "-q", "origin", branch)
     return ids
 
 
-def test_diverged_packs_of_one_site_are_unioned(tmp_path: Path) -> None:
+def test_packs_of_two_branches_of_one_site_are_both_in_the_view(tmp_path: Path) -> None:
     bare, url = seed_remote(tmp_path)
     site = clone_site(tmp_path, url, "lab")
     one = _pack_branch(site, "one", "main", 3)
     two = _pack_branch(site, "two", "main", 2)
+    packs = {b: git(bare, "ls-tree", "-r", "--name-only", b, ".cmf/objects/pack").split() for b in ("one", "two")}
+    assert len(packs["one"]) == len(packs["two"]) == 1 and packs["one"] != packs["two"]  # named by content
+    out = cmfgit(bare, "global", "update").stdout
+    assert "cmf/global: +5 record(s), 5 in all" in out
+    assert set(records_at(bare, GLOBAL)) == one | two
+    view = git(bare, "ls-tree", "-r", "--name-only", GLOBAL, ".cmf/objects/pack").split()
+    assert sorted(view) == sorted(packs["one"] + packs["two"])
+    assert _trailer(bare, "Cmfgit-Records") == ["5"]
+
+
+def test_diverged_old_style_packs_of_one_site_are_unioned(tmp_path: Path) -> None:
+    bare, url = seed_remote(tmp_path)
+    site = clone_site(tmp_path, url, "lab")
+    one = _pack_branch(site, "one", "main", 3, old_style=True)
+    two = _pack_branch(site, "two", "main", 2, old_style=True)
     packs = git(bare, "ls-tree", "-r", "--name-only", "one", ".cmf/objects/pack").split()
     assert packs == git(bare, "ls-tree", "-r", "--name-only", "two", ".cmf/objects/pack").split()
     assert len(packs) == 1  # the same path, with different records on each branch
@@ -150,11 +169,12 @@ def test_global_update_with_no_records_creates_nothing(tmp_path: Path) -> None:
 def test_a_damaged_version_of_a_diverged_pack_is_skipped_not_fatal(tmp_path: Path) -> None:
     bare, url = seed_remote(tmp_path)
     site = clone_site(tmp_path, url, "lab")
-    one = _pack_branch(site, "one", "main", 3)
+    one = _pack_branch(site, "one", "main", 3, old_style=True)
     git(site, "checkout", "-q", "-b", "two", "main")
     two = {record(site, "wine", "train", params={"branch": "two", "i": i}) for i in range(3)}
     gc.gc(open_repo(site))
     (path,) = (site / ".cmf/objects/pack").rglob("*.yaml")
+    path = path.rename(path.with_name(pack.period_of(path.name) + ".yaml"))  # as an older cmfgit named it
     data = path.read_bytes()
     second = data.index(b"\n" + pack.SEPARATOR, len(pack.HEADER)) + 1
     path.write_bytes(data[:second] + b"<<<<<<< HEAD\n=======\nnot a record\n>>>>>>> theirs\n" + data[second:])
@@ -175,7 +195,7 @@ def test_a_damaged_version_of_a_diverged_pack_is_skipped_not_fatal(tmp_path: Pat
 def test_a_damaged_pack_already_in_the_view_does_not_fail_later_updates(tmp_path: Path) -> None:
     bare, url = seed_remote(tmp_path)
     site = clone_site(tmp_path, url, "lab")
-    ids = _pack_branch(site, "one", "main", 3)
+    ids = _pack_branch(site, "one", "main", 3, old_style=True)
     rel = git(bare, "ls-tree", "-r", "--name-only", "one", ".cmf/objects/pack").split()[0]
     good = git(bare, "cat-file", "blob", f"one:{rel}").encode()
     # A view that an older cmfgit wrote with the conflict markers in it, built with git plumbing.
@@ -187,7 +207,7 @@ def test_a_damaged_pack_already_in_the_view_does_not_fail_later_updates(tmp_path
         tree = git(bare, "mktree", input=f"{mode} {kind} {tree}\t{name}\n").strip()
     commit = git(bare, "commit-tree", tree, "-m", "cmfgit global: +3 record(s)\n\nCmfgit-Records: 3").strip()
     git(bare, "update-ref", f"refs/heads/{GLOBAL}", commit)
-    more = _pack_branch(site, "two", "main", 2)
+    more = _pack_branch(site, "two", "main", 2, old_style=True)
 
     out = cmfgit(bare, "global", "update")
     assert "+2 record(s)" in out.stdout

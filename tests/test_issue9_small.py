@@ -56,13 +56,16 @@ def _lose_the_interpreter(repo: Path) -> None:
 
 
 def _same_pack_on_two_branches(repo: Path) -> None:
-    """Both branches pack a record into pack/site-a/<month>.yaml: merging them needs the driver."""
+    """Both branches pack records into pack/<site>/<month>.yaml, as an older cmfgit named the pack
+    it rewrote in place (gc now names packs by content): merging them needs the driver."""
     base = git(repo, "rev-parse", "HEAD").strip()
     for branch in ("one", "two"):
         git(repo, "checkout", "-q", "-b", branch, base)
         for _ in range(2):  # gc leaves a record alone in its pack loose (a pack of one looks like a rename)
             cmfgit(repo, "log-run", "-s", branch, "--", "true")
         cmfgit(repo, "gc")
+        (made,) = (repo / ".cmf/objects/pack").rglob("*.yaml")
+        made.rename(made.with_name(pack.period_of(made.name) + ".yaml"))
         git(repo, "add", "-A", ".cmf")
         git(repo, "commit", "-qm", branch)
 

@@ -174,9 +174,11 @@ def global_update(
 
 @app.command()
 def gc() -> None:
-    """Fold loose records into packs (.cmf/objects/pack/<site>/<period>.yaml).
+    """Fold loose records into packs (.cmf/objects/pack/<site>/<period>-<hash>.yaml).
 
-    Also runs by itself past gc.threshold loose records (.cmf/config.yaml), from
+    Packs are written once and named by their content, so branches that both
+    ran gc merge with plain git; small packs are rolled into bigger ones. Also
+    runs by itself past gc.threshold loose records (.cmf/config.yaml), from
     the pre-commit hook and after 'log-run --commit'. The packs and the removed
     loose files are committed with the next commit (or 'cmfgit push').
     """
@@ -190,6 +192,7 @@ def gc() -> None:
     packs = f" into {len(result.packs)} pack(s)" if result.packs else ""
     print(f"gc: packed {result.packed} record(s){packs}; removed {result.removed_loose} loose file(s)", end="")
     print(f" and {result.removed_temps} stale temp file(s)" if result.removed_temps else "", end="")
+    print(f"; folded {result.repacked} small pack(s) into bigger ones" if result.repacked else "", end="")
     # A record that would be half its pack or more stays loose (docs/merging.md, packs).
     print(f"; left {result.kept_loose} record(s) loose until their pack grows" if result.kept_loose else "")
     if result.problems:
