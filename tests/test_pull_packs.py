@@ -84,9 +84,9 @@ def test_pull_writes_packs_each_record_once_and_a_second_pull_writes_nothing(wor
     # Every record is in a pack, the one gc would place it in; none is loose.
     assert loose_ids(clone) == set()
     for stored in Store(clone / ".cmf" / "objects").iter_records():
-        assert stored.source == f".cmf/objects/{gc.placement(stored.data)}"
+        assert stored.source.startswith(f".cmf/objects/{gc.placement(stored.data)}-")  # <period>-<hash>.yaml
     packs = {p.relative_to(clone / ".cmf/objects").as_posix() for p in (clone / ".cmf/objects/pack").rglob("*.yaml")}
-    assert {"pack/edge/2026-01.yaml", "pack/edge/2026-02.yaml", "pack/lab/2026-01.yaml"} < packs
+    assert {"pack/edge/2026-01", "pack/edge/2026-02", "pack/lab/2026-01"} < {p.rsplit("-", 1)[0] for p in packs}
     assert f"{len(expected)} new record(s) written" in out
     assert cmfgit(clone, "fsck").returncode == 0
 
@@ -101,28 +101,31 @@ def test_pull_writes_packs_each_record_once_and_a_second_pull_writes_nothing(wor
     assert git(clone, "rev-parse", "HEAD") == head
 
 
-def test_pull_skips_records_already_here_and_adds_to_the_existing_pack(world: dict[str, Any]) -> None:
+def test_pull_skips_records_already_here_and_leaves_the_existing_packs_as_they_are(world: dict[str, Any]) -> None:
     ids = world["ids"]
     clone = clone_site(world["tmp"], world["url"], "reader-b")
     first = pull(clone, Selection(pipelines=("b",)))
     assert first.written == len(ids["b"]) + 1  # and the retraction
     packed_b = {p: p.read_bytes() for p in (clone / ".cmf/objects/pack").rglob("*.yaml")}
     assert len(packed_b) == 4
-    # A second selection whose runs fall in the same packs: they grow, nothing is lost or doubled.
+    # A second selection whose runs fall in the same groups: new packs beside the old ones
+    # (packs are written once), nothing lost or doubled.
     second = pull(clone, Selection(pipelines=("a", "b")))
     expected = (ids["a"] | ids["b"]) - {world["gone"]} | {world["note"], world["withdrawal"]}
     assert second.written == len(ids["a"]) - 1 + 1  # a's runs but the retracted one, and the tag
     assert stored_ids(clone) == expected
     entries = store_entries(clone)
     assert len(entries) == len(set(entries))
-    assert sorted(packed_b) == sorted((clone / ".cmf/objects/pack").rglob("*.yaml"))
+    now = set((clone / ".cmf/objects/pack").rglob("*.yaml"))
+    assert set(packed_b) < now
+    assert all(p.read_bytes() == data for p, data in packed_b.items())
     assert cmfgit(clone, "fsck").returncode == 0
 
 
 def test_a_pulled_record_removed_here_is_brought_again(world: dict[str, Any]) -> None:
     clone = clone_site(world["tmp"], world["url"], "reader-c")
     pull(clone, Selection(pipelines=("a",)))
-    pack_file = clone / ".cmf/objects/pack/edge/2026-01.yaml"
+    (pack_file,) = (clone / ".cmf/objects/pack/edge").glob("2026-01-*.yaml")
     lost = set(store_entries(clone))
     pack_file.unlink()
     lost -= set(store_entries(clone))
@@ -193,17 +196,14 @@ def test_a_no_op_pull_skips_typer_and_says_what_the_typer_command_says(world: di
     assert proc.returncode == 0 and "cmfgit" in imported and not imported & {"typer", "click", "pydantic"}
 
 
-def test_records_for_a_damaged_local_pack_stay_loose_and_the_pull_says_so(world: dict[str, Any]) -> None:
+def test_a_damaged_local_pack_is_left_alone_and_the_pulled_records_go_to_new_packs(world: dict[str, Any]) -> None:
     clone = clone_site(world["tmp"], world["url"], "reader-f")
     pull(clone, Selection(pipelines=("a",)))
-    damaged = clone / ".cmf/objects/pack/edge/2026-01.yaml"
+    (damaged,) = (clone / ".cmf/objects/pack/edge").glob("2026-01-*.yaml")
     before = damaged.read_bytes() + b"<<<<<<< ours\n"
     damaged.write_bytes(before)
-    out = cmfgit(clone, "pull", "-P", "a", "-P", "b").stdout
-    assert "stay loose until the pack is repaired" in out
-    assert damaged.read_bytes() == before  # left as it was
-    edge_b = world["ids"]["b"] & loose_ids(clone)
-    assert len(edge_b) == PER_GROUP  # edge's January runs of b: loose, not lost
+    cmfgit(clone, "pull", "-P", "a", "-P", "b")
+    assert damaged.read_bytes() == before  # left as it was (packs are written once)
     others = {p: p.read_bytes() for p in (clone / ".cmf/objects/pack").rglob("*.yaml") if p != damaged}
     packed = {rid for data in others.values() for rid in pack.parse(data)}
-    assert world["ids"]["b"] == edge_b | (world["ids"]["b"] & packed)
+    assert world["ids"]["b"] <= packed | loose_ids(clone)  # every run of b is here, none lost
