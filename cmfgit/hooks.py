@@ -32,6 +32,8 @@ post-rewrite
     ``refs/cmf/keep/<id>``, so the run's code stays resolvable.
 pre-push
     Refuses to push invalid records (catches commits made with ``--no-verify``).
+    A site ref (``refs/cmf/sites/*``, see ``siterefs.py``) holds the records of
+    the branch pushed with it, and every union re-checks them: not checked twice.
 post-merge
     Keeps the ``git.commit`` of each record the merge or pull brought that
     the new HEAD does not reach (a squash made by the host), when this clone
@@ -755,7 +757,7 @@ def pre_push(repo: Repo, args: list[str], stdin: bytes) -> None:
     changes: list[Change] = []
     for line in stdin.decode("ascii", "replace").splitlines():
         parts = line.split()
-        if len(parts) == 4 and not _zero(parts[1]):
+        if len(parts) == 4 and not _zero(parts[1]) and not parts[2].startswith("refs/cmf/sites/"):
             changes += push_changes(repo, remote, parts[1], parts[3])
     problems = verify_changes(repo, changes)
     if problems:
@@ -831,6 +833,10 @@ def _run_legacy(script_path: str, name: str, args: list[str], stdin: bytes) -> i
 
 
 def main(argv: list[str]) -> int:
+    if argv and argv[0] == "central-update":  # the central repository's post-receive hook (siterefs.py)
+        from cmfgit.siterefs import central_update
+
+        return central_update(argv[1:])
     if argv and argv[0] in CHECKS:
         repo = _repo()
         if repo is not None:

@@ -20,31 +20,71 @@ def push(
         Optional[bool],
         typer.Option("--data/--no-data", help="also push artifact bytes (default: when a default data remote is set)"),
     ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print what happened as JSON")] = False,
 ) -> None:
-    """Commit pending records, push the branch, and update the remote's global view (cmf/global).
+    """Commit pending records, push the branch and this site's ref, and update the global view.
 
-    When the remote branch moved on, it is fetched and merged through the
-    merge driver, then pushed again. The global branch is updated with
-    compare-and-swap, so sites pushing at the same time lose nothing.
+    One git push carries the branch and refs/cmf/sites/<site>, the site's own
+    ref: it only fast-forwards from this site, so the metadata is published
+    however many sites push at once, and even when the branch cannot be
+    pushed. When the remote branch moved on, it is merged (through the merge
+    driver) and pushed again, unless that would stop on conflicts in your code:
+    then nothing is merged, and the command says what to do and exits 1.
+    cmf/global, the union of every site's records, is updated unless the
+    central's post-receive hook already did.
     """
     from cmfgit import sync
+    from cmfgit.errors import ConflictError
     from cmfgit.repo import open_repo
 
     result = sync.push(open_repo(), remote)
+    if as_json:
+        import dataclasses
+        import json
+
+        print(json.dumps(dataclasses.asdict(result), indent=2, sort_keys=True))
+    else:
+        _print_push(result)
+    if result.global_update is not None:
+        _report_skipped(result.global_update.skipped)
+    if result.site is not None and result.site.shared_name:
+        print(
+            f"cmfgit: warning: another clone also publishes as site '{result.site.site}': its records were kept "
+            f"(merged into {result.site.ref}); give each clone its own name ('git config cmfgit.site NAME')",
+            file=sys.stderr,
+        )
+    _push_data(data)
+    if result.branch_error:
+        raise ConflictError(result.branch_error)
+
+
+def _print_push(result: Any) -> None:
     for item in result.configured:
         print(f"configured {item}")
     if result.commit:
         print(f"committed  {_pending(result.what)} in {result.commit[:12]}")
     merged = f" after {result.merges} merge(s) of {result.remote}/{result.destination}" if result.merges else ""
-    state = "pushed" if result.pushed else "up to date"
+    state = "NOT pushed (see below)" if result.branch_error else "pushed" if result.pushed else "up to date"
     print(f"branch     {result.branch} -> {result.remote}/{result.destination}: {state}{merged}")
+    site = result.site
+    if site is not None:
+        if site.error:
+            print(f"site       {result.remote} {site.ref}: not published ({site.error})")
+        elif site.pushed:
+            print(f"site       {result.remote} {site.ref}: +{site.added} record(s), {site.records} in the site ref")
+        elif site.commit:
+            print(f"site       {result.remote} {site.ref}: up to date, {site.records} record(s)")
     g = result.global_update
     if g is not None:
-        change = f"+{g.added} record(s)" if g.updated else "already up to date"
-        raced = f" ({g.attempts} attempts: other pushes came first)" if g.attempts > 1 else ""
-        print(f"global     {g.remote}/cmf/global: {change}, {g.records} record(s) in the view{raced}")
-        _report_skipped(g.skipped)
-    _push_data(data)
+        if g.gave_up:
+            print(
+                f"global     {g.remote}/cmf/global: not updated, other sites were updating it ({g.attempts} tries); "
+                "nothing is lost: readers union the site refs"
+            )
+        else:
+            change = f"+{g.added} record(s)" if g.updated else "already up to date"
+            raced = f" ({g.attempts} attempts: other pushes came first)" if g.attempts > 1 else ""
+            print(f"global     {g.remote}/cmf/global: {change}, {g.records} record(s) in the view{raced}")
 
 
 def _push_data(wanted: bool | None) -> None:
@@ -117,7 +157,8 @@ def pull(
             _pull_data(repo, pipeline, artifact, since, with_lineage)
         return
     what = "all selected" if selection.everything else f"{result.selected} match"
-    print(f"global     {result.remote}/cmf/global: {result.view_records} record(s), {what}")
+    sites = f" (the union of cmf/global and {result.view.sites} site ref(s))" if result.view is not None else ""
+    print(f"global     {result.remote}/cmf/global: {result.view_records} record(s), {what}{sites}")
     pending = " (pending: commit them, or run 'cmfgit push')" if result.written else ""
     print(f"local view {result.written} new record(s) written{pending}")
     if with_data:
@@ -157,9 +198,10 @@ def global_update(
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="print nothing when all goes well")] = False,
 ) -> None:
-    """Union the records of every branch into cmf/global, in this repository.
+    """Union the records of every branch and site ref into cmf/global, in this repository.
 
-    Meant for the central (bare) repository, e.g. from its post-receive hook.
+    Meant for the central (bare) repository, e.g. from its post-receive hook
+    ('cmfgit global install-hook'). Concurrent runs queue on a lock.
     """
     from cmfgit import globalview
 
@@ -173,6 +215,47 @@ def global_update(
         print(f"cmf/global is up to date: {result.records} record(s)")
     else:
         print(f"cmf/global: +{result.added} record(s), {result.records} in all ({result.new[:12]})")
+
+
+@global_app.command("install-hook")
+def global_install_hook(
+    repo_dir: Annotated[
+        Optional[Path], typer.Option("--repo", help="the central repository (default: the current directory)")
+    ] = None,
+) -> None:
+    """Install the post-receive hook that keeps cmf/global up to date in a central (bare) repository.
+
+    After every push of a branch or a site ref, the hook unions every branch
+    and every refs/cmf/sites/* into cmf/global (concurrent pushes queue on a
+    lock). A post-receive hook already there is kept as post-receive.legacy
+    and still runs, first. cmfgit must stay installed where the hook runs.
+    """
+    from cmfgit import globalview, siterefs
+
+    path = siterefs.install_hook(globalview.git_dir_of(repo_dir or Path.cwd()))
+    print(f"installed  {path}")
+
+
+@global_app.command("fetch")
+def global_fetch(
+    remote: Annotated[Optional[str], typer.Argument(help="remote to read (default: the branch's or origin)")] = None,
+) -> None:
+    """Fetch the remote's global view: cmf/global and every site ref, united here.
+
+    What 'cmfgit log --global' (and the other read commands) then read; it
+    writes nothing in the working tree ('cmfgit pull' brings records into it).
+    """
+    from cmfgit import siterefs, sync
+    from cmfgit.repo import open_repo
+
+    repo = open_repo()
+    name = sync.resolve_remote(repo, remote, sync.current_branch(repo))
+    view = siterefs.fetch_view(repo.root, repo.common_dir, name)
+    _report_skipped(view.skipped)
+    if view.commit is None:
+        print(f"global     {name} has no global view yet (run 'cmfgit push' at a site)")
+        return
+    print(f"global     {name}: {view.records} record(s), from cmf/global and {view.sites} site ref(s)")
 
 
 # -- gc, hooks and doctor (cmfgit/gc.py, cmfgit/hooks.py, cmfgit/doctor.py) ------------------
