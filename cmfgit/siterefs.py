@@ -324,11 +324,12 @@ def update_global(
     """Bring the remote's ``cmf/global`` up to date with ``own`` (this site's
     records), after the push that published them.
 
-    If ``cmf/global`` already holds them (the central's post-receive hook did
-    it while the push ran), nothing is pushed. Else the union of it, every site
-    ref and ``extra`` (the remote branches this clone has fetched) is pushed
-    with compare-and-swap; a lost race is tried again ``tries`` times, then left:
-    readers union the site refs anyway.
+    If ``cmf/global`` already holds them and was made by the central (its
+    post-receive hook did it while the push ran), nothing is pushed. Else the
+    union of it, every site ref and ``extra`` (the remote branches this clone
+    has fetched) is pushed with compare-and-swap, if it adds anything: so on a
+    host without hooks the view converges with each push. A lost race is tried
+    again ``tries`` times, then left: readers union the site refs anyway.
     """
     update = GlobalUpdate(remote, 0, 0, False, 0)
     for attempt in range(1, tries + 1):
@@ -336,7 +337,9 @@ def update_global(
         fetched = fetch_all(repo_root, remote)
         old = fetched.global_tip
         mine = build_union(objects, _oid(old), _oids(own), what=what)
-        if mine.commit is None and old is not None:  # cmf/global has every record of ours
+        if mine.commit is None and old is not None and _by_central(objects, old):
+            # cmf/global has every record of ours, and the central maintains it (its
+            # hook folds in the pushes that came after): nothing for a site to do.
             update.records, update.skipped = mine.records, list(mine.skipped)
             update.view = union_view(objects, repo_root, remote, fetched)
             return update
@@ -362,6 +365,14 @@ def update_global(
     update.gave_up = True
     update.view = union_view(objects, repo_root, remote, fetch_all(repo_root, remote))
     return update
+
+
+def _by_central(objects: DulwichRepo, commit: str) -> bool:
+    """Was this cmf/global commit made by the central itself ('cmfgit global update',
+    its post-receive hook)? Those say so in their first line."""
+    tip = objects.object_store[ObjectID(commit.encode())]
+    first = getattr(tip, "message", b"").split(b"\n", 1)[0]
+    return b" from all branches" in first
 
 
 # -- the central repository: its post-receive hook ----------------------------------
