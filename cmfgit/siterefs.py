@@ -48,6 +48,9 @@ GLOBAL_TRIES = 3  # opportunistic updates of cmf/global after a push: then a not
 SITE_TRIES = 3  # only when another clone publishes the same site name
 HOOK_NAME = "post-receive"
 HOOK_MARKER = "# cmfgit-central-hook:"
+# Written by install_hook in the central repository: sites that fetch it leave cmf/global to the hook.
+HOOKED_PREFIX = "refs/cmf/hooked/"
+HOOKED_REF = HOOKED_PREFIX + HOOK_NAME
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 # Rejections that mean "the ref moved on since we looked": fetch, union, try again.
 _RACE = (
@@ -93,6 +96,15 @@ def view_ref(remote: str) -> str:
 
 def sites_refspec(remote: str) -> str:
     return f"+{SITES_PREFIX}*:{copies_prefix(remote)}*"
+
+
+def hooked_refspec(remote: str) -> str:
+    """The central's word that its post-receive hook maintains cmf/global (:data:`HOOKED_REF`)."""
+    return f"+{HOOKED_PREFIX}*:refs/cmf/remotes/{remote}/hooked/*"
+
+
+def hooked_copy(remote: str) -> str:
+    return f"refs/cmf/remotes/{remote}/hooked/{HOOK_NAME}"
 
 
 def global_refspec(remote: str) -> str:
@@ -247,14 +259,15 @@ def fetch_all(repo_root: Path, remote: str) -> Fetched:
     """Fetch ``cmf/global`` and every ``refs/cmf/sites/*`` of ``remote`` in one
     ``git fetch`` (pruning site refs the remote no longer has)."""
     base = ["fetch", "--quiet", "--no-tags", "--prune", remote]
-    proc = gitutil.start([*base, global_refspec(remote), sites_refspec(remote)], repo_root)
+    patterns = [sites_refspec(remote), hooked_refspec(remote)]
+    proc = gitutil.start([*base, global_refspec(remote), *patterns], repo_root)
     _out, err = proc.communicate()
     if proc.returncode != 0:
         text = err.decode("utf-8", "replace")
         if "couldn't find remote ref" not in text:
             raise GitError(["fetch", remote, GLOBAL_REF, SITES_PREFIX + "*"], proc.returncode, text)
         # No cmf/global yet: the site refs alone (the stale copy of the global branch goes).
-        gitutil.git([*base, sites_refspec(remote)], repo_root)
+        gitutil.git([*base, *patterns], repo_root)
         gitutil.git(["update-ref", "-d", tracking_ref(remote)], repo_root, check=False)
     return Fetched(
         globalview.ref_value(repo_root, tracking_ref(remote)),
@@ -312,6 +325,67 @@ class GlobalUpdate:
     view: View | None = None  # the union this clone sees now
 
 
+@dataclass
+class Planned:
+    """A cmf/global commit built before the push, to go in the same ``git push``."""
+
+    old: str | None  # the tip it was built on (the lease)
+    new: str
+    records: int
+    added: int
+    sites: int
+    skipped: list[str]
+
+    @property
+    def options(self) -> list[str]:
+        return [f"--force-with-lease={GLOBAL_REF}:{self.old or ''}"]
+
+    @property
+    def refspecs(self) -> list[str]:
+        return [f"{self.new}:{GLOBAL_REF}"]
+
+
+def plan_global(
+    objects: DulwichRepo, repo_root: Path, remote: str, own: list[str], extra: list[str], what: str
+) -> Planned | None:
+    """The next cmf/global from what this clone last fetched: its tip, united with
+    ``own`` (this push's records), the site refs and ``extra`` (fetched remote
+    branches). None when there is nothing new, when this clone never fetched the
+    view, or when the central maintains it (it has :data:`HOOKED_REF`, or made
+    that tip): then :func:`settle_global` checks after the push."""
+    old = globalview.ref_value(repo_root, tracking_ref(remote))
+    if old is None or _by_central(objects, old) or globalview.ref_value(repo_root, hooked_copy(remote)):
+        return None  # never fetched (so not known), or the central's hook maintains it
+    sites = sorted({oid for _, oid in gitutil.for_each_ref(repo_root, copies_prefix(remote))})
+    result = build_union(objects, _oid(old), _oids([*own, *sites, *extra]), what=what)
+    if result.commit is None:
+        return None
+    return Planned(old, result.commit.decode(), result.records, result.added, len(sites), list(result.skipped))
+
+
+def settle_global(
+    objects: DulwichRepo,
+    repo_root: Path,
+    remote: str,
+    planned: Planned | None,
+    status: RefStatus | None,
+    own: list[str],
+    extra: list[str],
+    what: str,
+) -> GlobalUpdate:
+    """After the push: cmf/global went in with it (done), or lost its race, or was
+    was not built (the central maintains the view, or nothing looked new): then
+    check once that cmf/global holds ``own``, else take over."""
+    if planned is not None and status is not None and status.ok:
+        gitutil.git(["update-ref", tracking_ref(remote), planned.new], repo_root)
+        gitutil.git(["update-ref", view_ref(remote), planned.new], repo_root)
+        view = View(remote, planned.new, planned.records, planned.sites, planned.new, planned.skipped)
+        return GlobalUpdate(remote, planned.records, planned.added, True, 1, planned.skipped, view=view)
+    if planned is not None and status is not None and not status.raced:
+        raise GitError(["push", remote, GLOBAL_REF], 1, status.summary)
+    return update_global(objects, repo_root, remote, own, extra, what, first=2 if planned is not None else 1)
+
+
 def update_global(
     objects: DulwichRepo,
     repo_root: Path,
@@ -320,26 +394,26 @@ def update_global(
     extra: list[str],
     what: str,
     tries: int = GLOBAL_TRIES,
+    first: int = 1,
 ) -> GlobalUpdate:
-    """Bring the remote's ``cmf/global`` up to date with ``own`` (this site's
-    records), after the push that published them.
+    """Make sure the remote's ``cmf/global`` holds ``own`` (this site's records),
+    after the push that published them.
 
-    If ``cmf/global`` already holds them and was made by the central (its
-    post-receive hook did it while the push ran), nothing is pushed. Else the
-    union of it, every site ref and ``extra`` (the remote branches this clone
-    has fetched) is pushed with compare-and-swap, if it adds anything: so on a
-    host without hooks the view converges with each push. A lost race is tried
-    again ``tries`` times, then left: readers union the site refs anyway.
+    One fetch of cmf/global and the site refs. If cmf/global holds them already
+    (the central's hook did it while the push ran, or another site's union
+    took them in), nothing is pushed. Else the union of it, every site ref and
+    ``extra`` (the remote branches this clone has fetched) is pushed with
+    compare-and-swap. A lost race is tried again, up to attempt ``tries``, then
+    left: readers union the site refs anyway, and the next push by any site
+    with new records folds in every site ref.
     """
     update = GlobalUpdate(remote, 0, 0, False, 0)
-    for attempt in range(1, tries + 1):
+    for attempt in range(first, tries + 1):
         update.attempts = attempt
         fetched = fetch_all(repo_root, remote)
         old = fetched.global_tip
         mine = build_union(objects, _oid(old), _oids(own), what=what)
-        if mine.commit is None and old is not None and _by_central(objects, old):
-            # cmf/global has every record of ours, and the central maintains it (its
-            # hook folds in the pushes that came after): nothing for a site to do.
+        if mine.commit is None and old is not None:  # cmf/global has every record of ours
             update.records, update.skipped = mine.records, list(mine.skipped)
             update.view = union_view(objects, repo_root, remote, fetched)
             return update
@@ -417,6 +491,13 @@ def install_hook(git_dir: Path) -> Path:
 
     atomic_write(path, hook_script().encode(), fsync=False)
     path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    # Say so to the sites (they fetch refs/cmf/hooked/*): they then push no cmf/global.
+    empty = gitutil.git_text(["hash-object", "-t", "tree", "-w", "--stdin"], git_dir, input=b"")
+    env = gitutil.clean_env({"GIT_AUTHOR_NAME": "cmfgit", "GIT_AUTHOR_EMAIL": "cmfgit@localhost"})
+    env.update({"GIT_COMMITTER_NAME": "cmfgit", "GIT_COMMITTER_EMAIL": "cmfgit@localhost"})
+    message = "cmfgit: the post-receive hook of this repository maintains cmf/global\n"
+    marker = gitutil.git_text(["commit-tree", empty], git_dir, input=message.encode(), env=env)
+    gitutil.git(["update-ref", HOOKED_REF, marker], git_dir)
     return path
 
 

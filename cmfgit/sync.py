@@ -194,20 +194,58 @@ def push(repo: Repo, remote: str | None = None, *, attempts: int = BRANCH_ATTEMP
         # One git push: the branch, this site's ref and the keep refs. The site ref
         # only fast-forwards from this site, so it goes through whatever the branch does.
         publish, new = siterefs.prepare(objects, repo.root, remote, site, head)
+        extra = _tracking_branches(repo, remote)
+        # cmf/global rides in the same push when this clone can build it (compare-and-swap
+        # on the tip it last fetched), unless the central maintains it (its hook).
+        planned = siterefs.plan_global(objects, repo.root, remote, [new or head], extra, _site_label(repo))
         branch_ref = f"refs/heads/{destination}"
-        branch_args = ([] if has_upstream else ["--set-upstream"]) + [remote, f"HEAD:{branch_ref}"]
-        statuses = siterefs.push_refs(repo.root, [*branch_args, *([f"{new}:{publish.ref}"] if new else []), *keep_refs])
+        checked = _verify_here(repo, remote, destination)  # then the pre-push hook is skipped
+        branch_args = ([] if has_upstream else ["--set-upstream"]) + (["--no-verify"] if checked else [])
+        branch_args += [remote, f"HEAD:{branch_ref}"]
+        statuses = siterefs.push_refs(
+            repo.root,
+            [
+                *(planned.options if planned is not None else []),
+                *branch_args,
+                *([f"{new}:{publish.ref}"] if new else []),
+                *keep_refs,
+                *(planned.refspecs if planned is not None else []),
+            ],
+        )
         if new is not None:
             siterefs.finish(objects, repo.root, remote, publish, new, statuses.get(publish.ref), head)
         result.site = publish
         _settle_branch(repo, result, statuses.get(branch_ref), [*branch_args, *keep_refs], attempts)
         own = publish.commit if publish.commit and publish.error is None else _head(repo)
-        result.global_update = siterefs.update_global(
-            objects, repo.root, remote, [own], _tracking_branches(repo, remote), _site_label(repo)
+        result.global_update = siterefs.settle_global(
+            objects, repo.root, remote, planned, statuses.get(globalview.GLOBAL_REF), [own], extra, _site_label(repo)
         )
     finally:
         objects.close()
     return result
+
+
+def _verify_here(repo: Repo, remote: str, destination: str) -> bool:
+    """Run the pre-push hook's check of the records pushed here, in this process,
+    when that hook is cmfgit's own and nothing else: the push can then skip it
+    (``--no-verify``) and a Python start-up. False: git runs the hooks as usual."""
+    from cmfgit import hooks
+
+    path = hooks.hooks_dir(repo) / "pre-push"
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    if hooks.MARKER not in text or path.with_name("pre-push.legacy").exists():
+        return False
+    remote_oid = globalview.ref_value(repo.root, f"refs/remotes/{remote}/{destination}")
+    problems = hooks.verify_changes(repo, hooks.push_changes(repo, remote, "HEAD", remote_oid))
+    if problems:
+        try:
+            hooks.refuse("push", problems)
+        except CmfgitError as exc:
+            raise CmfgitError(f"push refused by the pre-push hook: {exc}") from None
+    return True
 
 
 def _settle_branch(
@@ -231,7 +269,8 @@ def _settle_branch(
             result.branch_error = problem
             return
         result.merges += 1
-        globalview.backoff(attempt) if attempt > 1 else None
+        if attempt > 1:
+            globalview.backoff(attempt)
         status = siterefs.push_refs(repo.root, args).get(ref)
     result.branch_error = (
         f"{remote}/{destination} kept moving: gave up after {attempts} attempts (your metadata is published); "

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from conftest import cmfgit, git
 from sites import clone_site, loose_ids, pull, push, record, records_at, seed_remote
@@ -76,10 +77,14 @@ def test_readers_union_the_site_refs_even_when_cmf_global_lags(tmp_path: Path) -
     result = pull(reader)
     assert result.view is not None and (result.view.records, result.view.sites) == (2, 2)
     assert loose_ids(reader) == from_lab | from_edge
-    # A plain 'git fetch' that brings a newer cmf/global wins over an older union.
+    # A plain 'git fetch' that brings a newer cmf/global wins over an older union...
     more = {record(lab, "wine", "train", params={"again": True})}
     push(lab)
     git(reader, "fetch", "-q", "origin", f"+refs/heads/{GLOBAL}:refs/remotes/origin/{GLOBAL}")
+    shown = json.loads(cmfgit(reader, "log", "--global", "--json").stdout)
+    assert more | from_lab <= {run["id"] for run in shown}
+    # ... and the next 'cmfgit global fetch' unions the site refs in again.
+    cmfgit(reader, "global", "fetch")
     shown = json.loads(cmfgit(reader, "log", "--global", "--json").stdout)
     assert {run["id"] for run in shown} == from_lab | from_edge | more
 
@@ -153,27 +158,37 @@ def test_the_central_hook_keeps_cmf_global_equal_to_the_union_of_the_site_refs(t
     count = 6
     sites = [clone_site(tmp_path, url, f"s{i}", branch=f"site/s{i}") for i in range(count)]
     expected: set[str] = set()
-    for i, site in enumerate(sites):
-        expected |= {record(site, "sweep", "train", params={"site": i, "run": r}) for r in range(3)}
-    go = tmp_path / "go"
-    procs = [
-        subprocess.Popen([sys.executable, "-c", _PUSHER, str(site), str(go)], stdout=subprocess.PIPE, text=True)
-        for site in sites
-    ]
-    go.touch()
-    results = []
-    for proc in procs:
-        out, _ = proc.communicate(timeout=600)
-        assert proc.returncode == 0, out
-        results.append(json.loads(out))
-    for result in results:
-        assert result["site"]["attempts"] == 1 and result["site"]["pushed"]
-        # The hook had already folded this site in when its push returned: the site pushed no cmf/global.
-        assert result["global_update"]["updated"] is False and result["global_update"]["attempts"] == 1
-    union: set[str] = set()
-    for i in range(count):
-        union |= set(records_at(bare, f"refs/cmf/sites/s{i}"))
-    assert union == expected
-    assert set(records_at(bare, GLOBAL)) == union
+
+    def push_all(round_: int) -> list[dict[str, Any]]:
+        go = tmp_path / f"go-{round_}"
+        procs = [
+            subprocess.Popen([sys.executable, "-c", _PUSHER, str(site), str(go)], stdout=subprocess.PIPE, text=True)
+            for site in sites
+        ]
+        go.touch()
+        results = []
+        for proc in procs:
+            out, _ = proc.communicate(timeout=600)
+            assert proc.returncode == 0, out
+            results.append(json.loads(out))
+        return results
+
+    for round_ in range(2):
+        for i, site in enumerate(sites):
+            params = [{"site": i, "run": r, "round": round_} for r in range(2)]
+            expected |= {record(site, "sweep", "train", params=p) for p in params}
+        results = push_all(round_)
+        for result in results:
+            assert result["site"]["attempts"] == 1 and result["site"]["pushed"]
+            assert result["global_update"]["gave_up"] is False
+            # The central says it maintains cmf/global (refs/cmf/hooked/*), and its hook had
+            # folded the site in by the time the site's push returned: no site pushed a cmf/global.
+            assert result["global_update"]["updated"] is False
+        union: set[str] = set()
+        for i in range(count):
+            union |= set(records_at(bare, f"refs/cmf/sites/s{i}"))
+        assert union == expected
+        assert set(records_at(bare, GLOBAL)) == union
+        assert "from all branches and site refs" in git(bare, "log", "-1", "--format=%s", GLOBAL)
     git(bare, "fsck", "--no-progress", "--strict")
-    assert seen.read_text().count("refs/cmf/sites/") == count
+    assert seen.read_text().count("refs/cmf/sites/") == 2 * count
