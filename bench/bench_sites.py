@@ -190,7 +190,10 @@ def _one_size(ctx: common.Context, sites: int) -> dict[str, Any]:
 
 def run(ctx: common.Context) -> dict[str, Any]:
     sizes = [4, 8] if ctx.quick else [int(n) for n in os.environ.get("CMFGIT_BENCH_SITES", "8,32,100").split(",")]
-    found = [_one_size(ctx, n) for n in sizes]
+    found = []
+    for n in sizes:
+        found.append(_one_size(ctx, n))
+        print(f"sites: {json.dumps(found[-1])}", flush=True)  # each size as it completes (a long run)
     rows = []
     for r in found:
         for key, label, side in (("cmfgit_s", "no central hook", "cmfgit"), ("hook_s", "central hook", "hook")):

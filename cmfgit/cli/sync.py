@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -33,76 +32,9 @@ def push(
     cmf/global, the union of every site's records, is updated unless the
     central's post-receive hook already did.
     """
-    from cmfgit import sync
-    from cmfgit.errors import ConflictError
-    from cmfgit.repo import open_repo
+    from cmfgit import pushrun
 
-    result = sync.push(open_repo(), remote)
-    if as_json:
-        import dataclasses
-        import json
-
-        print(json.dumps(dataclasses.asdict(result), indent=2, sort_keys=True))
-    else:
-        _print_push(result)
-    if result.global_update is not None:
-        _report_skipped(result.global_update.skipped)
-    if result.site is not None and result.site.shared_name:
-        print(
-            f"cmfgit: warning: another clone also publishes as site '{result.site.site}': its records were kept "
-            f"(merged into {result.site.ref}); give each clone its own name ('git config cmfgit.site NAME')",
-            file=sys.stderr,
-        )
-    _push_data(data)
-    if result.branch_error:
-        raise ConflictError(result.branch_error)
-
-
-def _print_push(result: Any) -> None:
-    for item in result.configured:
-        print(f"configured {item}")
-    if result.commit:
-        print(f"committed  {_pending(result.what)} in {result.commit[:12]}")
-    merged = f" after {result.merges} merge(s) of {result.remote}/{result.destination}" if result.merges else ""
-    state = "NOT pushed (see below)" if result.branch_error else "pushed" if result.pushed else "up to date"
-    print(f"branch     {result.branch} -> {result.remote}/{result.destination}: {state}{merged}")
-    site = result.site
-    if site is not None:
-        if site.error:
-            print(f"site       {result.remote} {site.ref}: not published ({site.error})")
-        elif site.pushed:
-            print(f"site       {result.remote} {site.ref}: +{site.added} record(s), {site.records} in the site ref")
-        elif site.commit:
-            print(f"site       {result.remote} {site.ref}: up to date, {site.records} record(s)")
-    g = result.global_update
-    if g is not None:
-        if g.gave_up:
-            print(
-                f"global     {g.remote}/cmf/global: not updated, other sites were updating it ({g.attempts} tries); "
-                "nothing is lost: readers union the site refs"
-            )
-        else:
-            change = f"+{g.added} record(s)" if g.updated else "already up to date"
-            raced = f" ({g.attempts} attempts: other pushes came first)" if g.attempts > 1 else ""
-            print(f"global     {g.remote}/cmf/global: {change}, {g.records} record(s) in the view{raced}")
-
-
-def _push_data(wanted: bool | None) -> None:
-    """The bytes of the records just published, to the default data remote (only what it lacks)."""
-    from cmfgit.data import ops
-    from cmfgit.data.selection import Query
-    from cmfgit.data.transfer import DEFAULT_JOBS
-    from cmfgit.repo import open_repo
-
-    repo = open_repo()
-    if wanted is False or (wanted is None and ops.default_remote(repo) is None):
-        return
-    result = ops.push(repo, Query(), None, DEFAULT_JOBS)
-    missing = f"; {len(result.unavailable)} not available here" if result.unavailable else ""
-    print(
-        f"data       {result.remote}: pushed {result.pushed:,} object(s), {result.bytes:,} bytes;"
-        f" {result.already:,} already there{missing}"
-    )
+    pushrun.run(remote, data, as_json)
 
 
 @app.command()
@@ -368,14 +300,12 @@ def doctor(
 
 
 def _report_skipped(skipped: list[str]) -> None:
-    """The damaged files a union of the global view left out, on stderr, each path once."""
-    for line in skipped:
-        print(f"cmfgit: warning: {line}", file=sys.stderr)
-    if skipped:
-        hint = "every other record is in the view; 'cmfgit fsck' in a checkout of the branch that holds them lists them"
-        print(f"cmfgit: warning: {hint}", file=sys.stderr)
+    from cmfgit.pushrun import report_skipped
+
+    report_skipped(skipped)
 
 
 def _pending(what: str) -> str:
-    """'3 record(s)' -> '3 pending record(s)'; 'settings' -> 'pending settings'."""
-    return f"{what.split(' ', 1)[0]} pending {what.split(' ', 1)[1]}" if what[:1].isdigit() else f"pending {what}"
+    from cmfgit.pushrun import pending
+
+    return pending(what)
