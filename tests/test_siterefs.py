@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -192,3 +193,26 @@ def test_the_central_hook_keeps_cmf_global_equal_to_the_union_of_the_site_refs(t
         assert "from all branches and site refs" in git(bare, "log", "-1", "--format=%s", GLOBAL)
     git(bare, "fsck", "--no-progress", "--strict")
     assert seen.read_text().count("refs/cmf/sites/") == 2 * count
+
+
+def test_push_without_typer_reads_the_command_line_as_typer_does(tmp_path: Path) -> None:
+    from cmfgit import pushrun
+
+    assert pushrun.parse([]) == {"remote": None, "data": None, "as_json": False}
+    assert pushrun.parse(["origin", "--json", "--no-data"]) == {"remote": "origin", "data": False, "as_json": True}
+    for odd in (["--help"], ["-h"], ["a", "b"], ["--jsn"], ["--data=x"]):
+        assert pushrun.parse(odd) is None  # typer handles it (help, errors)
+    _bare, url = seed_remote(tmp_path)
+    site = clone_site(tmp_path, url, "lab")
+    record(site, "wine", "train")
+    cmfgit(site, "push")
+    fast = cmfgit(site, "push")
+    slow = subprocess.run(
+        [sys.executable, "-m", "cmfgit", "push"],
+        cwd=site,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "CMFGIT_NO_FASTPATH": "1"},
+    )
+    assert slow.returncode == 0 and (slow.stdout, slow.stderr) == (fast.stdout, fast.stderr)
+    assert "site       origin refs/cmf/sites/lab: up to date, 1 record(s)" in fast.stdout
