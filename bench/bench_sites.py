@@ -51,7 +51,7 @@ import os, subprocess, sys, time
 go = sys.argv[1]
 while not os.path.exists(go):
     time.sleep(0.005)
-# git daemon listens with a backlog of 5: at 100 connections at once some are reset.
+# git daemon resets some connections when 100 arrive at once (seen on this machine).
 # Such a run is run again (both sides alike), and counted.
 for attempt in range(5):
     proc = subprocess.run(sys.argv[2:], capture_output=True, text=True)
