@@ -57,7 +57,7 @@ for attempt in range(5):
     proc = subprocess.run(sys.argv[2:], capture_output=True, text=True)
     if proc.returncode == 0 or not any(m in proc.stderr for m in ("Connection reset", "unable to connect")):
         break
-    sys.stderr.write("bench-retry: connection reset\n")
+    sys.stderr.write("bench-retry: connection reset\\n")
 sys.stdout.write(proc.stdout)
 sys.stderr.write(proc.stderr)
 sys.exit(proc.returncode)
