@@ -155,7 +155,8 @@ def _one_size(ctx: common.Context, sites: int) -> dict[str, Any]:
 
         branch = "refs/heads/$(git symbolic-ref --short HEAD)"
         # (idempotent, so that a re-run after a reset connection only pushes)
-        plain = f"git add -A && {{ git diff --cached --quiet || git commit -q -m runs; }} && git push -q origin HEAD:{branch}"
+        commit = "{ git diff --cached --quiet || git commit -q -m runs; }"
+        plain = f"git add -A && {commit} && git push -q origin HEAD:{branch}"
         load_before = common.loadavg()
         RESETS.clear()
         t_plain, _ = _at_once(ctx, root, [(d, ["sh", "-c", plain]) for d in dirs["plain"]])
