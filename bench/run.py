@@ -40,6 +40,7 @@ BENCHMARKS = [
     "bench_data",
     "bench_pull",
     "bench_clone",
+    "bench_sites",
 ]
 
 # Standalone scripts that print their own tables, run as they are with the
@@ -50,6 +51,7 @@ SCRIPTS: dict[str, tuple[str, list[str], list[str]]] = {
     "merge": ("bench_merge.py", ["--records", "2000", "--repeat", "1"], []),
     "packs": ("bench_packs.py", ["--records", "10000", "--repeat", "2"], ["--records", "100000"]),
     "index": ("bench_index.py", ["10000"], ["100000"]),
+    "refs_scale": ("bench_refs_scale.py", ["--refs", "1000", "--repeat", "1"], ["--refs", "10000"]),
 }
 
 

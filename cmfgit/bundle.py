@@ -84,10 +84,10 @@ _SCHEMA = re.compile(rb"^schema: (\S+)$", re.M)
 
 
 def site_ref(site: str) -> str:
-    """The central repository's ref of a site's records (the site's name made ref-safe)."""
-    from cmfgit.gc import site_dir
+    """The central repository's ref of a site's records: the ref ``cmfgit push`` publishes to."""
+    from cmfgit import siterefs
 
-    return SITE_REF_PREFIX + site_dir(site)
+    return siterefs.site_ref(site)
 
 
 def bundle_ref(site: str) -> str:

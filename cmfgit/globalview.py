@@ -413,13 +413,18 @@ def ref_value(git_dir: Path, ref: str) -> str | None:
     return value or None
 
 
+SITES_PREFIX = "refs/cmf/sites/"  # each site's own ref (siterefs.py)
+
+
 def local_branches(git_dir: Path, exclude: str = GLOBAL_REF) -> list[str]:
-    """Commit ids of every branch of a repository, except the global branch."""
-    out = gitutil.git(["for-each-ref", "--format=%(objectname) %(refname)", "refs/heads/"], git_dir)
+    """Commit ids of every branch and every site ref of a repository, except the global branch."""
+    out = gitutil.git(
+        ["for-each-ref", "--format=%(objectname) %(objecttype) %(refname)", "refs/heads/", SITES_PREFIX], git_dir
+    )
     ids: list[str] = []
     for line in out.decode().splitlines():
-        oid, _, name = line.partition(" ")
-        if name != exclude:
+        oid, kind, name = line.split(" ", 2)
+        if name != exclude and kind == "commit":
             ids.append(oid)
     return ids
 
@@ -435,9 +440,25 @@ class UpdateResult:
     skipped: list[str] = field(default_factory=list)  # damaged files left out of the view, one line each
 
 
-def update_local(git_dir: Path, attempts: int = 20, what: str = "all branches") -> UpdateResult:
-    """Union every branch of the repository at ``git_dir`` into its own
-    ``cmf/global`` (``cmfgit global update``), with compare-and-swap."""
+LOCK_WAIT = 600.0  # seconds: concurrent post-receive hooks queue behind each other
+
+
+def update_local(
+    git_dir: Path, attempts: int = 20, what: str = "all branches and site refs", locked: bool = True
+) -> UpdateResult:
+    """Union every branch and site ref of the repository at ``git_dir`` into its
+    own ``cmf/global`` (``cmfgit global update``), with compare-and-swap.
+
+    With ``locked`` the update holds ``<git dir>/cmf/locks/global.lock``, so
+    concurrent runs (one post-receive hook per push) queue instead of racing;
+    each reads the refs once it holds the lock, so the last one sees every push
+    that came before it. Compare-and-swap still guards against sites that push
+    ``cmf/global`` themselves."""
+    if locked:
+        from cmfgit.fsutil import FileLock
+
+        with FileLock(git_dir / "cmf" / "locks" / "global.lock", timeout=LOCK_WAIT, what="cmf/global lock"):
+            return update_local(git_dir, attempts, what, locked=False)
     repo = open_objects(git_dir)
     try:
         for attempt in range(1, attempts + 1):

@@ -32,6 +32,10 @@ post-rewrite
     ``refs/cmf/keep/<id>``, so the run's code stays resolvable.
 pre-push
     Refuses to push invalid records (catches commits made with ``--no-verify``).
+    A site ref (``refs/cmf/sites/*``, see ``siterefs.py``) or ``cmf/global``
+    holds the records of the branch pushed with it, and every union re-checks
+    them: not checked twice. (``cmfgit push`` runs this check itself, and skips
+    the hook, when the hook is cmfgit's alone.)
 post-merge
     Keeps the ``git.commit`` of each record the merge or pull brought that
     the new HEAD does not reach (a squash made by the host), when this clone
@@ -427,6 +431,11 @@ def _pack_ids(versions: Iterable[bytes]) -> set[str]:
     return ids
 
 
+def refuse(what: str, problems: list[str]) -> None:
+    """Print the problems (at most 20) and raise: the hooks' refusal, also used by ``cmfgit push``."""
+    _refuse(what, problems)
+
+
 def _refuse(what: str, problems: list[str]) -> None:
     for problem in problems[:20]:
         print(f"cmfgit: {problem}", file=sys.stderr)
@@ -750,12 +759,16 @@ def push_changes(repo: Repo, remote: str, local: str, remote_oid: str | None) ->
     return tree_changes(repo, bases, local)
 
 
+# Refs that hold unions of records already checked (site refs, cmf/global; every union re-checks each record).
+_UNION_REFS = ("refs/cmf/sites/", "refs/heads/cmf/global")
+
+
 def pre_push(repo: Repo, args: list[str], stdin: bytes) -> None:
     remote = args[0] if args else "origin"
     changes: list[Change] = []
     for line in stdin.decode("ascii", "replace").splitlines():
         parts = line.split()
-        if len(parts) == 4 and not _zero(parts[1]):
+        if len(parts) == 4 and not _zero(parts[1]) and not parts[2].startswith(_UNION_REFS):
             changes += push_changes(repo, remote, parts[1], parts[3])
     problems = verify_changes(repo, changes)
     if problems:
@@ -831,6 +844,10 @@ def _run_legacy(script_path: str, name: str, args: list[str], stdin: bytes) -> i
 
 
 def main(argv: list[str]) -> int:
+    if argv and argv[0] == "central-update":  # the central repository's post-receive hook (siterefs.py)
+        from cmfgit.siterefs import central_update
+
+        return central_update(argv[1:])
     if argv and argv[0] in CHECKS:
         repo = _repo()
         if repo is not None:

@@ -1198,20 +1198,34 @@ def global_ref(repo: Repo, remote: str | None = None) -> str:
                 f"no global metadata branch here ({local}): run 'cmfgit global update' in this repository first"
             )
         return local
-    refs = [name for name, _ in gitutil.for_each_ref(repo.root, "refs/remotes") if name.endswith("/" + GLOBAL_BRANCH)]
-    wanted = f"refs/remotes/{remote}/{GLOBAL_BRANCH}" if remote else None
-    if wanted and wanted in refs:
-        return wanted
-    if not wanted:
-        if f"refs/remotes/origin/{GLOBAL_BRANCH}" in refs:
-            return f"refs/remotes/origin/{GLOBAL_BRANCH}"
-        if len(refs) == 1:
-            return refs[0]
+    found = dict(gitutil.for_each_ref(repo.root, "refs/remotes", "refs/cmf/remotes"))
+    refs = [name for name in found if name.startswith("refs/remotes/") and name.endswith("/" + GLOBAL_BRANCH)]
+    views = {name[len("refs/cmf/remotes/") : -len("/global")]: name for name in found if _is_view(name)}
+    names = {ref[len("refs/remotes/") : -len(GLOBAL_BRANCH) - 1] for ref in refs} | set(views)
+    chosen = remote if remote else "origin" if "origin" in names else next(iter(names)) if len(names) == 1 else None
+    if chosen in names:
+        assert chosen is not None
+        return _freshest(repo, views.get(chosen), f"refs/remotes/{chosen}/{GLOBAL_BRANCH}", found)
     name = remote or "origin"
     raise CmfgitError(
         f"no global metadata branch here (refs/remotes/{name}/{GLOBAL_BRANCH}): "
-        f"run 'git fetch {name}' or 'cmfgit pull {name}' first"
+        f"run 'cmfgit global fetch {name}' or 'cmfgit pull {name}' first"
     )
+
+
+def _is_view(name: str) -> bool:
+    return name.startswith("refs/cmf/remotes/") and name.endswith("/global") and name.count("/") == 4
+
+
+def _freshest(repo: Repo, view: str | None, tracking: str, found: dict[str, str]) -> str:
+    """The union of the site refs that push, pull or 'cmfgit global fetch' left
+    (siterefs.view_ref), unless a plain 'git fetch' has since brought a newer cmf/global."""
+    if view is None:
+        return tracking
+    if tracking not in found or found[tracking] == found[view]:
+        return view
+    newer = gitutil.git_ok(["merge-base", "--is-ancestor", found[tracking], found[view]], repo.root)
+    return view if newer else tracking
 
 
 def _slug(text: str) -> str:

@@ -118,6 +118,12 @@ def main(argv: list[str] | None = None) -> int:
             parsed = fastread.parse(args)
             if parsed is not None:
                 return fastread.run(*parsed)
+        if args and args[0] == "push" and not os.environ.get("CMFGIT_NO_FASTPATH"):
+            from cmfgit import pushrun  # a well-formed push without typer (many sites push at once)
+
+            options = pushrun.parse(args[1:])
+            if options is not None:
+                return pushrun.run(**options)
         from cmfgit.cli import run_cli
 
         return run_cli(args)

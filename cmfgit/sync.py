@@ -3,22 +3,25 @@
 push
     1. pack past ``gc.threshold``, then commit pending records (only ``.cmf``
        paths; the user's staged work is left alone);
-    2. push the current branch to the remote branch of the same name, with the
-       code versions the hooks keep (``refs/cmf/keep/*``); when the remote
-       moved on, fetch, merge through the merge driver and push again, a
-       bounded number of times;
-    3. update the remote's global branch ``cmf/global``: fetch it, union it
-       tree-level with this clone's records, and push with compare-and-swap
-       (``--force-with-lease`` on the value just fetched); on a lost race,
-       fetch, union and push again. Racing sites therefore never lose a record.
+    2. one ``git push`` of the current branch (to the remote branch of the
+       same name), this site's ref ``refs/cmf/sites/<site>`` (``siterefs.py``:
+       it only fast-forwards from this site, so it never races) and the code
+       versions the hooks keep (``refs/cmf/keep/*``). The metadata is then
+       published whatever happens to the branch;
+    3. when the remote branch moved on: merge it, only if that cannot stop on
+       code conflicts (tried first with ``git merge-tree``) and never leaving
+       a merge in progress, then push the branch again (bounded); otherwise
+       the branch is left unpushed and the result says why (``branch_error``);
+    4. bring ``cmf/global`` up to date if the central's hook has not already
+       (compare-and-swap, a few tries, then a note: readers union the site refs).
 
 pull
     1. fetch and merge the branch's upstream (else the same-named remote
        branch), committing pending records first so the merge cannot trip on them;
-    2. fetch ``cmf/global`` and write the records of interest (see
-       ``localview.py``) that the clone lacks into its packs (``pullstore.py``);
-       nothing at all when nothing changed. They are pending: the next commit
-       (hooks) or ``cmfgit push`` commits them.
+    2. fetch ``cmf/global`` and the site refs, union them (``siterefs.py``) and
+       write the records of interest (see ``localview.py``) that the clone lacks
+       into its packs (``pullstore.py``); nothing at all when nothing changed.
+       They are pending: the next commit (hooks) or ``cmfgit push`` commits them.
 
 Both configure an unconfigured clone first (the merge driver is per clone).
 """
@@ -28,16 +31,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from dulwich.objects import ObjectID
-
-from cmfgit import gitutil, globalview, localview, pack
+from cmfgit import gitutil, globalview, localview, pack, siterefs
 from cmfgit.commit import commit_metadata, pending_paths
+from cmfgit.config import site_name
 from cmfgit.errors import CmfgitError, ConflictError, GitError, UsageError
-from cmfgit.globalview import GLOBAL_BRANCH, GLOBAL_REF
+from cmfgit.globalview import GLOBAL_BRANCH
 from cmfgit.repo import CMF_DIR, Repo
+from cmfgit.siterefs import GlobalUpdate, SitePublish
 
 BRANCH_ATTEMPTS = 12
-GLOBAL_ATTEMPTS = 40
 # The code versions that the hooks keep reachable (refs/cmf/keep/<oid>) travel
 # with the branch, so every site's runs stay resolvable in the central repo;
 # unless the snapshot.push setting says no (see push_keep_refs).
@@ -45,18 +47,6 @@ KEEP_REFSPEC = "refs/cmf/keep/*:refs/cmf/keep/*"
 PUSH_SETTING = "cmfgit.snapshot.push"
 _LOOSE_PATH = re.compile(r"^\.cmf/objects/[0-9a-f]{2}/[0-9a-f]{62}\.yaml$")
 _PACK_PREFIX = ".cmf/objects/pack/"
-# Rejections that mean "someone else pushed first": fetch, merge or union, retry.
-# "failed to update ref" is how receive-pack reports losing the ref lock to a concurrent push.
-_RACE = (
-    "fetch first",
-    "non-fast-forward",
-    "stale info",
-    "cannot lock",
-    "failed to lock",
-    "failed to update ref",
-    "incorrect old value",
-)
-_RACE_STDERR = ("cannot lock ref", "failed to update ref", "unable to update local ref")
 
 
 # -- git plumbing of a remote ---------------------------------------------------
@@ -112,44 +102,7 @@ def fetch_ref(repo: Repo, remote: str, branch: str) -> str | None:
     return globalview.ref_value(repo.root, tracking)
 
 
-@dataclass
-class _PushOutcome:
-    ok: bool  # False: lost a race (retry); any other failure raises
-    up_to_date: bool = False
-
-
-def _git_push(repo: Repo, args: list[str], ref: str) -> _PushOutcome:
-    """``git push --porcelain ARGS``, classified by what happened to ``ref``:
-    done, lost a race, or failed."""
-    proc = gitutil.start(["push", "--porcelain", *args], repo.root)
-    out, err = proc.communicate()
-    text = out.decode("utf-8", "replace")
-    errors = err.decode("utf-8", "replace")
-    flags = [line.split("\t") for line in text.splitlines() if "\t" in line]
-    mine = [f for f in flags if len(f) > 1 and f[1].endswith(":" + ref)]
-    if proc.returncode == 0 or (mine and all(f[0] != "!" for f in mine)):
-        return _PushOutcome(True, up_to_date=bool(mine) and all(f[0] == "=" for f in mine))
-    rejected = [f for f in flags if f[0] == "!"]
-    summary = "; ".join(f[2] if len(f) > 2 else "rejected" for f in rejected)
-    if any(r in summary for r in _RACE) or (not rejected and any(r in errors for r in _RACE_STDERR)):
-        return _PushOutcome(False)
-    hook = [line for line in errors.splitlines() if line.startswith("cmfgit: error: ")]
-    if hook:  # our own pre-push hook refused: its reason, not git's "failed to push some refs"
-        raise CmfgitError(f"push refused by the pre-push hook: {hook[-1][len('cmfgit: error: ') :]}")
-    raise GitError(["push", *args], proc.returncode, f"{errors}\n{summary}" if summary else errors)
-
-
 # -- push ---------------------------------------------------------------------------
-
-
-@dataclass
-class GlobalUpdate:
-    remote: str
-    records: int  # record entries in the global view now
-    added: int  # added by this update
-    updated: bool  # a new global commit was pushed
-    attempts: int
-    skipped: list[str] = field(default_factory=list)  # damaged files left out of the view, one line each
 
 
 @dataclass
@@ -163,6 +116,8 @@ class PushResult:
     pushed: bool = False  # the branch moved on the remote
     merges: int = 0  # merges of the remote branch needed on the way
     configured: list[str] = field(default_factory=list)
+    branch_error: str | None = None  # the branch was not pushed: why, and what to do (metadata still published)
+    site: SitePublish | None = None  # this site's ref on the remote (siterefs.py)
     global_update: GlobalUpdate | None = None
 
 
@@ -235,21 +190,154 @@ def push(repo: Repo, remote: str | None = None, *, attempts: int = BRANCH_ATTEMP
         result.committed = _count_records(repo, paths)
         result.what = describe_pending(result.committed, paths)
         result.commit = commit_metadata(repo, f"cmfgit: {result.what}", paths)
-    for attempt in range(1, attempts + 1):
-        args = ([] if has_upstream else ["--set-upstream"]) + [remote, f"HEAD:refs/heads/{destination}", *keep_refs]
-        outcome = _git_push(repo, args, f"refs/heads/{destination}")
-        if outcome.ok:
-            result.pushed = not outcome.up_to_date
-            break
-        if attempt == attempts:
-            raise ConflictError(
-                f"{remote}/{destination} kept moving: gave up after {attempts} attempts; run 'cmfgit push' again"
-            )
-        _merge_remote(repo, remote, destination)
-        result.merges += 1
-        globalview.backoff(attempt)
-    result.global_update = update_remote_global(repo, remote, [_head(repo)])
+    head = _head(repo)
+    site = site_name(repo)
+    objects = globalview.open_objects(repo.common_dir)
+    try:
+        # One git push: the branch, this site's ref and the keep refs. The site ref
+        # only fast-forwards from this site, so it goes through whatever the branch does.
+        publish, new = siterefs.prepare(objects, repo.root, remote, site, head)
+        extra = _tracking_branches(repo, remote)
+        # cmf/global rides in the same push when this clone can build it (compare-and-swap
+        # on the tip it last fetched), unless the central maintains it (its hook).
+        planned = siterefs.plan_global(objects, repo.root, remote, [new or head], extra, _site_label(repo))
+        branch_ref = f"refs/heads/{destination}"
+        checked = _verify_here(repo, remote, destination)  # then the pre-push hook is skipped
+        branch_args = ([] if has_upstream else ["--set-upstream"]) + (["--no-verify"] if checked else [])
+        branch_args += [remote, f"HEAD:{branch_ref}"]
+        statuses = siterefs.push_refs(
+            repo.root,
+            [
+                *(planned.options if planned is not None else []),
+                *branch_args,
+                *([f"{new}:{publish.ref}"] if new else []),
+                *keep_refs,
+                *(planned.refspecs if planned is not None else []),
+            ],
+        )
+        if new is not None:
+            siterefs.finish(objects, repo.root, remote, publish, new, statuses.get(publish.ref), head)
+        result.site = publish
+        _settle_branch(repo, result, statuses.get(branch_ref), [*branch_args, *keep_refs], attempts)
+        own = publish.commit if publish.commit and publish.error is None else _head(repo)
+        result.global_update = siterefs.settle_global(
+            objects, repo.root, remote, planned, statuses.get(globalview.GLOBAL_REF), [own], extra, _site_label(repo)
+        )
+    finally:
+        objects.close()
     return result
+
+
+def _verify_here(repo: Repo, remote: str, destination: str) -> bool:
+    """Run the pre-push hook's check of the records pushed here, in this process,
+    when that hook is cmfgit's own and nothing else: the push can then skip it
+    (``--no-verify``) and a Python start-up. False: git runs the hooks as usual."""
+    from cmfgit import hooks
+
+    path = hooks.hooks_dir(repo) / "pre-push"
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    if hooks.MARKER not in text or path.with_name("pre-push.legacy").exists():
+        return False
+    remote_oid = globalview.ref_value(repo.root, f"refs/remotes/{remote}/{destination}")
+    problems = hooks.verify_changes(repo, hooks.push_changes(repo, remote, "HEAD", remote_oid))
+    if problems:
+        try:
+            hooks.refuse("push", problems)
+        except CmfgitError as exc:
+            raise CmfgitError(f"push refused by the pre-push hook: {exc}") from None
+    return True
+
+
+def _settle_branch(
+    repo: Repo, result: PushResult, status: siterefs.RefStatus | None, args: list[str], attempts: int
+) -> None:
+    """The branch's part of the push. When the remote branch moved on, merge it
+    (only if that cannot stop on conflicts, and never leaving a merge in
+    progress) and push again; else say why the branch is not pushed."""
+    remote, destination = result.remote, result.destination or ""
+    ref = f"refs/heads/{destination}"
+    for attempt in range(1, attempts + 1):
+        if status is not None and status.ok:
+            result.pushed = status.flag != "="
+            return
+        if status is None or not status.raced:
+            reason = status.summary if status is not None else "git push did not report it"
+            result.branch_error = f"{remote} refused {destination} ({reason}); your metadata is published"
+            return
+        problem = _merge_for_push(repo, remote, destination)
+        if problem is not None:
+            result.branch_error = problem
+            return
+        result.merges += 1
+        if attempt > 1:
+            globalview.backoff(attempt)
+        status = siterefs.push_refs(repo.root, args).get(ref)
+    result.branch_error = (
+        f"{remote}/{destination} kept moving: gave up after {attempts} attempts (your metadata is published); "
+        "run 'cmfgit push' again"
+    )
+
+
+def _merge_for_push(repo: Repo, remote: str, branch: str) -> str | None:
+    """Merge ``remote/branch`` into HEAD for a push, or say why not (None: merged,
+    or nothing to merge). The merge is tried first without touching anything
+    (``git merge-tree``): a conflict in code files is the user's to resolve,
+    so it is only reported. A real merge that still stops is aborted, so the
+    working tree is left as it was."""
+    theirs = fetch_ref(repo, remote, branch)
+    if theirs is None or gitutil.git_ok(["merge-base", "--is-ancestor", theirs, "HEAD"], repo.root):
+        return None
+    advice = f"run 'git pull {remote} {branch}', resolve and commit, then 'cmfgit push'"
+    where = f"branch {branch} not pushed (your metadata is published): {remote}/{branch} has new commits"
+    proc = gitutil.start(
+        ["merge-tree", "--write-tree", "--name-only", "--no-messages", "-z", "HEAD", theirs], repo.root
+    )
+    out, err = proc.communicate()
+    if proc.returncode not in (0, 1):
+        detail = err.decode("utf-8", "replace").strip().splitlines()
+        return f"{where} that cannot be merged here ({detail[0] if detail else 'git merge-tree failed'}); {advice}"
+    conflicted = [p.decode("utf-8", "surrogateescape") for p in out.split(b"\0")[1:] if p]
+    outside = [n for n in conflicted if not n.startswith(".cmf/")]
+    if outside:
+        shown = ", ".join(outside[:5]) + (" ..." if len(outside) > 5 else "")
+        return f"{where} that conflict with yours in {shown}; {advice}"
+    dirty = gitutil.git(["status", "--porcelain", "--untracked-files=no"], repo.root).strip()
+    if conflicted and dirty:
+        return (
+            f"{where}; merging them needs the merge driver and you have uncommitted changes: "
+            f"commit or stash them, {advice}"
+        )
+    merge = gitutil.start(
+        ["merge", "--no-edit", "-m", f"cmfgit: merge {remote}/{branch}", f"refs/remotes/{remote}/{branch}"], repo.root
+    )
+    m_out, m_err = merge.communicate()
+    if merge.returncode == 0:
+        return None
+    names = [
+        c.decode("utf-8", "surrogateescape")
+        for c in gitutil.git(["diff", "--name-only", "--diff-filter=U", "-z"], repo.root).split(b"\0")
+        if c
+    ]
+    if not names and not (repo.git_dir / "MERGE_HEAD").exists():
+        detail = (m_err or m_out).decode("utf-8", "replace").strip().splitlines()
+        why = detail[0] if detail else "git merge failed"
+        return f"{where} and git did not merge them ({why}): commit or stash your changes, {advice}"
+    if names and all(n.startswith(".cmf/") for n in names):
+        from cmfgit.retractions import keep_surviving_files
+
+        kept = set(keep_surviving_files(repo))  # modify/delete of a pack: the retraction does the deleting
+        if not [n for n in names if n not in kept]:
+            gitutil.git(["commit", "--no-edit", "-q"], repo.root)
+            return None
+    gitutil.git(["merge", "--abort"], repo.root, check=False)
+    shown = ", ".join(names[:5]) + (" ..." if len(names) > 5 else "")
+    return (
+        f"{where}, and the merge driver could not merge {shown or 'them'} (the merge was undone; see 'cmfgit fsck'); "
+        f"{advice}"
+    )
 
 
 def push_keep_refs(repo: Repo) -> bool:
@@ -309,38 +397,6 @@ def _merge_remote(repo: Repo, remote: str, branch: str) -> bool:
     )
 
 
-def update_remote_global(repo: Repo, remote: str, sources: list[str], attempts: int = GLOBAL_ATTEMPTS) -> GlobalUpdate:
-    """Union ``sources`` (commit ids) and the remote-tracking branches of
-    ``remote`` into the remote's ``cmf/global``, with compare-and-swap."""
-    objects = globalview.open_objects(repo.common_dir)
-    try:
-        for attempt in range(1, attempts + 1):
-            old = fetch_ref(repo, remote, GLOBAL_BRANCH)
-            candidates = sources + _tracking_branches(repo, remote)
-            result = globalview.build_union(
-                objects,
-                ObjectID(old.encode()) if old else None,
-                [ObjectID(s.encode()) for s in candidates],
-                what=_site_label(repo),
-            )
-            if result.commit is None:
-                return GlobalUpdate(remote, result.records, 0, False, attempt, result.skipped)
-            new = result.commit.decode()
-            lease = f"--force-with-lease={GLOBAL_REF}:{old or ''}"
-            outcome = _git_push(repo, ["--no-verify", lease, remote, f"{new}:{GLOBAL_REF}"], GLOBAL_REF)
-            if outcome.ok:
-                tracking = globalview.tracking_ref(remote)
-                gitutil.git(["update-ref", tracking, new], repo.root)
-                return GlobalUpdate(remote, result.records, result.added, True, attempt, result.skipped)
-            globalview.backoff(attempt)
-    finally:
-        objects.close()
-    raise ConflictError(
-        f"{remote}/{GLOBAL_BRANCH} kept moving: gave up after {attempts} attempts; "
-        "your branch is pushed; run 'cmfgit push' again to update the global view"
-    )
-
-
 def _tracking_branches(repo: Repo, remote: str) -> list[str]:
     """Commit ids of ``refs/remotes/<remote>/*``: records already on the remote."""
     out = gitutil.git(
@@ -376,6 +432,7 @@ class PullResult:
     written: int = 0  # records new to this clone, now pending in the working tree
     problems: list[str] = field(default_factory=list)  # records left loose, and why
     configured: list[str] = field(default_factory=list)
+    view: siterefs.View | None = None  # the union of the remote's site refs and cmf/global
 
 
 def pull(repo: Repo, selection: localview.Selection, remote: str | None = None) -> PullResult:
@@ -400,7 +457,9 @@ def pull(repo: Repo, selection: localview.Selection, remote: str | None = None) 
                 result.what = describe_pending(result.committed, paths)
                 result.commit = commit_metadata(repo, f"cmfgit: {result.what}", paths)
             result.merged = _merge_remote(repo, remote, destination)
-    tip = fetch_ref(repo, remote, GLOBAL_BRANCH)
+    view = siterefs.fetch_view(repo.root, repo.common_dir, remote)  # cmf/global and every site ref, one fetch
+    result.view = view
+    tip = view.commit
     if tip is None:
         return result
     result.global_commit = tip

@@ -457,7 +457,8 @@ def pull(
         print(f"global     {result.remote} has no global view yet (run 'cmfgit push' at a site)")
         return selection
     what = "all selected" if selection.everything else f"{result.selected} match"
-    print(f"global     {result.remote}/cmf/global: {result.view_records} record(s), {what}")
+    sites = f" (the union of cmf/global and {result.view.sites} site ref(s))" if result.view is not None else ""
+    print(f"global     {result.remote}/cmf/global: {result.view_records} record(s), {what}{sites}")
     for problem in result.problems:
         print(f"cmfgit: {problem}")
     written = " (pending: commit them, or run 'cmfgit push')" if result.written else ""

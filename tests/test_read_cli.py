@@ -72,7 +72,7 @@ def test_read_commands_in_every_scope(repo: Path, bare_repo: Path) -> None:
 
     # The global metadata branch, as the sync engineer's push leaves it on the remote.
     gone = cmfgit(repo, "log", "--global", check=False)
-    assert gone.returncode == 1 and "git fetch origin" in gone.stderr and "cmf/global" in gone.stderr
+    assert gone.returncode == 1 and "cmfgit global fetch origin" in gone.stderr and "cmf/global" in gone.stderr
     git(repo, "remote", "add", "origin", str(bare_repo))
     git(repo, "push", "-q", "origin", "side:refs/heads/cmf/global")
     git(repo, "fetch", "-q", "origin")

@@ -87,7 +87,7 @@ def test_push_with_nothing_pending_still_updates_global(tmp_path: Path) -> None:
     assert set(records_at(bare, GLOBAL)) == {rid}
 
 
-def test_push_refuses_conflict_outside_cmf(tmp_path: Path) -> None:
+def test_a_code_conflict_still_publishes_the_metadata_and_leaves_the_tree_alone(tmp_path: Path) -> None:
     bare, url = seed_remote(tmp_path)
     a = clone_site(tmp_path, url, "a")
     b = clone_site(tmp_path, url, "b")
@@ -96,17 +96,34 @@ def test_push_refuses_conflict_outside_cmf(tmp_path: Path) -> None:
         git(site, "commit", "-q", "-am", "edit readme")
     rid = record(b, "p", "s")
     push(a)
+    (b / "scratch.txt").write_text("untracked work\n")
+    before = git(b, "status", "--porcelain", "--", ":!.cmf")
     proc = cmfgit(b, "push", check=False)
+    # The branch is not pushed (exit 1, like git push with a rejected ref), and the message says what to do.
     assert proc.returncode == 1
-    assert "conflicts outside .cmf (README.md)" in proc.stderr and "git merge --abort" in proc.stderr
-    assert "Traceback" not in proc.stderr
-    # Left exactly as git leaves it: a merge in progress, the record committed locally, not pushed.
-    assert (b / ".git" / "MERGE_HEAD").exists()
-    assert "<<<<<<<" in (b / "README.md").read_text()
-    assert rid in records_at(b, "HEAD") and rid not in records_at(bare, "main")
-    # While the merge is in progress, push refuses up front.
-    again = cmfgit(b, "push", check=False)
-    assert again.returncode == 1 and "a merge is in progress" in again.stderr
+    assert "branch main not pushed (your metadata is published)" in proc.stderr
+    assert "conflict with yours in README.md" in proc.stderr
+    assert "run 'git pull origin main', resolve and commit, then 'cmfgit push'" in proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert "branch     main -> origin/main: NOT pushed" in proc.stdout
+    assert "site       origin refs/cmf/sites/b: +1 record(s), 1 in the site ref" in proc.stdout
+    # The working tree is as it was: no merge in progress, no markers, the same status.
+    assert not (b / ".git" / "MERGE_HEAD").exists()
+    assert (b / "README.md").read_text() == "from b\n"
+    assert git(b, "status", "--porcelain", "--", ":!.cmf") == before
+    # The metadata is published: the site ref and cmf/global hold the record, main does not.
+    assert rid in records_at(bare, "refs/cmf/sites/b") and rid in records_at(bare, GLOBAL)
+    assert rid not in records_at(bare, "main")
+    reader = clone_site(tmp_path, url, "reader")
+    pull(reader)
+    assert rid in stored_ids(reader)
+    # Resolving as told gets the branch pushed too.
+    git(b, "pull", "-q", "--no-rebase", "origin", "main", check=False)
+    (b / "README.md").write_text("from a and b\n")
+    git(b, "commit", "-q", "-am", "merge")
+    again = cmfgit(b, "push")
+    assert "branch     main -> origin/main: pushed" in again.stdout
+    assert rid in records_at(bare, "main")
 
 
 def test_push_and_pull_errors(tmp_path: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -20,49 +19,22 @@ def push(
         Optional[bool],
         typer.Option("--data/--no-data", help="also push artifact bytes (default: when a default data remote is set)"),
     ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print what happened as JSON")] = False,
 ) -> None:
-    """Commit pending records, push the branch, and update the remote's global view (cmf/global).
+    """Commit pending records, push the branch and this site's ref, and update the global view.
 
-    When the remote branch moved on, it is fetched and merged through the
-    merge driver, then pushed again. The global branch is updated with
-    compare-and-swap, so sites pushing at the same time lose nothing.
+    One git push carries the branch and refs/cmf/sites/<site>, the site's own
+    ref: it only fast-forwards from this site, so the metadata is published
+    however many sites push at once, and even when the branch cannot be
+    pushed. When the remote branch moved on, it is merged (through the merge
+    driver) and pushed again, unless that would stop on conflicts in your code:
+    then nothing is merged, and the command says what to do and exits 1.
+    cmf/global, the union of every site's records, is updated unless the
+    central's post-receive hook already did.
     """
-    from cmfgit import sync
-    from cmfgit.repo import open_repo
+    from cmfgit import pushrun
 
-    result = sync.push(open_repo(), remote)
-    for item in result.configured:
-        print(f"configured {item}")
-    if result.commit:
-        print(f"committed  {_pending(result.what)} in {result.commit[:12]}")
-    merged = f" after {result.merges} merge(s) of {result.remote}/{result.destination}" if result.merges else ""
-    state = "pushed" if result.pushed else "up to date"
-    print(f"branch     {result.branch} -> {result.remote}/{result.destination}: {state}{merged}")
-    g = result.global_update
-    if g is not None:
-        change = f"+{g.added} record(s)" if g.updated else "already up to date"
-        raced = f" ({g.attempts} attempts: other pushes came first)" if g.attempts > 1 else ""
-        print(f"global     {g.remote}/cmf/global: {change}, {g.records} record(s) in the view{raced}")
-        _report_skipped(g.skipped)
-    _push_data(data)
-
-
-def _push_data(wanted: bool | None) -> None:
-    """The bytes of the records just published, to the default data remote (only what it lacks)."""
-    from cmfgit.data import ops
-    from cmfgit.data.selection import Query
-    from cmfgit.data.transfer import DEFAULT_JOBS
-    from cmfgit.repo import open_repo
-
-    repo = open_repo()
-    if wanted is False or (wanted is None and ops.default_remote(repo, for_push=True) is None):
-        return
-    result = ops.push(repo, Query(), None, DEFAULT_JOBS)
-    missing = f"; {len(result.unavailable)} not available here" if result.unavailable else ""
-    print(
-        f"data       {result.remote}: pushed {result.pushed:,} object(s), {result.bytes:,} bytes;"
-        f" {result.already:,} already there{missing}"
-    )
+    pushrun.run(remote, data, as_json)
 
 
 @app.command()
@@ -151,9 +123,10 @@ def global_update(
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="print nothing when all goes well")] = False,
 ) -> None:
-    """Union the records of every branch into cmf/global, in this repository.
+    """Union the records of every branch and site ref into cmf/global, in this repository.
 
-    Meant for the central (bare) repository, e.g. from its post-receive hook.
+    Meant for the central (bare) repository, e.g. from its post-receive hook
+    ('cmfgit global install-hook'). Concurrent runs queue on a lock.
     """
     from cmfgit import globalview
 
@@ -167,6 +140,47 @@ def global_update(
         print(f"cmf/global is up to date: {result.records} record(s)")
     else:
         print(f"cmf/global: +{result.added} record(s), {result.records} in all ({result.new[:12]})")
+
+
+@global_app.command("install-hook")
+def global_install_hook(
+    repo_dir: Annotated[
+        Optional[Path], typer.Option("--repo", help="the central repository (default: the current directory)")
+    ] = None,
+) -> None:
+    """Install the post-receive hook that keeps cmf/global up to date in a central (bare) repository.
+
+    After every push of a branch or a site ref, the hook unions every branch
+    and every refs/cmf/sites/* into cmf/global (concurrent pushes queue on a
+    lock). A post-receive hook already there is kept as post-receive.legacy
+    and still runs, first. cmfgit must stay installed where the hook runs.
+    """
+    from cmfgit import globalview, siterefs
+
+    path = siterefs.install_hook(globalview.git_dir_of(repo_dir or Path.cwd()))
+    print(f"installed  {path}")
+
+
+@global_app.command("fetch")
+def global_fetch(
+    remote: Annotated[Optional[str], typer.Argument(help="remote to read (default: the branch's or origin)")] = None,
+) -> None:
+    """Fetch the remote's global view: cmf/global and every site ref, united here.
+
+    What 'cmfgit log --global' (and the other read commands) then read; it
+    writes nothing in the working tree ('cmfgit pull' brings records into it).
+    """
+    from cmfgit import siterefs, sync
+    from cmfgit.repo import open_repo
+
+    repo = open_repo()
+    name = sync.resolve_remote(repo, remote, sync.current_branch(repo))
+    view = siterefs.fetch_view(repo.root, repo.common_dir, name)
+    _report_skipped(view.skipped)
+    if view.commit is None:
+        print(f"global     {name} has no global view yet (run 'cmfgit push' at a site)")
+        return
+    print(f"global     {name}: {view.records} record(s), from cmf/global and {view.sites} site ref(s)")
 
 
 # -- gc, hooks and doctor (cmfgit/gc.py, cmfgit/hooks.py, cmfgit/doctor.py) ------------------
@@ -282,12 +296,9 @@ def doctor(
 
 
 def _report_skipped(skipped: list[str]) -> None:
-    """The damaged files a union of the global view left out, on stderr, each path once."""
-    for line in skipped:
-        print(f"cmfgit: warning: {line}", file=sys.stderr)
-    if skipped:
-        hint = "every other record is in the view; 'cmfgit fsck' in a checkout of the branch that holds them lists them"
-        print(f"cmfgit: warning: {hint}", file=sys.stderr)
+    from cmfgit.pushrun import report_skipped
+
+    report_skipped(skipped)
 
 
 def _pending(what: str) -> str:
