@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cmfgit.data import place, remote, transfer
+from cmfgit.data import remote, transfer
 from cmfgit.data.cache import Cache
 from cmfgit.data.selection import Artifact, Query, Selected, select
 from cmfgit.query import CmfQuery
 from cmfgit.repo import Repo
+
+TYPE_CHECKING = False  # push imports this module: placing is only imported to pull
+if TYPE_CHECKING:
+    from cmfgit.data import place
 
 
 def selected(repo: Repo, query: Query) -> Selected:
@@ -64,6 +68,8 @@ class PullResult:
 
 def pull(repo: Repo, query: Query, remote_name: str | None, jobs: int, force: bool) -> PullResult:
     """Fetch the latest selected version of each path, then place them all (or nothing)."""
+    from cmfgit.data import place
+
     blake3, md5 = selected(repo, query).latest_with_md5()
     backend = remote.open_backend(repo, remote.resolve(repo, remote_name))
     try:
