@@ -4,8 +4,10 @@ Three shapes of data, each pushed from one repository and pulled into a
 fresh clone at another path, side by side in the same run with ``dvc push``
 / ``dvc pull`` (each tool to its own local directory remote) and with
 ``cp`` (the copy floor, file or ``cp -r`` directory, same disk; for the
-big file also ``cp`` then ``sync FILE``, since cmfgit fsyncs each object
-it uploads to a directory remote and cp does not):
+big file also ``cp`` then ``sync FILE``, since cmfgit makes what it
+uploads to a directory remote durable before it says so (an fsync for a
+few objects, a syncfs per batch for many) and cp does not; DVC does not
+either):
 
 - one big file (1 GiB; 256 MiB with ``--quick``);
 - 10,000 × 4 KiB files in one directory (2,000 with ``--quick``);
@@ -161,7 +163,7 @@ def _cp(ctx: common.Context, src: Path, shape: str) -> dict[str, Any]:
     push_s, _ = _timed(ctx, ["cp", *flag, str(src / what), str(remote / what)], ctx.tmp)
     pull_s, _ = _timed(ctx, ["cp", *flag, str(remote / what), str(back / what)], ctx.tmp)
     sync_s = None
-    if shape == "big":  # cp, then the copy flushed to the disk (cmfgit fsyncs what it uploads)
+    if shape == "big":  # cp, then the copy flushed to the disk (cmfgit's uploads are durable)
         target = str(remote / "synced.bin")
         sync_s, _ = _timed(ctx, ["sh", "-c", 'cp "$0" "$1" && sync "$1"', str(src / what), target], ctx.tmp)
     shutil.rmtree(remote, ignore_errors=True)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import itertools
 import os
 from collections.abc import Callable
 from typing import Any
@@ -78,10 +79,15 @@ def fsync_path(path: str) -> None:
         os.close(fd)
 
 
+_pid = [os.getpid()]  # os.getpid() is a system call; a forked child learns its own
+os.register_at_fork(after_in_child=lambda: _pid.__setitem__(0, os.getpid()))
+_temp_ids = itertools.count(int.from_bytes(os.urandom(4), "big"))  # unique per process, no syscall each
+
+
 def temp_path(target: str) -> str:
     """A fresh temp name beside ``target`` (same directory, so rename is atomic)."""
     directory, name = os.path.split(target)
-    return os.path.join(directory, f"{TMP_PREFIX}{os.getpid()}-{os.urandom(4).hex()}-{name[:40]}")
+    return os.path.join(directory, f"{TMP_PREFIX}{_pid[0]}-{next(_temp_ids) & 0xFFFFFFFF:08x}-{name[:40]}")
 
 
 class NoReflink(Exception):

@@ -256,7 +256,7 @@ def fetch(cache: Cache, backend: Backend, artifacts: Iterable[Artifact], jobs: i
                 with open(held[a.hex], "rb") as fh:
                     entries = manifest.parse(fh.read(), f"manifest blake3:{a.hex[:12]} from {where}")
                 wanted.update((e.hex, e.size) for e in entries)
-        files = sorted(h for h in wanted if not cache.has(h))
+        files = sorted(cache.missing(list(wanted)))
         result.cached += len(wanted) - len(files)
         sizes = [wanted[h] for h in files]
         known = sum(s for s in sizes if s is not None) if all(s is not None for s in sizes) else None
