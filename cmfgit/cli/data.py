@@ -44,6 +44,7 @@ JobsOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="print the result as JSON")]
 ForceOpt = Annotated[bool, typer.Option("--force", "-f", help="overwrite modified files (their bytes are lost)")]
 
+
 def _query(
     targets: list[str] | None,
     pipeline: list[str] | None,
