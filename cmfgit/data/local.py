@@ -83,7 +83,9 @@ class LocalBackend:
         return exc
 
     def upload(self, local: str, key: str) -> None:
-        self.upload_many([(local, key)], 1, lambda _size: None)
+        errors = self.upload_many([(local, key)], 1, lambda _size: None)
+        if errors:
+            raise errors[0]
 
     def upload_many(
         self, items: list[tuple[str, str]], jobs: int, advance: Callable[[int], None]
