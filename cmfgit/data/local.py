@@ -141,11 +141,9 @@ class LocalBackend:
             for tmp, target in staged:
                 os.replace(tmp, target)
             # ...and the names are, before the push says they were pushed.
-            if one_by_one:
+            if one_by_one or not copying.syncfs(root):  # a failed syncfs: fsync says why
                 for directory in sorted({os.path.dirname(t) for _, t in staged}):
                     copying.fsync_path(directory)
-            else:
-                copying.syncfs(root)
         except OSError as exc:
             for tmp, _ in staged:
                 unlink_quietly(tmp)
