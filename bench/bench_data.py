@@ -4,8 +4,10 @@ Three shapes of data, each pushed from one repository and pulled into a
 fresh clone at another path, side by side in the same run with ``dvc push``
 / ``dvc pull`` (each tool to its own local directory remote) and with
 ``cp`` (the copy floor, file or ``cp -r`` directory, same disk; for the
-big file also ``cp`` then ``sync FILE``, since cmfgit fsyncs each object
-it uploads to a directory remote and cp does not):
+big file also ``cp`` then ``sync FILE``, since cmfgit makes what it
+uploads to a directory remote durable before it says so (an fsync for a
+few objects, a syncfs per batch for many) and cp does not; DVC does not
+either):
 
 - one big file (1 GiB; 256 MiB with ``--quick``);
 - 10,000 × 4 KiB files in one directory (2,000 with ``--quick``);
@@ -35,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import common
+import sshserver
 
 NAME = "data"
 TITLE = "artifact push / pull to a local directory remote, and a no-op push, vs dvc push / pull and cp"
@@ -70,10 +73,12 @@ def _same_tree(a: Path, b: Path) -> bool:
     return not mismatch and not errors
 
 
-def _cmfgit(ctx: common.Context, src: Path, shape: str) -> dict[str, Any]:
-    """cmfgit: record, push (timed), no-op push (timed), clone and pull (timed)."""
+def _cmfgit(ctx: common.Context, src: Path, shape: str, ssh: str | None = None) -> dict[str, Any]:
+    """cmfgit: record, push (timed), no-op push (timed), clone and pull (timed);
+    to a directory remote, or over SFTP when ``ssh`` (``user@host:port``) is given."""
     repo = ctx.make_repo(f"cmf-{shape}")
     remote = ctx.mkdtemp(f"cmf-remote-{shape}-")
+    url = f"ssh://{ssh}{remote}" if ssh else str(remote)
     path = "big.bin" if shape == "big" else "small"
     if shape == "big":
         shutil.copyfile(src / "big.bin", repo / "big.bin")
@@ -81,7 +86,7 @@ def _cmfgit(ctx: common.Context, src: Path, shape: str) -> dict[str, Any]:
         shutil.copytree(src / "small", repo / "small")
     (repo / ".gitignore").write_text("big.bin\nsmall/\n")
     ctx.run([ctx.cmfgit, "log-run", "-q", "-s", shape, "-o", path, "--", "true"], repo)
-    ctx.run([ctx.cmfgit, "remote", "add", "store", str(remote), "--default"], repo)
+    ctx.run([ctx.cmfgit, "remote", "add", "store", url, "--default"], repo)
     ctx.run(["git", "add", "-A"], repo)
     ctx.run(["git", "commit", "-q", "-m", "data"], repo)
     push_s, out = _timed(ctx, [ctx.cmfgit, "artifact", "push", "--json"], repo)
@@ -108,7 +113,7 @@ def _cmfgit(ctx: common.Context, src: Path, shape: str) -> dict[str, Any]:
     return {"push_s": push_s, "noop_s": noop, "pull_s": pull_s, "push": pushed, "noop": noop_out, "pull": pulled}
 
 
-def _dvc(ctx: common.Context, dvc: str, src: Path, shape: str) -> dict[str, Any]:
+def _dvc(ctx: common.Context, dvc: str, src: Path, shape: str, ssh: str | None = None) -> dict[str, Any]:
     """DVC: dvc add (untimed), dvc push (timed), no-op push (timed), clone and dvc pull (timed)."""
     env = {"DVC_NO_ANALYTICS": "1"}
     repo = ctx.mkdtemp(f"dvc-{shape}-") / "r"
@@ -123,7 +128,7 @@ def _dvc(ctx: common.Context, dvc: str, src: Path, shape: str) -> dict[str, Any]
     ctx.run(["git", "init", "-q"], repo)
     ctx.run([dvc, "init", "-q"], repo, env=env)
     init(repo)
-    ctx.run([dvc, "remote", "add", "-d", "store", str(remote)], repo, env=env)
+    ctx.run([dvc, "remote", "add", "-d", "store", f"ssh://{ssh}{remote}" if ssh else str(remote)], repo, env=env)
     path = "big.bin" if shape == "big" else "small"
     if shape == "big":
         shutil.copyfile(src / "big.bin", repo / "big.bin")
@@ -161,12 +166,67 @@ def _cp(ctx: common.Context, src: Path, shape: str) -> dict[str, Any]:
     push_s, _ = _timed(ctx, ["cp", *flag, str(src / what), str(remote / what)], ctx.tmp)
     pull_s, _ = _timed(ctx, ["cp", *flag, str(remote / what), str(back / what)], ctx.tmp)
     sync_s = None
-    if shape == "big":  # cp, then the copy flushed to the disk (cmfgit fsyncs what it uploads)
+    if shape == "big":  # cp, then the copy flushed to the disk (cmfgit's uploads are durable)
         target = str(remote / "synced.bin")
         sync_s, _ = _timed(ctx, ["sh", "-c", 'cp "$0" "$1" && sync "$1"', str(src / what), target], ctx.tmp)
     shutil.rmtree(remote, ignore_errors=True)
     shutil.rmtree(back, ignore_errors=True)
     return {"push_s": push_s, "pull_s": pull_s, "push_sync_s": sync_s}
+
+
+SFTP_MIB, SFTP_FILES = 256, 1_000  # smaller: SFTP to 127.0.0.1 moves bytes at ssh's pace, objects one by one
+
+
+def _sftp(ctx: common.Context, src: Path | None, dvc: str | None) -> tuple[dict[str, Any], list[dict[str, Any]], str]:
+    """The same shapes over SFTP to an sshd on 127.0.0.1 (cmfgit; DVC when it has dvc-ssh):
+    (raw results, rows, a note); no rows, and the note says why, when it cannot run here."""
+    import subprocess
+
+    why = sshserver.why_not()
+    if why is None and subprocess.run([ctx.python, "-c", "import sshfs"], capture_output=True).returncode:
+        why = "the bench venv has no sshfs (pip install 'cmfgit[ssh]' into it)"
+    if why:
+        return {}, [], f"SFTP rows skipped: {why}."
+    dvc_ssh = bool(dvc) and "ssh" in ctx.run([str(dvc), "version"], ctx.tmp).stdout.split("Supports:")[-1]
+    if src is None:
+        src = ctx.mkdtemp("sftp-src-")
+        _write_data(src, SFTP_MIB, SFTP_FILES)
+    raw: dict[str, Any] = {}
+    with sshserver.sshd(ctx.tmp / "sshd", Path(ctx.env["HOME"])) as where:
+        for shape in ("big", "small"):
+            raw[f"cmfgit_{shape}"] = _cmfgit(ctx, src, shape, ssh=where)
+            if dvc_ssh:
+                raw[f"dvc_{shape}"] = _dvc(ctx, str(dvc), src, shape, ssh=where)
+    mb = SFTP_MIB * (1 << 20) / 1e6
+    rows = []
+    for shape, what in (("big", f"one {SFTP_MIB} MiB file"), ("small", f"{SFTP_FILES:,} × {KIB} KiB files")):
+        mine, theirs = raw[f"cmfgit_{shape}"], raw.get(f"dvc_{shape}")
+        for step in ("push", "pull"):
+            note = f"{mb / mine[f'{step}_s']:.0f} MB/s" if shape == "big" else ""
+            rows.append(
+                common.row(
+                    f"SFTP to 127.0.0.1: {step} {what}",
+                    round(mine[f"{step}_s"], 3),
+                    "s",
+                    peer=round(theirs[f"{step}_s"], 3) if theirs else None,
+                    peer_name=f"`dvc {step}` (dvc-ssh)" if theirs else "",
+                    note=note,
+                )
+            )
+    small, dsmall = raw["cmfgit_small"], raw.get("dvc_small")
+    rows.append(
+        common.row(
+            f"SFTP to 127.0.0.1: no-op push, {SFTP_FILES + 1:,} objects, median of {len(small['noop_s'])}",
+            round(statistics.median(small["noop_s"]), 3),
+            "s",
+            peer=round(statistics.median(dsmall["noop_s"]), 3) if dsmall else None,
+            peer_name="`dvc push` (nothing to do)" if dsmall else "",
+        )
+    )
+    note = "SFTP: OpenSSH's sshd on 127.0.0.1 (a throwaway key), cmfgit through sshfs/asyncssh" + (
+        "; DVC through dvc-ssh." if dvc_ssh else "; DVC's column is empty: this DVC has no dvc-ssh."
+    )
+    return raw, rows, note
 
 
 def run(ctx: common.Context) -> dict[str, Any]:
@@ -280,11 +340,18 @@ def run(ctx: common.Context) -> dict[str, Any]:
             met=(noop <= 0.5) if full else None,
         ),
     ]
+    try:
+        sftp_raw, sftp_rows, sftp_note = _sftp(ctx, None, dvc)
+    except Exception as exc:  # the local rows stand without it
+        sftp_raw, sftp_rows, sftp_note = {}, [], f"SFTP rows failed: {type(exc).__name__}: {str(exc)[-500:]}"
+    raw["sftp"] = sftp_raw
+    rows += sftp_rows
     pushed = cmf_s["push"]
     return {
         "rows": rows,
         "raw": raw,
         "notes": [
+            sftp_note,
             f"cmfgit's small-files push reported: {json.dumps(pushed)[:300]}",
             f"its no-op push reported: {json.dumps(cmf_s['noop'])[:300]}",
             "Every tool pushes to its own empty directory remote on the same ext4 disk and pulls into a fresh "

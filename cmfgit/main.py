@@ -3,7 +3,9 @@
 Hot commands (``log-run``, ``merge-driver``, ``hook``) run without importing
 typer, click or rich: typer alone costs over 100 ms of start-up. Well-formed
 read command lines (log, show, lineage, diff, artifacts, pipelines) and pull
-skip typer too (``fastread.py``). Everything else goes through the typer app in ``cmfgit/cli/``.
+skip typer too (``fastread.py``), and so do ``push`` (``pushrun.py``) and
+``artifact push|fetch|pull`` (``fastdata.py``). Everything else goes through
+the typer app in ``cmfgit/cli/``.
 
 Errors map to exit codes here and nowhere else: a :class:`CmfgitError` is a
 one-line message and its ``exit_code``; Ctrl-C is 130; anything unexpected
@@ -124,6 +126,12 @@ def main(argv: list[str] | None = None) -> int:
             options = pushrun.parse(args[1:])
             if options is not None:
                 return pushrun.run(**options)
+        if args[:1] == ["artifact"] and not os.environ.get("CMFGIT_NO_FASTPATH"):
+            from cmfgit import fastdata
+
+            data_parsed = fastdata.parse(args)
+            if data_parsed is not None:
+                return fastdata.run(*data_parsed)
         from cmfgit.cli import run_cli
 
         return run_cli(args)

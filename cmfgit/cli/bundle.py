@@ -17,9 +17,9 @@ from cmfgit.cli.data import (
     StageOpt,
     TargetsArg,
     _query,
-    _size,
 )
 from cmfgit.cli.render import print_json
+from cmfgit.fastdata import size_text as _size
 
 bundle_app = typer.Typer(
     name="bundle",

@@ -7,14 +7,14 @@ the selection of ``cmfgit pull`` (``cmfgit/data/selection.py``).
 
 from __future__ import annotations
 
-import os
-import re
 from typing import Annotated, Any, Optional
 
 import typer
 
 from cmfgit.cli import app
 from cmfgit.cli.render import print_json
+from cmfgit.fastdata import print_fetch, print_pull, print_push, split_targets
+from cmfgit.fastdata import size_text as _size
 
 TargetsArg = Annotated[
     Optional[list[str]],
@@ -53,15 +53,6 @@ JobsOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="print the result as JSON")]
 ForceOpt = Annotated[bool, typer.Option("--force", "-f", help="overwrite modified files (their bytes are lost)")]
 
-_RUN = re.compile(r"^[0-9a-f]{4,64}$")
-
-
-def _size(n: int) -> str:
-    for unit, scale in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n} B"
-
 
 def _query(
     targets: list[str] | None,
@@ -75,10 +66,7 @@ def _query(
     from cmfgit.data.selection import Query
     from cmfgit.localview import parse_tags
 
-    runs: list[str] = []
-    paths: list[str] = []
-    for t in targets or []:
-        (runs if _RUN.match(t.lower()) and not os.path.lexists(t) else paths).append(t)
+    runs, paths = split_targets(targets or [])
     return Query(
         runs=tuple(runs),
         pipelines=tuple(pipeline or ()),
@@ -245,16 +233,6 @@ def artifact_push(
     print_push(result)
 
 
-def print_push(result: Any) -> None:
-    for art in result.unavailable:
-        print(f"not here   {art.path} ({art.hash[:19]}): not in the cache, and the path holds other bytes")
-    print(
-        f"pushed {result.pushed:,} object(s), {_size(result.bytes)}; {result.already:,} already there"
-        + (f"; {len(result.unavailable)} artifact(s) not available here" if result.unavailable else "")
-        + f" (data remote '{result.remote}')"
-    )
-
-
 @artifact_app.command("fetch")
 def artifact_fetch(
     targets: TargetsArg = None,
@@ -277,10 +255,7 @@ def artifact_fetch(
     if as_json:
         print_json(result.as_json())
         return
-    print(
-        f"fetched {result.fetched:,} object(s), {_size(result.bytes)}; {result.cached:,} already cached"
-        f" (data remote '{result.remote}')"
-    )
+    print_fetch(result)
 
 
 @artifact_app.command("pull")
@@ -311,16 +286,6 @@ def artifact_pull(
         print_json(result.as_json())
         return
     print_pull(result)
-
-
-def print_pull(result: Any) -> None:
-    fetched, placed = result.fetched, result.placed
-    for path in placed.placed:
-        print(f"placed     {path}")
-    print(
-        f"fetched {fetched.fetched:,} object(s), {_size(fetched.bytes)}; placed {len(placed.placed)} path(s)"
-        f" ({placed.files:,} file(s)); {len(placed.unchanged)} unchanged"
-    )
 
 
 @artifact_app.command("gc")

@@ -96,6 +96,23 @@ class Cache:
     def has(self, hexhash: str) -> bool:
         return os.path.exists(self.path(hexhash))
 
+    def missing(self, hexes: list[str]) -> set[str]:
+        """Those of ``hexes`` that are not cached: a stat each when they are few, else
+        one listing per shard directory (10,000 objects of a dataset: 256 listings)."""
+        if len(hexes) <= 256:
+            return {h for h in hexes if not self.has(h)}
+        by_shard: dict[str, list[str]] = {}
+        for h in hexes:
+            by_shard.setdefault(h[:2], []).append(h)
+        absent: set[str] = set()
+        for shard, group in by_shard.items():
+            try:
+                present = set(os.listdir(os.path.join(self.objects, shard)))
+            except (FileNotFoundError, NotADirectoryError):
+                present = set()
+            absent.update(h for h in group if h[2:] not in present)
+        return absent
+
     def size(self, hexhash: str) -> int:
         return os.stat(self.path(hexhash)).st_size
 

@@ -7,14 +7,21 @@ must not change when the original is edited in place.
 
 Every file this module places appears whole or not at all: it is written to
 a ``.tmp-`` name in the target's directory and renamed over the target.
+
+A copy that must be durable (an upload to a directory remote) starts the
+disk write-back of each 64 MiB as soon as it is copied (``sync_file_range``),
+so the final ``fdatasync`` finds little left to write: copying and writing
+to the disk overlap instead of following each other.
 """
 
 from __future__ import annotations
 
 import errno
 import fcntl
+import itertools
 import os
 from collections.abc import Callable
+from typing import Any
 
 from blake3 import blake3
 
@@ -24,34 +31,96 @@ FICLONE = 0x40049409  # _IOW(0x94, 9, int) from linux/fs.h
 _CHUNK = 4 << 20
 _NO_REFLINK = {errno.EOPNOTSUPP, errno.ENOTTY, errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EPERM, errno.EBADF}
 _NO_RANGE = {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EBADF, errno.EPERM}
+_WRITEBACK_CHUNK = 64 << 20  # a durable copy starts the disk write of each such chunk at once
+_no_reflink: set[int] = set()  # devices (of targets) where FICLONE failed: not asked again
+_libc: list[object] = []  # [ctypes libc] once loaded, [None] where it cannot be
+
+
+def _libc_function(name: str) -> Any:
+    """A libc function through ctypes (Linux), or None where there is none."""
+    if not _libc:
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.sync_file_range.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+            libc.syncfs.argtypes = [ctypes.c_int]
+            _libc.append(libc)
+        except (ImportError, OSError, AttributeError):
+            _libc.append(None)
+    return getattr(_libc[0], name, None)
+
+
+def _sync_file_range() -> Callable[[int, int, int, int], int] | None:
+    """libc's ``sync_file_range`` (Linux), or None."""
+    found: Callable[[int, int, int, int], int] | None = _libc_function("sync_file_range")
+    return found
+
+
+def syncfs(path: str) -> bool:
+    """Write every dirty page and inode of the filesystem holding the directory
+    ``path`` to the disk, and wait (Linux ``syncfs``); False where it cannot."""
+    call = _libc_function("syncfs")
+    if call is None:
+        return False
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        return bool(call(fd) == 0)
+    finally:
+        os.close(fd)
+
+
+def fsync_path(path: str) -> None:
+    """fsync a file or a directory by name."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+_pid = [os.getpid()]  # os.getpid() is a system call; a forked child learns its own
+os.register_at_fork(after_in_child=lambda: _pid.__setitem__(0, os.getpid()))
+_temp_ids = itertools.count(int.from_bytes(os.urandom(4), "big"))  # unique per process, no syscall each
 
 
 def temp_path(target: str) -> str:
     """A fresh temp name beside ``target`` (same directory, so rename is atomic)."""
     directory, name = os.path.split(target)
-    return os.path.join(directory, f"{TMP_PREFIX}{os.getpid()}-{os.urandom(4).hex()}-{name[:40]}")
+    return os.path.join(directory, f"{TMP_PREFIX}{_pid[0]}-{next(_temp_ids) & 0xFFFFFFFF:08x}-{name[:40]}")
 
 
 class NoReflink(Exception):
     """The filesystem cannot reflink, and only a reflink was asked for."""
 
 
-def _copy_fd(src: int, dst: int, size: int, reflink_only: bool = False) -> str:
-    """Copy ``size`` bytes; returns how: 'reflink', 'range' or 'copy'."""
-    try:
-        fcntl.ioctl(dst, FICLONE, src)
-        return "reflink"
-    except OSError as exc:
-        if exc.errno not in _NO_REFLINK:
-            raise
-        if reflink_only:
-            raise NoReflink() from None
+def _copy_fd(src: int, dst: int, size: int, reflink_only: bool = False, writeback: bool = False) -> str:
+    """Copy ``size`` bytes; returns how: 'reflink', 'range' or 'copy'. ``writeback``:
+    start writing each chunk to the disk as soon as it is copied (the caller fsyncs)."""
+    device = os.fstat(dst).st_dev if size else -1
+    if device not in _no_reflink or reflink_only:
+        try:
+            fcntl.ioctl(dst, FICLONE, src)
+            return "reflink"
+        except OSError as exc:
+            if exc.errno not in _NO_REFLINK:
+                raise
+            if exc.errno in (errno.EOPNOTSUPP, errno.ENOTTY):  # the filesystem cannot: do not ask again
+                _no_reflink.add(device)
+            if reflink_only:
+                raise NoReflink() from None
+    flush = _sync_file_range() if writeback and size > _WRITEBACK_CHUNK else None
+    step = _WRITEBACK_CHUNK if flush is not None else size
     copied = 0
     try:
         while copied < size:
-            n = os.copy_file_range(src, dst, size - copied)
+            n = os.copy_file_range(src, dst, min(step, size - copied))
             if n == 0:
                 break
+            if flush is not None:
+                flush(dst, copied, n, 2)  # SYNC_FILE_RANGE_WRITE: start it, do not wait
+                if copied >= 2 * step:  # and wait for an older chunk, so dirty pages stay bounded
+                    flush(dst, copied - 2 * step, step, 7)  # WAIT_BEFORE | WRITE | WAIT_AFTER
             copied += n
         if copied >= size:
             return "range"
@@ -75,12 +144,20 @@ def copy_to_temp(src: str, target: str, mode: int = 0o644, fsync: bool = False, 
     The caller renames it into place (or removes it). ``mode`` is applied
     before the rename, so the target never has other permissions.
     """
+    return copy_to_temp_sized(src, target, mode, fsync, reflink_only)[0]
+
+
+def copy_to_temp_sized(
+    src: str, target: str, mode: int = 0o644, fsync: bool = False, reflink_only: bool = False
+) -> tuple[str, int]:
+    """:func:`copy_to_temp`, also returning the size copied."""
     tmp = temp_path(target)
     sfd = os.open(src, os.O_RDONLY)
     try:
+        size = os.fstat(sfd).st_size
         dfd = _open_temp(tmp, target)
         try:
-            _copy_fd(sfd, dfd, os.fstat(sfd).st_size, reflink_only)
+            _copy_fd(sfd, dfd, size, reflink_only, writeback=fsync)
             os.fchmod(dfd, mode)
             if fsync:
                 os.fsync(dfd)
@@ -91,7 +168,7 @@ def copy_to_temp(src: str, target: str, mode: int = 0o644, fsync: bool = False, 
         os.close(dfd)
     finally:
         os.close(sfd)
-    return tmp
+    return tmp, size
 
 
 def place_copy(src: str, target: str, mode: int = 0o644, fsync: bool = False) -> None:
@@ -135,6 +212,28 @@ def write_stream_to_temp(
         raise
     os.close(fd)
     return tmp, hasher.hexdigest(), size
+
+
+def write_to_temp(data: bytes, target: str, mode: int = 0o444) -> str:
+    """Write ``data`` to a temp file beside ``target`` (not fsynced); returns its path."""
+    tmp = temp_path(target)
+    fd = _open_temp(tmp, target)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fchmod(fd, mode)
+    except BaseException:
+        os.close(fd)
+        unlink_quietly(tmp)
+        raise
+    os.close(fd)
+    return tmp
+
+
+def hash_bytes(data: bytes) -> str:
+    """blake3 hex of bytes in memory."""
+    return blake3(data).hexdigest()
 
 
 def hash_file(path: str) -> str:

@@ -1,10 +1,18 @@
 """The data remote on a local or mounted directory (NFS, a USB disk, a share).
 
 Objects are files at ``<root>/blake3/<2 hex>/<62 hex>``, read-only. An upload
-is a copy to a ``.tmp-`` name in the object's directory, fsynced, then a
-rename: a reader, or a push killed half-way, never leaves half an object
-under its final name. Two sites uploading the same object at once both
-rename identical bytes over the same name, so concurrent pushes are safe.
+is a copy to a ``.tmp-`` name in the object's directory, made durable, then a
+rename: a reader, a push killed half-way, or a crash of the machine never
+leaves half an object under its final name. Two sites uploading the same
+object at once both rename identical bytes over the same name, so concurrent
+pushes are safe.
+
+Many objects are uploaded as one batch (:meth:`LocalBackend.upload_many`):
+every temp is written first, then the filesystem is synced once (``syncfs``)
+instead of once per object, then the temps are renamed and the filesystem is
+synced again, so the objects' names are on the disk before the push says
+they were pushed. A few objects (or a system without ``syncfs``) are fsynced
+one by one, and their directories after the renames.
 
 The temp file of an upload killed half-way stays behind; ``clean_temps``
 removes those no process has written for a while (``STALE_TEMP``: a live
@@ -17,6 +25,7 @@ from __future__ import annotations
 import errno
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from cmfgit.data import copying
@@ -24,6 +33,11 @@ from cmfgit.errors import MissingObjectError, RemoteError
 from cmfgit.fsutil import TMP_PREFIX, unlink_quietly
 
 STALE_TEMP = 300.0  # seconds without a write after which an upload's temp file is a killed one's
+
+LIST_ABOVE = 256  # more keys than this: list their directories once instead of a stat per key
+FEW = 16  # at most this many objects in a batch: fsync each (syncfs would flush others' writes too)
+SMALL = 1 << 20  # objects up to this size are read, hashed and written in one go on download
+_BATCH = 64  # objects per task of a batch upload
 
 
 def _object_of(key: str) -> str:
@@ -56,25 +70,107 @@ class LocalBackend:
     def missing(self, keys: list[str]) -> set[str]:
         self._check()
         root = os.fspath(self.root)
-        return {k for k in keys if not os.path.exists(os.path.join(root, k))}
+        if len(keys) <= LIST_ABOVE:
+            return {k for k in keys if not os.path.exists(os.path.join(root, k))}
+        by_dir: dict[str, list[str]] = {}
+        for k in keys:
+            directory, _, name = k.rpartition("/")
+            by_dir.setdefault(directory, []).append(name)
+        absent: set[str] = set()
+        for directory, names in by_dir.items():
+            try:
+                present = set(os.listdir(os.path.join(root, directory)))
+            except (FileNotFoundError, NotADirectoryError):
+                present = set()
+            absent.update(f"{directory}/{n}" for n in names if n not in present)
+        return absent
+
+    def _failed(self, exc: OSError, target: str) -> BaseException:
+        if isinstance(exc, PermissionError):
+            return RemoteError(self.name, f"cannot write {target}: {exc.strerror}")
+        if exc.errno == errno.ENOSPC:
+            return RemoteError(self.name, f"no space left on {self.root}")
+        return exc
 
     def upload(self, local: str, key: str) -> None:
+        errors = self.upload_many([(local, key)], 1, lambda _size: None)
+        if errors:
+            raise errors[0]
+
+    def upload_many(
+        self, items: list[tuple[str, str]], jobs: int, advance: Callable[[int], None]
+    ) -> list[BaseException]:
+        """Upload ``(local file, key)`` pairs as one batch: every object appears
+        whole or not at all, and those uploaded are durable (data and name) when
+        this returns. ``advance(size)`` is called as each object is written.
+        Returns the errors (one per object that failed); the others are uploaded."""
         self._check()
-        target = os.path.join(self.root, key)
-        self.written.add(os.path.dirname(target))
+        root = os.fspath(self.root)
+        one_by_one = len(items) <= FEW
+        errors: list[BaseException] = []
+        directories = sorted({os.path.join(root, k.rpartition("/")[0]) for _, k in items})
+        self.written.update(directories)  # where clean_temps looks after this push
+        for directory in directories:  # once per shard, not once per object
+            try:
+                os.makedirs(directory, exist_ok=True)
+            except OSError as exc:
+                raise self._failed(exc, directory) from None
+
+        def stage(batch: list[tuple[str, str]]) -> list[tuple[str, str] | BaseException]:
+            out: list[tuple[str, str] | BaseException] = []
+            for local, key in batch:
+                target = os.path.join(root, key)
+                try:
+                    tmp, size = copying.copy_to_temp_sized(local, target, mode=0o444, fsync=one_by_one)
+                except OSError as exc:
+                    out.append(self._failed(exc, target))
+                    continue
+                out.append((tmp, target))
+                advance(size)
+            return out
+
+        batches = [items[i : i + _BATCH] for i in range(0, len(items), _BATCH)]
+        staged: list[tuple[str, str]] = []
+        if len(batches) == 1 or jobs <= 1:
+            results = [stage(b) for b in batches]
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max_workers=min(jobs, len(batches))) as pool:
+                results = list(pool.map(stage, batches))
+        for result in results:
+            for item in result:
+                (errors.append if isinstance(item, BaseException) else staged.append)(item)  # type: ignore[arg-type]
+        if not staged:
+            return errors
         try:
-            copying.place_copy(local, target, mode=0o444, fsync=True)
-        except PermissionError as exc:
-            raise RemoteError(self.name, f"cannot write {target}: {exc.strerror}") from None
+            # The bytes are on the disk before any object has its name...
+            if not one_by_one and not copying.syncfs(root):
+                for tmp, _ in staged:
+                    copying.fsync_path(tmp)
+                one_by_one = True
+            for tmp, target in staged:
+                os.replace(tmp, target)
+            # ...and the names are, before the push says they were pushed.
+            if one_by_one or not copying.syncfs(root):  # a failed syncfs: fsync says why
+                for directory in sorted({os.path.dirname(t) for _, t in staged}):
+                    copying.fsync_path(directory)
         except OSError as exc:
-            if exc.errno == errno.ENOSPC:
-                raise RemoteError(self.name, f"no space left on {self.root}") from None
-            raise
+            for tmp, _ in staged:
+                unlink_quietly(tmp)
+            raise self._failed(exc, root) from None
+        return errors
 
     def download(self, key: str, target: str) -> tuple[str, str, int]:
         self._check()
         source = os.path.join(self.root, key)
         try:
+            with open(source, "rb") as fh:
+                size = os.fstat(fh.fileno()).st_size
+                if size <= SMALL:  # read once, hash what was read, write what was hashed
+                    data = fh.read()
+                    if len(data) == size:
+                        return copying.write_to_temp(data, target), copying.hash_bytes(data), size
             # The kernel copies (a reflink on the same filesystem), then the copy itself
             # is hashed, on all cores: what is verified is what was written.
             tmp = copying.copy_to_temp(source, target, mode=0o444)

@@ -10,6 +10,10 @@ from cmfgit.data.selection import Artifact, Query, Selected, select
 from cmfgit.query import CmfQuery
 from cmfgit.repo import Repo
 
+TYPE_CHECKING = False  # push imports this module: placing is only imported to pull
+if TYPE_CHECKING:
+    from cmfgit.data import place
+
 
 def selected(repo: Repo, query: Query) -> Selected:
     with CmfQuery(repo) as q:
@@ -95,6 +99,8 @@ class PullResult:
 
 def pull(repo: Repo, query: Query, remote_name: str | None, jobs: int, force: bool) -> PullResult:
     """Fetch the latest selected version of each path, then place them all (or nothing)."""
+    from cmfgit.data import place
+
     blake3, md5 = selected(repo, query).latest_with_md5()
     backend = remote.open_backend(repo, remote.resolve(repo, remote_name))
     try:

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from cmfgit.data.cache import Cache
 from cmfgit.data.remote import Backend, object_key
@@ -81,27 +81,45 @@ def ensure_cached(repo_root: Path, cache: Cache, art: Artifact) -> bool:
     return cache.has(art.hex)
 
 
+_BATCH = 64  # at most this many objects per thread task
+
+
 def _run(
     jobs: int, work: Callable[[str], int], items: list[str], label: str = "", total_bytes: int | None = None
 ) -> tuple[int, list[BaseException]]:
     """Run ``work`` over ``items`` on ``jobs`` threads: (sum of results, errors).
+    Items go to the threads in batches (one task per object costs more than a
+    small object's copy), small enough that every thread has work.
     A progress bar (objects, and bytes when ``total_bytes`` is known) shows on a terminal."""
-    total = 0
     errors: list[BaseException] = []
     if not items:
         return 0, errors
     from cmfgit.data.progress import Progress
 
     progress = Progress(label, len(items), total_bytes)
+    size = max(1, min(_BATCH, len(items) // (4 * max(1, jobs))))
+    batches = [items[i : i + size] for i in range(0, len(items), size)]
+
+    def task(batch: list[str]) -> int:
+        done = 0
+        for item in batch:
+            try:
+                got = work(item)
+            except (CmfgitError, OSError) as exc:
+                errors.append(exc)  # list.append is atomic
+                continue
+            done += got
+            progress.advance(got)
+        return done
+
     try:
-        with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(items)))) as pool:
-            for future in as_completed([pool.submit(work, item) for item in items]):
-                try:
-                    size = future.result()
-                    total += size
-                    progress.advance(size)
-                except (CmfgitError, OSError) as exc:
-                    errors.append(exc)
+        if len(batches) == 1 or jobs <= 1:
+            total = sum(task(b) for b in batches)
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max_workers=min(jobs, len(batches))) as pool:
+                total = sum(pool.map(task, batches))
     finally:
         progress.close()
     return total, errors
@@ -161,13 +179,41 @@ def push(repo_root: Path, cache: Cache, backend: Backend, artifacts: Iterable[Ar
         backend.upload(cache.path(hexhash), object_key(hexhash))
         return cache.size(hexhash)
 
+    many = getattr(backend, "upload_many", None)  # a batch: one sync for all (local remotes)
     for group in (todo, sorted(manifests)):  # files first, manifests last
-        size = sum(cache.size(h) for h in group) if len(group) > 1 else None
-        sent, errors = _run(jobs, upload, group, "pushing", size)
+        if not group:
+            continue
+        if many is not None:
+            sent, errors = _upload_many(many, cache, group, jobs)
+        else:
+            size = sum(cache.size(h) for h in group) if len(group) > 1 else None
+            sent, errors = _run(jobs, upload, group, "pushing", size)
         result.bytes += sent
         result.pushed += len(group) - len(errors)
         _raise_first(errors, "uploads")
     return result
+
+
+def _upload_many(many: Any, cache: Cache, group: list[str], jobs: int) -> tuple[int, list[BaseException]]:
+    """Upload ``group`` through a back-end's batch upload: (bytes sent, errors)."""
+    import threading
+
+    from cmfgit.data.progress import Progress
+
+    sent = [0]
+    lock = threading.Lock()
+    progress = Progress("pushing", len(group), None)
+
+    def advance(size: int) -> None:
+        with lock:
+            sent[0] += size
+        progress.advance(size)
+
+    try:
+        errors: list[BaseException] = many([(cache.path(h), object_key(h)) for h in group], jobs, advance)
+    finally:
+        progress.close()
+    return sent[0], errors
 
 
 def fetch(cache: Cache, backend: Backend, artifacts: Iterable[Artifact], jobs: int) -> FetchResult:
@@ -210,7 +256,7 @@ def fetch(cache: Cache, backend: Backend, artifacts: Iterable[Artifact], jobs: i
                 with open(held[a.hex], "rb") as fh:
                     entries = manifest.parse(fh.read(), f"manifest blake3:{a.hex[:12]} from {where}")
                 wanted.update((e.hex, e.size) for e in entries)
-        files = sorted(h for h in wanted if not cache.has(h))
+        files = sorted(cache.missing(list(wanted)))
         result.cached += len(wanted) - len(files)
         sizes = [wanted[h] for h in files]
         known = sum(s for s in sizes if s is not None) if all(s is not None for s in sizes) else None
