@@ -185,7 +185,7 @@ def test_other_scopes(tmp_path: Path) -> None:
         assert [r["stage"] for r in side.executions()] == ["b", "a"]
         assert {a["hash"] for a in side.get_all_child_artifacts(h("x"))} == {h("y"), h("z")}
         assert len(every.executions()) == 2
-    with pytest.raises(CmfgitError, match="git fetch origin"):
+    with pytest.raises(CmfgitError, match="cmfgit global fetch origin"):
         CmfQuery(root, scope="global")
     with pytest.raises(CmfgitError, match="unknown revision"):
         CmfQuery(root, ref="nope")

@@ -198,12 +198,20 @@ def test_the_readme_tour_runs_as_written(tmp_path: Path) -> None:
         tour.cmfgit("init", "--site", "lab-b", cwd=fresh)
         tour.cmfgit("remote", "add", "store", "../cmf-data", "--default", cwd=fresh)  # this branch predates it
         assert tour.cmfgit("log", "--json", cwd=fresh).strip() == "[]"
-        again = subprocess.run(["bash", "-c", lines[-1]], cwd=fresh, env=tour.env, capture_output=True, text=True)
+        (line,) = [t for t in lines if t.startswith("cmfgit pull --pipeline")]
+        again = subprocess.run(["bash", "-c", line], cwd=fresh, env=tour.env, capture_output=True, text=True)
         assert again.returncode == 0, again.stderr
         brought = json.loads(tour.cmfgit("log", "--json", cwd=fresh))
         assert {(r["pipeline"], r["stage"]) for r in brought} == {("wine", "prepare"), ("wine", "train")}
         assert {r["tags"].get("status") for r in brought} == {"production", None}
         assert (fresh / "model.pkl").read_bytes() == (tour.repo / "model.pkl").read_bytes()  # --with-data
+
+    def artifact_pull(out: str) -> None:
+        # The tagged run's artifacts (model.pkl, metrics.json, its input), from the data remote.
+        (model,) = [o for o in tour.by_stage()["train"]["outputs"] if o["path"] == "model.pkl"]
+        digest = model["hash"].removeprefix("blake3:")
+        assert (tour.repo / "model.pkl").read_bytes() == (tour.store / "blake3" / digest[:2] / digest[2:]).read_bytes()
+        assert "pulled" in out or "fetched" in out or "placed" in out, out
 
     checks: list[tuple[str, Callable[[str], None]]] = [
         ("cd my-pipeline", cd),
@@ -222,6 +230,7 @@ def test_the_readme_tour_runs_as_written(tmp_path: Path) -> None:
         ('git add .cmf && git commit -m "train"', commit),
         ("cmfgit push", push),
         ("cmfgit pull --pipeline wine --with-data", pull),
+        ("cmfgit artifact pull --tag status=production", artifact_pull),
     ]
     lines = tour_lines()
     assert len(lines) == len(checks), lines
