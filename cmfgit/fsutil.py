@@ -60,6 +60,15 @@ def write_once(path: Path, data: bytes) -> bool:
     return True
 
 
+def fsync_path(path: str | os.PathLike[str]) -> None:
+    """fsync a file or a directory by name (a directory: the names in it are durable)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def unlink_quietly(path: str) -> None:
     try:
         os.unlink(path)

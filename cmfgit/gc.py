@@ -54,7 +54,7 @@ from pathlib import Path
 from cmfgit import pack
 from cmfgit.config import Config, load_config
 from cmfgit.errors import RecordError
-from cmfgit.fsutil import FileLock, atomic_write, remove_stale_temps
+from cmfgit.fsutil import FileLock, atomic_write, fsync_path, remove_stale_temps
 from cmfgit.repo import Repo
 from cmfgit.store import PACK_DIR, Store
 
@@ -141,7 +141,7 @@ def write_pack(repo: Repo, site: str, period: str, records: Mapping[str, bytes])
     target = repo.objects_dir / PACK_DIR / site_dir(site) / pack.file_name(period, data)
     if not target.exists():
         atomic_write(target, data)
-        _fsync_dir(target.parent)
+        fsync_path(target.parent)
     return target
 
 
@@ -448,14 +448,6 @@ def _keep_dominant(members: dict[str, tuple[bytes, Path]]) -> int:
         kept += 1
         size -= _ENTRY + len(data)
     return kept
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _threshold(repo: Repo) -> int:

@@ -70,15 +70,6 @@ def syncfs(path: str) -> bool:
         os.close(fd)
 
 
-def fsync_path(path: str) -> None:
-    """fsync a file or a directory by name."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 _pid = [os.getpid()]  # os.getpid() is a system call; a forked child learns its own
 os.register_at_fork(after_in_child=lambda: _pid.__setitem__(0, os.getpid()))
 _temp_ids = itertools.count(int.from_bytes(os.urandom(4), "big"))  # unique per process, no syscall each

@@ -24,13 +24,12 @@ from __future__ import annotations
 
 import errno
 import os
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 from cmfgit.data import copying
 from cmfgit.errors import MissingObjectError, RemoteError
-from cmfgit.fsutil import TMP_PREFIX, unlink_quietly
+from cmfgit.fsutil import fsync_path, remove_stale_temps, unlink_quietly
 
 STALE_TEMP = 300.0  # seconds without a write after which an upload's temp file is a killed one's
 
@@ -147,14 +146,14 @@ class LocalBackend:
             # The bytes are on the disk before any object has its name...
             if not one_by_one and not copying.syncfs(root):
                 for tmp, _ in staged:
-                    copying.fsync_path(tmp)
+                    fsync_path(tmp)
                 one_by_one = True
             for tmp, target in staged:
                 os.replace(tmp, target)
             # ...and the names are, before the push says they were pushed.
             if one_by_one or not copying.syncfs(root):  # a failed syncfs: fsync says why
                 for directory in sorted({os.path.dirname(t) for _, t in staged}):
-                    copying.fsync_path(directory)
+                    fsync_path(directory)
         except OSError as exc:
             for tmp, _ in staged:
                 unlink_quietly(tmp)
@@ -196,22 +195,7 @@ class LocalBackend:
                     dirs.update(e.path for e in os.scandir(os.path.join(self.root, top)) if e.is_dir())
                 except FileNotFoundError:
                     pass
-        now = time.time()
-        removed = 0
-        for directory in sorted(dirs):
-            try:
-                entries = list(os.scandir(directory))
-            except FileNotFoundError:
-                continue
-            for entry in entries:
-                try:
-                    stale = entry.name.startswith(TMP_PREFIX) and now - entry.stat().st_mtime >= older_than
-                except FileNotFoundError:  # renamed by its upload meanwhile
-                    continue
-                if stale:
-                    unlink_quietly(entry.path)
-                    removed += 1
-        return removed
+        return sum(remove_stale_temps(Path(d), older_than) for d in sorted(dirs))
 
     def close(self) -> None:
         pass
