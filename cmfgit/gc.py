@@ -208,6 +208,35 @@ def gc(repo: Repo, config: Config | None = None) -> GcResult:
 _BASES = ("@{upstream}", "refs/remotes/origin/HEAD", "refs/heads/main", "refs/heads/master")
 
 
+def merge_bases(repo: Repo) -> list[str]:
+    """The merge bases of HEAD with its upstream, ``origin/HEAD``, ``main`` and ``master``
+    (those that exist): what a merge of this branch will be compared with."""
+    from cmfgit import gitutil
+
+    found: list[str] = []
+    for ref in _BASES:
+        out = gitutil.git(["merge-base", "HEAD", ref], repo.root, check=False).decode().strip()
+        if out and out not in found:
+            found.append(out)
+    return found
+
+
+def held_by_bases(repo: Repo) -> set[str] | None:
+    """The paths under .cmf/objects that some merge base holds (what a merge compares each
+    side with); None when there is no base to compare with."""
+    from cmfgit import gitutil
+    from cmfgit.repo import OBJECTS_DIR
+
+    bases = merge_bases(repo)
+    if not bases:
+        return None
+    held: set[str] = set()
+    for base in bases:
+        listing = gitutil.git(["ls-tree", "-r", "-z", "--name-only", base, "--", OBJECTS_DIR], repo.root)
+        held.update(name.decode("utf-8", "surrogateescape") for name in listing.split(b"\0") if name)
+    return held
+
+
 def folded_on_branch(repo: Repo) -> list[int]:
     """Sizes of the packs this branch deleted since it left its upstream (or the default
     branch): packs of their merge base that are gone from the working tree.
@@ -219,11 +248,8 @@ def folded_on_branch(repo: Repo) -> list[int]:
     from cmfgit.repo import OBJECTS_DIR
 
     sizes: dict[str, int] = {}
-    for ref in _BASES:
-        out = gitutil.git(["merge-base", "HEAD", ref], repo.root, check=False).decode().strip()
-        if not out:
-            continue
-        listing = gitutil.git(["ls-tree", "-r", "-l", "-z", out, "--", f"{OBJECTS_DIR}/{PACK_DIR}"], repo.root)
+    for base in merge_bases(repo):
+        listing = gitutil.git(["ls-tree", "-r", "-l", "-z", base, "--", f"{OBJECTS_DIR}/{PACK_DIR}"], repo.root)
         for entry in listing.split(b"\0"):
             meta, _, name = entry.partition(b"\t")
             parts = meta.split()
@@ -291,7 +317,7 @@ class _Plan:
         self.folded_before: list[int] = []  # sizes of packs an earlier gc of this branch deleted
 
     def run(self, repo: Repo) -> None:
-        dups = self._new_packs()
+        dups = self._new_packs(repo)
         self._repack()
         added = [p.size for packs in self.written.values() for p in packs]
         for data, path in dups:  # already packed: the loose copy goes, unless git could pair it with a new pack
@@ -333,9 +359,10 @@ class _Plan:
                 return None
         return item.records
 
-    def _new_packs(self) -> list[tuple[bytes, Path]]:
+    def _new_packs(self, repo: Repo) -> list[tuple[bytes, Path]]:
         """Plan each group's new pack of loose records; returns the loose copies of packed records."""
         dups: list[tuple[bytes, Path]] = []
+        staying: list[tuple[bytes, Path]] = []  # fresh records that stay loose
         for key, members in sorted(self.loose.items()):
             packed: set[str] = set()
             for item in list(self.groups.get(key, [])):
@@ -346,7 +373,9 @@ class _Plan:
                     dups.append((data, path))
                 else:
                     fresh[rid] = (data, path)
+            before = dict(fresh)
             self.result.kept_loose += _keep_dominant(fresh)
+            staying += [entry for rid, entry in before.items() if rid not in fresh]
             if fresh:
                 self.new[key] = {rid: data for rid, (data, _path) in fresh.items()}
         # Every new pack more than twice each loose file this gc deletes: git never pairs them.
@@ -361,12 +390,46 @@ class _Plan:
             if not small:
                 break
             for key in small:
-                self.result.kept_loose += len(self.new.pop(key))
+                records = self.new.pop(key)
+                self.result.kept_loose += len(records)
+                staying += [self.loose[key][rid] for rid in records]
+        if staying and (self.new or dups) and self._pairs_with_new(repo, staying, dups):
+            # Deleting any loose file now would hand git a rename pair: wait, loose, for a later gc.
+            self.result.kept_loose += sum(len(records) for records in self.new.values()) + len(dups)
+            self.new.clear()
+            dups = []
         for key, records in self.new.items():
             self.result.packed += len(records)
             self.written[key] = [_Pack(None, _pack_size(records), records)]
             self.drop += [self.loose[key][rid][1] for rid in records]
         return dups
+
+    def _pairs_with_new(self, repo: Repo, staying: list[tuple[bytes, Path]], dups: list[tuple[bytes, Path]]) -> bool:
+        """Would a loose file this gc deletes pair, for git, with a loose file that stays and
+        is new on the branch (no merge base holds it)?
+
+        Only files that a merge base holds are deleted for a merge, and only files that
+        none holds are added. A merge sees the first deleted and the second added; being much alike they pair as
+        a rename, and a branch that deleted the first file (a ``git revert``) stops the merge
+        with ``CONFLICT (rename/delete)``. Keeping a packed record's loose copy instead is no
+        way out: a revert of the pack's commit, merged with a later gc that drops the copy,
+        would lose the record."""
+        held = held_by_bases(repo)
+        if held is None:
+            return False
+
+        def rel(path: Path) -> str:
+            return path.relative_to(repo.root).as_posix()
+
+        deleted = [
+            len(data)
+            for key, records in self.new.items()
+            for rid, data in records.items()
+            if rel(self.loose[key][rid][1]) in held
+        ]
+        deleted += [len(data) for data, path in dups if rel(path) in held]
+        added = [len(data) for data, path in staying if rel(path) not in held]
+        return any(not _apart(a, d) for a in added for d in deleted)
 
     def _repack(self) -> None:
         """Roll up the smallest packs of each group (geometric), where that pairs no files for git."""

@@ -19,8 +19,7 @@ UNIVERSE = dict(
 IDS = sorted(UNIVERSE)
 
 subsets = st.frozensets(st.sampled_from(IDS))
-settings.register_profile("merge", max_examples=150, deadline=None)
-settings.load_profile("merge")
+merge_settings = settings(max_examples=150, deadline=None)
 
 
 def packed(ids: frozenset[str]) -> bytes:
@@ -37,6 +36,7 @@ def m(o: frozenset[str], a: frozenset[str], b: frozenset[str]) -> bytes:
     return result.data
 
 
+@merge_settings
 @given(subsets, subsets, subsets)
 def test_result_is_union_minus_deletions(o: frozenset[str], a: frozenset[str], b: frozenset[str]) -> None:
     got = ids_of(m(o, a, b))
@@ -45,6 +45,7 @@ def test_result_is_union_minus_deletions(o: frozenset[str], a: frozenset[str], b
     assert not (o - a) & got and not (o - b) & got  # deletions relative to base are honoured
 
 
+@merge_settings
 @given(subsets, subsets, subsets)
 def test_commutative_and_canonical(o: frozenset[str], a: frozenset[str], b: frozenset[str]) -> None:
     data = m(o, a, b)
@@ -52,6 +53,7 @@ def test_commutative_and_canonical(o: frozenset[str], a: frozenset[str], b: froz
     assert data == packed(ids_of(data))  # canonical bytes: sorted, one entry per id
 
 
+@merge_settings
 @given(subsets, subsets, subsets, subsets)
 def test_associative(o: frozenset[str], a: frozenset[str], b: frozenset[str], c: frozenset[str]) -> None:
     left = merge(packed(o), m(o, a, b), packed(c), PACK).data
@@ -59,6 +61,7 @@ def test_associative(o: frozenset[str], a: frozenset[str], b: frozenset[str], c:
     assert left == right
 
 
+@merge_settings
 @given(subsets, subsets)
 def test_idempotent(o: frozenset[str], a: frozenset[str]) -> None:
     assert m(o, a, a) == packed(a)
@@ -89,6 +92,7 @@ def damage(data: bytes, kind: str, where: int) -> tuple[bytes, bytes]:
     return data[:cut], b""
 
 
+@merge_settings
 @given(subsets, subsets, subsets, damage_kinds, st.integers(0, 10_000), st.booleans())
 def test_malformed_side_is_unclean_and_loses_nothing(
     o: frozenset[str], a: frozenset[str], b: frozenset[str], kind: str, where: int, damage_ours: bool
@@ -108,6 +112,7 @@ def test_malformed_side_is_unclean_and_loses_nothing(
     assert kept_text in result.data
 
 
+@merge_settings
 @given(subsets, subsets, st.sampled_from(["garbage", "tamper", "markers"]))
 def test_entry_point_exit_code_and_file(a: frozenset[str], b: frozenset[str], kind: str) -> None:
     bad, kept_text = damage(packed(a), kind, 7)
@@ -125,6 +130,7 @@ def test_entry_point_exit_code_and_file(a: frozenset[str], b: frozenset[str], ki
         assert all(pack.SEPARATOR + r.encode() + b"\n" + UNIVERSE[r] in written for r in b)
 
 
+@merge_settings
 @given(st.sampled_from(IDS), st.booleans())
 def test_loose_file(rid: str, tamper_theirs: bool) -> None:
     path = f".cmf/objects/{rid[:2]}/{rid[2:]}.yaml"

@@ -82,6 +82,11 @@ _CASE = dict(base=2, reverted=1, base_packed=True, reverted_packed=True, commit_
     theirs_gc=True,
     other_site=False,
 )
+# A new record alone in its group stays loose while gc would pack another site's records: the
+# deleted loose files and the new one pair as a rename (found by CI); gc now waits.
+@example(**{**_CASE, "reverted": 2, "reverted_packed": False}, theirs_new=1, theirs_gc=True, other_site=True)
+# The same in the reverted commit itself; keeping packed records' loose copies instead lost them.
+@example(**{**_CASE, "base_packed": False}, theirs_new=0, theirs_gc=True, other_site=True)
 @given(
     base=st.integers(2, 4),
     reverted=st.integers(1, 4),
