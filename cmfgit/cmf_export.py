@@ -174,7 +174,7 @@ def build(records: Iterable[tuple[str, dict[str, Any]]], pipeline: str) -> dict[
     node = {
         "stages": exported_stages,
         "create_time_since_epoch": _int(src.get("create_time_since_epoch")) or created,
-        "custom_properties": dict(src.get("custom_properties") or {}),
+        "custom_properties": _context_custom(every, "pipeline"),
         "id": ids.contexts[("pipeline", pipeline)],
         "last_update_time_since_epoch": _int(src.get("last_update_time_since_epoch")) or created,
         "name": pipeline,
@@ -183,6 +183,16 @@ def build(records: Iterable[tuple[str, dict[str, Any]]], pipeline: str) -> dict[
         "type_id": ids.types[cf.PIPELINE_TYPE],
     }
     return {"Pipeline": [node]}
+
+
+def _context_custom(execs: list[_Execution], which: str) -> dict[str, Any]:
+    """The custom properties of a CMF context: the union over ``execs``, latest value per key.
+
+    CMF keeps them on the context, so an execution that passes none (or other keys) keeps them."""
+    found: dict[str, Any] = {}
+    for ex in sorted(execs, key=lambda e: (e.created, e.rid)):
+        found.update(_cmf(ex.record, which).get("custom_properties") or {})
+    return found
 
 
 def _context_source(execs: list[_Execution], which: str) -> dict[str, Any]:
@@ -253,7 +263,7 @@ def _stage(pipeline: str, name: str, members: list[_Execution], ids: _AllIds) ->
     return {
         "executions": executions,
         "create_time_since_epoch": _int(src.get("create_time_since_epoch")) or created,
-        "custom_properties": dict(src.get("custom_properties") or {}),
+        "custom_properties": _context_custom(members, "stage"),
         "id": stage_id,
         "last_update_time_since_epoch": _int(src.get("last_update_time_since_epoch")) or created,
         "name": full,

@@ -206,3 +206,30 @@ def test_cmflib_reads_our_export(repo: Path, tmp_path: Path) -> None:
 
     # Every execution, with its artifacts (type and uri) and event directions, made it into cmflib's store.
     assert summary(theirs) == summary(ours)
+
+
+def _compat_run(repo: Path, stage: str, stage_props: dict[str, Any] | None, params: dict[str, Any]) -> None:
+    script = textwrap.dedent(
+        f"""
+        from cmfgit.compat import Cmf
+        m = Cmf(filepath="mlmd", pipeline_name="p")
+        m.create_context(pipeline_stage={stage!r}, custom_properties={stage_props!r})
+        m.create_execution(execution_type="T", custom_properties={params!r})
+        m.finalize()
+        """
+    )
+    subprocess.run([sys.executable, "-c", script], cwd=repo, check=True)
+
+
+def test_stage_custom_properties_are_the_union_over_the_stage(repo: Path) -> None:
+    """CMF keeps a stage's custom properties on its context: a later execution that passes none
+    (or other keys) does not drop them; a key passed again takes its latest value."""
+    _compat_run(repo, "train", {"owner": "team-a", "gpu": "a100"}, {"run": 1})
+    _compat_run(repo, "train", None, {"run": 2})
+    _compat_run(repo, "train", {"gpu": "h100", "queue": "long"}, {"run": 3})
+    _compat_run(repo, "eval", None, {"run": 4})
+    document = json.loads(cmfgit(repo, "export", "--format", "cmf-json", "-P", "p").stdout)
+    stages = {s["name"]: s for s in document["Pipeline"][0]["stages"]}
+    assert stages["p/train"]["custom_properties"] == {"owner": "team-a", "gpu": "h100", "queue": "long"}
+    assert stages["p/eval"]["custom_properties"] == {}
+    assert len(stages["p/train"]["executions"]) == 3
