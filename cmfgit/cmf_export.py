@@ -259,7 +259,10 @@ def _stage(pipeline: str, name: str, members: list[_Execution], ids: _AllIds) ->
     full = src.get("name") if isinstance(src.get("name"), str) else f"{pipeline}/{name}"
     created = members[0].created
     stage_id = ids.contexts[("stage", name)]
-    executions = [_execution(pipeline, str(full), ex, stage_id, ids) for ex in members]
+    # cmflib lists a stage's executions as MLMD's get_executions_by_context does: newest first
+    # (CREATE_TIME descending, then id descending).
+    newest_first = sorted(members, key=lambda e: (e.created, ids.executions[e.rid]), reverse=True)
+    executions = [_execution(pipeline, str(full), ex, stage_id, ids) for ex in newest_first]
     return {
         "executions": executions,
         "create_time_since_epoch": _int(src.get("create_time_since_epoch")) or created,
