@@ -285,6 +285,11 @@ def _execution(pipeline: str, stage: str, ex: _Execution, stage_id: int, ids: _A
     custom: dict[str, Any] = cf.cmf_values(rec.get("params") or {})
     if env_inputs:
         custom["Python_Env"] = env_inputs[0]["path"]
+    code = rec.get("exit_code")
+    if isinstance(code, int) and not isinstance(code, bool) and code != 0:
+        custom.update({cf.STATE_KEY: cf.FAILED, cf.EXIT_CODE_KEY: code})
+        if isinstance(rec.get("error"), str) and rec["error"]:
+            custom[cf.ERROR_KEY] = rec["error"]
     custom.update(src.get("custom_properties") or {})
     properties: dict[str, Any] = {
         "Context_ID": stage_id,

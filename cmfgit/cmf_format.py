@@ -42,7 +42,12 @@ INPUT_EVENTS = frozenset({0, 2, 3, 5})  # UNKNOWN, DECLARED_INPUT, INPUT, INTERN
 OUTPUT_EVENTS = frozenset({1, 4, 6, 7})  # DECLARED_OUTPUT, OUTPUT, INTERNAL_OUTPUT, PENDING_OUTPUT
 
 # Execution custom properties that cmflib adds itself: not user params.
-NOT_PARAMS = frozenset({"Python_Env", "original_create_time_since_epoch"})
+# A failed run, in the execution's custom properties (CMF's export has no outcome field, and
+# cmflib's pull keeps custom properties): ``Execution_state: FAILED`` (MLMD's state name),
+# ``Exit_Code``, and ``Execution_error`` when the record holds an error.
+STATE_KEY, EXIT_CODE_KEY, ERROR_KEY = "Execution_state", "Exit_Code", "Execution_error"
+FAILED = "FAILED"
+NOT_PARAMS = frozenset({"Python_Env", "original_create_time_since_epoch", STATE_KEY, EXIT_CODE_KEY, ERROR_KEY})
 
 SITE = "cmf"  # the site of imported executions: CMF records none, and ids must not depend on who imports
 

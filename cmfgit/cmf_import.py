@@ -249,7 +249,7 @@ def map_execution(
         "params": {k: cmf_format.restore_float(v) for k, v in custom.items() if k not in cmf_format.NOT_PARAMS},
         "started_at": cmf_format.time_of_ms(execution.get("create_time_since_epoch")),
         "ended_at": None,
-        "exit_code": None,
+        "exit_code": _exit_code(custom),
         "site": cmf_format.SITE,
         "host": "",
         "user": "",
@@ -266,9 +266,19 @@ def map_execution(
         "metrics": metrics,
         "source": {"cmf": {"pipeline": _context(pipeline), "stage": _context(stage), "execution": exec_source}},
     }
+    if record["exit_code"] is not None and isinstance(custom.get(cmf_format.ERROR_KEY), str):
+        record["error"] = custom[cmf_format.ERROR_KEY]
     if redactor is not None:
         _redact(record, redactor)
     return record, linked
+
+
+def _exit_code(custom: dict[str, Any]) -> int | None:
+    """The exit code of a run cmfgit exported as failed (CMF itself records no outcome)."""
+    code = custom.get(cmf_format.EXIT_CODE_KEY)
+    if custom.get(cmf_format.STATE_KEY) == cmf_format.FAILED and isinstance(code, int) and not isinstance(code, bool):
+        return code
+    return None
 
 
 def _redact(record: dict[str, Any], red: Redactor) -> None:
@@ -278,6 +288,8 @@ def _redact(record: dict[str, Any], red: Redactor) -> None:
     record["params"] = red.mapping(record["params"])
     if record["git"]["remote"]:
         record["git"]["remote"] = red.text(record["git"]["remote"])
+    if isinstance(record.get("error"), str):
+        record["error"] = red.text(record["error"])
     cmf = record["source"]["cmf"]
     properties = cmf["execution"]["properties"]
     if record["command"] != command and isinstance(properties.get("Execution"), str):

@@ -284,3 +284,30 @@ def test_export_of_imported_data_is_cmflibs_text(
     ours = json.loads(out.read_text())
     assert out.read_text() == json.dumps(_maps_sorted(theirs), indent=2)
     assert ours == theirs
+
+
+def test_a_failed_run_exports_as_failed_and_comes_back_failed(repo: Path, tmp_path: Path) -> None:
+    """CMF's export has no outcome field (cmflib never sets MLMD's last_known_state, and its
+    export and pull drop it): a failed run is marked in the execution's custom properties, which
+    cmflib's pull keeps, and `cmfgit import` reads the mark back as the exit code."""
+    cmfgit(repo, "log-run", "-P", "p", "-s", "train", "-p", "lr=0.1", "--", "true")
+    failed = cmfgit(repo, "log-run", "-P", "p", "-s", "train", "-p", "lr=0.2", "--", "sh", "-c", "exit 3", check=False)
+    assert failed.returncode == 3
+    out = tmp_path / "p.json"
+    cmfgit(repo, "export", "--format", "cmf-json", "-P", "p", "-o", str(out))
+    (stage,) = json.loads(out.read_text())["Pipeline"][0]["stages"]
+    by_lr = {e["custom_properties"]["lr"]: e["custom_properties"] for e in stage["executions"]}
+    assert by_lr[0.1] == {"lr": 0.1}
+    error = next(r["error"] for r in records(repo).values() if r["exit_code"] == 3)
+    assert by_lr[0.2] == {"lr": 0.2, "Execution_state": "FAILED", "Exit_Code": 3, "Execution_error": error}
+
+    fresh = make_repo(tmp_path / "fresh")
+    import_json(fresh, out)
+    codes = {r["params"]["lr"]: (r["exit_code"], r.get("error")) for r in records(fresh).values()}
+    assert codes == {0.1: (None, None), 0.2: (3, error)}  # CMF keeps no outcome of a success; a failure survives
+    assert all(set(r["params"]) == {"lr"} for r in records(fresh).values())
+    failed_only = json.loads(cmfgit(fresh, "log", "--json", "--where", "exit_code == 3").stdout)
+    assert [r["params"]["lr"] for r in failed_only] == [0.2]
+    again = tmp_path / "again.json"
+    cmfgit(fresh, "export", "--format", "cmf-json", "-P", "p", "-o", str(again))
+    assert json.loads(again.read_text()) == json.loads(out.read_text())
