@@ -84,10 +84,15 @@ def _md5_alias(art: dict[str, Any]) -> str | None:
     return None
 
 
+# (blake3 hex, is a directory) -> the DVC uri (``<md5>`` / ``<md5>.dir``) the data cache remembers
+Remembered = Callable[[str, bool], "str | None"]
+
+
 class _Uris:
     """The CMF uri of each artifact: the md5 DVC would give it when any record knows it, else its hash."""
 
-    def __init__(self, execs: list[_Execution]) -> None:
+    def __init__(self, execs: list[_Execution], remembered: Remembered | None = None) -> None:
+        self.remembered = remembered
         self.md5: dict[str, str] = {}  # blake3 hash -> md5 hex, learnt from aliases
         for ex in execs:
             for _, art in ex.events:
@@ -99,7 +104,11 @@ class _Uris:
         src = _cmf(art)
         if isinstance(src.get("uri"), str):
             return str(src["uri"])
-        return _md5_alias(art) or self.md5.get(str(art.get("hash"))) or cf.uri_of_hash(str(art.get("hash")))
+        digest = str(art.get("hash"))
+        known = _md5_alias(art) or self.md5.get(digest)
+        if known is None and self.remembered is not None and digest.startswith("blake3:"):
+            known = self.remembered(digest[len("blake3:") :], art.get("kind") == "dir")
+        return known or cf.uri_of_hash(digest)
 
     def key(self, art: dict[str, Any]) -> str:
         """What identifies an artifact in CMF: its uri (its hash when it has none)."""
@@ -145,8 +154,11 @@ class _Execution:
         }
 
 
-def build(records: Iterable[tuple[str, dict[str, Any]]], pipeline: str) -> dict[str, Any]:
-    """The CMF export document of the execution records of ``pipeline``."""
+def build(
+    records: Iterable[tuple[str, dict[str, Any]]], pipeline: str, remembered: Remembered | None = None
+) -> dict[str, Any]:
+    """The CMF export document of the execution records of ``pipeline`` (``remembered``: the md5
+    identities the data cache knows, for artifacts no record gives one)."""
     execs = [
         _Execution(rid, rec)
         for rid, rec in records
@@ -167,7 +179,7 @@ def build(records: Iterable[tuple[str, dict[str, Any]]], pipeline: str) -> dict[
         lambda s: (stages[s][0].created, s),
     )
     every = [ex for name in stage_order for ex in stages[name]]
-    ids = _assign_ids(pipeline, every, stage_order, stages)
+    ids = _assign_ids(pipeline, every, stage_order, stages, remembered)
     exported_stages = [_stage(pipeline, name, stages[name], ids) for name in stage_order]
     src = _context_source(every, "pipeline")
     created = min(e.created for e in execs)
@@ -234,9 +246,13 @@ def _artifact_type(art: dict[str, Any]) -> str:
 
 
 def _assign_ids(
-    pipeline: str, every: list[_Execution], stage_order: list[str], stages: dict[str, list[_Execution]]
+    pipeline: str,
+    every: list[_Execution],
+    stage_order: list[str],
+    stages: dict[str, list[_Execution]],
+    remembered: Remembered | None = None,
 ) -> _AllIds:
-    ids = _AllIds(_Uris(every))
+    ids = _AllIds(_Uris(every, remembered))
     ids.contexts.want(("pipeline", pipeline), _context_source(every, "pipeline").get("id"))
     ids.types.want(cf.PIPELINE_TYPE, _context_source(every, "pipeline").get("type_id"))
     ids.types.want(cf.STAGE_TYPE, _context_source(every, "stage").get("type_id"))
@@ -381,7 +397,16 @@ def export_cmf(repo: Repo, pipeline: str, fmt: str = "cmf-json") -> dict[str, An
         known = sorted({str(r.get("pipeline")) for _, r in reading.executions(repo)})
         have = ", ".join(known) if known else "none"
         raise UsageError(f"no executions of pipeline '{pipeline}' (pipelines: {have})")
-    return build(found, pipeline)
+    return build(found, pipeline, _remembered(repo))
+
+
+def _remembered(repo: Repo) -> Remembered:
+    """The md5 identities this clone's data cache remembers (what ``--dvc-copies`` pushed)."""
+    from cmfgit.data.cache import cache_dir
+    from cmfgit.data.dvclayout import remembered_uri
+
+    root = cache_dir(repo)
+    return lambda hexhash, is_dir: remembered_uri(root, hexhash, is_dir)
 
 
 def dumps(document: dict[str, Any]) -> str:

@@ -311,3 +311,31 @@ def test_a_failed_run_exports_as_failed_and_comes_back_failed(repo: Path, tmp_pa
     again = tmp_path / "again.json"
     cmfgit(fresh, "export", "--format", "cmf-json", "-P", "p", "-o", str(again))
     assert json.loads(again.read_text()) == json.loads(out.read_text())
+
+
+def test_export_gives_the_md5_of_what_cmfgit_pushed_with_dvc_copies(repo: Path, tmp_path: Path) -> None:
+    """A file or directory recorded by cmfgit alone (blake3 only) and pushed to a --dvc-copies
+    remote is exported with the md5 identity DVC gives it (`<md5>` / `<md5>.dir`), the key under
+    which `cmf artifact pull` and `dvc pull` find it on that remote; unpushed, it keeps its blake3."""
+    from datahelp import run, write_files
+
+    from cmfgit.data.dvclayout import file_md5, tree_md5
+
+    write_files(repo, {"data/model.bin": b"weights\n", "data/set/a.txt": "a\n", "data/set/sub/b.txt": "b\n"})
+    (repo / ".gitignore").write_text("data/\n")
+    store = tmp_path / "store"
+    store.mkdir()
+    cmfgit(repo, "remote", "add", "store", str(store), "--dvc-copies")
+    run(repo, "train", outputs=("data/model.bin", "data/set"))
+
+    def uris() -> dict[str, str]:
+        document = json.loads(cmfgit(repo, "export", "--format", "cmf-json", "-P", "p").stdout)
+        (stage,) = document["Pipeline"][0]["stages"]
+        return {ev["artifact"]["name"].split(":")[0]: ev["artifact"]["uri"] for ev in stage["executions"][0]["events"]}
+
+    before = uris()
+    assert len(before["data/model.bin"]) == 64 and len(before["data/set"]) == 64  # blake3 hex: nothing pushed
+    cmfgit(repo, "artifact", "push")
+    model_md5, set_md5 = file_md5(repo / "data/model.bin"), tree_md5(repo / "data/set")
+    assert (store / "files" / "md5" / set_md5[:2] / f"{set_md5[2:]}.dir").is_file()
+    assert uris() == {"data/model.bin": model_md5, "data/set": f"{set_md5}.dir"}

@@ -145,6 +145,15 @@ def _md5_of_path(cache: Cache, hexhash: str, suffix: str = "") -> str:
     return os.path.join(cache.root, "md5-of", hexhash[:2], hexhash[2:] + suffix)
 
 
+def remembered_uri(cache_root: str | os.PathLike[str], hexhash: str, is_dir: bool) -> str | None:
+    """The DVC identity the cache remembers for a blake3 object (read only, nothing computed):
+    ``<md5>`` of a file, ``<md5>.dir`` of a directory manifest (learnt when it was pushed to a
+    ``dvc_copies`` remote or fetched from a DVC one); None if it remembers none."""
+    suffix = DIR if is_dir else ""
+    known = _read_map(os.path.join(os.fspath(cache_root), "md5-of", hexhash[:2], hexhash[2:] + suffix))
+    return known + suffix if known is not None and _MD5.match(known) else None
+
+
 def cached(cache: Cache, md5hex: str) -> tuple[str, str] | None:
     """``(blake3 hex, 'file' or 'dir')`` of the object an md5 was fetched (or pushed) as, if cached."""
     manifest = _read_map(os.path.join(cache.root, "md5", md5hex[:2], md5hex[2:] + DIR))
