@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import uuid as uuidlib
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -155,10 +155,14 @@ class _Execution:
 
 
 def build(
-    records: Iterable[tuple[str, dict[str, Any]]], pipeline: str, remembered: Remembered | None = None
+    records: Iterable[tuple[str, dict[str, Any]]],
+    pipeline: str,
+    remembered: Remembered | None = None,
+    commits: Mapping[str, str | None] | None = None,
 ) -> dict[str, Any]:
     """The CMF export document of the execution records of ``pipeline`` (``remembered``: the md5
-    identities the data cache knows, for artifacts no record gives one)."""
+    identities the data cache knows, for artifacts no record gives one; ``commits``: record id ->
+    the git commit that first brought it into the branch, None while it is pending)."""
     execs = [
         _Execution(rid, rec)
         for rid, rec in records
@@ -180,6 +184,7 @@ def build(
     )
     every = [ex for name in stage_order for ex in stages[name]]
     ids = _assign_ids(pipeline, every, stage_order, stages, remembered)
+    ids.commits = dict(commits or {})
     exported_stages = [_stage(pipeline, name, stages[name], ids) for name in stage_order]
     src = _context_source(every, "pipeline")
     created = min(e.created for e in execs)
@@ -225,6 +230,7 @@ class _AllIds:
         self.executions = _Ids()
         self.artifacts = _Ids()
         self.types = _Ids()
+        self.commits: dict[str, str | None] = {}
 
     def settle(self) -> None:
         for ids in (self.contexts, self.executions, self.artifacts, self.types):
@@ -321,6 +327,10 @@ def _execution(pipeline: str, stage: str, ex: _Execution, stage_id: int, ids: _A
     }
     properties.update(src.get("properties") or {})
     properties.update(Context_ID=stage_id, Pipeline_id=ids.contexts[("pipeline", pipeline)])
+    if rec.get("site") != cf.SITE and ids.commits.get(ex.rid):
+        # The commit of the metadata: the git commit that first brought the record into the
+        # branch ("" while it is pending). Imported records keep CMF's own value.
+        properties["Git_End_Commit"] = ids.commits[ex.rid]
     return {
         "type": rec.get("type"),
         "name": src.get("name") if isinstance(src.get("name"), str) else "",
@@ -397,7 +407,10 @@ def export_cmf(repo: Repo, pipeline: str, fmt: str = "cmf-json") -> dict[str, An
         known = sorted({str(r.get("pipeline")) for _, r in reading.executions(repo)})
         have = ", ".join(known) if known else "none"
         raise UsageError(f"no executions of pipeline '{pipeline}' (pipelines: {have})")
-    return build(found, pipeline, _remembered(repo))
+    from cmfgit import recordcommits
+
+    commits = recordcommits.first_commits(repo, (rid for rid, _ in found)) if not repo.bare else {}
+    return build(found, pipeline, _remembered(repo), commits)
 
 
 def _remembered(repo: Repo) -> Remembered:

@@ -166,6 +166,15 @@ def _warn(q: CmfQuery) -> None:
         print(f"cmfgit: warning: {unreadable_note(bad)}", file=sys.stderr)
 
 
+def _add_commits(q: CmfQuery, objects: list[dict[str, Any]]) -> None:
+    """Each object's ``metadata_commit``: the commit that first brought it into the branch, or pending."""
+    from cmfgit import recordcommits
+
+    found = recordcommits.describe(q.repo, q.scope, [obj["id"] for obj in objects])
+    for obj in objects:
+        obj["metadata_commit"] = found[obj["id"]]
+
+
 def log(
     *,
     pipeline: str | None = None,
@@ -189,6 +198,8 @@ def log(
     with first or _query(scope, repo) as q:
         found = q.execution_records(where, pipeline=pipeline, stage=stage, sort=sort, limit=number, since=since)
         objects = q.as_objects(found)
+        if as_json:
+            _add_commits(q, objects)
         _warn(q)
     if as_json:
         print_json(objects)
@@ -234,11 +245,17 @@ def show(record_id: str, *, as_json: bool = False, scope: Scope | None = None) -
     with first or _query(scope, repo) as q:
         rid, record = q.record(record_id)
         obj = q.as_object(rid, record)
+        _add_commits(q, [obj])
         _warn(q)
     if as_json:
         print_json(obj)
         return
     print(f"id: {rid}")
+    recorded = obj["metadata_commit"]
+    if recorded["commit"] is not None:
+        print(f"metadata commit: {recorded['commit']}")
+    elif recorded["pending"]:
+        print("metadata commit: pending (written, not committed yet)")
     if obj.get("tags"):
         print(f"tags: {fmt_mapping(obj['tags'])}")
     print(canonical.dump(record).decode("utf-8"), end="")
@@ -271,8 +288,11 @@ def lineage(
         roots, understood = lin.resolve_target(q, target)
         result, graph = q.lineage(roots, direction, depth)
         _warn(q)
+        if fmt == "json":
+            document = lin.to_json(result, graph)
+            _add_commits(q, [n for n in document["nodes"] if n["kind"] == "execution"])
     if fmt == "json":
-        print_json(lin.to_json(result, graph))
+        print_json(document)
     elif fmt == "mermaid":
         print(lin.to_mermaid(result, graph), end="")
     elif fmt == "dot":

@@ -30,10 +30,11 @@ EXECUTION_KEYS = {
     "outputs",
     "metrics",
     "tags",
+    "metadata_commit",
 }
 ARTIFACT_ITEM_KEYS = {"path", "hash", "size", "type", "kind", "props"}
 GIT_KEYS = {"commit", "branch", "dirty", "remote", "tree"}
-EXEC_NODE_KEYS = {"id", "kind", "level", "pipeline", "stage", "started_at", "exit_code", "site"}
+EXEC_NODE_KEYS = {"id", "kind", "level", "pipeline", "stage", "started_at", "exit_code", "site", "metadata_commit"}
 ART_NODE_KEYS = {"id", "kind", "level", "hash", "aliases", "paths", "type"}
 EDGE_KEYS = {"source", "target", "event"}
 ARTIFACT_KEYS = {
