@@ -251,13 +251,13 @@ def show(record_id: str, *, as_json: bool = False, scope: Scope | None = None) -
         print_json(obj)
         return
     print(f"id: {rid}")
+    if obj.get("tags"):
+        print(f"tags: {fmt_mapping(obj['tags'])}")
     recorded = obj["metadata_commit"]
     if recorded["commit"] is not None:
         print(f"metadata commit: {recorded['commit']}")
     elif recorded["pending"]:
         print("metadata commit: pending (written, not committed yet)")
-    if obj.get("tags"):
-        print(f"tags: {fmt_mapping(obj['tags'])}")
     print(canonical.dump(record).decode("utf-8"), end="")
 
 
