@@ -78,9 +78,10 @@ def _ordered(items: list[Any], preferred: Callable[[Any], int | None], fallback:
 
 
 def _md5_alias(art: dict[str, Any]) -> str | None:
+    """The CMF uri an md5 alias gives: ``<md5>``, or DVC's ``<md5>.dir`` for a directory."""
     for alias in art.get("aliases") or ():
         if isinstance(alias, str) and alias.startswith("md5:"):
-            return cf.uri_of_hash(alias)
+            return cf.uri_of_hash(alias) + (".dir" if art.get("kind") == "dir" else "")
     return None
 
 

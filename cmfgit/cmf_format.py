@@ -101,6 +101,11 @@ def md5_of_uri(uri: str) -> str | None:
     return uri if _MD5.match(uri) else None
 
 
+def md5_of_dir_uri(uri: str) -> str | None:
+    """The md5 of DVC's listing in a directory uri ``<md5>.dir``, else None."""
+    return uri[: -len(".dir")] if uri.endswith(".dir") and _MD5.match(uri[: -len(".dir")]) else None
+
+
 def blake3_of_uri(uri: str) -> str | None:
     return uri if _BLAKE3.match(uri) else None
 

@@ -131,8 +131,30 @@ class _Local:
                 self._md5[key] = None
         return self._md5[key]
 
-    def identify(self, path: str, uri: str) -> tuple[str, int] | None:
-        """(blake3 hash, size) of the working-tree file at ``path`` if it is the artifact ``uri``."""
+    def _dir(self, path: str, uri: str) -> tuple[str, int, str] | None:
+        """(blake3 hash, size, 'dir') of the working-tree directory at ``path`` if DVC's listing
+        of it has the md5 of ``uri`` (``<md5>.dir``), as in a DVC project's working tree."""
+        listing = cmf_format.md5_of_dir_uri(uri)
+        if listing is None or not path or os.path.isabs(path):
+            return None
+        try:
+            full = self.repo.root / self.repo.relpath(path, self.repo.root)
+        except PathError:
+            return None
+        if not full.is_dir():
+            return None
+        from cmfgit.data.dvclayout import tree_md5
+
+        if tree_md5(full) != listing:
+            return None
+        digest = self.hasher.hash_path(full, path)
+        return digest.hash, digest.size, "dir"
+
+    def identify(self, path: str, uri: str) -> tuple[str, int, str] | None:
+        """(blake3 hash, size, kind) of the working-tree file (or directory) at ``path`` if it is
+        the artifact ``uri``."""
+        if cmf_format.md5_of_dir_uri(uri) is not None:
+            return self._dir(path, uri)
         full = self._file(path)
         if full is None:
             return None
@@ -145,7 +167,7 @@ class _Local:
         digest = self.hasher.hash_path(full, path)
         if b3 is not None and digest.hash != f"blake3:{b3}":
             return None
-        return digest.hash, digest.size
+        return digest.hash, digest.size, "file"
 
 
 def _context(node: dict[str, Any]) -> dict[str, Any]:
@@ -198,10 +220,10 @@ def _artifact(event: dict[str, Any], order: int, local: _Local) -> tuple[dict[st
     found = local.identify(path, uri)
     if found is None:
         return record, False
-    blake3_hash, size = found
+    blake3_hash, size, kind = found
     if record["hash"] != blake3_hash:
         record["aliases"] = [record["hash"]]
-    record.update(hash=blake3_hash, size=size, kind="file")
+    record.update(hash=blake3_hash, size=size, kind=kind)
     return record, True
 
 

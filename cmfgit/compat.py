@@ -497,6 +497,12 @@ class Cmf:
         if art.kind == "file":
             uri = _md5(self.repo.root / art.path)
             art.aliases = [f"md5:{uri}"]
+        elif art.kind == "dir":  # CMF's identity of a directory: DVC's <md5 of its listing>.dir
+            from cmfgit.data.dvclayout import DIR, tree_md5
+
+            listing = tree_md5(self.repo.root / art.path)
+            uri = listing + DIR
+            art.aliases = [f"md5:{listing}"]
         source: dict[str, Any] = {"order": run.next_order()}
         if properties:
             source["properties"] = properties

@@ -339,3 +339,58 @@ def test_export_gives_the_md5_of_what_cmfgit_pushed_with_dvc_copies(repo: Path, 
     model_md5, set_md5 = file_md5(repo / "data/model.bin"), tree_md5(repo / "data/set")
     assert (store / "files" / "md5" / set_md5[:2] / f"{set_md5[2:]}.dir").is_file()
     assert uris() == {"data/model.bin": model_md5, "data/set": f"{set_md5}.dir"}
+
+
+def test_a_directory_carries_dvcs_dir_md5_in_compat_runs_and_imports(repo: Path, tmp_path: Path) -> None:
+    """CMF names a directory by DVC's `<md5>.dir` (the md5 of its listing), cmfgit by its blake3
+    manifest: compat records the DVC md5 as an alias, the export gives `<md5>.dir`, and an import
+    where the directory is present links the CMF artifact to the same blake3 directory."""
+    from cmfgit.data.dvclayout import tree_md5
+
+    files = {"raw/a.txt": "a\n", "raw/sub/b.txt": "b\n", "raw/c.bin": "c" * 100}
+    for rel, text in files.items():
+        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+        (repo / rel).write_text(text)
+    script = textwrap.dedent(
+        """
+        from cmfgit.compat import Cmf
+        m = Cmf(filepath="mlmd", pipeline_name="p")
+        m.create_context(pipeline_stage="prepare")
+        m.create_execution(execution_type="Prepare")
+        m.log_dataset("raw", "input")
+        m.finalize()
+        """
+    )
+    subprocess.run([sys.executable, "-c", script], cwd=repo, check=True)
+    dir_md5 = tree_md5(repo / "raw")
+    ((_, record),) = records(repo).items()
+    (raw,) = [a for a in record["inputs"] if a["path"] == "raw"]
+    assert raw["kind"] == "dir" and raw["hash"].startswith("blake3:")
+    assert raw["aliases"] == [f"md5:{dir_md5}"]
+    out = tmp_path / "p.json"
+    cmfgit(repo, "export", "--format", "cmf-json", "-P", "p", "-o", str(out))
+    (execution,) = json.loads(out.read_text())["Pipeline"][0]["stages"][0]["executions"]
+    (art,) = [ev["artifact"] for ev in execution["events"] if ev["artifact"]["name"].startswith("raw:")]
+    assert art["uri"] == f"{dir_md5}.dir" and art["name"] == f"raw:{dir_md5}.dir"
+
+    # Imported where the directory is (a DVC project's working tree): the same blake3 directory.
+    fresh = make_repo(tmp_path / "fresh")
+    for rel, text in files.items():
+        (fresh / rel).parent.mkdir(parents=True, exist_ok=True)
+        (fresh / rel).write_text(text)
+    report = import_json(fresh, out)
+    assert report["linked"] >= 1
+    ((_, imported),) = records(fresh).items()
+    (again,) = [a for a in imported["inputs"] if a["path"] == "raw"]
+    assert (again["hash"], again["kind"], again["aliases"]) == (raw["hash"], "dir", [f"md5:{dir_md5}"])
+    found = json.loads(cmfgit(fresh, "lineage", f"md5:{dir_md5}", "--json").stdout)
+    assert found["roots"] == [raw["hash"]]
+    # A directory whose content differs from the listing's md5 is not linked: it keeps CMF's identity.
+    (fresh / "raw" / "a.txt").write_text("changed\n")
+    other = make_repo(tmp_path / "other")
+    (other / "raw").mkdir()
+    (other / "raw" / "a.txt").write_text("changed\n")
+    import_json(other, out)
+    ((_, kept),) = records(other).items()
+    (unlinked,) = [a for a in kept["inputs"] if a["path"] == "raw"]
+    assert (unlinked["hash"], unlinked["kind"]) == (f"md5:{dir_md5}", "external")
