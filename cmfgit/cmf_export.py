@@ -369,6 +369,8 @@ def _artifact_node(ex: _Execution, art: dict[str, Any], props: dict[str, Any], i
     name = src.get("name")
     if not isinstance(name, str) or not name:
         name = f"{path}:{uri}:{eid}" if ctype in ("Model", "Metrics", "Step_Metrics") else f"{path}:{uri}"
+        if ctype == "Step_Metrics":  # cmflib adds a uuid1; here one derived from the record and path
+            name += f":{uuidlib.uuid5(_METRICS_NAMESPACE, f'{ex.rid}:{path}')}"
     git_repo = url_text((ex.record.get("git") or {}).get("remote") or "")
     properties: dict[str, Any]
     if ctype == "Metrics":

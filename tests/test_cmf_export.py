@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -394,3 +395,32 @@ def test_a_directory_carries_dvcs_dir_md5_in_compat_runs_and_imports(repo: Path,
     ((_, kept),) = records(other).items()
     (unlinked,) = [a for a in kept["inputs"] if a["path"] == "raw"]
     assert (unlinked["hash"], unlinked["kind"]) == (f"md5:{dir_md5}", "external")
+
+
+def test_step_metrics_names_have_cmflibs_uuid_suffix(repo: Path) -> None:
+    """cmflib names a Step_Metrics artifact `<path>:<md5>:<execution id>:<uuid1>`; the export gives
+    cmfgit's step metrics that shape, with a uuid derived from the record (stable across exports)."""
+    script = textwrap.dedent(
+        """
+        from cmfgit.compat import Cmf
+        m = Cmf(filepath="mlmd", pipeline_name="p")
+        m.create_context(pipeline_stage="train")
+        m.create_execution(execution_type="Train")
+        m.log_metric("training_metrics", {"loss": 0.5})
+        m.log_metric("training_metrics", {"loss": 0.25})
+        m.commit_metrics("training_metrics")
+        m.finalize()
+        """
+    )
+    subprocess.run([sys.executable, "-c", script], cwd=repo, check=True)
+
+    def step_names() -> list[str]:
+        document = json.loads(cmfgit(repo, "export", "--format", "cmf-json", "-P", "p").stdout)
+        (execution,) = document["Pipeline"][0]["stages"][0]["executions"]
+        return [ev["artifact"]["name"] for ev in execution["events"] if ev["artifact"]["type"] == "Step_Metrics"]
+
+    (name,) = step_names()
+    path, uri, eid, suffix = name.split(":")
+    assert "/metrics/training_metrics" in path and len(uri) == 32 and eid.isdigit()
+    assert str(uuid.UUID(suffix)) == suffix
+    assert step_names() == [name]
