@@ -88,8 +88,10 @@ class CmfQuery:
             raise UsageError("CmfQuery(is_server=True) reads a cmf-server's Postgres; cmfgit reads the git repository")
         if repo is None and filepath is not None:
             repo = filepath
-        if repo is not None and not isinstance(repo, Repo) and not Path(repo).is_dir():
-            repo = Path(repo).parent  # cmflib's CmfQuery("mlmd"): the file in the project directory
+        if repo is not None and not isinstance(repo, Repo):
+            given = Path(repo)
+            if given.is_file() or (given.name == "mlmd" and not given.exists()):
+                repo = given.parent  # cmflib's CmfQuery("mlmd"): the file in the project directory
         self.repo = repo if isinstance(repo, Repo) else open_read_repo(repo)
         self._cmf_view: View | None = None
         if isinstance(scope, str):

@@ -25,7 +25,7 @@ from cmfgit.cmfview import parse_name
 from cmfgit.errors import CmfgitError
 from cmfgit.query import CmfQuery
 
-pd = pytest.importorskip("pandas", reason="the CMF query methods return pandas frames: pip install -e '.[test]'")
+PANDAS = "the CMF query methods return pandas frames: pip install -e '.[test]'"
 
 SET3 = Path(__file__).parent / "fixtures" / "cmf-set3"
 ANSWERS = json.loads((SET3 / "cmflib-answers.json").read_text())
@@ -69,6 +69,7 @@ def _same_frame(ours: dict[str, Any], theirs: dict[str, Any], name: str) -> None
 
 
 def test_the_questions_answer_as_cmflib_does(q: Any) -> None:
+    pytest.importorskip("pandas", reason=PANDAS)
     ours = ask(q)
     assert [c[:2] for c in ours] == [c[:2] for c in ANSWERS] == [[n, list(a)] for n, a in CALLS]
     same = 0
@@ -87,7 +88,11 @@ def test_the_questions_answer_as_cmflib_does(q: Any) -> None:
     assert same == len(CALLS) - len(CMFLIB_ALWAYS_EMPTY)
 
 
-def test_what_cmfs_example_scripts_do_with_the_answers(q: Any) -> None:
+def test_what_cmfs_example_scripts_do_with_the_answers(q: Any, imported: Path) -> None:
+    pytest.importorskip("pandas", reason=PANDAS)
+    # CmfQuery("mlmd") / CmfQuery(filepath="mlmd"): the repository the file would be in
+    with CmfQuery(str(imported / "mlmd")) as by_file, CmfQuery(filepath=imported / "mlmd") as by_name:
+        assert by_file.get_pipeline_names() == by_name.get_pipeline_names() == ["Test-env", "test-execution-update"]
     # example-get-started's query.py drops columns of the frame; execution update method 1 reads .name
     frame = q.get_all_executions_in_stage("Test-env/Train")
     assert list(frame.drop(["Git_Repo", "Git_Start_Commit"], axis=1).columns)[:3] == [
@@ -107,28 +112,38 @@ def test_what_cmfs_example_scripts_do_with_the_answers(q: Any) -> None:
 def test_three_part_names_are_the_artifact_not_a_hash_prefix(q: Any, imported: Path) -> None:
     assert parse_name(MODEL) is not None and parse_name(MODEL).execution_id == 3  # type: ignore[union-attr]
     step = "cmf_artifacts/1b11/metrics/training_metrics:030a2badb49e4fab2afba01f4ebd3017:3:1f74db76-ed"
-    assert parse_name(step) == parse_name(step) and parse_name(step).uuid == "1f74db76-ed"  # type: ignore[union-attr]
-    assert parse_name("metrics:271b45f4-edbb-11f1-ba58-02fc00000001:4").uri == "271b45f4-edbb-11f1-ba58-02fc00000001"  # type: ignore[union-attr]
+    assert parse_name(step).uuid == "1f74db76-ed"  # type: ignore[union-attr]
+    metrics = "metrics:271b45f4-edbb-11f1-ba58-02fc00000001:4"
+    assert parse_name(metrics).uri == "271b45f4-edbb-11f1-ba58-02fc00000001"  # type: ignore[union-attr]
     assert parse_name("artifacts/model/model.pkl") is None
-
-    producer = q.find_producer_execution(MODEL)
-    assert producer.id == 3 and producer.properties["Context_Type"] == "Test-env/Train"
-    parents = q.get_all_parent_artifacts(MODEL)
-    assert "artifacts/data.xml.gz:bb62728245360e7073e87cb66ff9b981" in list(parents["name"])
-    assert set(q.get_one_hop_parent_artifacts(MODEL)["type"]) == {"Dataset", "Environment"}
-    # cmfgit's own resolver (lineage, show, the native methods) reads the name the same way.
+    # cmfgit's resolver (lineage, show, the native methods): the model, not a dataslice whose hash starts with 3
     (model_hash,) = q.resolve_artifacts(MODEL)
     assert model_hash == "md5:a789087abbd266a4d0d1c024f52cd9d8"
-    assert [e["id"] for e in q.find_producer_executions(MODEL)] == [producer.record_id]
-    assert q.resolve_artifacts("metrics:271b45f4-edbb-11f1-ba58-02fc00000001:4") == q.resolve_artifacts(
-        "metrics:271b45f4-edbb-11f1-ba58-02fc00000001"
+    (producer,) = q.find_producer_executions(MODEL)
+    assert (producer["pipeline"], producer["stage"]) == ("Test-env", "Train")
+    assert q.resolve_artifacts(metrics) == q.resolve_artifacts("metrics:271b45f4-edbb-11f1-ba58-02fc00000001")
+    (step_hash,) = q.resolve_artifacts(
+        "cmf_artifacts/1b11c792-edbb-11f1-837f-02fc00000001/metrics/training_metrics"
+        ":030a2badb49e4fab2afba01f4ebd3017:3:1f74db76-edbb-11f1-837f-02fc00000001"
     )
+    assert step_hash == "md5:030a2badb49e4fab2afba01f4ebd3017"
     out = json.loads(cmfgit(imported, "lineage", MODEL, "--json").stdout)
     executions = [n for n in out["nodes"] if n.get("kind") == "execution"]
     assert {n["stage"] for n in executions} == {"Train", "Featurize", "Prepare"}, out
 
 
+def test_three_part_names_in_cmfs_methods(q: Any) -> None:
+    pytest.importorskip("pandas", reason=PANDAS)
+    producer = q.find_producer_execution(MODEL)
+    assert producer.id == 3 and producer.properties["Context_Type"] == "Test-env/Train"
+    assert [e["id"] for e in q.find_producer_executions(MODEL)] == [producer.record_id]
+    parents = q.get_all_parent_artifacts(MODEL)
+    assert "artifacts/data.xml.gz:bb62728245360e7073e87cb66ff9b981" in list(parents["name"])
+    assert set(q.get_one_hop_parent_artifacts(MODEL)["type"]) == {"Dataset", "Environment"}
+
+
 def test_ids_integers_and_cmfgit_ids(q: Any) -> None:
+    pytest.importorskip("pandas", reason=PANDAS)
     train = q.find_producer_execution(MODEL)
     by_int = q.get_all_artifacts_for_execution(3)
     assert list(q.get_all_artifacts_for_execution(train.record_id[:12])["name"]) == list(by_int["name"])
@@ -150,6 +165,7 @@ def test_ids_integers_and_cmfgit_ids(q: Any) -> None:
 
 
 def test_native_records_get_the_ids_and_names_of_their_export(tmp_path: Path) -> None:
+    pytest.importorskip("pandas", reason=PANDAS)
     root = make_repo(tmp_path / "repo")
     ids = put(
         root,
