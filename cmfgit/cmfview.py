@@ -208,6 +208,12 @@ class View:
         self.by_name: dict[str, Artifact] = {}
         for art in self.artifacts.values():
             self.by_name.setdefault(art.name, art)
+        self._by_execution: dict[int, list[Event]] = {}
+        self._by_artifact: dict[int, list[Event]] = {}
+        for ev in self.events:
+            self._by_execution.setdefault(ev.execution_id, []).append(ev)
+            self._by_artifact.setdefault(ev.artifact_id, []).append(ev)
+        self.events_order = {id(ev): n for n, ev in enumerate(self.events)}
 
     # -- lookups ---------------------------------------------------------------
 
@@ -231,12 +237,13 @@ class View:
         return [a for aid, a in self.artifacts.items() if aid in wanted]
 
     def events_of_executions(self, ids: Iterable[int]) -> list[Event]:
-        wanted = set(ids)
-        return [ev for ev in self.events if ev.execution_id in wanted]
+        """In MLMD's order (as logged)."""
+        found = [ev for i in set(ids) for ev in self._by_execution.get(i, ())]
+        return sorted(found, key=lambda ev: self.events_order[id(ev)])
 
     def events_of_artifacts(self, ids: Iterable[int]) -> list[Event]:
-        wanted = set(ids)
-        return [ev for ev in self.events if ev.artifact_id in wanted]
+        found = [ev for i in set(ids) for ev in self._by_artifact.get(i, ())]
+        return sorted(found, key=lambda ev: self.events_order[id(ev)])
 
     def producers(self, artifact_id: int, pipeline_id: int | None = None) -> list[int]:
         found = [ev.execution_id for ev in self.events_of_artifacts([artifact_id]) if not ev.is_input]
