@@ -148,14 +148,18 @@ class _Numbers:
 class View:
     """The MLMD tables of the export documents of a scope's pipelines."""
 
-    def __init__(self, documents: Iterable[dict[str, Any]], record_ids: dict[str, str] | None = None) -> None:
-        """``documents``: export documents (``{"Pipeline": [...]}``); ``record_ids``:
-        Execution_uuid -> cmfgit record id (for :attr:`Execution.record_id`)."""
+    def __init__(
+        self, documents: Iterable[dict[str, Any]], record_ids: dict[tuple[str, str], list[str]] | None = None
+    ) -> None:
+        """``documents``: export documents (``{"Pipeline": [...]}``); ``record_ids``: (pipeline,
+        Execution_uuid) -> the cmfgit record ids of that uuid, oldest first (for
+        :attr:`Execution.record_id`; records sharing a uuid are taken in export id order)."""
         self.documents = list(documents)
-        record_ids = record_ids or {}
+        unclaimed = {key: list(rids) for key, rids in (record_ids or {}).items()}
+        pending: list[tuple[str, int, str, int]] = []
         ctx_ids, exe_ids, art_ids = _Numbers(), _Numbers(), _Numbers()
         pipelines = [p for doc in self.documents for p in doc.get("Pipeline") or ()]
-        # First pass: which id each object keeps (contexts by name, executions by uuid, artifacts by uri).
+        # First pass: which id each object keeps (contexts by name, executions by pipeline and id, artifacts by uri).
         for p in pipelines:
             contexts = [(("pipeline", p["name"]), int(p.get("id") or 0))]
             executions, artifacts = [], []
@@ -185,9 +189,8 @@ class View:
                     eid = exe_ids.of[_exe_key(p, e)]
                     uuid = str((e.get("properties") or {}).get("Execution_uuid") or "")
                     props = {**(e.get("properties") or {}), "Context_ID": sid, "Pipeline_id": pid}
-                    self.executions[eid] = _node(
-                        Execution, {**e, "id": eid, "properties": props}, record_id=record_ids.get(uuid, "")
-                    )
+                    self.executions[eid] = _node(Execution, {**e, "id": eid, "properties": props})
+                    pending.append((p["name"], int(e.get("id") or 0), uuid, eid))
                     self.stage_of[eid] = sid
                     for ev in e.get("events") or ():
                         a = ev["artifact"]
@@ -199,6 +202,9 @@ class View:
                             )
                         self.artifact_types.setdefault(str(a.get("type")), int(a.get("type_id") or 0))
                         self.events.append(Event(eid, aid, int(ev.get("type") or 0)))
+        for name, _, uuid, eid in sorted(pending):
+            rids = unclaimed.get((name, uuid))
+            self.executions[eid].record_id = rids.pop(0) if rids else ""
         order = {eid: n for n, eid in enumerate(sorted(self.executions))}
         self.events.sort(key=lambda ev: order[ev.execution_id])  # MLMD's: as they were logged
         self.pipelines = dict(sorted(self.pipelines.items()))
@@ -277,9 +283,9 @@ class View:
         return stage, self.pipelines[stage.parent_id or 0]
 
 
-def _exe_key(pipeline: dict[str, Any], execution: dict[str, Any]) -> tuple[str, str, int]:
-    uuid = str((execution.get("properties") or {}).get("Execution_uuid") or "")
-    return (pipeline["name"], uuid, 0 if uuid else int(execution.get("id") or 0))
+def _exe_key(pipeline: dict[str, Any], execution: dict[str, Any]) -> tuple[str, int]:
+    """An execution is in one pipeline, where its export id is its own (two records may share a uuid)."""
+    return (pipeline["name"], int(execution.get("id") or 0))
 
 
 def _art_key(artifact: dict[str, Any]) -> str:
@@ -326,7 +332,9 @@ def frame(rows: list[dict[str, Any]], columns: list[str] | None = None) -> Any:
     """Rows as cmflib builds its frames (one-row frames concatenated with ``sort=True``):
     columns sorted, a fresh 0..n-1 index, an empty frame for no rows."""
     pd = pandas()
-    out = pd.DataFrame()
-    for row in rows:  # one at a time, as cmflib does: the column types come out the same
-        out = pd.concat([out, pd.DataFrame(row, index=[0])], sort=True, ignore_index=True)
-    return out[columns] if columns is not None and rows else out
+    if not rows:
+        return pd.DataFrame()
+    # cmflib concatenates one-row frames (sort=True: the columns sorted); one frame of all the
+    # rows has the same columns and types, built in one go.
+    out = pd.DataFrame(rows)
+    return out[columns if columns is not None else sorted(out.columns)]

@@ -839,7 +839,10 @@ class CmfQuery:
             by_pipeline: dict[str, list[tuple[str, dict[str, Any]]]] = {}
             for rid, record in self.execution_records(sort="started_at"):
                 by_pipeline.setdefault(str(record.get("pipeline")), []).append((rid, record))
-            uuids = {str(r.get("uuid")): rid for found in by_pipeline.values() for rid, r in found}
+            uuids: dict[tuple[str, str], list[str]] = {}
+            for name, found in by_pipeline.items():
+                for rid, record in found:
+                    uuids.setdefault((name, str(record.get("uuid"))), []).append(rid)
             docs = [cmf_export.build(found, name) for name, found in sorted(by_pipeline.items())]
             self._cmf_view = View(docs, uuids)
         return self._cmf_view

@@ -172,6 +172,9 @@ def test_native_records_get_the_ids_and_names_of_their_export(tmp_path: Path) ->
         execution("prep", [art("raw")], [art("train.csv")], pipeline="wine", started_at=ts(1)),
         execution("train", [art("train.csv")], [art("m1", "model", "model.pkl")], pipeline="wine", started_at=ts(2)),
         execution("train", [art("iris.csv")], [art("m2", "model", "model.pkl")], pipeline="iris", started_at=ts(3)),
+        # one uuid, two records (as an execution imported both with and without its bytes): two executions
+        execution("train", [art("iris.csv")], [art("m3", "model")], pipeline="iris", started_at=ts(4), uuid="u-1"),
+        execution("train", [art("iris.csv")], [art("m4", "model")], pipeline="iris", started_at=ts(5), uuid="u-1"),
     )
     with CmfQuery(root) as q:
         assert q.get_pipeline_names() == ["iris", "wine"]
@@ -182,13 +185,19 @@ def test_native_records_get_the_ids_and_names_of_their_export(tmp_path: Path) ->
         assert q.get_all_artifact_types() == ["Dataset", "Model"]
         # The ids a CMF tool sees in `cmfgit export` of the pipeline.
         doc = cmf_export.build(q.execution_records(pipeline="iris"), "iris")
-        (exported,) = [e for s in doc["Pipeline"][0]["stages"] for e in s["executions"]]
+        exported = next(
+            e
+            for s in doc["Pipeline"][0]["stages"]
+            for e in s["executions"]
+            if e["properties"]["Execution_uuid"] != "u-1"
+        )
         model = next(ev["artifact"] for ev in exported["events"] if ev["artifact"]["type"] == "Model")
         assert model["name"] in q.get_all_artifacts()
         assert q.find_producer_execution(model["name"]).record_id == ids[2]
         assert q.get_pipeline_id("iris") == doc["Pipeline"][0]["id"]
         names = set(q.get_all_artifacts())
-        assert len(names) == 5 and all(parse_name(n) for n in names)
+        assert len(names) == 7 and all(parse_name(n) for n in names)
+        assert sorted(e.record_id for e in q.cmf_view().executions.values()) == sorted(ids)
 
 
 def test_without_pandas_a_clear_one_line_error(q: Any, monkeypatch: pytest.MonkeyPatch) -> None:
