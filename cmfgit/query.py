@@ -1105,20 +1105,22 @@ class CmfQuery:
     get_producer_execution = find_producer_execution
 
     def get_metrics(self, metrics_name: str) -> Any:
-        """The step metrics of a Step_Metrics artifact (its CMF name), read from the file its
-        ``Name`` property names (parquet as cmflib writes; CSV as older cmfgit.compat wrote); None
-        if there is no such artifact. Per-step values cmfgit recorded: :meth:`get_step_metrics`."""
+        """The step metrics of a Step_Metrics artifact (its CMF name), read from its file: the one
+        its ``Name`` property names, else its path (parquet as cmflib writes; CSV as older
+        cmfgit.compat wrote); None if there is no such artifact. Per-step values cmfgit recorded:
+        :meth:`get_step_metrics`."""
         found = next((a for a in self._cmf_artifacts(metrics_name) if a.type == "Step_Metrics"), None)
-        name = found.custom_properties.get("Name") if found is not None else None
-        if not isinstance(name, str) or not name:
+        if found is None:
             return None
-        path = self.repo.root / name
-        pd = pandas()
-        return pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
+        name = found.custom_properties.get("Name")
+        if not isinstance(name, str) or not name:
+            name = found.name.split(":", 1)[0]
+        return _read_table(self.repo.root / name, name)
 
     @staticmethod
     def read_dataslice(name: str) -> Any:
-        return pandas().read_parquet(name)
+        """A data slice's rows (cmflib's: the parquet file ``name``)."""
+        return _read_table(Path(name), name)
 
     def dumptojson(self, pipeline_name: str, exec_uuid: str | None = None) -> str | None:
         """The pipeline as ``cmf metadata export`` has it, as JSON text (``{"Pipeline": []}`` for
@@ -1341,6 +1343,19 @@ class _Planner:
 
 
 _EXECUTION_ID_COLUMNS = ["id", "Execution_type_name", "Execution_uuid"]
+
+
+def _read_table(path: Path, shown: str) -> Any:
+    """A parquet (or, by its ``.csv`` suffix, CSV) file as a data frame, or a one-line error."""
+    pd = pandas()
+    if not path.is_file():
+        raise CmfgitError(f"{shown}: not in the working tree (cmfgit artifact pull brings recorded files)")
+    if path.suffix == ".csv":
+        return pd.read_csv(path)
+    try:
+        return pd.read_parquet(path)
+    except ImportError:
+        raise CmfgitError(f"{shown}: reading parquet needs pyarrow: pip install pyarrow") from None
 
 
 def _start_order(graph: Graph, rid: str) -> tuple[bool, str, str]:

@@ -162,6 +162,9 @@ def test_ids_integers_and_cmfgit_ids(q: Any) -> None:
         q.get_one_hop_child_artifacts(DATA)["name"]
     )
     assert q.get_artifact("no/such:file") is None and q.find_producer_execution("no/such:file") is None
+    (step,) = q.get_all_artifacts_by_context("Test-env").query("type == 'Step_Metrics'")["name"]
+    with pytest.raises(CmfgitError, match=r"metrics/training_metrics: not in the working tree"):
+        q.get_metrics(step)  # cmflib's file, named by its Name property, was not imported with the data
 
 
 def test_native_records_get_the_ids_and_names_of_their_export(tmp_path: Path) -> None:
@@ -175,14 +178,20 @@ def test_native_records_get_the_ids_and_names_of_their_export(tmp_path: Path) ->
         # one uuid, two records (as an execution imported both with and without its bytes): two executions
         execution("train", [art("iris.csv")], [art("m3", "model")], pipeline="iris", started_at=ts(4), uuid="u-1"),
         execution("train", [art("iris.csv")], [art("m4", "model")], pipeline="iris", started_at=ts(5), uuid="u-1"),
+        execution("fit", [], [art("sm", "step_metrics", "metrics/fit.csv")], pipeline="sweep", started_at=ts(6)),
     )
+    (root / "metrics").mkdir()
+    (root / "metrics" / "fit.csv").write_text("SequenceNumber,loss\n0,1.0\n1,0.5\n")
     with CmfQuery(root) as q:
-        assert q.get_pipeline_names() == ["iris", "wine"]
+        assert q.get_pipeline_names() == ["iris", "sweep", "wine"]
+        (step,) = [n for n in q.get_all_artifacts() if n.startswith("metrics/fit.csv:")]
+        assert q.get_metrics(step).to_dict("list") == {"SequenceNumber": [0, 1], "loss": [1.0, 0.5]}
+        assert q.get_metrics("metrics/fit.csv:nope") is None
         assert q.get_pipeline_stages("wine") == ["wine/prep", "wine/train"]
         assert q.get_all_executions_in_stage("train").empty  # two pipelines' train stages are not mixed
         wine = q.get_all_executions_in_stage("wine/train")
         assert list(wine["Execution_uuid"]) == [q.execution(ids[1])["uuid"]]
-        assert q.get_all_artifact_types() == ["Dataset", "Model"]
+        assert sorted(q.get_all_artifact_types()) == ["Dataset", "Model", "Step_Metrics"]
         # The ids a CMF tool sees in `cmfgit export` of the pipeline.
         doc = cmf_export.build(q.execution_records(pipeline="iris"), "iris")
         exported = next(
@@ -196,7 +205,7 @@ def test_native_records_get_the_ids_and_names_of_their_export(tmp_path: Path) ->
         assert q.find_producer_execution(model["name"]).record_id == ids[2]
         assert q.get_pipeline_id("iris") == doc["Pipeline"][0]["id"]
         names = set(q.get_all_artifacts())
-        assert len(names) == 7 and all(parse_name(n) for n in names)
+        assert len(names) == 8 and all(parse_name(n) for n in names)
         assert sorted(e.record_id for e in q.cmf_view().executions.values()) == sorted(ids)
 
 
