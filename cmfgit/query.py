@@ -5,20 +5,23 @@
     from cmfgit.query import CmfQuery
 
     q = CmfQuery()                       # the checkout; or CmfQuery(ref="main"), CmfQuery(scope="global")
-    q.get_pipeline_names()               # ['wine']
-    q.get_pipeline_stages("wine")        # ['prepare', 'train']
     runs = q.executions(where="params.lr >= 0.01 and metrics.acc > 0.9", sort="-metrics.acc", limit=5)
-    q.find_producer_execution("models/model.pkl")
-    q.get_all_parent_artifacts("blake3:3f2a")
-    q.get_all_executions_in_stage("train", as_frame=True)   # a pandas DataFrame, if pandas is installed
+    q.find_producer_executions("models/model.pkl")
+    q.executions(stage="train", as_frame=True)   # a pandas DataFrame, if pandas is installed
+    # HPE cmflib's CmfQuery methods, answering as cmflib 0.1 does (docs/coming-from-cmf.md):
+    q.get_pipeline_stages("wine")        # ['wine/prepare', 'wine/train']
+    q.get_all_executions_in_stage("wine/train")             # a DataFrame with cmflib's columns
+    q.find_producer_execution("artifacts/model/model.pkl:<md5>:3")   # an MLMD-like Execution
 
-Everything returns plain Python data (lists of dicts shaped as ``--json``
-prints them, see docs/json.md). The method names follow HPE cmflib's
-``CmfQuery`` where they mean the same thing; ``as_frame=True`` returns a pandas
-DataFrame instead (pandas is optional and imported only then). An *artifact*
-argument is a hash or a unique prefix of one (``blake3:…``, ``md5:…`` or bare
-hex), a path as recorded (every version recorded at that path), or CMF's
-``path:hash`` name.
+cmfgit's own methods return plain Python data (lists of dicts shaped as ``--json``
+prints them, see docs/json.md); ``as_frame=True`` returns a pandas DataFrame
+instead (pandas is optional and imported only then). cmflib's methods read
+CMF's view of the records (cmfview.py: the CMF export of each pipeline) and
+return what cmflib returns: data frames (pandas, the ``cmfgit[cmf]`` extra),
+MLMD-like objects, lists. An *artifact* argument is a hash or a unique prefix
+of one (``blake3:…``, ``md5:…`` or bare hex), a path as recorded (every
+version recorded at that path), or a CMF artifact name (``path:uri``,
+``path:uri:<execution id>``...).
 """
 
 from __future__ import annotations
