@@ -203,7 +203,9 @@ class View:
                         self.artifact_types.setdefault(str(a.get("type")), int(a.get("type_id") or 0))
                         self.events.append(Event(eid, aid, int(ev.get("type") or 0)))
         for name, _, uuid, eid in sorted(pending):
-            rids = unclaimed.get((name, uuid))
+            # (an execution several runs updated, as cmflib's create_new_execution=False, has their
+            # uuids joined by commas: it is the record of the first)
+            rids = unclaimed.get((name, uuid)) or unclaimed.get((name, uuid.split(",")[0]))
             self.executions[eid].record_id = rids.pop(0) if rids else ""
         order = {eid: n for n, eid in enumerate(sorted(self.executions))}
         self.events.sort(key=lambda ev: order[ev.execution_id])  # MLMD's: as they were logged
