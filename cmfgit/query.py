@@ -5,20 +5,23 @@
     from cmfgit.query import CmfQuery
 
     q = CmfQuery()                       # the checkout; or CmfQuery(ref="main"), CmfQuery(scope="global")
-    q.get_pipeline_names()               # ['wine']
-    q.get_pipeline_stages("wine")        # ['prepare', 'train']
     runs = q.executions(where="params.lr >= 0.01 and metrics.acc > 0.9", sort="-metrics.acc", limit=5)
-    q.find_producer_execution("models/model.pkl")
-    q.get_all_parent_artifacts("blake3:3f2a")
-    q.get_all_executions_in_stage("train", as_frame=True)   # a pandas DataFrame, if pandas is installed
+    q.find_producer_executions("models/model.pkl")
+    q.executions(stage="train", as_frame=True)   # a pandas DataFrame, if pandas is installed
+    # HPE cmflib's CmfQuery methods, answering as cmflib 0.1 does (docs/coming-from-cmf.md):
+    q.get_pipeline_stages("wine")        # ['wine/prepare', 'wine/train']
+    q.get_all_executions_in_stage("wine/train")             # a DataFrame with cmflib's columns
+    q.find_producer_execution("artifacts/model/model.pkl:<md5>:3")   # an MLMD-like Execution
 
-Everything returns plain Python data (lists of dicts shaped as ``--json``
-prints them, see docs/json.md). The method names follow HPE cmflib's
-``CmfQuery`` where they mean the same thing; ``as_frame=True`` returns a pandas
-DataFrame instead (pandas is optional and imported only then). An *artifact*
-argument is a hash or a unique prefix of one (``blake3:…``, ``md5:…`` or bare
-hex), a path as recorded (every version recorded at that path), or CMF's
-``path:hash`` name.
+cmfgit's own methods return plain Python data (lists of dicts shaped as ``--json``
+prints them, see docs/json.md); ``as_frame=True`` returns a pandas DataFrame
+instead (pandas is optional and imported only then). cmflib's methods read
+CMF's view of the records (cmfview.py: the CMF export of each pipeline) and
+return what cmflib returns: data frames (pandas, the ``cmfgit[cmf]`` extra),
+MLMD-like objects, lists. An *artifact* argument is a hash or a unique prefix
+of one (``blake3:…``, ``md5:…`` or bare hex), a path as recorded (every
+version recorded at that path), or a CMF artifact name (``path:uri``,
+``path:uri:<execution id>``...).
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from cmfgit import where as where_lang
+from cmfgit.cmfview import EXCLUDED_LINEAGE_TYPES, Artifact, Execution, View, artifact_row, execution_row, frame, pandas
+from cmfgit.cmfview import parse_name as parse_cmf_name
 from cmfgit.errors import AmbiguousPrefix, CmfgitError, ObjectNotFound, UnreadableRecordsWarning, UsageError
 from cmfgit.graph import Graph, Lineage, Node
 from cmfgit.index import BAD, CHECKOUT, METRIC, PARAM, Index, Scope, load_record, open_index
@@ -79,8 +84,19 @@ class CmfQuery:
         remote: str | None = None,
         warn: bool = True,
         index: Index | None = None,
+        filepath: str | os.PathLike[str] | None = None,
+        is_server: bool = False,
     ) -> None:
+        if is_server:
+            raise UsageError("CmfQuery(is_server=True) reads a cmf-server's Postgres; cmfgit reads the git repository")
+        if repo is None and filepath is not None:
+            repo = filepath
+        if repo is not None and not isinstance(repo, Repo):
+            given = Path(repo)
+            if given.is_file() or (given.name == "mlmd" and not given.exists()):
+                repo = given.parent  # cmflib's CmfQuery("mlmd"): the file in the project directory
         self.repo = repo if isinstance(repo, Repo) else open_read_repo(repo)
+        self._cmf_view: View | None = None
         if isinstance(scope, str):
             scope = Scope(scope, ref=ref, remote=remote)
         elif scope is None:
@@ -385,34 +401,6 @@ class CmfQuery:
             p["stages"].append({"stage": stage, "executions": count, "failed": failed or 0, "last_run": last})
         return list(out.values())
 
-    def get_pipeline_names(self) -> list[str]:
-        return [r[0] for r in self.db.execute("SELECT DISTINCT pipeline FROM executions ORDER BY pipeline")]
-
-    def get_pipeline_stages(self, pipeline_name: str) -> list[str]:
-        """Stages of a pipeline, in the order they first ran."""
-        rows = self.db.execute(
-            "SELECT stage FROM executions WHERE pipeline = ? GROUP BY stage ORDER BY min(started_at), stage",
-            (pipeline_name,),
-        )
-        return [r[0] for r in rows]
-
-    def get_all_executions_in_pipeline(self, pipeline_name: str, as_frame: bool = False) -> Any:
-        return self.executions(pipeline=pipeline_name, as_frame=as_frame)
-
-    def get_all_executions_in_stage(self, stage_name: str, pipeline: str | None = None, as_frame: bool = False) -> Any:
-        """Executions of a stage ('stage' or CMF's 'pipeline/stage')."""
-        if pipeline is None and "/" in stage_name and stage_name not in self._stages():
-            pipeline, stage_name = stage_name.split("/", 1)
-        return self.executions(pipeline=pipeline, stage=stage_name, as_frame=as_frame)
-
-    get_all_exe_in_stage = get_all_executions_in_stage
-
-    def _stages(self) -> set[str]:
-        return {r[0] for r in self.db.execute("SELECT DISTINCT stage FROM executions")}
-
-    def get_all_executions_by_ids_list(self, exe_ids: Iterable[str], as_frame: bool = False) -> Any:
-        return _frame([self.execution(i) for i in exe_ids], as_frame)
-
     # -- artifacts -------------------------------------------------------------------------
 
     def artifacts(
@@ -584,7 +572,8 @@ class CmfQuery:
         ]
 
     def resolve_artifacts(self, name: str) -> list[str]:
-        """Hashes that ``name`` means: a hash or prefix, a recorded path, or CMF's 'path:hash'."""
+        """Hashes that ``name`` means: a hash or prefix, a recorded path, or a CMF artifact name
+        (``path:uri`` and the longer names of :func:`cmfgit.cmfview.parse_name`)."""
         text = name.strip()
         low = text.lower()
         for algo in ("blake3:", "md5:"):
@@ -601,11 +590,9 @@ class CmfQuery:
         ).fetchall()
         if rows:
             return [r[0] for r in rows]
-        if ":" in text:  # CMF names artifacts 'path:md5'
-            path, _, digest = text.rpartition(":")
-            found = self._hash_prefix(f"md5:{digest.lower()}", quiet=True) or self._hash_prefix(
-                digest.lower(), quiet=True
-            )
+        cmf = parse_cmf_name(text)  # CMF's 'path:uri', 'path:uri:<execution id>', 'metrics:<uuid>:<id>'...
+        if cmf is not None:
+            found = [h for h in self._hash_prefix(cmf.hash, quiet=True) if h == cmf.hash]
             if found:
                 return found
         raise CmfgitError(f"no artifact matches '{name}' (give a hash, a hash prefix or a recorded path)")
@@ -644,80 +631,8 @@ class CmfQuery:
             ).fetchone()
         )
 
-    def get_all_artifacts(self) -> list[str]:
-        """Every artifact hash that some execution read or wrote."""
-        return [
-            r[0]
-            for r in self.db.execute(
-                "SELECT a.hash FROM artifacts a "
-                "WHERE EXISTS (SELECT 1 FROM events ev WHERE ev.art = a.rowid) ORDER BY a.hash"
-            )
-        ]
-
-    def get_artifact(self, name: str, as_frame: bool = False) -> Any:
-        found = self.artifacts(hashes=self.resolve_artifacts(name))
-        if as_frame:
-            return _frame(found, True)
-        return found[0] if len(found) == 1 else found
-
-    def get_all_artifact_types(self) -> list[str]:
-        return [r[0] for r in self.db.execute("SELECT DISTINCT type FROM events WHERE type IS NOT NULL ORDER BY type")]
-
     def get_all_artifacts_by_type(self, artifact_type: str, as_frame: bool = False) -> Any:
         return self.artifacts(type=artifact_type, as_frame=as_frame)
-
-    def get_all_artifacts_by_context(self, pipeline_name: str, as_frame: bool = False) -> Any:
-        return self.artifacts(pipeline=pipeline_name, as_frame=as_frame)
-
-    def get_all_artifacts_by_ids_list(self, artifact_ids: Iterable[str], as_frame: bool = False) -> Any:
-        hashes: list[str] = []
-        for name in artifact_ids:
-            hashes += self.resolve_artifacts(name)
-        return self.artifacts(hashes=hashes, as_frame=as_frame)
-
-    def get_all_artifacts_for_execution(self, execution_id: str, as_frame: bool = False) -> Any:
-        """Inputs and outputs of an execution, each with ``event`` 'INPUT' or 'OUTPUT'."""
-        rid = self.resolve_record(execution_id, executions_only=True)
-        rows = self.db.execute(
-            "SELECT ev.dir, ev.pos, a.hash, ev.path, ev.type, ev.kind, ev.size FROM events ev "
-            "JOIN records r ON r.rowid = ev.exec JOIN artifacts a ON a.rowid = ev.art "
-            "WHERE r.id = ? ORDER BY ev.dir, ev.pos",
-            (rid,),
-        )
-        out = [
-            {"event": "OUTPUT" if d else "INPUT", "hash": h, "path": p, "type": t, "kind": k, "size": s}
-            for d, _pos, h, p, t, k, s in rows
-        ]
-        return _frame(out, as_frame)
-
-    def get_all_executions_for_artifact(self, artifact_name: str, as_frame: bool = False) -> Any:
-        """Executions that read or wrote the artifact (every version, for a path), with
-        ``event`` 'INPUT' or 'OUTPUT'; in start order, then by id."""
-        hashes = self.resolve_artifacts(artifact_name)
-        graph = self.lineage_graph(hashes, "both", 1)
-        found: dict[tuple[str, str], None] = {}
-        for key in self._keys_of(graph, hashes):
-            for event, rids in (("INPUT", graph.consumers.get(key, [])), ("OUTPUT", graph.producers.get(key, []))):
-                found.update(dict.fromkeys((rid, event) for rid in rids))
-        out = []
-        for rid, event in sorted(found, key=lambda pair: (*_start_order(graph, pair[0]), pair[1])):
-            summary = graph.executions[rid]
-            out.append(
-                {
-                    "event": event,
-                    "id": rid,
-                    "pipeline": summary["pipeline"],
-                    "stage": summary["stage"],
-                    "started_at": summary["started_at"],
-                }
-            )
-        return _frame(out, as_frame)
-
-    def find_producer_execution(self, artifact_name: str) -> dict[str, Any] | None:
-        """The execution that wrote the artifact (the earliest to start, then the lowest
-        id, if several did; for a path, of any version); None if none did."""
-        producers = self._producers(artifact_name)
-        return self.execution(producers[0]) if producers else None
 
     def find_producer_executions(self, artifact_name: str) -> list[dict[str, Any]]:
         """Every execution that wrote the artifact (for a path, any version), earliest first."""
@@ -886,45 +801,18 @@ class CmfQuery:
         lineage, graph = self.lineage(roots, direction, depth)
         return lineage, graph, self._keys_of(graph, hashes)
 
-    def _related_artifacts(self, artifact_name: str, direction: str, depth: int | None, as_frame: bool) -> Any:
-        lineage, graph, keys = self._artifact_lineage(artifact_name, direction, depth)
-        found = sorted(lineage.artifacts() - set(keys))
-        hashes = [h for key in found for h in [key, *sorted(graph.artifacts[key].aliases)]]
-        objects = [o for o in self.artifacts(hashes=hashes) if o["hash"] in set(found)]
-        return _frame(objects, as_frame)
-
-    def get_one_hop_parent_artifacts(self, artifact_name: str, as_frame: bool = False) -> Any:
-        """Inputs of the executions that wrote the artifact."""
-        return self._related_artifacts(artifact_name, "up", 1, as_frame)
-
-    def get_all_parent_artifacts(self, artifact_name: str, as_frame: bool = False) -> Any:
-        return self._related_artifacts(artifact_name, "up", None, as_frame)
-
-    def get_one_hop_child_artifacts(self, artifact_name: str, as_frame: bool = False) -> Any:
-        """Outputs of the executions that read the artifact."""
-        return self._related_artifacts(artifact_name, "down", 1, as_frame)
-
-    def get_all_child_artifacts(self, artifact_name: str, as_frame: bool = False) -> Any:
-        return self._related_artifacts(artifact_name, "down", None, as_frame)
-
     def _related_executions(self, artifact_name: str, direction: str, depth: int | None, as_frame: bool) -> Any:
         lineage, graph, _keys = self._artifact_lineage(artifact_name, direction, depth)
         levels = lineage.levels  # nearest first; then in start order, then by id
         ordered = sorted(lineage.executions(), key=lambda r: (levels[Node("execution", r)], *_start_order(graph, r)))
         return _frame([self.execution(rid) for rid in ordered], as_frame)
 
-    def get_one_hop_parent_executions(self, artifact_name: str, as_frame: bool = False) -> Any:
-        """The executions that wrote the artifact."""
-        return self._related_executions(artifact_name, "up", 1, as_frame)
-
-    def get_all_parent_executions(self, artifact_name: str, as_frame: bool = False) -> Any:
-        """Every execution upstream of the artifact, nearest first."""
-        return self._related_executions(artifact_name, "up", None, as_frame)
-
     def get_one_hop_child_executions(self, artifact_name: str, as_frame: bool = False) -> Any:
+        """The executions that read the artifact (cmfgit's, as JSON objects; cmflib has no such method)."""
         return self._related_executions(artifact_name, "down", 1, as_frame)
 
     def get_all_child_executions(self, artifact_name: str, as_frame: bool = False) -> Any:
+        """Every execution downstream of the artifact, nearest first (cmfgit's, as JSON objects)."""
         return self._related_executions(artifact_name, "down", None, as_frame)
 
     # -- metrics --------------------------------------------------------------------------------
@@ -939,17 +827,322 @@ class CmfQuery:
         ]
         return _frame(rows, as_frame)
 
-    def get_metrics(self, metrics_name: str, as_frame: bool = False) -> Any:
-        """CmfQuery.get_metrics: the step metrics of an execution id, or of the execution that wrote
-        a step_metrics artifact (``metrics_name`` is a hash or path)."""
+    # -- CMF's questions, answered as cmflib 0.1's CmfQuery answers them -------------------------
+    #
+    # Over the MLMD view of the scope (cmfview.View: the CMF export of every pipeline), with the
+    # export's ids, names and types. Data frames need pandas (the cmfgit[cmf] extra). An artifact
+    # name is CMF's full name; a path, hash or hash prefix (cmfgit's names) also works where
+    # cmflib would find nothing. An execution id is the MLMD id or a cmfgit record id (prefix).
+
+    def cmf_view(self) -> View:
+        """The MLMD view the CMF methods read (built once per CmfQuery)."""
+        if self._cmf_view is None:
+            from cmfgit import cmf_export
+
+            by_pipeline: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+            for rid, record in self.execution_records(sort="started_at"):
+                by_pipeline.setdefault(str(record.get("pipeline")), []).append((rid, record))
+            uuids: dict[tuple[str, str], list[str]] = {}
+            for name, found in by_pipeline.items():
+                for rid, record in found:
+                    uuids.setdefault((name, str(record.get("uuid"))), []).append(rid)
+            docs = [cmf_export.build(found, name) for name, found in sorted(by_pipeline.items())]
+            self._cmf_view = View(docs, uuids)
+        return self._cmf_view
+
+    def _cmf_artifacts(self, name: str) -> list[Artifact]:
+        """The artifacts ``name`` means: CMF's exact name, else cmfgit's (lowest id first)."""
+        view = self.cmf_view()
+        if name.strip() in view.by_name:
+            return [view.by_name[name.strip()]]
         try:
-            return self.get_step_metrics(metrics_name, as_frame)
-        except (UsageError, ObjectNotFound):
-            pass
-        producer = self.find_producer_execution(metrics_name)
-        if producer is None:
-            raise CmfgitError(f"no execution wrote '{metrics_name}'")
-        return self.get_step_metrics(producer["id"], as_frame)
+            hashes = self.resolve_artifacts(name)
+        except CmfgitError:
+            return []
+        known = set(hashes) | {h for pair in self._alias_pairs(hashes, set()) for h in pair}
+        return [a for a in view.artifacts.values() if a.hash in known]
+
+    def _cmf_artifact_id(self, name: str) -> int | None:
+        found = self._cmf_artifacts(name)
+        return found[0].id if found else None
+
+    def _cmf_execution_ids(self, ids: Iterable[int | str]) -> list[int]:
+        """MLMD ids as given; a cmfgit record id (or prefix) becomes its execution's MLMD id."""
+        out: list[int] = []
+        view = self.cmf_view()
+        for i in ids:
+            if isinstance(i, int) or (isinstance(i, str) and i.strip().isdigit() and len(i.strip()) < 4):
+                out.append(int(i))
+                continue
+            rid = self.resolve_record(str(i), executions_only=True)
+            out += [e.id for e in view.executions.values() if e.record_id == rid]
+        return out
+
+    @staticmethod
+    def _ids(ids: int | str | Iterable[int | str]) -> list[int | str]:
+        return [ids] if isinstance(ids, (int, str)) else list(ids)
+
+    def get_pipeline_names(self) -> list[str]:
+        return [p.name for p in self.cmf_view().pipelines.values()]
+
+    def get_pipeline_id(self, pipeline_name: str) -> int:
+        """The pipeline's MLMD id (the id of its export), or -1 if there is no such pipeline."""
+        found = self.cmf_view().pipeline(pipeline_name)
+        return found.id if found is not None else -1
+
+    def get_pipeline_stages(self, pipeline_name: str) -> list[str]:
+        """The stages' CMF names, ``<pipeline>/<stage>``, in MLMD id order."""
+        view = self.cmf_view()
+        return [s.name for p in view.pipelines.values() if p.name == pipeline_name for s in view.stages_of(p.id)]
+
+    def _stages_named(self, stage_name: str) -> list[int]:
+        """Stage ids of the full name ``<pipeline>/<stage>`` (as cmflib, a short name matches nothing)."""
+        return [s.id for s in self.cmf_view().stages.values() if s.name == stage_name]
+
+    def get_all_exe_in_stage(self, stage_name: str) -> list[Execution]:
+        """The executions (objects) of the stage named ``<pipeline>/<stage>``."""
+        stages = self._stages_named(stage_name)
+        return self.cmf_view().executions_of(stages[0]) if stages else []
+
+    def get_all_executions_in_stage(self, stage_name: str) -> Any:
+        """A data frame of the executions of the stage named ``<pipeline>/<stage>``."""
+        view = self.cmf_view()
+        return frame([execution_row(e) for sid in self._stages_named(stage_name) for e in view.executions_of(sid)])
+
+    def get_all_executions_by_stage(self, stage_id: int, execution_uuid: str | None = None) -> list[Execution]:
+        found = self.cmf_view().executions_of(stage_id)
+        if execution_uuid is None:
+            return found
+        return [e for e in found if execution_uuid in str(e.properties.get("Execution_uuid", "")).split(",")]
+
+    def get_all_executions_in_pipeline(self, pipeline_name: str) -> Any:
+        view = self.cmf_view()
+        pid = self.get_pipeline_id(pipeline_name)
+        return frame([execution_row(e) for s in view.stages_of(pid) for e in view.executions_of(s.id)])
+
+    def get_all_executions_by_ids_list(self, exe_ids: Iterable[int | str]) -> Any:
+        found = self.cmf_view().executions_by_id(self._cmf_execution_ids(self._ids(exe_ids)))
+        return frame([execution_row(e, with_name=False) for e in found])
+
+    def get_executions_with_execution_ids(self, exe_ids: Iterable[int | str]) -> Any:
+        """``id``, ``Execution_type_name`` and ``Execution_uuid`` of the executions."""
+        found = self.cmf_view().executions_by_id(self._cmf_execution_ids(self._ids(exe_ids)))
+        return frame([execution_row(e, with_name=False) | {"id": e.id} for e in found], _EXECUTION_ID_COLUMNS)
+
+    def get_artifact_df(self, artifact: Artifact, d: dict[str, Any] | None = None) -> Any:
+        """One artifact as a one-row data frame (columns in cmflib's order, not sorted)."""
+        return pandas().DataFrame(artifact_row(artifact, d), index=[0])
+
+    def get_all_artifacts(self) -> list[str]:
+        """Every artifact's CMF name (``path:uri``, ``path:uri:<execution id>``...), in MLMD id order."""
+        return [a.name for a in self.cmf_view().artifacts.values()]
+
+    get_artifact_names = get_all_artifacts
+
+    def get_artifact(self, name: str) -> Any:
+        """A one-row data frame of the artifact, or None."""
+        found = self._cmf_artifacts(name)
+        return self.get_artifact_df(found[0]) if found else None
+
+    def get_all_artifact_types(self) -> list[str]:
+        """CMF's artifact type names (``Dataset``, ``Model``...), in MLMD type id order."""
+        types = self.cmf_view().artifact_types
+        return sorted(types, key=lambda t: (types[t], t))
+
+    def get_all_artifacts_by_context(self, pipeline_name: str) -> Any:
+        """The artifacts of each stage of the pipeline, as MLMD attributes them: an artifact
+        belongs to the stage whose execution logged it first."""
+        view = self.cmf_view()
+        rows = []
+        for stage in view.stages_of(self.get_pipeline_id(pipeline_name)):
+            rows += [artifact_row(a) for a in view.attributed(stage.id)]
+        return frame(rows)
+
+    def get_all_artifacts_by_ids_list(self, artifact_ids: Iterable[int | str]) -> Any:
+        ids: list[int] = []
+        for i in self._ids(artifact_ids):
+            ids += [i] if isinstance(i, int) else [a.id for a in self._cmf_artifacts(i)]
+        return frame([artifact_row(a) for a in self.cmf_view().artifacts_by_id(ids)])
+
+    def get_all_artifacts_for_execution(self, execution_id: int | str) -> Any:
+        """The execution's artifacts, each with ``event`` INPUT or OUTPUT, in event order."""
+        view = self.cmf_view()
+        rows = [
+            artifact_row(view.artifacts[ev.artifact_id], {"event": "INPUT" if ev.is_input else "OUTPUT"})
+            for ev in view.events_of_executions(self._cmf_execution_ids([execution_id]))
+        ]
+        return frame(rows)
+
+    def get_all_artifacts_for_executions(self, execution_ids: Iterable[int | str]) -> Any:
+        view = self.cmf_view()
+        ids = {ev.artifact_id for ev in view.events_of_executions(self._cmf_execution_ids(self._ids(execution_ids)))}
+        return frame([artifact_row(a) for a in view.artifacts_by_id(ids)])
+
+    def _linked_executions(self, artifact_id: int | None) -> Any:
+        view = self.cmf_view()
+        rows = []
+        for ev in view.events_of_artifacts([artifact_id] if artifact_id is not None else []):
+            stage, pipeline = view.stage_and_pipeline(ev.execution_id)
+            execution = view.executions[ev.execution_id]
+            rows.append(
+                {
+                    "Type": "INPUT" if ev.is_input else "OUTPUT",
+                    "execution_id": ev.execution_id,
+                    "execution_name": execution.name,
+                    "execution_type_name": execution.properties.get("Execution_type_name"),
+                    "stage": stage.name,
+                    "pipeline": pipeline.name,
+                }
+            )
+        return frame(rows)
+
+    def get_all_executions_for_artifact(self, artifact_name: str) -> Any:
+        """The executions that read (``Type`` INPUT) or wrote (OUTPUT) the artifact."""
+        return self._linked_executions(self._cmf_artifact_id(artifact_name))
+
+    def get_all_executions_for_artifact_id(self, artifact_id: int) -> Any:
+        return self._linked_executions(artifact_id)
+
+    def _one_hop(self, artifact_id: int, up: bool, pipeline_id: int | None = None) -> list[int]:
+        view = self.cmf_view()
+        if up:
+            return view.inputs(view.producers(artifact_id, pipeline_id))
+        return view.outputs(view.consumers(artifact_id, pipeline_id))
+
+    def _all_hops(self, artifact_id: int, up: bool, walking: frozenset[int] = frozenset()) -> list[int]:
+        """cmflib's recursion: the one-hop artifacts, then each one's, depth first (a cycle stops)."""
+        near = self._one_hop(artifact_id, up)
+        found = list(near)
+        for other in near:
+            if other not in walking:
+                found += self._all_hops(other, up, walking | {artifact_id})
+        return list(dict.fromkeys(found))
+
+    def _artifact_frame(self, ids: list[int]) -> Any:
+        view = self.cmf_view()
+        return frame([artifact_row(view.artifacts[i]) for i in ids])
+
+    def get_one_hop_child_artifacts(self, artifact_name: str, pipeline_id: int | None = None) -> Any:
+        """Outputs of the executions that read the artifact."""
+        aid = self._cmf_artifact_id(artifact_name)
+        return self._artifact_frame(self._one_hop(aid, False, pipeline_id) if aid is not None else [])
+
+    def get_all_child_artifacts(self, artifact_name: str) -> Any:
+        aid = self._cmf_artifact_id(artifact_name)
+        return self._artifact_frame(self._all_hops(aid, False) if aid is not None else [])
+
+    def get_one_hop_parent_artifacts(self, artifact_name: str) -> Any:
+        """Inputs of the executions that wrote the artifact."""
+        aid = self._cmf_artifact_id(artifact_name)
+        return self._artifact_frame(self._one_hop(aid, True) if aid is not None else [])
+
+    def get_one_hop_parent_artifacts_with_id(self, artifact_id: int) -> Any:
+        """As :meth:`get_one_hop_parent_artifacts`, by id, without Environment and Label artifacts."""
+        view = self.cmf_view()
+        ids = [i for i in self._one_hop(artifact_id, True) if view.artifacts[i].type not in EXCLUDED_LINEAGE_TYPES]
+        return self._artifact_frame(ids)
+
+    def get_all_parent_artifacts(self, artifact_name: str) -> Any:
+        aid = self._cmf_artifact_id(artifact_name)
+        return self._artifact_frame(self._all_hops(aid, True) if aid is not None else [])
+
+    def get_all_parent_executions(self, artifact_name: str) -> Any:
+        """The executions that wrote the artifact's upstream artifacts."""
+        view = self.cmf_view()
+        aid = self._cmf_artifact_id(artifact_name)
+        parents = self._all_hops(aid, True) if aid is not None else []
+        producers = {e for a in parents for e in view.producers(a)}
+        return frame([execution_row(e) for e in view.executions_by_id(producers)])
+
+    def get_one_hop_parent_executions(
+        self, execution_id: Iterable[int | str], pipeline_id: int | None = None
+    ) -> list[Execution]:
+        """The executions (objects) that wrote the inputs of these executions."""
+        view = self.cmf_view()
+        groups: list[list[int]] = []
+        for art in view.inputs(self._cmf_execution_ids(self._ids(execution_id))):
+            producers = view.producers(art, pipeline_id)
+            if producers not in groups:
+                groups.append(producers)
+        return [e for group in groups for e in view.executions_by_id(group)]
+
+    def get_one_hop_parent_executions_ids(
+        self, execution_ids: Iterable[int | str], pipeline_id: int | None = None
+    ) -> list[int]:
+        view = self.cmf_view()
+        arts = view.inputs(self._cmf_execution_ids(self._ids(execution_ids)))
+        return [e for art in arts for e in view.producers(art, pipeline_id)]
+
+    def get_all_parent_executions_by_id(
+        self, execution_id: Iterable[int | str], pipeline_id: int | None = None
+    ) -> list[list[Any]]:
+        """[[id, Execution_type_name, Execution_uuid] of every upstream execution, [{source, target}] links]."""
+        found: list[list[Any]] = [[], []]
+        self._parents_by_id(self._cmf_execution_ids(self._ids(execution_id)), pipeline_id, found, frozenset())
+        return found
+
+    def _parents_by_id(
+        self, current: list[int], pipeline_id: int | None, found: list[list[Any]], walking: frozenset[int]
+    ) -> None:
+        parents: list[list[Any]] = []
+        links: list[dict[str, int]] = []
+        for e in self.get_one_hop_parent_executions(current, pipeline_id):
+            entry = [e.id, e.properties.get("Execution_type_name"), e.properties.get("Execution_uuid")]
+            if entry not in found[0]:
+                links.append({"source": e.id, "target": current[0]})
+                parents.append(entry)
+        if not parents:
+            return
+        found[0].extend(parents)
+        found[1].extend(links)
+        for entry in parents:
+            if entry[0] not in walking:
+                self._parents_by_id([entry[0]], pipeline_id, found, walking | set(current))
+
+    def find_producer_execution(self, artifact_name: str) -> Execution | None:
+        """The execution (object) that wrote the artifact (the lowest id if several did), or None."""
+        aid = self._cmf_artifact_id(artifact_name)
+        producers = self.cmf_view().executions_by_id(self.cmf_view().producers(aid) if aid is not None else [])
+        return producers[0] if producers else None
+
+    get_producer_execution = find_producer_execution
+
+    def get_metrics(self, metrics_name: str) -> Any:
+        """The step metrics of a Step_Metrics artifact (its CMF name), read from its file: the one
+        its ``Name`` property names, else its path (parquet as cmflib writes; CSV as older
+        cmfgit.compat wrote); None if there is no such artifact. Per-step values cmfgit recorded:
+        :meth:`get_step_metrics`."""
+        found = next((a for a in self._cmf_artifacts(metrics_name) if a.type == "Step_Metrics"), None)
+        if found is None:
+            return None
+        name = found.custom_properties.get("Name")
+        if not isinstance(name, str) or not name:
+            name = found.name.split(":", 1)[0]
+        return _read_table(self.repo.root / name, name)
+
+    @staticmethod
+    def read_dataslice(name: str) -> Any:
+        """A data slice's rows (cmflib's: the parquet file ``name``)."""
+        return _read_table(Path(name), name)
+
+    def dumptojson(self, pipeline_name: str, exec_uuid: str | None = None) -> str | None:
+        """The pipeline as ``cmf metadata export`` has it, as JSON text (``{"Pipeline": []}`` for
+        an unknown pipeline); with ``exec_uuid``, only the executions of that ``Execution_uuid``."""
+        import copy
+        import json
+
+        pipelines = [
+            copy.deepcopy(p) for doc in self.cmf_view().documents for p in doc["Pipeline"] if p["name"] == pipeline_name
+        ]
+        if exec_uuid is not None:
+            for p in pipelines:
+                for stage in p["stages"]:
+                    stage["executions"] = [
+                        e
+                        for e in stage["executions"]
+                        if exec_uuid in str(e["properties"].get("Execution_uuid", "")).split(",")
+                    ]
+        return json.dumps({"Pipeline": pipelines})
 
     # -- diff -------------------------------------------------------------------------------------
 
@@ -1150,6 +1343,22 @@ class _Planner:
         chosen.sort(key=lambda r: (r[2] or "", r[3]), reverse=True)
         chosen.sort(key=lambda r: _sortable(r[1]), reverse=self.descending)
         return [r[0] for r in chosen[:limit]]
+
+
+_EXECUTION_ID_COLUMNS = ["id", "Execution_type_name", "Execution_uuid"]
+
+
+def _read_table(path: Path, shown: str) -> Any:
+    """A parquet (or, by its ``.csv`` suffix, CSV) file as a data frame, or a one-line error."""
+    pd = pandas()
+    if not path.is_file():
+        raise CmfgitError(f"{shown}: not in the working tree (cmfgit artifact pull brings recorded files)")
+    if path.suffix == ".csv":
+        return pd.read_csv(path)
+    try:
+        return pd.read_parquet(path)
+    except ImportError:
+        raise CmfgitError(f"{shown}: reading parquet needs pyarrow: pip install pyarrow") from None
 
 
 def _start_order(graph: Graph, rid: str) -> tuple[bool, str, str]:

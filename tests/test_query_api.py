@@ -1,4 +1,5 @@
-"""cmfgit.query.CmfQuery: CmfQuery's questions answered in plain Python types."""
+"""cmfgit.query.CmfQuery: cmfgit's questions in plain Python types, and CMF's on native records
+(set3's imported data against real cmflib: test_cmf_query.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from conftest import make_repo
 from qhelp import art, execution, h, put, ts
 
 from cmfgit.errors import CmfgitError
+from cmfgit.graph import Node
 from cmfgit.query import CmfQuery
 
 MD5 = "md5:" + "ab" * 16
@@ -65,18 +67,29 @@ def q(tmp_path_factory: pytest.TempPathFactory) -> Any:
     query.close()
 
 
+def uri(name: str) -> str:
+    """The CMF uri cmfgit exports for a test artifact: its blake3 hex."""
+    return h(name).split(":", 1)[1]
+
+
+def files(frame: Any) -> set[str]:
+    """The uris of a frame's artifacts other than the Metrics ones CMF keeps a record's metrics in."""
+    return {u for u, t in zip(frame["uri"], frame["type"]) if t != "Metrics"}
+
+
 def test_pipelines_stages_and_executions(q: Any) -> None:
+    pytest.importorskip("pandas")
     ids = q.ids
     assert q.get_pipeline_names() == ["iris", "wine"]
-    assert q.get_pipeline_stages("wine") == ["prep", "train", "evaluate"]
-    runs = q.get_all_executions_in_stage("train")
-    assert [r["id"] for r in runs] == [ids["train2"], ids["train1"]]  # newest first
-    assert [r["id"] for r in q.get_all_exe_in_stage("wine/train")] == [ids["train2"], ids["train1"]]
+    assert q.get_pipeline_stages("wine") == ["wine/prep", "wine/train", "wine/evaluate"]  # CMF's stage names
+    runs = q.get_all_executions_in_stage("wine/train")
+    uuids = {q.execution(ids[n])["uuid"]: n for n in ids}
+    assert [uuids[u] for u in runs["Execution_uuid"]] == ["train2", "train1"]  # newest first, as MLMD lists them
+    assert q.get_all_executions_in_stage("train").empty  # a stage is named <pipeline>/<stage>, as in cmflib
+    assert [e.record_id for e in q.get_all_exe_in_stage("wine/train")] == [ids["train2"], ids["train1"]]
     assert len(q.get_all_executions_in_pipeline("wine")) == 4
-    assert [r["stage"] for r in q.get_all_executions_by_ids_list([ids["eval"][:8], ids["prep"]])] == [
-        "evaluate",
-        "prep",
-    ]
+    frame = q.get_all_executions_by_ids_list([ids["eval"][:8], ids["prep"]])  # cmfgit ids work too
+    assert sorted(frame["Execution_type_name"]) == ["wine/evaluate", "wine/prep"]
     assert q.execution(ids["train1"][:10])["params"] == {"lr": 0.1}
     best = q.executions("stage == 'train'", sort="metrics.loss", limit=1)
     assert best[0]["id"] == ids["train2"]
@@ -84,67 +97,58 @@ def test_pipelines_stages_and_executions(q: Any) -> None:
 
 
 def test_artifacts(q: Any) -> None:
+    pytest.importorskip("pandas")
     ids = q.ids
-    assert q.get_all_artifact_types() == ["dataset", "metrics", "model"]
-    models = q.get_all_artifacts_by_type("model")
+    assert q.get_all_artifact_types() == ["Dataset", "Model", "Metrics"]  # CMF's type names, by type id
+    models = q.get_all_artifacts_by_type("model")  # (cmfgit's: JSON objects)
     assert {m["hash"] for m in models} == {h("m1"), h("m2"), h("iris-model")}
-    assert {a["hash"] for a in q.get_all_artifacts_by_context("iris")} == {
-        h("shared"),
-        h("iris.csv"),
-        h("iris-model"),
-        MD5,
-    }
-    assert set(q.get_all_artifacts()) >= {h("raw"), MD5}
+    assert set(q.get_all_artifacts_by_context("iris")["uri"]) == {"ab" * 16, uri("iris.csv"), uri("iris-model")}
+    names = q.get_all_artifacts()
+    assert f"data/raw:{uri('raw')}" in names and f"data/shared.csv:{'ab' * 16}" in names
     m2 = q.get_artifact(h("m2")[:16])
-    assert m2["producers"] == [ids["train2"]] and m2["consumers"] == [ids["eval"]]
-    assert {a["hash"] for a in q.get_artifact("model.pkl")} == {h("m1"), h("m2")}  # every version at a path
+    (name,) = m2["name"]
+    assert name.startswith(f"model.pkl:{uri('m2')}:") and q.find_producer_execution(name).record_id == ids["train2"]
+    assert q.get_artifact("model.pkl")["uri"][0] in {uri("m1"), uri("m2")}  # a path: one of its versions
     events = q.get_all_artifacts_for_execution(ids["eval"])
-    assert [(e["event"], e["hash"]) for e in events] == [
-        ("INPUT", h("m2")),
-        ("INPUT", h("test.csv")),
-        ("OUTPUT", h("scores")),
+    assert list(zip(events["event"], events["uri"]))[:3] == [
+        ("INPUT", uri("m2")),
+        ("INPUT", uri("test.csv")),
+        ("OUTPUT", uri("scores")),
     ]
+    assert list(events["type"])[3:] == ["Metrics"]  # the record's metrics, as CMF keeps them (cmf_export.py)
     used = q.get_all_executions_for_artifact(h("train.csv"))
-    assert {(u["event"], u["id"]) for u in used} == {
-        ("OUTPUT", ids["prep"]),
-        ("INPUT", ids["train1"]),
-        ("INPUT", ids["train2"]),
-    }
-    assert q.find_producer_execution(h("scores"))["id"] == ids["eval"]
+    assert sorted(used["Type"]) == ["INPUT", "INPUT", "OUTPUT"] and set(used["stage"]) == {"wine/prep", "wine/train"}
+    assert q.find_producer_execution(h("scores")).record_id == ids["eval"]
     assert q.find_producer_execution(h("raw")) is None
+    assert q.get_artifact("blake3:00000000") is None
     with pytest.raises(CmfgitError, match="no artifact matches"):
-        q.get_artifact("blake3:00000000")
+        q.resolve_artifacts("blake3:00000000")
 
 
 def test_parents_and_children(q: Any) -> None:
+    pytest.importorskip("pandas")
     ids = q.ids
-    assert {a["hash"] for a in q.get_one_hop_parent_artifacts(h("scores"))} == {h("m2"), h("test.csv")}
-    assert {a["hash"] for a in q.get_all_parent_artifacts(h("scores"))} == {
-        h("m2"),
-        h("test.csv"),
-        h("train.csv"),
-        h("raw"),
+    assert set(q.get_one_hop_parent_artifacts(h("scores"))["uri"]) == {uri("m2"), uri("test.csv")}
+    assert set(q.get_all_parent_artifacts(h("scores"))["uri"]) == {
+        uri(n) for n in ("m2", "test.csv", "train.csv", "raw")
     }
-    assert {a["hash"] for a in q.get_one_hop_child_artifacts(h("train.csv"))} == {h("m1"), h("m2")}
-    assert {a["hash"] for a in q.get_all_child_artifacts(h("raw"))} == {
-        h("train.csv"),
-        h("test.csv"),
-        h("m1"),
-        h("m2"),
-        h("scores"),
+    assert files(q.get_one_hop_child_artifacts(h("train.csv"))) == {uri("m1"), uri("m2")}
+    assert files(q.get_all_child_artifacts(h("raw"))) == {
+        uri(n) for n in ("train.csv", "test.csv", "m1", "m2", "scores")
     }
-    assert [e["id"] for e in q.get_one_hop_parent_executions(h("scores"))] == [ids["eval"]]
-    assert [e["id"] for e in q.get_all_parent_executions(h("scores"))][0] == ids["eval"]
-    assert {e["id"] for e in q.get_all_parent_executions(h("scores"))} == {ids["eval"], ids["train2"], ids["prep"]}
+    parents = q.get_all_parent_executions(h("scores"))
+    assert set(parents["Execution_type_name"]) == {"wine/train", "wine/prep"}  # who wrote what scores came from
+    view = q.cmf_view()
+    eval_id = next(e.id for e in view.executions.values() if e.record_id == ids["eval"])
+    assert [e.record_id for e in q.get_one_hop_parent_executions([eval_id])] == [ids["train2"], ids["prep"]]
     assert {e["id"] for e in q.get_all_child_executions(h("raw"))} == {
         ids[n] for n in ("prep", "train1", "train2", "eval")
     }
     # CMF's md5 identity and the blake3 of the same bytes are one artifact.
-    assert q.get_one_hop_parent_executions(MD5) == []
     assert {e["id"] for e in q.get_one_hop_child_executions(MD5)} == {ids["other"], ids["uses"]}
-    assert {a["hash"] for a in q.get_one_hop_child_artifacts("data/shared.csv:" + "ab" * 16)} == {
-        h("iris.csv"),
-        h("iris-model"),
+    assert files(q.get_one_hop_child_artifacts("data/shared.csv:" + "ab" * 16)) == {
+        uri("iris.csv"),
+        uri("iris-model"),
     }
 
 
@@ -155,15 +159,14 @@ def test_step_metrics_and_frames(q: Any) -> None:
         {"name": "loss", "step": 1, "value": 0.5},
         {"name": "loss", "step": 2, "value": 0.3},
     ]
-    assert q.get_metrics(ids["train1"][:12]) == q.get_step_metrics(ids["train1"])
-    assert q.get_metrics(h("m1")) == q.get_step_metrics(ids["train1"])  # via the producer of an artifact
+    assert q.get_metrics("no:such") is None  # cmflib's: the Step_Metrics artifact of that name
     try:
         import pandas  # noqa: F401
     except ImportError:
         with pytest.raises(CmfgitError, match="needs pandas"):
-            q.get_all_executions_in_stage("train", as_frame=True)
+            q.executions(stage="train", as_frame=True)
     else:
-        frame = q.get_all_executions_in_stage("train", as_frame=True)
+        frame = q.executions(stage="train", as_frame=True)
         assert list(frame["id"]) == [ids["train2"], ids["train1"]]
         assert "params.lr" in frame.columns
 
@@ -183,7 +186,7 @@ def test_other_scopes(tmp_path: Path) -> None:
     with CmfQuery(root) as here, CmfQuery(root, ref="side") as side, CmfQuery(root, scope="all-branches") as every:
         assert [r["stage"] for r in here.executions()] == ["a"]
         assert [r["stage"] for r in side.executions()] == ["b", "a"]
-        assert {a["hash"] for a in side.get_all_child_artifacts(h("x"))} == {h("y"), h("z")}
+        assert side.lineage([Node("artifact", h("x"))], "down")[0].artifacts() >= {h("y"), h("z")}
         assert len(every.executions()) == 2
     with pytest.raises(CmfgitError, match="cmfgit global fetch origin"):
         CmfQuery(root, scope="global")
@@ -206,12 +209,8 @@ def test_the_earliest_producer_whatever_the_hash_order(tmp_path: Path) -> None:
     ids = dict(zip(records, put(root, *records.values())))
     by_start = [ids["again"], *(ids[n] for n in names)]  # ts 1, then ts 10..15
     with CmfQuery(root) as q:
-        assert q.find_producer_execution("model.pkl")["id"] == ids["again"]
         assert [e["id"] for e in q.find_producer_executions("model.pkl")] == by_start
-        assert q.find_producer_execution(h(names[0]))["id"] == ids["again"]
-        assert q.find_producer_execution(h(names[-1]))["id"] == ids[names[-1]]
-        assert [e["id"] for e in q.get_one_hop_parent_executions("model.pkl")] == by_start
-        used = q.get_all_executions_for_artifact("model.pkl")
-        assert [u["id"] for u in used] == by_start and {u["event"] for u in used} == {"OUTPUT"}
-        users = q.get_all_executions_for_artifact(h("data"))
+        assert [e["id"] for e in q.find_producer_executions(h(names[0]))] == [ids["again"], ids[names[0]]]
+        assert [e["id"] for e in q.find_producer_executions(h(names[-1]))] == [ids[names[-1]]]
+        users = q.get_all_child_executions(h("data"))
         assert [u["id"] for u in users] == [ids[n] for n in names]
