@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from cmfgit import cmf_format as cf
-from cmfgit import reading, schema
+from cmfgit import cmf_parts, reading, schema
 from cmfgit.errors import UsageError
 from cmfgit.fsutil import atomic_write
 from cmfgit.redact import url_text
@@ -147,11 +147,8 @@ class _Execution:
 
 def build(records: Iterable[tuple[str, dict[str, Any]]], pipeline: str) -> dict[str, Any]:
     """The CMF export document of the execution records of ``pipeline``."""
-    execs = [
-        _Execution(rid, rec)
-        for rid, rec in records
-        if rec.get("schema") == schema.EXECUTION and rec.get("pipeline") == pipeline
-    ]
+    mine = [(r, rec) for r, rec in records if rec.get("schema") == schema.EXECUTION and rec.get("pipeline") == pipeline]
+    execs = [_Execution(rid, rec) for rid, rec in cmf_parts.fold(mine)]  # parts of one CMF execution: one
     if not execs:
         return {"Pipeline": []}
     stages: dict[str, list[_Execution]] = {}

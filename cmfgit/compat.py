@@ -31,12 +31,12 @@ import os
 import shlex
 import sys
 import uuid as uuidlib
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, ClassVar
 
-from cmfgit import cmf_format, envinfo, gitstate
+from cmfgit import cmf_format, envinfo, gitstate, schema
+from cmfgit.cmf_objects import Artifact, Context, Execution
 from cmfgit.config import load_config
 from cmfgit.errors import PathError, UsageError
 from cmfgit.fsutil import atomic_write
@@ -45,43 +45,7 @@ from cmfgit.recorder import Artifact as _Artifact
 from cmfgit.recorder import Recorder, flatten
 from cmfgit.repo import open_repo
 
-__all__ = ["Cmf", "Context", "Execution", "Artifact"]
-
-
-@dataclass
-class Context:
-    """What cmflib returns as an MLMD Context (plain values, not protobufs)."""
-
-    id: int
-    name: str
-    type: str
-    properties: dict[str, Any] = field(default_factory=dict)
-    custom_properties: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class Execution:
-    """What cmflib returns as an MLMD Execution. ``record_id`` is set once it is written."""
-
-    id: int
-    name: str
-    type: str
-    properties: dict[str, Any] = field(default_factory=dict)
-    custom_properties: dict[str, Any] = field(default_factory=dict)
-    record_id: str | None = None
-
-
-@dataclass
-class Artifact:
-    """What cmflib returns as an MLMD Artifact; ``hash`` is the cmfgit identity."""
-
-    id: int
-    name: str
-    uri: str
-    type: str
-    hash: str
-    properties: dict[str, Any] = field(default_factory=dict)
-    custom_properties: dict[str, Any] = field(default_factory=dict)
+__all__ = ["Cmf", "Context", "Execution", "Artifact", "DataSlice"]
 
 
 def _warn(message: str) -> None:
@@ -137,12 +101,17 @@ def _split_command(cmd: str) -> list[str]:
 class _Open:
     """The execution being recorded, until it is written."""
 
-    def __init__(self, recorder: Recorder, execution: Execution, stage: Context, cmd: str | None) -> None:
+    def __init__(
+        self, recorder: Recorder, execution: Execution, stage: Context, cmd: str | None, continues: str | None = None
+    ) -> None:
         self.recorder = recorder
         self.execution = execution
         self.stage = stage  # the stage it was started in
         self.cmd = cmd
         self.order = 0  # CMF event order across inputs and outputs
+        self.uuids = [] if continues else [str(execution.properties["Execution_uuid"])]  # one per create_execution
+        self.continues = continues  # the record this one continues (cmf_parts), if any
+        self.changed = continues is None  # a continuation is written only if something was logged to it
 
     def next_order(self) -> int:
         self.order += 1
@@ -152,6 +121,7 @@ class _Open:
 class Cmf:
     """CMF's metadata writer; see the module docstring. Arguments as in cmflib."""
 
+    DataSlice: ClassVar[type[_Slice]]  # cmflib's nested class: Cmf.DataSlice (set below)
     ARTIFACTS_PATH = "cmf_artifacts"
     DATASLICE_PATH = "dataslice"
     METRICS_PATH = "metrics"
@@ -185,7 +155,7 @@ class Cmf:
             dict(custom_properties or {}),
         )
         self.child_context: Context | None = None
-        self.execution: Execution | None = None
+        self._execution: Execution | None = None
         self.metrics: dict[str, dict[int, dict[str, Any]]] = {}
         self._stage: str | None = None
         self._open: _Open | None = None
@@ -234,15 +204,34 @@ class Cmf:
         cmd: str | None = None,
         create_new_execution: bool = True,
     ) -> Execution:
-        """Start recording an execution of the current stage; the previous one is written first."""
-        if not create_new_execution and self._open is not None and self._open.execution.name == execution_type:
-            self.update_execution(self._open.execution.id, custom_properties)
-            return self._open.execution
+        """Start recording an execution of the current stage; the previous one is written first.
+
+        With ``create_new_execution=False`` the execution is named ``execution_type``
+        and reused: in this process it stays the same execution; in another process
+        (or at another site) a record of the same name in the same stage is a part of
+        it, which readers fold (docs/format.md, "Parts of one CMF execution")."""
+        run = self._open
+        if not create_new_execution and run is not None and run.execution.name == execution_type:
+            new_uuid = str(uuidlib.uuid1())  # cmflib appends one uuid per create_execution call
+            run.uuids.append(new_uuid)
+            self.update_execution(run.execution.id, custom_properties)
+            return run.execution
         self._close(0)
         if self.child_context is None:
             self.create_context(self._script_name())
         assert self.child_context is not None and self._stage is not None
-        params = dict(custom_properties or {})
+        name = "" if create_new_execution else execution_type
+        self._start(execution_type, dict(custom_properties or {}), cmd, name, None)
+        assert self._open is not None
+        env_file = self._write_python_env()
+        self._open.execution.custom_properties["Python_Env"] = env_file
+        self.log_python_env(env_file)
+        return self._open.execution
+
+    def _start(
+        self, execution_type: str, params: dict[str, Any], cmd: str | None, name: str, continues: str | None
+    ) -> _Open:
+        assert self.child_context is not None and self._stage is not None
         command = list(sys.argv) if cmd is None else _split_command(cmd)
         recorder = Recorder(
             self.repo,
@@ -274,14 +263,46 @@ class Cmf:
             "Pipeline_Type": self.pipeline_name,
             "Pipeline_id": self.parent_context.id,
         }
-        name = "" if create_new_execution else execution_type
-        self.execution = Execution(self._next("execution"), name, execution_type, properties, params)
-        self._open = _Open(recorder, self.execution, self.child_context, cmd)
+        execution = Execution(self._next("execution"), name, execution_type, properties, params)
+        execution.pipeline, execution.stage, execution.record_id = self.pipeline_name, self._stage, continues
+        self._execution = execution
+        self._open = _Open(recorder, execution, self.child_context, cmd, continues)
         _recording.add(self)  # a strong reference: the execution is written at exit even if this object is dropped
-        env_file = self._write_python_env()
-        self.execution.custom_properties["Python_Env"] = env_file
-        self.log_python_env(env_file)
-        return self.execution
+        return self._open
+
+    @property
+    def execution(self) -> Execution | None:
+        """The current execution (cmflib's attribute). Assigning an execution that was
+        written before, by this process or another (``CmfQuery.get_all_exe_in_stage``
+        gives them), makes it current again: what is logged next is recorded in a
+        part that continues it."""
+        return self._execution
+
+    @execution.setter
+    def execution(self, value: Execution | None) -> None:
+        run = self._open
+        if run is not None and value is run.execution:
+            return
+        if value is None:
+            self._close(0)
+            self._execution = None
+            return
+        target = getattr(value, "record_id", None)
+        if not isinstance(target, str) or not target:
+            raise UsageError(
+                "cmfgit.compat can continue only an execution that was written (one from"
+                " CmfQuery.get_all_exe_in_stage, or one of this Cmf after finalize())"
+            )
+        self._close(0)
+        stage = str(getattr(value, "stage", "") or self._stage or self._script_name())
+        pipeline = str(getattr(value, "pipeline", "") or self.pipeline_name)
+        if pipeline != self.pipeline_name:
+            raise UsageError(f"that execution is in pipeline '{pipeline}', this Cmf writes '{self.pipeline_name}'")
+        self.create_context(stage)
+        name = str(getattr(value, "name", "") or "")
+        self._start(name or str(value.type), {}, None, name, target)
+        assert self._open is not None
+        self._open.execution.id = int(value.id)
 
     def update_execution(self, execution_id: int, custom_properties: dict[str, Any] | None = None) -> Execution:
         """Merge custom properties into the execution being recorded. Values keep their types:
@@ -293,11 +314,29 @@ class Cmf:
         values = dict(custom_properties or {})
         run.recorder.params.update(flatten(values))
         run.execution.custom_properties.update(values)
+        run.changed = True
         return run.execution
 
     def finalize(self) -> str | None:
-        """Write the execution being recorded; returns its record id."""
-        return self._close(0)
+        """Write what the current execution recorded so far (cmflib commits here); returns the
+        record id. The execution stays current, as in cmflib: what is logged after this is
+        written, as a part that continues it, by the next ``create_execution``, another
+        ``finalize()`` or the end of the process."""
+        run = self._open
+        if run is None:
+            return None
+        if not run.changed:
+            return run.execution.record_id
+        rid = self._write(run, 0, None)
+        rec = run.recorder
+        first = run.execution.record_id or rid
+        run.execution.record_id = first
+        # The continuation: what the execution read still holds; outputs and metrics start afresh.
+        rec.outputs, rec.metrics, rec.step_metrics = [], {}, {}
+        rec.started_at = schema.utc_now()
+        rec.extra = {"uuid": str(uuidlib.uuid1())}
+        run.uuids, run.continues, run.changed = [], first, False
+        return rid
 
     # -- artifacts ---------------------------------------------------------------
 
@@ -361,6 +400,7 @@ class Cmf:
         digest = cmf_format.hash_of_uri(uri, name)
         art = _Artifact(metrics_name, "metrics", values, digest, None, "external", source=source)
         run.recorder.outputs.append(art)
+        run.changed = True
         return self._returned(art, name, uri, "Metrics", {"metrics_name": name})
 
     def log_metric(self, metrics_name: str, custom_properties: dict[str, Any] | None = None) -> None:
@@ -386,7 +426,7 @@ class Cmf:
                     run.recorder.add_step_metric(f"{metrics_name}.{key}", value, seq)
         return self._log(str(path), "output", "step_metrics", None, {})
 
-    def create_dataslice(self, name: str) -> DataSlice:
+    def create_dataslice(self, name: str) -> _Slice:
         """A named subset of files; add them with ``add_data`` and write it with ``commit``."""
         return DataSlice(name, self)
 
@@ -510,6 +550,7 @@ class Cmf:
                 break
         else:
             side.append(art)
+        run.changed = True
         ctype = cmf_format.cmf_type(kind)
         name = f"{art.path}:{uri}:{run.execution.id}" if kind == "model" else f"{art.path}:{uri}"
         return self._returned(art, name, uri, ctype, properties)
@@ -518,10 +559,18 @@ class Cmf:
         return Artifact(self._next("artifact"), name, uri, ctype, str(art.hash), dict(properties), dict(art.props))
 
     def _close(self, exit_code: int | None, error: str | None = None) -> str | None:
+        """Write the current execution (unless it is a continuation with nothing new) and end it."""
         run, self._open = self._open, None
         _recording.discard(self)
         if run is None:
             return None
+        if not run.changed:
+            return run.execution.record_id
+        rid = self._write(run, exit_code, error)
+        run.execution.record_id = run.execution.record_id or rid
+        return rid
+
+    def _write(self, run: _Open, exit_code: int | None, error: str | None) -> str:
         red = run.recorder.redactor
         cmf: dict[str, Any] = {
             "pipeline": {"name": self.parent_context.name},
@@ -533,17 +582,24 @@ class Cmf:
         execution: dict[str, Any] = {}
         if run.execution.name:
             execution["name"] = run.execution.name
+        if run.continues:
+            execution["continues"] = run.continues
+        properties: dict[str, Any] = {}
         if run.cmd is not None:
             argv = _split_command(run.cmd)
             shown = run.cmd if red.argv(argv) == argv else shlex.join(red.argv(argv))
-            execution["properties"] = {"Execution": red.text(shown)}
+            properties["Execution"] = red.text(shown)
+        if len(run.uuids) > 1:
+            properties["Execution_uuid"] = ",".join(run.uuids)
+        if properties:
+            execution["properties"] = properties
         if execution:
             cmf["execution"] = execution
         run.recorder.extra["source"] = {"cmf": cmf}
         rid = run.recorder.finish(exit_code, error)
-        for warning in run.recorder.warnings:
+        run.recorder.warnings, warnings = [], run.recorder.warnings
+        for warning in warnings:
             _warn(warning)
-        run.execution.record_id = rid
         return rid
 
     def __enter__(self) -> Cmf:
@@ -583,6 +639,10 @@ class DataSlice:
         path = self.writer._artifact_dir(run, self.writer.DATASLICE_PATH) / f"{self.name}.csv"
         atomic_write(path, _csv(header, table))
         return self.writer._log(str(path), "output", "dataslice", custom_properties, {})
+
+
+_Slice = DataSlice
+Cmf.DataSlice = DataSlice
 
 
 # -- executions left open when the process ends are written, marked failed after an uncaught exception --

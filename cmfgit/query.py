@@ -405,7 +405,17 @@ class CmfQuery:
             pipeline, stage_name = stage_name.split("/", 1)
         return self.executions(pipeline=pipeline, stage=stage_name, as_frame=as_frame)
 
-    get_all_exe_in_stage = get_all_executions_in_stage
+    def get_all_exe_in_stage(self, stage_name: str) -> list[Any]:
+        """cmflib's: the executions of a stage as MLMD-like objects (``id``, ``name``, ``type``,
+        ``type_id``, ``properties``, ``custom_properties``; cmfgit.cmf_objects.Execution), oldest
+        first, the parts of one CMF execution folded into one (cmfgit/cmf_parts.py)."""
+        from cmfgit import cmf_objects, cmf_parts
+
+        pipeline, stage = None, stage_name
+        if "/" in stage_name and stage_name not in self._stages():
+            pipeline, stage = stage_name.split("/", 1)
+        found = cmf_parts.fold(self.execution_records(pipeline=pipeline, stage=stage, sort="started_at"))
+        return [cmf_objects.execution_of(rid, rec, n) for n, (rid, rec) in enumerate(found, 1)]
 
     def _stages(self) -> set[str]:
         return {r[0] for r in self.db.execute("SELECT DISTINCT stage FROM executions")}
