@@ -314,3 +314,128 @@ def test_finalized_execution_survives_kill_9(repo: Path) -> None:
     assert evaluate["exit_code"] == 0
     assert [a["type"] for a in evaluate["inputs"]] == ["environment", "model", "dataset"]
     cmfgit(repo, "fsck")
+
+
+# -- item 3: one reused execution across sites ------------------------------------------
+
+
+def test_reused_execution_joins_across_sites(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from conftest import git
+    from sites import clone_site, isolate, seed_remote
+
+    isolate(monkeypatch, tmp_path)
+    _, url = seed_remote(tmp_path)
+    site_a = clone_site(tmp_path, url, "dc1")
+    site_b = clone_site(tmp_path, url, "edge7")
+    for site in (site_a, site_b):
+        make_inputs(site)
+    run_script(site_a, "test_execution_update.py", UPDATE)
+    run_script(site_b, "test_execution_update_method_2.py", UPDATE_METHOD_2)  # before it saw dc1's record
+    git(site_a, "add", "-A", ".cmf")
+    git(site_a, "commit", "-q", "-m", "dc1's run")
+    git(site_a, "push", "-q", "origin", "main")
+    git(site_b, "add", "-A", ".cmf")
+    git(site_b, "commit", "-q", "-m", "edge7's run")
+    git(site_b, "pull", "-q", "--no-rebase", "--no-edit", "origin", "main")
+
+    found = records(site_b, "test-execution-update")
+    assert sorted(r["site"] for r in found.values()) == ["dc1", "edge7"]
+    (execution,) = export(site_b, "test-execution-update")["Pipeline"][0]["stages"][0]["executions"]
+    assert execution["name"] == "Train-execution"
+    assert {k: v for k, v in execution["custom_properties"].items() if k != "Python_Env"} == {
+        "new_new": "value_value",
+        "new_new_1": "value_value_1",
+        "name": "test-1",
+    }
+    assert len(execution["properties"]["Execution_uuid"].split(",")) == 3
+    cmfgit(site_b, "fsck")
+
+
+def test_fold_keeps_other_records_and_is_order_independent() -> None:
+    def rec(stage: str, started: str, name: str = "", cont: str | None = None, **extra: Any) -> dict[str, Any]:
+        execution: dict[str, Any] = {"name": name} if name else {}
+        if cont:
+            execution["continues"] = cont
+        return {
+            "schema": "cmfgit/execution/1",
+            "uuid": f"u-{started}",
+            "pipeline": "p",
+            "stage": stage,
+            "type": "T",
+            "params": extra.get("params", {}),
+            "started_at": started,
+            "ended_at": started,
+            "exit_code": extra.get("exit_code", 0),
+            "inputs": [],
+            "outputs": extra.get("outputs", []),
+            "metrics": {},
+            "source": {"cmf": {"execution": execution}},
+        }
+
+    art = {"path": "m", "hash": "md5:" + "0" * 32, "type": "metrics", "kind": "external", "size": None, "props": {}}
+    items = [
+        ("a" * 64, rec("s", "2026-01-01T00:00:01.000000Z", params={"x": 1})),
+        ("b" * 64, rec("s", "2026-01-01T00:00:02.000000Z", cont="a" * 64, outputs=[art], exit_code=1)),
+        ("c" * 64, rec("s", "2026-01-01T00:00:03.000000Z", name="R", params={"y": 1})),
+        ("d" * 64, rec("t", "2026-01-01T00:00:04.000000Z")),
+        ("e" * 64, rec("s", "2026-01-01T00:00:05.000000Z", name="R", params={"y": 2, "z": 3})),
+    ]
+    folded = cmf_parts.fold(items)
+    assert [rid[0] for rid, _ in folded] == ["a", "c", "d"]
+    first = [rid for rid, _ in folded]
+    assert sorted(cmf_parts.fold(list(reversed(items))), key=lambda p: first.index(p[0])) == folded
+    merged = dict(folded)
+    assert merged["a" * 64]["outputs"][0]["path"] == "m" and merged["a" * 64]["exit_code"] == 1
+    assert merged["c" * 64]["params"] == {"y": 2, "z": 3} and merged["c" * 64]["type"] == "p/s"
+    assert merged["c" * 64]["source"]["cmf"]["execution"]["properties"]["Execution_uuid"] == (
+        "u-2026-01-01T00:00:03.000000Z,u-2026-01-01T00:00:05.000000Z"
+    )
+    assert merged["d" * 64] is items[3][1]
+
+
+def _cmflib_ready() -> bool:
+    from conftest import CMFLIB_PYTHON
+
+    if not CMFLIB_PYTHON.exists():
+        return False
+    return subprocess.run([str(CMFLIB_PYTHON), "-c", "import cmflib.cmf_merger"], capture_output=True).returncode == 0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _cmflib_ready(), reason="needs cmflib: pip install cmflib==0.1.0 in a venv, CMFLIB_PYTHON")
+def test_cmflib_loads_the_reused_execution_as_one(repo: Path, tmp_path: Path) -> None:
+    from conftest import CMFLIB_PYTHON
+
+    make_inputs(repo)
+    for name, script in (
+        ("test_execution_update.py", UPDATE),
+        ("test_execution_update_method_1.py", UPDATE_METHOD_1),
+        ("test_execution_update_method_2.py", UPDATE_METHOD_2),
+    ):
+        run_script(repo, name, script)
+    ours = tmp_path / "ours.json"
+    ours.write_text(json.dumps(export(repo, "test-execution-update")))
+    project = tmp_path / "cmfproject"
+    project.mkdir()
+    env = {**os.environ, "PATH": f"{CMFLIB_PYTHON.parent}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": ""}
+
+    def run(*args: str) -> str:
+        proc = subprocess.run(args, cwd=project, env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return proc.stdout
+
+    run("git", "init", "-q", "--bare", str(tmp_path / "remote.git"))
+    run("cmf", "init", "local", "--path", str(tmp_path / "storage"), "--git-remote-url", str(tmp_path / "remote.git"))
+    loader = textwrap.dedent(
+        """
+        import json, sys
+        from cmflib.cmf_merger import parse_json_to_mlmd
+        from cmflib.cmfquery import CmfQuery
+        document = json.load(open(sys.argv[1]))
+        for pipeline in document["Pipeline"]:
+            assert parse_json_to_mlmd(json.dumps(pipeline), "mlmd", "pull", None) == "success"
+        print(CmfQuery("mlmd").dumptojson("test-execution-update"))
+        """
+    )
+    theirs = json.loads(run(str(CMFLIB_PYTHON), "-c", loader, str(ours)).strip().splitlines()[-1])
+    assert shape(theirs) == shape(set3("test-execution-update.json"))
