@@ -37,6 +37,14 @@ from typing import Any, ClassVar
 
 from cmfgit import cmf_format, envinfo, gitstate, schema
 from cmfgit.cmf_objects import Artifact, Context, Execution
+from cmfgit.compat_commands import (
+    artifact_pull,
+    artifact_push,
+    cmf_init,
+    metadata_export,
+    metadata_pull,
+    metadata_push,
+)
 from cmfgit.config import load_config
 from cmfgit.errors import PathError, UsageError
 from cmfgit.fsutil import atomic_write
@@ -45,7 +53,19 @@ from cmfgit.recorder import Artifact as _Artifact
 from cmfgit.recorder import Recorder, flatten
 from cmfgit.repo import open_repo
 
-__all__ = ["Cmf", "Context", "Execution", "Artifact", "DataSlice"]
+__all__ = [
+    "Cmf",
+    "Context",
+    "Execution",
+    "Artifact",
+    "DataSlice",
+    "cmf_init",
+    "metadata_push",
+    "metadata_pull",
+    "metadata_export",
+    "artifact_push",
+    "artifact_pull",
+]
 
 
 def _warn(message: str) -> None:
@@ -69,6 +89,9 @@ def _csv(header: list[str], rows: list[dict[str, Any]]) -> bytes:
     return out.getvalue().encode("utf-8")
 
 
+VALIDATION_OUTPUT = "Validation_output"  # cmflib's artifact type of log_validation_output
+_INTERNAL_OUTPUT = 6  # MLMD's Event.Type of a validation output
+_LISTED = frozenset({"labels", "labels_uri", "dataset_uri"})  # custom properties cmflib gathers, comma-separated
 _TEXT_COLUMNS = frozenset({"Path", "hash", "blake3"})  # never numbers, whatever they look like
 
 
@@ -159,6 +182,7 @@ class Cmf:
         self.metrics: dict[str, dict[int, dict[str, Any]]] = {}
         self._stage: str | None = None
         self._open: _Open | None = None
+        self._artifacts: dict[int, tuple[Artifact, _Artifact, _Open | None]] = {}  # what get_artifact returns
 
     def _next(self, kind: str) -> int:
         self._ids[kind] += 1
@@ -473,6 +497,219 @@ class Cmf:
         rel = self.repo.relpath(self._file(file_path), self.base)
         return commit_metadata(self.repo, f"committing {rel}-{run.execution.id}", [rel]) or ""
 
+    # -- the rest of cmflib's Cmf: validation output, artifact updates, known versions --
+
+    def log_validation_output(self, version: str, custom_properties: dict[str, Any] | None = None) -> Artifact:
+        """A CMF ``Validation_output`` artifact (an internal output named by a fresh uuid) with
+        ``version`` as its property and your custom properties as its props."""
+        run = self._run()
+        uri = str(uuidlib.uuid1())
+        source = {
+            "cmf": {
+                "name": uri,
+                "uri": uri,
+                "type": VALIDATION_OUTPUT,
+                "event": _INTERNAL_OUTPUT,
+                "order": run.next_order(),
+                "properties": {"version": str(version)},
+            }
+        }
+        art = _Artifact(uri, "validation_output", dict(custom_properties or {}), cmf_format.hash_of_uri(uri, uri))
+        art.kind, art.source = "external", source
+        run.recorder.outputs.append(art)
+        run.changed = True
+        return self._returned(art, uri, uri, VALIDATION_OUTPUT, {"version": str(version)})
+
+    def get_artifact(self, artifact_id: int) -> Artifact:
+        """An artifact this object logged, by the id it returned (others: ``cmfgit.query``)."""
+        found = self._artifacts.get(artifact_id)
+        if found is None:
+            raise UsageError(
+                f"no artifact {artifact_id} was logged by this Cmf object (use cmfgit.query.CmfQuery for the others)"
+            )
+        return found[0]
+
+    def update_existing_artifact(self, artifact: Artifact, custom_properties: dict[str, Any]) -> None:
+        """Merge ``custom_properties`` into an artifact's (``labels``, ``labels_uri`` and
+        ``dataset_uri`` gather comma-separated values, as in cmflib). An artifact of the
+        execution being recorded changes in its record; one already written gets the values
+        as tags (cmfgit tag), since records never change."""
+        found = self._artifacts.get(artifact.id)
+        current = {**artifact.custom_properties, **(found[1].props if found is not None else {})}
+        for key, value in custom_properties.items():
+            old = current.get(key)
+            if key in _LISTED and isinstance(old, str) and old:
+                current[key] = ",".join(sorted(set(f"{old},{value}".split(","))))
+            else:
+                current[key] = value
+        artifact.custom_properties = current
+        self.update_model_output(artifact)
+
+    def update_model_output(self, artifact: Artifact) -> None:
+        """Store the artifact object's custom properties and ``url`` property again (cmflib's put_artifact)."""
+        changes = {k: v for k, v in artifact.custom_properties.items()}
+        found = self._artifacts.get(artifact.id)
+        run = self._open
+        if (
+            found is not None
+            and run is not None
+            and any(found[1] is a for a in run.recorder.inputs + run.recorder.outputs)
+        ):
+            rec = found[1]
+            rec.props.update(changes)
+            if "url" in artifact.properties:
+                rec.source.setdefault("cmf", {}).setdefault("properties", {})["url"] = artifact.properties["url"]
+            run.changed = True
+            return
+        if "url" in artifact.properties:
+            changes["url"] = artifact.properties["url"]
+        self._tag(artifact.hash, {k: v if isinstance(v, str) else str(v) for k, v in changes.items()})
+
+    def update_dataset_url(self, artifact: Artifact, updated_url: str) -> None:
+        """Add ``updated_url`` to the artifact's ``url`` property (comma-separated, once)."""
+        old = str(artifact.properties.get("url") or "")
+        if not old.strip():
+            artifact.properties["url"] = updated_url
+        elif updated_url not in old:
+            artifact.properties["url"] = f"{old},{updated_url}"
+        self.update_model_output(artifact)
+
+    def update_model_url(self, dup_artifact: list[Artifact], updated_url: str) -> list[Artifact]:
+        """:meth:`update_dataset_url` of each artifact; returns them."""
+        for art in dup_artifact:
+            self.update_dataset_url(art, updated_url)
+        return dup_artifact
+
+    def link_artifacts(self, artifact_source: Artifact, artifact_target: Artifact) -> None:
+        """cmflib draws a 'derived' edge in neo4j; cmfgit tags the target ``derived_from`` = the source's hash."""
+        self._tag(artifact_target.hash, {"derived_from": artifact_source.hash})
+
+    def log_dataset_with_version(
+        self,
+        url: str,
+        version: str,
+        event: str,
+        props: dict[str, Any] | None = None,
+        custom_properties: dict[str, Any] | None = None,
+    ) -> Artifact:
+        """A dataset known by its CMF version (DVC md5) whose bytes need not be here (cmf-server's merge)."""
+        return self._log_known(url, version, event, "dataset", props, custom_properties)
+
+    def log_model_with_version(
+        self,
+        path: str,
+        event: str,
+        props: dict[str, Any] | None = None,
+        custom_properties: dict[str, Any] | None = None,
+    ) -> Artifact:
+        """A model known by its CMF uri (``props['uri']``), bytes not needed."""
+        uri = str((props or {}).get("uri") or "").strip()
+        if not uri:
+            raise UsageError("log_model_with_version needs the model's uri in props['uri']")
+        return self._log_known(path, uri, event, "model", props, custom_properties)
+
+    def log_label_with_version(
+        self,
+        url: str,
+        version: str,
+        props: dict[str, Any] | None = None,
+        custom_properties: dict[str, Any] | None = None,
+    ) -> Artifact:
+        """A label file known by its CMF version, as an input."""
+        return self._log_known(url, version, "input", "label", props, custom_properties)
+
+    def log_python_env_from_client(self, url: str, uri: str, props: dict[str, Any] | None = None) -> Artifact:
+        """An environment file known by its CMF uri, as an input."""
+        return self._log_known(url, uri, "input", "environment", props, None)
+
+    def log_execution_metrics_from_client(
+        self, metrics_name: str, custom_properties: dict[str, Any] | None = None
+    ) -> Artifact:
+        """Execution metrics named ``name:uri:execution id`` elsewhere, with their values."""
+        parts = metrics_name.split(":")
+        if len(parts) < 3:
+            raise UsageError(f"'{metrics_name}' is not a CMF metrics name (name:uri:execution id)")
+        run = self._run()
+        values = dict(custom_properties or {})
+        run.recorder.add_metrics(values, where=parts[0])
+        return self._log_known(parts[0], parts[1], "output", "metrics", {"metrics_name": ""}, values)
+
+    def log_step_metrics_from_client(
+        self,
+        metrics_name: str,
+        uri: str,
+        props: dict[str, Any] | None = None,
+        custom_properties: dict[str, Any] | None = None,
+    ) -> Artifact:
+        """Step metrics (CMF's parquet file) known by its uri, as an output."""
+        return self._log_known(metrics_name, uri, "output", "step_metrics", props, custom_properties)
+
+    def merge_created_context(self, pipeline_stage: str, custom_properties: dict[str, Any] | None = None) -> Context:
+        """:meth:`create_context` for a stage named ``<pipeline>/<stage>`` or ``<stage>``."""
+        prefix = f"{self.pipeline_name}/"
+        stage = pipeline_stage[len(prefix) :] if pipeline_stage.startswith(prefix) else pipeline_stage
+        return self.create_context(stage, custom_properties)
+
+    def merge_created_execution(
+        self,
+        execution_type: str,
+        execution_cmd: str,
+        properties: dict[str, Any] | None = None,
+        custom_properties: dict[str, Any] | None = None,
+        orig_execution_name: str = "",
+        create_new_execution: bool = True,
+    ) -> Execution:
+        """:meth:`create_execution` of an execution made elsewhere; its ``Execution_uuid`` is kept."""
+        reused = not create_new_execution and bool(orig_execution_name)
+        name = orig_execution_name if reused else execution_type
+        params = {k: v for k, v in (custom_properties or {}).items() if k != "Python_Env"}
+        execution = self.create_execution(name, params, cmd=execution_cmd, create_new_execution=not reused)
+        original = (properties or {}).get("Execution_uuid")
+        if isinstance(original, str) and original and self._open is not None:
+            self._open.recorder.extra["uuid"] = original.split(",")[0]
+            self._open.uuids = original.split(",")
+            execution.properties["Execution_uuid"] = original
+        return execution
+
+    def _log_known(
+        self,
+        path: str,
+        uri: str,
+        event: str,
+        kind: str,
+        props: dict[str, Any] | None,
+        custom_properties: dict[str, Any] | None,
+    ) -> Artifact:
+        """An artifact known by its CMF uri only (kind ``external``): what cmf-server's merge logs."""
+        run = self._run()
+        uri = str(uri).strip()
+        if not uri:
+            raise UsageError(f"{path}: an artifact logged with its version needs that version (uri)")
+        ctype = cmf_format.cmf_type(kind)
+        with_exec = ctype in ("Model", "Metrics", "Step_Metrics")
+        name = f"{path}:{uri}:{run.execution.id}" if with_exec else f"{path}:{uri}"
+        properties = {k: v for k, v in (props or {}).items() if k not in ("uri", "name")}
+        if kind == "metrics":
+            properties["metrics_name"] = name
+        source = {"cmf": {"name": name, "uri": uri, "order": run.next_order()}}
+        if properties:
+            source["cmf"]["properties"] = properties
+        art = _Artifact(path, kind, dict(custom_properties or {}), cmf_format.hash_of_uri(uri, name))
+        art.kind, art.source = "external", source
+        is_input = str(event).lower() == "input"
+        (run.recorder.inputs if is_input else run.recorder.outputs).append(art)
+        run.changed = True
+        return self._returned(art, name, uri, ctype, properties)
+
+    def _tag(self, target: str, changes: dict[str, str]) -> None:
+        """Annotate an artifact already written (records never change): a tag record, pending like any."""
+        from cmfgit import tags
+        from cmfgit.config import site_name
+        from cmfgit.store import Store
+
+        if changes:
+            Store(self.repo.objects_dir).put(tags.annotation(target, changes, site=site_name(self.repo)))
+
     # -- helpers -----------------------------------------------------------------
 
     def _script_name(self) -> str:
@@ -556,7 +793,9 @@ class Cmf:
         return self._returned(art, name, uri, ctype, properties)
 
     def _returned(self, art: _Artifact, name: str, uri: str, ctype: str, properties: dict[str, Any]) -> Artifact:
-        return Artifact(self._next("artifact"), name, uri, ctype, str(art.hash), dict(properties), dict(art.props))
+        obj = Artifact(self._next("artifact"), name, uri, ctype, str(art.hash), dict(properties), dict(art.props))
+        self._artifacts[obj.id] = (obj, art, self._open)
+        return obj
 
     def _close(self, exit_code: int | None, error: str | None = None) -> str | None:
         """Write the current execution (unless it is a continuation with nothing new) and end it."""
