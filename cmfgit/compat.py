@@ -770,6 +770,8 @@ class Cmf:
         cache = None if is_input else rec._output_cache()  # outputs enter the data cache (data.cache_outputs)
         art = rec.hash_into(rec.artifact(path, kind, custom_properties), missing_ok=False, cache=cache)
         assert art.hash is not None
+        if art.kind == "dir" and "files" not in (custom_properties or {}):
+            art.props.pop("files", None)  # CMF's custom properties are the script's own (the size stays)
         uri = cmf_format.uri_of_hash(art.hash)
         if art.kind == "file":
             uri = _md5(self.repo.root / art.path)

@@ -439,3 +439,116 @@ def test_cmflib_loads_the_reused_execution_as_one(repo: Path, tmp_path: Path) ->
     )
     theirs = json.loads(run(str(CMFLIB_PYTHON), "-c", loader, str(ours)).strip().splitlines()[-1])
     assert shape(theirs) == shape(set3("test-execution-update.json"))
+
+
+# -- the whole example-get-started pipeline, against set3's Test-env.json ---------------------
+
+PARSE = """
+import os
+from cmflib import cmf
+
+params = {"split": 0.2, "seed": 20170428}
+metawriter = cmf.Cmf(filepath="mlmd", pipeline_name="Test-env")
+_ = metawriter.create_context(pipeline_stage="Prepare", custom_properties={"user-metadata1": "metadata_value"})
+_ = metawriter.create_execution(execution_type="Prepare", custom_properties=params)
+_ = metawriter.log_dataset("artifacts/data.xml.gz", "input", custom_properties={"user-metadata1": "metadata_value"},
+                           label="artifacts/labels.csv", label_properties={"user-metadata1": "metadata_value"})
+os.makedirs("artifacts/parsed", exist_ok=True)
+for name in ("train.tsv", "test.tsv"):
+    with open("artifacts/parsed/" + name, "w") as fh:
+        fh.write(name + "\\n")
+    _ = metawriter.log_dataset("artifacts/parsed/" + name, "output")
+"""
+
+FEATURIZE = """
+import os
+from cmflib import cmf
+
+metawriter = cmf.Cmf(filepath="mlmd", pipeline_name="Test-env")
+_ = metawriter.create_context(pipeline_stage="Featurize")
+params = {"max_features": 3000, "ngrams": 2}
+_ = metawriter.create_execution(execution_type="Featurize-execution", custom_properties=params)
+for name in ("train.tsv", "test.tsv"):
+    _ = metawriter.log_dataset("artifacts/parsed/" + name, "input")
+for name in ("train.pkl", "test.pkl"):
+    with open("artifacts/features/" + name, "w") as fh:
+        fh.write("features of " + name + "\\n")
+    _ = metawriter.log_dataset("artifacts/features/" + name, "output")
+"""
+
+TRAIN_FULL = """
+from cmflib import cmf
+
+metawriter = cmf.Cmf(filepath="mlmd", pipeline_name="Test-env")
+_ = metawriter.create_context(pipeline_stage="Train")
+_ = metawriter.create_execution(execution_type="Train-execution",
+                                custom_properties={"seed": 20170428, "n_est": 100, "min_split": 64})
+_ = metawriter.log_dataset("artifacts/features/train.pkl", "input")
+for step in range(3):
+    metawriter.log_metric("training_metrics", {"ns": step, "loss": 1.0 / (step + 1)})
+_ = metawriter.commit_metrics("training_metrics")
+with open("artifacts/model/model.pkl", "wb") as fh:
+    fh.write(b"a forest")
+_ = metawriter.log_model(path="artifacts/model/model.pkl", event="output", model_framework="SKlearn",
+                         model_type="RandomForestClassifier", model_name="RandomForestClassifier:default")
+"""
+
+DATASLICE_2 = """
+from cmflib import cmf
+
+metawriter = cmf.Cmf(filepath="mlmd", pipeline_name="Test-env")
+_ = metawriter.create_context(pipeline_stage="Prepare")
+_ = metawriter.create_execution(execution_type="Prepare")
+_ = metawriter.log_dataset("artifacts/raw_data", "input")
+for name, files in (("slice-1", ("a.txt",)), ("slice-2", ("b.txt",))):
+    dataslice: cmf.Cmf.DataSlice = metawriter.create_dataslice(name)
+    for file in files:
+        dataslice.add_data("artifacts/raw_data/" + file, {"key1": "value1"})
+    dataslice.commit()
+"""
+
+
+def test_example_get_started_records_set3s_graph(repo: Path) -> None:
+    import re
+
+    make_inputs(repo)
+    (repo / "artifacts/labels.csv").write_text("label\n1\n")
+    for name, script in (
+        ("parse.py", PARSE),
+        ("featurize.py", FEATURIZE),
+        ("train.py", TRAIN_FULL),
+        ("test.py", EVALUATE),
+        ("test-data-slice.py", DATASLICE_2),
+    ):
+        run_script(repo, name, script)
+
+    def normal(document: dict[str, Any]) -> list[str]:
+        found = []
+        for item in shape(document):
+            # cmfgit keeps float params as floats (cmflib stored "0.2"); compat's step metrics and slices
+            # are CSV files (cmflib's are parquet, no extension): both listed in docs/coming-from-cmf.md.
+            item["custom"] = {k: str(v) for k, v in item["custom"].items()}
+            item["events"] = [
+                (t, ty, re.sub(r"^cmf_artifacts/[^/]+/(.*?)(\.csv)?$", r"cmf_artifacts/-/\1", p))
+                for t, ty, p in item["events"]
+            ]
+            item.pop("stage_props")  # the union over a stage's executions: the export's (issue 14 item 2c)
+            item["values"] = [{k: v for k, v in vals.items() if k != "avg_prec"} for vals in item["values"]]
+            found.append(json.dumps(item, sort_keys=True))
+        return sorted(found)
+
+    ours = export(repo, "Test-env")
+    assert normal(ours) == normal(set3("Test-env.json"))
+
+    # the lineage CMF's query script asks about: the model's parents and children
+    found = records(repo, "Test-env")
+    (train,) = [r for r in found.values() if r["stage"] == "Train"]
+    model = next(a["hash"] for a in train["outputs"] if a["type"] == "model")
+    paths = {a["hash"]: a["path"] for r in found.values() for a in r["inputs"] + r["outputs"]}
+    g = graph(repo)
+    down = g.lineage(Node("artifact", model), "down").artifacts() - {model}
+    up = g.lineage(Node("artifact", model), "up").artifacts() - {model}
+    assert sorted(paths[h] for h in down) == ["metrics"]
+    assert {"artifacts/features/train.pkl", "artifacts/parsed/train.tsv", "artifacts/data.xml.gz"} <= {
+        paths[h] for h in up
+    }
