@@ -71,7 +71,13 @@ def test_pipelines_stages_and_executions(q: Any) -> None:
     assert q.get_pipeline_stages("wine") == ["prep", "train", "evaluate"]
     runs = q.get_all_executions_in_stage("train")
     assert [r["id"] for r in runs] == [ids["train2"], ids["train1"]]  # newest first
-    assert [r["id"] for r in q.get_all_exe_in_stage("wine/train")] == [ids["train2"], ids["train1"]]
+    # cmflib's get_all_exe_in_stage: MLMD-like objects, oldest first (cmfgit.cmf_objects.Execution)
+    exes = q.get_all_exe_in_stage("wine/train")
+    assert [(e.record_id, e.stage, e.pipeline) for e in exes] == [
+        (ids["train1"], "train", "wine"),
+        (ids["train2"], "train", "wine"),
+    ]
+    assert exes[0].custom_properties == {"lr": 0.1} and exes[0].properties["Context_Type"] == "wine/train"
     assert len(q.get_all_executions_in_pipeline("wine")) == 4
     assert [r["stage"] for r in q.get_all_executions_by_ids_list([ids["eval"][:8], ids["prep"]])] == [
         "evaluate",
