@@ -552,3 +552,32 @@ def test_example_get_started_records_set3s_graph(repo: Path) -> None:
     assert {"artifacts/features/train.pkl", "artifacts/parsed/train.tsv", "artifacts/data.xml.gz"} <= {
         paths[h] for h in up
     }
+
+
+NANO = """
+import os
+from cmflib import cmf
+
+metawriter = cmf.Cmf()  # no arguments: the pipeline is named after the directory, the stage after the script
+_ = metawriter.log_dataset("artifacts/data.xml.gz", "input", custom_properties={"user-metadata1": "metadata_value"},
+                           label="artifacts/labels.csv")
+os.makedirs("artifacts/parsed", exist_ok=True)
+for name in ("train.tsv", "test.tsv"):
+    with open("artifacts/parsed/" + name, "w") as fh:
+        fh.write(name + "\\n")
+    _ = metawriter.log_dataset("artifacts/parsed/" + name, "output")
+"""
+
+
+def test_nano_cmf_with_no_arguments_records_set3s_graph(tmp_path: Path) -> None:
+    from conftest import make_repo
+
+    nano = make_repo(tmp_path / "nano")
+    make_inputs(nano)
+    (nano / "artifacts/labels.csv").write_text("label\n1\n")
+    path = nano / "src" / "parse.py"
+    path.parent.mkdir()
+    path.write_text(ported(NANO))
+    proc = subprocess.run([sys.executable, "src/parse.py"], cwd=nano, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert shape(export(nano, "nano")) == shape(set3("nano-nano.json"))
