@@ -6,9 +6,13 @@ A CMF script ports by changing one line::
     from cmfgit.compat import Cmf     # after
 
 The methods keep cmflib's names and argument names. Each execution becomes
-one ``cmfgit/execution/1`` record (written by ``finalize()``, by the next
-``create_execution()``, or when the process exits), built by the same
-recorder as ``cmfgit log-run``. No MLMD, no DVC and no pandas: artifacts are
+a ``cmfgit/execution/1`` record built by the same recorder as ``cmfgit
+log-run``, written by ``finalize()`` (which, as cmflib's, only commits: the
+execution stays current), by the next ``create_execution()``, or when the
+process exits. What CMF changes in place (a reused execution, logging after
+``finalize()``) becomes more records, parts that readers fold
+(:mod:`cmfgit.cmf_parts`). cmflib's module-level commands (``metadata_push``
+...) are here too (:mod:`cmfgit.compat_commands`). No MLMD, no DVC and no pandas: artifacts are
 identified by blake3 with their DVC-style md5 as an alias, step metrics and
 data slices are CSV files under ``cmf_artifacts/``, and CMF's ids, type names
 and properties go to the record's ``source.cmf`` so that ``cmfgit export
@@ -182,7 +186,7 @@ class Cmf:
         self.metrics: dict[str, dict[int, dict[str, Any]]] = {}
         self._stage: str | None = None
         self._open: _Open | None = None
-        self._artifacts: dict[int, tuple[Artifact, _Artifact, _Open | None]] = {}  # what get_artifact returns
+        self._artifacts: dict[int, tuple[Artifact, _Artifact]] = {}  # id -> (returned object, its record artifact)
 
     def _next(self, kind: str) -> int:
         self._ids[kind] += 1
@@ -796,7 +800,7 @@ class Cmf:
 
     def _returned(self, art: _Artifact, name: str, uri: str, ctype: str, properties: dict[str, Any]) -> Artifact:
         obj = Artifact(self._next("artifact"), name, uri, ctype, str(art.hash), dict(properties), dict(art.props))
-        self._artifacts[obj.id] = (obj, art, self._open)
+        self._artifacts[obj.id] = (obj, art)
         return obj
 
     def _close(self, exit_code: int | None, error: str | None = None) -> str | None:
