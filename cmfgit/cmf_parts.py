@@ -58,10 +58,18 @@ def stage_name(record: dict[str, Any]) -> str:
     return name if isinstance(name, str) and name else f"{record.get('pipeline')}/{record.get('stage')}"
 
 
+def cmf_type(record: dict[str, Any]) -> str:
+    """The MLMD type of a reused execution: cmflib names its type after the stage (compat records
+    keep the name given as their ``type``, imported ones keep CMF's type)."""
+    name = reuse_name(record)
+    kind = str(record.get("type"))
+    return stage_name(record) if name and kind == name else kind
+
+
 def keys(records: Iterable[tuple[str, dict[str, Any]]]) -> dict[str, Key]:
     """record id -> the key of the CMF execution it is a part of.
 
-    A reused execution is named within its stage; a continuation belongs to the
+    A reused execution is named within its stage and MLMD type; a continuation belongs to the
     execution of the record it continues (itself possibly a part); any other
     record is an execution of its own."""
     by_id = {rid: rec for rid, rec in records if rec.get("schema") == schema.EXECUTION}
@@ -74,7 +82,7 @@ def keys(records: Iterable[tuple[str, dict[str, Any]]]) -> dict[str, Key]:
         name = reuse_name(rec)
         target = continues(rec)
         if name:
-            key: Key = ("name", str(rec.get("pipeline")), stage_name(rec), name)
+            key: Key = ("name", str(rec.get("pipeline")), stage_name(rec), cmf_type(rec), name)
         elif target is not None and target in by_id and target not in seen:
             key = key_of(target, seen | {rid})
         elif target is not None:
@@ -96,7 +104,7 @@ def fold(records: Iterable[tuple[str, dict[str, Any]]]) -> list[tuple[str, dict[
     part (by start time, then id); params, CMF custom properties and metrics are
     the union, later parts winning; inputs and outputs are every part's, each
     artifact once, in the order the parts logged them; it ended when its last
-    part did. A reused execution's CMF type is its stage's name, as in cmflib.
+    part did. A reused execution's CMF type is its stage's name, as in cmflib (cmf_type).
     Other records are returned unchanged, in their order."""
     items = list(records)
     part_of = keys(items)
@@ -145,8 +153,8 @@ def _last_update(record: dict[str, Any]) -> int:
 def _merge(parts: list[tuple[str, dict[str, Any]]], named: bool) -> tuple[str, dict[str, Any]]:
     rid, first = parts[0]
     if len(parts) == 1:
-        if named and first.get("type") != stage_name(first):
-            return rid, {**first, "type": stage_name(first)}
+        if named and first.get("type") != cmf_type(first):
+            return rid, {**first, "type": cmf_type(first)}
         return rid, first
     merged = copy.deepcopy(first)
     params: dict[str, Any] = {}
@@ -206,5 +214,5 @@ def _merge(parts: list[tuple[str, dict[str, Any]]], named: bool) -> tuple[str, d
         if values:
             cmf_src.setdefault(which, {})["custom_properties"] = values
     if named:
-        merged["type"] = stage_name(first)
+        merged["type"] = cmf_type(first)
     return rid, merged

@@ -361,7 +361,7 @@ def test_fold_keeps_other_records_and_is_order_independent() -> None:
             "uuid": f"u-{started}",
             "pipeline": "p",
             "stage": stage,
-            "type": "T",
+            "type": name or "T",  # compat's convention: a reused execution's type is its name
             "params": extra.get("params", {}),
             "started_at": started,
             "ended_at": started,
@@ -581,3 +581,36 @@ def test_nano_cmf_with_no_arguments_records_set3s_graph(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "src/parse.py"], cwd=nano, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert shape(export(nano, "nano")) == shape(set3("nano-nano.json"))
+
+
+def test_compat_reuses_an_execution_imported_from_cmf(repo: Path) -> None:
+    make_inputs(repo)
+    cmfgit(repo, "import", str(SET3 / "test-execution-update.json"))
+    run_script(repo, "test_execution_update_method_2.py", UPDATE_METHOD_2)
+    assert len(records(repo, "test-execution-update")) == 2
+    (execution,) = export(repo, "test-execution-update")["Pipeline"][0]["stages"][0]["executions"]
+    assert (execution["type"], execution["name"]) == ("test-execution-update/Train", "Train-execution")
+    assert len(execution["properties"]["Execution_uuid"].split(",")) == 4  # set3's three, and this run's
+    assert execution["properties"]["Execution_uuid"].startswith("3390b15c-edbb-11f1-a186-02fc00000001,")
+    aucs = [ev["artifact"]["custom_properties"].get("auc") for ev in execution["events"] if ev["type"] == 4]
+    assert aucs == [0.3, 0.4, 0.4]
+
+
+def test_same_name_of_another_mlmd_type_is_another_execution() -> None:
+    def rec(kind: str, started: str) -> dict[str, Any]:
+        return {
+            "schema": "cmfgit/execution/1",
+            "uuid": started,
+            "pipeline": "p",
+            "stage": "s",
+            "type": kind,
+            "started_at": started,
+            "source": {"cmf": {"execution": {"name": "N"}}},
+        }
+
+    items = [
+        ("a" * 64, rec("TypeA", "2026-01-01T00:00:01.000000Z")),
+        ("b" * 64, rec("TypeB", "2026-01-01T00:00:02.000000Z")),
+    ]
+    assert len(set(cmf_parts.keys(items).values())) == 2
+    assert [r["type"] for _, r in cmf_parts.fold(items)] == ["TypeA", "TypeB"]
