@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from cmfgit import cmf_format as cf
-from cmfgit import reading, schema
+from cmfgit import cmf_parts, reading, schema
 from cmfgit.errors import UsageError
 from cmfgit.fsutil import atomic_write
 from cmfgit.redact import url_text
@@ -163,12 +163,10 @@ def build(
 ) -> dict[str, Any]:
     """The CMF export document of the execution records of ``pipeline`` (``remembered``: the md5
     identities the data cache knows, for artifacts no record gives one; ``commits``: record id ->
-    the git commit that first brought it into the branch, None while it is pending)."""
-    execs = [
-        _Execution(rid, rec)
-        for rid, rec in records
-        if rec.get("schema") == schema.EXECUTION and rec.get("pipeline") == pipeline
-    ]
+    the git commit that first brought it into the branch, None while it is pending). The parts of
+    one CMF execution (cmf_parts.py) are folded into one."""
+    mine = [(r, rec) for r, rec in records if rec.get("schema") == schema.EXECUTION and rec.get("pipeline") == pipeline]
+    execs = [_Execution(rid, rec) for rid, rec in cmf_parts.fold(mine)]
     if not execs:
         return {"Pipeline": []}
     stages: dict[str, list[_Execution]] = {}

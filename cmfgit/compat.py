@@ -6,9 +6,13 @@ A CMF script ports by changing one line::
     from cmfgit.compat import Cmf     # after
 
 The methods keep cmflib's names and argument names. Each execution becomes
-one ``cmfgit/execution/1`` record (written by ``finalize()``, by the next
-``create_execution()``, or when the process exits), built by the same
-recorder as ``cmfgit log-run``. No MLMD, no DVC and no pandas: artifacts are
+a ``cmfgit/execution/1`` record built by the same recorder as ``cmfgit
+log-run``, written by ``finalize()`` (which, as cmflib's, only commits: the
+execution stays current), by the next ``create_execution()``, or when the
+process exits. What CMF changes in place (a reused execution, logging after
+``finalize()``) becomes more records, parts that readers fold
+(:mod:`cmfgit.cmf_parts`). cmflib's module-level commands (``metadata_push``
+...) are here too (:mod:`cmfgit.compat_commands`). No MLMD, no DVC and no pandas: artifacts are
 identified by blake3 with their DVC-style md5 as an alias, step metrics and
 data slices are CSV files under ``cmf_artifacts/``, and CMF's ids, type names
 and properties go to the record's ``source.cmf`` so that ``cmfgit export
@@ -31,12 +35,20 @@ import os
 import shlex
 import sys
 import uuid as uuidlib
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, ClassVar
 
-from cmfgit import cmf_format, envinfo, gitstate
+from cmfgit import cmf_format, envinfo, gitstate, schema
+from cmfgit.cmf_objects import Artifact, Context, Execution
+from cmfgit.compat_commands import (
+    artifact_pull,
+    artifact_push,
+    cmf_init,
+    metadata_export,
+    metadata_pull,
+    metadata_push,
+)
 from cmfgit.config import load_config
 from cmfgit.errors import PathError, UsageError
 from cmfgit.fsutil import atomic_write
@@ -45,43 +57,19 @@ from cmfgit.recorder import Artifact as _Artifact
 from cmfgit.recorder import Recorder, flatten
 from cmfgit.repo import open_repo
 
-__all__ = ["Cmf", "Context", "Execution", "Artifact"]
-
-
-@dataclass
-class Context:
-    """What cmflib returns as an MLMD Context (plain values, not protobufs)."""
-
-    id: int
-    name: str
-    type: str
-    properties: dict[str, Any] = field(default_factory=dict)
-    custom_properties: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class Execution:
-    """What cmflib returns as an MLMD Execution. ``record_id`` is set once it is written."""
-
-    id: int
-    name: str
-    type: str
-    properties: dict[str, Any] = field(default_factory=dict)
-    custom_properties: dict[str, Any] = field(default_factory=dict)
-    record_id: str | None = None
-
-
-@dataclass
-class Artifact:
-    """What cmflib returns as an MLMD Artifact; ``hash`` is the cmfgit identity."""
-
-    id: int
-    name: str
-    uri: str
-    type: str
-    hash: str
-    properties: dict[str, Any] = field(default_factory=dict)
-    custom_properties: dict[str, Any] = field(default_factory=dict)
+__all__ = [
+    "Cmf",
+    "Context",
+    "Execution",
+    "Artifact",
+    "DataSlice",
+    "cmf_init",
+    "metadata_push",
+    "metadata_pull",
+    "metadata_export",
+    "artifact_push",
+    "artifact_pull",
+]
 
 
 def _warn(message: str) -> None:
@@ -105,6 +93,9 @@ def _csv(header: list[str], rows: list[dict[str, Any]]) -> bytes:
     return out.getvalue().encode("utf-8")
 
 
+VALIDATION_OUTPUT = "Validation_output"  # cmflib's artifact type of log_validation_output
+_INTERNAL_OUTPUT = 6  # MLMD's Event.Type of a validation output
+_LISTED = frozenset({"labels", "labels_uri", "dataset_uri"})  # custom properties cmflib gathers, comma-separated
 _TEXT_COLUMNS = frozenset({"Path", "hash", "blake3"})  # never numbers, whatever they look like
 
 
@@ -137,12 +128,17 @@ def _split_command(cmd: str) -> list[str]:
 class _Open:
     """The execution being recorded, until it is written."""
 
-    def __init__(self, recorder: Recorder, execution: Execution, stage: Context, cmd: str | None) -> None:
+    def __init__(
+        self, recorder: Recorder, execution: Execution, stage: Context, cmd: str | None, continues: str | None = None
+    ) -> None:
         self.recorder = recorder
         self.execution = execution
         self.stage = stage  # the stage it was started in
         self.cmd = cmd
         self.order = 0  # CMF event order across inputs and outputs
+        self.uuids = [] if continues else [str(execution.properties["Execution_uuid"])]  # one per create_execution
+        self.continues = continues  # the record this one continues (cmf_parts), if any
+        self.changed = continues is None  # a continuation is written only if something was logged to it
 
     def next_order(self) -> int:
         self.order += 1
@@ -152,6 +148,7 @@ class _Open:
 class Cmf:
     """CMF's metadata writer; see the module docstring. Arguments as in cmflib."""
 
+    DataSlice: ClassVar[type[_Slice]]  # cmflib's nested class: Cmf.DataSlice (set below)
     ARTIFACTS_PATH = "cmf_artifacts"
     DATASLICE_PATH = "dataslice"
     METRICS_PATH = "metrics"
@@ -185,10 +182,11 @@ class Cmf:
             dict(custom_properties or {}),
         )
         self.child_context: Context | None = None
-        self.execution: Execution | None = None
+        self._execution: Execution | None = None
         self.metrics: dict[str, dict[int, dict[str, Any]]] = {}
         self._stage: str | None = None
         self._open: _Open | None = None
+        self._artifacts: dict[int, tuple[Artifact, _Artifact]] = {}  # id -> (returned object, its record artifact)
 
     def _next(self, kind: str) -> int:
         self._ids[kind] += 1
@@ -234,15 +232,34 @@ class Cmf:
         cmd: str | None = None,
         create_new_execution: bool = True,
     ) -> Execution:
-        """Start recording an execution of the current stage; the previous one is written first."""
-        if not create_new_execution and self._open is not None and self._open.execution.name == execution_type:
-            self.update_execution(self._open.execution.id, custom_properties)
-            return self._open.execution
+        """Start recording an execution of the current stage; the previous one is written first.
+
+        With ``create_new_execution=False`` the execution is named ``execution_type``
+        and reused: in this process it stays the same execution; in another process
+        (or at another site) a record of the same name in the same stage is a part of
+        it, which readers fold (docs/format.md, "Parts of one CMF execution")."""
+        run = self._open
+        if not create_new_execution and run is not None and run.execution.name == execution_type:
+            new_uuid = str(uuidlib.uuid1())  # cmflib appends one uuid per create_execution call
+            run.uuids.append(new_uuid)
+            self.update_execution(run.execution.id, custom_properties)
+            return run.execution
         self._close(0)
         if self.child_context is None:
             self.create_context(self._script_name())
         assert self.child_context is not None and self._stage is not None
-        params = dict(custom_properties or {})
+        name = "" if create_new_execution else execution_type
+        self._start(execution_type, dict(custom_properties or {}), cmd, name, None)
+        assert self._open is not None
+        env_file = self._write_python_env()
+        self._open.execution.custom_properties["Python_Env"] = env_file
+        self.log_python_env(env_file)
+        return self._open.execution
+
+    def _start(
+        self, execution_type: str, params: dict[str, Any], cmd: str | None, name: str, continues: str | None
+    ) -> _Open:
+        assert self.child_context is not None and self._stage is not None
         command = list(sys.argv) if cmd is None else _split_command(cmd)
         recorder = Recorder(
             self.repo,
@@ -274,14 +291,46 @@ class Cmf:
             "Pipeline_Type": self.pipeline_name,
             "Pipeline_id": self.parent_context.id,
         }
-        name = "" if create_new_execution else execution_type
-        self.execution = Execution(self._next("execution"), name, execution_type, properties, params)
-        self._open = _Open(recorder, self.execution, self.child_context, cmd)
+        execution = Execution(self._next("execution"), name, execution_type, properties, params)
+        execution.pipeline, execution.stage, execution.record_id = self.pipeline_name, self._stage, continues
+        self._execution = execution
+        self._open = _Open(recorder, execution, self.child_context, cmd, continues)
         _recording.add(self)  # a strong reference: the execution is written at exit even if this object is dropped
-        env_file = self._write_python_env()
-        self.execution.custom_properties["Python_Env"] = env_file
-        self.log_python_env(env_file)
-        return self.execution
+        return self._open
+
+    @property
+    def execution(self) -> Execution | None:
+        """The current execution (cmflib's attribute). Assigning an execution that was
+        written before, by this process or another (``CmfQuery.get_all_exe_in_stage``
+        gives them), makes it current again: what is logged next is recorded in a
+        part that continues it."""
+        return self._execution
+
+    @execution.setter
+    def execution(self, value: Execution | None) -> None:
+        run = self._open
+        if run is not None and value is run.execution:
+            return
+        if value is None:
+            self._close(0)
+            self._execution = None
+            return
+        target = getattr(value, "record_id", None)
+        if not isinstance(target, str) or not target:
+            raise UsageError(
+                "cmfgit.compat can continue only an execution that was written (one from"
+                " CmfQuery.get_all_exe_in_stage, or one of this Cmf after finalize())"
+            )
+        self._close(0)
+        stage = str(getattr(value, "stage", "") or self._stage or self._script_name())
+        pipeline = str(getattr(value, "pipeline", "") or self.pipeline_name)
+        if pipeline != self.pipeline_name:
+            raise UsageError(f"that execution is in pipeline '{pipeline}', this Cmf writes '{self.pipeline_name}'")
+        self.create_context(stage)
+        name = str(getattr(value, "name", "") or "")
+        self._start(name or str(value.type), {}, None, name, target)
+        assert self._open is not None
+        self._open.execution.id = int(value.id)
 
     def update_execution(self, execution_id: int, custom_properties: dict[str, Any] | None = None) -> Execution:
         """Merge custom properties into the execution being recorded. Values keep their types:
@@ -293,11 +342,29 @@ class Cmf:
         values = dict(custom_properties or {})
         run.recorder.params.update(flatten(values))
         run.execution.custom_properties.update(values)
+        run.changed = True
         return run.execution
 
     def finalize(self) -> str | None:
-        """Write the execution being recorded; returns its record id."""
-        return self._close(0)
+        """Write what the current execution recorded so far (cmflib commits here); returns the
+        record id. The execution stays current, as in cmflib: what is logged after this is
+        written, as a part that continues it, by the next ``create_execution``, another
+        ``finalize()`` or the end of the process."""
+        run = self._open
+        if run is None:
+            return None
+        if not run.changed:
+            return run.execution.record_id
+        rid = self._write(run, 0, None)
+        rec = run.recorder
+        first = run.execution.record_id or rid
+        run.execution.record_id = first
+        # The continuation: what the execution read still holds; outputs and metrics start afresh.
+        rec.outputs, rec.metrics, rec.step_metrics = [], {}, {}
+        rec.started_at = schema.utc_now()
+        rec.extra = {"uuid": str(uuidlib.uuid1())}
+        run.uuids, run.continues, run.changed = [], first, False
+        return rid
 
     # -- artifacts ---------------------------------------------------------------
 
@@ -361,6 +428,7 @@ class Cmf:
         digest = cmf_format.hash_of_uri(uri, name)
         art = _Artifact(metrics_name, "metrics", values, digest, None, "external", source=source)
         run.recorder.outputs.append(art)
+        run.changed = True
         return self._returned(art, name, uri, "Metrics", {"metrics_name": name})
 
     def log_metric(self, metrics_name: str, custom_properties: dict[str, Any] | None = None) -> None:
@@ -386,7 +454,7 @@ class Cmf:
                     run.recorder.add_step_metric(f"{metrics_name}.{key}", value, seq)
         return self._log(str(path), "output", "step_metrics", None, {})
 
-    def create_dataslice(self, name: str) -> DataSlice:
+    def create_dataslice(self, name: str) -> _Slice:
         """A named subset of files; add them with ``add_data`` and write it with ``commit``."""
         return DataSlice(name, self)
 
@@ -432,6 +500,219 @@ class Cmf:
             raise UsageError("log_dvc_lock needs an execution: call create_execution first")
         rel = self.repo.relpath(self._file(file_path), self.base)
         return commit_metadata(self.repo, f"committing {rel}-{run.execution.id}", [rel]) or ""
+
+    # -- the rest of cmflib's Cmf: validation output, artifact updates, known versions --
+
+    def log_validation_output(self, version: str, custom_properties: dict[str, Any] | None = None) -> Artifact:
+        """A CMF ``Validation_output`` artifact (an internal output named by a fresh uuid) with
+        ``version`` as its property and your custom properties as its props."""
+        run = self._run()
+        uri = str(uuidlib.uuid1())
+        source = {
+            "cmf": {
+                "name": uri,
+                "uri": uri,
+                "type": VALIDATION_OUTPUT,
+                "event": _INTERNAL_OUTPUT,
+                "order": run.next_order(),
+                "properties": {"version": str(version)},
+            }
+        }
+        art = _Artifact(uri, "validation_output", dict(custom_properties or {}), cmf_format.hash_of_uri(uri, uri))
+        art.kind, art.source = "external", source
+        run.recorder.outputs.append(art)
+        run.changed = True
+        return self._returned(art, uri, uri, VALIDATION_OUTPUT, {"version": str(version)})
+
+    def get_artifact(self, artifact_id: int) -> Artifact:
+        """An artifact this object logged, by the id it returned (others: ``cmfgit.query``)."""
+        found = self._artifacts.get(artifact_id)
+        if found is None:
+            raise UsageError(
+                f"no artifact {artifact_id} was logged by this Cmf object (use cmfgit.query.CmfQuery for the others)"
+            )
+        return found[0]
+
+    def update_existing_artifact(self, artifact: Artifact, custom_properties: dict[str, Any]) -> None:
+        """Merge ``custom_properties`` into an artifact's (``labels``, ``labels_uri`` and
+        ``dataset_uri`` gather comma-separated values, as in cmflib). An artifact of the
+        execution being recorded changes in its record; one already written gets the values
+        as tags (cmfgit tag), since records never change."""
+        found = self._artifacts.get(artifact.id)
+        current = {**artifact.custom_properties, **(found[1].props if found is not None else {})}
+        for key, value in custom_properties.items():
+            old = current.get(key)
+            if key in _LISTED and isinstance(old, str) and old:
+                current[key] = ",".join(sorted(set(f"{old},{value}".split(","))))
+            else:
+                current[key] = value
+        artifact.custom_properties = current
+        self.update_model_output(artifact)
+
+    def update_model_output(self, artifact: Artifact) -> None:
+        """Store the artifact object's custom properties and ``url`` property again (cmflib's put_artifact)."""
+        changes = {k: v for k, v in artifact.custom_properties.items()}
+        found = self._artifacts.get(artifact.id)
+        run = self._open
+        if (
+            found is not None
+            and run is not None
+            and any(found[1] is a for a in run.recorder.inputs + run.recorder.outputs)
+        ):
+            rec = found[1]
+            rec.props.update(changes)
+            if "url" in artifact.properties:
+                rec.source.setdefault("cmf", {}).setdefault("properties", {})["url"] = artifact.properties["url"]
+            run.changed = True
+            return
+        if "url" in artifact.properties:
+            changes["url"] = artifact.properties["url"]
+        self._tag(artifact.hash, {k: v if isinstance(v, str) else str(v) for k, v in changes.items()})
+
+    def update_dataset_url(self, artifact: Artifact, updated_url: str) -> None:
+        """Add ``updated_url`` to the artifact's ``url`` property (comma-separated, once)."""
+        old = str(artifact.properties.get("url") or "")
+        if not old.strip():
+            artifact.properties["url"] = updated_url
+        elif updated_url not in old:
+            artifact.properties["url"] = f"{old},{updated_url}"
+        self.update_model_output(artifact)
+
+    def update_model_url(self, dup_artifact: list[Artifact], updated_url: str) -> list[Artifact]:
+        """:meth:`update_dataset_url` of each artifact; returns them."""
+        for art in dup_artifact:
+            self.update_dataset_url(art, updated_url)
+        return dup_artifact
+
+    def link_artifacts(self, artifact_source: Artifact, artifact_target: Artifact) -> None:
+        """cmflib draws a 'derived' edge in neo4j; cmfgit tags the target ``derived_from`` = the source's hash."""
+        self._tag(artifact_target.hash, {"derived_from": artifact_source.hash})
+
+    def log_dataset_with_version(
+        self,
+        url: str,
+        version: str,
+        event: str,
+        props: dict[str, Any] | None = None,
+        custom_properties: dict[str, Any] | None = None,
+    ) -> Artifact:
+        """A dataset known by its CMF version (DVC md5) whose bytes need not be here (cmf-server's merge)."""
+        return self._log_known(url, version, event, "dataset", props, custom_properties)
+
+    def log_model_with_version(
+        self,
+        path: str,
+        event: str,
+        props: dict[str, Any] | None = None,
+        custom_properties: dict[str, Any] | None = None,
+    ) -> Artifact:
+        """A model known by its CMF uri (``props['uri']``), bytes not needed."""
+        uri = str((props or {}).get("uri") or "").strip()
+        if not uri:
+            raise UsageError("log_model_with_version needs the model's uri in props['uri']")
+        return self._log_known(path, uri, event, "model", props, custom_properties)
+
+    def log_label_with_version(
+        self,
+        url: str,
+        version: str,
+        props: dict[str, Any] | None = None,
+        custom_properties: dict[str, Any] | None = None,
+    ) -> Artifact:
+        """A label file known by its CMF version, as an input."""
+        return self._log_known(url, version, "input", "label", props, custom_properties)
+
+    def log_python_env_from_client(self, url: str, uri: str, props: dict[str, Any] | None = None) -> Artifact:
+        """An environment file known by its CMF uri, as an input."""
+        return self._log_known(url, uri, "input", "environment", props, None)
+
+    def log_execution_metrics_from_client(
+        self, metrics_name: str, custom_properties: dict[str, Any] | None = None
+    ) -> Artifact:
+        """Execution metrics named ``name:uri:execution id`` elsewhere, with their values."""
+        parts = metrics_name.split(":")
+        if len(parts) < 3:
+            raise UsageError(f"'{metrics_name}' is not a CMF metrics name (name:uri:execution id)")
+        run = self._run()
+        values = dict(custom_properties or {})
+        run.recorder.add_metrics(values, where=parts[0])
+        return self._log_known(parts[0], parts[1], "output", "metrics", {"metrics_name": ""}, values)
+
+    def log_step_metrics_from_client(
+        self,
+        metrics_name: str,
+        uri: str,
+        props: dict[str, Any] | None = None,
+        custom_properties: dict[str, Any] | None = None,
+    ) -> Artifact:
+        """Step metrics (CMF's parquet file) known by its uri, as an output."""
+        return self._log_known(metrics_name, uri, "output", "step_metrics", props, custom_properties)
+
+    def merge_created_context(self, pipeline_stage: str, custom_properties: dict[str, Any] | None = None) -> Context:
+        """:meth:`create_context` for a stage named ``<pipeline>/<stage>`` or ``<stage>``."""
+        prefix = f"{self.pipeline_name}/"
+        stage = pipeline_stage[len(prefix) :] if pipeline_stage.startswith(prefix) else pipeline_stage
+        return self.create_context(stage, custom_properties)
+
+    def merge_created_execution(
+        self,
+        execution_type: str,
+        execution_cmd: str,
+        properties: dict[str, Any] | None = None,
+        custom_properties: dict[str, Any] | None = None,
+        orig_execution_name: str = "",
+        create_new_execution: bool = True,
+    ) -> Execution:
+        """:meth:`create_execution` of an execution made elsewhere; its ``Execution_uuid`` is kept."""
+        reused = not create_new_execution and bool(orig_execution_name)
+        name = orig_execution_name if reused else execution_type
+        params = {k: v for k, v in (custom_properties or {}).items() if k != "Python_Env"}
+        execution = self.create_execution(name, params, cmd=execution_cmd, create_new_execution=not reused)
+        original = (properties or {}).get("Execution_uuid")
+        if isinstance(original, str) and original and self._open is not None:
+            self._open.recorder.extra["uuid"] = original.split(",")[0]
+            self._open.uuids = original.split(",")
+            execution.properties["Execution_uuid"] = original
+        return execution
+
+    def _log_known(
+        self,
+        path: str,
+        uri: str,
+        event: str,
+        kind: str,
+        props: dict[str, Any] | None,
+        custom_properties: dict[str, Any] | None,
+    ) -> Artifact:
+        """An artifact known by its CMF uri only (kind ``external``): what cmf-server's merge logs."""
+        run = self._run()
+        uri = str(uri).strip()
+        if not uri:
+            raise UsageError(f"{path}: an artifact logged with its version needs that version (uri)")
+        ctype = cmf_format.cmf_type(kind)
+        with_exec = ctype in ("Model", "Metrics", "Step_Metrics")
+        name = f"{path}:{uri}:{run.execution.id}" if with_exec else f"{path}:{uri}"
+        properties = {k: v for k, v in (props or {}).items() if k not in ("uri", "name")}
+        if kind == "metrics":
+            properties["metrics_name"] = name
+        source = {"cmf": {"name": name, "uri": uri, "order": run.next_order()}}
+        if properties:
+            source["cmf"]["properties"] = properties
+        art = _Artifact(path, kind, dict(custom_properties or {}), cmf_format.hash_of_uri(uri, name))
+        art.kind, art.source = "external", source
+        is_input = str(event).lower() == "input"
+        (run.recorder.inputs if is_input else run.recorder.outputs).append(art)
+        run.changed = True
+        return self._returned(art, name, uri, ctype, properties)
+
+    def _tag(self, target: str, changes: dict[str, str]) -> None:
+        """Annotate an artifact already written (records never change): a tag record, pending like any."""
+        from cmfgit import tags
+        from cmfgit.config import site_name
+        from cmfgit.store import Store
+
+        if changes:
+            Store(self.repo.objects_dir).put(tags.annotation(target, changes, site=site_name(self.repo)))
 
     # -- helpers -----------------------------------------------------------------
 
@@ -493,6 +774,8 @@ class Cmf:
         cache = None if is_input else rec._output_cache()  # outputs enter the data cache (data.cache_outputs)
         art = rec.hash_into(rec.artifact(path, kind, custom_properties), missing_ok=False, cache=cache)
         assert art.hash is not None
+        if art.kind == "dir" and "files" not in (custom_properties or {}):
+            art.props.pop("files", None)  # CMF's custom properties are the script's own (the size stays)
         uri = cmf_format.uri_of_hash(art.hash)
         if art.kind == "file":
             uri = _md5(self.repo.root / art.path)
@@ -516,18 +799,29 @@ class Cmf:
                 break
         else:
             side.append(art)
+        run.changed = True
         ctype = cmf_format.cmf_type(kind)
         name = f"{art.path}:{uri}:{run.execution.id}" if kind == "model" else f"{art.path}:{uri}"
         return self._returned(art, name, uri, ctype, properties)
 
     def _returned(self, art: _Artifact, name: str, uri: str, ctype: str, properties: dict[str, Any]) -> Artifact:
-        return Artifact(self._next("artifact"), name, uri, ctype, str(art.hash), dict(properties), dict(art.props))
+        obj = Artifact(self._next("artifact"), name, uri, ctype, str(art.hash), dict(properties), dict(art.props))
+        self._artifacts[obj.id] = (obj, art)
+        return obj
 
     def _close(self, exit_code: int | None, error: str | None = None) -> str | None:
+        """Write the current execution (unless it is a continuation with nothing new) and end it."""
         run, self._open = self._open, None
         _recording.discard(self)
         if run is None:
             return None
+        if not run.changed:
+            return run.execution.record_id
+        rid = self._write(run, exit_code, error)
+        run.execution.record_id = run.execution.record_id or rid
+        return rid
+
+    def _write(self, run: _Open, exit_code: int | None, error: str | None) -> str:
         red = run.recorder.redactor
         cmf: dict[str, Any] = {
             "pipeline": {"name": self.parent_context.name},
@@ -539,17 +833,24 @@ class Cmf:
         execution: dict[str, Any] = {}
         if run.execution.name:
             execution["name"] = run.execution.name
+        if run.continues:
+            execution["continues"] = run.continues
+        properties: dict[str, Any] = {}
         if run.cmd is not None:
             argv = _split_command(run.cmd)
             shown = run.cmd if red.argv(argv) == argv else shlex.join(red.argv(argv))
-            execution["properties"] = {"Execution": red.text(shown)}
+            properties["Execution"] = red.text(shown)
+        if len(run.uuids) > 1:
+            properties["Execution_uuid"] = ",".join(run.uuids)
+        if properties:
+            execution["properties"] = properties
         if execution:
             cmf["execution"] = execution
         run.recorder.extra["source"] = {"cmf": cmf}
         rid = run.recorder.finish(exit_code, error)
-        for warning in run.recorder.warnings:
+        run.recorder.warnings, warnings = [], run.recorder.warnings
+        for warning in warnings:
             _warn(warning)
-        run.execution.record_id = rid
         return rid
 
     def __enter__(self) -> Cmf:
@@ -589,6 +890,10 @@ class DataSlice:
         path = self.writer._artifact_dir(run, self.writer.DATASLICE_PATH) / f"{self.name}.csv"
         atomic_write(path, _csv(header, table))
         return self.writer._log(str(path), "output", "dataslice", custom_properties, {})
+
+
+_Slice = DataSlice
+Cmf.DataSlice = DataSlice
 
 
 # -- executions left open when the process ends are written, marked failed after an uncaught exception --

@@ -196,7 +196,7 @@ def test_compat_api_behaviour(repo: Path, monkeypatch: pytest.MonkeyPatch) -> No
     with pytest.raises(UsageError, match="call log_metric"):
         cmf.commit_metrics("nothing")
     first = cmf.finalize()
-    assert first is not None and cmf.finalize() is None
+    assert first is not None and cmf.finalize() == first  # finalize() commits; nothing new, nothing written
 
     ex = cmf.create_execution(
         "Tune", {"lr": 0.1}, cmd="python tune.py --lr 0.1 --token tok-secret-42", create_new_execution=False
@@ -219,6 +219,8 @@ def test_compat_api_behaviour(repo: Path, monkeypatch: pytest.MonkeyPatch) -> No
     rec = found[second]
     assert rec["params"] == {"lr": 0.1, "batch": 32, "ratio": 0.5, "flag": True, "layers.n": 2}
     assert rec["command"] == ["python", "tune.py", "--lr", "0.1", "--token", "REDACTED"]
+    uuids = rec["source"]["cmf"]["execution"]["properties"].pop("Execution_uuid").split(",")
+    assert uuids[0] == rec["uuid"] and len(uuids) == 2  # one per create_execution call, as cmflib
     assert rec["source"]["cmf"]["execution"] == {
         "name": "Tune",
         "properties": {"Execution": "python tune.py --lr 0.1 --token REDACTED"},
