@@ -172,4 +172,13 @@ def describe(repo: Repo, scope: Any, ids: Iterable[str]) -> dict[str, dict[str, 
     if repo.bare and rev == "HEAD":
         checkout = False
     commits = first_commits(repo, ids, rev)
+    if getattr(scope, "kind", "checkout") == "all-branches" and not repo.bare:
+        # Records of other branches are in no commit of HEAD either: pending only if loose here.
+        from cmfgit.store import Store
+
+        store = Store(repo.objects_dir)
+        return {
+            rid: {"commit": sha, "pending": sha is None and store.loose_path(rid).exists()}
+            for rid, sha in commits.items()
+        }
     return {rid: {"commit": sha, "pending": sha is None and checkout} for rid, sha in commits.items()}

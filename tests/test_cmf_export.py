@@ -424,3 +424,82 @@ def test_step_metrics_names_have_cmflibs_uuid_suffix(repo: Path) -> None:
     assert "/metrics/training_metrics" in path and len(uri) == 32 and eid.isdigit()
     assert str(uuid.UUID(suffix)) == suffix
     assert step_names() == [name]
+
+
+# cmflib's own answers about one MLMD store, after loading CMF export files into it (as `cmf
+# metadata pull` does): pipeline stages, each stage's executions (minus ids and times), every
+# artifact name, and each artifact's children, parents and producer.
+_CMFLIB_ANSWERS = textwrap.dedent(
+    """
+    import json, sys
+    from cmflib.cmf_merger import parse_json_to_mlmd
+    from cmflib.cmfquery import CmfQuery
+    store, loads = sys.argv[1], sys.argv[2:]
+    for path in loads:
+        for pipeline in json.load(open(path))["Pipeline"]:
+            assert parse_json_to_mlmd(json.dumps(pipeline), store, "pull", None) == "success"
+    q = CmfQuery(store)
+    SKIP = {"id", "create_time_since_epoch", "last_update_time_since_epoch", "type_id", "Context_ID", "Pipeline_id"}
+    def rows(df):
+        return sorted(json.dumps({c: str(r[c]) for c in df.columns if c not in SKIP}, sort_keys=True)
+                      for _, r in df.iterrows())
+    def names(df):
+        return [] if df is None or df.empty else sorted(df["name"])
+    out = {"stages": {}, "executions": {}, "children": {}, "parents": {}, "producer": {}}
+    for p in sorted(q.get_pipeline_names()):
+        out["stages"][p] = sorted(q.get_pipeline_stages(p))
+        for s in out["stages"][p]:
+            out["executions"][s] = rows(q.get_all_executions_in_stage(s))
+    out["artifacts"] = sorted(q.get_all_artifacts())
+    for name in out["artifacts"]:
+        out["children"][name] = names(q.get_all_child_artifacts(name))
+        out["parents"][name] = names(q.get_all_parent_artifacts(name))
+        prod = q.find_producer_execution(name)
+        out["producer"][name] = None if prod is None else prod.properties["Execution_uuid"].string_value
+    print(json.dumps(out, sort_keys=True))
+    """
+)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _cmflib_available(), reason=CMFLIB_MISSING)
+def test_cmflib_answers_the_same_about_our_export_of_set3(repo: Path, tmp_path: Path) -> None:
+    """cmflib loads cmfgit's export of the imported set3 store with its own loader and its CmfQuery
+    then answers exactly as about the fixture's own exports loaded the same way; and as about the
+    fixture's MLMD store itself, but for the execution id that cmflib's loader writes into Model
+    and Metrics names (it numbers executions anew, in document order)."""
+    copy = tmp_path / "mlmd-in"
+    copy.write_bytes((SET3 / "mlmd").read_bytes())
+    import_json(repo, copy)
+    ours = []
+    for pipeline in ("Test-env", "test-execution-update"):
+        out = tmp_path / f"ours-{pipeline}.json"
+        cmfgit(repo, "export", "--format", "cmf-json", "-P", pipeline, "-o", str(out))
+        ours.append(str(out))
+    project = tmp_path / "cmfproject"
+    project.mkdir()
+    remote = tmp_path / "remote.git"
+    _run_cmf(["git", "init", "-q", "--bare", str(remote)], tmp_path)
+    _run_cmf(["cmf", "init", "local", "--path", str(tmp_path / "storage"), "--git-remote-url", str(remote)], project)
+
+    def answers(store: str, *loads: str) -> dict[str, Any]:
+        text = _run_cmf([str(CMF_PYTHON), "-c", _CMFLIB_ANSWERS, store, *loads], project)
+        found: dict[str, Any] = json.loads(text.strip().splitlines()[-1])
+        return found
+
+    theirs_pulled = answers("mlmd-theirs", str(SET3 / "Test-env.json"), str(SET3 / "test-execution-update.json"))
+    ours_pulled = answers("mlmd-ours", *ours)
+    assert ours_pulled == theirs_pulled
+    assert len(ours_pulled["artifacts"]) == 15 and ours_pulled["children"]  # not vacuous
+
+    original = tmp_path / "mlmd-original"
+    original.write_bytes((SET3 / "mlmd").read_bytes())
+    direct = answers(str(original))
+    assert ours_pulled["stages"] == direct["stages"] and ours_pulled["executions"] == direct["executions"]
+
+    def without_exec_ids(found: dict[str, Any]) -> str:
+        import re
+
+        return re.sub(r'((?:model\.pkl:[0-9a-f]{32}|metrics:[0-9a-f-]{36}):)\d+"', r'\1N"', json.dumps(found))
+
+    assert without_exec_ids(ours_pulled) == without_exec_ids(direct)

@@ -62,6 +62,11 @@ def test_commit_of_each_record_through_commits_gc_and_a_rebuilt_table(repo: Path
     expected.update(dict.fromkeys(other, {"commit": c4, "pending": False}))
     assert by_id(repo) == expected
 
+    # --all-branches answers from HEAD's history; a loose record not committed yet is pending.
+    (loose,) = recgen.write(repo, 9, site="lab")
+    assert by_id(repo, "--all-branches")[loose] == pending
+    (repo / ".cmf" / "objects" / loose[:2] / f"{loose[2:]}.yaml").unlink()
+
     # --ref reads another revision's history: nothing there is pending.
     at_c2 = by_id(repo, "--ref", c2)
     assert at_c2 == {rid: {"commit": expected[rid]["commit"], "pending": False} for rid in first + second}
