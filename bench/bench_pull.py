@@ -101,7 +101,9 @@ def central(r: _Runner, cmfgit: list[str], tmp: Path, n: int) -> tuple[str, int]
         path.write_bytes(pack.serialize(records))
         selected += sum(1 for data in records.values() if f"\npipeline: {PIPELINE}\n".encode() in data)
     r.run(["git", "add", "-A"], seed)
-    r.run(["git", "commit", "-q", "-m", f"global view: {n} records"], seed)
+    # With the trailer cmfgit's own global updates write: readers take the count from it
+    # (without it every pull, even a no-op, counts the view's records by reading every pack).
+    r.run(["git", "commit", "-q", "-m", f"global view: {n} records", "-m", f"Cmfgit-Records: {n}"], seed)
     r.run(["git", "push", "-q", bare.as_uri(), "global:refs/heads/cmf/global"], seed)
     return bare.as_uri(), selected
 

@@ -34,7 +34,8 @@ import
       what they held and the bundle's records (``globalview.build_union``,
       updated with compare-and-swap);
     - in a clone, as a pull would: the records it lacks are written into
-      ``.cmf/objects`` as pending records.
+      ``.cmf/objects`` as pending records, into packs grouped as gc groups them
+      (``pullstore.write_records``: a few fsyncs per pack, not one file per record).
 
     Importing the same bundle again changes nothing: the union already lists
     the bundle's tree, and every record and object is already there.
@@ -756,16 +757,13 @@ def _publish_central(repo: Repo, m: _Manifest, result: ImportResult) -> None:
 
 
 def _publish_clone(repo: Repo, records: dict[str, bytes], result: ImportResult) -> None:
-    """As a pull: the records this clone lacks, as pending loose records."""
-    from cmfgit.gc import maybe_gc
-    from cmfgit.store import Store
+    """As a pull: the records this clone lacks (see _check_records), written into packs
+    (``pullstore.write_records``), pending until committed."""
+    from cmfgit import pullstore
 
-    store = Store(repo.objects_dir)
-    for rid in sorted(records):  # only those this clone lacked (see _check_records)
-        if store.put_bytes(rid, records[rid]):
-            result.written += 1
-    if result.written:
-        maybe_gc(repo)
+    brought = pullstore.Brought()
+    pullstore.write_records(repo, dict(sorted(records.items())), brought)
+    result.written = brought.written
 
 
 def _upload(repo: Repo, hexes: list[str], kinds: dict[str, str], remote_name: str) -> tuple[str, int]:

@@ -26,6 +26,13 @@ A damaged record in a pack not read is not counted in the warning line.
 (found by their separator line in every pack), every annotation and retraction,
 and the loose records; a damaged one among them, or a relative run (``@1``),
 makes it use the full index.
+
+``lineage ID`` (upward, the default; :func:`lineage_query`) starts from what
+``show`` indexes and follows the walk round by round: for each artifact it
+reaches, every entry that names its hash other than as an input (its producers,
+and any record naming an alias) is found by a literal search of the packs and
+indexed. A prefix that is also an artifact hash, a path, another direction, or
+a walk past :data:`MAX_LINEAGE` records uses the full index.
 """
 
 from __future__ import annotations
@@ -98,6 +105,7 @@ def _files(repo: Repo) -> tuple[list[str], list[str], int]:
 _ENTRY = re.compile(rb"\n--- # ([0-9a-f]{64})\n")  # (a literal prefix: much quicker than ^ with re.M)
 _EXECUTION = re.compile(rb"\nschema: cmfgit/execution/")
 _NOTE = re.compile(rb"\nschema: cmfgit/(?:annotation|retraction)/")
+_HEX64 = re.compile(rb"[0-9a-f]{64}")
 _STARTED = re.compile(rb"\nstarted_at: '([ -&(-~]*)'\n")  # quoted, printable ASCII, no quote inside
 
 
@@ -217,17 +225,22 @@ def log_query(
 def _scan(repo: Repo, paths: list[str], prefix: str = "") -> dict[str, list[index.Entry]] | None:
     """Every annotation and retraction of the packs ``paths`` (path -> entries), and the
     records whose id starts with ``prefix`` if given; None when one of those is damaged."""
-    wanted = re.compile(rb"\n--- # (%s[0-9a-f]{%d})\n" % (prefix.encode(), 64 - len(prefix))) if prefix else None
+    wanted = b"\n" + pack.SEPARATOR + prefix.encode() if prefix else None  # (a literal find: quicker than re)
     found: dict[str, list[index.Entry]] = {}
     for path in paths:
         try:
             with open(repo.objects_dir / path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
                 entries = _notes_in(data)
                 if wanted is not None:
-                    for m in wanted.finditer(data):
-                        end = data.find(b"\n" + pack.SEPARATOR, m.end() - 1)
-                        end = len(data) if end < 0 else end + 1
-                        entries.append((m.group(1).decode(), data[m.end() : end], m.end(), end - m.end()))
+                    at = data.find(wanted)
+                    while at >= 0:
+                        rid = data[at + 1 + len(pack.SEPARATOR) : at + 1 + len(pack.SEPARATOR) + 64]
+                        body = at + 1 + len(pack.SEPARATOR) + 65
+                        if data[body - 1 : body] == b"\n" and _HEX64.fullmatch(rid):
+                            end = data.find(b"\n" + pack.SEPARATOR, body - 1)
+                            end = len(data) if end < 0 else end + 1
+                            entries.append((rid.decode(), data[body:end], body, end - body))
+                        at = data.find(wanted, at + 1)
                     if entries and data.find(b"\n<<<<<<<") >= 0:
                         return None  # the full build salvages around conflict markers
         except (FileNotFoundError, ValueError):  # (ValueError: an empty file cannot be mapped)
@@ -338,3 +351,152 @@ def build_main(root: str) -> int:
     except Exception:  # a cache: the next read command builds it and says what is wrong
         return 1
     return 0
+
+
+MAX_LINEAGE = 20_000  # records a partial lineage may index before the full index is the better way
+_ARTIFACT_ALGOS = (b"blake3", b"md5")
+_TOP_KEY = re.compile(rb"\n[^ \-\n]")  # a top-level key of a canonical record (sequences are not indented)
+
+
+def lineage_query(repo: Repo, target: str, cwd: Path | None = None) -> CmfQuery | None:
+    """A query over a partial index of the checkout that answers ``lineage ID --up``
+    (the default direction) of an execution id prefix exactly, or None when the full
+    index should be used.
+
+    It starts from what :func:`show_query` indexes (the records of the prefix, every
+    annotation and retraction, the loose records) and then, round by round, for each
+    artifact the upward walk reaches, finds every pack entry that mentions its hash
+    anywhere but in its ``inputs`` (the producers, and any record naming an alias):
+    all the upward walk can follow from that artifact. Hash prefixes that name an
+    artifact, paths, relative runs, and walks that reach too many records use the full index.
+    """
+    text = target.strip().lower()
+    if not 4 <= len(text) <= 64 or any(c not in "0123456789abcdef" for c in text) or repo.bare:
+        return None
+    if os.path.lexists((cwd or Path.cwd()) / target.strip()):
+        return None  # a path: the lineage of a file
+    existing = index.Index(repo, index.index_path(repo, index.CHECKOUT))
+    if existing.open_existing():
+        existing.close()
+        return None
+    loose, paths, size = _files(repo)
+    if size < _min_bytes():
+        return None
+    needle = b":" + text.encode()
+    maps: list[tuple[str, mmap.mmap]] = []
+    partial = index.Index(repo, index.index_path(repo, index.CHECKOUT))
+    query = None
+    try:
+        for path in paths:
+            try:
+                with open(repo.objects_dir / path, "rb") as fh:
+                    data = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+            except (FileNotFoundError, ValueError):
+                continue
+            maps.append((path, data))
+            if _names_artifact(data, needle):
+                return None  # also an artifact hash prefix (or ambiguous): the full index decides
+        chosen = _scan(repo, paths, text)
+        if chosen is None:
+            return None
+        loose_data = b"".join(p.read_bytes() for p in (repo.objects_dir / name for name in loose) if p.exists())
+        if _names_artifact(loose_data, needle):
+            return None
+        from cmfgit.query import CmfQuery
+
+        partial.load_partial(loose, [], chosen)
+        query = CmfQuery(repo, index=partial, warn=False)
+        roots = [
+            r
+            for (r,) in query.db.execute(
+                "SELECT r.id FROM records r JOIN executions e ON e.rowid = r.rowid WHERE r.id >= ? AND r.id < ?",
+                (text, text + "g"),
+            )
+        ]
+        followed: set[str] = set()
+        taken_at = {(p, e[2]) for p, entries in chosen.items() for e in entries}  # (path, offset) indexed
+        total = sum(len(v) for v in chosen.values())
+        while roots:
+            todo = sorted(_reached(query, roots) - followed)
+            if not todo:
+                break
+            followed.update(todo)
+            more: dict[str, list[index.Entry]] = {}
+            for path, data in maps:
+                for h in todo:
+                    for entry in _mentions(data, h.encode()):
+                        if (path, entry[2]) not in taken_at:
+                            taken_at.add((path, entry[2]))
+                            more.setdefault(path, []).append(entry)
+            good = {p: [e for e in es if canonical.digest(e[1]) == e[0]] for p, es in more.items()}
+            total += sum(len(v) for v in good.values())
+            if total > MAX_LINEAGE:
+                query.close()
+                return None
+            for path, entries in good.items():
+                chosen[path] = chosen.get(path, []) + entries
+            if good:  # (a pack given again is indexed again as a whole: give all its entries)
+                partial.load_partial([], [], {path: chosen[path] for path in good})
+    except BaseException:
+        if query is not None:
+            query.close()
+        else:
+            partial.close()
+        raise
+    finally:
+        for _path, data in maps:
+            data.close()
+    start_background_build(repo)
+    return query
+
+
+def _names_artifact(data: bytes | mmap.mmap, needle: bytes) -> bool:
+    """Does ``needle`` (``:`` and a hex prefix) follow an algorithm name (an artifact hash)?"""
+    at = data.find(needle)
+    while at >= 0:
+        if any(data[max(0, at - len(a)) : at] == a for a in _ARTIFACT_ALGOS):
+            return True
+        at = data.find(needle, at + 1)
+    return False
+
+
+def _reached(query: CmfQuery, roots: list[str]) -> set[str]:
+    """The artifacts an upward walk from the executions ``roots`` reaches in the partial index."""
+    rowids = query._walk([], roots, True, None)
+    db = query.db
+    hashes: set[str] = set()
+    for start in range(0, len(rowids), 500):
+        chunk = sorted(rowids)[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        hashes.update(
+            h
+            for (h,) in db.execute(
+                "SELECT a.hash FROM events ev JOIN artifacts a ON a.rowid = ev.art "
+                f"WHERE ev.dir = 0 AND ev.exec IN ({marks})",
+                chunk,
+            )
+        )
+    for (h,) in db.execute("SELECT a.hash FROM aliases al JOIN artifacts a ON a.rowid = al.art OR a.rowid = al.alias"):
+        hashes.add(h)  # (every alias pair known: what the walk may cross to)
+    return hashes
+
+
+def _mentions(data: bytes | mmap.mmap, needle: bytes) -> list[index.Entry]:
+    """The entries of a pack that hold ``needle`` other than only as an input (an
+    occurrence inside an entry's top-level ``inputs`` is skipped unless the entry names aliases)."""
+    entries: list[index.Entry] = []
+    at = data.find(needle)
+    while at >= 0:
+        start = data.rfind(b"\n" + pack.SEPARATOR, 0, at) + 1
+        end = data.find(b"\n" + pack.SEPARATOR, at)
+        end = len(data) if end < 0 else end + 1
+        body = start + len(pack.SEPARATOR) + pack.ID_HEX_LEN + 1
+        if start > 0:
+            inputs = data.rfind(b"\ninputs:\n", body - 1, at)
+            top = _TOP_KEY.search(data, inputs + 1, end) if inputs >= 0 else None
+            as_input = inputs >= 0 and (top is None or at < top.start())
+            if not as_input or data.find(b"aliases:", body, end) >= 0:
+                rid = data[start + len(pack.SEPARATOR) : body - 1].decode("ascii", "replace")
+                entries.append((rid, data[body:end], body, end - body))
+        at = data.find(needle, end)
+    return entries

@@ -235,6 +235,121 @@ class _Union:
         self._trees[result.id] = result
         return result.id
 
+    # -- each record once: what a site's gc or repack replaced leaves the view too -------
+
+    def compact(self, base: ObjectID | None, root: ObjectID) -> ObjectID:
+        """``root`` (the union's objects tree) without the files whose every record another
+        file of the view holds: the packs a repack folded into a bigger one, and loose
+        records a gc packed. Only the groups (site directory and period) this union
+        touched are read; a pack that does not parse is never dropped, nor used to drop."""
+        from cmfgit import gc
+
+        packs = self._files(root, "pack")
+        before = dict(self._files(base, "pack")) if base is not None else {}
+        loose = self._loose(root)
+        loose_before = set(self._loose(base)) if base is not None else set()
+        groups: dict[str, list[tuple[str, ObjectID]]] = {}
+        for path, sha in packs.items():
+            groups.setdefault(_group(path), []).append((path, sha))
+        touched = {_group(p) for p, sha in packs.items() if before.get(p) != sha}
+        new_loose = [rid for rid in loose if rid not in loose_before]
+        if new_loose:
+            shas = [loose[rid][1].decode() for rid in new_loose]
+            for _blob_id, data in gitutil.cat_blobs(self.repo.path, shas):
+                site, day = gc.group_of(data, "day")
+                touched.update(
+                    g for g in groups if g.startswith(f"pack/{site}/") and day.startswith(g.rpartition("/")[2])
+                )
+        if not touched:
+            return root
+        wanted = sorted({sha.decode() for g in touched for _p, sha in groups[g]})
+        ids: dict[str, set[str] | None] = {}
+        for blob_id, data in gitutil.cat_blobs(self.repo.path, wanted):
+            try:
+                ids[blob_id] = set(pack.parse(data, "pack", verify=False))
+            except RecordError:
+                ids[blob_id] = None
+        drop: set[str] = set()
+        covered: set[str] = set()
+        in_base: set[str] = set()
+        for g in sorted(touched):
+            members = [(p, sha, ids.get(sha.decode())) for p, sha in groups[g]]
+            seen: set[str] = set()
+            for p, _sha, found in sorted(members, key=lambda m: (-len(m[2] or ()), m[0])):
+                if found is not None and found <= seen:
+                    drop.add(p)
+                    continue
+                seen |= found or set()
+            for p, sha, found in members:
+                if found is not None and before.get(p) == sha:
+                    in_base |= found
+            covered |= seen
+        for rid, (path, _sha) in loose.items():
+            if rid in covered:
+                drop.add(path)
+                if rid not in loose_before and rid in in_base and rid in self._counted:
+                    self._counted.discard(rid)  # (counted as new when picked: the view held it packed)
+                    self.added -= 1
+        if not drop:
+            return root
+        dirs = {d for path in drop for d in _ancestors(path)}
+        return self._without(root, drop, dirs, "") or root
+
+    def _files(self, root: ObjectID, under: str) -> dict[str, ObjectID]:
+        """Path -> blob of the ``.yaml`` files below ``under`` in the objects tree ``root``."""
+        found: dict[str, ObjectID] = {}
+        top = self.tree(root)
+        if under.encode() not in top or not stat.S_ISDIR(top[under.encode()][0]):
+            return found
+        todo = [(under, ObjectID(top[under.encode()][1]))]
+        while todo:
+            prefix, sha = todo.pop()
+            for entry in self.tree(sha).items():
+                path = f"{prefix}/{entry.path.decode('utf-8', 'surrogateescape')}"
+                if stat.S_ISDIR(entry.mode):
+                    todo.append((path, ObjectID(entry.sha)))
+                elif path.endswith(".yaml"):
+                    found[path] = ObjectID(entry.sha)
+        return found
+
+    def _loose(self, root: ObjectID) -> dict[str, tuple[str, ObjectID]]:
+        """Id -> (path, blob) of the loose records of the objects tree ``root``."""
+        found: dict[str, tuple[str, ObjectID]] = {}
+        for shard in self.tree(root).items():
+            if stat.S_ISDIR(shard.mode) and _SHARD.match(shard.path):
+                for entry in self.tree(ObjectID(shard.sha)).items():
+                    if _LOOSE.match(entry.path):
+                        name = entry.path.decode()
+                        found[shard.path.decode() + name[:-5]] = (f"{shard.path.decode()}/{name}", ObjectID(entry.sha))
+        return found
+
+    def _without(self, sha: ObjectID, drop: set[str], dirs: set[str], prefix: str) -> ObjectID | None:
+        """The tree ``sha`` (at ``prefix``) without the files ``drop``; None when nothing is left."""
+        result = Tree()
+        changed = False
+        for entry in self.tree(sha).items():
+            path = prefix + entry.path.decode("utf-8", "surrogateescape")
+            if stat.S_ISDIR(entry.mode):
+                if path in dirs:
+                    sub = self._without(ObjectID(entry.sha), drop, dirs, path + "/")
+                    if sub != entry.sha:
+                        changed = True
+                    if sub is not None:
+                        result.add(entry.path, entry.mode, sub)
+                    continue
+            elif path in drop:
+                changed = True
+                continue
+            result.add(entry.path, entry.mode, entry.sha)
+        if not changed:
+            return sha
+        if not len(result):
+            return None
+        if result.id not in self.store:
+            self.store.add_object(result)
+        self._trees[result.id] = result
+        return result.id
+
     def union_blobs(self, base: ObjectID | None, others: list[ObjectID], path: str) -> ObjectID | None:
         todo = [b for b in dict.fromkeys(others) if b != base]
         if not todo:
@@ -299,6 +414,17 @@ class _Union:
         return blob.id
 
 
+def _group(path: str) -> str:
+    """``pack/<site>/<period>`` of a pack's path relative to ``.cmf/objects``."""
+    folder, _, name = path.rpartition("/")
+    return f"{folder}/{pack.period_of(name)}"
+
+
+def _ancestors(path: str) -> list[str]:
+    parts = path.split("/")[:-1]
+    return ["/".join(parts[: i + 1]) for i in range(len(parts))]
+
+
 def _kind(path: str) -> str:
     """'loose', 'pack' or 'other' for a path relative to ``.cmf/objects``."""
     parts = path.split("/")
@@ -357,6 +483,8 @@ def build_union(
     if fresh:
         union.check_loose(base_tree, fresh)
     new_tree = union.union(base_tree, fresh, "") if fresh else base_tree
+    if fresh and new_tree is not None and new_tree != base_tree:
+        new_tree = union.compact(base_tree, new_tree)
     if new_tree is None or (new_tree == base_tree and base_commit is not None):
         return UnionResult(None, base_commit, base_records, 0, len(source_list), 0, union.skipped)  # nothing new
     records = base_records + union.added

@@ -200,9 +200,7 @@ def bring(repo: Repo, rev: str, sel: Selection, where: str) -> Brought:
         return done
     result = Brought()
     have = local_ids(repo.objects_dir)
-    period = load_config(repo).pack_period
-    groups: dict[tuple[str, str], dict[str, bytes]] = {}
-    loose: dict[str, bytes] = {}
+    fresh: dict[str, bytes] = {}
     chosen: list[str] = []
 
     def view() -> Iterator[tuple[str, bytes]]:
@@ -217,23 +215,37 @@ def bring(repo: Repo, rev: str, sel: Selection, where: str) -> Brought:
         if canonical.digest(data) != rid:
             raise RecordError(f"{where}: record {rid[:12]}", "does not match its id (corrupted)")
         have.add(rid)
-        result.written += 1
+        fresh[rid] = data
+    result.selected = len(chosen)
+    write_records(repo, fresh, result)
+    _save_state(repo, tree, sel, chosen, result.view_records)
+    return result
+
+
+def write_records(repo: Repo, fresh: dict[str, bytes], result: Brought) -> None:
+    """Write ``fresh`` (records this clone lacks, checked against their ids) into packs,
+    grouped as gc groups them, and index the packs written; what gc would not pack, or
+    what would be half its pack or more, stays loose. ``cmfgit bundle import`` at a clone
+    writes its records through here too."""
+    period = load_config(repo).pack_period
+    groups: dict[tuple[str, str], dict[str, bytes]] = {}
+    loose: dict[str, bytes] = {}
+    for rid, data in fresh.items():
         if schema_of(data) not in _PACKED_KINDS:
             loose[rid] = data  # not a record gc would pack: loose, for fsck to name
         else:
             groups.setdefault(gc.group_of(data, period), {})[rid] = data
-    result.selected = len(chosen)
-    if result.written:
-        with gc.gc_lock(repo):
-            for (site, when), new in sorted(groups.items()):
-                _write_pack(repo, site, when, new, loose, result)
-            store = Store(repo.objects_dir)
-            for rid, data in loose.items():
-                store.put_bytes(rid, data)
-        result.loose = len(loose)
-        _index_packs(repo, result.packs)
-    _save_state(repo, tree, sel, chosen, result.view_records)
-    return result
+    result.written += len(fresh)
+    if not fresh:
+        return
+    with gc.gc_lock(repo):
+        for (site, when), new in sorted(groups.items()):
+            _write_pack(repo, site, when, new, loose, result)
+        store = Store(repo.objects_dir)
+        for rid, data in loose.items():
+            store.put_bytes(rid, data)
+    result.loose += len(loose)
+    _index_packs(repo, result.packs)
 
 
 def _separators(content: bytes) -> list[int]:

@@ -25,7 +25,9 @@ Local refs of a clone (never pushed)::
 The same site name used from two clones: the second push of the name finds
 the remote's site ref moved on (not a fast-forward of what this clone last
 published), fetches it, unions its records in and pushes again; nothing is
-lost, and the push says so (``shared_name``).
+lost, and when the ref held records this clone lacked the push says so
+(``shared_name``). A ref moved on by an import of this site's own bundle at the
+central (``cmfgit bundle import``) holds none: that push says nothing.
 """
 
 from __future__ import annotations
@@ -209,11 +211,14 @@ def finish(
         if publish.attempts >= SITE_TRIES:
             publish.error = f"{publish.ref} kept moving (another clone publishes as site '{publish.site}')"
             return
-        # Not a fast-forward of what this clone published: another clone uses the
-        # same site name. Take its records in (never drop them), then push again.
-        publish.shared_name = True
+        # Not a fast-forward of what this clone published: the ref moved on. Take its
+        # records in (never drop them), then push again. Another clone uses the same
+        # site name only if the ref holds records this clone lacks: a bundle of this
+        # site's own records imported at the central moves the ref on too, with none.
         theirs = _fetch_one(repo_root, remote, publish.ref, copy_ref(remote, publish.site))
         mine = new
+        if theirs is not None and build_union(objects, _oid(mine), _oids([theirs]), what="").added:
+            publish.shared_name = True
         result = build_union(objects, _oid(theirs), _oids([mine, head]), what=f"site {publish.site}")
         if result.commit is None:  # theirs already holds everything ours did
             assert theirs is not None

@@ -284,7 +284,14 @@ def lineage(
     if len(chosen) > 1:
         raise UsageError("choose one of --up, --down, --both")
     direction = chosen[0] if chosen else "up"
-    with _query(scope) as q:
+    first = None
+    if (scope is None or scope.kind == "checkout") and direction == "up":
+        from cmfgit import firstread
+        from cmfgit.repo import open_read_repo
+
+        # No index yet (a fresh clone): the records the upward walk reaches, found by their hashes, answer.
+        first = firstread.lineage_query(open_read_repo(None), target)
+    with first or _query(scope) as q:
         roots, understood = lin.resolve_target(q, target)
         result, graph = q.lineage(roots, direction, depth)
         _warn(q)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from conftest import cmfgit, git
 from datahelp import file_hash, remote_objects, run, temps, write_files
-from sites import clone_site, records_at, seed_remote
+from sites import clone_site, loose_ids, records_at, seed_remote
 
 from cmfgit import canonical
 from cmfgit.repo import open_repo
@@ -349,3 +349,50 @@ def test_a_bundle_whose_records_fail_validation_is_refused(tmp_path: Path) -> No
     assert "global     cmf/global: +1 record(s), 1 in the view" in out
     assert set(records_at(bare, GLOBAL)) == {rid}
     assert "refs/cmf/sites/edge " in _refs(bare)
+
+
+def test_import_at_a_clone_writes_packs_as_a_pull_does(tmp_path: Path) -> None:
+    _bare, site, url = _offline_site(tmp_path)
+    for i in range(8):  # one site and month: one pack, no record half of it
+        run(site, f"step{i}")
+    records = _site_records(site)
+    assert len(records) == 8
+    cmfgit(site, "bundle", "create", str(tmp_path / "edge.cmfb"))
+    other = clone_site(tmp_path, url, "lab")
+    out = cmfgit(other, "bundle", "import", str(tmp_path / "edge.cmfb")).stdout
+    assert "records    8 new record(s) of 8 written" in out
+    objects = other / ".cmf" / "objects"
+    packs = sorted(p.relative_to(objects).as_posix() for p in (objects / "pack").rglob("*.yaml"))
+    assert len(packs) == 1 and packs[0].startswith("pack/edge/"), packs
+    assert loose_ids(other) == set()  # no loose file per record
+    assert _site_records(other) == records
+    assert cmfgit(other, "fsck").returncode == 0
+    again = cmfgit(other, "bundle", "import", str(tmp_path / "edge.cmfb")).stdout
+    assert again.startswith("nothing new: the 8 record(s)")
+    assert sorted(p.relative_to(objects).as_posix() for p in (objects / "pack").rglob("*.yaml")) == packs
+
+
+def test_a_sites_next_push_after_its_bundle_was_imported_warns_of_no_shared_name(tmp_path: Path) -> None:
+    bare, site, url = _offline_site(tmp_path)
+    records = _log_runs(site)
+    cmfgit(site, "bundle", "create", str(tmp_path / "edge.cmfb"))
+    cmfgit(bare, "bundle", "import", str(tmp_path / "edge.cmfb"))
+    # The link is back: the site pushes what it logged since, and what it had bundled.
+    git(site, "remote", "add", "origin", url)
+    git(site, "fetch", "-q", "origin")
+    git(site, "branch", "-q", "--set-upstream-to=origin/main")
+    run(site, "report", inputs=("models/m.bin",))
+    pushed = cmfgit(site, "push")
+    assert "another clone also publishes" not in pushed.stderr, pushed.stderr
+    now = _site_records(site)
+    assert len(now) == len(records) + 1
+    assert set(records_at(bare, "refs/cmf/sites/edge")) == set(now)
+    again = cmfgit(site, "push")
+    assert "another clone also publishes" not in again.stderr
+    # Another clone under the same name: the push that finds its records says so.
+    twin = clone_site(tmp_path, url, "twin")
+    git(twin, "config", "cmfgit.site", "edge")
+    run(twin, "twin")
+    cmfgit(twin, "push")
+    run(site, "again")
+    assert "another clone also publishes as site 'edge'" in cmfgit(site, "push").stderr

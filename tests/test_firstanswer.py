@@ -217,3 +217,48 @@ def test_the_most_recently_used_artifacts_are_those_of_the_full_ordering(tmp_pat
                 for n in (1, 2, 3, 5, 8, 30, 500):
                     assert q.artifacts(type=kind, pipeline=pipeline, limit=n) == full[:n], (kind, pipeline, n)
     assert len(every) > 30
+
+
+def test_a_fresh_clones_lineage_answers_before_the_index_exists_and_as_the_full_index(tmp_path: Path) -> None:
+    src = make_repo(tmp_path / "src")
+    made = _history(src)  # (noise: packs of other runs, tags and a retraction)
+    raw, clean, model = art("raw"), art("clean"), art("model", "model")
+    prep = execution("prep", [raw], [clean], started_at="2026-01-03T00:00:00.000000Z")
+    train = execution("train", [clean], [model], started_at="2026-02-03T00:00:00.000000Z", site="site-b")
+    evaluate = execution("eval", [model, raw], [], started_at="2026-03-03T00:00:00.000000Z")
+    # Off the chain: a run that read the model and named another hash of it, and the run
+    # that made that other hash; and a run that only read the raw data.
+    other = execution("report", [art("model", "model", aliases=[art("model-v2")["hash"]])], [])
+    export = execution("export", [], [art("model-v2", "model")], started_at="2026-02-09T00:00:00.000000Z")
+    reader = execution("peek", [raw], [art("peek-out")], started_at="2026-03-05T00:00:00.000000Z")
+    ids = _pack(src, "site-c", "2026-01.yaml", [prep, other]) + _pack(src, "site-c", "2026-02.yaml", [train, export])
+    ids += _pack(src, "site-c", "2026-03.yaml", [evaluate, reader])
+    git(src, "add", "-A")
+    git(src, "commit", "-q", "-m", "a chain")
+    prep_id, other_id, train_id, export_id, eval_id, reader_id = ids
+    clone = _clone(src, tmp_path / "clone")
+    index_file = clone / ".git/cmf/index.sqlite"
+    asks = [
+        ["lineage", eval_id[:12], "--format", "json"],
+        ["lineage", eval_id[:10]],
+        ["lineage", train_id[:12], "--up", "--depth", "1", "--format", "json"],
+        ["lineage", made["site-a/4"][3][:12], "--format", "json"],
+        ["lineage", "abcdef0123"],  # no such run
+    ]
+    first = {}
+    for args in asks:
+        proc = cmfgit(clone, *args, env=FAST, check=False)
+        said = "".join(line for line in proc.stderr.splitlines(True) if "was not set up for cmfgit" not in line)
+        first[" ".join(args)] = (proc.returncode, proc.stdout, said)
+        assert not index_file.exists(), args  # answered without the full index
+    found = json.loads(first[" ".join(asks[0])][1])
+    names = json.dumps(found)
+    assert all(rid in names for rid in (prep_id, train_id, export_id, eval_id)), names
+    assert other_id not in names and reader_id not in names
+    assert first["lineage abcdef0123"][0] != 0
+    # An artifact hash prefix is not an execution: the full index answers that.
+    cmfgit(clone, "lineage", art("clean")["hash"].split(":")[1][:12], env=FAST)
+    assert index_file.exists()
+    for args in asks:
+        proc = cmfgit(clone, *args, check=False)
+        assert (proc.returncode, proc.stdout, proc.stderr) == first[" ".join(args)], args

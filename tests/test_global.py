@@ -156,8 +156,43 @@ def test_a_site_gc_keeps_the_view_and_its_count(tmp_path: Path) -> None:
     assert (result.global_update.added, result.global_update.records) == (0, 3)
     assert set(records_at(bare, GLOBAL)) == ids
     files = git(bare, "ls-tree", "-r", "--name-only", GLOBAL).split()
-    assert len(files) == 4  # append-only: the three loose files stay, next to the pack
+    assert len(files) == 1 and files[0].startswith(".cmf/objects/pack/lab/")  # each record once: in the pack
     assert _trailer(bare, "Cmfgit-Records") == ["3"]
+
+
+def test_the_view_keeps_each_record_once_after_a_repack(tmp_path: Path) -> None:
+    bare, url = seed_remote(tmp_path)
+    site = clone_site(tmp_path, url, "lab")
+    repo = open_repo(site)
+    objects = site / ".cmf" / "objects"
+    ids: set[str] = set()
+    made: set[str] = set()  # every pack the site's gcs wrote
+    for round_ in range(4):  # pushes of records packed by their own gc; gc rolls small packs up
+        ids |= {record(site, "wine", "train", params={"round": round_, "i": i}) for i in range(3)}
+        gc.gc(repo)
+        made |= {p.relative_to(objects).as_posix() for p in (objects / "pack").rglob("*.yaml")}
+        result = push(site)
+        assert result.global_update is not None and result.global_update.records == len(ids)
+    now = sorted(f".cmf/objects/{p.relative_to(objects).as_posix()}" for p in (objects / "pack").rglob("*.yaml"))
+    assert len(made) > len(now)  # (some packs were folded into bigger ones)
+    view = git(bare, "ls-tree", "-r", "--name-only", GLOBAL).split()
+    assert view == now  # the repacks' inputs, and the loose files gc packed, are gone from the view
+    assert set(records_at(bare, GLOBAL)) == ids
+    assert _trailer(bare, "Cmfgit-Records") == [str(len(ids))]
+    # The same records loose again (a branch that never ran gc): not stored twice.
+    git(site, "checkout", "-q", "-b", "loose", "HEAD~4")
+    more = {record(site, "wine", "eval", params={"j": 1})}
+    for rid in sorted(ids):
+        data = records_at(bare, GLOBAL)[rid]
+        (objects / rid[:2]).mkdir(exist_ok=True)
+        (objects / rid[:2] / f"{rid[2:]}.yaml").write_bytes(data)
+    git(site, "add", "-A", ".cmf")
+    git(site, "commit", "-q", "-m", "loose copies")
+    git(site, "push", "-q", "origin", "loose")
+    out = cmfgit(bare, "global", "update").stdout
+    assert f"+1 record(s), {len(ids) + 1} in all" in out, out
+    view = git(bare, "ls-tree", "-r", "--name-only", GLOBAL).split()
+    assert len(view) == len(now) + 1 and set(records_at(bare, GLOBAL)) == ids | more
 
 
 def test_global_update_with_no_records_creates_nothing(tmp_path: Path) -> None:
