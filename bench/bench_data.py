@@ -123,10 +123,11 @@ def _cmfgit(ctx: common.Context, src: Path, shape: str, ssh: str | None = None) 
     ctx.run(["git", "commit", "-q", "-m", "data"], repo)
     push_s, out = _timed(ctx, [ctx.cmfgit, "artifact", "push", "--json"], repo, cpu="push")
     pushed = json.loads(out)
-    noop = []
+    noop, noop_cpu = [], []
     for _ in range(3 if ctx.quick else 5):
-        t, out = _timed(ctx, [ctx.cmfgit, "artifact", "push", "--json"], repo)
+        t, out = _timed(ctx, [ctx.cmfgit, "artifact", "push", "--json"], repo, cpu="noop")
         noop.append(t)
+        noop_cpu.append(_CPU["noop"])
     noop_out = json.loads(out)
     clone = ctx.mkdtemp(f"cmf-clone-{shape}-") / "c"
     ctx.run(["git", "clone", "-q", str(repo), str(clone)], ctx.tmp)
@@ -146,6 +147,7 @@ def _cmfgit(ctx: common.Context, src: Path, shape: str, ssh: str | None = None) 
         "pull_s": pull_s,
         "push_cpu_s": _CPU["push"],
         "pull_cpu_s": _CPU["pull"],
+        "noop_cpu_s": noop_cpu,
         "loadavg": os.getloadavg()[0],
         "push": pushed,
         "noop": noop_out,
@@ -178,10 +180,11 @@ def _dvc(ctx: common.Context, dvc: str, src: Path, shape: str, ssh: str | None =
     ctx.run(["git", "add", "-A"], repo)
     ctx.run(["git", "commit", "-q", "-m", "data"], repo)
     push_s, _ = _timed(ctx, [dvc, "push", "-q"], repo, env, cpu="push")
-    noop = []
+    noop, noop_cpu = [], []
     for _ in range(3 if ctx.quick else 5):
-        t, _ = _timed(ctx, [dvc, "push", "-q"], repo, env)
+        t, _ = _timed(ctx, [dvc, "push", "-q"], repo, env, cpu="noop")
         noop.append(t)
+        noop_cpu.append(_CPU["noop"])
     clone = ctx.mkdtemp(f"dvc-clone-{shape}-") / "c"
     ctx.run(["git", "clone", "-q", str(repo), str(clone)], ctx.tmp)
     init(clone)
@@ -200,6 +203,7 @@ def _dvc(ctx: common.Context, dvc: str, src: Path, shape: str, ssh: str | None =
         "pull_s": pull_s,
         "push_cpu_s": _CPU["push"],
         "pull_cpu_s": _CPU["pull"],
+        "noop_cpu_s": noop_cpu,
         "loadavg": os.getloadavg()[0],
     }
 
@@ -394,6 +398,8 @@ def run(ctx: common.Context) -> dict[str, Any]:
             peer_name="`dvc push` (nothing to do)" if dvc_s else "",
             target="≤ 0.5 s" if full else "",
             met=(noop <= 0.5) if full else None,
+            note=f"CPU {statistics.median(cmf_s['noop_cpu_s']):.2f} s"
+            + (f" vs dvc {statistics.median(dvc_s['noop_cpu_s']):.2f} s" if dvc_s else ""),
         ),
     ]
     try:
