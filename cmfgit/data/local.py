@@ -120,7 +120,7 @@ class LocalBackend:
             for local, key in batch:
                 target = os.path.join(root, key)
                 try:
-                    tmp, size = copying.copy_to_temp_sized(local, target, mode=0o444, fsync=one_by_one)
+                    tmp, size = copying.copy_small_to_temp(local, target, 0o444, SMALL, fsync=one_by_one)
                 except OSError as exc:
                     out.append(self._failed(exc, target))
                     continue
