@@ -1,7 +1,11 @@
 """Putting cached bytes at paths: ``checkout``, the placing half of ``pull``, and ``get``.
 
 Every file is written to a temp name beside it and renamed over the target,
-so a reader (or a ``kill -9``) never sees half a file. A path whose current
+so a reader (or a ``kill -9``) never sees half a file. Placed files are not
+fsynced (as DVC's workspace files are not): a power loss may lose or tear
+the last placement; a ``kill -9`` never leaves half a file under its name. A pull's small
+objects are written from the verified bytes its fetch read (``ready``),
+the same bytes that entered the cache. A path whose current
 bytes would be lost is *modified*: its bytes are not in the cache (so no
 record's version could bring them back). Modified paths are refused, all of
 them named and nothing written, unless ``force`` is given. A file that
