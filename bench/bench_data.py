@@ -30,6 +30,7 @@ from __future__ import annotations
 import filecmp
 import json
 import os
+import resource
 import shutil
 import statistics
 import time
@@ -44,10 +45,41 @@ TITLE = "artifact push / pull to a local directory remote, and a no-op push, vs 
 KIB = 4
 
 
-def _timed(ctx: common.Context, argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[float, str]:
+_CPU: dict[str, float] = {}  # the CPU time (user + sys) of the last timed command, by its label
+
+
+def _children_cpu() -> float:
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
+def _timed(
+    ctx: common.Context, argv: list[str], cwd: Path, env: dict[str, str] | None = None, cpu: str = ""
+) -> tuple[float, str]:
+    """Wall time and stdout of a command; its CPU time (it and its children, user + sys)
+    goes to ``_CPU[cpu]``: on a busy machine wall time is mostly waiting for a core."""
+    c = _children_cpu()
     t = time.perf_counter()
     proc = ctx.run(argv, cwd, env=env or {})
-    return time.perf_counter() - t, proc.stdout
+    wall = time.perf_counter() - t
+    if cpu:
+        _CPU[cpu] = _children_cpu() - c
+    return wall, proc.stdout
+
+
+_LATER: list[Path] = []  # directories of many small files, removed at the end of the run
+
+
+def _remove(shape: str, *dirs: Path) -> None:
+    """Remove a row's directories; those of the small-files shape only at the end: on an
+    ext4 without a journal (this machine's), every file created soon after many were
+    deleted scans the freed inodes (``recently_deleted``), which would charge one tool's
+    clean-up to the next tool's run."""
+    if shape == "small":
+        _LATER.extend(dirs)
+        return
+    for d in dirs:
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def _write_data(root: Path, big_mib: int, files: int) -> None:
@@ -89,16 +121,17 @@ def _cmfgit(ctx: common.Context, src: Path, shape: str, ssh: str | None = None) 
     ctx.run([ctx.cmfgit, "remote", "add", "store", url, "--default"], repo)
     ctx.run(["git", "add", "-A"], repo)
     ctx.run(["git", "commit", "-q", "-m", "data"], repo)
-    push_s, out = _timed(ctx, [ctx.cmfgit, "artifact", "push", "--json"], repo)
+    push_s, out = _timed(ctx, [ctx.cmfgit, "artifact", "push", "--json"], repo, cpu="push")
     pushed = json.loads(out)
-    noop = []
+    noop, noop_cpu = [], []
     for _ in range(3 if ctx.quick else 5):
-        t, out = _timed(ctx, [ctx.cmfgit, "artifact", "push", "--json"], repo)
+        t, out = _timed(ctx, [ctx.cmfgit, "artifact", "push", "--json"], repo, cpu="noop")
         noop.append(t)
+        noop_cpu.append(_CPU["noop"])
     noop_out = json.loads(out)
     clone = ctx.mkdtemp(f"cmf-clone-{shape}-") / "c"
     ctx.run(["git", "clone", "-q", str(repo), str(clone)], ctx.tmp)
-    pull_s, out = _timed(ctx, [ctx.cmfgit, "artifact", "pull", "--json"], clone)
+    pull_s, out = _timed(ctx, [ctx.cmfgit, "artifact", "pull", "--json"], clone, cpu="pull")
     pulled = json.loads(out)
     ok = (
         filecmp.cmp(src / "big.bin", clone / "big.bin", shallow=False)
@@ -107,10 +140,19 @@ def _cmfgit(ctx: common.Context, src: Path, shape: str, ssh: str | None = None) 
     )
     if not ok:
         raise RuntimeError(f"cmfgit artifact pull placed different bytes ({shape})")
-    shutil.rmtree(repo / ".git" / "cmf" / "cache", ignore_errors=True)
-    shutil.rmtree(clone.parent, ignore_errors=True)
-    shutil.rmtree(remote, ignore_errors=True)
-    return {"push_s": push_s, "noop_s": noop, "pull_s": pull_s, "push": pushed, "noop": noop_out, "pull": pulled}
+    _remove(shape, repo / ".git" / "cmf" / "cache", clone.parent, remote)
+    return {
+        "push_s": push_s,
+        "noop_s": noop,
+        "pull_s": pull_s,
+        "push_cpu_s": _CPU["push"],
+        "pull_cpu_s": _CPU["pull"],
+        "noop_cpu_s": noop_cpu,
+        "loadavg": os.getloadavg()[0],
+        "push": pushed,
+        "noop": noop_out,
+        "pull": pulled,
+    }
 
 
 def _dvc(ctx: common.Context, dvc: str, src: Path, shape: str, ssh: str | None = None) -> dict[str, Any]:
@@ -137,15 +179,16 @@ def _dvc(ctx: common.Context, dvc: str, src: Path, shape: str, ssh: str | None =
     ctx.run([dvc, "add", "-q", path], repo, env=env)
     ctx.run(["git", "add", "-A"], repo)
     ctx.run(["git", "commit", "-q", "-m", "data"], repo)
-    push_s, _ = _timed(ctx, [dvc, "push", "-q"], repo, env)
-    noop = []
+    push_s, _ = _timed(ctx, [dvc, "push", "-q"], repo, env, cpu="push")
+    noop, noop_cpu = [], []
     for _ in range(3 if ctx.quick else 5):
-        t, _ = _timed(ctx, [dvc, "push", "-q"], repo, env)
+        t, _ = _timed(ctx, [dvc, "push", "-q"], repo, env, cpu="noop")
         noop.append(t)
+        noop_cpu.append(_CPU["noop"])
     clone = ctx.mkdtemp(f"dvc-clone-{shape}-") / "c"
     ctx.run(["git", "clone", "-q", str(repo), str(clone)], ctx.tmp)
     init(clone)
-    pull_s, _ = _timed(ctx, [dvc, "pull", "-q"], clone, env)
+    pull_s, _ = _timed(ctx, [dvc, "pull", "-q"], clone, env, cpu="pull")
     ok = (
         filecmp.cmp(src / "big.bin", clone / "big.bin", shallow=False)
         if shape == "big"
@@ -153,9 +196,16 @@ def _dvc(ctx: common.Context, dvc: str, src: Path, shape: str, ssh: str | None =
     )
     if not ok:
         raise RuntimeError(f"dvc pull placed different bytes ({shape})")
-    for d in (repo.parent, clone.parent, remote):
-        shutil.rmtree(d, ignore_errors=True)
-    return {"push_s": push_s, "noop_s": noop, "pull_s": pull_s}
+    _remove(shape, repo.parent, clone.parent, remote)
+    return {
+        "push_s": push_s,
+        "noop_s": noop,
+        "pull_s": pull_s,
+        "push_cpu_s": _CPU["push"],
+        "pull_cpu_s": _CPU["pull"],
+        "noop_cpu_s": noop_cpu,
+        "loadavg": os.getloadavg()[0],
+    }
 
 
 def _cp(ctx: common.Context, src: Path, shape: str) -> dict[str, Any]:
@@ -169,8 +219,7 @@ def _cp(ctx: common.Context, src: Path, shape: str) -> dict[str, Any]:
     if shape == "big":  # cp, then the copy flushed to the disk (cmfgit's uploads are durable)
         target = str(remote / "synced.bin")
         sync_s, _ = _timed(ctx, ["sh", "-c", 'cp "$0" "$1" && sync "$1"', str(src / what), target], ctx.tmp)
-    shutil.rmtree(remote, ignore_errors=True)
-    shutil.rmtree(back, ignore_errors=True)
+    _remove(shape, remote, back)
     return {"push_s": push_s, "pull_s": pull_s, "push_sync_s": sync_s}
 
 
@@ -229,6 +278,12 @@ def _sftp(ctx: common.Context, src: Path | None, dvc: str | None) -> tuple[dict[
     return raw, rows, note
 
 
+def _cpu(mine: dict[str, Any], theirs: dict[str, Any] | None, step: str) -> str:
+    """CPU seconds (user + sys) of cmfgit's step, and DVC's beside it."""
+    text = f"{mine[f'{step}_cpu_s']:.2f} s"
+    return text + (f" vs dvc {theirs[f'{step}_cpu_s']:.2f} s" if theirs else "")
+
+
 def run(ctx: common.Context) -> dict[str, Any]:
     big_mib = 256 if ctx.quick else 1024
     files = 2_000 if ctx.quick else 10_000
@@ -245,6 +300,9 @@ def run(ctx: common.Context) -> dict[str, Any]:
         raw[f"cp_{shape}"].append(_cp(ctx, src, shape))
     if dvc:
         raw["dvc_version"] = ctx.run([dvc, "--version"], ctx.tmp).stdout.strip()
+    for d in _LATER:
+        shutil.rmtree(d, ignore_errors=True)
+    _LATER.clear()
 
     mb = big_mib * (1 << 20) / 1e6
     cmf_b, cmf_s = raw["cmfgit_big"], raw["cmfgit_small"]
@@ -266,7 +324,8 @@ def run(ctx: common.Context) -> dict[str, Any]:
             higher_is_better=True,
             target="≥ 80% of cp" if full else "",
             met=(cmf_b["push_s"] and cp_push / cmf_b["push_s"] >= 0.8) if full else None,
-            note=f"{cmf_b['push_s']:.2f} s" + (f"; dvc push {dvc_b['push_s']:.2f} s" if dvc_b else ""),
+            note=f"{cmf_b['push_s']:.2f} s, CPU {_cpu(cmf_b, dvc_b, 'push')}"
+            + (f"; dvc push {dvc_b['push_s']:.2f} s" if dvc_b else ""),
         ),
         common.row(
             f"pull one {big_mib} MiB file (fetch, verify, place), throughput",
@@ -277,7 +336,8 @@ def run(ctx: common.Context) -> dict[str, Any]:
             higher_is_better=True,
             target="≥ 80% of cp" if full else "",
             met=(cp_pull / cmf_b["pull_s"] >= 0.8) if full else None,
-            note=f"{cmf_b['pull_s']:.2f} s" + (f"; dvc pull {dvc_b['pull_s']:.2f} s" if dvc_b else ""),
+            note=f"{cmf_b['pull_s']:.2f} s, CPU {_cpu(cmf_b, dvc_b, 'pull')}"
+            + (f"; dvc pull {dvc_b['pull_s']:.2f} s" if dvc_b else ""),
         ),
     ]
     cp_sync = min(x["push_sync_s"] for x in raw["cp_big"])
@@ -318,7 +378,7 @@ def run(ctx: common.Context) -> dict[str, Any]:
             peer_name=dvc_name,
             target="≥ 10× faster than dvc" if full else "",
             met=small_met["push"],
-            note=f"cp -r {cps_push:.2f} s",
+            note=f"cp -r {cps_push:.2f} s; CPU {_cpu(cmf_s, dvc_s, 'push')}",
         ),
         common.row(
             f"pull {files:,} × {KIB} KiB files into a fresh clone",
@@ -328,7 +388,7 @@ def run(ctx: common.Context) -> dict[str, Any]:
             peer_name="`dvc pull`" if dvc_s else "",
             target="≥ 10× faster than dvc" if full else "",
             met=small_met["pull"],
-            note=f"cp -r {cps_pull:.2f} s",
+            note=f"cp -r {cps_pull:.2f} s; CPU {_cpu(cmf_s, dvc_s, 'pull')}",
         ),
         common.row(
             f"no-op push, {files + 1:,} objects all on the remote, median of {len(cmf_s['noop_s'])}",
@@ -338,10 +398,15 @@ def run(ctx: common.Context) -> dict[str, Any]:
             peer_name="`dvc push` (nothing to do)" if dvc_s else "",
             target="≤ 0.5 s" if full else "",
             met=(noop <= 0.5) if full else None,
+            note=f"CPU {statistics.median(cmf_s['noop_cpu_s']):.2f} s"
+            + (f" vs dvc {statistics.median(dvc_s['noop_cpu_s']):.2f} s" if dvc_s else ""),
         ),
     ]
     try:
-        sftp_raw, sftp_rows, sftp_note = _sftp(ctx, None, dvc)
+        if os.environ.get("CMFGIT_BENCH_DATA_SFTP") == "0":
+            sftp_raw, sftp_rows, sftp_note = {}, [], "SFTP rows skipped: CMFGIT_BENCH_DATA_SFTP=0."
+        else:
+            sftp_raw, sftp_rows, sftp_note = _sftp(ctx, None, dvc)
     except Exception as exc:  # the local rows stand without it
         sftp_raw, sftp_rows, sftp_note = {}, [], f"SFTP rows failed: {type(exc).__name__}: {str(exc)[-500:]}"
     raw["sftp"] = sftp_raw

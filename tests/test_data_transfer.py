@@ -323,3 +323,46 @@ def test_checkout_of_bytes_not_in_the_cache_says_how_to_get_them(tmp_path: Path)
     cmfgit(other, "artifact", "fetch", rid[:12])
     cmfgit(other, "checkout", rid[:12])
     assert (other / "models" / "m.pkl").read_text() == "m\n"
+
+
+def test_a_pull_under_a_strict_umask_still_gives_exact_modes(tmp_path: Path) -> None:
+    # Placed files and cache objects get their modes whatever the umask (0o077 here):
+    # the placing code skips fchmod only where the umask gives the mode anyway.
+    site, url, _store = lab(tmp_path)
+    files = {f"data/set/f{i:03d}.bin": os.urandom(4096) for i in range(40)}
+    write_files(site, files)
+    os.chmod(site / "data" / "set" / "f007.bin", 0o755)
+    run(site, "prepare", outputs=("data/set",))
+    publish(site)
+    cmfgit(site, "artifact", "push")
+    other = fresh_clone(tmp_path, url, "analyst")
+    old = os.umask(0o077)
+    try:
+        out = cmfgit(other, "artifact", "pull").stdout
+    finally:
+        os.umask(old)
+    assert "placed 1 path(s) (40 file(s))" in out
+    for rel, data in files.items():
+        placed = other / rel
+        assert placed.read_bytes() == data, rel
+        want = 0o755 if rel.endswith("f007.bin") else 0o644
+        assert placed.stat().st_mode & 0o777 == want, rel
+    cache = other / ".git" / "cmf" / "cache" / "blake3"
+    objects = [p for shard in cache.iterdir() for p in shard.iterdir()]
+    assert len(objects) == 41  # 40 files and the manifest
+    assert {p.stat().st_mode & 0o777 for p in objects} == {0o444}
+    assert [p for p in objects if p.name.startswith(".tmp-")] == []
+
+
+def test_a_pull_replaces_a_directory_where_a_file_of_the_dataset_goes(tmp_path: Path) -> None:
+    # The directory in the way holds only bytes the cache has, so no --force is needed.
+    site, _url, _store = lab(tmp_path)
+    write_files(site, {"data/set/x.txt": "x\n", "data/set/y.txt": "y\n", "data/x.txt": "x\n"})
+    run(site, "prepare", outputs=("data/set", "data/x.txt"))
+    publish(site)
+    cmfgit(site, "artifact", "push")
+    shutil.rmtree(site / "data" / "set")
+    write_files(site, {"data/set/x.txt/inner.txt": "x\n", "data/set/y.txt": "y\n"})
+    cmfgit(site, "artifact", "pull")
+    assert (site / "data" / "set" / "x.txt").read_text() == "x\n"
+    assert sorted(os.listdir(site / "data" / "set")) == ["x.txt", "y.txt"]

@@ -120,7 +120,7 @@ class LocalBackend:
             for local, key in batch:
                 target = os.path.join(root, key)
                 try:
-                    tmp, size = copying.copy_to_temp_sized(local, target, mode=0o444, fsync=one_by_one)
+                    tmp, size = copying.copy_small_to_temp(local, target, 0o444, SMALL, fsync=one_by_one)
                 except OSError as exc:
                     out.append(self._failed(exc, target))
                     continue
@@ -160,16 +160,32 @@ class LocalBackend:
             raise self._failed(exc, root) from None
         return errors
 
-    def download(self, key: str, target: str) -> tuple[str, str, int]:
+    def read_small(self, key: str) -> bytes | None:
+        """The bytes of a small object (at most ``SMALL``), read in one go (open, fstat,
+        read, close); None for a bigger one (``download`` it). The caller hashes them."""
         self._check()
         source = os.path.join(self.root, key)
         try:
-            with open(source, "rb") as fh:
-                size = os.fstat(fh.fileno()).st_size
-                if size <= SMALL:  # read once, hash what was read, write what was hashed
-                    data = fh.read()
-                    if len(data) == size:
-                        return copying.write_to_temp(data, target), copying.hash_bytes(data), size
+            fd = os.open(source, os.O_RDONLY)
+        except FileNotFoundError:
+            raise MissingObjectError(_object_of(key), f"data remote '{self.name}'") from None
+        except PermissionError as exc:
+            raise RemoteError(self.name, f"cannot read {source}: {exc.strerror}") from None
+        try:
+            size = os.fstat(fd).st_size
+            if size > SMALL:
+                return None
+            data = os.read(fd, size + 1)  # one more byte: a file that grew meanwhile shows
+            return data if len(data) == size else None
+        finally:
+            os.close(fd)
+
+    def download(self, key: str, target: str) -> tuple[str, str, int]:
+        data = self.read_small(key)  # read once, hash what was read, write what was hashed
+        if data is not None:
+            return copying.write_to_temp(data, target), copying.hash_bytes(data), len(data)
+        source = os.path.join(self.root, key)
+        try:
             # The kernel copies (a reflink on the same filesystem), then the copy itself
             # is hashed, on all cores: what is verified is what was written.
             tmp = copying.copy_to_temp(source, target, mode=0o444)

@@ -57,7 +57,13 @@ def clean_remote_temps(repo: Repo, remote_name: str | None, older_than: float) -
 
 
 def _fetch(
-    repo: Repo, cache: Cache, backend: remote.Backend, blake3: list[Artifact], md5: list[Artifact], jobs: int
+    repo: Repo,
+    cache: Cache,
+    backend: remote.Backend,
+    blake3: list[Artifact],
+    md5: list[Artifact],
+    jobs: int,
+    keep: dict[str, bytes] | None = None,
 ) -> transfer.FetchResult:
     """Fetch blake3 artifacts (from a blake3 remote) and md5-only ones (from a remote with DVC's
     layout, which also serves blake3 artifacts that have an md5 alias)."""
@@ -68,7 +74,7 @@ def _fetch(
         result.fetched += more.fetched
         result.bytes += more.bytes
         return result
-    result = transfer.fetch(cache, backend, blake3, jobs)
+    result = transfer.fetch(cache, backend, blake3, jobs, keep)
     if md5:  # (says which remote to add when this one has no DVC layout)
         more = dvclayout.fetch(cache, backend, md5s, jobs)
         result.fetched += more.fetched
@@ -105,11 +111,12 @@ def pull(repo: Repo, query: Query, remote_name: str | None, jobs: int, force: bo
     backend = remote.open_backend(repo, remote.resolve(repo, remote_name))
     try:
         with Cache.of(repo) as cache:
-            fetched = _fetch(repo, cache, backend, blake3, md5, jobs)
+            ready: dict[str, bytes] = {}  # small objects' verified bytes: placed from memory
+            fetched = _fetch(repo, cache, backend, blake3, md5, jobs, ready)
             if backend.layout == "dvc":  # blake3 artifacts without an md5 alias are not there: placed if cached
                 blake3 = [a for a in blake3 if cache.has(a.hex)]
             placing = blake3 + [dvclayout.as_blake3(cache, a) for a in md5]
-            return PullResult(fetched, place.place(repo.root, cache, placing, force))
+            return PullResult(fetched, place.place(repo.root, cache, placing, force, ready, jobs))
     finally:
         backend.close()
 

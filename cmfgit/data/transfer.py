@@ -216,16 +216,43 @@ def _upload_many(many: Any, cache: Cache, group: list[str], jobs: int) -> tuple[
     return sent[0], errors
 
 
-def fetch(cache: Cache, backend: Backend, artifacts: Iterable[Artifact], jobs: int) -> FetchResult:
+KEEP_BYTES = 256 << 20  # at most this many bytes of small objects kept in memory for placing
+
+
+def fetch(
+    cache: Cache, backend: Backend, artifacts: Iterable[Artifact], jobs: int, keep: dict[str, bytes] | None = None
+) -> FetchResult:
     """Download what the cache lacks. A directory's manifest is downloaded (and
-    verified) first but enters the cache last, after all its files."""
-    from cmfgit.data import manifest
+    verified) first but enters the cache last, after all its files.
+
+    ``keep``: where to leave the verified bytes of small objects (up to
+    ``KEEP_BYTES`` in all), so that a pull places them from memory instead of
+    reading the cache objects back."""
+    import threading
+
+    from cmfgit.data import copying, manifest
 
     result = FetchResult(backend.name)
     where = f"data remote '{backend.name}'"
+    read_small = getattr(backend, "read_small", None)  # a local remote: one read, no temp to re-read
+    kept = [0]
+    lock = threading.Lock()
 
     def download(hexhash: str) -> int:
-        tmp, got, size = backend.download(object_key(hexhash), cache.path(hexhash))
+        key = object_key(hexhash)
+        data = read_small(key) if read_small is not None else None
+        if data is not None:
+            got = copying.hash_bytes(data)
+            if got != hexhash:
+                raise CorruptObjectError(f"blake3:{hexhash}", where, f"blake3:{got}")
+            copying.write_new(data, cache.path(hexhash), 0o444)  # verified before it has its name
+            if keep is not None:
+                with lock:
+                    if kept[0] + len(data) <= KEEP_BYTES:
+                        kept[0] += len(data)
+                        keep[hexhash] = data
+            return len(data)
+        tmp, got, size = backend.download(key, cache.path(hexhash))
         if not cache.accept_temp(tmp, hexhash, got):
             raise CorruptObjectError(f"blake3:{hexhash}", where, f"blake3:{got}")
         return size
