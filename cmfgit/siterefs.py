@@ -44,7 +44,6 @@ from cmfgit import gitutil, globalview
 from cmfgit.errors import CmfgitError, GitError
 from cmfgit.globalview import GLOBAL_REF, SITES_PREFIX, build_union, tracking_ref
 
-GLOBAL_TRIES = 3  # opportunistic updates of cmf/global after a push: then a note, never an error
 SITE_TRIES = 3  # only when another clone publishes the same site name
 HOOK_NAME = "post-receive"
 HOOK_MARKER = "# cmfgit-central-hook:"
@@ -321,7 +320,7 @@ class GlobalUpdate:
     updated: bool  # a new cmf/global commit was pushed by this clone
     attempts: int
     skipped: list[str] = field(default_factory=list)  # damaged files left out of the view, one line each
-    gave_up: bool = False  # lost the race GLOBAL_TRIES times: a note, not an error (the site ref has it all)
+    gave_up: bool = False  # lost its one race after the push: a note, not an error (the site ref has it all)
     view: View | None = None  # the union this clone sees now
 
 
@@ -374,8 +373,8 @@ def settle_global(
     what: str,
 ) -> GlobalUpdate:
     """After the push: cmf/global went in with it (done), or lost its race, or was
-    was not built (the central maintains the view, or nothing looked new): then
-    check once that cmf/global holds ``own``, else take over."""
+    not built (the central maintains the view, or this clone never fetched it):
+    then one more try (:func:`update_global`), and a second lost race is left."""
     if planned is not None and status is not None and status.ok:
         gitutil.git(["update-ref", tracking_ref(remote), planned.new], repo_root)
         gitutil.git(["update-ref", view_ref(remote), planned.new], repo_root)
@@ -383,7 +382,16 @@ def settle_global(
         return GlobalUpdate(remote, planned.records, planned.added, True, 1, planned.skipped, view=view)
     if planned is not None and status is not None and not status.raced:
         raise GitError(["push", remote, GLOBAL_REF], 1, status.summary)
-    return update_global(objects, repo_root, remote, own, extra, what, first=2 if planned is not None else 1)
+    central = planned is None and central_maintains(objects, repo_root, remote)
+    return update_global(objects, repo_root, remote, own, extra, what, 2 if planned is not None else 1, central)
+
+
+def central_maintains(objects: DulwichRepo, repo_root: Path, remote: str) -> bool:
+    """Does the remote's own hook keep cmf/global (as this clone last fetched it)?"""
+    if globalview.ref_value(repo_root, hooked_copy(remote)):
+        return True
+    old = globalview.ref_value(repo_root, tracking_ref(remote))
+    return old is not None and _by_central(objects, old)
 
 
 def update_global(
@@ -393,51 +401,59 @@ def update_global(
     own: list[str],
     extra: list[str],
     what: str,
-    tries: int = GLOBAL_TRIES,
-    first: int = 1,
+    attempt: int = 1,
+    central: bool = False,
 ) -> GlobalUpdate:
     """Make sure the remote's ``cmf/global`` holds ``own`` (this site's records),
-    after the push that published them.
+    after the push that published them: one try, never a loop.
 
-    One fetch of cmf/global and the site refs. If cmf/global holds them already
-    (the central's hook did it while the push ran, or another site's union
-    took them in), nothing is pushed. Else the union of it, every site ref and
-    ``extra`` (the remote branches this clone has fetched) is pushed with
-    compare-and-swap. A lost race is tried again, up to attempt ``tries``, then
-    left: readers union the site refs anyway, and the next push by any site
-    with new records folds in every site ref.
+    When the ``central`` maintains the view, a fetch of cmf/global alone
+    checks that its hook took them in. Otherwise (or if it did not), one
+    fetch of cmf/global and the site refs: when cmf/global holds them already
+    (another site's union took them in), nothing is pushed; else the union of
+    it, every site ref and ``extra`` (the remote branches this clone has
+    fetched) is pushed with compare-and-swap, once. A lost race is left as it
+    is (``gave_up``, a note): readers union the site refs anyway, and the next
+    update by any site folds in every site ref. Many sites pushing at once
+    thus cost one try each, not a retry loop that grows with the sites.
     """
-    update = GlobalUpdate(remote, 0, 0, False, 0)
-    for attempt in range(first, tries + 1):
-        update.attempts = attempt
-        fetched = fetch_all(repo_root, remote)
-        old = fetched.global_tip
+    update = GlobalUpdate(remote, 0, 0, False, attempt)
+    if central:
+        old = _fetch_one(repo_root, remote, GLOBAL_REF, tracking_ref(remote))
         mine = build_union(objects, _oid(old), _oids(own), what=what)
-        if mine.commit is None and old is not None:  # cmf/global has every record of ours
+        if mine.commit is None and old is not None:  # the central's hook took them in
+            gitutil.git(["update-ref", view_ref(remote), old], repo_root)
             update.records, update.skipped = mine.records, list(mine.skipped)
-            update.view = union_view(objects, repo_root, remote, fetched)
+            update.view = View(remote, old, mine.records, 0, old, list(mine.skipped))
             return update
-        candidates = [*own, *sorted(set(fetched.sites.values())), *extra]
-        result = build_union(objects, _oid(old), _oids(candidates), what=what)
-        update.records, update.skipped = result.records, list(result.skipped)
-        if result.commit is None:
-            update.view = union_view(objects, repo_root, remote, fetched)
-            return update
-        new = result.commit.decode()
-        lease = f"--force-with-lease={GLOBAL_REF}:{old or ''}"
-        status = push_refs(repo_root, ["--no-verify", lease, remote, f"{new}:{GLOBAL_REF}"]).get(GLOBAL_REF)
-        if status is not None and status.ok:
-            gitutil.git(["update-ref", tracking_ref(remote), new], repo_root)
-            gitutil.git(["update-ref", view_ref(remote), new], repo_root)
-            update.added, update.updated = result.added, True
-            update.view = View(remote, new, result.records, len(fetched.sites), new, list(result.skipped))
-            return update
-        if status is not None and not status.raced:
-            raise GitError(["push", remote, GLOBAL_REF], 1, status.summary)
-        if attempt < tries:
-            globalview.backoff(attempt)
+    fetched = fetch_all(repo_root, remote)
+    old = fetched.global_tip
+    mine = build_union(objects, _oid(old), _oids(own), what=what)
+    if mine.commit is None and old is not None:  # cmf/global has every record of ours
+        update.records, update.skipped = mine.records, list(mine.skipped)
+        update.view = union_view(objects, repo_root, remote, fetched)
+        return update
+    candidates = [*own, *sorted(set(fetched.sites.values())), *extra]
+    result = build_union(objects, _oid(old), _oids(candidates), what=what)
+    update.records, update.skipped = result.records, list(result.skipped)
+    if result.commit is None:
+        update.view = union_view(objects, repo_root, remote, fetched)
+        return update
+    new = result.commit.decode()
+    lease = f"--force-with-lease={GLOBAL_REF}:{old or ''}"
+    status = push_refs(repo_root, ["--no-verify", lease, remote, f"{new}:{GLOBAL_REF}"]).get(GLOBAL_REF)
+    if status is not None and status.ok:
+        gitutil.git(["update-ref", tracking_ref(remote), new], repo_root)
+        gitutil.git(["update-ref", view_ref(remote), new], repo_root)
+        update.added, update.updated = result.added, True
+        update.view = View(remote, new, result.records, len(fetched.sites), new, list(result.skipped))
+        return update
+    if status is not None and not status.raced:
+        raise GitError(["push", remote, GLOBAL_REF], 1, status.summary)
+    # Lost: another site moved cmf/global first. Readers union the site refs anyway.
     update.gave_up = True
-    update.view = union_view(objects, repo_root, remote, fetch_all(repo_root, remote))
+    update.view = View(remote, new, result.records, len(fetched.sites), old, list(result.skipped))
+    gitutil.git(["update-ref", view_ref(remote), new], repo_root)
     return update
 
 

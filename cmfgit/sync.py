@@ -13,7 +13,7 @@ push
        a merge in progress, then push the branch again (bounded); otherwise
        the branch is left unpushed and the result says why (``branch_error``);
     4. bring ``cmf/global`` up to date if the central's hook has not already
-       (compare-and-swap, a few tries, then a note: readers union the site refs).
+       (compare-and-swap, one try after the push, then a note: readers union the site refs).
 
 pull
     1. fetch and merge the branch's upstream (else the same-named remote
