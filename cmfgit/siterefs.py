@@ -173,10 +173,13 @@ class SitePublish:
     skipped: list[str] = field(default_factory=list)
 
 
-def prepare(objects: DulwichRepo, repo_root: Path, remote: str, site: str, head: str) -> tuple[SitePublish, str | None]:
+def prepare(
+    objects: DulwichRepo, repo_root: Path, remote: str, site: str, head: str, refs: dict[str, str] | None = None
+) -> tuple[SitePublish, str | None]:
     """The next commit of this site's ref: what it had (as this clone last
-    published or fetched it) united with ``head``. None: nothing new."""
-    base = globalview.ref_value(repo_root, copy_ref(remote, site))
+    published or fetched it) united with ``head``. None: nothing new.
+    ``refs``: this clone's refs under ``refs/cmf/remotes/<remote>/``, when read already."""
+    base = _ref(repo_root, copy_ref(remote, site), refs)
     result = build_union(objects, _oid(base), _oids([head]), what=f"site {site}")
     publish = SitePublish(site, site_ref(site), commit=base, records=result.records, skipped=list(result.skipped))
     if result.commit is None:
@@ -268,10 +271,9 @@ def fetch_all(repo_root: Path, remote: str) -> Fetched:
         # No cmf/global yet: the site refs alone (the stale copy of the global branch goes).
         gitutil.git([*base, *patterns], repo_root)
         gitutil.git(["update-ref", "-d", tracking_ref(remote)], repo_root, check=False)
-    return Fetched(
-        globalview.ref_value(repo_root, tracking_ref(remote)),
-        dict(gitutil.for_each_ref(repo_root, copies_prefix(remote))),
-    )
+    listed = dict(gitutil.for_each_ref(repo_root, tracking_ref(remote), copies_prefix(remote)))  # one git call
+    tip = listed.pop(tracking_ref(remote), None)
+    return Fetched(tip, listed)
 
 
 @dataclass
@@ -345,17 +347,26 @@ class Planned:
 
 
 def plan_global(
-    objects: DulwichRepo, repo_root: Path, remote: str, own: list[str], extra: list[str], what: str
+    objects: DulwichRepo,
+    repo_root: Path,
+    remote: str,
+    own: list[str],
+    extra: list[str],
+    what: str,
+    refs: dict[str, str] | None = None,
 ) -> Planned | None:
     """The next cmf/global from what this clone last fetched: its tip, united with
     ``own`` (this push's records), the site refs and ``extra`` (fetched remote
     branches). None when there is nothing new, when this clone never fetched the
     view, or when the central maintains it (it has :data:`HOOKED_REF`, or made
     that tip): then :func:`settle_global` checks after the push."""
-    old = globalview.ref_value(repo_root, tracking_ref(remote))
-    if old is None or _by_central(objects, old) or globalview.ref_value(repo_root, hooked_copy(remote)):
+    old = _ref(repo_root, tracking_ref(remote), refs)
+    if old is None or _by_central(objects, old) or _ref(repo_root, hooked_copy(remote), refs):
         return None  # never fetched (so not known), or the central's hook maintains it
-    sites = sorted({oid for _, oid in gitutil.for_each_ref(repo_root, copies_prefix(remote))})
+    if refs is not None:
+        sites = sorted({oid for name, oid in refs.items() if name.startswith(copies_prefix(remote))})
+    else:
+        sites = sorted({oid for _, oid in gitutil.for_each_ref(repo_root, copies_prefix(remote))})
     result = build_union(objects, _oid(old), _oids([*own, *sites, *extra]), what=what)
     if result.commit is None:
         return None
@@ -371,27 +382,38 @@ def settle_global(
     own: list[str],
     extra: list[str],
     what: str,
+    refs: dict[str, str] | None = None,
 ) -> GlobalUpdate:
     """After the push: cmf/global went in with it (done), or lost its race, or was
     not built (the central maintains the view, or this clone never fetched it):
     then one more try (:func:`update_global`), and a second lost race is left."""
     if planned is not None and status is not None and status.ok:
-        gitutil.git(["update-ref", tracking_ref(remote), planned.new], repo_root)
-        gitutil.git(["update-ref", view_ref(remote), planned.new], repo_root)
+        _set_refs(repo_root, {tracking_ref(remote): planned.new, view_ref(remote): planned.new})
         view = View(remote, planned.new, planned.records, planned.sites, planned.new, planned.skipped)
         return GlobalUpdate(remote, planned.records, planned.added, True, 1, planned.skipped, view=view)
     if planned is not None and status is not None and not status.raced:
         raise GitError(["push", remote, GLOBAL_REF], 1, status.summary)
-    central = planned is None and central_maintains(objects, repo_root, remote)
+    central = planned is None and central_maintains(objects, repo_root, remote, refs)
     return update_global(objects, repo_root, remote, own, extra, what, 2 if planned is not None else 1, central)
 
 
-def central_maintains(objects: DulwichRepo, repo_root: Path, remote: str) -> bool:
+def central_maintains(objects: DulwichRepo, repo_root: Path, remote: str, refs: dict[str, str] | None = None) -> bool:
     """Does the remote's own hook keep cmf/global (as this clone last fetched it)?"""
-    if globalview.ref_value(repo_root, hooked_copy(remote)):
+    if _ref(repo_root, hooked_copy(remote), refs):
         return True
-    old = globalview.ref_value(repo_root, tracking_ref(remote))
+    old = _ref(repo_root, tracking_ref(remote), refs)
     return old is not None and _by_central(objects, old)
+
+
+def _ref(repo_root: Path, ref: str, refs: dict[str, str] | None) -> str | None:
+    """The commit ``ref`` names: from ``refs`` (read by the caller already), else asked of git."""
+    return refs.get(ref) if refs is not None else globalview.ref_value(repo_root, ref)
+
+
+def _set_refs(repo_root: Path, values: dict[str, str]) -> None:
+    """``git update-ref`` of several refs in one git process."""
+    lines = "".join(f"update {ref} {oid}\n" for ref, oid in values.items())
+    gitutil.git(["update-ref", "--stdin"], repo_root, input=lines.encode())
 
 
 def update_global(
@@ -443,8 +465,7 @@ def update_global(
     lease = f"--force-with-lease={GLOBAL_REF}:{old or ''}"
     status = push_refs(repo_root, ["--no-verify", lease, remote, f"{new}:{GLOBAL_REF}"]).get(GLOBAL_REF)
     if status is not None and status.ok:
-        gitutil.git(["update-ref", tracking_ref(remote), new], repo_root)
-        gitutil.git(["update-ref", view_ref(remote), new], repo_root)
+        _set_refs(repo_root, {tracking_ref(remote): new, view_ref(remote): new})
         update.added, update.updated = result.added, True
         update.view = View(remote, new, result.records, len(fetched.sites), new, list(result.skipped))
         return update
