@@ -73,18 +73,19 @@ sys.exit(proc.returncode)
 # `git daemon --inetd` (the same server code, one process per connection, as git
 # daemon forks one), for plain git and cmfgit alike.
 _INETD = """
-import signal, socket, subprocess, sys
+import socket, subprocess, sys
 port, base = int(sys.argv[1]), sys.argv[2]
-signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps the servers
 srv = socket.socket()
 srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 srv.bind(("127.0.0.1", port))
 srv.listen(1024)
 argv = ["git", "daemon", "--inetd", "--export-all", "--enable=receive-pack", "--log-destination=none",
         f"--base-path={base}", base]
+running = []
 while True:
     conn, _ = srv.accept()
-    subprocess.Popen(argv, stdin=conn.fileno(), stdout=conn.fileno(), stderr=subprocess.DEVNULL, close_fds=True)
+    running = [p for p in running if p.poll() is None]  # reaped here (SIGCHLD ignored would break git's waits)
+    running.append(subprocess.Popen(argv, stdin=conn.fileno(), stdout=conn.fileno(), stderr=subprocess.DEVNULL))
     conn.close()
 """
 
