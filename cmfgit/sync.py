@@ -30,14 +30,18 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from cmfgit import gitutil, globalview, localview, pack, siterefs
+from cmfgit import gitutil, globalview, pack, siterefs
 from cmfgit.commit import commit_metadata, pending_paths
 from cmfgit.config import site_name
 from cmfgit.errors import CmfgitError, ConflictError, GitError, UsageError
 from cmfgit.globalview import GLOBAL_BRANCH
 from cmfgit.repo import CMF_DIR, Repo
 from cmfgit.siterefs import GlobalUpdate, SitePublish
+
+if TYPE_CHECKING:  # pull's selection; push does without it (localview: ~60 ms of CPU to import)
+    from cmfgit import localview
 
 BRANCH_ATTEMPTS = 12
 # The code versions that the hooks keep reachable (refs/cmf/keep/<oid>) travel
