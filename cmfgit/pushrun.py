@@ -80,7 +80,9 @@ def print_push(result: Any) -> None:
             print(f"site       {result.remote} {site.ref}: up to date, {site.records} record(s)")
     g = result.global_update
     if g is not None:
-        if g.gave_up:
+        if g.by_central:
+            print(f"global     {g.remote}/cmf/global: {g.records} record(s), kept by the central's post-receive hook")
+        elif g.gave_up:
             print(
                 f"global     {g.remote}/cmf/global: not updated, other sites were updating it ({g.attempts} tries); "
                 "nothing is lost: readers union the site refs"

@@ -127,15 +127,18 @@ class RefStatus:
         return not self.ok and any(r in self.summary for r in _RACE)
 
 
-def push_refs(repo_root: Path, args: list[str]) -> dict[str, RefStatus]:
+def push_refs(repo_root: Path, args: list[str], said: list[str] | None = None) -> dict[str, RefStatus]:
     """``git push --porcelain ARGS``: the status of each destination ref.
 
     Rejected refs are in the answer (flag ``!``); a push that reached no ref
-    at all (network, auth, a pre-push hook that refused) raises.
+    at all (network, auth, a pre-push hook that refused) raises. ``said``
+    gets the lines the remote's hooks printed (``remote: ...``).
     """
     proc = gitutil.start(["push", "--porcelain", *args], repo_root)
     out, err = proc.communicate()
     errors = err.decode("utf-8", "replace")
+    if said is not None:
+        said.extend(line[len("remote: ") :].strip() for line in errors.splitlines() if line.startswith("remote: "))
     found: dict[str, RefStatus] = {}
     for line in out.decode("utf-8", "replace").splitlines():
         parts = line.split("\t")
@@ -323,6 +326,7 @@ class GlobalUpdate:
     attempts: int
     skipped: list[str] = field(default_factory=list)  # damaged files left out of the view, one line each
     gave_up: bool = False  # lost its one race after the push: a note, not an error (the site ref has it all)
+    by_central: bool = False  # the central's post-receive hook updated it during this push (and said so)
     view: View | None = None  # the union this clone sees now
 
 
@@ -383,16 +387,22 @@ def settle_global(
     extra: list[str],
     what: str,
     refs: dict[str, str] | None = None,
+    said: list[str] | None = None,
 ) -> GlobalUpdate:
     """After the push: cmf/global went in with it (done), or lost its race, or was
-    not built (the central maintains the view, or this clone never fetched it):
-    then one more try (:func:`update_global`), and a second lost race is left."""
+    not built (the central maintains the view, or this clone never fetched it).
+    When the central's post-receive hook said (``said``: the push's ``remote:``
+    lines) that it brought cmf/global up to date after this push, that is all;
+    else one more try (:func:`update_global`), and a second lost race is left."""
     if planned is not None and status is not None and status.ok:
         _set_refs(repo_root, {tracking_ref(remote): planned.new, view_ref(remote): planned.new})
         view = View(remote, planned.new, planned.records, planned.sites, planned.new, planned.skipped)
         return GlobalUpdate(remote, planned.records, planned.added, True, 1, planned.skipped, view=view)
     if planned is not None and status is not None and not status.raced:
         raise GitError(["push", remote, GLOBAL_REF], 1, status.summary)
+    hook = _hook_update(said or [])
+    if planned is None and hook is not None:  # the central's hook took this push in, and said so
+        return GlobalUpdate(remote, hook, 0, False, 0, by_central=True)
     central = planned is None and central_maintains(objects, repo_root, remote, refs)
     return update_global(objects, repo_root, remote, own, extra, what, 2 if planned is not None else 1, central)
 
@@ -538,6 +548,20 @@ def install_hook(git_dir: Path) -> Path:
     return path
 
 
+# What the central's hook prints once cmf/global holds the push (read back by the pusher).
+_HOOK_SAYS = "cmfgit: cmf/global holds "
+_HOOK_SAID = re.compile(r"^cmfgit: cmf/global holds (\d+) record\(s\)")
+
+
+def _hook_update(said: list[str]) -> int | None:
+    """The records cmf/global holds by the central hook's word, if it ran and succeeded."""
+    for line in said:
+        match = _HOOK_SAID.match(line)
+        if match:
+            return int(match.group(1))
+    return None
+
+
 def central_update(argv: list[str]) -> int:
     """``cmfgit hook central-update``: what the central hook runs (lean: no typer).
     Serialised by a lock in the repository, so concurrent hooks never race."""
@@ -549,4 +573,7 @@ def central_update(argv: list[str]) -> int:
         return 0  # post-receive cannot undo the push; never fail it
     for line in dict.fromkeys(result.skipped):
         print(f"cmfgit: warning: {line}", file=sys.stderr)
+    # The pusher reads this line (git shows it as 'remote: ...'): it then need not fetch to check.
+    added = f"+{result.added}" if result.new is not None else "already up to date"
+    print(f"{_HOOK_SAYS}{result.records} record(s) ({added})", file=sys.stderr)
     return 0

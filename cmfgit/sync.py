@@ -216,6 +216,7 @@ def push(repo: Repo, remote: str | None = None, *, attempts: int = BRANCH_ATTEMP
         branch_ref = f"refs/heads/{destination}"
         branch_args = ([] if has_upstream else ["--set-upstream"]) + (["--no-verify"] if checked else [])
         branch_args += [remote, f"HEAD:{branch_ref}"]
+        said: list[str] = []  # what the central's hooks print
         statuses = siterefs.push_refs(
             repo.root,
             [
@@ -225,6 +226,7 @@ def push(repo: Repo, remote: str | None = None, *, attempts: int = BRANCH_ATTEMP
                 *keep_refs,
                 *(planned.refspecs if planned is not None else []),
             ],
+            said,
         )
         if new is not None:
             siterefs.finish(objects, repo.root, remote, publish, new, statuses.get(publish.ref), head)
@@ -232,7 +234,16 @@ def push(repo: Repo, remote: str | None = None, *, attempts: int = BRANCH_ATTEMP
         _settle_branch(repo, result, statuses.get(branch_ref), [*branch_args, *keep_refs], attempts)
         own = publish.commit if publish.commit and publish.error is None else _head(repo)
         result.global_update = siterefs.settle_global(
-            objects, repo.root, remote, planned, statuses.get(globalview.GLOBAL_REF), [own], extra, label, refs=refs
+            objects,
+            repo.root,
+            remote,
+            planned,
+            statuses.get(globalview.GLOBAL_REF),
+            [own],
+            extra,
+            label,
+            refs=refs,
+            said=said if publish.error is None else None,  # the hook saw the site ref
         )
     finally:
         objects.close()

@@ -238,6 +238,8 @@ def test_the_central_hook_keeps_cmf_global_equal_to_the_union_of_the_site_refs(t
             # The central says it maintains cmf/global (refs/cmf/hooked/*), and its hook had
             # folded the site in by the time the site's push returned: no site pushed a cmf/global.
             assert result["global_update"]["updated"] is False
+            # ... and said so on the push's stderr, so the site did not fetch cmf/global to check.
+            assert result["global_update"]["by_central"] is True and result["global_update"]["attempts"] == 0
         union: set[str] = set()
         for i in range(count):
             union |= set(records_at(bare, f"refs/cmf/sites/s{i}"))
