@@ -1,7 +1,8 @@
 """Many sites push at once: ``cmfgit push`` against plain git, over ``git daemon``.
 
 For each number of sites (8, 32, 100; 4 and 8 with ``--quick``), three central
-bare repositories are served read-write by one ``git daemon`` on 127.0.0.1.
+bare repositories are served read-write over git's protocol on 127.0.0.1 (``git
+daemon --inetd`` per connection, behind a listener with a deep backlog: ``_INETD``).
 Every site is a clone with cmfgit's hooks installed, on a branch of its own
 (``site/<i>``), holding 20 runs logged with the Python API (not timed). The
 same record files are copied into two more clones per site, so the three
@@ -45,22 +46,47 @@ for i in range(runs):
         run.log_metrics({"loss": 1.0 / (i + 1)})
 """
 
-# Waits for the starting signal, then runs the command (so that start-up is not staggered).
+# Waits for the starting signal, then runs the command (so that start-up is not staggered),
+# and reports the CPU time (user + system) of the command and every process it waited for.
 _AT_ONCE = """
-import os, subprocess, sys, time
+import os, resource, subprocess, sys, time
 go = sys.argv[1]
 while not os.path.exists(go):
     time.sleep(0.005)
-# git daemon resets some connections when 100 arrive at once (seen on this machine).
-# Such a run is run again (both sides alike), and counted.
+# A connection reset would be run again (both sides alike) and counted: there should be
+# none since the server listens with a deep backlog (_INETD below).
 for attempt in range(5):
     proc = subprocess.run(sys.argv[2:], capture_output=True, text=True)
     if proc.returncode == 0 or not any(m in proc.stderr for m in ("Connection reset", "unable to connect")):
         break
     sys.stderr.write("bench-retry: connection reset\\n")
+used = resource.getrusage(resource.RUSAGE_CHILDREN)
 sys.stdout.write(proc.stdout)
 sys.stderr.write(proc.stderr)
+sys.stderr.write(f"bench-cpu: {used.ru_utime + used.ru_stime:.4f}\\n")
 sys.exit(proc.returncode)
+"""
+
+# git daemon listens with a backlog of 5 (daemon.c: listen(sockfd, 5)): 100 clients
+# connecting at once overflow it, and some connections were reset. So the bench
+# listens itself, with a backlog of 1024, and serves each connection with
+# `git daemon --inetd` (the same server code, one process per connection, as git
+# daemon forks one), for plain git and cmfgit alike.
+_INETD = """
+import socket, subprocess, sys
+port, base = int(sys.argv[1]), sys.argv[2]
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.1", port))
+srv.listen(1024)
+argv = ["git", "daemon", "--inetd", "--export-all", "--enable=receive-pack", "--log-destination=none",
+        f"--base-path={base}", base]
+running = []
+while True:
+    conn, _ = srv.accept()
+    running = [p for p in running if p.poll() is None]  # reaped here (SIGCHLD ignored would break git's waits)
+    running.append(subprocess.Popen(argv, stdin=conn.fileno(), stdout=conn.fileno(), stderr=subprocess.DEVNULL))
+    conn.close()
 """
 
 
@@ -74,8 +100,12 @@ def _free_port() -> int:
 RESETS: dict[str, int] = {}
 
 
+CPU: dict[str, float] = {}
+
+
 def _at_once(ctx: common.Context, work: Path, commands: list[tuple[Path, list[str]]]) -> tuple[float, list[str]]:
-    """Run every command in its directory at the same moment; wall time and stdouts."""
+    """Run every command in its directory at the same moment; wall time and stdouts
+    (and the CPU time the commands used, in :data:`CPU`)."""
     go = work / f"go-{time.monotonic_ns()}"
     procs = [
         subprocess.Popen(
@@ -98,6 +128,9 @@ def _at_once(ctx: common.Context, work: Path, commands: list[tuple[Path, list[st
             raise RuntimeError(f"exited {proc.returncode}:\n{out[-2000:]}\n{err[-3000:]}")
         outs.append(out)
         RESETS[str(go)] = RESETS.get(str(go), 0) + err.count("bench-retry:")
+        CPU[str(go)] = CPU.get(str(go), 0.0) + sum(
+            float(line.split(": ", 1)[1]) for line in err.splitlines() if line.startswith("bench-cpu: ")
+        )
     return time.perf_counter() - start, outs
 
 
@@ -111,8 +144,7 @@ def _one_size(ctx: common.Context, sites: int) -> dict[str, Any]:
     ctx.run([ctx.cmfgit, "global", "install-hook", "--repo", str(srv / "hook.git")])
     port = _free_port()
     daemon = subprocess.Popen(
-        ["git", "daemon", "--reuseaddr", f"--base-path={srv}", "--export-all", "--enable=receive-pack"]
-        + ["--max-connections=0", f"--port={port}", "--listen=127.0.0.1", str(srv)],
+        [ctx.python, "-c", _INETD, str(port), str(srv)],
         env=ctx.env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -159,10 +191,13 @@ def _one_size(ctx: common.Context, sites: int) -> dict[str, Any]:
         plain = f"git add -A && {commit} && git push -q origin HEAD:{branch}"
         load_before = common.loadavg()
         RESETS.clear()
+        CPU.clear()
         t_plain, _ = _at_once(ctx, root, [(d, ["sh", "-c", plain]) for d in dirs["plain"]])
         t_cmfgit, out_cmfgit = _at_once(ctx, root, [(d, [ctx.cmfgit, "push", "--json"]) for d in dirs["cmfgit"]])
         t_hook, out_hook = _at_once(ctx, root, [(d, [ctx.cmfgit, "push", "--json"]) for d in dirs["hook"]])
-        resets = list(RESETS.values())  # connections reset by git daemon, re-run: plain, cmfgit, hook
+        resets = list(RESETS.values())  # connections reset, re-run: plain, cmfgit, hook
+        # CPU per push (user + system of the command and its git processes; not the server's)
+        cpu = [round(c / sites, 4) for c in CPU.values()]
         load_after = common.loadavg()
 
         def summary(outs: list[str], central: str) -> dict[str, Any]:
@@ -197,6 +232,7 @@ def _one_size(ctx: common.Context, sites: int) -> dict[str, Any]:
             "hook": summary(out_hook, "hook"),
             "loadavg": [load_before, load_after],
             "connection_resets_rerun": resets,
+            "cpu_per_push_s": {"plain": cpu[0], "cmfgit": cpu[1], "hook": cpu[2]},
         }
     finally:
         daemon.terminate()
@@ -222,7 +258,8 @@ def run(ctx: common.Context) -> dict[str, Any]:
                     peer_name="plain git add+commit+push",
                     target="<= 3x plain git",
                     met=r[key] <= 3 * r["plain_s"],
-                    note=f"{r[key] / r['plain_s']:.1f}x plain; site-ref retries {s['site_retries']}; "
+                    note=f"{r[key] / r['plain_s']:.1f}x plain; CPU per push {r['cpu_per_push_s'][side]:.3f} s "
+                    f"(plain {r['cpu_per_push_s']['plain']:.3f} s); site-ref retries {s['site_retries']}; "
                     f"cmf/global pushed by {s['global_pushed']} site(s), {s['global_gave_up']} gave up; "
                     f"view {s['view_records']} records, cmf/global {s['cmf_global_records']}",
                 )

@@ -11,6 +11,7 @@ import os
 import subprocess
 import threading
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from cmfgit.errors import CmfgitError, GitError
@@ -97,13 +98,48 @@ def finish(proc: subprocess.Popen[bytes], check: bool = True) -> bytes:
     return out
 
 
+# Within config_snapshot(cwd): the config of cwd as one `git config --list` read it.
+_SNAPSHOTS: dict[str, dict[str, str]] = {}
+
+
+def _config_key(key: str) -> str:
+    """``Section.sub.Key`` as ``git config --list`` spells it: section and key in lower case."""
+    section, _, rest = key.partition(".")
+    sub, dot, name = rest.rpartition(".")
+    return f"{section.lower()}.{sub}{dot}{name.lower()}"
+
+
+@contextmanager
+def config_snapshot(cwd: Path | str) -> Iterator[None]:
+    """Answer :func:`config_get` for ``cwd`` from one ``git config --list`` while
+    inside (a push reads half a dozen keys: a git process each otherwise).
+    :func:`config_set` keeps it true; nothing else may write the config inside."""
+    values: dict[str, str] = {}
+    for item in git(["config", "--list", "-z"], cwd, check=False).split(b"\0"):
+        name, _, value = item.partition(b"\n")
+        if name:
+            values[_config_key(name.decode("utf-8", "replace"))] = value.decode("utf-8", "replace").strip()
+    where = os.fspath(cwd)
+    _SNAPSHOTS[where] = values
+    try:
+        yield
+    finally:
+        _SNAPSHOTS.pop(where, None)
+
+
 def config_get(cwd: Path | str, key: str) -> str | None:
+    snapshot = _SNAPSHOTS.get(os.fspath(cwd))
+    if snapshot is not None:
+        return snapshot.get(_config_key(key)) or None
     out = git(["config", "--get", key], cwd, check=False).decode("utf-8", "replace").strip()
     return out or None
 
 
 def config_set(cwd: Path | str, key: str, value: str) -> None:
     git(["config", key, value], cwd)
+    snapshot = _SNAPSHOTS.get(os.fspath(cwd))
+    if snapshot is not None:
+        snapshot[_config_key(key)] = value
 
 
 # -- reading trees without a checkout (used by treeread.py and the index) ------

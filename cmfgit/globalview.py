@@ -103,6 +103,12 @@ def trailers(message: bytes) -> dict[str, list[str]]:
 # -- the union ------------------------------------------------------------------
 
 
+# Loose record blobs found to match their ids, per object store, for the life of the
+# process: a push unions the same new records three times (its site ref, the check of
+# cmf/global, the union pushed to it), and each check is a git cat-file and a hash.
+_VERIFIED: dict[str, set[tuple[ObjectID, str]]] = {}
+
+
 class _Union:
     """Unions trees into the object store, counting records the base lacked."""
 
@@ -135,12 +141,14 @@ class _Union:
                 for entry in self.tree(ObjectID(shard.sha)).items():
                     if _LOOSE.match(entry.path) and (old is None or entry.path not in old):
                         wanted[ObjectID(entry.sha)] = (shard.path + entry.path).decode()[:-5]
-        if wanted:
-            blobs = [sha.decode() for sha in wanted]
-            for blob, content in gitutil.cat_blobs(self.repo.path, blobs):
-                sha = ObjectID(blob.encode())
-                if canonical.digest(content) == wanted[sha]:
-                    self._intact.add(sha)
+        verified = _VERIFIED.setdefault(str(self.repo.path), set())
+        self._intact.update(sha for sha, rid in wanted.items() if (sha, rid) in verified)
+        blobs = [sha.decode() for sha, rid in wanted.items() if (sha, rid) not in verified]
+        for blob, content in gitutil.cat_blobs(self.repo.path, blobs):
+            sha = ObjectID(blob.encode())
+            if canonical.digest(content) == wanted[sha]:
+                self._intact.add(sha)
+                verified.add((sha, wanted[sha]))
 
     def loose_in_base(self, rid: str) -> bool:
         """True if the view already holds ``rid`` as a loose record (before a gc packed it)."""

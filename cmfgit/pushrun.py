@@ -80,7 +80,9 @@ def print_push(result: Any) -> None:
             print(f"site       {result.remote} {site.ref}: up to date, {site.records} record(s)")
     g = result.global_update
     if g is not None:
-        if g.gave_up:
+        if g.by_central:
+            print(f"global     {g.remote}/cmf/global: {g.records} record(s), kept by the central's post-receive hook")
+        elif g.gave_up:
             print(
                 f"global     {g.remote}/cmf/global: not updated, other sites were updating it ({g.attempts} tries); "
                 "nothing is lost: readers union the site refs"
@@ -97,6 +99,8 @@ def push_data(wanted: bool | None) -> None:
     from cmfgit.repo import open_repo
 
     repo = open_repo()
+    if wanted is None and not remote.remotes(repo) and not _data_remotes_elsewhere(repo):
+        return  # as remote.effective would find: none here, none on the default branch
     if wanted is False or (
         wanted is None and not any(spec.default and spec.layout != "dvc" for spec in remote.effective(repo))
     ):
@@ -113,6 +117,35 @@ def push_data(wanted: bool | None) -> None:
         f"data       {result.remote}: pushed {result.pushed:,} object(s), {result.bytes:,} bytes;"
         f" {result.already:,} already there{missing}"
     )
+
+
+def _data_remotes_elsewhere(repo: Any) -> bool:
+    """Might the default branch's ``.cmf/config.yaml`` name data remotes (what
+    ``remote.fallback`` reads when this branch's names none)? Its candidates in one
+    ``git cat-file --batch`` rather than seven git processes; True sends the caller
+    to ``remote.effective``, which decides (and says where they came from)."""
+    from cmfgit import gitutil
+
+    branch = gitutil.git(["symbolic-ref", "-q", "--short", "HEAD"], repo.root, check=False).decode().strip()
+    configured = gitutil.config_get(repo.root, f"branch.{branch}.remote") if branch else None
+    origin = configured if configured and configured != "." else "origin"
+    refs = [f"refs/remotes/{origin}/{name}" for name in ("HEAD", "main", "master")] + [
+        "refs/heads/main",
+        "refs/heads/master",
+    ]
+    listing = "".join(f"{ref}:.cmf/config.yaml\n" for ref in refs).encode()
+    out = gitutil.git(["cat-file", "--batch"], repo.root, input=listing, check=False)
+    at = 0
+    while at < len(out):  # '<oid> blob <size>\n<content>\n', or '<name> missing\n'
+        end = out.find(b"\n", at)
+        header = out[at : end if end >= 0 else len(out)].split()
+        at = end + 1 if end >= 0 else len(out)
+        if len(header) == 3 and header[2].isdigit():
+            size = int(header[2])
+            if b"remotes" in out[at : at + size]:
+                return True
+            at += size + 1
+    return False
 
 
 def report_skipped(skipped: list[str]) -> None:

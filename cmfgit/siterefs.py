@@ -46,7 +46,6 @@ from cmfgit import gitutil, globalview
 from cmfgit.errors import CmfgitError, GitError
 from cmfgit.globalview import GLOBAL_REF, SITES_PREFIX, build_union, tracking_ref
 
-GLOBAL_TRIES = 3  # opportunistic updates of cmf/global after a push: then a note, never an error
 SITE_TRIES = 3  # only when another clone publishes the same site name
 HOOK_NAME = "post-receive"
 HOOK_MARKER = "# cmfgit-central-hook:"
@@ -130,15 +129,18 @@ class RefStatus:
         return not self.ok and any(r in self.summary for r in _RACE)
 
 
-def push_refs(repo_root: Path, args: list[str]) -> dict[str, RefStatus]:
+def push_refs(repo_root: Path, args: list[str], said: list[str] | None = None) -> dict[str, RefStatus]:
     """``git push --porcelain ARGS``: the status of each destination ref.
 
     Rejected refs are in the answer (flag ``!``); a push that reached no ref
-    at all (network, auth, a pre-push hook that refused) raises.
+    at all (network, auth, a pre-push hook that refused) raises. ``said``
+    gets the lines the remote's hooks printed (``remote: ...``).
     """
     proc = gitutil.start(["push", "--porcelain", *args], repo_root)
     out, err = proc.communicate()
     errors = err.decode("utf-8", "replace")
+    if said is not None:
+        said.extend(line[len("remote: ") :].strip() for line in errors.splitlines() if line.startswith("remote: "))
     found: dict[str, RefStatus] = {}
     for line in out.decode("utf-8", "replace").splitlines():
         parts = line.split("\t")
@@ -176,10 +178,13 @@ class SitePublish:
     skipped: list[str] = field(default_factory=list)
 
 
-def prepare(objects: DulwichRepo, repo_root: Path, remote: str, site: str, head: str) -> tuple[SitePublish, str | None]:
+def prepare(
+    objects: DulwichRepo, repo_root: Path, remote: str, site: str, head: str, refs: dict[str, str] | None = None
+) -> tuple[SitePublish, str | None]:
     """The next commit of this site's ref: what it had (as this clone last
-    published or fetched it) united with ``head``. None: nothing new."""
-    base = globalview.ref_value(repo_root, copy_ref(remote, site))
+    published or fetched it) united with ``head``. None: nothing new.
+    ``refs``: this clone's refs under ``refs/cmf/remotes/<remote>/``, when read already."""
+    base = _ref(repo_root, copy_ref(remote, site), refs)
     result = build_union(objects, _oid(base), _oids([head]), what=f"site {site}")
     publish = SitePublish(site, site_ref(site), commit=base, records=result.records, skipped=list(result.skipped))
     if result.commit is None:
@@ -274,10 +279,9 @@ def fetch_all(repo_root: Path, remote: str) -> Fetched:
         # No cmf/global yet: the site refs alone (the stale copy of the global branch goes).
         gitutil.git([*base, *patterns], repo_root)
         gitutil.git(["update-ref", "-d", tracking_ref(remote)], repo_root, check=False)
-    return Fetched(
-        globalview.ref_value(repo_root, tracking_ref(remote)),
-        dict(gitutil.for_each_ref(repo_root, copies_prefix(remote))),
-    )
+    listed = dict(gitutil.for_each_ref(repo_root, tracking_ref(remote), copies_prefix(remote)))  # one git call
+    tip = listed.pop(tracking_ref(remote), None)
+    return Fetched(tip, listed)
 
 
 @dataclass
@@ -326,7 +330,8 @@ class GlobalUpdate:
     updated: bool  # a new cmf/global commit was pushed by this clone
     attempts: int
     skipped: list[str] = field(default_factory=list)  # damaged files left out of the view, one line each
-    gave_up: bool = False  # lost the race GLOBAL_TRIES times: a note, not an error (the site ref has it all)
+    gave_up: bool = False  # lost its one race after the push: a note, not an error (the site ref has it all)
+    by_central: bool = False  # the central's post-receive hook updated it during this push (and said so)
     view: View | None = None  # the union this clone sees now
 
 
@@ -351,17 +356,26 @@ class Planned:
 
 
 def plan_global(
-    objects: DulwichRepo, repo_root: Path, remote: str, own: list[str], extra: list[str], what: str
+    objects: DulwichRepo,
+    repo_root: Path,
+    remote: str,
+    own: list[str],
+    extra: list[str],
+    what: str,
+    refs: dict[str, str] | None = None,
 ) -> Planned | None:
     """The next cmf/global from what this clone last fetched: its tip, united with
     ``own`` (this push's records), the site refs and ``extra`` (fetched remote
     branches). None when there is nothing new, when this clone never fetched the
     view, or when the central maintains it (it has :data:`HOOKED_REF`, or made
     that tip): then :func:`settle_global` checks after the push."""
-    old = globalview.ref_value(repo_root, tracking_ref(remote))
-    if old is None or _by_central(objects, old) or globalview.ref_value(repo_root, hooked_copy(remote)):
+    old = _ref(repo_root, tracking_ref(remote), refs)
+    if old is None or _by_central(objects, old) or _ref(repo_root, hooked_copy(remote), refs):
         return None  # never fetched (so not known), or the central's hook maintains it
-    sites = sorted({oid for _, oid in gitutil.for_each_ref(repo_root, copies_prefix(remote))})
+    if refs is not None:
+        sites = sorted({oid for name, oid in refs.items() if name.startswith(copies_prefix(remote))})
+    else:
+        sites = sorted({oid for _, oid in gitutil.for_each_ref(repo_root, copies_prefix(remote))})
     result = build_union(objects, _oid(old), _oids([*own, *sites, *extra]), what=what)
     if result.commit is None:
         return None
@@ -377,18 +391,44 @@ def settle_global(
     own: list[str],
     extra: list[str],
     what: str,
+    refs: dict[str, str] | None = None,
+    said: list[str] | None = None,
 ) -> GlobalUpdate:
     """After the push: cmf/global went in with it (done), or lost its race, or was
-    was not built (the central maintains the view, or nothing looked new): then
-    check once that cmf/global holds ``own``, else take over."""
+    not built (the central maintains the view, or this clone never fetched it).
+    When the central's post-receive hook said (``said``: the push's ``remote:``
+    lines) that it brought cmf/global up to date after this push, that is all;
+    else one more try (:func:`update_global`), and a second lost race is left."""
     if planned is not None and status is not None and status.ok:
-        gitutil.git(["update-ref", tracking_ref(remote), planned.new], repo_root)
-        gitutil.git(["update-ref", view_ref(remote), planned.new], repo_root)
+        _set_refs(repo_root, {tracking_ref(remote): planned.new, view_ref(remote): planned.new})
         view = View(remote, planned.new, planned.records, planned.sites, planned.new, planned.skipped)
         return GlobalUpdate(remote, planned.records, planned.added, True, 1, planned.skipped, view=view)
     if planned is not None and status is not None and not status.raced:
         raise GitError(["push", remote, GLOBAL_REF], 1, status.summary)
-    return update_global(objects, repo_root, remote, own, extra, what, first=2 if planned is not None else 1)
+    hook = _hook_update(said or [])
+    if planned is None and hook is not None:  # the central's hook took this push in, and said so
+        return GlobalUpdate(remote, hook, 0, False, 0, by_central=True)
+    central = planned is None and central_maintains(objects, repo_root, remote, refs)
+    return update_global(objects, repo_root, remote, own, extra, what, 2 if planned is not None else 1, central)
+
+
+def central_maintains(objects: DulwichRepo, repo_root: Path, remote: str, refs: dict[str, str] | None = None) -> bool:
+    """Does the remote's own hook keep cmf/global (as this clone last fetched it)?"""
+    if _ref(repo_root, hooked_copy(remote), refs):
+        return True
+    old = _ref(repo_root, tracking_ref(remote), refs)
+    return old is not None and _by_central(objects, old)
+
+
+def _ref(repo_root: Path, ref: str, refs: dict[str, str] | None) -> str | None:
+    """The commit ``ref`` names: from ``refs`` (read by the caller already), else asked of git."""
+    return refs.get(ref) if refs is not None else globalview.ref_value(repo_root, ref)
+
+
+def _set_refs(repo_root: Path, values: dict[str, str]) -> None:
+    """``git update-ref`` of several refs in one git process."""
+    lines = "".join(f"update {ref} {oid}\n" for ref, oid in values.items())
+    gitutil.git(["update-ref", "--stdin"], repo_root, input=lines.encode())
 
 
 def update_global(
@@ -398,51 +438,58 @@ def update_global(
     own: list[str],
     extra: list[str],
     what: str,
-    tries: int = GLOBAL_TRIES,
-    first: int = 1,
+    attempt: int = 1,
+    central: bool = False,
 ) -> GlobalUpdate:
     """Make sure the remote's ``cmf/global`` holds ``own`` (this site's records),
-    after the push that published them.
+    after the push that published them: one try, never a loop.
 
-    One fetch of cmf/global and the site refs. If cmf/global holds them already
-    (the central's hook did it while the push ran, or another site's union
-    took them in), nothing is pushed. Else the union of it, every site ref and
-    ``extra`` (the remote branches this clone has fetched) is pushed with
-    compare-and-swap. A lost race is tried again, up to attempt ``tries``, then
-    left: readers union the site refs anyway, and the next push by any site
-    with new records folds in every site ref.
+    When the ``central`` maintains the view, a fetch of cmf/global alone
+    checks that its hook took them in. Otherwise (or if it did not), one
+    fetch of cmf/global and the site refs: when cmf/global holds them already
+    (another site's union took them in), nothing is pushed; else the union of
+    it, every site ref and ``extra`` (the remote branches this clone has
+    fetched) is pushed with compare-and-swap, once. A lost race is left as it
+    is (``gave_up``, a note): readers union the site refs anyway, and the next
+    update by any site folds in every site ref. Many sites pushing at once
+    thus cost one try each, not a retry loop that grows with the sites.
     """
-    update = GlobalUpdate(remote, 0, 0, False, 0)
-    for attempt in range(first, tries + 1):
-        update.attempts = attempt
-        fetched = fetch_all(repo_root, remote)
-        old = fetched.global_tip
+    update = GlobalUpdate(remote, 0, 0, False, attempt)
+    if central:
+        old = _fetch_one(repo_root, remote, GLOBAL_REF, tracking_ref(remote))
         mine = build_union(objects, _oid(old), _oids(own), what=what)
-        if mine.commit is None and old is not None:  # cmf/global has every record of ours
+        if mine.commit is None and old is not None:  # the central's hook took them in
+            gitutil.git(["update-ref", view_ref(remote), old], repo_root)
             update.records, update.skipped = mine.records, list(mine.skipped)
-            update.view = union_view(objects, repo_root, remote, fetched)
+            update.view = View(remote, old, mine.records, 0, old, list(mine.skipped))
             return update
-        candidates = [*own, *sorted(set(fetched.sites.values())), *extra]
-        result = build_union(objects, _oid(old), _oids(candidates), what=what)
-        update.records, update.skipped = result.records, list(result.skipped)
-        if result.commit is None:
-            update.view = union_view(objects, repo_root, remote, fetched)
-            return update
-        new = result.commit.decode()
-        lease = f"--force-with-lease={GLOBAL_REF}:{old or ''}"
-        status = push_refs(repo_root, ["--no-verify", lease, remote, f"{new}:{GLOBAL_REF}"]).get(GLOBAL_REF)
-        if status is not None and status.ok:
-            gitutil.git(["update-ref", tracking_ref(remote), new], repo_root)
-            gitutil.git(["update-ref", view_ref(remote), new], repo_root)
-            update.added, update.updated = result.added, True
-            update.view = View(remote, new, result.records, len(fetched.sites), new, list(result.skipped))
-            return update
-        if status is not None and not status.raced:
-            raise GitError(["push", remote, GLOBAL_REF], 1, status.summary)
-        if attempt < tries:
-            globalview.backoff(attempt)
+    fetched = fetch_all(repo_root, remote)
+    old = fetched.global_tip
+    mine = build_union(objects, _oid(old), _oids(own), what=what)
+    if mine.commit is None and old is not None:  # cmf/global has every record of ours
+        update.records, update.skipped = mine.records, list(mine.skipped)
+        update.view = union_view(objects, repo_root, remote, fetched)
+        return update
+    candidates = [*own, *sorted(set(fetched.sites.values())), *extra]
+    result = build_union(objects, _oid(old), _oids(candidates), what=what)
+    update.records, update.skipped = result.records, list(result.skipped)
+    if result.commit is None:
+        update.view = union_view(objects, repo_root, remote, fetched)
+        return update
+    new = result.commit.decode()
+    lease = f"--force-with-lease={GLOBAL_REF}:{old or ''}"
+    status = push_refs(repo_root, ["--no-verify", lease, remote, f"{new}:{GLOBAL_REF}"]).get(GLOBAL_REF)
+    if status is not None and status.ok:
+        _set_refs(repo_root, {tracking_ref(remote): new, view_ref(remote): new})
+        update.added, update.updated = result.added, True
+        update.view = View(remote, new, result.records, len(fetched.sites), new, list(result.skipped))
+        return update
+    if status is not None and not status.raced:
+        raise GitError(["push", remote, GLOBAL_REF], 1, status.summary)
+    # Lost: another site moved cmf/global first. Readers union the site refs anyway.
     update.gave_up = True
-    update.view = union_view(objects, repo_root, remote, fetch_all(repo_root, remote))
+    update.view = View(remote, new, result.records, len(fetched.sites), old, list(result.skipped))
+    gitutil.git(["update-ref", view_ref(remote), new], repo_root)
     return update
 
 
@@ -506,6 +553,20 @@ def install_hook(git_dir: Path) -> Path:
     return path
 
 
+# What the central's hook prints once cmf/global holds the push (read back by the pusher).
+_HOOK_SAYS = "cmfgit: cmf/global holds "
+_HOOK_SAID = re.compile(r"^cmfgit: cmf/global holds (\d+) record\(s\)")
+
+
+def _hook_update(said: list[str]) -> int | None:
+    """The records cmf/global holds by the central hook's word, if it ran and succeeded."""
+    for line in said:
+        match = _HOOK_SAID.match(line)
+        if match:
+            return int(match.group(1))
+    return None
+
+
 def central_update(argv: list[str]) -> int:
     """``cmfgit hook central-update``: what the central hook runs (lean: no typer).
     Serialised by a lock in the repository, so concurrent hooks never race."""
@@ -517,4 +578,7 @@ def central_update(argv: list[str]) -> int:
         return 0  # post-receive cannot undo the push; never fail it
     for line in dict.fromkeys(result.skipped):
         print(f"cmfgit: warning: {line}", file=sys.stderr)
+    # The pusher reads this line (git shows it as 'remote: ...'): it then need not fetch to check.
+    added = f"+{result.added}" if result.new is not None else "already up to date"
+    print(f"{_HOOK_SAYS}{result.records} record(s) ({added})", file=sys.stderr)
     return 0

@@ -13,7 +13,7 @@ push
        a merge in progress, then push the branch again (bounded); otherwise
        the branch is left unpushed and the result says why (``branch_error``);
     4. bring ``cmf/global`` up to date if the central's hook has not already
-       (compare-and-swap, a few tries, then a note: readers union the site refs).
+       (compare-and-swap, one try after the push, then a note: readers union the site refs).
 
 pull
     1. fetch and merge the branch's upstream (else the same-named remote
@@ -30,14 +30,18 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from cmfgit import gitutil, globalview, localview, pack, siterefs
+from cmfgit import gitutil, globalview, pack, siterefs
 from cmfgit.commit import commit_metadata, pending_paths
 from cmfgit.config import site_name
 from cmfgit.errors import CmfgitError, ConflictError, GitError, UsageError
 from cmfgit.globalview import GLOBAL_BRANCH
 from cmfgit.repo import CMF_DIR, Repo
 from cmfgit.siterefs import GlobalUpdate, SitePublish
+
+if TYPE_CHECKING:  # pull's selection; push does without it (localview: ~60 ms of CPU to import)
+    from cmfgit import localview
 
 BRANCH_ATTEMPTS = 12
 # The code versions that the hooks keep reachable (refs/cmf/keep/<oid>) travel
@@ -170,41 +174,49 @@ def push(repo: Repo, remote: str | None = None, *, attempts: int = BRANCH_ATTEMP
     """Commit pending records, push the branch, then update the global view."""
     repo.require_initialized()
     configured = _configure(repo)
-    branch = current_branch(repo)
-    if branch is None:
-        raise CmfgitError("HEAD is detached: check out a branch before 'cmfgit push'")
-    if (repo.git_dir / "MERGE_HEAD").exists():
-        raise ConflictError("a merge is in progress: finish it (git commit) or abort it, then run 'cmfgit push' again")
-    remote = resolve_remote(repo, remote, branch)
-    # Like git's push.default=simple: a branch pushes to the remote branch of its
-    # own name (site/edge never lands on site/lab, whatever it was branched from).
-    destination = branch
-    has_upstream = gitutil.config_get(repo.root, f"branch.{branch}.remote") is not None
-    result = PushResult(remote, branch, destination, configured=configured)
-    from cmfgit.gc import maybe_gc
+    # Every git process is a few ms of CPU, paid by each of many sites pushing at once:
+    # the config is read once (the snapshot), the remote's refs here once (_remote_refs).
+    with gitutil.config_snapshot(repo.root):
+        branch = current_branch(repo)
+        if branch is None:
+            raise CmfgitError("HEAD is detached: check out a branch before 'cmfgit push'")
+        if (repo.git_dir / "MERGE_HEAD").exists():
+            raise ConflictError(
+                "a merge is in progress: finish it (git commit) or abort it, then run 'cmfgit push' again"
+            )
+        remote = resolve_remote(repo, remote, branch)
+        # Like git's push.default=simple: a branch pushes to the remote branch of its
+        # own name (site/edge never lands on site/lab, whatever it was branched from).
+        destination = branch
+        has_upstream = gitutil.config_get(repo.root, f"branch.{branch}.remote") is not None
+        result = PushResult(remote, branch, destination, configured=configured)
+        from cmfgit.gc import maybe_gc
 
-    maybe_gc(repo)  # as the pre-commit hook would: keep the number of files bounded
-    keep_refs = [KEEP_REFSPEC] if push_keep_refs(repo) else []
-    paths = pending_paths(repo)
-    if paths:
-        result.committed = _count_records(repo, paths)
-        result.what = describe_pending(result.committed, paths)
-        result.commit = commit_metadata(repo, f"cmfgit: {result.what}", paths)
-    head = _head(repo)
-    site = site_name(repo)
+        maybe_gc(repo)  # as the pre-commit hook would: keep the number of files bounded
+        keep_refs = [KEEP_REFSPEC] if push_keep_refs(repo) else []
+        paths = pending_paths(repo)
+        if paths:
+            result.committed = _count_records(repo, paths)
+            result.what = describe_pending(result.committed, paths)
+            result.commit = commit_metadata(repo, f"cmfgit: {result.what}", paths)
+        site = site_name(repo)
+        label = _site_label(repo)
+        refs = _remote_refs(repo, remote)
+        checked = _verify_here(repo, remote, refs.get(f"refs/remotes/{remote}/{destination}"))
+    head = result.commit or _head(repo)  # commit_metadata returns the new HEAD
     objects = globalview.open_objects(repo.common_dir)
     try:
         # One git push: the branch, this site's ref and the keep refs. The site ref
         # only fast-forwards from this site, so it goes through whatever the branch does.
-        publish, new = siterefs.prepare(objects, repo.root, remote, site, head)
-        extra = _tracking_branches(repo, remote)
+        publish, new = siterefs.prepare(objects, repo.root, remote, site, head, refs=refs)
+        extra = _tracking_branches(refs, remote)
         # cmf/global rides in the same push when this clone can build it (compare-and-swap
         # on the tip it last fetched), unless the central maintains it (its hook).
-        planned = siterefs.plan_global(objects, repo.root, remote, [new or head], extra, _site_label(repo))
+        planned = siterefs.plan_global(objects, repo.root, remote, [new or head], extra, label, refs=refs)
         branch_ref = f"refs/heads/{destination}"
-        checked = _verify_here(repo, remote, destination)  # then the pre-push hook is skipped
         branch_args = ([] if has_upstream else ["--set-upstream"]) + (["--no-verify"] if checked else [])
         branch_args += [remote, f"HEAD:{branch_ref}"]
+        said: list[str] = []  # what the central's hooks print
         statuses = siterefs.push_refs(
             repo.root,
             [
@@ -214,6 +226,7 @@ def push(repo: Repo, remote: str | None = None, *, attempts: int = BRANCH_ATTEMP
                 *keep_refs,
                 *(planned.refspecs if planned is not None else []),
             ],
+            said,
         )
         if new is not None:
             siterefs.finish(objects, repo.root, remote, publish, new, statuses.get(publish.ref), head)
@@ -221,17 +234,47 @@ def push(repo: Repo, remote: str | None = None, *, attempts: int = BRANCH_ATTEMP
         _settle_branch(repo, result, statuses.get(branch_ref), [*branch_args, *keep_refs], attempts)
         own = publish.commit if publish.commit and publish.error is None else _head(repo)
         result.global_update = siterefs.settle_global(
-            objects, repo.root, remote, planned, statuses.get(globalview.GLOBAL_REF), [own], extra, _site_label(repo)
+            objects,
+            repo.root,
+            remote,
+            planned,
+            statuses.get(globalview.GLOBAL_REF),
+            [own],
+            extra,
+            label,
+            refs=refs,
+            said=said if publish.error is None else None,  # the hook saw the site ref
         )
     finally:
         objects.close()
     return result
 
 
-def _verify_here(repo: Repo, remote: str, destination: str) -> bool:
-    """Run the pre-push hook's check of the records pushed here, in this process,
-    when that hook is cmfgit's own and nothing else: the push can then skip it
-    (``--no-verify``) and a Python start-up. False: git runs the hooks as usual."""
+def _remote_refs(repo: Repo, remote: str) -> dict[str, str]:
+    """Commit ids of this clone's refs about ``remote`` (``refs/remotes/<remote>/*``
+    and ``refs/cmf/remotes/<remote>/*``), in one git call, as the push starts."""
+    out = gitutil.git(
+        [
+            "for-each-ref",
+            "--format=%(objectname) %(objecttype) %(refname)",
+            f"refs/remotes/{remote}/",
+            f"refs/cmf/remotes/{remote}/",
+        ],
+        repo.root,
+    )
+    found: dict[str, str] = {}
+    for line in out.decode("utf-8", "surrogateescape").splitlines():
+        oid, kind, name = line.split(" ", 2)
+        if kind == "commit":
+            found[name] = oid
+    return found
+
+
+def _verify_here(repo: Repo, remote: str, remote_oid: str | None) -> bool:
+    """Run the pre-push hook's check of the records pushed here (``remote_oid``: the
+    remote branch as last fetched), in this process, when that hook is cmfgit's own
+    and nothing else: the push can then skip it (``--no-verify``) and a Python
+    start-up. False: git runs the hooks as usual."""
     from cmfgit import hooks
 
     path = hooks.hooks_dir(repo) / "pre-push"
@@ -241,7 +284,6 @@ def _verify_here(repo: Repo, remote: str, destination: str) -> bool:
         return False
     if hooks.MARKER not in text or path.with_name("pre-push.legacy").exists():
         return False
-    remote_oid = globalview.ref_value(repo.root, f"refs/remotes/{remote}/{destination}")
     problems = hooks.verify_changes(repo, hooks.push_changes(repo, remote, "HEAD", remote_oid))
     if problems:
         try:
@@ -397,17 +439,10 @@ def _merge_remote(repo: Repo, remote: str, branch: str) -> bool:
     )
 
 
-def _tracking_branches(repo: Repo, remote: str) -> list[str]:
-    """Commit ids of ``refs/remotes/<remote>/*``: records already on the remote."""
-    out = gitutil.git(
-        ["for-each-ref", "--format=%(objectname) %(objecttype) %(refname)", f"refs/remotes/{remote}/"], repo.root
-    )
-    found: list[str] = []
-    for line in out.decode("utf-8", "surrogateescape").splitlines():
-        oid, kind, name = line.split(" ", 2)
-        if kind == "commit" and name != globalview.tracking_ref(remote):
-            found.append(oid)
-    return found
+def _tracking_branches(refs: dict[str, str], remote: str) -> list[str]:
+    """Commit ids of ``refs/remotes/<remote>/*`` (of :func:`_remote_refs`): records already on the remote."""
+    prefix, skip = f"refs/remotes/{remote}/", globalview.tracking_ref(remote)
+    return [oid for name, oid in refs.items() if name.startswith(prefix) and name != skip]
 
 
 def _site_label(repo: Repo) -> str:

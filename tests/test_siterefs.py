@@ -120,6 +120,59 @@ def test_the_same_site_name_from_two_clones_loses_nothing(tmp_path: Path) -> Non
     assert set(records_at(bare, GLOBAL)) == mine | theirs | later
 
 
+# A central `update` hook that plays "another site won the race for cmf/global": each
+# time a push would move cmf/global, it moves cmf/global first (and notes the attempt).
+_RACING_HOOK = """#!/bin/sh
+if [ "$1" = refs/heads/cmf/global ]; then
+    echo "$1" >> "$0.attempts"
+    cur=$(git rev-parse --verify --quiet "$1") || exit 0
+    other=$(echo "cmfgit global: another site" | git commit-tree "$cur^{tree}" -p "$cur")
+    git update-ref "$1" "$other" "$cur"
+fi
+exit 0
+"""
+
+
+def test_a_lost_race_for_cmf_global_is_one_attempt_and_no_error(tmp_path: Path) -> None:
+    bare, url = seed_remote(tmp_path)
+    lab = clone_site(tmp_path, url, "lab", branch="site/lab")
+    edge = clone_site(tmp_path, url, "edge", branch="site/edge")
+    from_lab = {record(lab, "wine", "train", params={"i": i}) for i in range(2)}
+    push(lab)  # cmf/global holds lab's records; lab now knows its tip
+    hook = bare / "hooks" / "update"
+    hook.write_text(_RACING_HOOK)
+    hook.chmod(0o755)
+    attempts = bare / "hooks" / "update.attempts"
+
+    from_edge = {record(edge, "wine", "evaluate", params={"i": i}) for i in range(2)}
+    proc = cmfgit(edge, "push", "--json")
+    assert proc.stderr == ""  # lost, and nothing to say about it on stderr
+    result = json.loads(proc.stdout)
+    assert (result["site"]["pushed"], result["site"]["attempts"], result["site"]["error"]) == (True, 1, None)
+    assert (result["global_update"]["updated"], result["global_update"]["gave_up"]) == (False, True)
+    # edge never fetched the view: one fetch, one union, one compare-and-swap push, lost, left.
+    assert result["global_update"]["attempts"] == 1 and attempts.read_text().count("cmf/global") == 1
+
+    more = {record(lab, "wine", "train", params={"i": 9})}
+    human = cmfgit(lab, "push")
+    assert human.stderr == ""
+    assert "global     origin/cmf/global: not updated, other sites were updating it (2 tries)" in human.stdout
+    assert "nothing is lost: readers union the site refs" in human.stdout
+    # lab knew a tip, now stale: its push's lease refused cmf/global before sending it
+    # (git's "stale info"), then one more try after the push reached the central, lost.
+    assert attempts.read_text().count("cmf/global") == 2
+
+    everything = from_lab | from_edge | more
+    assert set(records_at(bare, GLOBAL)) == from_lab  # the materialised union lags ...
+    assert set(records_at(bare, "refs/cmf/sites/edge")) == from_edge  # ... the site refs do not
+    reader = clone_site(tmp_path, url, "reader")
+    fetched = cmfgit(reader, "global", "fetch").stdout
+    assert f"global     origin: {len(everything)} record(s), from cmf/global and 2 site ref(s)" in fetched
+    shown = json.loads(cmfgit(reader, "log", "--global", "--json").stdout)
+    assert {run["id"] for run in shown} == everything
+    git(bare, "fsck", "--no-progress", "--strict")
+
+
 def test_site_names_become_safe_ref_components() -> None:
     assert siterefs.ref_component("site-3_a.b") == "site-3_a.b"
     assert siterefs.ref_component("eu/lab 1") == "eu%2Flab%201"
@@ -185,6 +238,8 @@ def test_the_central_hook_keeps_cmf_global_equal_to_the_union_of_the_site_refs(t
             # The central says it maintains cmf/global (refs/cmf/hooked/*), and its hook had
             # folded the site in by the time the site's push returned: no site pushed a cmf/global.
             assert result["global_update"]["updated"] is False
+            # ... and said so on the push's stderr, so the site did not fetch cmf/global to check.
+            assert result["global_update"]["by_central"] is True and result["global_update"]["attempts"] == 0
         union: set[str] = set()
         for i in range(count):
             union |= set(records_at(bare, f"refs/cmf/sites/s{i}"))
