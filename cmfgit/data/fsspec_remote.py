@@ -243,16 +243,15 @@ class FsspecBackend:
             await self.fs._put_file(local, target)
         else:
             tmp = f"{target.rsplit('/', 1)[0]}/{TMP_PREFIX}{os.getpid()}-{os.urandom(4).hex()}"
-            if self._sftp_pool is not None:  # sshfs' _put_file would make the parent again, each time
+            if self._sftp_pool is not None and os.path.getsize(local) <= SMALL:
+                # open, write, close: sshfs' _put_file would make the parent again, and
+                # asyncssh's put stat the target first, for each small object
+                with open(local, "rb") as fh:
+                    data = fh.read()
                 async with self._sftp_pool.get() as channel:
-                    if os.path.getsize(local) <= SMALL:  # open, write, close: no stat of the target first
-                        with open(local, "rb") as fh:
-                            data = fh.read()
-                        async with channel.open(tmp, "wb") as remote:
-                            await remote.write(data)
-                    else:
-                        await channel.put(local, tmp)
-            else:
+                    async with channel.open(tmp, "wb") as remote:
+                        await remote.write(data)
+            else:  # (a big one: sshfs' tuned block sizes, and one makedirs is nothing beside it)
                 await self.fs._put_file(local, tmp)
             try:
                 await self.fs._mv(tmp, target)
@@ -335,12 +334,7 @@ class FsspecBackend:
         temps = [copying.temp_path(t) for _, t in items]
 
         async def get(i: int) -> None:
-            source = self._path(items[i][0])
-            if self._sftp_pool is None:
-                await self.fs._get_file(source, temps[i])
-                return
-            async with self._sftp_pool.get() as channel:
-                await channel.get(source, temps[i])
+            await self.fs._get_file(self._path(items[i][0]), temps[i])
 
         results = self._batch(lambda: self._each(inflight(jobs), get, list(range(len(items)))))
         out = []
