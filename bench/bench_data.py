@@ -285,6 +285,9 @@ def _cpu(mine: dict[str, Any], theirs: dict[str, Any] | None, step: str) -> str:
 
 
 def run(ctx: common.Context) -> dict[str, Any]:
+    if os.environ.get("CMFGIT_BENCH_DATA_ONLY") == "sftp":  # the SFTP rows alone
+        raw, rows, note = _sftp(ctx, None, ctx.peer("dvc"))
+        return {"rows": rows, "raw": {"sftp": raw}, "notes": [note]}
     big_mib = 256 if ctx.quick else 1024
     files = 2_000 if ctx.quick else 10_000
     src = ctx.mkdtemp("src-")

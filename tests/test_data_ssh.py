@@ -112,3 +112,53 @@ def test_a_refused_key_is_one_line(tmp_path: Path, sshd: str) -> None:
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("cmfgit: error: data remote 'box': access denied"), proc.stderr
     assert "check the credentials" in lines[0]
+
+
+def test_many_objects_go_in_one_batch_each_verified_and_a_tampered_or_missing_one_is_refused(
+    tmp_path: Path, sshd: str
+) -> None:
+    """600 objects over SFTP: more than the remote is asked about key by key (its shard
+    directories are listed); then a fresh clone pulls
+    them in one batch; a tampered object is refused by name, and a missing one is one line."""
+    store = tmp_path / "sftp-store"
+    store.mkdir()
+    _bare, url = seed_remote(tmp_path)
+    site = clone_site(tmp_path, url, "lab")
+    (site / ".gitignore").write_text("data/\n")
+    cmfgit(site, "remote", "add", "box", f"ssh://{sshd}{store}", "--default")
+    git(site, "add", ".gitignore", ".cmf/config.yaml")
+    git(site, "commit", "-q", "-m", "data remote")
+    files = {f"data/set/f{i:04d}.bin": f"object {i}\n".encode() * (1 + i % 7) for i in range(600)}
+    write_files(site, {**files, "data/one.txt": "one\n"})
+    run(site, "prepare", outputs=("data/set", "data/one.txt"))
+    publish(site)
+    assert cmfgit(site, "artifact", "push").stdout.startswith("pushed 602 object(s)")
+    objects = remote_objects(store)
+    assert len(objects) == 602 and all(b3(p.read_bytes())[7:] == h for h, p in objects.items())
+    assert temps(store) == []
+    assert "pushed 0 object(s), 0 B; 602 already there" in cmfgit(site, "artifact", "push").stdout
+
+    other = fresh_clone(tmp_path, url, "analyst")
+    assert "placed 2 path(s) (601 file(s))" in cmfgit(other, "artifact", "pull").stdout
+    for rel in files:
+        assert (other / rel).read_bytes() == files[rel]
+    assert temps(other / ".git" / "cmf") == []
+
+    victim = b3(files["data/set/f0123.bin"])[7:]
+    os.chmod(objects[victim], 0o644)
+    objects[victim].write_bytes(b"evil\n")
+    third = fresh_clone(tmp_path, url, "third")
+    proc = cmfgit(third, "artifact", "pull", check=False)
+    assert proc.returncode == 1
+    assert f"object blake3:{victim} from data remote 'box' is corrupt" in proc.stderr
+    assert not (third / "data").exists()
+    cache = third / ".git" / "cmf" / "cache" / "blake3"
+    assert not (cache / victim[:2] / victim[2:]).exists()
+    assert temps(third / ".git" / "cmf") == []
+
+    objects[victim].unlink()
+    fourth = fresh_clone(tmp_path, url, "fourth")
+    proc = cmfgit(fourth, "artifact", "pull", check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [f"cmfgit: error: object blake3:{victim} is not in data remote 'box'"]
+    assert not (fourth / "data").exists()

@@ -390,26 +390,12 @@ def get(
     remote: DataRemoteOpt = None,
     force: Annotated[bool, typer.Option("--force", "-f", help="replace DEST if it exists")] = False,
 ) -> None:
-    """Put one artifact at any path: from the cache, else fetched from the data remote."""
-    from cmfgit.data import place, transfer
-    from cmfgit.data.cache import Cache
-    from cmfgit.data.selection import Query
-    from cmfgit.errors import CmfgitError
+    """Put one artifact at any path: from the cache, else fetched from the data remote
+    (an md5 artifact, or one with an md5 alias, from a DVC-layout remote, as pull does)."""
+    from cmfgit.data import ops
     from cmfgit.repo import open_repo
 
-    repo = open_repo()
-    path, _, run = target.rpartition("@") if "@" in target else (target, "", "")
-    query = Query(runs=(run,)) if run else Query(artifacts=(path,))
-    sel = _selected(repo, query)
-    found = [a for a in sel.artifacts if not run or a.path == path]
-    if not found:
-        raise CmfgitError(f"{target}: no recorded artifact with bytes matches")
-    art = found[-1]
-    with Cache.of(repo) as cache:
-        have = cache.has_tree(art.hex) if art.kind == "dir" else cache.has(art.hex)
-        if not have:
-            transfer.fetch(cache, _backend(repo, remote), [art], _jobs(None))
-        place.get(cache, art.hex, art.kind, output, force)
+    art = ops.get(open_repo(), target, remote, output, force, _jobs(None))
     print(f"{art.hash[:19]}  {art.path} -> {output}")
 
 
@@ -439,8 +425,13 @@ def status(
         found = select(repo, q, Query(paths=tuple(paths or ())), unknown_ok=True)
     latest = {a.path: a for a in sorted(found.artifacts + found.skipped, key=lambda a: a.started_at)}
     backend = _backend(repo, remote_name) if remote_check or remote_name else None
+    aliases = None
+    if backend is not None and backend.layout == "dvc":  # blake3 artifacts are read there by their md5 alias
+        from cmfgit.data.dvclayout import md5_aliases
+
+        aliases = md5_aliases(repo, (a.hash for a in latest.values() if a.storable))
     with Cache.of(repo) as cache:
-        rows = data_status.status(repo.root, cache, list(latest.values()), found.unknown, backend)
+        rows = data_status.status(repo.root, cache, list(latest.values()), found.unknown, backend, aliases)
         named = [repo.relpath(p).rstrip("/") for p in paths or ()]
         rows += [
             data_status.PathStatus(p, data_status.NEVER, None, None, None)

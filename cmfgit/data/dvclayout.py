@@ -9,6 +9,11 @@ A listing is what DVC writes: ``json.dumps(entries, sort_keys=True)`` of a list 
 ``{"md5": <file md5>, "relpath": <'/'-separated path>}`` sorted by ``relpath``,
 UTF-8, no final newline; each file is also an object of its own.
 
+DVC 2 kept the same objects without the ``files/md5/`` prefix (``<2 hex>/<30 hex>``,
+``<2 hex>/<30 hex>.dir``, the same listings). Both are read, with no setting: an object
+not in DVC 3's layout is looked for in DVC 2's (a remote DVC 2 pushed to, then DVC 3, has
+both). Written copies always have DVC 3's.
+
 Read (a remote with ``layout: dvc`` or ``dvc_copies``): an ``md5:`` artifact is
 the file object of that md5, else the directory listing of that md5. A listing
 is verified by its md5 and parsed (paths checked), every file is verified by
@@ -61,6 +66,61 @@ def reads_md5(backend: Backend) -> bool:
 
 def dir_key(md5hex: str) -> str:
     return dvc_key(md5hex) + DIR
+
+
+def dvc2_key(md5hex: str, suffix: str = "") -> str:
+    """Where DVC 2 kept an object by its md5: the remote's top, no ``files/md5/``."""
+    return f"{md5hex[:2]}/{md5hex[2:]}{suffix}"
+
+
+def present(backend: Backend, md5s: Iterable[str], suffix: str = "") -> set[str]:
+    """Those of ``md5s`` the remote has (``suffix`` ``.dir``: as directory listings), in DVC 3's
+    layout or, for those it lacks there, DVC 2's: two questions at most, each for many keys."""
+    wanted = sorted(set(md5s))
+    keys = {dvc_key(m) + suffix: m for m in wanted}
+    absent = {keys[k] for k in backend.missing(list(keys))}
+    old = {dvc2_key(m, suffix): m for m in absent}
+    still = {old[k] for k in backend.missing(list(old))} if old else set()
+    return set(wanted) - still
+
+
+def download_md5(backend: Backend, md5hex: str, beside: str, suffix: str = "") -> tuple[str, str, int, bool]:
+    """``backend.download`` of the object of an md5 (``suffix`` ``.dir``: its listing): DVC 3's
+    key, else DVC 2's (then the last item is True); a MissingObjectError naming DVC 3's key
+    if it is in neither."""
+    try:
+        return (*backend.download(dvc_key(md5hex) + suffix, beside), False)
+    except MissingObjectError as first:
+        try:
+            return (*backend.download(dvc2_key(md5hex, suffix), beside), True)
+        except MissingObjectError:
+            raise first from None
+
+
+_TEXT_CHARS = bytes(range(32, 127)) + b"\n\r\t\f\b"
+
+
+def _is_text(block: bytes) -> bool:
+    return not block or (b"\0" not in block and len(block.translate(None, _TEXT_CHARS)) / len(block) <= 0.30)
+
+
+def dos2unix_md5s(path: str | os.PathLike[str]) -> set[str]:
+    """The md5s DVC 2 may have given a file (its ``md5-dos2unix``): read in 1 MiB chunks,
+    each with its ``\\r\\n`` hashed as ``\\n`` (a pair split by a chunk's end stays) when it
+    is text: the whole file, judged by its first 512 bytes (DVC 2), or each chunk, judged by
+    its own (``dvc-data``, which DVC 3 checks legacy objects with). Text is at most 30%
+    outside printable ASCII and ``\\n\\r\\t\\f\\b``, with no NUL."""
+    whole, each = hashlib.md5(usedforsecurity=False), hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as fh:
+        first = True
+        text = False
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            if first:
+                text, first = _is_text(chunk[:512]), False
+            unix = chunk.replace(b"\r\n", b"\n")
+            whole.update(unix if text else chunk)
+            each.update(unix if _is_text(chunk[:512]) else chunk)
+    return {whole.hexdigest(), each.hexdigest()}
 
 
 # -- listings ------------------------------------------------------------------------------
@@ -260,10 +320,10 @@ def _fetch_files(cache: Cache, backend: Backend, md5s: list[str], jobs: int, res
 
     def download(md5hex: str) -> int:
         beside = os.path.join(cache.root, "md5", md5hex[:2], md5hex[2:])
-        tmp, hexhash, size = backend.download(dvc_key(md5hex), beside)
+        tmp, hexhash, size, legacy = download_md5(backend, md5hex, beside)
         try:
             actual = file_md5(tmp)
-            if actual != md5hex:
+            if actual != md5hex and not (legacy and md5hex in dos2unix_md5s(tmp)):  # DVC 2: text by dos2unix
                 raise CorruptObjectError(f"md5:{md5hex}", where, f"md5:{actual}")
             target = cache.path(hexhash)
             os.makedirs(os.path.dirname(target), exist_ok=True)
@@ -282,7 +342,9 @@ def _fetch_files(cache: Cache, backend: Backend, md5s: list[str], jobs: int, res
 def _fetch_listing(cache: Cache, backend: Backend, md5hex: str) -> tuple[list[tuple[str, str, bool]], bytes]:
     """A directory's listing, verified by its md5 and parsed."""
     where = f"data remote '{backend.name}'"
-    tmp, _b3, _size = backend.download(dir_key(md5hex), os.path.join(cache.root, "md5", md5hex[:2], md5hex[2:] + DIR))
+    tmp, _b3, _size, _legacy = download_md5(
+        backend, md5hex, os.path.join(cache.root, "md5", md5hex[:2], md5hex[2:] + DIR), DIR
+    )
     try:
         with open(tmp, "rb") as fh:
             data = fh.read()
@@ -306,8 +368,7 @@ def fetch(cache: Cache, backend: Backend, md5s: Iterable[str], jobs: int) -> Fet
         )
     todo = [m for m in wanted if cached(cache, m) is None]
     result.cached = len(wanted) - len(todo)
-    keys = {dir_key(m): m for m in todo}
-    dirs = sorted(keys[k] for k in set(keys) - backend.missing(list(keys)))
+    dirs = sorted(present(backend, todo, DIR))
     listings = {m: _fetch_listing(cache, backend, m) for m in dirs}
     inner = [md5 for entries, _ in listings.values() for _rel, md5, _x in entries]
     _fetch_files(cache, backend, [m for m in todo if m not in listings] + inner, jobs, result)

@@ -128,3 +128,38 @@ def default_remote(repo: Repo, for_push: bool = False) -> str | None:
         if spec.default:
             return None if for_push and spec.layout == "dvc" else spec.name
     return None
+
+
+def get(repo: Repo, target: str, remote_name: str | None, dest: str, force: bool, jobs: int) -> Artifact:
+    """Put one artifact (``HASH``, ``PATH`` or ``PATH@RUN``) at ``dest``: from the cache, else
+    fetched as ``artifact pull`` fetches it (an md5 artifact, or a blake3 one by its md5 alias,
+    from a DVC-layout remote). Returns the artifact placed."""
+    from cmfgit.data import place
+    from cmfgit.errors import CmfgitError, MissingObjectError
+
+    path, _, run = target.rpartition("@") if "@" in target else (target, "", "")
+    sel = selected(repo, Query(runs=(run,)) if run else Query(artifacts=(path,)))
+    candidates = sorted(sel.artifacts + [a for a in sel.skipped if a.md5hex], key=lambda a: a.started_at)
+    found = [a for a in candidates if not run or a.path == path]
+    if not found:
+        raise CmfgitError(f"{target}: no recorded artifact with bytes matches")
+    art = found[-1]
+    with Cache.of(repo) as cache:
+        if art.md5hex:
+            have = dvclayout.cached(cache, art.md5hex) is not None
+        else:
+            have = cache.has_tree(art.hex) if art.kind == "dir" else cache.has(art.hex)
+        if not have:
+            backend = remote.open_backend(repo, remote.resolve(repo, remote_name))
+            try:
+                if art.md5hex:
+                    _fetch(repo, cache, backend, [], [art], jobs)
+                else:
+                    _fetch(repo, cache, backend, [art], [], jobs)
+                    if not cache.has(art.hex):  # a DVC-layout remote, and no md5 alias to read it by
+                        raise MissingObjectError(art.hash, f"data remote '{backend.name}'", art.path)
+            finally:
+                backend.close()
+        placing = dvclayout.as_blake3(cache, art) if art.md5hex else art
+        place.get(cache, placing.hex, placing.kind, dest, force)
+    return art

@@ -21,6 +21,7 @@ hashed through the stat cache, so a second status reads nothing.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -164,9 +165,19 @@ def never_recorded(root: Path, cache: Cache, rows: list[PathStatus], latest: lis
 
 
 def status(
-    root: Path, cache: Cache, latest: list[Artifact], never: list[str], backend: Backend | None = None
+    root: Path,
+    cache: Cache,
+    latest: list[Artifact],
+    never: list[str],
+    backend: Backend | None = None,
+    aliases: Mapping[str, str] | None = None,
 ) -> list[PathStatus]:
-    """The status of each latest version (one per path), and of paths never recorded."""
+    """The status of each latest version (one per path), and of paths never recorded.
+
+    On a remote with DVC's layout, an md5 artifact is there if its object (file, or
+    directory listing) is, in DVC 3's or DVC 2's layout; on a DVC-layout remote
+    (``layout: dvc``), a blake3 artifact is there if the object of its md5 alias
+    (``aliases``: blake3 hash -> md5 hex) is."""
     out: list[PathStatus] = []
     for art in sorted(latest, key=lambda a: a.path):
         if art.md5hex:
@@ -178,8 +189,16 @@ def status(
         out.append(PathStatus(art.path, state, art.hash, art.kind, _cached(cache, art)))
     if backend is not None:
         keys: dict[str, list[str]] = {}
+        by_md5: dict[str, str] = {}  # path -> the md5 it is read by from this remote
         for item, art in zip(out, sorted(latest, key=lambda a: a.path)):
+            md5 = art.md5hex or ((aliases or {}).get(art.hash) if backend.layout == "dvc" else None)
+            if md5 is not None:
+                by_md5[item.path] = md5
+                continue
             if not art.storable:
+                continue
+            if backend.layout == "dvc":  # no md5 to read it by: not there for cmfgit
+                item.remote = False
                 continue
             objects = [art.hex]
             if art.kind == "dir":
@@ -189,5 +208,16 @@ def status(
         for item in out:
             if item.path in keys:
                 item.remote = not any(k in missing for k in keys[item.path])
+        if by_md5:
+            from cmfgit.data import dvclayout
+
+            if dvclayout.reads_md5(backend):
+                there = dvclayout.present(backend, by_md5.values())
+                there |= dvclayout.present(backend, set(by_md5.values()) - there, dvclayout.DIR)
+            else:
+                there = set()
+            for item in out:
+                if item.path in by_md5:
+                    item.remote = by_md5[item.path] in there
     out += [PathStatus(p, NEVER, None, None, None) for p in sorted(never)]
     return out
