@@ -40,6 +40,12 @@ CMFLIB_MISSING = (
 _LONG_TESTS = (
     "tests/test_crash.py::",
     "tests/test_fastread.py::",
+    "tests/test_fastdata.py::test_same_output_as_the_typer_commands",
+    "tests/test_data_dvc_s3.py::",
+    "tests/test_data_dvc.py::",
+    "tests/test_data_dvc_write.py::",
+    "tests/test_firstanswer.py::test_first_log_of_a_fresh_clone",
+    "tests/test_git_scenarios.py::test_revert_stays_reverted_after_merging_a_branch_that_ran_gc",
     "tests/test_docs.py::test_every_command_has_help",
     "tests/test_docs.py::test_cli_reference_is_current",
     "tests/test_data_transfer.py::test_a_5000_file_dataset",
