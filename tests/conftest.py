@@ -7,6 +7,7 @@ own git config never leaks in and commits are reproducible.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -30,6 +31,35 @@ CMFLIB_MISSING = (
     "needs cmflib 0.1.0 in its own venv: python3 -m venv V && V/bin/pip install cmflib==0.1.0,"
     " then set CMFLIB_PYTHON=V/bin/python"
 )
+
+# Longest first. pyproject runs xdist with --dist worksteal: each worker takes half
+# of this order and an idle one steals the other's tail, so with the long scenarios
+# at the front both workers end on short tests together (in file order, a long test
+# that starts last keeps one core busy alone for a minute). Marked slow, or known long
+# (see the --durations table at the end of every run):
+_LONG_TESTS = (
+    "tests/test_crash.py::",
+    "tests/test_fastread.py::",
+    "tests/test_fastdata.py::test_same_output_as_the_typer_commands",
+    "tests/test_data_dvc_s3.py::",
+    "tests/test_data_dvc.py::",
+    "tests/test_data_dvc_write.py::",
+    "tests/test_firstanswer.py::test_first_log_of_a_fresh_clone",
+    "tests/test_git_scenarios.py::test_revert_stays_reverted_after_merging_a_branch_that_ran_gc",
+    "tests/test_docs.py::test_every_command_has_help",
+    "tests/test_docs.py::test_cli_reference_is_current",
+    "tests/test_data_transfer.py::test_a_5000_file_dataset",
+    "tests/test_readme_tour.py::",
+    "tests/test_demo.py::",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def long(item: pytest.Item) -> bool:
+        return item.get_closest_marker("slow") is not None or item.nodeid.startswith(_LONG_TESTS)
+
+    items.sort(key=lambda item: not long(item))  # stable: files keep their order
+
 
 _GIT_LOCATION_VARS = (
     "GIT_DIR",
@@ -98,7 +128,7 @@ def cmfgit(
     return proc
 
 
-def make_repo(path: Path, init_cmfgit: bool = True, site: str | None = None) -> Path:
+def _build_repo(path: Path, init_cmfgit: bool, site: str | None) -> None:
     path.mkdir(parents=True, exist_ok=True)
     git(path, "init", "-q", "-b", "main")
     (path / "README.md").write_text("test repo\n")
@@ -109,6 +139,37 @@ def make_repo(path: Path, init_cmfgit: bool = True, site: str | None = None) -> 
         cmfgit(path, *args)
         git(path, "add", "-A")
         git(path, "commit", "-q", "-m", "cmfgit init")
+
+
+# make_repo builds each kind of repository (directory name, init, site) once per
+# worker with the real git and CLI, then copies it: a build is a `cmfgit init` and
+# two commits whose hooks are Python start-ups, ~1 s on a loaded CI machine, for
+# each of some 500 tests. Nothing in a repository names its own path (the hooks and
+# the merge driver name the interpreter and the package), so a copy is the same
+# repository; the pipeline name is the directory's name, hence the key.
+_TEMPLATE_ROOT: list[Path] = []
+_TEMPLATES: dict[tuple[str, bool, str | None], Path] = {}
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _repo_templates(tmp_path_factory: pytest.TempPathFactory) -> None:
+    _TEMPLATE_ROOT.append(tmp_path_factory.mktemp("repo-templates"))
+
+
+def make_repo(path: Path, init_cmfgit: bool = True, site: str | None = None) -> Path:
+    if not _TEMPLATE_ROOT or (path.exists() and any(path.iterdir())):
+        _build_repo(path, init_cmfgit, site)  # outside pytest, or files to commit with it
+        return path
+    key = (path.name, init_cmfgit, site)
+    template = _TEMPLATES.get(key)
+    if template is None:
+        template = _TEMPLATE_ROOT[0] / str(len(_TEMPLATES)) / path.name
+        _build_repo(template, init_cmfgit, site)
+        _TEMPLATES[key] = template
+    if path.exists():
+        path.rmdir()
+    shutil.copytree(template, path, symlinks=True)
+    git(path, "update-index", "-q", "--refresh")  # the copies' inodes differ from the index's
     return path
 
 

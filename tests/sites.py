@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, cmfgit, git
+from conftest import ROOT, git
 
 import cmfgit as api
 from cmfgit import sync, treeread
@@ -62,11 +62,9 @@ def clone_site(tmp: Path, url: str, name: str, branch: str | None = None, hooks:
     """
     git(tmp, "clone", "-q", url, name)
     path = tmp / name
-    if hooks:
-        cmfgit(path, "init", "--site", name)
-    else:
+    if not hooks:
         git(path, "config", "cmfgit.hooks", "false")
-        init(str(path), site=name)
+    init(str(path), site=name)  # what 'cmfgit init --site NAME' does, without a start-up
     if branch:
         git(path, "checkout", "-q", "-b", branch)
     return path

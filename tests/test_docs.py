@@ -10,10 +10,14 @@ from cmfgit.cli import docgen
 
 
 def test_every_command_has_help() -> None:
+    # render() takes every help from one process (docgen.help_texts); each is the
+    # very text of `cmfgit ... --help` run on its own, as a user runs it.
+    batch = docgen.help_texts()
     for path in docgen.command_paths():
         text = docgen.help_text(path)
         assert text.strip(), f"no help for {path}"
         assert "Usage" in text or "usage" in text
+        assert batch[tuple(path)] == text, path
 
 
 def test_cli_reference_is_current() -> None:
