@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 from cmfdata import graph, records
-from conftest import ROOT, cmfgit
+from conftest import CMFLIB_MISSING, ROOT, cmfgit
 
 from cmfgit import cmf_parts
 from cmfgit.graph import Node
@@ -402,7 +402,7 @@ def _cmflib_ready() -> bool:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not _cmflib_ready(), reason="needs cmflib: pip install cmflib==0.1.0 in a venv, CMFLIB_PYTHON")
+@pytest.mark.skipif(not _cmflib_ready(), reason=CMFLIB_MISSING)
 def test_cmflib_loads_the_reused_execution_as_one(repo: Path, tmp_path: Path) -> None:
     from conftest import CMFLIB_PYTHON
 
