@@ -1,0 +1,1 @@
+"""The web UI (cmfgit ui) and the static site (cmfgit site build)."""
