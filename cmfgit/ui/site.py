@@ -527,6 +527,7 @@ def _write_graph(records: list[tuple[str, dict[str, Any]]], writer: _Writer) -> 
     keys = sorted(arts)
     index = {k: i for i, k in enumerate(keys)}
     canon = {h: index[k] for h, k in graph._canon.items() if h != k}  # aliases only
+    row_of = {rid: row for row, (rid, _) in enumerate(records)}
     writer.put(
         "graph",
         {
@@ -538,6 +539,8 @@ def _write_graph(records: list[tuple[str, dict[str, Any]]], writer: _Writer) -> 
             "canon": canon,
             "inputs": [[index[k] for k in graph.inputs.get(rid, ())] for rid, _ in records],
             "outputs": [[index[k] for k in graph.outputs.get(rid, ())] for rid, _ in records],
+            "producers": [[row_of[rid] for rid in graph.producers.get(k, ())] for k in keys],
+            "consumers": [[row_of[rid] for rid in graph.consumers.get(k, ())] for k in keys],
         },
     )
     hashes: dict[str, int] = {}
