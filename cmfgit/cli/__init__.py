@@ -26,6 +26,7 @@ COMMAND_ORDER = [
     "diff",
     "artifacts",
     "pipelines",
+    "ui",
     "push",
     "pull",
     "status",
@@ -89,6 +90,7 @@ from cmfgit.cli import interop as _interop  # noqa: E402,F401
 from cmfgit.cli import query as _query  # noqa: E402,F401
 from cmfgit.cli import records as _records  # noqa: E402,F401
 from cmfgit.cli import sync as _sync  # noqa: E402,F401
+from cmfgit.cli import ui as _ui  # noqa: E402,F401
 
 
 def _click_exceptions() -> Any:
