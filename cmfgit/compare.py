@@ -170,3 +170,33 @@ def deltas(values: Sequence[Any]) -> list[int | float | None]:
             d = float(f"{d:.12g}") + 0.0  # + 0.0: no negative zero
         out.append(d)
     return out
+
+
+def only_changed(table: dict[str, Any]) -> dict[str, Any]:
+    """``table`` (a :func:`compare` result) with only the params and metrics that changed."""
+    return {
+        **table,
+        "params": [row for row in table["params"] if row["changed"]],
+        "metrics": [row for row in table["metrics"] if row["changed"]],
+    }
+
+
+def unique_prefixes(query: CmfQuery, ids: Sequence[str], minimum: int = 7) -> list[str]:
+    """The shortest prefix of each id (at least ``minimum`` hex digits) that names it alone,
+    among ``ids`` and in the query's scope (so it can be given back to any command)."""
+    from cmfgit.errors import AmbiguousPrefix
+
+    out = []
+    for rid in ids:
+        n = minimum
+        while n < len(rid):
+            prefix = rid[:n]
+            if sum(other.startswith(prefix) for other in ids) == 1:
+                try:
+                    if query.resolve_record(prefix) == rid:
+                        break
+                except AmbiguousPrefix:
+                    pass
+            n += 1
+        out.append(rid[:n])
+    return out
