@@ -24,6 +24,7 @@ COMMAND_ORDER = [
     "retract",
     "lineage",
     "diff",
+    "compare",
     "artifacts",
     "pipelines",
     "ui",
@@ -84,6 +85,7 @@ def _main(
 
 # Registration by import: each module adds its commands to ``app``.
 from cmfgit.cli import bundle as _bundle  # noqa: E402,F401
+from cmfgit.cli import compare as _compare  # noqa: E402,F401
 from cmfgit.cli import completion as _completion  # noqa: E402,F401
 from cmfgit.cli import data as _data  # noqa: E402,F401
 from cmfgit.cli import interop as _interop  # noqa: E402,F401
