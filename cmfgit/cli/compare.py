@@ -28,7 +28,7 @@ Row = tuple[str, str, list[Any], list[Any], bool, bool]
 def compare(
     runs: Annotated[
         list[str],
-        typer.Argument(metavar="RUN...", help="two or more execution ids (prefixes), @N or STAGE@N"),
+        typer.Argument(metavar="RUN", help="two or more execution ids (prefixes), @N or STAGE@N"),
     ],
     changed_only: Annotated[
         bool, typer.Option("--only-changed", help="only the params and metrics whose values differ")
