@@ -71,6 +71,10 @@ def test_json_rows_deltas_and_changed_flags(tmp_path: Path) -> None:
     a, b, c = three_runs(repo)
     table = compared(repo, "@3", "@2", "train@1")
     assert [r["id"] for r in table["runs"]] == [a, b, c]
+    assert set(table) == {"runs", "params", "metrics", "steps"}
+    row_keys = {"id", "pipeline", "stage", "started_at", "duration", "status", "exit_code", "site", "code"}
+    assert all(set(r) == row_keys | {"params", "metrics"} for r in table["runs"])
+    assert all(set(p) == {"key", "values", "changed", "delta"} for p in table["params"] + table["metrics"])
     shown = json.loads(cmfgit(repo, "show", b, "--json").stdout)
     row = table["runs"][1]
     assert {k: row[k] for k in ("pipeline", "stage", "started_at", "exit_code", "site")} == {
@@ -184,6 +188,18 @@ def test_columns_fit_the_terminal_without_cutting_a_token(tmp_path: Path) -> Non
         else:  # blocks of runs, each beside the first again
             assert len(heads) >= 2
             assert {r[:7] for r in ids[1:]} <= {w[:7] for line in heads for w in line.split()}
+
+    # a name too long to leave room for two runs beside it: names go on a line of their own
+    key = "model.encoder.layers.attention_dropout_rate"
+    long = put(
+        repo,
+        *(execution("train", params={key: 0.1 * i}, started_at=f"2026-02-0{i}T00:00:00.000000Z") for i in (1, 2, 3)),
+    )
+    text = on_a_terminal(repo, ["compare", *long], 60)
+    assert all(len(line) <= 60 for line in text.splitlines()), text
+    assert f"params.{key}" in text.splitlines()
+    assert "0.1" in text.split() and "(+0.1)" in text.split() and "(+0.2)" in text.split(), text
+    assert len([line for line in text.splitlines() if long[0][:7] in line]) == 1, text  # still one block
 
 
 def test_values_from_records_are_not_markup_nor_terminal_controls(tmp_path: Path) -> None:
