@@ -47,6 +47,8 @@ from cmfgit.tags import fold as fold_tags
 DEFAULT_SORT = "-started_at"
 NO_LIMIT = 2**62  # a limit or depth above this is no limit (SQLite integers are 64-bit)
 ESTIMATE_CAP = 5000  # a driving index term with fewer matches than this is selective
+COUNTS_KEPT = 64  # count_executions answers kept, per query object
+SET_RATIO = 8  # counting: a term's rowids, as a set, beat reading rows when it is at most this many times the driver's
 
 
 def scope_of(
@@ -108,6 +110,7 @@ class CmfQuery:
         self.db: sqlite3.Connection = self._index.db()
         self._tags: dict[str, dict[str, Any]] | None = None  # every target's, once asked for
         self._tags_of: dict[str, dict[str, Any]] = {}  # the targets asked for one by one
+        self._counts: dict[tuple[str, tuple[Any, ...]], tuple[tuple[Any, int], int]] = {}  # count_executions'
         if warn:  # the read commands say it themselves, after reading (warn=False)
             bad = self.unreadable()
             if bad:
@@ -305,7 +308,18 @@ class CmfQuery:
             if any(f.ns == "tags" for f in where_lang.fields(node)):
                 self._fill_tag_values()
             self._check_keys(where or "", node)
-        return _Planner(self.db, terms, where_lang.Field("", "started_at", 0), True, None).count()
+        # Paging asks the same count again for every page: keep it while the index is unchanged.
+        args: list[Any] = []
+        key = (" AND ".join(where_lang.to_sql(t, args) for t in terms), tuple(args))
+        state = (self.db.execute("PRAGMA data_version").fetchone()[0], self.db.total_changes)
+        known = self._counts.get(key)
+        if known is not None and known[0] == state:
+            return known[1]
+        n = _Planner(self.db, terms, where_lang.Field("", "started_at", 0), True, None).count()
+        if len(self._counts) >= COUNTS_KEPT:
+            self._counts.pop(next(iter(self._counts)))
+        self._counts[key] = (state, n)
+        return n
 
     def _terms(
         self, where: str | None, pipeline: str | None, stage: str | None, since: str | None
@@ -1317,34 +1331,49 @@ class _Planner:
         return rows + [row[0] for row in self.db.execute(query, args)]
 
     def count(self) -> int:
-        """How many executions match every term (the sort key and limit play no part)."""
+        """How many executions match every term (the sort key and limit play no part).
+
+        Each exactly indexed term is counted from its index alone (no row is read). The
+        smallest drives; the other indexed terms of at most SET_RATIO times its size are
+        checked as sets of rowids (still no row read), the rest row by row. Terms on the
+        executions' own columns only are left to SQLite's planner, which picks one of
+        their indexes itself."""
         if not self.terms:
             (n,) = self.db.execute("SELECT count(*) FROM executions").fetchone()
             return int(n)
-        # Each exactly indexed term is counted from its index alone (no row is read); the
-        # smallest drives, and only the other terms are checked row by row. Terms on the
-        # executions' own columns only: SQLite's planner picks one of their indexes itself.
-        best: tuple[int, str, list[Any], int] | None = None
-        plain = all(isinstance(t, where_lang.Compare) and not t.field.ns for t in self.terms)
-        for sql, cargs, exact, i in [] if plain and len(self.terms) > 1 else self._candidates():
+        plain = len(self.terms) > 1 and all(isinstance(t, where_lang.Compare) and not t.field.ns for t in self.terms)
+        sized: list[tuple[int, str, list[Any], int]] = []
+        for sql, cargs, exact, i in [] if plain else self._candidates():
             if exact:
-                (n,) = self.db.execute(f"SELECT count(*) FROM ({sql})", cargs).fetchone()
-                if best is None or n < best[0]:
-                    best = (int(n), sql, cargs, i)
-        if best is not None and (best[0] == 0 or len(self.terms) == 1):
-            return best[0]
+                least = min((n for n, *_ in sized), default=None)
+                cap = -1 if least is None else least * SET_RATIO + 1  # beyond it, the size does not matter
+                (n,) = self.db.execute(f"SELECT count(*) FROM ({sql} LIMIT {cap})", cargs).fetchone()
+                sized.append((int(n), sql, cargs, i))
+        sized.sort(key=lambda c: c[0])
+        if sized and (sized[0][0] == 0 or len(self.terms) == 1):
+            return sized[0][0]
         args: list[Any] = []
-        rest = [t for i, t in enumerate(self.terms) if best is None or i != best[3]]
+        if sized:
+            n0, driver, driver_args, first = sized[0]
+            args = list(driver_args)
+            sets = [(sql, cargs, i) for n, sql, cargs, i in sized[1:] if n <= n0 * SET_RATIO]
+            checked = {first} | {i for _, _, i in sets}
+            rest = [t for i, t in enumerate(self.terms) if i not in checked]
+            for _, cargs, _ in sets:
+                args = args + cargs
+            if not rest:
+                cond = " AND ".join(f"x IN ({sql})" for sql, _, _ in sets)
+                query = f"WITH d(x) AS ({driver}) SELECT count(*) FROM d WHERE {cond}"
+                (n,) = self.db.execute(query, args).fetchone()
+                return int(n)
+            conds = [f"e.rowid IN ({driver})"] + [f"+e.rowid IN ({sql})" for sql, _, _ in sets]
+        else:
+            rest = self.terms
+            selective, args = self._driver()
+            conds = [f"e.rowid IN ({selective})"] if selective is not None else []
         residual = " AND ".join(where_lang.to_sql(t, args) for t in rest)
         join = " JOIN records r ON r.rowid = e.rowid" if "r.id" in residual else ""
-        if best is not None:
-            query = f"SELECT count(*) FROM executions e{join} WHERE e.rowid IN ({best[1]}) AND {residual}"
-            args = best[2] + args
-        else:
-            driver, driver_args = self._driver()
-            cond = residual if driver is None else f"e.rowid IN ({driver}) AND {residual}"
-            query = f"SELECT count(*) FROM executions e{join} WHERE {cond}"
-            args = (driver_args if driver else []) + args
+        query = f"SELECT count(*) FROM executions e{join} WHERE {' AND '.join([*conds, residual])}"
         (n,) = self.db.execute(query, args).fetchone()
         return int(n)
 

@@ -4,6 +4,7 @@ whole listing, whatever the filter and sort, and the count is the length of that
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -148,3 +149,16 @@ def test_bad_offsets_and_keys(q: Any) -> None:
     assert caught.value.pos == 22  # the caret under the unknown key, as log --where puts it
     with pytest.raises(WhereError):
         q.count_executions("stage ==")
+
+
+def test_a_kept_count_follows_new_records(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "repo")
+    put(root, *(execution("train", params={"lr": 0.1}, started_at=ts(i)) for i in range(3)))
+    q = CmfQuery(root)
+    try:
+        assert q.count_executions("params.lr == 0.1") == 3 == q.count_executions("params.lr == 0.1")
+        put(root, execution("train", params={"lr": 0.1}, started_at=ts(10)))
+        q._index.refresh_worktree()  # what a read does when files changed
+        assert q.count_executions("params.lr == 0.1") == 4 == len(q.executions("params.lr == 0.1"))
+    finally:
+        q.close()
