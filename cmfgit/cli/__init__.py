@@ -24,8 +24,10 @@ COMMAND_ORDER = [
     "retract",
     "lineage",
     "diff",
+    "compare",
     "artifacts",
     "pipelines",
+    "ui",
     "push",
     "pull",
     "status",
@@ -84,6 +86,7 @@ def _main(
 
 # Registration by import: each module adds its commands to ``app``.
 from cmfgit.cli import bundle as _bundle  # noqa: E402,F401
+from cmfgit.cli import compare as _compare  # noqa: E402,F401
 from cmfgit.cli import completion as _completion  # noqa: E402,F401
 from cmfgit.cli import data as _data  # noqa: E402,F401
 from cmfgit.cli import interop as _interop  # noqa: E402,F401
@@ -91,6 +94,7 @@ from cmfgit.cli import query as _query  # noqa: E402,F401
 from cmfgit.cli import records as _records  # noqa: E402,F401
 from cmfgit.cli import site as _site  # noqa: E402,F401
 from cmfgit.cli import sync as _sync  # noqa: E402,F401
+from cmfgit.cli import ui as _ui  # noqa: E402,F401
 
 
 def _click_exceptions() -> Any:

@@ -1,1 +1,5 @@
-"""The web UI (cmfgit ui) and the static site (cmfgit site build)."""
+"""The web UI: the read-only local server (``cmfgit ui``), its JSON API, and the static page.
+
+``api.py`` answers each endpoint as plain Python over a ``CmfQuery`` (shared with
+``cmfgit site build``); ``server.py`` serves it and ``static/`` over HTTP.
+"""
