@@ -4,12 +4,10 @@ index's SQL, source-static.js against cmfgit.ui.api)."""
 
 from __future__ import annotations
 
-import http.server
 import json
 import math
 import os
 import shutil
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -65,7 +63,22 @@ def make_site_repo(path: Path) -> Path:
     root = make_repo(path)
     (root / "raw.csv").write_text("a,b\n1,2\n")
     (root / "prep.py").write_text("open('train.csv', 'w').write('x\\n')\n")
-    cmfgit(root, "log-run", "-q", "-P", "wine", "-s", "prepare", "-i", "raw.csv", "-o", "train.csv", "--", "python", "prep.py")
+    cmfgit(
+        root,
+        "log-run",
+        "-q",
+        "-P",
+        "wine",
+        "-s",
+        "prepare",
+        "-i",
+        "raw.csv",
+        "-o",
+        "train.csv",
+        "--",
+        "python",
+        "prep.py",
+    )
     (root / "metrics.json").write_text('{"acc": 0.75, "loss": 0.4}')
     (root / "train.py").write_text("open('model.pkl', 'w').write('m\\n')\n")
     cmfgit(
@@ -73,8 +86,10 @@ def make_site_repo(path: Path) -> Path:
         "-o", "model.pkl", "-m", "metrics.json", "--", "python", "train.py",
     )  # fmt: skip
     (root / "eval.py").write_text("open('report.json', 'w').write('{}')\n")
-    cmfgit(root, "log-run", "-q", "-P", "wine", "-s", "evaluate", "-i", "model.pkl", "-i", "raw.csv", "-o", "report.json",
-           "--", "python", "eval.py")  # fmt: skip
+    cmfgit(
+        root, "log-run", "-q", "-P", "wine", "-s", "evaluate", "-i", "model.pkl", "-i", "raw.csv",
+        "-o", "report.json", "--", "python", "eval.py",
+    )  # fmt: skip
     _special_runs(root)
     git(root, "add", "-A")
     git(root, "commit", "-q", "-m", "runs")
@@ -313,7 +328,11 @@ def test_cli_where_matches_the_static_site(site_repo: Path, tmp_path: Path) -> N
     """A few rows of the table through the real CLI: `cmfgit log --where ... --json`."""
     site_dir = build_probe_site(site_repo, tmp_path / "site")
     with probe_page(site_dir) as probe:
-        for where, sort in (("params.n >= 2", "-params.n"), ('params.opt ~ "*dam*"', None), ("metrics.acc == null", "id")):
+        for where, sort in (
+            ("params.n >= 2", "-params.n"),
+            ('params.opt ~ "*dam*"', None),
+            ("metrics.acc == null", "id"),
+        ):
             args = ["log", "--json", "--where", where] + (["--sort", sort] if sort else [])
             ids = [obj["id"] for obj in json.loads(cmfgit(site_repo, *args).stdout)]
             assert ids and _static_answer(probe, where, sort) == {"ids": ids}
@@ -353,22 +372,51 @@ def _api_calls(ids: list[str]) -> list[tuple[str, dict[str, Any]]]:
 
 
 def test_static_source_answers_every_endpoint_as_the_server(site_repo: Path, tmp_path: Path) -> None:
-    api = pytest.importorskip("cmfgit.ui.api", reason="cmfgit/ui/api.py (h-uiserver) is not merged yet")
+    """source-static.js gives exactly the JSON of cmfgit.ui.api (the server's), errors too."""
+    from cmfgit.query import CmfQuery
+    from cmfgit.ui import api
+
     site_dir = build_probe_site(site_repo, tmp_path / "site")
     ids = [obj["id"] for obj in json.loads(cmfgit(site_repo, "log", "--json").stdout)]
-    answer = getattr(api, "answer", None)
-    if answer is None:
-        pytest.skip("cmfgit.ui.api has no answer(endpoint, params) yet")
-    from cmfgit.query import CmfQuery
-
+    hashes = [a["hash"] for a in json.loads(cmfgit(site_repo, "artifacts", "--json").stdout)]
+    assert len(hashes) >= 4
+    calls = _api_calls(ids) + [
+        ("artifact", {"hash": hashes[0]}),
+        ("artifact", {"hash": hashes[-1].split(":")[1][:10]}),
+        ("artifact", {"hash": "model.pkl"}),
+        ("artifact", {"hash": "ffff0000"}),
+        ("lineage", {"target": hashes[1], "dir": "down"}),
+        ("lineage", {"target": "@2", "dir": "both", "depth": "0"}),
+        ("compare", {"ids": f"{ids[0]},{ids[0][:9]}"}),
+        ("compare", {"ids": ids[0]}),
+        ("runs", {"offset": "-1"}),
+        ("runs", {"limit": "x"}),
+        ("runs", {"limit": "5000"}),
+        ("runs", {"sort": "params.n", "limit": "4"}),
+        ("runs", {"sort": "-metrics.acc", "offset": "3", "limit": "3", "params": "opt,,n,opt,nope"}),
+        ("runs", {"where": "stage == 'train'", "params": ""}),
+        ("run", {"id": "@1"}),
+        ("run", {"id": "train@2"}),
+        ("run", {"id": "train@99"}),
+        ("artifacts", {"path": "csv"}),
+        ("artifacts", {"limit": "2", "offset": "1"}),
+        ("artifacts", {"limit": "0"}),
+    ]
+    mismatches = []
     with CmfQuery(site_repo, warn=False) as q, probe_page(site_dir) as probe:
-        for endpoint, params in _api_calls(ids):
-            want = answer(q, endpoint, params)
+        for endpoint, params in calls:
+            try:
+                want = api.call(q, endpoint, params)
+            except Exception as exc:  # noqa: BLE001 - the error payload is what the page gets
+                want = api.error_payload(exc)[1]
             got = probe.get(endpoint, params)
+            answer = got.get("ok", got.get("err"))
             if endpoint == "info":
-                got["ok"].pop("generated_at")
-                want.pop("generated_at", None)
-            assert got.get("ok", got.get("err")) == want, (endpoint, params)
+                answer.pop("generated_at")
+                want.pop("generated_at")
+            if answer != want:
+                mismatches.append((endpoint, params, want, answer))
+    assert not mismatches, "\n".join(f"{e} {p}:\n  api:    {w}\n  static: {a}" for e, p, w, a in mismatches)
 
 
 # -- building ------------------------------------------------------------------------------------
