@@ -47,6 +47,8 @@ from cmfgit.tags import fold as fold_tags
 DEFAULT_SORT = "-started_at"
 NO_LIMIT = 2**62  # a limit or depth above this is no limit (SQLite integers are 64-bit)
 ESTIMATE_CAP = 5000  # a driving index term with fewer matches than this is selective
+COUNTS_KEPT = 64  # count_executions answers kept, per query object
+SET_RATIO = 8  # counting: a term's rowids, as a set, beat reading rows when it is at most this many times the driver's
 
 
 def scope_of(
@@ -108,6 +110,7 @@ class CmfQuery:
         self.db: sqlite3.Connection = self._index.db()
         self._tags: dict[str, dict[str, Any]] | None = None  # every target's, once asked for
         self._tags_of: dict[str, dict[str, Any]] = {}  # the targets asked for one by one
+        self._counts: dict[tuple[str, tuple[Any, ...]], tuple[tuple[Any, int], int]] = {}  # count_executions'
         if warn:  # the read commands say it themselves, after reading (warn=False)
             bad = self.unreadable()
             if bad:
@@ -227,13 +230,18 @@ class CmfQuery:
         sort: str | None = None,
         limit: int | None = None,
         since: str | None = None,
+        offset: int = 0,
         as_frame: bool = False,
     ) -> Any:
         """Executions matching the filters, sorted (default newest first), as JSON objects.
 
         ``since`` keeps the runs started at or after a time, read as ``cmfgit pull --since``
-        reads it: ``2026-01-31``, ``2026-01-31T12:00Z`` or relative, ``7d``, ``12h``, ``2w``."""
-        found = self.execution_records(where, pipeline=pipeline, stage=stage, sort=sort, limit=limit, since=since)
+        reads it: ``2026-01-31``, ``2026-01-31T12:00Z`` or relative, ``7d``, ``12h``, ``2w``.
+        ``offset`` skips that many of the sorted matches first (a page: ``offset=100, limit=50``;
+        :meth:`count_executions` says how many there are)."""
+        found = self.execution_records(
+            where, pipeline=pipeline, stage=stage, sort=sort, limit=limit, since=since, offset=offset
+        )
         return _frame(self.as_objects(found), as_frame)
 
     def execution_records(
@@ -245,14 +253,14 @@ class CmfQuery:
         sort: str | None = None,
         limit: int | None = None,
         since: str | None = None,
+        offset: int = 0,
     ) -> list[tuple[str, dict[str, Any]]]:
         """(id, record) of the executions :meth:`executions` selects."""
-        rowids = self.execution_rowids(where, pipeline=pipeline, stage=stage, sort=sort, limit=limit, since=since)
+        options: dict[str, Any] = {"pipeline": pipeline, "stage": stage, "sort": sort, "limit": limit}
+        rowids = self.execution_rowids(where, **options, since=since, offset=offset)
         found = self._records(rowids)
         if len(found) < len(rowids):  # files changed under the query: the index has caught up, ask again
-            found = self._records(
-                self.execution_rowids(where, pipeline=pipeline, stage=stage, sort=sort, limit=limit, since=since)
-            )
+            found = self._records(self.execution_rowids(where, **options, since=since, offset=offset))
         return found
 
     def execution_rowids(
@@ -264,11 +272,59 @@ class CmfQuery:
         sort: str | None = None,
         limit: int | None = None,
         since: str | None = None,
+        offset: int = 0,
     ) -> list[int]:
+        """Index rowids of the executions :meth:`executions` selects, in order."""
         if limit is not None and limit < 0:
             raise UsageError("the number of executions must be >= 0")
+        if offset < 0:
+            raise UsageError("the offset must be >= 0")
         if limit is not None and limit > NO_LIMIT:
             limit = None  # more than SQLite can count: all of them
+        if offset > NO_LIMIT:
+            return []
+        terms, node = self._terms(where, pipeline, stage, since)
+        key, descending = _sort_key(sort or DEFAULT_SORT)
+        if key.ns == "tags" or (node is not None and any(f.ns == "tags" for f in where_lang.fields(node))):
+            self._fill_tag_values()
+        if node is not None:
+            self._check_keys(where or "", node)
+        if key.ns and not self._has_key(key.ns, key.name):
+            raise UsageError(f"--sort: {self._unknown_key(key)}")
+        return _Planner(self.db, terms, key, descending, limit, offset).run()
+
+    def count_executions(
+        self,
+        where: str | None = None,
+        *,
+        pipeline: str | None = None,
+        stage: str | None = None,
+        since: str | None = None,
+    ) -> int:
+        """How many executions :meth:`executions` would return with these filters and no limit
+        (the total a page of them is out of)."""
+        terms, node = self._terms(where, pipeline, stage, since)
+        if node is not None:
+            if any(f.ns == "tags" for f in where_lang.fields(node)):
+                self._fill_tag_values()
+            self._check_keys(where or "", node)
+        # Paging asks the same count again for every page: keep it while the index is unchanged.
+        args: list[Any] = []
+        key = (" AND ".join(where_lang.to_sql(t, args) for t in terms), tuple(args))
+        state = (self.db.execute("PRAGMA data_version").fetchone()[0], self.db.total_changes)
+        known = self._counts.get(key)
+        if known is not None and known[0] == state:
+            return known[1]
+        n = _Planner(self.db, terms, where_lang.Field("", "started_at", 0), True, None).count()
+        if len(self._counts) >= COUNTS_KEPT:
+            self._counts.pop(next(iter(self._counts)))
+        self._counts[key] = (state, n)
+        return n
+
+    def _terms(
+        self, where: str | None, pipeline: str | None, stage: str | None, since: str | None
+    ) -> tuple[list[where_lang.Node], where_lang.Node | None]:
+        """The top-level terms the filters make (all must hold), and the parsed ``where``."""
         node = where_lang.parse(where) if where is not None and where.strip() else None
         if where is not None and node is None:
             where_lang.parse(where)  # raises: empty expression
@@ -281,14 +337,7 @@ class CmfQuery:
             from cmfgit.localview import parse_since
 
             terms.append(where_lang.Compare(where_lang.Field("", "started_at", 0), ">=", parse_since(since), 0))
-        key, descending = _sort_key(sort or DEFAULT_SORT)
-        if key.ns == "tags" or (node is not None and any(f.ns == "tags" for f in where_lang.fields(node))):
-            self._fill_tag_values()
-        if node is not None:
-            self._check_keys(where or "", node)
-        if key.ns and not self._has_key(key.ns, key.name):
-            raise UsageError(f"--sort: {self._unknown_key(key)}")
-        return _Planner(self.db, terms, key, descending, limit).run()
+        return terms, node
 
     def _check_keys(self, text: str, node: where_lang.Node) -> None:
         """Unknown params and metrics are errors: most likely a typo."""
@@ -1232,12 +1281,14 @@ class _Planner:
         key: where_lang.Field,
         descending: bool,
         limit: int | None,
+        offset: int = 0,
     ) -> None:
         self.db = db
         self.terms = terms
         self.key = key
         self.descending = descending
         self.limit = limit
+        self.offset = offset
 
     def run(self) -> list[int]:
         args: list[Any] = []
@@ -1246,7 +1297,7 @@ class _Planner:
         if driver is None and self.limit is not None and self.key.ns in ("params", "metrics"):
             rows = self._by_sorted_kv(residual, args)
             if rows is not None:
-                return rows
+                return rows[self.offset :]
         sql = "SELECT e.rowid, {sort} FROM executions e JOIN records r ON r.rowid = e.rowid WHERE {cond}"
         cond = residual if driver is None else f"e.rowid IN ({driver}) AND {residual}"
         return self._ordered(sql, cond, (driver_args if driver else []) + args)
@@ -1263,39 +1314,90 @@ class _Planner:
         """
         direction = "DESC" if self.descending else "ASC"
         expr = self._sort_expr()
-        limit = self.limit
-        query = sql.format(sort=expr, cond=f"{cond} AND ({expr}) IS NOT NULL")
-        query += f" ORDER BY {expr} {direction}, e.started_at DESC, r.id DESC"
-        if limit is not None:
-            query += f" LIMIT {int(limit)}"
+        limit, offset = self.limit, self.offset
+        with_key = sql.format(sort=expr, cond=f"{cond} AND ({expr}) IS NOT NULL")
+        query = with_key + f" ORDER BY {expr} {direction}, e.started_at DESC, r.id DESC"
+        query += _page(limit, offset)
         rows = [row[0] for row in self.db.execute(query, args)]
         if limit is not None and len(rows) >= limit:
             return rows
+        if offset and not rows:  # the page starts past the rows with the key: skip the rest among those without
+            (before,) = self.db.execute(f"SELECT count(*) FROM ({with_key})", args).fetchone()
+            offset = max(0, offset - int(before))
+        elif rows:
+            offset = 0
         query = sql.format(sort=expr, cond=f"{cond} AND ({expr}) IS NULL") + " ORDER BY e.started_at DESC, r.id DESC"
-        if limit is not None:
-            query += f" LIMIT {int(limit) - len(rows)}"
+        query += _page(None if limit is None else limit - len(rows), offset)
         return rows + [row[0] for row in self.db.execute(query, args)]
 
-    def _candidates(self) -> list[tuple[str, list[Any]]]:
-        """SQL selecting execution rowids, for each top-level term an index can answer."""
-        found: list[tuple[str, list[Any]]] = []
-        for term in self.terms:
+    def count(self) -> int:
+        """How many executions match every term (the sort key and limit play no part).
+
+        Each exactly indexed term is counted from its index alone (no row is read). The
+        smallest drives; the other indexed terms of at most SET_RATIO times its size are
+        checked as sets of rowids (still no row read), the rest row by row. Terms on the
+        executions' own columns only are left to SQLite's planner, which picks one of
+        their indexes itself."""
+        if not self.terms:
+            (n,) = self.db.execute("SELECT count(*) FROM executions").fetchone()
+            return int(n)
+        plain = len(self.terms) > 1 and all(isinstance(t, where_lang.Compare) and not t.field.ns for t in self.terms)
+        sized: list[tuple[int, str, list[Any], int]] = []
+        for sql, cargs, exact, i in [] if plain else self._candidates():
+            if exact:
+                least = min((n for n, *_ in sized), default=None)
+                cap = -1 if least is None else least * SET_RATIO + 1  # beyond it, the size does not matter
+                (n,) = self.db.execute(f"SELECT count(*) FROM ({sql} LIMIT {cap})", cargs).fetchone()
+                sized.append((int(n), sql, cargs, i))
+        sized.sort(key=lambda c: c[0])
+        if sized and (sized[0][0] == 0 or len(self.terms) == 1):
+            return sized[0][0]
+        args: list[Any] = []
+        if sized:
+            n0, driver, driver_args, first = sized[0]
+            args = list(driver_args)
+            sets = [(sql, cargs, i) for n, sql, cargs, i in sized[1:] if n <= n0 * SET_RATIO]
+            checked = {first} | {i for _, _, i in sets}
+            rest = [t for i, t in enumerate(self.terms) if i not in checked]
+            for _, cargs, _ in sets:
+                args = args + cargs
+            if not rest:
+                cond = " AND ".join(f"x IN ({sql})" for sql, _, _ in sets)
+                query = f"WITH d(x) AS ({driver}) SELECT count(*) FROM d WHERE {cond}"
+                (n,) = self.db.execute(query, args).fetchone()
+                return int(n)
+            conds = [f"e.rowid IN ({driver})"] + [f"+e.rowid IN ({sql})" for sql, _, _ in sets]
+        else:
+            rest = self.terms
+            selective, args = self._driver()
+            conds = [f"e.rowid IN ({selective})"] if selective is not None else []
+        residual = " AND ".join(where_lang.to_sql(t, args) for t in rest)
+        join = " JOIN records r ON r.rowid = e.rowid" if "r.id" in residual else ""
+        query = f"SELECT count(*) FROM executions e{join} WHERE {' AND '.join([*conds, residual])}"
+        (n,) = self.db.execute(query, args).fetchone()
+        return int(n)
+
+    def _candidates(self) -> list[tuple[str, list[Any], bool, int]]:
+        """SQL selecting execution rowids, for each top-level term an index can answer:
+        (sql, args, whether it selects exactly the executions matching the term rather than
+        a superset, the term's position)."""
+        found: list[tuple[str, list[Any], bool, int]] = []
+        for i, term in enumerate(self.terms):
             if not isinstance(term, where_lang.Compare) or term.op == "!=" or term.value is None:
                 continue
             f = term.field
             args: list[Any] = []
             if f.ns == "tags":
                 cond = where_lang.value_condition("val", term.op, term.value, args)
-                found.append(
-                    (f"SELECT exec FROM tag_values WHERE name = {where_lang.sql_text(f.name)} AND {cond}", args)
-                )
+                name = where_lang.sql_text(f.name)  # (a tag's target may be a retracted run)
+                found.append((f"SELECT exec FROM tag_values WHERE name = {name} AND {cond}", args, False, i))
             elif f.ns:
                 code = PARAM if f.ns == "params" else METRIC
                 row = self.db.execute("SELECT rowid FROM keys WHERE ns = ? AND name = ?", (code, f.name)).fetchone()
                 if row is None:
                     continue
                 cond = where_lang.value_condition("val", term.op, term.value, args)
-                found.append((f"SELECT exec FROM kv WHERE k = {int(row[0])} AND {cond}", args))
+                found.append((f"SELECT exec FROM kv WHERE k = {int(row[0])} AND {cond}", args, True, i))
             elif (
                 f.name in ("pipeline", "stage", "site", "exit_code", "started_at", "time", "ended_at")
                 and term.op != "~"
@@ -1304,15 +1406,15 @@ class _Planner:
                 if column == "ended_at":
                     continue
                 cond = where_lang.value_condition(column, term.op, term.value, args)
-                found.append((f"SELECT rowid FROM executions WHERE {cond}", args))
+                found.append((f"SELECT rowid FROM executions WHERE {cond}", args, True, i))
             elif f.name == "id" and term.op in ("==", "~"):
                 cond = where_lang.value_condition("id", term.op, term.value, args)
-                found.append((f"SELECT rowid FROM records WHERE {cond}", args))
+                found.append((f"SELECT rowid FROM records WHERE {cond}", args, False, i))  # (any record)
         return found
 
     def _driver(self) -> tuple[str | None, list[Any]]:
         best: tuple[int, str, list[Any]] | None = None
-        for sql, args in self._candidates():
+        for sql, args, _, _ in self._candidates():
             (count,) = self.db.execute(f"SELECT count(*) FROM ({sql} LIMIT {ESTIMATE_CAP})", args).fetchone()
             if count < ESTIMATE_CAP and (best is None or count < best[0]):
                 best = (count, sql, args)
@@ -1329,7 +1431,7 @@ class _Planner:
             "SELECT e.rowid, kv.val, e.started_at, r.id FROM kv JOIN executions e ON e.rowid = kv.exec "
             f"JOIN records r ON r.rowid = e.rowid WHERE kv.k = {int(row[0])} AND {residual}"
         )
-        limit = int(self.limit)
+        limit = int(self.limit) + self.offset
         rows = self.db.execute(
             f"{base} ORDER BY kv.val {direction}, kv.exec {direction} LIMIT {limit}", args
         ).fetchall()
@@ -1346,6 +1448,13 @@ class _Planner:
 
 
 _EXECUTION_ID_COLUMNS = ["id", "Execution_type_name", "Execution_uuid"]
+
+
+def _page(limit: int | None, offset: int) -> str:
+    """The LIMIT/OFFSET clause of a page (none for all rows from the start)."""
+    if not offset:
+        return "" if limit is None else f" LIMIT {int(limit)}"
+    return f" LIMIT {-1 if limit is None else int(limit)} OFFSET {int(offset)}"
 
 
 def _read_table(path: Path, shown: str) -> Any:

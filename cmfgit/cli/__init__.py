@@ -44,6 +44,7 @@ COMMAND_ORDER = [
     "import",
     "export",
     "demo",
+    "site",
     "completion",
 ]
 
@@ -91,6 +92,7 @@ from cmfgit.cli import data as _data  # noqa: E402,F401
 from cmfgit.cli import interop as _interop  # noqa: E402,F401
 from cmfgit.cli import query as _query  # noqa: E402,F401
 from cmfgit.cli import records as _records  # noqa: E402,F401
+from cmfgit.cli import site as _site  # noqa: E402,F401
 from cmfgit.cli import sync as _sync  # noqa: E402,F401
 from cmfgit.cli import ui as _ui  # noqa: E402,F401
 

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
+from cmfgit import compare
 from cmfgit.errors import CmfgitError, ObjectNotFound, UsageError
 from cmfgit.index import BAD
 from cmfgit.query import CmfQuery
@@ -35,30 +36,6 @@ MAX_COMPARE = 50
 def natural(names: Sequence[str]) -> list[str]:
     """Names in natural order: ``lr_2`` before ``lr_10``."""
     return sorted(names, key=natural_key)
-
-
-def status_of(exit_code: Any, ended_at: Any) -> str:
-    """``ok``, ``failed``, or ``running`` (no exit code and no end time yet)."""
-    if isinstance(exit_code, int) and not isinstance(exit_code, bool):
-        return "ok" if exit_code == 0 else "failed"
-    return "running" if ended_at is None else "ok"
-
-
-def duration_of(started_at: Any, ended_at: Any) -> float | None:
-    """Seconds from start to end, or None when either time is missing or unreadable."""
-    start, end = _time(started_at), _time(ended_at)
-    if start is None or end is None:
-        return None
-    return round((end - start).total_seconds(), 6)
-
-
-def _time(text: Any) -> datetime | None:
-    if not isinstance(text, str) or not text:
-        return None
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
 
 
 _SCP = re.compile(r"^(?:[\w.+-]+@)?([A-Za-z0-9.-]+):(?!//)(.+)$")
@@ -141,31 +118,13 @@ def info(q: CmfQuery) -> dict[str, Any]:
     return {
         "name": q.repo.root.name,
         "scope": q.scope.describe(),
-        "executions": _count(q, "SELECT count(*) FROM executions"),
+        "executions": q.count_executions(),
         "records": _count(
             q, f"SELECT count(*) FROM records WHERE kind != {BAD} AND rowid NOT IN (SELECT rowid FROM hidden)"
         ),
         "commit_url": commit_url(remote),
         "version": __version__,
         "generated_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-    }
-
-
-def run_row(obj: dict[str, Any], params: Sequence[str] | None, metrics: Sequence[str] | None) -> dict[str, Any]:
-    """One execution object as a row of the runs table (all params/metrics when None)."""
-    p = _mapping(obj.get("params"))
-    m = _mapping(obj.get("metrics"))
-    return {
-        "id": obj["id"],
-        "pipeline": obj.get("pipeline"),
-        "stage": obj.get("stage"),
-        "started_at": obj.get("started_at"),
-        "duration": duration_of(obj.get("started_at"), obj.get("ended_at")),
-        "status": status_of(obj.get("exit_code"), obj.get("ended_at")),
-        "exit_code": obj.get("exit_code"),
-        "site": obj.get("site"),
-        "params": {k: p[k] for k in (natural(list(p)) if params is None else params) if k in p},
-        "metrics": {k: m[k] for k in (natural(list(m)) if metrics is None else metrics) if k in m},
     }
 
 
@@ -192,12 +151,8 @@ def runs(
     _check_page(offset, limit)
     where = where if where is not None and where.strip() else None
     sort = sort if sort is not None and sort.strip() else None
-    if hasattr(q, "count_executions"):  # paging in the index (h-uibench)
-        found = q.execution_records(where, sort=sort, limit=limit, offset=offset)  # type: ignore[call-arg,unused-ignore]
-        total = q.count_executions(where)
-    else:
-        found = q.execution_records(where, sort=sort, limit=offset + limit)[offset:]
-        total = len(q.execution_rowids(where, sort=sort))
+    found = q.execution_records(where, sort=sort, limit=limit, offset=offset)
+    total = q.count_executions(where)
     objects = q.as_objects(found)
     columns: dict[str, list[str]] = {}
     for ns, chosen in (("params", params), ("metrics", metrics)):
@@ -213,7 +168,7 @@ def runs(
         "total": total,
         "offset": offset,
         "limit": limit,
-        "rows": [run_row(obj, columns["params"], columns["metrics"]) for obj in objects],
+        "rows": [compare.run_row(obj, columns["params"], columns["metrics"]) for obj in objects],
         "keys": {
             "params": natural(q.keys("params")),
             "metrics": natural(q.keys("metrics")),
@@ -238,6 +193,215 @@ def run(q: CmfQuery, *, id: str) -> dict[str, Any]:
         "steps": {k: steps[k] for k in natural(list(steps))} if isinstance(steps, dict) else {},
         "code_url": commit_url(git.get("remote"), commit) if isinstance(commit, str) and commit else None,
     }
+
+
+def compare_runs(q: CmfQuery, *, ids: Sequence[str]) -> dict[str, Any]:
+    """Runs side by side with deltas against the first (``cmfgit compare --json``, cmfgit/compare.py)."""
+    if len(ids) > MAX_COMPARE:
+        raise UsageError(f"compare at most {MAX_COMPARE} runs at once, not {len(ids)}")
+    return compare.compare(q, list(ids))
+
+
+def lineage(
+    q: CmfQuery, *, target: str, dir: str = "up", depth: int | None = None, max_nodes: int = MAX_NODES
+) -> dict[str, Any]:
+    """The lineage graph of ``target`` (as ``cmfgit lineage`` takes it: a path, a hash, an id, @N),
+    nearest nodes first; cut at ``max_nodes`` (``truncated``)."""
+    from cmfgit import lineage as lin
+    from cmfgit.graph import DIRECTIONS
+
+    if dir not in DIRECTIONS:
+        raise UsageError(f"dir must be one of {', '.join(DIRECTIONS)}, not '{dir}'")
+    if depth is not None and depth < 0:
+        raise UsageError("depth must be >= 0")
+    roots, _understood = lin.resolve_target(q, target, cwd=q.repo.root)
+    result, graph = q.lineage(roots, dir, depth)
+    document = lin.to_json(result, graph)
+    kept = document["nodes"][:max_nodes]
+    nodes = []
+    for n in kept:
+        if n["kind"] == "execution":
+            summary = graph.executions.get(n["id"], {})
+            nodes.append(
+                {
+                    "id": n["id"],
+                    "kind": "execution",
+                    "label": f"{n.get('pipeline')}/{n.get('stage')}",
+                    "type": summary.get("type"),
+                    "pipeline": n.get("pipeline"),
+                    "stage": n.get("stage"),
+                    "path": None,
+                    "status": compare.status(summary),
+                    "started_at": n.get("started_at"),
+                    "level": n["level"],
+                }
+            )
+        else:
+            paths = n.get("paths") or []
+            path = paths[0] if paths else None
+            nodes.append(
+                {
+                    "id": n["id"],
+                    "kind": "artifact",
+                    "label": path.rstrip("/").rsplit("/", 1)[-1] if path else n["id"][:19],
+                    "type": n.get("type"),
+                    "pipeline": None,
+                    "stage": None,
+                    "path": path,
+                    "status": None,
+                    "started_at": None,
+                    "level": n["level"],
+                }
+            )
+    ids = {n["id"] for n in nodes}
+    edges = [
+        {"source": e["source"], "target": e["target"], "role": e["event"]}
+        for e in document["edges"]
+        if e["source"] in ids and e["target"] in ids
+    ]
+    return {
+        "roots": document["roots"],
+        "nodes": nodes,
+        "edges": edges,
+        "truncated": len(kept) < len(document["nodes"]),
+    }
+
+
+def _artifact_row(a: dict[str, Any]) -> dict[str, Any]:
+    paths = a.get("paths") or []
+    return {
+        "hash": a["hash"],
+        "path": paths[0] if paths else None,
+        "paths": paths,
+        "type": a.get("type"),
+        "size": a.get("size"),
+        "last_used": a.get("last_seen"),
+        "uses": len(a.get("producers") or []) + len(a.get("consumers") or []),
+    }
+
+
+def artifacts(
+    q: CmfQuery,
+    *,
+    type: str | None = None,
+    path: str | None = None,
+    offset: int = 0,
+    limit: int = DEFAULT_LIMIT,
+) -> dict[str, Any]:
+    """A page of artifacts, most recently used first; ``type`` exactly, ``path`` a part of a path."""
+    _check_page(offset, limit)
+    type = type or None
+    types = natural([r[0] for r in q.db.execute("SELECT DISTINCT type FROM events WHERE type IS NOT NULL")])
+    if path:
+        cond, args = "instr(ev.path, ?) > 0", [path]
+        if type is not None:
+            cond, args = cond + " AND ev.type = ?", [path, type]
+        hashes = [
+            r[0]
+            for r in q.db.execute(
+                f"SELECT DISTINCT a.hash FROM events ev JOIN artifacts a ON a.rowid = ev.art WHERE {cond}", args
+            )
+        ]
+        found = q.artifacts(type=type, hashes=hashes)
+        total, rows = len(found), found[offset : offset + limit]
+    else:
+        total = _count(
+            q,
+            "SELECT count(DISTINCT art) FROM events" + (" WHERE type = ?" if type is not None else ""),
+            [type] if type is not None else [],
+        )
+        rows = q.artifacts(type=type, limit=offset + limit)[offset:] if limit else []
+    return {"total": total, "offset": offset, "limit": limit, "types": types, "rows": [_artifact_row(a) for a in rows]}
+
+
+def artifact(q: CmfQuery, *, hash: str) -> dict[str, Any]:
+    """One artifact (a hash or a prefix of one): every version recorded at its paths, newest
+    first, and the executions that wrote (``output``) or read (``input``) this version."""
+    from cmfgit.graph import Node
+
+    hashes = q.resolve_artifacts(hash)
+    found = q.artifacts(hashes=hashes)
+    if not found:
+        raise ObjectNotFound(hash, f"no artifact matches '{hash}'")
+    main = found[0]
+    paths = main.get("paths") or []
+    every: set[str] = set()
+    for p in paths:
+        every.update(q.resolve_artifacts(p))
+    versions = sorted(q.artifacts(hashes=every | {main["hash"]}), key=lambda a: a.get("first_seen") or "", reverse=True)
+    result, graph = q.lineage([Node("artifact", main["hash"])], "both", 1)
+    roots = {n.key for n in result.roots}
+    used = []
+    for e in result.edges:
+        if e.target.key in roots and e.source.kind == "execution":
+            rid, role = e.source.key, "output"
+        elif e.source.key in roots and e.target.kind == "execution":
+            rid, role = e.target.key, "input"
+        else:
+            continue
+        s = graph.executions.get(rid, {})
+        used.append(
+            {
+                "execution": rid,
+                "pipeline": s.get("pipeline"),
+                "stage": s.get("stage"),
+                "role": role,
+                "started_at": s.get("started_at"),
+                "status": compare.status(s),
+            }
+        )
+    used.sort(key=lambda u: (u["started_at"] or "", u["execution"], u["role"]), reverse=True)
+    return {
+        "artifact": {
+            "hash": main["hash"],
+            "path": paths[0] if paths else None,
+            "paths": paths,
+            "type": main.get("type"),
+            "size": main.get("size"),
+            "aliases": main.get("aliases") or [],
+            "tags": main.get("tags") or {},
+        },
+        "versions": [
+            {
+                "hash": v["hash"],
+                "size": v.get("size"),
+                "first_seen": v.get("first_seen"),
+                "produced_by": (v.get("producers") or [None])[0],
+                "path": (v.get("paths") or [None])[0],
+            }
+            for v in versions
+        ],
+        "used_by": used,
+    }
+
+
+def pipelines(q: CmfQuery) -> dict[str, Any]:
+    """Pipelines, their stages with run counts, and the stage DAG the recorded lineage gives:
+    an edge from stage A to stage B when B read an artifact that A wrote (same pipeline)."""
+    edges: dict[str, set[tuple[str, str]]] = {}
+    for pipeline, a, b in q.db.execute(
+        "SELECT DISTINCT pe.pipeline, pe.stage, ce.stage FROM events o "
+        "JOIN events i ON i.art = o.art AND i.dir = 0 "
+        "JOIN executions pe ON pe.rowid = o.exec JOIN executions ce ON ce.rowid = i.exec "
+        "WHERE o.dir = 1 AND pe.pipeline = ce.pipeline AND pe.stage != ce.stage"
+    ):
+        edges.setdefault(pipeline, set()).add((a, b))
+    out = []
+    for p in q.pipelines():
+        out.append(
+            {
+                "name": p["pipeline"],
+                "runs": p["executions"],
+                "failed": p["failed"],
+                "last": p["last_run"],
+                "stages": [
+                    {"name": s["stage"], "runs": s["executions"], "failed": s["failed"], "last": s["last_run"]}
+                    for s in sorted(p["stages"], key=lambda s: natural_key(str(s["stage"])))
+                ],
+                "edges": [{"from": a, "to": b} for a, b in sorted(edges.get(p["pipeline"], ()))],
+            }
+        )
+    return {"pipelines": out}
 
 
 # -- the dispatcher ----------------------------------------------------------------------
@@ -283,6 +447,19 @@ ENDPOINTS: dict[str, Callable[[CmfQuery, Mapping[str, str]], dict[str, Any]]] = 
     "info": lambda q, p: info(q),
     "runs": _runs,
     "run": lambda q, p: run(q, id=_text(p, "id", required=True) or ""),
+    "compare": lambda q, p: compare_runs(q, ids=_list(p, "ids") or []),
+    "lineage": lambda q, p: lineage(
+        q, target=_text(p, "target", required=True) or "", dir=_text(p, "dir") or "up", depth=_int(p, "depth", None)
+    ),
+    "artifacts": lambda q, p: artifacts(
+        q,
+        type=_text(p, "type"),
+        path=_text(p, "path"),
+        offset=_int(p, "offset", 0) or 0,
+        limit=_int(p, "limit", DEFAULT_LIMIT) or 0,
+    ),
+    "artifact": lambda q, p: artifact(q, hash=_text(p, "hash", required=True) or ""),
+    "pipelines": lambda q, p: pipelines(q),
 }
 
 

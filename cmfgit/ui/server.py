@@ -119,10 +119,10 @@ class UiServer(ThreadingHTTPServer):
 
     def __init__(self, host: str, port: int, source: Source, *, static: Path = STATIC, verbose: bool = False) -> None:
         self.address_family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
-        super().__init__((host.strip("[]"), port), Handler)
         self.source = source
         self.static = static
         self.verbose = verbose
+        super().__init__((host.strip("[]"), port), Handler)
         self.host = host.strip("[]")
         self.port = int(self.server_address[1])
         self.allowed_hosts = self._allowed()
