@@ -218,6 +218,7 @@
 
   CMF.h = h;
   CMF.clear = clear;
+  CMF.append = append;
   CMF.fmt = {
     value: value,
     time: time,
