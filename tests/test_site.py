@@ -495,3 +495,126 @@ def test_the_site_holds_records_only_no_secrets(site_repo: Path, tmp_path: Path)
     config = json.loads((site_dir / "cmfgit-site.json").read_text())
     assert config["info"]["commit_url"] == "https://github.com/acme/wine/commit/{commit}"
     assert b"[user]" not in blob and b"tests@example.invalid" not in blob  # nothing of git's config
+
+
+# -- the pages, from file:// (no flag) and from a static server -----------------------------------
+
+
+@contextmanager
+def static_server(root: Path) -> Iterator[str]:
+    """A plain static file server on 127.0.0.1 (what GitHub Pages is to the site)."""
+    import http.server
+    import threading
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *a: Any, **k: Any) -> None:
+            super().__init__(*a, directory=str(root), **k)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+def _texts(driver: Any, css: str) -> list[str]:
+    from selenium.webdriver.common.by import By
+
+    return [e.text for e in driver.find_elements(By.CSS_SELECTOR, css)]
+
+
+def _ids(driver: Any) -> list[str]:
+    from selenium.webdriver.common.by import By
+
+    return [e.get_attribute("data-id") for e in driver.find_elements(By.CSS_SELECTOR, "table#runs tr.run")]
+
+
+def _browse(driver: Any, base: str, q: Any) -> None:
+    """The server tests' flows on the static site: runs, search (and a bad one), sort, a run,
+    compare 3 runs, the lineage graph; every check against what CmfQuery/api answer."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    from browser import wait_until
+    from cmfgit.ui import api
+
+    newest = [rid for rid, _ in q.execution_records()]
+    driver.get(base + "#/runs")
+    wait_until(driver, lambda d: len(_ids(d)) == 10)
+    assert _ids(driver) == newest
+    assert "10" in wait_for(driver, "#runs-total").text
+    failed = [e.get_attribute("data-id") for e in driver.find_elements(By.CSS_SELECTOR, "tr.run.failed")]
+    assert failed == [rid for rid, r in q.execution_records() if r.get("exit_code") not in (0, None)]
+    # search
+    box = wait_for(driver, "input#where")
+    box.clear()
+    box.send_keys("params.n >= 1 and stage == 'train'", Keys.ENTER)
+    want = [rid for rid, _ in q.execution_records("params.n >= 1 and stage == 'train'")]
+    assert len(want) == 2
+    wait_until(driver, lambda d: _ids(d) == want)
+    # a bad search: the message and the caret under the spot
+    box = wait_for(driver, "input#where")
+    box.clear()
+    box.send_keys("params.n >= 2 and params.lr_3 > 1", Keys.ENTER)
+    error = wait_for(driver, "#where-error")
+    wait_until(driver, lambda d: "no execution has param 'lr_3'" in error.text)
+    assert "did you mean 'params.lr_2'?" in error.text
+    caret = wait_for(driver, "#where-error pre.caret").text.splitlines()
+    assert caret[0].strip() == "params.n >= 2 and params.lr_3 > 1"
+    assert caret[1].index("^") - caret[0].index("p") == 18
+    # sort by a column: ascending, then descending
+    driver.get(base + "#/runs?sort=")
+    wait_until(driver, lambda d: len(_ids(d)) == 10)
+    wait_for(driver, 'th[data-sort="stage"]').click()
+    wait_until(driver, lambda d: _ids(d) == [rid for rid, _ in q.execution_records(sort="stage")])
+    wait_for(driver, 'th[data-sort="stage"]').click()
+    wait_until(driver, lambda d: _ids(d) == [rid for rid, _ in q.execution_records(sort="-stage")])
+    # open a run
+    target = newest[0]
+    driver.get(base + "#/runs")
+    wait_until(driver, lambda d: len(_ids(d)) == 10)
+    driver.find_element(By.CSS_SELECTOR, f'tr.run[data-id="{target}"] a').click()
+    assert wait_for(driver, "#run").get_attribute("data-id") == target
+    wait_for(driver, "table#inputs")
+    assert "report.json" in wait_for(driver, "table#outputs").text
+    # compare 3 runs
+    driver.get(base + "#/runs")
+    wait_until(driver, lambda d: len(_ids(d)) == 10)
+    trio = [rid for rid, r in q.execution_records('stage == "train"')][:3]
+    for rid in trio:
+        driver.find_element(By.CSS_SELECTOR, f'input.pick[value="{rid}"]').click()
+    wait_for(driver, "button#compare").click()
+    wait_for(driver, "table#compare")
+    table = api.compare_runs(q, ids=trio)
+    changed = {f"params.{r['key']}" for r in table["params"] if r["changed"]}
+    wait_until(driver, lambda d: d.find_elements(By.CSS_SELECTOR, 'tr[data-key="params.n"]'))
+    shown = {e.get_attribute("data-key") for e in driver.find_elements(By.CSS_SELECTOR, "tr.changed")}
+    assert changed and changed <= shown
+    # the lineage graph
+    lineage = api.lineage(q, target="model.pkl", dir="both")
+    driver.get(base + "#/lineage/model.pkl?dir=both")
+    graph = wait_for(driver, "#graph[data-nodes]", timeout=60)
+    assert int(graph.get_attribute("data-nodes")) == len(lineage["nodes"]) >= 5
+    errors = [e for e in driver.get_log("browser") if e.get("level") == "SEVERE" and "favicon" not in e["message"]]
+    assert not errors, errors
+
+
+def test_the_pages_from_file_urls_and_a_static_server(site_repo: Path, tmp_path: Path) -> None:
+    from cmfgit.query import CmfQuery
+
+    out = tmp_path / "site"
+    proc = cmfgit(site_repo, "site", "build", str(out), check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "10 execution(s)" in proc.stdout
+    with CmfQuery(site_repo, warn=False) as q:
+        with chrome() as driver:  # no --allow-file-access-from-files: as a user double-clicking it
+            _browse(driver, (out / "index.html").as_uri(), q)
+            with static_server(out) as url:
+                _browse(driver, url, q)
