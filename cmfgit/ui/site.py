@@ -44,6 +44,7 @@ existing DIR is replaced only when it is a site (it has ``cmfgit-site.json``) or
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -199,7 +200,7 @@ def build(
     from cmfgit.query import CmfQuery
 
     start = time.perf_counter()
-    target = Path(out).absolute()
+    target = Path(os.path.abspath(out))
     check_target(target)
     with CmfQuery(repo, scope=scope, warn=False) as q:
         rowids = q.execution_rowids(where, pipeline=pipeline)  # the default order: newest first, then id
@@ -388,13 +389,37 @@ class _Runs:
         from cmfgit import compare
 
         rid, r = self.records[i]
-        return compare.run_row({"id": rid, **_display(r)})
+        return compare.run_row({"id": rid, **_record_json(r)})
 
 
 def _display(value: Any) -> Any:
+    """``value`` as the JSON shows it (reading.as_json: NaN and infinities as strings); cheap
+    for the plain values most params and metrics are."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if kind is float:
+        return value if math.isfinite(value) else ("NaN" if value != value else ("Infinity" if value > 0 else "-Infinity"))
     from cmfgit.reading import _json_safe as safe
 
     return safe(value)
+
+
+def _record_json(record: dict[str, Any]) -> dict[str, Any]:
+    """The record as the JSON shows it: most records have no NaN or infinity to replace (a
+    walk that builds nothing tells), so most are not copied."""
+    return record if _finite(record) else _display(record)  # type: ignore[no-any-return]
+
+
+def _finite(value: Any) -> bool:
+    kind = type(value)
+    if kind is float:
+        return math.isfinite(value)
+    if kind is dict:
+        return all(_finite(v) for v in value.values())
+    if kind is list:
+        return all(_finite(v) for v in value)
+    return True
 
 
 def _info(q: Any, count: int, where: str | None, pipeline: str | None) -> dict[str, Any]:
@@ -423,7 +448,7 @@ def _write_runs(
         prefix += 1
     groups: dict[str, dict[str, Any]] = {}
     for rid, record in records:
-        obj = {"id": rid, **_display(record)}
+        obj = {"id": rid, **_record_json(record)}
         obj["tags"] = dict(tags.get(rid, {}))
         obj["metadata_commit"] = commits.get(rid, {"commit": None, "pending": False})
         steps = obj.get("step_metrics")
