@@ -234,11 +234,41 @@ def _copy_static(static: Path, root: Path, writer: _Writer) -> None:
         writer.bytes += dest.stat().st_size
 
 
-def _records(q: Any, rowids: Sequence[int]) -> list[tuple[str, dict[str, Any]]]:
+PARALLEL_MIN = 20_000  # records: below this, parsing in worker processes costs more than it saves
+PARSE_BATCH = 4_000
+_TO_PARSE: list[tuple[str, bytes]] = []  # what forked workers parse (shared by fork, not sent)
+
+
+def _parse_batch(start: int) -> bytes:
+    import marshal
+
     from cmfgit.index import load_record
 
+    return marshal.dumps([load_record(data, rid) for rid, data in _TO_PARSE[start : start + PARSE_BATCH]])
+
+
+def _records(q: Any, rowids: Sequence[int]) -> list[tuple[str, dict[str, Any]]]:
+    """(id, record) of the rowids, in order; parsed in worker processes when there are many
+    (the index's build does the same: cmfgit.index._jobs)."""
+    from cmfgit.index import _jobs, load_record
+
     found = q._index.read(rowids)
-    return [(rid, load_record(data, rid)) for rid, data in (found[r] for r in rowids if r in found)]
+    items = [found[r] for r in rowids if r in found]
+    jobs = _jobs()
+    if jobs < 2 or len(items) < PARALLEL_MIN:
+        return [(rid, load_record(data, rid)) for rid, data in items]
+    import marshal
+    import multiprocessing
+
+    _TO_PARSE[:] = items
+    try:
+        with multiprocessing.get_context("fork").Pool(jobs) as pool:
+            parsed = [
+                r for blob in pool.imap(_parse_batch, range(0, len(items), PARSE_BATCH)) for r in marshal.loads(blob)
+            ]
+    finally:
+        _TO_PARSE.clear()
+    return [(rid, record) for (rid, _data), record in zip(items, parsed)]
 
 
 def _write_data(
@@ -358,21 +388,28 @@ class _Runs:
             names = sorted(seen, key=natural_key)
             keys[ns] = names
             indexed[ns] = sorted(good)  # as the index's keys table: the keys listed, the did-you-mean hints
-            for i, key in enumerate(names):
-                vals = [pair[which].get(key) for pair in self.filtered]
-                display: dict[int, Any] = {}
-                for row, (_rid, r) in enumerate(records):
-                    mapping = r.get(ns)
-                    if isinstance(mapping, dict) and key in mapping:
-                        shown = _display(mapping[key])
-                        if shown is None or shown != vals[row] or type(shown) is not type(vals[row]):
-                            display[row] = shown
-                self._put_column(writer, f"{ns[0]}{i}", vals, display)
+            number = {key: i for i, key in enumerate(names)}
+            vals: list[list[Any]] = [[None] * n for _ in names]
+            display: list[dict[int, Any]] = [{} for _ in names]
+            for row, ((_rid, r), pair) in enumerate(zip(records, self.filtered)):  # one pass over the runs
+                compared = pair[which]
+                for key, value in compared.items():
+                    vals[number[key]][row] = value
+                mapping = r.get(ns)
+                for key, raw in mapping.items() if isinstance(mapping, dict) else ():
+                    i = number.get(key)
+                    if i is None:
+                        continue
+                    shown = _display(raw)
+                    value = compared.get(key)
+                    if shown is None or type(shown) is not type(value) or shown != value:
+                        display[i][row] = shown
+            for i in range(len(names)):
+                self._put_column(writer, f"{ns[0]}{i}", vals[i], display[i])
         tag_names = sorted({name for rid, _ in records for name in self.tags.get(rid, {})}, key=natural_key)
         keys["tags"] = tag_names
         for i, name in enumerate(tag_names):
-            vals = [self.tags.get(rid, {}).get(name) for rid, _ in records]
-            self._put_column(writer, f"t{i}", vals)
+            self._put_column(writer, f"t{i}", [self.tags.get(rid, {}).get(name) for rid, _ in records])
         writer.put("runs-head", {"rows": [self.row(i) for i in range(min(HEAD_ROWS, n))]})
         return {"keys": keys, "indexed": indexed, "blocks": (n + BLOCK_ROWS - 1) // BLOCK_ROWS}
 
@@ -399,7 +436,9 @@ def _display(value: Any) -> Any:
     if kind is str or kind is int or kind is bool or value is None:
         return value
     if kind is float:
-        return value if math.isfinite(value) else ("NaN" if value != value else ("Infinity" if value > 0 else "-Infinity"))
+        return (
+            value if math.isfinite(value) else ("NaN" if value != value else ("Infinity" if value > 0 else "-Infinity"))
+        )
     from cmfgit.reading import _json_safe as safe
 
     return safe(value)
