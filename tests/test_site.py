@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser import chrome, wait_for
+from browser import chrome, wait_for, wait_until
 from conftest import cmfgit, git, make_repo
 from recgen import execution
 
@@ -542,7 +542,6 @@ def _browse(driver: Any, base: str, q: Any) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
-    from browser import wait_until
     from cmfgit.ui import api
 
     newest = [rid for rid, _ in q.execution_records()]
