@@ -391,6 +391,8 @@ def test_static_source_answers_every_endpoint_as_the_server(site_repo: Path, tmp
         ("compare", {"ids": ids[0]}),
         ("runs", {"offset": "-1"}),
         ("runs", {"limit": "x"}),
+        *[("run", {"id": rid}) for rid in ids],  # NaN, infinities, lists, long text...
+        ("compare", {"ids": ",".join(ids[3:])}),
         ("runs", {"limit": "5000"}),
         ("runs", {"sort": "params.n", "limit": "4"}),
         ("runs", {"sort": "-metrics.acc", "offset": "3", "limit": "3", "params": "opt,,n,opt,nope"}),
