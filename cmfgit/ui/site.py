@@ -193,6 +193,13 @@ class _Writer:
         self.files += 1
         self.bytes += len(text)
 
+    def put_text(self, name: str, json_text: str) -> None:
+        """A data file of JSON text already made."""
+        text = f"CMF_DATA.put({_dumps(name)},{json_text});\n".encode()
+        (self.data / f"{name}.js").write_bytes(text)
+        self.files += 1
+        self.bytes += len(text)
+
     def write(self, rel: str, text: str) -> None:
         data = text.encode()
         (self.root / rel).write_bytes(data)
@@ -255,24 +262,37 @@ PARSE_BATCH = 4_000
 _TO_PARSE: list[tuple[str, bytes]] = []  # what forked workers parse (shared by fork, not sent)
 
 
+def _record_text(record: dict[str, Any]) -> str:
+    """The JSON text of a record as reading.as_json shows it (NaN and infinities as strings)."""
+    try:
+        return _dumps(record)
+    except ValueError:
+        return _dumps(_display(record))
+
+
 def _parse_batch(start: int) -> bytes:
+    """(record, its JSON text) of a batch, in a worker: the run pages' text is made there too."""
     import marshal
 
     from cmfgit.index import load_record
 
-    return marshal.dumps([load_record(data, rid) for rid, data in _TO_PARSE[start : start + PARSE_BATCH]])
+    out = []
+    for rid, data in _TO_PARSE[start : start + PARSE_BATCH]:
+        record = load_record(data, rid)
+        out.append((record, _record_text(record)))
+    return marshal.dumps(out)
 
 
-def _records(q: Any, rowids: Sequence[int]) -> list[tuple[str, dict[str, Any]]]:
-    """(id, record) of the rowids, in order; parsed in worker processes when there are many
-    (the index's build does the same: cmfgit.index._jobs)."""
+def _records(q: Any, rowids: Sequence[int]) -> tuple[list[tuple[str, dict[str, Any]]], list[str] | None]:
+    """(id, record) of the rowids, in order, and each record's JSON text when workers made it.
+    Parsed in worker processes when there are many (as the index's build does: index._jobs)."""
     from cmfgit.index import _jobs, load_record
 
     found = q._index.read(rowids)
     items = [found[r] for r in rowids if r in found]
     jobs = _jobs()
     if jobs < 2 or len(items) < PARALLEL_MIN:
-        return [(rid, load_record(data, rid)) for rid, data in items]
+        return [(rid, load_record(data, rid)) for rid, data in items], None
     import marshal
     import multiprocessing
 
@@ -284,7 +304,7 @@ def _records(q: Any, rowids: Sequence[int]) -> list[tuple[str, dict[str, Any]]]:
             ]
     finally:
         _TO_PARSE.clear()
-    return [(rid, record) for (rid, _data), record in zip(items, parsed)]
+    return [(rid, record) for (rid, _data), (record, _text) in zip(items, parsed)], [text for _r, text in parsed]
 
 
 def _write_data(
@@ -292,10 +312,10 @@ def _write_data(
 ) -> dict[str, Any]:
     from cmfgit import recordcommits
 
-    records = _records(q, rowids)
+    records, texts = _records(q, rowids)
     if len(records) < len(rowids):  # files changed under the build: ask again once
         rowids = q.execution_rowids(where, pipeline=pipeline)
-        records = _records(q, rowids)
+        records, texts = _records(q, rowids)
     rowid_of = dict(zip([rid for rid, _ in records], rowids)) if len(records) == len(rowids) else None
     ids = [rid for rid, _ in records]
     if rowid_of is None:
@@ -318,7 +338,7 @@ def _write_data(
         "info": _info(q, len(records), where, pipeline),
     }
     manifest.update(runs.write(writer))
-    manifest["prefix"] = _write_runs(records, tags, commits, writer)
+    manifest["prefix"] = _write_runs(records, texts, tags, commits, writer)
     _write_graph(records, tags, writer)
     writer.put("pipelines", _pipelines(q, records, [rowid_of[rid] for rid in ids]))
     return manifest
@@ -491,31 +511,37 @@ def _info(q: Any, count: int, where: str | None, pipeline: str | None) -> dict[s
 
 def _write_runs(
     records: list[tuple[str, dict[str, Any]]],
+    texts: list[str] | None,
     tags: dict[str, dict[str, Any]],
     commits: dict[str, dict[str, Any]],
     writer: _Writer,
 ) -> int:
-    """The run payloads (api.run's), grouped by id prefix; returns the prefix length."""
+    """The run payloads (api.run's), grouped by id prefix; returns the prefix length. Written
+    as text around each record's JSON (``texts``: made by the workers that parsed them)."""
     from cmfgit.ui import api
 
     prefix = 1
     while len(records) > RUNS_PER_FILE * 16**prefix and prefix < 4:
         prefix += 1
-    groups: dict[str, dict[str, Any]] = {}
-    for rid, record in records:
-        obj = {"id": rid, **record}  # (NaN and infinities: _Writer.put)
-        obj["tags"] = dict(tags.get(rid, {}))
-        obj["metadata_commit"] = commits.get(rid, {"commit": None, "pending": False})
-        steps = obj.get("step_metrics")
-        git: dict[str, Any] = obj["git"] if isinstance(obj.get("git"), dict) else {}
+    groups: dict[str, list[str]] = {}
+    unknown = {"commit": None, "pending": False}
+    for n, (rid, record) in enumerate(records):
+        text = texts[n] if texts is not None else _record_text(record)
+        steps = record.get("step_metrics")
+        git: dict[str, Any] = record["git"] if isinstance(record.get("git"), dict) else {}
         commit = git.get("commit")
-        groups.setdefault(rid[:prefix], {})[rid] = {
-            "run": obj,
-            "steps": {k: steps[k] for k in api.natural(list(steps))} if isinstance(steps, dict) else {},
-            "code_url": api.commit_url(git.get("remote"), commit) if isinstance(commit, str) and commit else None,
-        }
-    for key, payload in sorted(groups.items()):
-        writer.put(f"run-{key}", payload)
+        shown_steps = _display({k: steps[k] for k in api.natural(list(steps))}) if isinstance(steps, dict) else {}
+        url = api.commit_url(git.get("remote"), commit) if isinstance(commit, str) and commit else None
+        # {"id", **record, "tags", "metadata_commit"}: the record's keys, then ours (the last one wins)
+        run = (
+            f'{text[:-1]},"id":{_dumps(rid)},"tags":{_dumps(tags.get(rid, {}))},'
+            f'"metadata_commit":{_dumps(commits.get(rid, unknown))}}}'
+        )
+        groups.setdefault(rid[:prefix], []).append(
+            f'{_dumps(rid)}:{{"run":{run},"steps":{_dumps(shown_steps)},"code_url":{_dumps(url)}}}'
+        )
+    for key, parts in sorted(groups.items()):
+        writer.put_text(f"run-{key}", "{" + ",".join(parts) + "}")
     return prefix
 
 
@@ -525,6 +551,7 @@ def _write_graph(records: list[tuple[str, dict[str, Any]]], tags: dict[str, dict
 
     graph = Graph.build(records)
     arts = graph.artifacts
+    inputs, outputs, producers, consumers = graph.inputs, graph.outputs, graph.producers, graph.consumers  # (once)
     keys = sorted(arts)
     index = {k: i for i, k in enumerate(keys)}
     canon = {h: index[k] for h, k in graph._canon.items() if h != k}  # aliases only
@@ -538,10 +565,10 @@ def _write_graph(records: list[tuple[str, dict[str, Any]]], tags: dict[str, dict
             "types": [sorted(arts[k].types) for k in keys],
             "size": [arts[k].size for k in keys],
             "canon": canon,
-            "inputs": [[index[k] for k in graph.inputs.get(rid, ())] for rid, _ in records],
-            "outputs": [[index[k] for k in graph.outputs.get(rid, ())] for rid, _ in records],
-            "producers": [[row_of[rid] for rid in graph.producers.get(k, ())] for k in keys],
-            "consumers": [[row_of[rid] for rid in graph.consumers.get(k, ())] for k in keys],
+            "inputs": [[index[k] for k in inputs.get(rid, ())] for rid, _ in records],
+            "outputs": [[index[k] for k in outputs.get(rid, ())] for rid, _ in records],
+            "producers": [[row_of[rid] for rid in producers.get(k, ())] for k in keys],
+            "consumers": [[row_of[rid] for rid in consumers.get(k, ())] for k in keys],
         },
     )
     hashes: dict[str, int] = {}
