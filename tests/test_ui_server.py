@@ -283,3 +283,15 @@ def test_loopback_hosts_do_not_warn() -> None:
     assert server.is_loopback("127.0.0.5")
     assert not server.is_loopback("0.0.0.0") and not server.is_loopback("192.168.1.2")
     assert not server.is_loopback("example.org")
+
+
+def test_concurrent_requests_all_answer(site: tuple[Path, Path]) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    root, static = site
+    paths = ["/api/runs?limit=3", "/api/pipelines", "/api/artifacts", "/app.js", "/api/info"] * 8
+    with serving(root, static=static) as srv:
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda p: request(srv.port, p), paths))
+    assert [a[0] for a in answers] == [200] * len(paths)
+    assert {json.loads(a[2])["total"] for a, p in zip(answers, paths) if p.startswith("/api/runs")} == {7}
