@@ -124,6 +124,7 @@ def info(q: CmfQuery) -> dict[str, Any]:
         "records": _count(
             q, f"SELECT count(*) FROM records WHERE kind != {BAD} AND rowid NOT IN (SELECT rowid FROM hidden)"
         ),
+        "unreadable": q.unreadable(),
         "commit_url": commit_url(remote),
         "version": __version__,
         "generated_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
