@@ -123,6 +123,15 @@ def test_terminal_markdown_and_csv(tmp_path: Path) -> None:
     assert lines["params.note"].split()[1:3] == ["a,b", '"c"\\nd']  # the newline shown as an escape
     assert text.index("params.lr_2") < text.index("params.lr_10") < text.index("metrics.acc")
     assert "params.seed" in text and "params.seed" not in cmfgit(repo, "compare", a, b, c, "--only-changed").stdout
+    coloured = {
+        line.split()[0]: line
+        for line in on_a_terminal(repo, ["compare", a, b, c], 120, colours=True).splitlines()
+        if line.strip()
+    }
+    yellow = "\x1b[33m"
+    assert yellow in coloured["\x1b[33mparams.lr_2\x1b[0m"]  # changed rows are highlighted
+    assert "params.seed" in coloured and "\x1b[" not in coloured["params.seed"]  # the others are not
+    assert "\x1b[1;31mfailed" in coloured["\x1b[33mstatus\x1b[0m"]  # failed runs stand out
 
     md = cmfgit(repo, "compare", a, b, c, "--md").stdout.splitlines()
     assert md[0].startswith("| |") and all(f"`{rid[:7]}" in md[0] for rid in (a, b, c))
