@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser import chrome, wait_for, wait_until
+from browser import chrome
 from conftest import make_repo
 
 XSS_STAGE = "<script>window.__pwned='stage'</script>"
@@ -193,6 +193,24 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ui]:
             server.wait(timeout=10)
         except subprocess.TimeoutExpired:
             server.kill()
+
+
+def wait_for(driver: Any, css: str, timeout: float = 30) -> Any:
+    """The first element matching ``css``, once it is there (polled often: the pages are quick)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    found = ec.presence_of_element_located((By.CSS_SELECTOR, css))
+    return WebDriverWait(driver, timeout, poll_frequency=0.05).until(found)
+
+
+def wait_until(driver: Any, predicate: Any, timeout: float = 30) -> Any:
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(driver, timeout, poll_frequency=0.05, ignored_exceptions=[StaleElementReferenceException])
+    return wait.until(lambda d: predicate(d))
 
 
 WINE = 'pipeline == "wine"'
