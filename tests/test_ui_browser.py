@@ -251,6 +251,25 @@ def test_runs_page_shows_runs_and_failed_ones_stand_out(ui: Ui) -> None:
     assert headers[2:8] == ["pipeline", "stage", "started", "duration", "status", "site"]
     assert {"lr", "epochs", "acc"} <= set(headers)
     assert wait_for(ui.driver, "#page-info").text == "1–13 of 13"
+    # Newest first unless told otherwise.
+    assert "desc" in ui.driver.find_element("css selector", 'th[data-sort="started_at"]').get_attribute("class")
+
+
+def test_choose_columns(ui: Ui) -> None:
+    ui.open("runs?where=" + q(WINE) + "&params=lr&metrics=acc")
+    wait_for(ui.driver, "table#runs tr.run")
+    assert ui.texts("table#runs thead tr:last-child th")[8:] == ["lr", "acc"]
+    ui.driver.find_element("css selector", "details#columns summary").click()
+    ui.driver.find_element("css selector", 'input.col[data-ns="metrics"][value="rmse"]').click()
+    ui.driver.find_element("css selector", 'input.col[data-ns="params"][value="lr"]').click()
+    ui.driver.find_element("css selector", "button#apply-columns").click()
+    wait_until(ui.driver, lambda d: ui.texts("table#runs thead tr:last-child th")[8:] == ["acc", "rmse"])
+    expected = {r["id"]: r["metrics"].get("rmse") for r in ui.api("runs", where=WINE, metrics="acc,rmse")["rows"]}
+    shown = {
+        e.get_attribute("data-id"): e.find_element("css selector", 'td[data-key="rmse"]').text
+        for e in ui.driver.find_elements("css selector", "table#runs tr.run")
+    }
+    assert shown == {rid: "" if v is None else f"{v:g}" for rid, v in expected.items()}
 
 
 def test_where_search_and_its_error_with_a_caret(ui: Ui) -> None:
@@ -518,3 +537,16 @@ def test_markup_in_records_is_shown_as_text_and_never_runs(ui: Ui) -> None:
     wait_for(ui.driver, "table#artifacts tr.artifact")
     assert XSS_PATH in ui.texts("table#artifacts a.artifact")
     clean()
+
+
+def test_no_script_errors_and_nothing_the_csp_refused(ui: Ui) -> None:
+    """Every page this module opened ran under the server's CSP without an error (the
+    browser's log since the first page; the 400s of the bad --where are expected)."""
+    ui.open("runs")
+    wait_for(ui.driver, "table#runs tr.run")
+    for route in (f"run/{ui.ids['train'][0]}", "pipelines", "artifacts"):
+        ui.go(route)
+        wait_for(ui.driver, "#page section")
+    logs = [e["message"] for e in ui.driver.get_log("browser") if e["level"] == "SEVERE"]
+    bad = [m for m in logs if not ("Failed to load resource" in m and "status of 400" in m)]
+    assert bad == []

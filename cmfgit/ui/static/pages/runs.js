@@ -186,8 +186,11 @@
       cols.push({ label: k, sort: "metrics." + k, cls: "num metric", group: "metrics" });
     });
 
-    var current = state.sort.replace(/^[+-]/, "");
-    var descending = state.sort.charAt(0) === "-";
+    // No sort given: the server's default, newest first.
+    var sort = state.sort || "-started_at";
+    var current = sort.replace(/^[+-]/, "");
+    if (current === "time") current = "started_at";
+    var descending = sort.charAt(0) === "-";
     var headRow = h("tr");
     cols.forEach(function (c) {
       var th = h("th", { class: c.cls || null, title: c.group ? c.group + "." + c.label : null }, c.label);
