@@ -550,3 +550,26 @@ def test_no_script_errors_and_nothing_the_csp_refused(ui: Ui) -> None:
     logs = [e["message"] for e in ui.driver.get_log("browser") if e["level"] == "SEVERE"]
     bad = [m for m in logs if not ("Failed to load resource" in m and "status of 400" in m)]
     assert bad == []
+
+
+def test_the_page_sources_never_parse_text_as_markup_or_code() -> None:
+    """A guard beside the browser test: no script of the page (the vendored files aside)
+    hands text to an HTML or JS parser, and index.html has no inline script or handler,
+    which the server's CSP would refuse anyway."""
+    import re
+
+    static = Path(__file__).resolve().parent.parent / "cmfgit" / "ui" / "static"
+    sinks = re.compile(
+        r"\.(innerHTML|outerHTML)\s*[+]?=|insertAdjacentHTML|document\.write|\beval\(|new Function|setTimeout\(\s*['\"]"
+    )
+    scripts = sorted(p for p in static.rglob("*.js") if "vendor" not in p.parts)
+    assert len(scripts) >= 10
+    for path in scripts:
+        code = re.sub(r"/\*.*?\*/", "", path.read_text(encoding="utf-8"), flags=re.S)
+        assert not sinks.search(code), path
+    html = (static / "index.html").read_text(encoding="utf-8")
+    assert re.findall(r"<script(?![^>]*\bsrc=)", html) == []
+    assert not re.search(r"\son[a-z]+\s*=", html)
+    # Every script and stylesheet is a file of this folder (nothing from the network).
+    for ref in re.findall(r'(?:src|href)="([^"#]+)"', html):
+        assert ref == "data:," or (static / ref).is_file() or ref == "./config.js", ref
