@@ -168,6 +168,10 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ui]:
     os.environ.update(env)
     try:
         repo = make_repo(root / "uirepo", site="lab")
+        # A GitHub remote: the run page links the code version to its commit page.
+        subprocess.run(
+            ["git", "remote", "add", "origin", "https://github.com/example/uirepo.git"], cwd=repo, check=True
+        )
         ids = record_runs(repo)
     finally:
         os.environ.clear()
@@ -357,6 +361,10 @@ def test_run_page(ui: Ui) -> None:
         ui.driver.find_element("css selector", '#steps .chart[data-metric="loss"]').get_attribute("data-points") == "5"
     )
     assert run["git"]["commit"] in wait_for(ui.driver, "#code").text
+    commit = ui.driver.find_element("css selector", "#code a.commit")
+    assert commit.text == run["git"]["commit"]
+    assert commit.get_attribute("href") == f"https://github.com/example/uirepo/commit/{run['git']['commit']}"
+    assert "branch: main" in ui.driver.find_element("css selector", "#code").text
     assert ui.driver.find_element("css selector", "#command").text == "python train.py 0.01"
     assert "python" in ui.texts("#env th")
     assert ui.driver.find_element("css selector", "#site").text == "site: lab"
@@ -365,6 +373,11 @@ def test_run_page(ui: Ui) -> None:
     # The best run's tag.
     ui.go("run/" + ui.ids["train"][-1])
     wait_until(ui.driver, lambda d: ui.texts("table#tags td") == ["best"])
+    # A run that is not there: the server's one-line message.
+    ui.go("run/" + "f" * 12)
+    with pytest.raises(urllib.error.HTTPError) as info:
+        ui.api("run", id="f" * 12)
+    assert wait_for(ui.driver, "#page-error").text == json.loads(info.value.read())["error"]
 
 
 def test_compare_three_runs(ui: Ui) -> None:
