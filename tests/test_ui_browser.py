@@ -74,11 +74,14 @@ with cmfgit.run(pipeline="wine", stage="evaluate", params={"threshold": 0.5}, co
     run.log_output("report.json", type="metrics")
     run.log_metrics({"auc": 0.91})
 ids["evaluate"] = run.id
-with cmfgit.run(pipeline="nlp", stage="tokenize", params={"vocab": 32000}, command=["python", "tok.py"]) as run:
-    run.log_input("data/raw.csv", type="dataset")
-    write("data/tokens.bin", "tokens\n")
-    run.log_output("data/tokens.bin", type="dataset")
-ids["tokenize"] = run.id
+# Two versions of data/tokens.bin.
+ids["tokenize"] = []
+for vocab in (16000, 32000):
+    with cmfgit.run(pipeline="nlp", stage="tokenize", params={"vocab": vocab}, command=["python", "tok.py"]) as run:
+        run.log_input("data/raw.csv", type="dataset")
+        write("data/tokens.bin", f"tokens {vocab}\n")
+        run.log_output("data/tokens.bin", type="dataset")
+    ids["tokenize"].append(run.id)
 with cmfgit.run(pipeline="evil", stage=XSS_STAGE, params={"note": XSS_PARAM}, command=["echo", XSS_PARAM]) as run:
     run.log_input("data/tokens.bin", type="dataset")
     write(XSS_PATH, "x\n")
@@ -103,8 +106,9 @@ print(json.dumps(ids))
 
 def record_runs(repo: Path) -> dict[str, Any]:
     """The runs the tests browse: pipelines wine (prepare, 10 train runs and a failed one,
-    evaluate), nlp (tokenize), evil (markup in its stage, a param, a path and a tag) and
-    sweep (333 runs: the lineage of data/big.csv has 1,000 nodes)."""
+    evaluate), nlp (tokenize, twice: two versions of data/tokens.bin), evil (markup in its
+    stage, a param, a path and a tag) and sweep (333 runs: the lineage of data/big.csv has
+    1,000 nodes)."""
     proc = subprocess.run(
         [sys.executable, "-c", _RECORD, json.dumps([XSS_STAGE, XSS_PARAM, XSS_TAG, XSS_PATH])],
         cwd=repo,
@@ -324,15 +328,15 @@ def test_paging(ui: Ui) -> None:
     ui.open("runs")
     wait_for(ui.driver, "table#runs tr.run")
     total = ui.api("info")["executions"]
-    assert total == 348
-    assert wait_for(ui.driver, "#page-info").text == "1–50 of 348"
+    assert total == 349
+    assert wait_for(ui.driver, "#page-info").text == "1–50 of 349"
     assert ui.driver.find_element("css selector", "button#prev").get_attribute("disabled") is not None
     first = row_ids(ui)
     assert first == [r["id"] for r in ui.api("runs")["rows"]]
     ui.driver.find_element("css selector", "button#next").click()
     second = [r["id"] for r in ui.api("runs", offset=50)["rows"]]
     wait_rows(ui, second)
-    assert ui.driver.find_element("css selector", "#page-info").text == "51–100 of 348"
+    assert ui.driver.find_element("css selector", "#page-info").text == "51–100 of 349"
     assert not set(first) & set(second)
     ui.driver.find_element("css selector", "button#prev").click()
     wait_rows(ui, first)
@@ -410,8 +414,12 @@ def test_compare_three_runs(ui: Ui) -> None:
     assert wait_for(ui.driver, '#curves .chart[data-metric="loss"] canvas').is_displayed()
     # Only what changed.
     ui.driver.find_element("css selector", "#only-changed").click()
-    wait_until(ui.driver, lambda d: not d.find_elements("css selector", 'tr[data-key="params.optimizer"]'))
-    assert ui.driver.find_elements("css selector", 'tr[data-key="params.lr"]')
+    def only_changed(d: Any) -> bool:
+        keys = {e.get_attribute("data-key") for e in d.find_elements("css selector", "table#compare tbody tr[data-key]")}
+        return "params.lr" in keys and "params.optimizer" not in keys
+
+    wait_until(ui.driver, only_changed)
+    assert ui.driver.current_url.endswith("?only=changed")
 
 
 def graph_count(ui: Ui, css: str = "#graph") -> int:
@@ -495,6 +503,18 @@ def test_artifacts_and_pipelines_pages(ui: Ui) -> None:
         for e in ui.driver.find_elements("css selector", "table#used tbody tr")
     }
     assert used == {(ui.ids["train"][3], "output"), (ui.ids["evaluate"], "input")}
+    # Every version of a path, and where each was used.
+    first, second = (ui.api("run", id=rid)["run"]["outputs"][0]["hash"] for rid in ui.ids["tokenize"])
+    ui.go("artifact/" + second)
+    wait_for(ui.driver, f'#artifact[data-hash="{second}"]')
+    versions = ui.driver.find_elements("css selector", "table#versions tr.version")
+    assert {e.get_attribute("data-hash") for e in versions} == {first, second}
+    used = {e.get_attribute("data-id") for e in ui.driver.find_elements("css selector", "table#used tbody tr")}
+    assert used == {ui.ids["tokenize"][1], ui.ids["evil"]}
+    ui.driver.find_element("css selector", f'tr.version[data-hash="{first}"] a').click()
+    wait_for(ui.driver, f'#artifact[data-hash="{first}"]')
+    used = {e.get_attribute("data-id") for e in ui.driver.find_elements("css selector", "table#used tbody tr")}
+    assert used == {ui.ids["tokenize"][0]}
     # Pipelines: the stage DAG of wine and the runs per stage.
     ui.open("pipelines?name=wine")
     assert graph_count(ui, "#pipeline-graph") == 3
@@ -554,14 +574,15 @@ def test_markup_in_records_is_shown_as_text_and_never_runs(ui: Ui) -> None:
 
 def test_no_script_errors_and_nothing_the_csp_refused(ui: Ui) -> None:
     """Every page this module opened ran under the server's CSP without an error (the
-    browser's log since the first page; the 400s of the bad --where are expected)."""
+    browser's log since the first page; the API's answers to the bad requests aside)."""
     ui.open("runs")
     wait_for(ui.driver, "table#runs tr.run")
     for route in (f"run/{ui.ids['train'][0]}", "pipelines", "artifacts"):
         ui.go(route)
         wait_for(ui.driver, "#page section")
     logs = [e["message"] for e in ui.driver.get_log("browser") if e["level"] == "SEVERE"]
-    bad = [m for m in logs if not ("Failed to load resource" in m and "status of 400" in m)]
+    expected = ("status of 400 (Bad Request)", "status of 404 (Not Found)")  # a bad --where, a missing run
+    bad = [m for m in logs if not ("/api/" in m and "Failed to load resource" in m and m.endswith(expected))]
     assert bad == []
 
 

@@ -58,7 +58,7 @@
 
   function show(main, err, my) {
     if (!CMF.current(my)) return;
-    if (err && !err.where && typeof console !== "undefined") console.error(err);
+    if (err instanceof Error && typeof console !== "undefined") console.error(err); // a bug, not an answer
     main.appendChild(CMF.errorBox(err, "page-error"));
   }
 
