@@ -414,17 +414,26 @@ def test_compare_three_runs(ui: Ui) -> None:
     assert wait_for(ui.driver, '#curves .chart[data-metric="loss"] canvas').is_displayed()
     # Only what changed.
     ui.driver.find_element("css selector", "#only-changed").click()
+
     def only_changed(d: Any) -> bool:
-        keys = {e.get_attribute("data-key") for e in d.find_elements("css selector", "table#compare tbody tr[data-key]")}
+        rows = d.find_elements("css selector", "table#compare tbody tr[data-key]")
+        keys = {e.get_attribute("data-key") for e in rows}
         return "params.lr" in keys and "params.optimizer" not in keys
 
     wait_until(ui.driver, only_changed)
     assert ui.driver.current_url.endswith("?only=changed")
 
 
-def graph_count(ui: Ui, css: str = "#graph") -> int:
-    wait_until(ui.driver, lambda d: d.find_element("css selector", css).get_attribute("data-nodes"), timeout=60)
-    return int(ui.driver.find_element("css selector", css).get_attribute("data-nodes"))
+def graph_count(ui: Ui, css: str = "#graph", expected: int | None = None) -> int:
+    """The node count the graph at ``css`` shows once laid out (``expected``: wait for that
+    count, so a graph still on screen from the route before is not read by mistake)."""
+
+    def shown(d: Any) -> str | None:
+        found = d.find_elements("css selector", css)
+        value = found[0].get_attribute("data-nodes") if found else None
+        return value if value and (expected is None or value == str(expected)) else None
+
+    return int(wait_until(ui.driver, shown, timeout=60))
 
 
 def test_lineage_graph(ui: Ui) -> None:
@@ -441,7 +450,8 @@ def test_lineage_graph(ui: Ui) -> None:
     Select(ui.driver.find_element("css selector", "select#dir")).select_by_value("up")
     wait_until(ui.driver, lambda d: "dir=up" in d.current_url)
     up = ui.api("lineage", target="data/train.csv", dir="up")
-    assert graph_count(ui) == len(up["nodes"]) == 3
+    assert len(up["nodes"]) == 3
+    assert graph_count(ui, expected=3) == 3
     # Depth: one execution hop down from raw.csv reaches prepare and tokenize, not train.
     ui.open("lineage/" + q("data/raw.csv") + "?dir=down")
     full = graph_count(ui)
@@ -452,7 +462,8 @@ def test_lineage_graph(ui: Ui) -> None:
     depth.send_keys(Keys.ENTER)
     wait_until(ui.driver, lambda d: "depth=1" in d.current_url)
     one = ui.api("lineage", target="data/raw.csv", dir="down", depth=1)
-    assert graph_count(ui) == len(one["nodes"]) < full
+    assert len(one["nodes"]) < full
+    assert graph_count(ui, expected=len(one["nodes"])) == len(one["nodes"])
     # A click on a run's node opens its page.
     prepare = ui.ids["prepare"]
     ui.driver.execute_script("window.cmfgitGraph.getElementById(arguments[0]).emit('tap')", prepare)
