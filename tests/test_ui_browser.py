@@ -88,16 +88,15 @@ with cmfgit.run(pipeline="evil", stage=XSS_STAGE, params={"note": XSS_PARAM}, co
     run.log_output(XSS_PATH, type="dataset")
     run.log_metrics({"score": 1.5})
 ids["evil"] = run.id
-# A sweep whose lineage has 1,000 nodes: data/big.csv -> 333 runs -> 2 outputs each.
+# A sweep whose lineage has 1,000 nodes: data/big.csv -> 111 runs -> 8 outputs each.
 write("data/big.csv", "big\n")
-for i in range(333):
+for i in range(111):
     with cmfgit.run(pipeline="sweep", stage="fit", params={"i": i}, command=["python", "fit.py"]) as run:
         run.log_input("data/big.csv", type="dataset")
-        write(f"sweep/{i}.model", f"m{i}\n")
-        write(f"sweep/{i}.json", f"{{\"i\": {i}}}\n")
-        run.log_output(f"sweep/{i}.model", type="model")
-        run.log_output(f"sweep/{i}.json", type="metrics")
-        run.log_metrics({"score": i / 333})
+        for k in range(8):
+            write(f"sweep/{i}/{k}.out", f"{i} {k}\n")
+            run.log_output(f"sweep/{i}/{k}.out", type=("model", "metrics", "dataset")[k % 3])
+        run.log_metrics({"score": i / 111})
 cmfgit.tag(ids["evil"], {"note": XSS_TAG})
 cmfgit.tag(ids["train"][-1], {"status": "best"})
 print(json.dumps(ids))
@@ -107,8 +106,8 @@ print(json.dumps(ids))
 def record_runs(repo: Path) -> dict[str, Any]:
     """The runs the tests browse: pipelines wine (prepare, 10 train runs and a failed one,
     evaluate), nlp (tokenize, twice: two versions of data/tokens.bin), evil (markup in its
-    stage, a param, a path and a tag) and sweep (333 runs: the lineage of data/big.csv has
-    1,000 nodes)."""
+    stage, a param, a path and a tag) and sweep (111 runs of 8 outputs: the lineage of data/big.csv
+    has 1,000 nodes)."""
     proc = subprocess.run(
         [sys.executable, "-c", _RECORD, json.dumps([XSS_STAGE, XSS_PARAM, XSS_TAG, XSS_PATH])],
         cwd=repo,
@@ -328,15 +327,15 @@ def test_paging(ui: Ui) -> None:
     ui.open("runs")
     wait_for(ui.driver, "table#runs tr.run")
     total = ui.api("info")["executions"]
-    assert total == 349
-    assert wait_for(ui.driver, "#page-info").text == "1–50 of 349"
+    assert total == 127
+    assert wait_for(ui.driver, "#page-info").text == "1–50 of 127"
     assert ui.driver.find_element("css selector", "button#prev").get_attribute("disabled") is not None
     first = row_ids(ui)
     assert first == [r["id"] for r in ui.api("runs")["rows"]]
     ui.driver.find_element("css selector", "button#next").click()
     second = [r["id"] for r in ui.api("runs", offset=50)["rows"]]
     wait_rows(ui, second)
-    assert ui.driver.find_element("css selector", "#page-info").text == "51–100 of 349"
+    assert ui.driver.find_element("css selector", "#page-info").text == "51–100 of 127"
     assert not set(first) & set(second)
     ui.driver.find_element("css selector", "button#prev").click()
     wait_rows(ui, first)
@@ -534,7 +533,7 @@ def test_artifacts_and_pipelines_pages(ui: Ui) -> None:
         (e.get_attribute("data-pipeline"), e.get_attribute("data-stage")): e.find_elements("css selector", "td")[2].text
         for e in ui.driver.find_elements("css selector", "table#stages tr.stage")
     }
-    assert rows[("wine", "train")] == "11" and rows[("wine", "prepare")] == "1" and rows[("sweep", "fit")] == "333"
+    assert rows[("wine", "train")] == "11" and rows[("wine", "prepare")] == "1" and rows[("sweep", "fit")] == "111"
     assert "failed" in ui.driver.find_element("css selector", 'tr.stage[data-stage="train"]').get_attribute("class")
 
 
@@ -577,9 +576,9 @@ def test_markup_in_records_is_shown_as_text_and_never_runs(ui: Ui) -> None:
     assert XSS_STAGE in ui.texts("table#stages td.stage-name")
     clean()
 
-    ui.open("artifacts?type=dataset")
+    ui.open("artifacts?path=onerror")
     wait_for(ui.driver, "table#artifacts tr.artifact")
-    assert XSS_PATH in ui.texts("table#artifacts a.artifact")
+    assert ui.texts("table#artifacts a.artifact") == [XSS_PATH]
     clean()
 
 
