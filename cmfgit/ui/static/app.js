@@ -71,6 +71,11 @@
         el.appendChild(h("span", { class: "repo" }, info.name));
         el.appendChild(h("span", { class: "scope" }, info.scope));
         el.appendChild(h("span", { class: "count" }, CMF.fmt.count(info.executions) + " runs"));
+        if (typeof info.unreadable === "number" && info.unreadable > 0) {
+          el.appendChild(
+            h("span", { class: "warn", id: "unreadable" }, info.unreadable + " record(s) could not be read and are left out; run 'cmfgit fsck'")
+          );
+        }
         CMF.info = info;
         document.title = "cmfgit: " + info.name;
       })
