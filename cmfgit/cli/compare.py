@@ -28,7 +28,7 @@ Row = tuple[str, str, list[Any], list[Any], bool, bool]
 def compare(
     runs: Annotated[
         list[str],
-        typer.Argument(metavar="RUN...", help="two or more execution ids (prefixes), @N or STAGE@N"),
+        typer.Argument(metavar="RUN", help="two or more execution ids (prefixes), @N or STAGE@N"),
     ],
     changed_only: Annotated[
         bool, typer.Option("--only-changed", help="only the params and metrics whose values differ")
@@ -191,7 +191,10 @@ def terminal(table: dict[str, Any], short: Sequence[str]) -> None:
 
     label_width = narrowest(labels)
     widths = [max(len(short[i]), narrowest([row[i] for row in cells])) for i in range(len(short))]
-    room = console().width - label_width - 2
+    width = console().width
+    room = width - label_width - 2
+    if widths[0] + 2 + max(widths[1:]) > room:  # not even two runs beside the names: names go above their row
+        room = width - 2
     groups: list[list[int]] = []
     for i in range(1, len(short)):
         used = widths[0] + sum(widths[j] + 2 for j in groups[-1][1:]) if groups else 0

@@ -118,7 +118,7 @@ def info(q: CmfQuery) -> dict[str, Any]:
     return {
         "name": q.repo.root.name,
         "scope": q.scope.describe(),
-        "executions": _count(q, "SELECT count(*) FROM executions"),
+        "executions": q.count_executions(),
         "records": _count(
             q, f"SELECT count(*) FROM records WHERE kind != {BAD} AND rowid NOT IN (SELECT rowid FROM hidden)"
         ),
@@ -151,12 +151,8 @@ def runs(
     _check_page(offset, limit)
     where = where if where is not None and where.strip() else None
     sort = sort if sort is not None and sort.strip() else None
-    if hasattr(q, "count_executions"):  # paging in the index (h-uibench)
-        found = q.execution_records(where, sort=sort, limit=limit, offset=offset)  # type: ignore[call-arg,unused-ignore]
-        total = q.count_executions(where)
-    else:
-        found = q.execution_records(where, sort=sort, limit=offset + limit)[offset:]
-        total = len(q.execution_rowids(where, sort=sort))
+    found = q.execution_records(where, sort=sort, limit=limit, offset=offset)
+    total = q.count_executions(where)
     objects = q.as_objects(found)
     columns: dict[str, list[str]] = {}
     for ns, chosen in (("params", params), ("metrics", metrics)):
