@@ -180,11 +180,16 @@ class Server:
         self.start_s = time.perf_counter() - t0
 
     def stop(self) -> None:
+        if self.proc.poll() is not None:
+            return
         try:
             os.killpg(self.proc.pid, signal.SIGINT)
             self.proc.wait(timeout=20)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
+        except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        except ProcessLookupError:
+            pass
 
 
 def http_get(url: str) -> tuple[float, bytes]:
