@@ -353,3 +353,33 @@ def test_web_url_drops_credentials() -> None:
 
 def test_natural_order() -> None:
     assert natural(["lr_10", "lr_2", "lr", "a10b2", "a2b10"]) == ["a2b10", "a10b2", "lr", "lr_2", "lr_10"]
+
+
+def test_a_ref_scope_serves_that_revision(wine: tuple[Path, dict[str, str]]) -> None:
+    from conftest import git
+
+    from cmfgit.index import Scope
+
+    root, _ids = wine
+    git(root, "add", ".cmf")
+    git(root, "commit", "-q", "-m", "runs")
+    cmfgit(root, "log-run", "--stage", "late", "--", "true")  # pending: not in HEAD
+    with serving(root, Scope("ref", ref="HEAD")) as srv:
+        info = api(srv, "info")
+        page = api(srv, "runs")
+    assert info["scope"] == "revision HEAD"
+    assert page["total"] == 7 and "late" not in {r["stage"] for r in page["rows"]}
+    with serving(root) as srv:
+        assert api(srv, "runs")["total"] == 8
+
+
+def test_scope_errors_are_one_line(wine: tuple[Path, dict[str, str]]) -> None:
+    root, _ids = wine
+    proc = cmfgit(root, "ui", "--global", "--no-browser", check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        "cmfgit: error: no global metadata branch here (refs/remotes/origin/cmf/global): "
+        "run 'cmfgit global fetch origin' or 'cmfgit pull origin' first"
+    ]
+    proc = cmfgit(root, "ui", "--ref", "nosuch", "--no-browser", check=False)
+    assert proc.returncode == 1 and proc.stderr.strip() == "cmfgit: error: unknown revision 'nosuch'"

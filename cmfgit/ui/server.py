@@ -159,6 +159,13 @@ class UiServer(ThreadingHTTPServer):
         shown = f"[{host}]" if ":" in host else host
         return f"http://{shown}:{self.port}/"
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A connection that broke mid-answer (the browser moved on): one line with ``--verbose``,
+        else nothing; never socketserver's traceback."""
+        if self.verbose:
+            exc = sys.exc_info()[1]
+            print(f"cmfgit ui: {client_address[0]}: {type(exc).__name__}: {exc}", file=sys.stderr)
+
     def server_close(self) -> None:
         super().server_close()
         self.source.close()
