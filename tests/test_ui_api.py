@@ -33,6 +33,7 @@ def test_info(wine: tuple[Path, dict[str, str]]) -> None:
     assert info["scope"] == "the checkout"
     assert info["executions"] == len(ids)
     assert info["records"] == len(ids)
+    assert info["unreadable"] == 0
     assert info["commit_url"] is None  # no remote
     assert info["version"]
     assert info["generated_at"].endswith("Z")

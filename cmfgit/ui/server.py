@@ -352,6 +352,12 @@ def serve(
             "anyone who can reach this address can read these records",
             file=sys.stderr,
         )
+    with server.source.lock:
+        bad = server.source.query().unreadable()
+    if bad:
+        from cmfgit.query import unreadable_note
+
+        print(f"cmfgit: warning: {unreadable_note(bad)}", file=sys.stderr)
     print(f"cmfgit ui: serving {server.source.scope.describe()} at {server.url} (Ctrl-C to stop)", flush=True)
     if open_browser and display_available():
         import webbrowser
