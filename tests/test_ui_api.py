@@ -33,6 +33,7 @@ def test_info(wine: tuple[Path, dict[str, str]]) -> None:
     assert info["scope"] == "the checkout"
     assert info["executions"] == len(ids)
     assert info["records"] == len(ids)
+    assert info["unreadable"] == 0
     assert info["commit_url"] is None  # no remote
     assert info["version"]
     assert info["generated_at"].endswith("Z")
@@ -293,11 +294,15 @@ def test_a_run_logged_while_serving_shows_up(wine: tuple[Path, dict[str, str]]) 
     root, _ids = wine
     with serving(root, refresh_interval=0) as srv:
         assert api(srv, "runs")["total"] == 7
+        (pipeline,) = api(srv, "pipelines")["pipelines"]  # (kept until the index changes)
+        assert "late" not in {s["name"] for s in pipeline["stages"]}
         cmfgit(root, "log-run", "--stage", "late", "-p", "lr=0.5", "--", "true")
         page = api(srv, "runs")  # the very next request
         assert page["total"] == 8
         assert page["rows"][0]["stage"] == "late" and page["rows"][0]["params"] == {"lr": 0.5}
         assert api(srv, "info")["executions"] == 8
+        (pipeline,) = api(srv, "pipelines")["pipelines"]
+        assert "late" in {s["name"] for s in pipeline["stages"]}
 
 
 def test_the_default_refresh_sees_new_runs_too(wine: tuple[Path, dict[str, str]]) -> None:
@@ -353,3 +358,33 @@ def test_web_url_drops_credentials() -> None:
 
 def test_natural_order() -> None:
     assert natural(["lr_10", "lr_2", "lr", "a10b2", "a2b10"]) == ["a2b10", "a10b2", "lr", "lr_2", "lr_10"]
+
+
+def test_a_ref_scope_serves_that_revision(wine: tuple[Path, dict[str, str]]) -> None:
+    from conftest import git
+
+    from cmfgit.index import Scope
+
+    root, _ids = wine
+    git(root, "add", ".cmf")
+    git(root, "commit", "-q", "-m", "runs")
+    cmfgit(root, "log-run", "--stage", "late", "--", "true")  # pending: not in HEAD
+    with serving(root, Scope("ref", ref="HEAD")) as srv:
+        info = api(srv, "info")
+        page = api(srv, "runs")
+    assert info["scope"] == "revision HEAD"
+    assert page["total"] == 7 and "late" not in {r["stage"] for r in page["rows"]}
+    with serving(root) as srv:
+        assert api(srv, "runs")["total"] == 8
+
+
+def test_scope_errors_are_one_line(wine: tuple[Path, dict[str, str]]) -> None:
+    root, _ids = wine
+    proc = cmfgit(root, "ui", "--global", "--no-browser", check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        "cmfgit: error: no global metadata branch here (refs/remotes/origin/cmf/global): "
+        "run 'cmfgit global fetch origin' or 'cmfgit pull origin' first"
+    ]
+    proc = cmfgit(root, "ui", "--ref", "nosuch", "--no-browser", check=False)
+    assert proc.returncode == 1 and proc.stderr.strip() == "cmfgit: error: unknown revision 'nosuch'"

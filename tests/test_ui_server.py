@@ -230,6 +230,15 @@ def _start_ui(root: Path, *args: str) -> tuple[subprocess.Popen[str], str]:
     return proc, url
 
 
+def _hang_up(port: int, path: str) -> None:
+    """Ask, then reset the connection without reading the answer."""
+    import struct
+
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
 def _stop(proc: subprocess.Popen[str]) -> tuple[str, str]:
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
@@ -246,6 +255,8 @@ def test_cmfgit_ui_prints_the_url_serves_and_stops_on_ctrl_c(site: tuple[Path, P
         assert status == 200 and json.loads(body)["executions"] == 7
         status, _h, body = request(port, "/api/runs?where=params.lr%20%3C%200.05")
         assert [r["params"]["lr"] for r in json.loads(body)["rows"]] == [0.001, 0.01]
+        _hang_up(port, "/api/runs?limit=1000")  # a client gone mid-answer: no traceback either
+        assert request(port, "/api/info")[0] == 200
     finally:
         out, err = _stop(proc)
     assert proc.returncode == 0
@@ -283,3 +294,31 @@ def test_loopback_hosts_do_not_warn() -> None:
     assert server.is_loopback("127.0.0.5")
     assert not server.is_loopback("0.0.0.0") and not server.is_loopback("192.168.1.2")
     assert not server.is_loopback("example.org")
+
+
+def test_concurrent_requests_all_answer(site: tuple[Path, Path]) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    root, static = site
+    paths = ["/api/runs?limit=3", "/api/pipelines", "/api/artifacts", "/app.js", "/api/info"] * 8
+    with serving(root, static=static) as srv:
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda p: request(srv.port, p), paths))
+    assert [a[0] for a in answers] == [200] * len(paths)
+    assert {json.loads(a[2])["total"] for a, p in zip(answers, paths) if p.startswith("/api/runs")} == {7}
+
+
+def test_unreadable_records_are_said_once_at_start_and_in_info(site: tuple[Path, Path]) -> None:
+    root, _static = site
+    victim = next(p for p in sorted((root / ".cmf" / "objects").rglob("*.yaml")))
+    victim.write_text("schema: not what its name says\n")
+    proc, url = _start_ui(root, "--no-browser")
+    try:
+        port = int(url.rsplit(":", 1)[1].strip("/"))
+        info = json.loads(request(port, "/api/info")[2])
+    finally:
+        _out, err = _stop(proc)
+    assert info["unreadable"] == 1 and info["executions"] == 6
+    assert err.strip().splitlines() == [
+        "cmfgit: warning: 1 record(s) could not be read and are left out; run 'cmfgit fsck'"
+    ]

@@ -28,6 +28,8 @@ MAX_LIMIT = 1000  # rows of one page
 DEFAULT_COLUMNS = 5  # params (and metrics) shown when the request names none
 MAX_NODES = 2000  # a lineage graph larger than this is cut (``truncated``)
 MAX_COMPARE = 50
+MAX_VERSIONS = 500  # versions of an artifact's path listed
+MAX_USES = 1000  # runs that used an artifact listed
 
 
 # -- helpers --------------------------------------------------------------------------
@@ -122,6 +124,7 @@ def info(q: CmfQuery) -> dict[str, Any]:
         "records": _count(
             q, f"SELECT count(*) FROM records WHERE kind != {BAD} AND rowid NOT IN (SELECT rowid FROM hidden)"
         ),
+        "unreadable": q.unreadable(),
         "commit_url": commit_url(remote),
         "version": __version__,
         "generated_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
@@ -296,14 +299,17 @@ def artifacts(
         cond, args = "instr(ev.path, ?) > 0", [path]
         if type is not None:
             cond, args = cond + " AND ev.type = ?", [path, type]
-        hashes = [
+        total = _count(q, f"SELECT count(DISTINCT ev.art) FROM events ev WHERE {cond}", args)
+        page = [
             r[0]
             for r in q.db.execute(
-                f"SELECT DISTINCT a.hash FROM events ev JOIN artifacts a ON a.rowid = ev.art WHERE {cond}", args
+                "SELECT a.hash FROM events ev JOIN artifacts a ON a.rowid = ev.art "
+                f"JOIN executions e ON e.rowid = ev.exec WHERE {cond} "
+                "GROUP BY ev.art ORDER BY max(e.started_at) DESC, a.hash LIMIT ? OFFSET ?",
+                [*args, limit, offset],
             )
         ]
-        found = q.artifacts(type=type, hashes=hashes)
-        total, rows = len(found), found[offset : offset + limit]
+        rows = q.artifacts(type=type, hashes=page) if page else []
     else:
         total = _count(
             q,
@@ -315,42 +321,49 @@ def artifacts(
 
 
 def artifact(q: CmfQuery, *, hash: str) -> dict[str, Any]:
-    """One artifact (a hash or a prefix of one): every version recorded at its paths, newest
-    first, and the executions that wrote (``output``) or read (``input``) this version."""
-    from cmfgit.graph import Node
-
-    hashes = q.resolve_artifacts(hash)
-    found = q.artifacts(hashes=hashes)
+    """One artifact (a hash or a prefix of one): the versions recorded at its paths, newest
+    first (at most ``MAX_VERSIONS``), and the runs that wrote (``output``) or read (``input``)
+    this version, newest first (at most ``MAX_USES``)."""
+    found = q.artifacts(hashes=q.resolve_artifacts(hash))
     if not found:
         raise ObjectNotFound(hash, f"no artifact matches '{hash}'")
     main = found[0]
     paths = main.get("paths") or []
-    every: set[str] = set()
-    for p in paths:
-        every.update(q.resolve_artifacts(p))
-    versions = sorted(q.artifacts(hashes=every | {main["hash"]}), key=lambda a: a.get("first_seen") or "", reverse=True)
-    result, graph = q.lineage([Node("artifact", main["hash"])], "both", 1)
-    roots = {n.key for n in result.roots}
-    used = []
-    for e in result.edges:
-        if e.target.key in roots and e.source.kind == "execution":
-            rid, role = e.source.key, "output"
-        elif e.source.key in roots and e.target.kind == "execution":
-            rid, role = e.target.key, "input"
-        else:
-            continue
-        s = graph.executions.get(rid, {})
-        used.append(
-            {
-                "execution": rid,
-                "pipeline": s.get("pipeline"),
-                "stage": s.get("stage"),
-                "role": role,
-                "started_at": s.get("started_at"),
-                "status": compare.status(s),
-            }
+    versions: list[dict[str, Any]] = []
+    versions_total = 0
+    if paths:
+        marks = ",".join("?" * len(paths))
+        versions_total = _count(q, f"SELECT count(DISTINCT art) FROM events WHERE path IN ({marks})", paths)
+        for h, first, size, producer, at in q.db.execute(
+            f"""SELECT a.hash, min(e.started_at) AS first, max(ev.size), (
+                    SELECT r.id FROM events p JOIN executions pe ON pe.rowid = p.exec
+                    JOIN records r ON r.rowid = p.exec WHERE p.art = ev.art AND p.dir = 1
+                    ORDER BY pe.started_at, r.id LIMIT 1), min(ev.path)
+                FROM events ev JOIN artifacts a ON a.rowid = ev.art JOIN executions e ON e.rowid = ev.exec
+                WHERE ev.path IN ({marks}) GROUP BY ev.art ORDER BY first DESC, a.hash LIMIT {MAX_VERSIONS}""",
+            paths,
+        ):
+            versions.append({"hash": h, "size": size, "first_seen": first, "produced_by": producer, "path": at})
+    names = [main["hash"], *(main.get("aliases") or [])]
+    marks = ",".join("?" * len(names))
+    arts = f"SELECT rowid FROM artifacts WHERE hash IN ({marks})"
+    used_total = _count(q, f"SELECT count(*) FROM events WHERE art IN ({arts})", names)
+    used = [
+        {
+            "execution": rid,
+            "pipeline": pipeline,
+            "stage": stage,
+            "role": "output" if direction == 1 else "input",
+            "started_at": started,
+            "status": compare.status({"exit_code": code, "ended_at": ended}),
+        }
+        for rid, pipeline, stage, direction, started, code, ended in q.db.execute(
+            "SELECT r.id, e.pipeline, e.stage, ev.dir, e.started_at, e.exit_code, e.ended_at FROM events ev "
+            "JOIN executions e ON e.rowid = ev.exec JOIN records r ON r.rowid = ev.exec "
+            f"WHERE ev.art IN ({arts}) ORDER BY e.started_at DESC, r.id DESC, ev.dir DESC LIMIT {MAX_USES}",
+            names,
         )
-    used.sort(key=lambda u: (u["started_at"] or "", u["execution"], u["role"]), reverse=True)
+    ]
     return {
         "artifact": {
             "hash": main["hash"],
@@ -361,33 +374,38 @@ def artifact(q: CmfQuery, *, hash: str) -> dict[str, Any]:
             "aliases": main.get("aliases") or [],
             "tags": main.get("tags") or {},
         },
-        "versions": [
-            {
-                "hash": v["hash"],
-                "size": v.get("size"),
-                "first_seen": v.get("first_seen"),
-                "produced_by": (v.get("producers") or [None])[0],
-                "path": (v.get("paths") or [None])[0],
-            }
-            for v in versions
-        ],
+        "versions": versions,
+        "versions_total": versions_total,
         "used_by": used,
+        "used_total": used_total,
     }
+
+
+STAGE_SAMPLE = 200  # the newest runs of each stage whose inputs give the stage DAG
+
+# The stages (of the same pipeline) whose runs wrote what the newest runs of a stage read. Not
+# over every run: a shared dataset that a million runs read makes that join a million times larger.
+_STAGE_INPUTS = f"""
+SELECT DISTINCT pe.stage FROM events i
+JOIN events o ON o.art = i.art AND o.dir = 1 JOIN executions pe ON pe.rowid = o.exec
+WHERE i.dir = 0 AND pe.pipeline = ? AND i.exec IN (
+    SELECT rowid FROM executions WHERE pipeline = ? AND stage = ? ORDER BY started_at DESC LIMIT {STAGE_SAMPLE})
+"""
 
 
 def pipelines(q: CmfQuery) -> dict[str, Any]:
     """Pipelines, their stages with run counts, and the stage DAG the recorded lineage gives:
-    an edge from stage A to stage B when B read an artifact that A wrote (same pipeline)."""
+    an edge from stage A to stage B when one of the newest runs of B (``STAGE_SAMPLE``) read
+    an artifact that a run of A wrote (same pipeline)."""
+    found = q.pipelines()
     edges: dict[str, set[tuple[str, str]]] = {}
-    for pipeline, a, b in q.db.execute(
-        "SELECT DISTINCT pe.pipeline, pe.stage, ce.stage FROM events o "
-        "JOIN events i ON i.art = o.art AND i.dir = 0 "
-        "JOIN executions pe ON pe.rowid = o.exec JOIN executions ce ON ce.rowid = i.exec "
-        "WHERE o.dir = 1 AND pe.pipeline = ce.pipeline AND pe.stage != ce.stage"
-    ):
-        edges.setdefault(pipeline, set()).add((a, b))
+    for p in found:
+        for stage in p["stages"]:
+            for (before,) in q.db.execute(_STAGE_INPUTS, (p["pipeline"], p["pipeline"], stage["stage"])):
+                if before != stage["stage"]:
+                    edges.setdefault(p["pipeline"], set()).add((before, stage["stage"]))
     out = []
-    for p in q.pipelines():
+    for p in found:
         out.append(
             {
                 "name": p["pipeline"],

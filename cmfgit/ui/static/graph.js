@@ -114,7 +114,9 @@
       ],
       layout: { name: "preset" },
     });
+    var started = performance.now();
     cy.one("layoutstop", function () {
+      container.setAttribute("data-layout-ms", String(Math.round(performance.now() - started)));
       cy.fit(undefined, 20);
       if (cy.zoom() > 1.4) {
         cy.zoom(1.4);

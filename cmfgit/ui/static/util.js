@@ -140,7 +140,14 @@
 
   // route(["lineage", target], {dir: "up"}) -> "#/lineage/<target>?dir=up"
   function route(parts, query) {
-    var text = "#/" + parts.map(encodeURIComponent).join("/");
+    // (commas stay as they are: #/compare/<id>,<id> reads better, and means the same)
+    var text =
+      "#/" +
+      parts
+        .map(function (p) {
+          return encodeURIComponent(p).replace(/%2C/g, ",");
+        })
+        .join("/");
     if (query) {
       var qs = new URLSearchParams();
       Object.keys(query).forEach(function (k) {

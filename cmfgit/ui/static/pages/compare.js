@@ -61,13 +61,18 @@
       });
       row(label, key, values, null, changed);
     }
-    function row(label, key, values, deltas, changed) {
+    function row(label, key, values, deltas, changed, format) {
       if (onlyChanged && !changed) return;
       var tr = h("tr", { "data-key": key, class: changed ? "changed" : null }, h("th", null, label));
       values.forEach(function (v, i) {
-        tr.appendChild(h("td", { class: typeof v === "number" ? "num value" : "value" }, typeof v === "number" ? fmt.number(v) : fmt.value(v)));
+        var text = format ? format(v) : typeof v === "number" ? fmt.number(v) : fmt.value(v);
+        tr.appendChild(h("td", { class: typeof v === "number" ? "num value" : "value" }, text));
         if (i > 0) {
           var d = deltas ? deltas[i] : null;
+          if (format && typeof d === "number") {
+            tr.appendChild(h("td", { class: "delta" }, (d > 0 ? "+" : d < 0 ? "-" : "") + format(Math.abs(d))));
+            return;
+          }
           var cls = "delta";
           if (typeof d === "number" && d > 0) cls += " up";
           if (typeof d === "number" && d < 0) cls += " down";
@@ -92,7 +97,8 @@
       runs.map(function (r) {
         return typeof r.duration === "number" && typeof runs[0].duration === "number" ? r.duration - runs[0].duration : null;
       }),
-      false
+      false,
+      fmt.duration
     );
     ["params", "metrics"].forEach(function (ns) {
       var rows = data[ns] || [];

@@ -64,6 +64,7 @@
         { id: "runs-page" },
         h("h1", null, "Runs"),
         h("div", { class: "search" }, input, searchBtn),
+        help(),
         errorSlot,
         h("div", { class: "toolbar" }, total, chooserSlot, h("span", { class: "spacer" }), pickInfo, clearBtn, compareBtn),
         tableSlot,
@@ -124,8 +125,33 @@
         errorSlot.appendChild(CMF.errorBox(err, "where-error"));
         total.textContent = "";
         pageInfo.textContent = "";
+        prev.hidden = next.hidden = true;
       }
     );
+  }
+
+  // The --where language in brief (docs/json.md, "--where and --sort", has it all).
+  function help() {
+    var d = h("details", { class: "where-help" }, h("summary", null, "--where syntax"));
+    d.appendChild(
+      h(
+        "p",
+        null,
+        "Comparisons ",
+        h("code", null, "== != < <= > >="),
+        ", ",
+        h("code", null, "in (…)"),
+        ", globs ",
+        h("code", null, '~ "train*"'),
+        ", joined with ",
+        h("code", null, "and or not"),
+        " and parentheses, over ",
+        h("code", null, "params.KEY metrics.KEY tags.KEY pipeline stage type site host user exit_code started_at ended_at id commit branch"),
+        ". Example: ",
+        h("code", null, 'stage == "train" and params.lr >= 0.01 and metrics.acc > 0.9')
+      )
+    );
+    return d;
   }
 
   // The column chooser: a checkbox per param and metric key (keys in natural order).
@@ -186,8 +212,11 @@
       cols.push({ label: k, sort: "metrics." + k, cls: "num metric", group: "metrics" });
     });
 
-    var current = state.sort.replace(/^[+-]/, "");
-    var descending = state.sort.charAt(0) === "-";
+    // No sort given: the server's default, newest first.
+    var sort = state.sort || "-started_at";
+    var current = sort.replace(/^[+-]/, "");
+    if (current === "time") current = "started_at";
+    var descending = sort.charAt(0) === "-";
     var headRow = h("tr");
     cols.forEach(function (c) {
       var th = h("th", { class: c.cls || null, title: c.group ? c.group + "." + c.label : null }, c.label);
@@ -229,8 +258,8 @@
         { class: "run status-" + String(row.status), "data-id": row.id },
         h("td", { class: "pick-col" }, cb),
         h("td", { class: "id" }, CMF.link(["run", row.id], fmt.shortId(row.id), { class: "run-link", title: row.id })),
-        h("td", { class: "pipeline" }, fmt.value(row.pipeline)),
-        h("td", { class: "stage" }, fmt.value(row.stage)),
+        h("td", { class: "pipeline", title: fmt.value(row.pipeline) }, fmt.value(row.pipeline)),
+        h("td", { class: "stage", title: fmt.value(row.stage) }, fmt.value(row.stage)),
         h("td", { class: "time", title: fmt.value(row.started_at) }, fmt.time(row.started_at)),
         h("td", { class: "num" }, fmt.duration(row.duration)),
         h(
@@ -259,7 +288,8 @@
   function cell(obj, key, cls) {
     var has = obj && Object.prototype.hasOwnProperty.call(obj, key);
     var v = has ? obj[key] : null;
-    return h("td", { class: (typeof v === "number" ? "num " : "") + cls, "data-key": key }, typeof v === "number" ? fmt.number(v) : fmt.value(v));
+    var text = typeof v === "number" ? fmt.number(v) : fmt.value(v);
+    return h("td", { class: (typeof v === "number" ? "num " : "") + cls, "data-key": key, title: text.length > 20 ? text : null }, text);
   }
 
   CMF.pages.runs = { render: render };
