@@ -565,9 +565,11 @@ def test_markup_in_records_is_shown_as_text_and_never_runs(ui: Ui) -> None:
 
     ui.go("lineage/" + evil)
     graph_count(ui)
+    # The drawn labels (cut at 32 characters) and the whole names, as text.
     labels = ui.driver.execute_script("return window.cmfgitGraph.nodes().map(n => n.data('label'))")
-    assert any(XSS_STAGE[:20] in label for label in labels)
-    assert XSS_PATH in labels
+    names = ui.driver.execute_script("return window.cmfgitGraph.nodes().map(n => n.data('full'))")
+    assert XSS_PATH in names and XSS_PATH[:31] + "…" in labels
+    assert any(name.startswith(XSS_STAGE) for name in names)
     ui.driver.find_element("css selector", "#graph canvas")
     clean()
 
