@@ -41,6 +41,7 @@ BENCHMARKS = [
     "bench_pull",
     "bench_clone",
     "bench_sites",
+    "bench_ui",
 ]
 
 # Standalone scripts that print their own tables, run as they are with the

@@ -1297,7 +1297,11 @@ class _Planner:
         if driver is None and self.limit is not None and self.key.ns in ("params", "metrics"):
             rows = self._by_sorted_kv(residual, args)
             if rows is not None:
-                return rows[self.offset :]
+                return rows
+        if driver is None and self.key.ns == "" and self.key.name in GROUPED_COLUMNS:
+            rows = self._grouped(residual, args)
+            if rows is not None:
+                return rows
         sql = "SELECT e.rowid, {sort} FROM executions e JOIN records r ON r.rowid = e.rowid WHERE {cond}"
         cond = residual if driver is None else f"e.rowid IN ({driver}) AND {residual}"
         return self._ordered(sql, cond, (driver_args if driver else []) + args)
@@ -1421,7 +1425,8 @@ class _Planner:
         return (best[1], best[2]) if best else (None, [])
 
     def _by_sorted_kv(self, residual: str, args: list[Any]) -> list[int] | None:
-        """Walk the (key, value) index in sort order, stopping after ``limit`` matches."""
+        """Walk the (key, value) index in sort order, stopping after ``offset + limit`` matches
+        (the page: the rows after the offset)."""
         code = PARAM if self.key.ns == "params" else METRIC
         row = self.db.execute("SELECT rowid FROM keys WHERE ns = ? AND name = ?", (code, self.key.name)).fetchone()
         if row is None or not self.limit:
@@ -1440,12 +1445,70 @@ class _Planner:
         # Equal values are ordered like the general plan: newest first, then by id. Rows
         # tied with the last one may lie beyond the limit, so fetch them all.
         edge = rows[-1][1]
+        (ties,) = self.db.execute(f"SELECT count(*) FROM kv WHERE k = {int(row[0])} AND val = ?", (edge,)).fetchone()
+        if ties > ESTIMATE_CAP:  # a key with few values (lr, optimizer): sorting the tied rows would read them all
+            grouped = self._grouped(residual, args)
+            if grouped is not None:
+                return grouped
         tied = self.db.execute(f"{base} AND kv.val = ?", [*args, edge]).fetchall()
         chosen = [r for r in rows if r[1] != edge] + tied
         chosen.sort(key=lambda r: (r[2] or "", r[3]), reverse=True)
         chosen.sort(key=lambda r: _sortable(r[1]), reverse=self.descending)
-        return [r[0] for r in chosen[:limit]]
+        return [r[0] for r in chosen[self.offset : limit]]
 
+    def _grouped(self, residual: str, args: list[Any]) -> list[int] | None:
+        """A page sorted by a key with few distinct values (stage, site, exit code, a
+        param like lr): one group of equal values at a time, in the key's order, each
+        group's rows newest first (then by id) as the general plan orders them, walked
+        through an index in that order, so no group is read whole. None when the plan
+        does not apply: no limit, an offset with terms (skipping a group needs its size
+        among the matches), or groups running out before the page is full (the runs
+        without the key come next: the general plan does that)."""
+        if self.limit is None or (self.offset and self.terms):
+            return None
+        first, after = ("max", "<") if self.descending else ("min", ">")
+        if self.key.ns:
+            code = PARAM if self.key.ns == "params" else METRIC
+            found = self.db.execute(
+                "SELECT rowid FROM keys WHERE ns = ? AND name = ?", (code, self.key.name)
+            ).fetchone()
+            if found is None:
+                return None
+            k = int(found[0])
+            values = f"SELECT {first}(val) FROM kv WHERE k = {k}"
+            following = f"{values} AND val {after} ?"
+            size_sql = f"SELECT count(*) FROM kv WHERE k = {k} AND val = ?"
+            small = f"e.rowid IN (SELECT exec FROM kv WHERE k = {k} AND val = ?)"
+            large = f"EXISTS (SELECT 1 FROM kv WHERE k = {k} AND val = ? AND exec = e.rowid)"  # walks ex_started
+        else:
+            column = where_lang.CORE_FIELDS[self.key.name][0]
+            values = f"SELECT {first}({column}) FROM executions"
+            following = f"{values} WHERE {column} {after} ?"
+            size_sql = f"SELECT count(*) FROM executions WHERE {column} = ?"
+            small = large = f"e.{column} = ?"
+        base = "SELECT e.rowid FROM executions e JOIN records r ON r.rowid = e.rowid WHERE {member} AND " + residual
+        base += " ORDER BY e.started_at DESC, r.id DESC"
+        page: list[int] = []
+        skip, limit = self.offset, int(self.limit)
+        value = self.db.execute(values).fetchone()[0]
+        while len(page) < limit:
+            if value is None:
+                return None
+            # The group's size, as far as it matters: past the rows to skip, and whether it is small.
+            cap = max(skip, ESTIMATE_CAP) + 1
+            members = size_sql.replace("count(*)", "1")
+            (size,) = self.db.execute(f"SELECT count(*) FROM ({members} LIMIT {cap})", (value,)).fetchone()
+            if skip and skip >= size:  # (no terms here: the group's size is its number of matches)
+                skip -= size
+            else:
+                query = base.format(member=small if size <= ESTIMATE_CAP else large) + _page(limit - len(page), skip)
+                page += [r[0] for r in self.db.execute(query, [value, *args])]
+                skip = 0
+            value = self.db.execute(following, (value,)).fetchone()[0] if len(page) < limit else None
+        return page
+
+
+GROUPED_COLUMNS = ("stage", "site", "exit_code", "pipeline")  # few values, and an index to walk each one's rows
 
 _EXECUTION_ID_COLUMNS = ["id", "Execution_type_name", "Execution_uuid"]
 

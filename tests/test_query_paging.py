@@ -71,7 +71,10 @@ WHERES = [
     "site == 'site-1' and params.lr <= 0.01 and metrics.loss > 0.3",
     "metrics.acc > 9",
 ]
-SORTS = [None, "started_at", "-metrics.acc", "metrics.acc", "-metrics.loss", "params.lr", "-params.note", "stage"]
+SORTS = [
+    *(None, "started_at", "-metrics.acc", "metrics.acc", "-metrics.loss", "params.lr", "-params.note", "stage"),
+    *("-stage", "pipeline", "-site", "exit_code", "-params.opt", "params.opt"),
+]
 
 
 def ids_of(q: Any, rows: list[dict[str, Any]]) -> list[str]:

@@ -24,7 +24,9 @@ def site_build(
     directory: Annotated[Path, typer.Argument(metavar="DIR", help="the folder to write (a previous site is replaced)")],
     where: Annotated[
         Optional[str],
-        typer.Option("--where", "-w", metavar="EXPR", help="only the executions this selects, e.g. 'stage == \"train\"'"),
+        typer.Option(
+            "--where", "-w", metavar="EXPR", help="only the executions this selects, e.g. 'stage == \"train\"'"
+        ),
     ] = None,
     pipeline: Annotated[
         Optional[str], typer.Option("--pipeline", "-P", metavar="NAME", help="only this pipeline's executions")

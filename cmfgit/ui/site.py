@@ -44,13 +44,13 @@ existing DIR is replaced only when it is a site (it has ``cmfgit-site.json``) or
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +80,8 @@ CORE_COLUMNS = (
     "branch",
     "duration",
     "status",
+    "dirty",
+    "tree",
 )
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 
@@ -129,40 +131,10 @@ def _swap_in(tmp: Path, out: Path) -> None:
 # -- values ------------------------------------------------------------------------------------
 
 
-def _parse_time(text: Any) -> datetime | None:
-    if not isinstance(text, str):
-        return None
-    try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-
-
-def duration(started: Any, ended: Any) -> float | None:
-    """Seconds from start to end, or None when either is missing or unreadable."""
-    a, b = _parse_time(started), _parse_time(ended)
-    return None if a is None or b is None else (b - a).total_seconds()
-
-
-def status(exit_code: Any, ended_at: Any) -> str:
-    if exit_code == 0 and not isinstance(exit_code, bool):
-        return "ok"
-    if exit_code is None and ended_at is None:
-        return "running"
-    return "failed"
-
-
 def natural_key(text: str) -> tuple[tuple[int, int | str], ...]:
     from cmfgit.views import natural_key as key
 
     return key(text)
-
-
-def _json_safe(record: dict[str, Any]) -> dict[str, Any]:
-    from cmfgit.reading import _json_safe as safe
-
-    return safe(record)  # type: ignore[no-any-return]
 
 
 # -- the column files --------------------------------------------------------------------------
@@ -200,7 +172,11 @@ class _Writer:
         self.bytes = 0
 
     def put(self, name: str, payload: Any) -> None:
-        text = f"CMF_DATA.put({_dumps(name)},{_dumps(payload)});\n".encode()
+        try:
+            data = _dumps(payload)
+        except ValueError:  # a NaN or an infinity (JSON has none): as reading.as_json shows them
+            data = _dumps(_display(payload))
+        text = f"CMF_DATA.put({_dumps(name)},{data});\n".encode()
         (self.data / f"{name}.js").write_bytes(text)
         self.files += 1
         self.bytes += len(text)
@@ -228,7 +204,7 @@ def build(
     from cmfgit.query import CmfQuery
 
     start = time.perf_counter()
-    target = Path(out).absolute()
+    target = Path(os.path.abspath(out))
     check_target(target)
     with CmfQuery(repo, scope=scope, warn=False) as q:
         rowids = q.execution_rowids(where, pipeline=pipeline)  # the default order: newest first, then id
@@ -262,11 +238,41 @@ def _copy_static(static: Path, root: Path, writer: _Writer) -> None:
         writer.bytes += dest.stat().st_size
 
 
-def _records(q: Any, rowids: Sequence[int]) -> list[tuple[str, dict[str, Any]]]:
+PARALLEL_MIN = 20_000  # records: below this, parsing in worker processes costs more than it saves
+PARSE_BATCH = 4_000
+_TO_PARSE: list[tuple[str, bytes]] = []  # what forked workers parse (shared by fork, not sent)
+
+
+def _parse_batch(start: int) -> bytes:
+    import marshal
+
     from cmfgit.index import load_record
 
+    return marshal.dumps([load_record(data, rid) for rid, data in _TO_PARSE[start : start + PARSE_BATCH]])
+
+
+def _records(q: Any, rowids: Sequence[int]) -> list[tuple[str, dict[str, Any]]]:
+    """(id, record) of the rowids, in order; parsed in worker processes when there are many
+    (the index's build does the same: cmfgit.index._jobs)."""
+    from cmfgit.index import _jobs, load_record
+
     found = q._index.read(rowids)
-    return [(rid, load_record(data, rid)) for rid, data in (found[r] for r in rowids if r in found)]
+    items = [found[r] for r in rowids if r in found]
+    jobs = _jobs()
+    if jobs < 2 or len(items) < PARALLEL_MIN:
+        return [(rid, load_record(data, rid)) for rid, data in items]
+    import marshal
+    import multiprocessing
+
+    _TO_PARSE[:] = items
+    try:
+        with multiprocessing.get_context("fork").Pool(jobs) as pool:
+            parsed = [
+                r for blob in pool.imap(_parse_batch, range(0, len(items), PARSE_BATCH)) for r in marshal.loads(blob)
+            ]
+    finally:
+        _TO_PARSE.clear()
+    return [(rid, record) for (rid, _data), record in zip(items, parsed)]
 
 
 def _write_data(
@@ -300,9 +306,9 @@ def _write_data(
         "info": _info(q, len(records), where, pipeline),
     }
     manifest.update(runs.write(writer))
-    manifest["prefix"] = _write_runs(q, records, tags, commits, writer)
-    _write_graph(records, writer)
-    writer.put("pipelines", _pipelines(records))
+    manifest["prefix"] = _write_runs(records, tags, commits, writer)
+    _write_graph(records, tags, writer)
+    writer.put("pipelines", _pipelines(q, [rowid_of[rid] for rid in ids], bool(where or pipeline)))
     return manifest
 
 
@@ -333,13 +339,16 @@ class _Runs:
         self.tags = tags
 
     def write(self, writer: _Writer) -> dict[str, Any]:
+        from cmfgit import compare
+
         records, n = self.records, len(self.records)
         core: dict[str, list[Any]] = {name: [] for name in CORE_COLUMNS}
+        keysets: dict[str, list[int]] = {"params": [], "metrics": []}
+        sets: dict[str, dict[tuple[str, ...], int]] = {"params": {}, "metrics": {}}
         for rid, r in records:
-            git = r.get("git") if isinstance(r.get("git"), dict) else {}
+            git: dict[str, Any] = r["git"] if isinstance(r.get("git"), dict) else {}
             code = r.get("exit_code")
-            code = code if type(code) is int else None
-            values = {
+            values = {  # as the index has them (what --where compares)
                 "id": rid,
                 "pipeline": r.get("pipeline"),
                 "stage": r.get("stage"),
@@ -347,57 +356,66 @@ class _Runs:
                 "site": r.get("site"),
                 "host": r.get("host"),
                 "user": r.get("user"),
-                "exit_code": code,
                 "started_at": r.get("started_at"),
                 "ended_at": r.get("ended_at"),
                 "uuid": r.get("uuid"),
                 "commit": git.get("commit"),
                 "branch": git.get("branch"),
+                "tree": git.get("tree"),
             }
-            for name, value in values.items():
-                core[name].append(value if name == "exit_code" or isinstance(value, str) else None)
-            core["duration"].append(duration(r.get("started_at"), r.get("ended_at")))
-            core["status"].append(status(r.get("exit_code"), r.get("ended_at")))
+            for name, text in values.items():
+                core[name].append(text if isinstance(text, str) else None)
+            core["exit_code"].append(code if type(code) is int else None)
+            core["dirty"].append(git.get("dirty"))
+            core["duration"].append(compare.duration(r.get("started_at"), r.get("ended_at")))
+            core["status"].append(compare.status(r))
+            for ns in ("params", "metrics"):
+                mapping = r.get(ns)
+                present: tuple[str, ...] = tuple(mapping) if isinstance(mapping, dict) else ()
+                keysets[ns].append(sets[ns].setdefault(present, len(sets[ns])))
         columns: dict[str, int] = {}
-        for name, values in core.items():
-            columns[name] = self._put_column(writer, name, values)
+        for name, column in core.items():
+            columns[name] = self._put_column(writer, name, column)
+        for ns in ("params", "metrics"):  # each run's key set (the page's most common keys are its columns)
+            writer.put(f"runs-{ns}-sets", [list(kept) for kept in sets[ns]])
+            self._put_column(writer, f"{ns[0]}k", keysets[ns])
         keys: dict[str, list[str]] = {}
         indexed: dict[str, list[str]] = {}
-        counts: dict[str, dict[str, int]] = {}
         for ns, which in (("params", 0), ("metrics", 1)):
-            seen: dict[str, int] = {}
+            seen: set[str] = set()
             good: set[str] = set()
-            for values in self.filtered:
-                for k, v in values[which].items():
-                    seen[k] = seen.get(k, 0) + 1
+            for pair in self.filtered:
+                for k, v in pair[which].items():
+                    seen.add(k)
                     if v is not None:
                         good.add(k)
             names = sorted(seen, key=natural_key)
             keys[ns] = names
-            indexed[ns] = sorted(good)  # as the index's keys table (SQL order): the did-you-mean hints
-            counts[ns] = seen
-            for i, key in enumerate(names):
-                vals = [values[which].get(key) for values in self.filtered]
-                display: dict[int, Any] = {}
-                for row, (_rid, r) in enumerate(records):
-                    mapping = r.get(ns)
-                    if isinstance(mapping, dict) and key in mapping:
-                        shown = _display(mapping[key])
-                        if shown is None or shown != vals[row] or type(shown) is not type(vals[row]):
-                            display[row] = shown
-                self._put_column(writer, f"{ns[0]}{i}", vals, display)
+            indexed[ns] = sorted(good)  # as the index's keys table: the keys listed, the did-you-mean hints
+            number = {key: i for i, key in enumerate(names)}
+            vals: list[list[Any]] = [[None] * n for _ in names]
+            display: list[dict[int, Any]] = [{} for _ in names]
+            for row, ((_rid, r), pair) in enumerate(zip(records, self.filtered)):  # one pass over the runs
+                compared = pair[which]
+                for key, value in compared.items():
+                    vals[number[key]][row] = value
+                mapping = r.get(ns)
+                for key, raw in mapping.items() if isinstance(mapping, dict) else ():
+                    i = number.get(key)
+                    if i is None:
+                        continue
+                    shown = _display(raw)
+                    value = compared.get(key)
+                    if shown is None or type(shown) is not type(value) or shown != value:
+                        display[i][row] = shown
+            for i in range(len(names)):
+                self._put_column(writer, f"{ns[0]}{i}", vals[i], display[i])
         tag_names = sorted({name for rid, _ in records for name in self.tags.get(rid, {})}, key=natural_key)
         keys["tags"] = tag_names
         for i, name in enumerate(tag_names):
-            vals = [self.tags.get(rid, {}).get(name) for rid, _ in records]
-            self._put_column(writer, f"t{i}", vals)
+            self._put_column(writer, f"t{i}", [self.tags.get(rid, {}).get(name) for rid, _ in records])
         writer.put("runs-head", {"rows": [self.row(i) for i in range(min(HEAD_ROWS, n))]})
-        return {
-            "keys": keys,
-            "indexed": indexed,
-            "columns": _default_columns(counts),
-            "blocks": (n + BLOCK_ROWS - 1) // BLOCK_ROWS,
-        }
+        return {"keys": keys, "indexed": indexed, "blocks": (n + BLOCK_ROWS - 1) // BLOCK_ROWS}
 
     def _put_column(self, writer: _Writer, name: str, values: list[Any], display: dict[int, Any] | None = None) -> int:
         blocks = 0
@@ -409,116 +427,87 @@ class _Runs:
         return blocks
 
     def row(self, i: int) -> dict[str, Any]:
+        from cmfgit import compare
+
         rid, r = self.records[i]
-        return run_row(rid, r)
+        return compare.run_row({"id": rid, **_record_json(r)})
 
 
 def _display(value: Any) -> Any:
+    """``value`` as the JSON shows it (reading.as_json: NaN and infinities as strings); cheap
+    for the plain values most params and metrics are."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if kind is float:
+        return (
+            value if math.isfinite(value) else ("NaN" if value != value else ("Infinity" if value > 0 else "-Infinity"))
+        )
     from cmfgit.reading import _json_safe as safe
 
     return safe(value)
 
 
-def run_row(rid: str, r: dict[str, Any]) -> dict[str, Any]:
-    """A row of the runs endpoint with every param and metric."""
-    code = r.get("exit_code")
-    params = r.get("params") if isinstance(r.get("params"), dict) else {}
-    metrics = r.get("metrics") if isinstance(r.get("metrics"), dict) else {}
-    return {
-        "id": rid,
-        "pipeline": r.get("pipeline"),
-        "stage": r.get("stage"),
-        "started_at": r.get("started_at"),
-        "duration": duration(r.get("started_at"), r.get("ended_at")),
-        "status": status(code, r.get("ended_at")),
-        "exit_code": code if type(code) is int else None,
-        "site": r.get("site"),
-        "params": _display(params),
-        "metrics": _display(metrics),
-    }
+def _record_json(record: dict[str, Any]) -> dict[str, Any]:
+    """The record as the JSON shows it: most records have no NaN or infinity to replace (a
+    walk that builds nothing tells), so most are not copied."""
+    return record if _finite(record) else _display(record)  # type: ignore[no-any-return]
 
 
-def _default_columns(counts: dict[str, dict[str, int]]) -> dict[str, list[str]]:
-    """The most common few params and metrics, in natural order."""
-    out: dict[str, list[str]] = {}
-    for ns, few in (("params", 4), ("metrics", 3)):
-        seen = counts.get(ns, {})
-        common = sorted(seen, key=lambda k: (-seen[k], natural_key(k)))[:few]
-        out[ns] = sorted(common, key=natural_key)
-    return out
+def _finite(value: Any) -> bool:
+    kind = type(value)
+    if kind is float:
+        return math.isfinite(value)
+    if kind is dict:
+        return all(_finite(v) for v in value.values())
+    if kind is list:
+        return all(_finite(v) for v in value)
+    return True
 
 
 def _info(q: Any, count: int, where: str | None, pipeline: str | None) -> dict[str, Any]:
-    from cmfgit import __version__
+    from cmfgit.ui import api
 
-    (records,) = q.db.execute("SELECT count(*) FROM records WHERE rowid NOT IN (SELECT rowid FROM hidden)").fetchone()
-    scope = q.scope.describe()
+    info = api.info(q)
+    info["executions"] = count
     if pipeline:
-        scope += f", pipeline {pipeline}"
+        info["scope"] += f", pipeline {pipeline}"
     if where:
-        scope += f", where {where}"
-    return {
-        "name": q.repo.root.name,
-        "scope": scope,
-        "executions": count,
-        "records": int(records),
-        "commit_url": _commit_url(q),
-        "version": __version__,
-        "generated_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-    }
-
-
-def _commit_url(q: Any) -> str | None:
-    """``https://host/owner/repo/commit/{commit}`` for a GitHub/GitLab/Gitea-like origin, with
-    no credentials (the URL is rebuilt from host and path only)."""
-    from cmfgit import gitutil
-
-    url = gitutil.config_get(q.repo.root, "remote.origin.url")
-    return commit_url_of(url.strip()) if url else None
-
-
-def commit_url_of(url: str) -> str | None:
-    import re
-
-    m = re.match(r"^(?:https?://)(?:[^@/]*@)?([^/:]+)(?::\d+)?/(.+?)(?:\.git)?/?$", url) or re.match(
-        r"^(?:ssh://)?(?:[^@/]*@)?([^/:]+)[:/](?!\d+/)(.+?)(?:\.git)?/?$", url
-    )
-    if not m:
-        return None
-    host, path = m.group(1), m.group(2).strip("/")
-    if not host or "/" not in path:
-        return None
-    return f"https://{host}/{path}/commit/{{commit}}"
+        info["scope"] += f", where {where}"
+    return info
 
 
 def _write_runs(
-    q: Any,
     records: list[tuple[str, dict[str, Any]]],
     tags: dict[str, dict[str, Any]],
     commits: dict[str, dict[str, Any]],
     writer: _Writer,
 ) -> int:
-    """The run payloads, grouped by id prefix; returns the prefix length."""
+    """The run payloads (api.run's), grouped by id prefix; returns the prefix length."""
+    from cmfgit.ui import api
+
     prefix = 1
     while len(records) > RUNS_PER_FILE * 16**prefix and prefix < 4:
         prefix += 1
-    template = _commit_url(q)
     groups: dict[str, dict[str, Any]] = {}
     for rid, record in records:
-        obj = {"id": rid, **_json_safe(record)}
+        obj = {"id": rid, **record}  # (NaN and infinities: _Writer.put)
         obj["tags"] = dict(tags.get(rid, {}))
         obj["metadata_commit"] = commits.get(rid, {"commit": None, "pending": False})
-        steps = record.get("step_metrics") if isinstance(record.get("step_metrics"), dict) else {}
-        git = record.get("git") if isinstance(record.get("git"), dict) else {}
+        steps = obj.get("step_metrics")
+        git: dict[str, Any] = obj["git"] if isinstance(obj.get("git"), dict) else {}
         commit = git.get("commit")
-        code_url = template.replace("{commit}", commit) if template and isinstance(commit, str) else None
-        groups.setdefault(rid[:prefix], {})[rid] = {"run": obj, "steps": _display(steps), "code_url": code_url}
+        groups.setdefault(rid[:prefix], {})[rid] = {
+            "run": obj,
+            "steps": {k: steps[k] for k in api.natural(list(steps))} if isinstance(steps, dict) else {},
+            "code_url": api.commit_url(git.get("remote"), commit) if isinstance(commit, str) and commit else None,
+        }
     for key, payload in sorted(groups.items()):
         writer.put(f"run-{key}", payload)
     return prefix
 
 
-def _write_graph(records: list[tuple[str, dict[str, Any]]], writer: _Writer) -> None:
+def _write_graph(records: list[tuple[str, dict[str, Any]]], tags: dict[str, dict[str, Any]], writer: _Writer) -> None:
     """The lineage graph (cmfgit.graph over every run) and the events, by row number."""
     from cmfgit.graph import Graph
 
@@ -560,37 +549,62 @@ def _write_graph(records: list[tuple[str, dict[str, Any]]], writer: _Writer) -> 
                     ev[field].append(value if isinstance(value, str) else None)
                 size = item.get("size")
                 ev["size"].append(size if type(size) is int else None)
-    writer.put("events", {"hashes": list(hashes), **{k: _column_block(v) for k, v in ev.items()}})
-
-
-def _pipelines(records: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
-    """The pipelines endpoint: stages with counts, and the stage DAG the lineage shows."""
-    stages: dict[tuple[str, str], dict[str, Any]] = {}
-    producers: dict[str, set[tuple[str, str]]] = {}
+    pairs: dict[int, set[str]] = {}  # the index's alias pairs, both ways (cmfgit.index.derive)
     for _rid, r in records:
-        key = (str(r.get("pipeline")), str(r.get("stage")))
-        s = stages.setdefault(key, {"name": key[1], "runs": 0, "failed": 0, "last": None})
-        s["runs"] += 1
-        code = r.get("exit_code")
-        if type(code) is int and code != 0:
-            s["failed"] += 1
-        started = r.get("started_at")
-        if isinstance(started, str) and (s["last"] is None or started > s["last"]):
-            s["last"] = started
-        for item in r.get("outputs") or ():
-            if isinstance(item, dict) and isinstance(item.get("hash"), str):
-                producers.setdefault(item["hash"], set()).add(key)
+        for name in ("inputs", "outputs"):
+            items = r.get(name)
+            for item in items if isinstance(items, list) else ():
+                h = item.get("hash") if isinstance(item, dict) else None
+                aliases = item.get("aliases") if isinstance(item, dict) else None
+                if isinstance(h, str) and isinstance(aliases, list):
+                    for a in aliases:
+                        if isinstance(a, str) and a != h:
+                            pairs.setdefault(hashes[h], set()).add(a)
+                            if a in hashes:
+                                pairs.setdefault(hashes[a], set()).add(h)
+    writer.put(
+        "events",
+        {
+            "hashes": list(hashes),
+            "aliases": {str(i): sorted(found) for i, found in pairs.items()},
+            "tags": {str(i): tags[h] for h, i in hashes.items() if tags.get(h)},
+            **{k: _column_block(v) for k, v in ev.items()},
+        },
+    )
+
+
+def _pipelines(q: Any, rowids: Sequence[int], selected: bool) -> dict[str, Any]:
+    """The pipelines endpoint (api.pipelines), over the selected executions only when a
+    selection was given."""
+    from cmfgit.ui import api
+
+    if not selected:
+        return api.pipelines(q)
+    db = q.db
+    db.execute("CREATE TEMP TABLE IF NOT EXISTS site_sel(rowid INTEGER PRIMARY KEY)")
+    db.execute("DELETE FROM site_sel")
+    db.executemany("INSERT INTO site_sel VALUES (?)", ((r,) for r in rowids))
     edges: dict[str, set[tuple[str, str]]] = {}
-    for _rid, r in records:
-        key = (str(r.get("pipeline")), str(r.get("stage")))
-        for item in r.get("inputs") or ():
-            if isinstance(item, dict) and isinstance(item.get("hash"), str):
-                for src in producers.get(item["hash"], ()):
-                    if src[0] == key[0] and src != key:
-                        edges.setdefault(key[0], set()).add((src[1], key[1]))
+    for pipeline, a, b in db.execute(
+        "SELECT DISTINCT pe.pipeline, pe.stage, ce.stage FROM events o "
+        "JOIN events i ON i.art = o.art AND i.dir = 0 "
+        "JOIN executions pe ON pe.rowid = o.exec JOIN executions ce ON ce.rowid = i.exec "
+        "WHERE o.dir = 1 AND pe.pipeline = ce.pipeline AND pe.stage != ce.stage "
+        "AND pe.rowid IN (SELECT rowid FROM site_sel) AND ce.rowid IN (SELECT rowid FROM site_sel)"
+    ):
+        edges.setdefault(pipeline, set()).add((a, b))
+    rows = db.execute(
+        "SELECT pipeline, stage, count(*), max(started_at), sum(exit_code != 0) FROM executions "
+        "WHERE rowid IN (SELECT rowid FROM site_sel) GROUP BY pipeline, stage ORDER BY pipeline, stage"
+    ).fetchall()
     out: dict[str, dict[str, Any]] = {}
-    for (pipe, _stage), s in sorted(stages.items()):
-        out.setdefault(pipe, {"name": pipe, "stages": [], "edges": []})["stages"].append(s)
-    for pipe, pairs in edges.items():
-        out[pipe]["edges"] = [{"from": a, "to": b} for a, b in sorted(pairs)]
+    for pipeline, stage, count, last, failed in rows:
+        p = out.setdefault(pipeline, {"name": pipeline, "runs": 0, "failed": 0, "last": None, "stages": []})
+        p["runs"] += count
+        p["failed"] += failed or 0
+        p["last"] = max(filter(None, [p["last"], last]), default=None)
+        p["stages"].append({"name": stage, "runs": count, "failed": failed or 0, "last": last})
+    for name, p in out.items():
+        p["stages"].sort(key=lambda s: natural_key(str(s["name"])))
+        p["edges"] = [{"from": a, "to": b} for a, b in sorted(edges.get(name, ()))]
     return {"pipelines": list(out.values())}

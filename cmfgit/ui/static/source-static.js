@@ -60,6 +60,11 @@
   var NBLOCKS = cfg.blocks || 0;
   var KEYS = cfg.keys || { params: [], metrics: [], tags: [] };
   var INDEXED = cfg.indexed || { params: [], metrics: [] };
+  var DEFAULT_LIMIT = 50;
+  var MAX_LIMIT = 1000;
+  var DEFAULT_COLUMNS = 5;
+  var MAX_NODES = 2000;
+  var MAX_COMPARE = 50;
   var keyIndex = {};
   ["params", "metrics", "tags"].forEach(function (ns) {
     var m = new Map();
@@ -71,22 +76,24 @@
 
   var blocks = {}; // "col/n" -> promise of {v, r: Set|null, x: object|null}
 
+  function decode(b) {
+    if (b.v) return b.v;
+    var v = new Array(b.c.length);
+    for (var i = 0; i < b.c.length; i++) v[i] = b.c[i] < 0 ? null : b.d[b.c[i]];
+    return v;
+  }
+
   function block(col, n) {
     var key = col + "/" + n;
     if (!blocks[key]) {
       blocks[key] = load("runs-" + col + "-" + n).then(function (b) {
-        var v = b.v;
-        if (!v) {
-          v = new Array(b.c.length);
-          for (var i = 0; i < b.c.length; i++) v[i] = b.c[i] < 0 ? null : b.d[b.c[i]];
-        }
-        return { v: v, r: b.r ? new Set(b.r) : null, x: b.x || null };
+        return { v: decode(b), r: b.r ? new Set(b.r) : null, x: b.x || null };
       });
     }
     return blocks[key];
   }
 
-  var columns = {}; // col -> promise of a whole column {value(row), real(row), shown(row)}
+  var columns = {}; // col -> promise of a whole column {value(row), real(row)}
 
   function column(col) {
     if (!columns[col]) {
@@ -114,6 +121,7 @@
   }
 
   // The values of some columns at some rows: only the blocks holding those rows are read.
+  // at(col, row) -> {present, value}: the value shown (a param's as recorded).
   function valuesAt(cols, rows) {
     var need = {};
     rows.forEach(function (r) {
@@ -139,7 +147,7 @@
         var off = r % BLOCK;
         if (b.x !== null && Object.prototype.hasOwnProperty.call(b.x, off)) return { present: true, value: b.x[off] };
         var v = b.v[off];
-        return { present: v !== null && v !== undefined, value: v };
+        return { present: v !== null && v !== undefined, value: v === undefined ? null : v };
       };
     });
   }
@@ -154,13 +162,16 @@
     return "no execution has " + f.ns.slice(0, -1) + " '" + f.name + "'" + hint;
   }
 
-  function intParam(value, fallback, name) {
-    if (value === undefined || value === null || value === "") return fallback;
-    var text = String(value).trim();
-    if (!/^[0-9]+$/.test(text)) throw fail(name + " must be a whole number >= 0, not '" + value + "'");
-    return Number(text);
+  // api._int: blank -> the default; else Python's int() of the text
+  function pyInt(params, name, fallback) {
+    var text = params[name];
+    if (text === undefined || text === null || !String(text).trim()) return fallback;
+    var t = String(text).trim();
+    if (!/^[+-]?[0-9]+(?:_[0-9]+)*$/.test(t)) throw fail(name + " must be a whole number, not '" + text + "'");
+    return Number(t.replace(/_/g, ""));
   }
 
+  // api._list
   function listParam(value) {
     if (value === undefined || value === null) return null;
     return String(value)
@@ -171,24 +182,28 @@
       .filter(Boolean);
   }
 
+  function blank(text) {
+    return text === undefined || text === null || !String(text).trim();
+  }
+
   var head = null;
   function headRows() {
     if (!head) head = load("runs-head");
     return head;
   }
 
-  // The rows (row numbers) a where/sort selects, in order.
+  // The rows (row numbers) a where/sort selects, in order (CmfQuery.execution_rowids).
   function select(whereText, sortText) {
     var node = null;
     try {
-      if (whereText !== undefined && whereText !== null && String(whereText).trim()) node = W.parse(String(whereText));
+      if (!blank(whereText)) node = W.parse(String(whereText));
     } catch (e) {
       if (e instanceof W.WhereError) return Promise.reject(whereFail(e));
       throw e;
     }
     var sk;
     try {
-      sk = W.sortKey(sortText || "-started_at");
+      sk = W.sortKey(blank(sortText) ? "-started_at" : sortText);
     } catch (e) {
       if (e && e.usage) return Promise.reject(fail(e.message));
       throw e;
@@ -202,7 +217,8 @@
       }
     }
     if (sk.field.ns && !hasKey(sk.field.ns, sk.field.name)) return Promise.reject(fail("--sort: " + unknownKey(sk.field)));
-    var isDefault = !sk.field.ns && W.CORE_FIELDS[sk.field.name] && W.CORE_FIELDS[sk.field.name][0] === "started_at" && sk.descending;
+    var core = !sk.field.ns && W.CORE_FIELDS[sk.field.name];
+    var isDefault = core && core[0] === "started_at" && sk.descending;
     var needed = node ? W.fields(node).map(columnOf) : [];
     var sortCol = isDefault ? null : columnOf(sk.field);
     return Promise.all(
@@ -216,14 +232,13 @@
       found.forEach(function (f) {
         cols[f[0]] = f[1];
       });
-      var rows = [];
+      var rows = null; // null: every row
       if (node) {
         var pred = W.compile(node, function (field) {
           return cols[columnOf(field)];
         });
+        rows = [];
         for (var r = 0; r < COUNT; r++) if (pred(r)) rows.push(r);
-      } else {
-        rows = null; // every row
       }
       if (isDefault) return { rows: rows };
       var all = rows || range(COUNT);
@@ -243,8 +258,7 @@
 
   // A code point position (where.py's) back to a UTF-16 offset, for WhereError.
   function unitPos(text, pos) {
-    var chars = Array.from(String(text));
-    return chars.slice(0, pos).join("").length;
+    return Array.from(String(text)).slice(0, pos).join("").length;
   }
 
   function range(n) {
@@ -255,6 +269,7 @@
 
   var ROW_CORE = ["id", "pipeline", "stage", "started_at", "duration", "status", "exit_code", "site"];
 
+  // compare.run_row of these rows, with the chosen params and metrics
   function rowsAt(rows, chosen) {
     var pcols = chosen.params.map(function (k) {
       return columnOf({ ns: "params", name: k });
@@ -262,13 +277,14 @@
     var mcols = chosen.metrics.map(function (k) {
       return columnOf({ ns: "metrics", name: k });
     });
-    var cols = ROW_CORE.concat(pcols.filter(Boolean), mcols.filter(Boolean));
+    var cols = ROW_CORE.concat(["commit", "dirty", "tree"], pcols.filter(Boolean), mcols.filter(Boolean));
     return valuesAt(cols, rows).then(function (at) {
       return rows.map(function (r) {
         var row = {};
         ROW_CORE.forEach(function (c) {
           row[c] = at(c, r).value;
         });
+        row.code = { commit: at("commit", r).value, dirty: at("dirty", r).value, tree: at("tree", r).value };
         row.params = pick(chosen.params, pcols, at, r);
         row.metrics = pick(chosen.metrics, mcols, at, r);
         return row;
@@ -286,65 +302,124 @@
     return out;
   }
 
-  function chosenColumns(params) {
-    var p = listParam(params.params);
-    var m = listParam(params.metrics);
-    var def = cfg.columns || { params: [], metrics: [] };
-    return {
-      params: (p === null ? def.params : p).filter(function (k) {
-        return hasKey("params", k);
-      }),
-      metrics: (m === null ? def.metrics : m).filter(function (k) {
-        return hasKey("metrics", k);
-      }),
-    };
+  var keySets = {};
+  function keySetsOf(ns) {
+    if (!keySets[ns]) keySets[ns] = load("runs-" + ns + "-sets");
+    return keySets[ns];
+  }
+
+  // api._common: the most common few keys of the page's runs, in natural order
+  function common(lists, few) {
+    var counts = new Map();
+    lists.forEach(function (names) {
+      names.forEach(function (k) {
+        counts.set(k, (counts.get(k) || 0) + 1);
+      });
+    });
+    var ranked = Array.from(counts.keys()).sort(function (a, b) {
+      return counts.get(b) - counts.get(a) || naturalCompare(a, b);
+    });
+    return ranked.slice(0, few).sort(naturalCompare);
+  }
+
+  function pageColumns(page, params, sort, fromHead) {
+    var nss = ["params", "metrics"];
+    var keyLists = nss.map(function (ns) {
+      if (listParam(params[ns]) !== null) return Promise.resolve(null);
+      if (fromHead) {
+        return Promise.resolve(
+          page.map(function (r) {
+            return Object.keys(fromHead[r][ns] || {});
+          })
+        );
+      }
+      return Promise.all([keySetsOf(ns), valuesAt([ns.charAt(0) + "k"], page)]).then(function (got) {
+        return page.map(function (r) {
+          return got[0][got[1](ns.charAt(0) + "k", r).value];
+        });
+      });
+    });
+    return Promise.all(keyLists).then(function (lists) {
+      var out = {};
+      nss.forEach(function (ns, i) {
+        var given = listParam(params[ns]);
+        if (given !== null) {
+          out[ns] = given.filter(function (k, j) {
+            return given.indexOf(k) === j;
+          });
+          return;
+        }
+        var picked = common(lists[i], DEFAULT_COLUMNS);
+        var key = String(sort || "").replace(/^[+-]+/, "").trim();
+        var rest = key.slice(ns.length + 1);
+        if (key.lastIndexOf(ns + ".", 0) === 0 && picked.indexOf(rest) < 0) picked = picked.concat([rest]).sort(naturalCompare);
+        out[ns] = picked;
+      });
+      return out;
+    });
   }
 
   function runs(params) {
     var offset, limit;
     try {
-      offset = intParam(params.offset, 0, "offset");
-      limit = intParam(params.limit, 50, "limit");
+      offset = pyInt(params, "offset", 0) || 0;
+      limit = pyInt(params, "limit", DEFAULT_LIMIT) || 0;
+      if (offset < 0) throw fail("offset must be >= 0");
+      if (!(limit >= 0 && limit <= MAX_LIMIT)) throw fail("limit must be between 0 and " + MAX_LIMIT);
     } catch (e) {
       return Promise.reject(e);
     }
-    var chosen = chosenColumns(params);
-    return select(params.where, params.sort).then(function (sel) {
+    var sort = blank(params.sort) ? null : String(params.sort);
+    return select(params.where, sort).then(function (sel) {
       var total = sel.rows ? sel.rows.length : COUNT;
-      var page = sel.rows ? sel.rows.slice(offset, offset + limit) : range(Math.max(0, Math.min(limit, COUNT - offset))).map(function (i) {
-        return i + offset;
+      var page = sel.rows
+        ? sel.rows.slice(offset, offset + limit)
+        : range(Math.max(0, Math.min(limit, COUNT - offset))).map(function (i) {
+            return i + offset;
+          });
+      var inHead = page.every(function (r) {
+        return r < (cfg.head || 0);
       });
-      var answer = function (rows) {
+      var answer = function (chosen, rows) {
         return {
           total: total,
           offset: offset,
           limit: limit,
           rows: rows,
-          keys: { params: KEYS.params.slice(), metrics: KEYS.metrics.slice(), tags: KEYS.tags.slice() },
+          keys: { params: natural(INDEXED.params), metrics: natural(INDEXED.metrics), tags: KEYS.tags.slice() },
           columns: chosen,
         };
       };
-      var inHead = page.every(function (r) {
-        return r < (cfg.head || 0);
-      });
       if (inHead) {
         return headRows().then(function (h) {
-          return answer(
-            page.map(function (r) {
-              var full = h.rows[r];
-              var row = {};
-              ROW_CORE.forEach(function (c) {
-                row[c] = full[c];
-              });
-              row.params = subset(full.params, chosen.params);
-              row.metrics = subset(full.metrics, chosen.metrics);
-              return row;
-            })
-          );
+          return pageColumns(page, params, sort, h.rows).then(function (chosen) {
+            return answer(
+              chosen,
+              page.map(function (r) {
+                var full = h.rows[r];
+                var row = {};
+                ROW_CORE.forEach(function (c) {
+                  row[c] = full[c];
+                });
+                row.code = full.code;
+                row.params = subset(full.params, chosen.params);
+                row.metrics = subset(full.metrics, chosen.metrics);
+                return row;
+              })
+            );
+          });
         });
       }
-      return rowsAt(page, chosen).then(answer);
+      return pageColumns(page, params, sort, null).then(function (chosen) {
+        return rowsAt(page, chosen).then(function (rows) {
+          return answer(chosen, rows);
+        });
+      });
     });
+  }
+
+  function natural(names) {
+    return names.slice().sort(naturalCompare);
   }
 
   function subset(values, names) {
@@ -422,80 +497,148 @@
   }
 
   function run(params) {
+    if (blank(params.id)) return Promise.reject(fail("missing parameter 'id'"));
     return resolveRun(params.id).then(function (found) {
       return found.payload;
     });
   }
 
-  /* -- compare ------------------------------------------------------------------------------- */
+  /* -- compare (cmfgit/compare.py) ------------------------------------------------------------ */
 
   function isNumber(v) {
-    return typeof v === "number" && isFinite(v);
+    return typeof v === "number"; // JSON: NaN and infinities are strings, booleans are booleans
+  }
+
+  function differ(a, b) {
+    if (isNumber(a) && isNumber(b)) return a !== b;
+    return JSON.stringify(a) !== JSON.stringify(b) || typeof a !== typeof b;
+  }
+
+  function deltas(values) {
+    var first = values.length ? values[0] : null;
+    var out = [null];
+    for (var i = 1; i < values.length; i++) {
+      var v = values[i];
+      if (!(isNumber(first) && isNumber(v))) {
+        out.push(null);
+        continue;
+      }
+      var d = v - first;
+      if (!(Number.isInteger(v) && Number.isInteger(first))) d = Number(d.toPrecision(12)) + 0;
+      out.push(d);
+    }
+    return out;
+  }
+
+  function valueRows(mappings) {
+    var keys = [];
+    var seen = new Set();
+    mappings.forEach(function (m) {
+      Object.keys(m).forEach(function (k) {
+        if (!seen.has(k)) {
+          seen.add(k);
+          keys.push(k);
+        }
+      });
+    });
+    keys.sort(naturalCompare);
+    return keys.map(function (key) {
+      var values = mappings.map(function (m) {
+        return Object.prototype.hasOwnProperty.call(m, key) ? m[key] : null;
+      });
+      var present = new Set(
+        mappings.map(function (m) {
+          return Object.prototype.hasOwnProperty.call(m, key);
+        })
+      );
+      var changed =
+        present.size > 1 ||
+        values.slice(1).some(function (v) {
+          return differ(values[0], v);
+        });
+      return { key: key, values: values, changed: changed, delta: deltas(values) };
+    });
+  }
+
+  function runRow(obj) {
+    var git = obj.git || {};
+    return {
+      id: obj.id,
+      pipeline: obj.pipeline === undefined ? null : obj.pipeline,
+      stage: obj.stage === undefined ? null : obj.stage,
+      started_at: obj.started_at === undefined ? null : obj.started_at,
+      duration: duration(obj.started_at, obj.ended_at),
+      status: status(obj.exit_code, obj.ended_at),
+      exit_code: obj.exit_code === undefined ? null : obj.exit_code,
+      site: obj.site === undefined ? null : obj.site,
+      code: {
+        commit: git.commit === undefined ? null : git.commit,
+        dirty: git.dirty === undefined ? null : git.dirty,
+        tree: git.tree === undefined ? null : git.tree,
+      },
+      params: Object.assign({}, obj.params || {}),
+      metrics: Object.assign({}, obj.metrics || {}),
+    };
   }
 
   function compare(params) {
     var ids = listParam(params.ids) || [];
-    if (ids.length < 2) return Promise.reject(fail("compare needs at least two run ids"));
-    return Promise.all(ids.map(resolveRun)).then(function (found) {
-      var objs = found.map(function (f) {
-        return f.payload;
-      });
-      var rows = objs.map(function (p) {
-        var r = p.run;
+    if (ids.length > MAX_COMPARE) return Promise.reject(fail("compare at most " + MAX_COMPARE + " runs at once, not " + ids.length));
+    if (ids.length < 2) return Promise.reject(fail("compare needs at least 2 runs, got " + ids.length));
+    var found = [];
+    var seen = {};
+    return ids
+      .reduce(function (chain, ref) {
+        return chain.then(function () {
+          return resolveRun(ref).then(function (f) {
+            if (Object.prototype.hasOwnProperty.call(seen, f.id)) {
+              throw fail("'" + seen[f.id] + "' and '" + ref + "' are the same run (" + f.id.slice(0, 12) + "); name each run once");
+            }
+            seen[f.id] = ref;
+            found.push(f.payload.run);
+          });
+        });
+      }, Promise.resolve())
+      .then(function () {
+        var steps = {};
+        found.forEach(function (obj) {
+          var sm = obj.step_metrics || {};
+          Object.keys(sm).forEach(function (name) {
+            (steps[name] = steps[name] || {})[obj.id] = sm[name].map(function (pair) {
+              return pair.slice();
+            });
+          });
+        });
+        var sortedSteps = {};
+        natural(Object.keys(steps)).forEach(function (k) {
+          sortedSteps[k] = steps[k];
+        });
         return {
-          id: r.id,
-          pipeline: r.pipeline,
-          stage: r.stage,
-          started_at: r.started_at,
-          duration: duration(r.started_at, r.ended_at),
-          status: status(r.exit_code, r.ended_at),
-          exit_code: typeof r.exit_code === "number" ? r.exit_code : null,
-          site: r.site,
-          params: r.params || {},
-          metrics: r.metrics || {},
+          runs: found.map(runRow),
+          params: valueRows(
+            found.map(function (o) {
+              return o.params || {};
+            })
+          ),
+          metrics: valueRows(
+            found.map(function (o) {
+              return o.metrics || {};
+            })
+          ),
+          steps: sortedSteps,
         };
       });
-      function table(ns) {
-        var names = [];
-        rows.forEach(function (r) {
-          Object.keys(r[ns]).forEach(function (k) {
-            if (names.indexOf(k) < 0) names.push(k);
-          });
-        });
-        names.sort(naturalCompare);
-        return names.map(function (k) {
-          var values = rows.map(function (r) {
-            return Object.prototype.hasOwnProperty.call(r[ns], k) ? r[ns][k] : null;
-          });
-          var first = JSON.stringify(values[0]);
-          var changed = values.some(function (v) {
-            return JSON.stringify(v) !== first;
-          });
-          var delta = values.map(function (v, i) {
-            if (i === 0 || !isNumber(v) || !isNumber(values[0]) || typeof v === "boolean") return null;
-            return v - values[0];
-          });
-          return { key: k, values: values, changed: changed, delta: delta };
-        });
-      }
-      var steps = {};
-      objs.forEach(function (p) {
-        Object.keys(p.steps || {}).forEach(function (m) {
-          (steps[m] = steps[m] || {})[p.run.id] = p.steps[m];
-        });
-      });
-      return { runs: rows, params: table("params"), metrics: table("metrics"), steps: steps };
-    });
   }
 
+  // views.natural_key: digit runs read as numbers (p_2 before p_10)
   function naturalCompare(a, b) {
     var re = /(\d+)/;
-    var pa = a.split(re).filter(Boolean), pb = b.split(re).filter(Boolean);
+    var pa = String(a).split(re).filter(Boolean), pb = String(b).split(re).filter(Boolean);
     for (var i = 0; i < Math.min(pa.length, pb.length); i++) {
       var da = /^\d+$/.test(pa[i]), db = /^\d+$/.test(pb[i]);
       if (da && db) {
-        var d = Number(pa[i]) - Number(pb[i]);
-        if (d) return d;
+        var x = BigInt(pa[i]), y = BigInt(pb[i]);
+        if (x !== y) return x < y ? -1 : 1;
       } else if (da !== db) {
         return da ? -1 : 1;
       } else if (pa[i] !== pb[i]) {
@@ -505,18 +648,21 @@
     return pa.length - pb.length;
   }
 
+  // compare.duration: seconds between two record times (microseconds kept), rounded to 6 places
   function parseTime(text) {
-    if (typeof text !== "string") return null;
-    var t = Date.parse(text);
+    if (typeof text !== "string" || !text) return null;
+    var m = /^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}(?::\d{2})?)(?:\.(\d{1,6}))?(Z|[+-]\d{2}:?\d{2})?$/.exec(text);
+    if (!m) return null;
+    var t = Date.parse(m[1] + "T" + m[2] + (m[4] === undefined || m[4] === "Z" ? "Z" : m[4]));
     if (isNaN(t)) return null;
-    var frac = /\.(\d+)/.exec(text);
-    var micro = frac ? Number((frac[1] + "000000").slice(0, 6)) : 0;
-    return Math.floor(t / 1000) * 1e6 + micro;
+    return { s: Math.floor(t / 1000), us: m[3] ? Number((m[3] + "000000").slice(0, 6)) : 0, naive: m[4] === undefined };
   }
 
   function duration(started, ended) {
     var a = parseTime(started), b = parseTime(ended);
-    return a === null || b === null ? null : (b - a) / 1e6;
+    if (a === null || b === null || a.naive !== b.naive) return null;
+    var us = (b.s - a.s) * 1e6 + (b.us - a.us);
+    return Math.round(us) / 1e6;
   }
 
   function status(code, ended) {
@@ -525,7 +671,7 @@
     return "failed";
   }
 
-  /* -- lineage ------------------------------------------------------------------------------- */
+  /* -- lineage (api.lineage over cmfgit.graph) ------------------------------------------------- */
 
   var graphData = null;
   function graph() {
@@ -533,7 +679,7 @@
     return graphData;
   }
 
-  // graph.py's Graph._walk over the site's graph: rows are executions, numbers are artifacts.
+  // graph.py's Graph._walk over the site's graph: "e<row>" executions, "a<n>" artifacts.
   function walk(g, start, up, depth, levels) {
     var toExecs = up ? g.producers : g.consumers;
     var toArts = up ? g.inputs : g.outputs;
@@ -542,26 +688,22 @@
     function note(key, level) {
       if (!levels.has(key) || level < levels.get(key)) levels.set(key, level);
     }
+    function addArt(k) {
+      if (!seenArts.has(k)) {
+        seenArts.add(k);
+        arts.push(k);
+      }
+    }
     start.forEach(function (node) {
       note(node, 0);
-      if (node.charAt(0) === "a") {
-        var a = Number(node.slice(1));
-        if (!seenArts.has(a)) {
-          seenArts.add(a);
-          arts.push(a);
-        }
-      } else {
-        var row = Number(node.slice(1));
-        if (!seenExecs.has(row)) {
-          seenExecs.add(row);
-          (toArts[row] || []).forEach(function (k) {
-            note("a" + k, 0);
-            if (!seenArts.has(k)) {
-              seenArts.add(k);
-              arts.push(k);
-            }
-          });
-        }
+      var n = Number(node.slice(1));
+      if (node.charAt(0) === "a") addArt(n);
+      else if (!seenExecs.has(n)) {
+        seenExecs.add(n);
+        (toArts[n] || []).forEach(function (k) {
+          note("a" + k, 0);
+          addArt(k);
+        });
       }
     });
     var level = 0;
@@ -581,24 +723,92 @@
         note("e" + row, level);
         (toArts[row] || []).forEach(function (k) {
           note("a" + k, level);
-          if (!seenArts.has(k)) {
-            seenArts.add(k);
-            arts.push(k);
-          }
+          addArt(k);
         });
       });
     }
   }
 
+  function canonical(g, h) {
+    if (Object.prototype.hasOwnProperty.call(g.canon, h)) return g.canon[h];
+    var i = keyNumber(g).get(h);
+    return i === undefined ? null : i;
+  }
+
+  var keyNumbers = null;
+  function keyNumber(g) {
+    if (!keyNumbers) {
+      keyNumbers = new Map();
+      g.keys.forEach(function (k, i) {
+        keyNumbers.set(k, i);
+      });
+    }
+    return keyNumbers;
+  }
+
+  // CmfQuery._hash_prefix: every known hash (or alias) with this prefix; several artifacts: an error
+  function hashPrefix(g, prefix, quiet) {
+    var tests = prefix.indexOf(":") >= 0 ? [prefix] : ["blake3:" + prefix, "md5:" + prefix];
+    var found = [];
+    function consider(h) {
+      for (var i = 0; i < tests.length; i++) if (h.lastIndexOf(tests[i], 0) === 0) return found.push(h);
+    }
+    g.keys.forEach(consider);
+    Object.keys(g.canon).forEach(consider);
+    found.sort(W.compareText);
+    if (!found.length && !quiet) throw fail("no artifact matches '" + prefix + "'");
+    if (found.length > 1) {
+      var keys = Array.from(
+        new Set(
+          found.map(function (h) {
+            return g.keys[canonical(g, h)];
+          })
+        )
+      ).sort(W.compareText);
+      if (keys.length > 1) {
+        throw fail(
+          "artifact prefix '" + prefix + "' is ambiguous: " +
+            keys
+              .slice(0, 5)
+              .map(function (k) {
+                return k.slice(0, 19);
+              })
+              .join(", ")
+        );
+      }
+    }
+    return found;
+  }
+
+  // CmfQuery.resolve_artifacts: a hash or prefix, else a recorded path
+  function resolveArtifacts(g, ev, name) {
+    var text = String(name).trim();
+    var low = text.toLowerCase();
+    if (/^(blake3|md5):/.test(low)) return hashPrefix(g, low, false);
+    if (low.length >= 4 && isHex(low)) {
+      var hits = hashPrefix(g, low, true);
+      if (hits.length) return hits;
+    }
+    var found = new Set();
+    for (var i = 0; i < ev.path.length; i++) if (ev.path[i] === text) found.add(ev.hashes[ev.hash[i]]);
+    if (found.size) return Array.from(found).sort(W.compareText);
+    throw fail("no artifact matches '" + name + "' (give a hash, a hash prefix or a recorded path)");
+  }
+
   // lineage.resolve_target, without a working tree: @N, an execution id prefix, an artifact
-  // hash or prefix, or a recorded path.
+  // hash or prefix, or a recorded path (every version recorded there).
   function resolveTarget(g, target) {
-    var text = String(target === undefined || target === null ? "" : target).trim();
+    var text = String(target).trim();
     if (!text) return Promise.reject(fail("lineage needs a target: a path, an artifact hash or an execution id"));
     function rowOf(id) {
       return column("id").then(function (col) {
         for (var r = 0; r < COUNT; r++) if (col.value(r) === id) return ["e" + r];
         throw fail("no record matches '" + id + "'");
+      });
+    }
+    function arts(hashes) {
+      return hashes.map(function (h) {
+        return "a" + canonical(g, h);
       });
     }
     if (relativeRun(text)) {
@@ -607,65 +817,45 @@
       });
     }
     var low = text.toLowerCase();
-    if (/^(blake3|md5):/.test(low)) {
-      var hits = artPrefix(g, low);
-      if (!hits.length) return Promise.reject(fail("no artifact matches '" + low + "'"));
-      return Promise.resolve(hits);
-    }
-    if (low.length >= 4 && isHex(low)) {
-      var arts = artPrefix(g, low);
-      return resolveRun(low).then(
-        function (f) {
-          if (arts.length) throw fail("'" + text + "' is both an execution id and an artifact hash prefix; give more digits");
-          return rowOf(f.id);
-        },
-        function (err) {
-          if (arts.length) return arts;
-          if (/is ambiguous/.test(err.error)) throw err;
-          return byPath(g, text, target);
+    return events().then(function (ev) {
+      if (/^(blake3|md5):/.test(low)) return arts(resolveArtifacts(g, ev, low));
+      var byPath = function () {
+        try {
+          return arts(resolveArtifacts(g, ev, text));
+        } catch (e) {
+          throw fail("no artifact, path or execution matches '" + target + "'");
         }
-      );
-    }
-    return byPath(g, text, target);
-  }
-
-  function artPrefix(g, prefix) {
-    var found = new Set();
-    function test(h, idx) {
-      var name = prefix.indexOf(":") >= 0 ? h : h.slice(h.indexOf(":") + 1);
-      if (name.lastIndexOf(prefix, 0) === 0) found.add(idx);
-    }
-    g.keys.forEach(test);
-    Object.keys(g.canon).forEach(function (h) {
-      test(h, g.canon[h]);
+      };
+      if (low.length >= 4 && isHex(low)) {
+        return resolveRun(low).then(
+          function (f) {
+            if (hashPrefix(g, low, true).length) {
+              throw fail("'" + text + "' is both an execution id and an artifact hash prefix; give more digits");
+            }
+            return rowOf(f.id);
+          },
+          function (err) {
+            if (/is ambiguous/.test(err.error)) throw err;
+            var hits = hashPrefix(g, low, true);
+            return hits.length ? arts(hits) : byPath();
+          }
+        );
+      }
+      return byPath();
     });
-    return Array.from(found)
-      .sort(function (a, b) {
-        return a - b;
-      })
-      .map(function (i) {
-        return "a" + i;
-      });
-  }
-
-  function byPath(g, path, target) {
-    var found = [];
-    g.paths.forEach(function (ps, i) {
-      if (ps.indexOf(path) >= 0) found.push("a" + i);
-    });
-    if (!found.length) return Promise.reject(fail("no artifact, path or execution matches '" + target + "'"));
-    return Promise.resolve(found);
   }
 
   function lineage(params) {
-    var dir = params.dir || "up";
-    if (["up", "down", "both"].indexOf(dir) < 0) return Promise.reject(fail("dir must be up, down or both"));
-    var depth = null;
+    if (blank(params.target)) return Promise.reject(fail("missing parameter 'target'"));
+    var dir = blank(params.dir) ? "up" : String(params.dir);
+    var depth;
     try {
-      depth = params.depth === undefined || params.depth === null || params.depth === "" ? null : intParam(params.depth, null, "depth");
+      depth = pyInt(params, "depth", null);
     } catch (e) {
       return Promise.reject(e);
     }
+    if (["up", "down", "both"].indexOf(dir) < 0) return Promise.reject(fail("dir must be one of up, down, both, not '" + dir + "'"));
+    if (depth !== null && depth < 0) return Promise.reject(fail("depth must be >= 0"));
     return graph().then(function (g) {
       return resolveTarget(g, params.target).then(function (roots) {
         var levels = new Map();
@@ -677,12 +867,17 @@
     });
   }
 
+  function pyText(v) {
+    return v === null || v === undefined ? "None" : String(v);
+  }
+
   function describe(g, roots, levels) {
     var execRows = [];
     levels.forEach(function (_l, key) {
       if (key.charAt(0) === "e") execRows.push(Number(key.slice(1)));
     });
-    return valuesAt(["id", "pipeline", "stage", "exit_code", "status", "started_at", "type"], execRows).then(function (at) {
+    var cols = ["id", "pipeline", "stage", "status", "started_at", "type"];
+    return valuesAt(cols, execRows).then(function (at) {
       function idOf(key) {
         var n = Number(key.slice(1));
         return key.charAt(0) === "e" ? at("id", n).value : g.keys[n];
@@ -694,34 +889,43 @@
         if (a.charAt(0) !== b.charAt(0)) return a.charAt(0) === "a" ? -1 : 1; // Node order: artifact < execution
         return W.compareText(idOf(a), idOf(b));
       });
-      var nodes = keys.map(function (key) {
+      var kept = keys.slice(0, MAX_NODES);
+      var nodes = kept.map(function (key) {
         var n = Number(key.slice(1));
         if (key.charAt(0) === "e") {
-          var stage = at("stage", n).value;
           return {
             id: at("id", n).value,
             kind: "execution",
-            label: (at("pipeline", n).value || "") + "/" + (stage || ""),
+            label: pyText(at("pipeline", n).value) + "/" + pyText(at("stage", n).value),
             type: at("type", n).value,
             pipeline: at("pipeline", n).value,
-            stage: stage,
+            stage: at("stage", n).value,
             path: null,
             status: at("status", n).value,
+            started_at: at("started_at", n).value,
+            level: levels.get(key),
           };
         }
         var paths = g.paths[n];
-        var types = g.types[n];
+        var path = paths.length ? paths[0] : null;
         return {
           id: g.keys[n],
           kind: "artifact",
-          label: paths.length ? paths[0] : g.keys[n].slice(0, 19),
-          type: types.length ? types[0] : null,
+          label: path ? path.replace(/\/+$/, "").split("/").pop() : g.keys[n].slice(0, 19),
+          type: g.types[n].length ? g.types[n][0] : null,
           pipeline: null,
           stage: null,
-          path: paths.length ? paths[0] : null,
+          path: path,
           status: null,
+          started_at: null,
+          level: levels.get(key),
         };
       });
+      var ids = new Set(
+        nodes.map(function (nd) {
+          return nd.id;
+        })
+      );
       var edges = [];
       execRows.forEach(function (row) {
         var id = at("id", row).value;
@@ -735,158 +939,242 @@
       edges.sort(function (a, b) {
         return W.compareText(a.source, b.source) || W.compareText(a.target, b.target) || W.compareText(a.role, b.role);
       });
-      return { roots: roots.map(idOf), nodes: nodes, edges: edges, truncated: false };
+      edges = edges.filter(function (e) {
+        return ids.has(e.source) && ids.has(e.target);
+      });
+      return { roots: roots.map(idOf), nodes: nodes, edges: edges, truncated: kept.length < keys.length };
     });
   }
 
-  /* -- artifacts --------------------------------------------------------------------------------- */
+  /* -- artifacts (api.artifacts, api.artifact over CmfQuery.artifacts) ----------------------- */
 
   var eventsData = null;
   function events() {
     if (!eventsData) {
-      eventsData = load("events").then(function (e) {
-        var out = { hashes: e.hashes };
+      eventsData = Promise.all([load("events"), column("started_at"), column("id")]).then(function (got) {
+        var e = got[0];
+        var out = { hashes: e.hashes, aliases: e.aliases || {}, tags: e.tags || {}, started: got[1], ids: got[2] };
         ["row", "dir", "hash", "path", "type", "kind", "size"].forEach(function (k) {
-          var b = e[k];
-          var v = b.v;
-          if (!v) {
-            v = new Array(b.c.length);
-            for (var i = 0; i < b.c.length; i++) v[i] = b.c[i] < 0 ? null : b.d[b.c[i]];
-          }
-          out[k] = v;
+          out[k] = decode(e[k]);
         });
+        // event order of CmfQuery._artifact_objects: by start time (none first), then id = rows backwards
+        var order = range(out.row.length);
+        order.sort(function (a, b) {
+          return out.row[b] - out.row[a] || a - b;
+        });
+        out.order = order;
+        var byHash = new Map();
+        order.forEach(function (i) {
+          var h = out.hash[i];
+          if (!byHash.has(h)) byHash.set(h, []);
+          byHash.get(h).push(i);
+        });
+        out.byHash = byHash;
         return out;
       });
     }
     return eventsData;
   }
 
-  function artifactSummaries(ev, startedAt) {
-    // one entry per hash: its latest path, type and size, when it was last used, how many runs used it
-    var by = new Map();
+  // One artifact object of CmfQuery._artifact_objects, from all of its events.
+  function artObject(ev, h) {
+    var o = { hash: ev.hashes[h], type: null, kind: null, size: null, paths: [], producers: [], consumers: [], first_seen: null, last_seen: null };
+    var idx = ev.byHash.get(h) || [];
+    idx.forEach(function (i, n) {
+      var started = ev.started.value(ev.row[i]);
+      if (n === 0) o.first_seen = started;
+      o.type = ev.type[i];
+      o.kind = ev.kind[i];
+      o.last_seen = started;
+      if (ev.size[i] !== null) o.size = ev.size[i];
+      var p = ev.path[i];
+      if (p && o.paths.indexOf(p) < 0) o.paths.push(p);
+      var id = ev.ids.value(ev.row[i]);
+      var list = ev.dir[i] === 1 ? o.producers : o.consumers;
+      if (list.indexOf(id) < 0) list.push(id);
+    });
+    o.aliases = (ev.aliases[h] || []).slice();
+    o.tags = Object.assign({}, ev.tags[h] || {});
+    return o;
+  }
+
+  // The hashes with an event matching `test`, most recently used (by those events) first, then by hash.
+  function rankedHashes(ev, test) {
+    var newest = new Map();
     for (var i = 0; i < ev.row.length; i++) {
+      if (!test(i)) continue;
       var h = ev.hash[i];
-      var s = by.get(h);
-      var t = startedAt(ev.row[i]);
-      if (!s) {
-        s = { hash: ev.hashes[h], path: null, type: null, size: null, last_used: null, uses: 0, rows: new Set(), at: null };
-        by.set(h, s);
+      var t = ev.started.value(ev.row[i]);
+      if (!newest.has(h)) newest.set(h, t);
+      else {
+        var old = newest.get(h);
+        if (t !== null && (old === null || W.compareText(t, old) > 0)) newest.set(h, t);
       }
-      if (!s.rows.has(ev.row[i])) {
-        s.rows.add(ev.row[i]);
-        s.uses += 1;
-      }
-      if (s.at === null || (t !== null && W.compareText(t, s.at) >= 0)) {
-        s.at = t;
-        if (ev.path[i] !== null) s.path = ev.path[i];
-        if (ev.type[i] !== null) s.type = ev.type[i];
-      }
-      if (ev.size[i] !== null) s.size = ev.size[i];
-      if (t !== null && (s.last_used === null || W.compareText(t, s.last_used) > 0)) s.last_used = t;
     }
-    return by;
+    return Array.from(newest.keys()).sort(function (a, b) {
+      var x = newest.get(a), y = newest.get(b);
+      if (x !== y) {
+        if (x === null) return 1;
+        if (y === null) return -1;
+        var c = W.compareText(y, x);
+        if (c) return c;
+      }
+      return W.compareText(ev.hashes[a], ev.hashes[b]);
+    });
+  }
+
+  function artifactRow(o) {
+    return {
+      hash: o.hash,
+      path: o.paths.length ? o.paths[0] : null,
+      paths: o.paths,
+      type: o.type,
+      size: o.size,
+      last_used: o.last_seen,
+      uses: o.producers.length + o.consumers.length,
+    };
   }
 
   function artifacts(params) {
     var offset, limit;
     try {
-      offset = intParam(params.offset, 0, "offset");
-      limit = intParam(params.limit, 50, "limit");
+      offset = pyInt(params, "offset", 0) || 0;
+      limit = pyInt(params, "limit", DEFAULT_LIMIT) || 0;
+      if (offset < 0) throw fail("offset must be >= 0");
+      if (!(limit >= 0 && limit <= MAX_LIMIT)) throw fail("limit must be between 0 and " + MAX_LIMIT);
     } catch (e) {
       return Promise.reject(e);
     }
-    return Promise.all([events(), column("started_at")]).then(function (got) {
-      var ev = got[0], started = got[1];
-      var by = artifactSummaries(ev, started.value);
+    var type = params.type ? String(params.type) : null;
+    var path = params.path ? String(params.path) : null;
+    return events().then(function (ev) {
       var types = new Set();
-      var rows = [];
-      by.forEach(function (s) {
-        if (s.type !== null) types.add(s.type);
-        if (params.type && s.type !== params.type) return;
-        if (params.path && s.path !== params.path) return;
-        rows.push({ hash: s.hash, path: s.path, type: s.type, size: s.size, last_used: s.last_used, uses: s.uses });
+      ev.type.forEach(function (t) {
+        if (t !== null) types.add(t);
       });
-      rows.sort(function (a, b) {
-        if (a.last_used !== b.last_used) {
-          if (a.last_used === null) return 1;
-          if (b.last_used === null) return -1;
-          return -W.compareText(a.last_used, b.last_used);
+      var ofType = function (i) {
+        return type === null || ev.type[i] === type;
+      };
+      var total, picked;
+      if (path) {
+        var wanted = new Set();
+        for (var i = 0; i < ev.row.length; i++) {
+          if (ev.path[i] !== null && ev.path[i].indexOf(path) >= 0 && ofType(i)) wanted.add(ev.hash[i]);
         }
-        return W.compareText(a.hash, b.hash);
-      });
+        var found = wanted.size
+          ? rankedHashes(ev, function (j) {
+              return wanted.has(ev.hash[j]) && ofType(j);
+            })
+          : [];
+        total = found.length;
+        picked = found.slice(offset, offset + limit);
+      } else {
+        var all = rankedHashes(ev, ofType);
+        total = all.length;
+        picked = limit ? all.slice(offset, offset + limit) : [];
+      }
       return {
-        total: rows.length,
-        types: Array.from(types).sort(W.compareText),
-        rows: rows.slice(offset, offset + limit),
+        total: total,
+        offset: offset,
+        limit: limit,
+        types: natural(Array.from(types)),
+        rows: picked.map(function (h) {
+          return artifactRow(artObject(ev, h));
+        }),
       };
     });
   }
 
   function artifact(params) {
-    var wanted = String(params.hash || "").trim().toLowerCase();
-    return Promise.all([events(), column("started_at")]).then(function (got) {
-      var ev = got[0], started = got[1];
-      var idx = -1;
-      for (var i = 0; i < ev.hashes.length; i++) {
-        if (ev.hashes[i] === wanted || (wanted.length >= 4 && ev.hashes[i].split(":").pop().lastIndexOf(wanted, 0) === 0) || ev.hashes[i].lastIndexOf(wanted, 0) === 0) {
-          if (idx >= 0 && ev.hashes[idx] !== ev.hashes[i]) throw fail("artifact prefix '" + wanted + "' is ambiguous");
-          idx = i;
-        }
-      }
-      if (idx < 0 || !wanted) throw fail("no artifact matches '" + (params.hash || "") + "'");
-      var by = artifactSummaries(ev, started.value);
-      var me = by.get(idx);
-      var path = me.path;
-      var usedRows = [];
-      var versions = new Map();
-      for (var j = 0; j < ev.row.length; j++) {
-        if (ev.hash[j] === idx) usedRows.push(j);
-        if (path !== null && ev.path[j] === path) {
-          var h = ev.hash[j];
-          var v = versions.get(h);
-          var t = started.value(ev.row[j]);
-          if (!v) versions.set(h, (v = { hash: ev.hashes[h], size: ev.size[j], first_seen: t, produced_by: [] , rows: []}));
-          if (t !== null && (v.first_seen === null || W.compareText(t, v.first_seen) < 0)) v.first_seen = t;
-          if (ev.dir[j] === 1) v.rows.push(ev.row[j]);
-        }
-      }
-      var rowsNeeded = usedRows.map(function (j) {
-        return ev.row[j];
+    if (blank(params.hash)) return Promise.reject(fail("missing parameter 'hash'"));
+    var name = String(params.hash);
+    return Promise.all([events(), graph()]).then(function (got) {
+      var ev = got[0], g = got[1];
+      var number = new Map();
+      ev.hashes.forEach(function (h, i) {
+        number.set(h, i);
       });
-      versions.forEach(function (v) {
-        rowsNeeded = rowsNeeded.concat(v.rows);
+      function objectsOf(hashes) {
+        var set = new Set();
+        hashes.forEach(function (h) {
+          if (number.has(h)) set.add(number.get(h));
+        });
+        return rankedHashes(ev, function (i) {
+          return set.has(ev.hash[i]);
+        }).map(function (h) {
+          return artObject(ev, h);
+        });
+      }
+      var found = objectsOf(resolveArtifacts(g, ev, name));
+      if (!found.length) throw fail("no artifact matches '" + name + "'");
+      var main = found[0];
+      var every = new Set([main.hash]);
+      main.paths.forEach(function (p) {
+        resolveArtifacts(g, ev, p).forEach(function (h) {
+          every.add(h);
+        });
       });
-      return valuesAt(["id", "pipeline", "stage", "started_at"], rowsNeeded).then(function (at) {
-        var used = usedRows.map(function (j) {
-          var r = ev.row[j];
-          return {
+      var versions = objectsOf(Array.from(every));
+      versions = versions
+        .map(function (v, i) {
+          return [v, i];
+        })
+        .sort(function (a, b) {
+          var x = a[0].first_seen || "", y = b[0].first_seen || "";
+          return W.compareText(y, x) || a[1] - b[1];
+        })
+        .map(function (p) {
+          return p[0];
+        });
+      var root = canonical(g, main.hash);
+      var used = [];
+      var rows = [];
+      (g.producers[root] || []).forEach(function (r) {
+        rows.push([r, "output"]);
+      });
+      (g.consumers[root] || []).forEach(function (r) {
+        rows.push([r, "input"]);
+      });
+      return valuesAt(["id", "pipeline", "stage", "started_at", "status"], rows.map(function (p) {
+        return p[0];
+      })).then(function (at) {
+        rows.forEach(function (p) {
+          var r = p[0];
+          used.push({
             execution: at("id", r).value,
             pipeline: at("pipeline", r).value,
             stage: at("stage", r).value,
-            role: ev.dir[j] === 1 ? "output" : "input",
+            role: p[1],
             started_at: at("started_at", r).value,
-          };
-        });
-        used.sort(function (a, b) {
-          return W.compareText(a.started_at || "", b.started_at || "") || W.compareText(a.execution, b.execution);
-        });
-        var vs = [];
-        versions.forEach(function (v) {
-          vs.push({
-            hash: v.hash,
-            size: v.size,
-            first_seen: v.first_seen,
-            produced_by: v.rows.map(function (r) {
-              return at("id", r).value;
-            }),
+            status: at("status", r).value,
           });
         });
-        vs.sort(function (a, b) {
-          return W.compareText(a.first_seen || "", b.first_seen || "") || W.compareText(a.hash, b.hash);
+        used.sort(function (a, b) {
+          return (
+            W.compareText(b.started_at || "", a.started_at || "") ||
+            W.compareText(b.execution, a.execution) ||
+            W.compareText(b.role, a.role)
+          );
         });
         return {
-          artifact: { hash: me.hash, path: me.path, type: me.type, size: me.size },
-          versions: vs,
+          artifact: {
+            hash: main.hash,
+            path: main.paths.length ? main.paths[0] : null,
+            paths: main.paths,
+            type: main.type,
+            size: main.size,
+            aliases: main.aliases,
+            tags: main.tags,
+          },
+          versions: versions.map(function (v) {
+            return {
+              hash: v.hash,
+              size: v.size,
+              first_seen: v.first_seen,
+              produced_by: v.producers.length ? v.producers[0] : null,
+              path: v.paths.length ? v.paths[0] : null,
+            };
+          }),
           used_by: used,
         };
       });
@@ -923,5 +1211,5 @@
   }
 
   window.CMF = window.CMF || {};
-  window.CMF.source = { get: get, mode: "static" };
+  if (cfg.mode === "static") window.CMF.source = { get: get, mode: "static" };
 })();
