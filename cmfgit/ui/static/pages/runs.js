@@ -227,9 +227,18 @@
           th.classList.add(descending ? "desc" : "asc");
           th.setAttribute("aria-sort", descending ? "descending" : "ascending");
         }
-        th.addEventListener("click", function () {
+        th.setAttribute("tabindex", "0");
+        th.setAttribute("title", "sort by " + c.sort + " (again: descending)");
+        var sortBy = function () {
           // First click: ascending; again: descending.
           go({ sort: c.sort === current && !descending ? "-" + c.sort : c.sort, offset: 0 });
+        };
+        th.addEventListener("click", sortBy);
+        th.addEventListener("keydown", function (ev) {
+          if (ev.key === "Enter" || ev.key === " ") {
+            ev.preventDefault();
+            sortBy();
+          }
         });
       }
       headRow.appendChild(th);
