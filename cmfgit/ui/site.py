@@ -560,10 +560,9 @@ def _write_graph(records: list[tuple[str, dict[str, Any]]], tags: dict[str, dict
         "graph",
         {
             "keys": keys,
-            "aliases": [sorted(arts[k].aliases) for k in keys],
-            "paths": [sorted(arts[k].paths) for k in keys],
-            "types": [sorted(arts[k].types) for k in keys],
-            "size": [arts[k].size for k in keys],
+            # what a lineage node shows: lineage.to_json's first path and type (in sorted order)
+            "path": _column_block([min(arts[k].paths) if arts[k].paths else None for k in keys]),
+            "type": _column_block([min(arts[k].types) if arts[k].types else None for k in keys]),
             "canon": canon,
             "inputs": [[index[k] for k in inputs.get(rid, ())] for rid, _ in records],
             "outputs": [[index[k] for k in outputs.get(rid, ())] for rid, _ in records],

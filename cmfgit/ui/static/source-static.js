@@ -675,7 +675,13 @@
 
   var graphData = null;
   function graph() {
-    if (!graphData) graphData = load("graph");
+    if (!graphData) {
+      graphData = load("graph").then(function (g) {
+        g.pathOf = decode(g.path);
+        g.typeOf = decode(g.type);
+        return g;
+      });
+    }
     return graphData;
   }
 
@@ -906,13 +912,12 @@
             level: levels.get(key),
           };
         }
-        var paths = g.paths[n];
-        var path = paths.length ? paths[0] : null;
+        var path = g.pathOf[n];
         return {
           id: g.keys[n],
           kind: "artifact",
           label: path ? path.replace(/\/+$/, "").split("/").pop() : g.keys[n].slice(0, 19),
-          type: g.types[n].length ? g.types[n][0] : null,
+          type: g.typeOf[n],
           pipeline: null,
           stage: null,
           path: path,
