@@ -24,13 +24,13 @@ Why data chunks as ``.js`` files, and not the SQLite index read with HTTP range 
 
 The build reads every record once (the run pages are ``cmfgit show --json``), so its time
 is mostly parsing records (in forked workers past ``PARALLEL_MIN``). Measured here (2 shared
-cores at load ~10, so wall times are ~3x the CPU):
+cores at load 9-11, so wall times are 3-4x the CPU; the target, 30 s, is not met):
 
 =============  ========  =======  =====================  ==================================
 runs           files     size     CPU (user+sys)         first paint of the runs page
 =============  ========  =======  =====================  ==================================
 10,000         324       21 MB    3.1 s                  -
-100,000        4,308     201 MB   40 s (134 s wall)      0.7-1.2 s file://, 1.1-1.2 s http
+100,000        4,308     197 MB   40 s (100-170 s wall)  0.7-1.2 s file://, 1.1-1.2 s http
 =============  ========  =======  =====================  ==================================
 
 A ``--where`` over 100,000 runs: 0.3-0.9 s the first time (its columns load), 10-40 ms
