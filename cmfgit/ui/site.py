@@ -13,14 +13,14 @@ Why data chunks as ``.js`` files, and not the SQLite index read with HTTP range 
   ``<script src="data/x.js">`` is allowed from ``file://``; each data file is one call,
   ``CMF_DATA.put(name, payload)``.
 - The index is not made for shipping: it keeps no copy of the records (``cmfgit show``
-  reads them from the packs) and is ~100 MB at 100,000 runs with its indexes. A range
+  reads them from the packs) and is 115 MB at 100,000 runs. A range
   reader also needs a WebAssembly SQLite (~1 MB) and one round trip per B-tree page.
 - Chunks can be laid out for what the pages ask. The runs table is stored by column and
   in blocks of rows (``BLOCK_ROWS``), in the default order (newest first, then id): the
   first page is one small file (``runs-head``, the first ``HEAD_ROWS`` rows), and a
   ``--where`` or a sort over 100,000 runs loads only the columns it names (a column of
-  100,000 numbers is ~0.7 MB). A run's details are grouped by id prefix, so opening a
-  run loads one file of ~30-100 runs.
+  100,000 numbers is 0.7-1.2 MB, the ids 6.7 MB). A run's details are grouped by id
+  prefix, so opening a run loads one file of ~25-100 runs (~35 KB at 100,000 runs).
 
 The build reads every record once (the run pages are ``cmfgit show --json``), so its time
 is mostly parsing records (in forked workers past ``PARALLEL_MIN``). Measured here (2 shared
