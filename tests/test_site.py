@@ -54,6 +54,18 @@ def _special_runs(root: Path) -> list[str]:
         record["step_metrics"] = {"loss": [[0, 1.0], [1, 0.5 - i / 100]]} if i < 3 else {}
         if not record["step_metrics"]:
             del record["step_metrics"]
+        if i in (3, 5):  # an imported dataset known by two hashes (aliases): one artifact in the lineage
+            record["inputs"] = [
+                {
+                    "path": "data/imported.csv",
+                    "hash": "blake3:" + "ab" * 32,
+                    "aliases": ["md5:" + "cd" * 16],
+                    "size": 5,
+                    "type": "dataset",
+                    "kind": "file",
+                    "props": {},
+                }
+            ]
         ids.append(store.put(record))
     return ids
 
@@ -365,6 +377,10 @@ def _api_calls(ids: list[str]) -> list[tuple[str, dict[str, Any]]]:
         ("lineage", {"target": "report.json", "dir": "up", "depth": "1"}),
         ("lineage", {"target": ids[-1][:10], "dir": "down"}),
         ("lineage", {"target": "nothing.csv"}),
+        ("lineage", {"target": "data/imported.csv", "dir": "down"}),
+        ("lineage", {"target": "md5:cdcd", "dir": "both"}),
+        ("artifact", {"hash": "md5:" + "cd" * 16}),
+        ("artifact", {"hash": "data/imported.csv"}),
         ("artifacts", {}),
         ("artifacts", {"type": "dataset"}),
         ("pipelines", {}),
