@@ -23,15 +23,15 @@ Why data chunks as ``.js`` files, and not the SQLite index read with HTTP range 
   prefix, so opening a run loads one file of ~25-100 runs (~35 KB at 100,000 runs).
 
 The build reads every record once (the run pages are ``cmfgit show --json``), so its time
-is mostly parsing records (in forked workers past ``PARALLEL_MIN``). Measured here (2 shared
-cores at load 9-11, so wall times are 3-4x the CPU; the target, 30 s, is not met):
+is mostly parsing records (in forked workers past ``PARALLEL_MIN``, which also write each
+run's JSON). Measured here, on 2 cores shared with other jobs (load ~4 for the last row):
 
-=============  ========  =======  =====================  ==================================
-runs           files     size     CPU (user+sys)         first paint of the runs page
-=============  ========  =======  =====================  ==================================
-10,000         324       21 MB    3.1 s                  -
-100,000        4,308     197 MB   40 s (100-170 s wall)  0.7-1.2 s file://, 1.1-1.2 s http
-=============  ========  =======  =====================  ==================================
+=============  ========  =======  ======================  ==================================
+runs           files     size     build: CPU, wall         first paint of the runs page
+=============  ========  =======  ======================  ==================================
+10,000         324       21 MB    3.1 s, 9-13 s (load 9)   -
+100,000        4,308     197 MB   25 s, 47 s               0.7-1.2 s file://, 1.1-1.2 s http
+=============  ========  =======  ======================  ==================================
 
 A ``--where`` over 100,000 runs: 0.3-0.9 s the first time (its columns load), 10-40 ms
 after. The run payloads are ~70% of the size (the graph and the events ~15%, the runs columns
