@@ -30,11 +30,12 @@ run's JSON). Measured here, on 2 cores shared with other jobs (load ~4 for the l
 runs           files     size     build: CPU, wall         first paint of the runs page
 =============  ========  =======  ======================  ==================================
 10,000         324       21 MB    3.1 s, 9-13 s (load 9)   -
-100,000        4,308     197 MB   25 s, 47 s               0.7-1.2 s file://, 1.1-1.2 s http
+100,000        4,308     197 MB   25 s, 47 s               0.2-0.4 s (file:// and http)
 =============  ========  =======  ======================  ==================================
 
-A ``--where`` over 100,000 runs: 0.3-0.9 s the first time (its columns load), 10-40 ms
-after. The run payloads are ~70% of the size (the graph and the events ~15%, the runs columns
+(At load ~10 the first paint took 0.7-1.2 s from file:// and from a local static server.)
+A ``--where`` over 100,000 runs: 0.24-0.27 s the first time (its columns load), 3-8 ms
+after (0.3-0.9 s and 10-40 ms at load ~10). The run payloads are ~70% of the size (the graph and the events ~15%, the runs columns
 ~15%); they compress ~4x, so a static host that gzips (GitHub Pages does) sends a quarter.
 
 Layout of DIR::
