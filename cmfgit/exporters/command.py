@@ -42,7 +42,9 @@ def select(
     from cmfgit.query import CmfQuery, unreadable_note
 
     with CmfQuery(repo, scope=scope) as q:
-        found: list[dict[str, Any]] = q.executions(where, pipeline=pipeline, stage=stage, since=since, sort="started_at")
+        found: list[dict[str, Any]] = q.executions(
+            where, pipeline=pipeline, stage=stage, since=since, sort="started_at"
+        )
         if found:  # the commit of the metadata, as log --json gives it
             commits = recordcommits.describe(q.repo, q.scope, [obj["id"] for obj in found])
             for obj in found:

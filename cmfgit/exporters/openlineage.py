@@ -117,7 +117,7 @@ CUSTOM_FACETS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 _URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-_SCP = re.compile(r"^(?P<user>[^@/\s]+@)?(?P<host>[^:/\s]+):(?P<path>[^/].*)$")
+_SCP = re.compile(r"^(?:[^@/\s]+@)?(?P<host>[^:/\s]+):(?P<path>[^/].*)$")
 
 
 def custom_schema(name: str) -> dict[str, Any]:
@@ -129,7 +129,12 @@ def custom_schema(name: str) -> dict[str, Any]:
         "$id": _custom_url(name),
         "allOf": [
             {"$ref": f"{SPEC_URL}#/$defs/{base}"},
-            {"type": "object", "properties": fields, "required": sorted(fields), "additionalProperties": False},
+            {
+                "type": "object",
+                "properties": {"_producer": _STR, "_schemaURL": _STR, **fields},
+                "required": sorted(fields),
+                "additionalProperties": False,
+            },
         ],
     }
 
@@ -155,18 +160,26 @@ def run_id(record_id: str) -> str:
 
 
 def repo_namespace(record: dict[str, Any]) -> str:
-    """The dataset (and default job) namespace of a record: its git remote, redacted, else its site."""
+    """The dataset (and default job) namespace of a record: its git remote as a URI with no
+    user or password (scp-style ``git@host:path`` -> ``ssh://host/path``), a local remote path
+    as recorded, else ``cmfgit://<site>``."""
     remote = url_text(str((record.get("git") or {}).get("remote") or "")).strip()
-    return remote.rstrip("/") if remote else f"cmfgit://{record.get('site') or 'unknown'}"
+    if not remote:
+        return f"cmfgit://{record.get('site') or 'unknown'}"
+    return (_remote_uri(remote) or remote).rstrip("/")
 
 
 def _remote_uri(remote: str) -> str | None:
-    """``remote`` as a URI (scp-style ``git@host:path`` -> ``ssh://git@host/path``), else None."""
+    """``remote`` as a URI without its user info, or None when it is a local path."""
+    from urllib.parse import urlsplit, urlunsplit
+
     if _URL_SCHEME.match(remote):
-        return remote
+        parts = urlsplit(remote)
+        host = parts.netloc.rpartition("@")[2]
+        return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
     m = _SCP.match(remote)
     if m and "\\" not in remote:
-        return f"ssh://{m['user'] or ''}{m['host']}/{m['path']}"
+        return f"ssh://{m['host']}/{m['path']}"
     return None
 
 
