@@ -127,9 +127,9 @@ def test_pure_mapping_edges() -> None:
     assert end["job"]["namespace"] == "ssh://example.com/org/repo.git"
     location = end["job"]["facets"]["sourceCodeLocation"]
     assert location["url"] == "ssh://example.com/org/repo.git" and location["version"] == "c" * 40
-    params = {p["key"]: p["value"] for p in end["run"]["facets"]["executionParameters"]["parameters"]}
+    params = {p["key"]: p["value"] for p in start["run"]["facets"]["executionParameters"]["parameters"]}
     assert params == {"lr": "0.1", "name": "x", "nan": "NaN"}
-    assert end["run"]["facets"]["environmentVariables"]["environmentVariables"] == [
+    assert start["run"]["facets"]["environmentVariables"]["environmentVariables"] == [
         {"name": "OMP_NUM_THREADS", "value": "4"}
     ]
     running = list(ol.events([_record("b" * 64, ended_at=None, exit_code=None)]))
@@ -143,6 +143,9 @@ def test_pure_mapping_edges() -> None:
     assert bare[0]["job"]["namespace"] == "cmfgit://edge"
     for event in start, end, *running, *killed, *local, *bare:
         check_event(event)
+    # the fast serialiser writes exactly what dumps() of the events gives
+    records = [_record(c * 64, inputs=[{"path": "d.csv", "hash": "md5:" + c * 32, "type": "dataset"}]) for c in "abab"]
+    assert list(ol.lines(records)) == [ol.dumps(e) for e in ol.events(records)]
 
 
 # -- the demo's pipeline ---------------------------------------------------------------
@@ -187,13 +190,17 @@ def assert_events_match(events: list[dict[str, Any]], runs: list[dict[str, Any]]
         params = {p["key"]: p["value"] for p in facets["executionParameters"]["parameters"]}
         assert params == {k: v if isinstance(v, str) else json.dumps(v) for k, v in run["params"].items()}
         assert facets["cmfgit_run"]["params"] == run["params"]
-        assert facets["cmfgit_metrics"]["metrics"] == run["metrics"]
         assert facets["cmfgit_git"]["commit"] == run["git"].get("commit")
         if run["ended_at"] is None:
             assert len(mine) == 1
             continue
         assert len(mine) == 2
         end = mine[1]
+        # START says what was known at the start; the end event what the run ended with
+        assert end["run"]["facets"]["cmfgit_metrics"]["metrics"] == run["metrics"]
+        assert end["run"]["facets"]["cmfgit_run"] == facets["cmfgit_run"]
+        assert "cmfgit_metrics" not in facets and "executionParameters" not in end["run"]["facets"]
+        assert ("tags" in end["run"]["facets"]) == bool(run["tags"])
         assert end["eventType"] == ("COMPLETE" if run["exit_code"] == 0 else "FAIL")
         assert end["eventTime"] == run["ended_at"]
         assert [(d["name"], d["facets"]["version"]["datasetVersion"]) for d in end["outputs"]] == [

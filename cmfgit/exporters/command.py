@@ -42,9 +42,11 @@ def select(
     from cmfgit.query import CmfQuery, unreadable_note
 
     with CmfQuery(repo, scope=scope) as q:
-        found: list[dict[str, Any]] = q.executions(
-            where, pipeline=pipeline, stage=stage, since=since, sort="started_at"
-        )
+        records = q.execution_records(where, pipeline=pipeline, stage=stage, since=since, sort="started_at")
+        tags = q.tags_for([rid for rid, _ in records])
+        # {"id", **record, "tags"}: the objects of log --json, less its JSON-safe copy (the
+        # exporters replace NaN and infinities themselves, where they can occur: it is cheaper)
+        found: list[dict[str, Any]] = [{"id": rid, **rec, "tags": dict(tags.get(rid, {}))} for rid, rec in records]
         if found:  # the commit of the metadata, as log --json gives it
             commits = recordcommits.describe(q.repo, q.scope, [obj["id"] for obj in found])
             for obj in found:
@@ -88,7 +90,7 @@ def export(
     if fmt == "openlineage":
         from cmfgit.exporters import openlineage as ol
 
-        lines = (ol.dumps(e) for e in ol.events(executions, namespace=namespace))
+        lines = ol.lines(executions, namespace=namespace)
         if url is not None:
             return Summary(len(executions), ol.post(lines, url), ol.endpoint(url))
         if output is None:
