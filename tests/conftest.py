@@ -51,6 +51,7 @@ _LONG_TESTS = (
     "tests/test_data_transfer.py::test_a_5000_file_dataset",
     "tests/test_readme_tour.py::",
     "tests/test_demo.py::",
+    "tests/test_export_openlineage.py::test_demo",  # builds the demo once per module (~30 s)
 )
 
 
