@@ -1118,12 +1118,12 @@ class CmfQuery:
         name = found.custom_properties.get("Name")
         if not isinstance(name, str) or not name:
             name = found.name.split(":", 1)[0]
-        return _read_table(self.repo.root / name, name)
+        return _read_table(self.repo.root / name, name, "get_metrics")
 
     @staticmethod
     def read_dataslice(name: str) -> Any:
         """A data slice's rows (cmflib's: the parquet file ``name``)."""
-        return _read_table(Path(name), name)
+        return _read_table(Path(name), name, "read_dataslice")
 
     def dumptojson(self, pipeline_name: str, exec_uuid: str | None = None) -> str | None:
         """The pipeline as ``cmf metadata export`` has it, as JSON text (``{"Pipeline": []}`` for
@@ -1348,17 +1348,16 @@ class _Planner:
 _EXECUTION_ID_COLUMNS = ["id", "Execution_type_name", "Execution_uuid"]
 
 
-def _read_table(path: Path, shown: str) -> Any:
+def _read_table(path: Path, shown: str, what: str) -> Any:
     """A parquet (or, by its ``.csv`` suffix, CSV) file as a data frame, or a one-line error."""
+    from cmfgit import cmf_tables
+
     pd = pandas()
     if not path.is_file():
         raise CmfgitError(f"{shown}: not in the working tree (cmfgit artifact pull brings recorded files)")
-    if path.suffix == ".csv":
+    if path.suffix == ".csv":  # what cmfgit.compat wrote before it wrote cmflib's parquet
         return pd.read_csv(path)
-    try:
-        return pd.read_parquet(path)
-    except ImportError:
-        raise CmfgitError(f"{shown}: reading parquet needs pyarrow: pip install pyarrow") from None
+    return cmf_tables.read(path, what)
 
 
 def _start_order(graph: Graph, rid: str) -> tuple[bool, str, str]:

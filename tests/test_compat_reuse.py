@@ -525,12 +525,11 @@ def test_example_get_started_records_set3s_graph(repo: Path) -> None:
     def normal(document: dict[str, Any]) -> list[str]:
         found = []
         for item in shape(document):
-            # cmfgit keeps float params as floats (cmflib stored "0.2"); compat's step metrics and slices
-            # are CSV files (cmflib's are parquet, no extension): both listed in docs/coming-from-cmf.md.
+            # cmfgit keeps float params as floats (cmflib stored "0.2"; docs/coming-from-cmf.md); compat's
+            # step metrics and slices are at cmflib's paths (parquet, no extension), under another uuid.
             item["custom"] = {k: str(v) for k, v in item["custom"].items()}
             item["events"] = [
-                (t, ty, re.sub(r"^cmf_artifacts/[^/]+/(.*?)(\.csv)?$", r"cmf_artifacts/-/\1", p))
-                for t, ty, p in item["events"]
+                (t, ty, re.sub(r"^cmf_artifacts/[0-9a-f-]{36}/", r"cmf_artifacts/-/", p)) for t, ty, p in item["events"]
             ]
             item.pop("stage_props")  # the union over a stage's executions: the export's (issue 14 item 2c)
             item["values"] = [{k: v for k, v in vals.items() if k != "avg_prec"} for vals in item["values"]]
