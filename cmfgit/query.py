@@ -846,7 +846,17 @@ class CmfQuery:
             for name, found in by_pipeline.items():
                 for rid, record in found:
                     uuids.setdefault((name, str(record.get("uuid"))), []).append(rid)
-            docs = [cmf_export.build(found, name) for name, found in sorted(by_pipeline.items())]
+            from cmfgit.cmfids import Ledger
+
+            ledger = Ledger.of(self.repo)  # the clone's ids: the same the export gives
+            try:
+                ledger.raise_floors(cmf_export.cmf_floors(r for found in by_pipeline.values() for r in found))
+                docs = [
+                    cmf_export.build(found, name, numbering=ledger.numbering)
+                    for name, found in sorted(by_pipeline.items())
+                ]
+            finally:
+                ledger.close()
             self._cmf_view = View(docs, uuids)
         return self._cmf_view
 
