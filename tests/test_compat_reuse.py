@@ -533,7 +533,7 @@ def test_example_get_started_records_set3s_graph(repo: Path) -> None:
             item["events"] = [
                 (t, ty, re.sub(r"^cmf_artifacts/[0-9a-f-]{36}/", r"cmf_artifacts/-/", p)) for t, ty, p in item["events"]
             ]
-            item.pop("stage_props")  # the union over a stage's executions: the export's (issue 14 item 2c)
+            # stage_props: the union over a stage's executions, as CMF's context keeps them (issue 14 item 2c)
             item["values"] = [{k: v for k, v in vals.items() if k != "avg_prec"} for vals in item["values"]]
             found.append(json.dumps(item, sort_keys=True))
         return sorted(found)
