@@ -53,6 +53,7 @@ _LONG_TESTS = (
     "tests/test_site.py::test_the_pages_from_file_urls_and_a_static_server",
     "tests/test_site.py::test_static_source_answers_every_endpoint_as_the_server",
     "tests/test_demo.py::",
+    "tests/test_export_openlineage.py::test_demo",  # builds the demo once per module (~30 s)
 )
 
 
