@@ -35,8 +35,9 @@ runs           files     size     build: CPU, wall         first paint of the ru
 
 (At load ~10 the first paint took 0.7-1.2 s from file:// and from a local static server.)
 A ``--where`` over 100,000 runs: 0.24-0.27 s the first time (its columns load), 3-8 ms
-after (0.3-0.9 s and 10-40 ms at load ~10). The run payloads are ~70% of the size (the graph and the events ~15%, the runs columns
-~15%); they compress ~4x, so a static host that gzips (GitHub Pages does) sends a quarter.
+after (0.3-0.9 s and 10-40 ms at load ~10). The run payloads are ~70% of the size (the
+graph and the events ~15%, the runs columns ~15%); they compress ~4x, so a static host
+that gzips (GitHub Pages does) sends a quarter.
 
 Layout of DIR::
 
