@@ -3,45 +3,13 @@
 from __future__ import annotations
 
 import functools
-import json
 import re
-import subprocess
-import sys
+from pathlib import Path
 
 from conftest import ROOT
+from forkcli import run_forked
 
 from cmfgit.cli import docgen
-
-# Each command's --help in a process that has run nothing else: one interpreter imports
-# the CLI, then forks a child a command, which runs main() as `python -m cmfgit` does.
-# A child starts from the state a fresh `cmfgit ... --help` has once its imports are done
-# (test_every_command_has_help checks that against real start-ups too), for 40 fewer start-ups.
-_FORKED_HELPS = """
-import contextlib, json, os, sys, tempfile
-import cmfgit.cli
-with contextlib.suppress(ImportError):
-    import typer._adapters  # what typer imports on a command's first run (pydantic): 0.1 s a child
-from cmfgit.main import main
-found = []
-with tempfile.TemporaryFile() as out:
-    for path in json.loads(sys.stdin.read()):
-        out.seek(0)
-        out.truncate()
-        sys.stdout.flush()
-        pid = os.fork()
-        if pid == 0:
-            os.dup2(out.fileno(), 1)
-            try:
-                code = main([*path, "--help"])
-            except SystemExit as exc:
-                code = exc.code
-            sys.stdout.flush()
-            os._exit(code if isinstance(code, int) else int(code is not None))
-        _, status = os.waitpid(pid, 0)
-        out.seek(0)
-        found.append((path, os.waitstatus_to_exitcode(status), out.read().decode()))
-sys.stdout.write(json.dumps(found))
-"""
 
 
 @functools.lru_cache(maxsize=1)
@@ -54,23 +22,15 @@ def test_every_command_has_help() -> None:
     # very text of `cmfgit ... --help` run on its own, as a user runs it.
     batch = _batch()
     paths = list(docgen.command_paths())
-    proc = subprocess.run(
-        [sys.executable, "-c", _FORKED_HELPS],
-        input=json.dumps(paths),
-        capture_output=True,
-        text=True,
-        env=docgen._help_env(),
-        check=True,
-    )
-    forked = json.loads(proc.stdout)
-    assert [path for path, _, _ in forked] == paths
-    for path, code, out in forked:
-        text = out.rstrip() + "\n"
-        assert code == 0, (path, code)
+    # Each in a process of its own, forked from one that imported the CLI (forkcli),
+    # and the real entry point, a start-up each, for the root, a command and a subcommand.
+    forked = run_forked(Path.cwd(), [([*path, "--help"], {}) for path in paths], base_env=docgen._help_env())
+    for path, proc in zip(paths, forked):
+        text = proc.stdout.rstrip() + "\n"
+        assert proc.returncode == 0, (path, proc.stderr)
         assert text.strip(), f"no help for {path}"
         assert "Usage" in text or "usage" in text
         assert batch[tuple(path)] == text, path
-    # The real entry point, a start-up each: the root, a command, a subcommand.
     for path in ([], next(p for p in paths if len(p) == 1), next(p for p in paths if len(p) == 2)):
         assert docgen.help_text(path) == batch[tuple(path)], path
 
