@@ -18,19 +18,22 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 _SERVER = r"""
-import contextlib, gc, json, os, sys
+import contextlib, gc, json, os, shutil, sys
 import cmfgit.cli
 import cmfgit.main
 with contextlib.suppress(ImportError):
     import typer._adapters  # what typer imports on its first command line (pydantic)
 gc.freeze()  # else every child's collections and exit touch, and so copy, all of the parent's memory
 
-def serve(runs, tmp):
+def serve(runs, tmp, reset):
     done = []
     for i, (argv, env, stdin) in enumerate(runs):
+        for path in reset:
+            shutil.rmtree(path, ignore_errors=True)
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
@@ -58,7 +61,8 @@ def child(argv, env, stdin, base):
     return cmfgit.main.main(argv)
 
 with open(sys.argv[1], encoding="utf-8") as fh:
-    sys.exit(serve(json.load(fh), sys.argv[2]))
+    spec = json.load(fh)
+sys.exit(serve(spec["runs"], sys.argv[2], spec["reset"]))
 """
 
 
@@ -68,17 +72,20 @@ def run_forked(
     *,
     input: str | None = None,
     base_env: dict[str, str] | None = None,
+    reset: Sequence[Path] = (),
 ) -> list[subprocess.CompletedProcess[str]]:
     """Each (argv, environment changes) as ``cmfgit ARGV`` in ``cwd``, in order; a value of
     None removes the variable. ``input`` is every run's stdin (else /dev/null); ``base_env``
-    the environment that all start from (else this process's)."""
+    the environment that all start from (else this process's). The directories in
+    ``reset`` are removed before each run."""
     with tempfile.TemporaryDirectory(prefix="forkcli-") as tmp:
         stdin = None
         if input is not None:
             stdin = os.path.join(tmp, "stdin")
             Path(stdin).write_text(input, encoding="utf-8")
         spec = os.path.join(tmp, "runs.json")
-        Path(spec).write_text(json.dumps([[argv, env, stdin] for argv, env in runs]), encoding="utf-8")
+        runs_spec = [[argv, env, stdin] for argv, env in runs]
+        Path(spec).write_text(json.dumps({"runs": runs_spec, "reset": [str(p) for p in reset]}), encoding="utf-8")
         server = subprocess.run(
             [sys.executable, "-c", _SERVER, spec, tmp],
             cwd=cwd,
