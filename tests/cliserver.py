@@ -35,7 +35,7 @@ import tempfile
 from pathlib import Path
 
 # Read while a command runs, never while cmfgit, typer, click or rich are imported.
-RUNTIME_VARIABLES = re.compile(r"HOME|PATH|COLUMNS|LINES|GIT_\w+|CMFGIT_\w+|PYTEST_\w+")
+RUNTIME_VARIABLES = re.compile(r"HOME|PATH|COLUMNS|LINES|TERM|NO_COLOR|GIT_\w+|CMFGIT_\w+|PYTEST_\w+")
 
 _SERVER = r"""
 import contextlib, gc, json, os, select, socket, sys

@@ -6,8 +6,8 @@ import functools
 import re
 from pathlib import Path
 
-from conftest import ROOT
-from forkcli import run_forked
+import pytest
+from conftest import ROOT, cmfgit
 
 from cmfgit.cli import docgen
 
@@ -17,17 +17,16 @@ def _batch() -> dict[tuple[str, ...], str]:
     return docgen.help_texts()
 
 
-def test_every_command_has_help() -> None:
+def test_every_command_has_help(monkeypatch: pytest.MonkeyPatch) -> None:
     # render() takes every help from one process (docgen.help_texts); each is the
-    # very text of `cmfgit ... --help` run on its own, as a user runs it.
+    # very text of `cmfgit ... --help` run on its own, as a user runs it: conftest's
+    # cmfgit() (a fork of an interpreter that imported the CLI, see tests/cliserver.py),
+    # and a real start-up each for the root, a command and a subcommand.
     batch = _batch()
     paths = list(docgen.command_paths())
-    # Each in a process of its own, forked from one that imported the CLI (forkcli),
-    # and the real entry point, a start-up each, for the root, a command and a subcommand.
-    forked = run_forked(Path.cwd(), [([*path, "--help"], {}) for path in paths], base_env=docgen._help_env())
-    for path, proc in zip(paths, forked):
-        text = proc.stdout.rstrip() + "\n"
-        assert proc.returncode == 0, (path, proc.stderr)
+    monkeypatch.delenv("FORCE_COLOR", raising=False)  # as docgen's environment has it
+    for path in paths:
+        text = cmfgit(Path.cwd(), *path, "--help", env=docgen._help_env()).stdout.rstrip() + "\n"
         assert text.strip(), f"no help for {path}"
         assert "Usage" in text or "usage" in text
         assert batch[tuple(path)] == text, path

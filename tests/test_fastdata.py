@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 from conftest import cmfgit
 from datahelp import fresh_clone, lab, publish, run, write_files
-from forkcli import run_forked
 
 from cmfgit import fastdata
 
@@ -73,22 +72,16 @@ def test_same_output_as_the_typer_commands(tmp_path: Path) -> None:
         ["artifact", "push", "no/such/path"],  # the same error
         ["artifact", "push", first[:8], "--json"],
     ]
-    # Each case in a process of its own, forked from one that imported the CLI (forkcli);
-    # the first is compared with real start-ups too.
-    paths = ({}, {"CMFGIT_NO_FASTPATH": "1"})
-    runs = run_forked(site, [(args, env) for args in cases for env in paths], reset=[store / "blake3"])
-    real = _both(site, *cases[0], reset=store / "blake3")
-    assert [(r.returncode, r.stdout, r.stderr) for r in runs[:2]] == [(r.returncode, r.stdout, r.stderr) for r in real]
-    for args, fast, slow in zip(cases, runs[::2], runs[1::2]):
+    for args in cases:
+        fast, slow = _both(site, *args, reset=store / "blake3")
         assert (fast.returncode, fast.stdout, fast.stderr) == (slow.returncode, slow.stdout, slow.stderr), args
         assert "Traceback" not in fast.stderr
     shutil.rmtree(store / "blake3")
     assert json.loads(cmfgit(site, "artifact", "push", "--json").stdout)["pushed"] == 4  # 3 files, 1 manifest
     other = fresh_clone(tmp_path, url, "reader")
     cache = other / ".git" / "cmf" / "cache"
-    fetches = (["artifact", "fetch", "--json"], ["artifact", "fetch", "-P", "p", "--stage", "train"])
-    runs = run_forked(other, [(args, env) for args in fetches for env in paths], reset=[cache])
-    for args, fast, slow in zip(fetches, runs[::2], runs[1::2]):
+    for args in (["artifact", "fetch", "--json"], ["artifact", "fetch", "-P", "p", "--stage", "train"]):
+        fast, slow = _both(other, *args, reset=cache)
         assert (fast.returncode, fast.stdout, fast.stderr) == (slow.returncode, slow.stdout, slow.stderr), args
     for args in (["artifact", "pull"], ["artifact", "pull", "--json", "-j", "2"]):
         fast, slow = [], []

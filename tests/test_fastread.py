@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 from conftest import cmfgit
-from forkcli import run_forked
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from qhelp import art, execution, h, put, ts
@@ -127,13 +126,8 @@ def test_same_output_as_the_typer_commands(repo: Path) -> None:
         ["pipelines", "--json"],
         ["pipelines", "--ref", "no-such-ref"],
     ]
-    # Each case in a process of its own, forked from one that imported the CLI (forkcli);
-    # the first is compared with real start-ups too.
-    runs = run_forked(repo, [(args, {"CMFGIT_NO_FASTPATH": flag}) for args in cases for flag in (None, "1")])
-    assert [(r.returncode, r.stdout, r.stderr) for r in runs[:2]] == [
-        (r.returncode, r.stdout, r.stderr) for r in both(repo, *cases[0])
-    ]
-    for args, fast, slow in zip(cases, runs[::2], runs[1::2]):
+    for args in cases:
+        fast, slow = both(repo, *args)
         assert (fast.returncode, fast.stdout, fast.stderr) == (slow.returncode, slow.stdout, slow.stderr), args
         assert "Traceback" not in fast.stderr
     assert "status=production" in cmfgit(repo, "log").stdout
