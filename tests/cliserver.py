@@ -27,6 +27,7 @@ import json
 import locale
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -119,8 +120,10 @@ class Server:
             raise RuntimeError("the CLI server did not start")
         atexit.register(self.close)
         self.runs = 0
+        self.source = _source_state()
 
     def close(self) -> None:
+        atexit.unregister(self.close)
         assert self.proc.stdin is not None
         self.proc.stdin.close()  # the server waits for its runs, then exits
         try:
@@ -128,9 +131,7 @@ class Server:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-        for path in self.dir.iterdir():
-            path.unlink()
-        self.dir.rmdir()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
     def forkable(self, env: dict[str, str]) -> bool:
         changed = {k for k in env.keys() | self.env.keys() if env.get(k) != self.env.get(k)}
@@ -174,6 +175,20 @@ def _text(path: Path) -> str:
     return data.replace("\r\n", "\n").replace("\r", "\n")
 
 
+_PACKAGE = Path(__file__).resolve().parent.parent / "cmfgit"
+
+
+def _source_state() -> tuple[tuple[str, int], ...]:
+    """The package's files and their times: a server that imported other code is replaced."""
+    found = []
+    for directory, _dirs, names in os.walk(_PACKAGE):
+        for name in names:
+            if name.endswith(".py"):
+                path = os.path.join(directory, name)
+                found.append((path, os.stat(path).st_mtime_ns))
+    return tuple(sorted(found))
+
+
 _SERVERS: dict[int, Server] = {}
 
 
@@ -182,6 +197,9 @@ def server() -> Server | None:
     if os.environ.get("CMFGIT_TESTS_REAL_CLI") == "1" or not hasattr(os, "fork"):
         return None
     found = _SERVERS.get(os.getpid())
+    if found is not None and found.source != _source_state():  # cmfgit was edited since it started
+        found.close()
+        found = None
     if found is None:
         found = _SERVERS[os.getpid()] = Server()
     return found
