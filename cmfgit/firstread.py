@@ -73,6 +73,19 @@ def period_bound(path: str) -> tuple[str, str]:
     return match.group(1), match.group(1) + "\x7f"
 
 
+def _files_to_index(repo: Repo) -> tuple[list[str], list[str]] | None:
+    """The checkout's loose records and packs (as :func:`_files`) when a partial index
+    would pay: no index exists yet and the packs hold enough bytes; else None."""
+    existing = index.Index(repo, index.index_path(repo, index.CHECKOUT))
+    if existing.open_existing():
+        existing.close()
+        return None
+    loose, paths, size = _files(repo)
+    if size < _min_bytes():
+        return None
+    return loose, paths
+
+
 def _files(repo: Repo) -> tuple[list[str], list[str], int]:
     """The checkout's loose record files and packs (relative to .cmf/objects), and the packs' bytes."""
     objects = repo.objects_dir
@@ -155,13 +168,10 @@ def log_query(
     or None when the full index should be used (it exists, or this would not pay)."""
     if limit is None or limit <= 0 or repo.bare:
         return None
-    existing = index.Index(repo, index.index_path(repo, index.CHECKOUT))
-    if existing.open_existing():
-        existing.close()
+    found = _files_to_index(repo)
+    if found is None:
         return None
-    loose, paths, size = _files(repo)
-    if size < _min_bytes():
-        return None
+    loose, paths = found
     from cmfgit.query import CmfQuery
 
     paths.sort(key=lambda p: (period_bound(p)[1], p), reverse=True)
@@ -260,13 +270,10 @@ def show_query(repo: Repo, prefix: str) -> CmfQuery | None:
     text = prefix.strip().lower()
     if not 4 <= len(text) <= 64 or any(c not in "0123456789abcdef" for c in text) or repo.bare:
         return None  # (a relative run, @1 or train@2, needs the executions: the full index)
-    existing = index.Index(repo, index.index_path(repo, index.CHECKOUT))
-    if existing.open_existing():
-        existing.close()
+    found = _files_to_index(repo)
+    if found is None:
         return None
-    loose, paths, size = _files(repo)
-    if size < _min_bytes():
-        return None
+    loose, paths = found
     chosen = _scan(repo, paths, text)
     if chosen is None:
         return None
@@ -375,13 +382,10 @@ def lineage_query(repo: Repo, target: str, cwd: Path | None = None) -> CmfQuery 
         return None
     if os.path.lexists((cwd or Path.cwd()) / target.strip()):
         return None  # a path: the lineage of a file
-    existing = index.Index(repo, index.index_path(repo, index.CHECKOUT))
-    if existing.open_existing():
-        existing.close()
+    found = _files_to_index(repo)
+    if found is None:
         return None
-    loose, paths, size = _files(repo)
-    if size < _min_bytes():
-        return None
+    loose, paths = found
     needle = b":" + text.encode()
     maps: list[tuple[str, mmap.mmap]] = []
     partial = index.Index(repo, index.index_path(repo, index.CHECKOUT))

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import cliserver
 import pytest
 from hypothesis import settings
 
@@ -114,16 +115,23 @@ def cmfgit(
     input: str | None = None,
     timeout: float = 120,
 ) -> subprocess.CompletedProcess[str]:
-    """Run the real CLI in a subprocess, as a user would."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "cmfgit", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-        input=input,
-        timeout=timeout,
-    )
+    """Run the real CLI in a process of its own, as a user would: a fork of an interpreter
+    that has imported it (tests/cliserver.py), or a start-up when the environment is one
+    that a start-up reads."""
+    full_env = {**os.environ, **(env or {})}
+    server = cliserver.server()
+    if server is not None and server.forkable(full_env) and Path(cwd).is_dir():
+        proc = server.run(list(args), cwd, full_env, input, timeout)
+    else:
+        proc = subprocess.run(
+            [sys.executable, "-m", "cmfgit", *args],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            env=full_env,
+            input=input,
+            timeout=timeout,
+        )
     if check and proc.returncode != 0:
         raise AssertionError(
             f"cmfgit {' '.join(args)} exited {proc.returncode}:\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"

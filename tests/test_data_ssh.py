@@ -3,67 +3,43 @@ throwaway host key and user key. Credentials come from ~/.ssh, as with ssh itsel
 
 from __future__ import annotations
 
+import importlib.util
 import os
-import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
-from conftest import cmfgit, git
+from conftest import ROOT, cmfgit, git
 from datahelp import b3, file_hash, fresh_clone, publish, remote_objects, run, temps, write_files
 from sites import clone_site, seed_remote
 
 pytest.importorskip("sshfs")
-SSHD = shutil.which("sshd") or ("/usr/sbin/sshd" if os.path.exists("/usr/sbin/sshd") else None)
-pytestmark = pytest.mark.skipif(SSHD is None, reason="OpenSSH's sshd is not installed (.ci/run installs it)")
+
+
+def _bench_module(name: str) -> ModuleType:
+    """bench/NAME.py, loaded by its path (bench/ is no package, and its module names are not for tests)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+sshserver = _bench_module("sshserver")  # the one sshd set-up, shared with the SFTP benchmark rows
+pytestmark = pytest.mark.skipif(sshserver.SSHD is None, reason="OpenSSH's sshd is not installed (.ci/run installs it)")
 
 
 @pytest.fixture
 def sshd(tmp_path: Path) -> Iterator[str]:
     """``user@127.0.0.1:port`` of a running sshd that accepts the key in ~/.ssh (this test's HOME)."""
-    if not os.path.isdir("/run/sshd"):  # sshd's privilege separation directory (its service makes it)
-        try:
-            os.makedirs("/run/sshd", mode=0o755)
-        except OSError:
-            pytest.skip("/run/sshd is missing and cannot be created")
-    etc = tmp_path / "sshd"
-    etc.mkdir()
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(etc / "host_key")], check=True)
-    ssh_dir = Path(os.environ["HOME"]) / ".ssh"
-    ssh_dir.mkdir(mode=0o700, exist_ok=True)
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(ssh_dir / "id_ed25519")], check=True)
-    (etc / "authorized_keys").write_text((ssh_dir / "id_ed25519.pub").read_text())
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    user = os.environ.get("USER") or subprocess.run(["id", "-un"], capture_output=True, text=True).stdout.strip()
-    (etc / "sshd_config").write_text(
-        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {etc / 'host_key'}\nPidFile {etc / 'sshd.pid'}\n"
-        f"AuthorizedKeysFile {etc / 'authorized_keys'}\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
-        "PubkeyAuthentication yes\nPermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\n"
-        "Subsystem sftp internal-sftp\n"
-    )
-    host_pub = (etc / "host_key.pub").read_text().split()
-    (ssh_dir / "known_hosts").write_text(f"[127.0.0.1]:{port} {host_pub[0]} {host_pub[1]}\n")
-    assert SSHD is not None
-    proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(etc / "sshd_config")], stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("sshd did not start") from None
-                time.sleep(0.05)
-        yield f"{user}@127.0.0.1:{port}"
-    finally:
-        proc.kill()
-        proc.wait()
+    why = sshserver.why_not()
+    if why is not None:
+        pytest.skip(why)
+    with sshserver.sshd(tmp_path / "sshd", Path(os.environ["HOME"])) as where:
+        yield where
 
 
 def test_push_over_sftp_and_pull_into_a_fresh_clone(tmp_path: Path, sshd: str) -> None:

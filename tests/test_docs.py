@@ -2,26 +2,40 @@
 
 from __future__ import annotations
 
+import functools
 import re
+from pathlib import Path
 
-from conftest import ROOT
+import pytest
+from conftest import ROOT, cmfgit
 
 from cmfgit.cli import docgen
 
 
-def test_every_command_has_help() -> None:
+@functools.lru_cache(maxsize=1)
+def _batch() -> dict[tuple[str, ...], str]:
+    return docgen.help_texts()
+
+
+def test_every_command_has_help(monkeypatch: pytest.MonkeyPatch) -> None:
     # render() takes every help from one process (docgen.help_texts); each is the
-    # very text of `cmfgit ... --help` run on its own, as a user runs it.
-    batch = docgen.help_texts()
-    for path in docgen.command_paths():
-        text = docgen.help_text(path)
+    # very text of `cmfgit ... --help` run on its own, as a user runs it: conftest's
+    # cmfgit() (a fork of an interpreter that imported the CLI, see tests/cliserver.py),
+    # and a real start-up each for the root, a command and a subcommand.
+    batch = _batch()
+    paths = list(docgen.command_paths())
+    monkeypatch.delenv("FORCE_COLOR", raising=False)  # as docgen's environment has it
+    for path in paths:
+        text = cmfgit(Path.cwd(), *path, "--help", env=docgen._help_env()).stdout.rstrip() + "\n"
         assert text.strip(), f"no help for {path}"
         assert "Usage" in text or "usage" in text
         assert batch[tuple(path)] == text, path
+    for path in ([], next(p for p in paths if len(p) == 1), next(p for p in paths if len(p) == 2)):
+        assert docgen.help_text(path) == batch[tuple(path)], path
 
 
 def test_cli_reference_is_current() -> None:
-    expected = docgen.render()
+    expected = docgen.render(_batch())
     actual = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
     assert actual == expected, "docs/cli.md is stale: run `python -m cmfgit.cli.docgen > docs/cli.md`"
 

@@ -98,9 +98,10 @@ def _all_helps() -> list[tuple[list[str], str]]:
     return found
 
 
-def render() -> str:
+def render(helps: dict[tuple[str, ...], str] | None = None) -> str:
+    """docs/cli.md, from ``helps`` (:func:`help_texts`' answer) or a run of it."""
     parts = [HEADER]
-    helps = help_texts()
+    helps = help_texts() if helps is None else helps
     for path in command_paths():
         title = " ".join(["cmfgit", *path])
         parts.append(f"\n## `{title}`\n\n```text\n{helps[tuple(path)]}```\n")

@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import itertools
 import os
 from collections.abc import Callable
 from typing import Any
 
 from blake3 import blake3
 
-from cmfgit.fsutil import TMP_PREFIX, unlink_quietly
+from cmfgit.fsutil import temp_path, umask_of_process, unlink_quietly
 
 FICLONE = 0x40049409  # _IOW(0x94, 9, int) from linux/fs.h
 _CHUNK = 4 << 20
@@ -68,17 +67,6 @@ def syncfs(path: str) -> bool:
         return bool(call(fd) == 0)
     finally:
         os.close(fd)
-
-
-_pid = [os.getpid()]  # os.getpid() is a system call; a forked child learns its own
-os.register_at_fork(after_in_child=lambda: _pid.__setitem__(0, os.getpid()))
-_temp_ids = itertools.count(int.from_bytes(os.urandom(4), "big"))  # unique per process, no syscall each
-
-
-def temp_path(target: str) -> str:
-    """A fresh temp name beside ``target`` (same directory, so rename is atomic)."""
-    directory, name = os.path.split(target)
-    return os.path.join(directory, f"{TMP_PREFIX}{_pid[0]}-{next(_temp_ids) & 0xFFFFFFFF:08x}-{name[:40]}")
 
 
 class NoReflink(Exception):
@@ -183,7 +171,7 @@ def copy_small_to_temp(src: str, target: str, mode: int, small: int, fsync: bool
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
-        if mode & _umask_of_process():
+        if mode & umask_of_process():
             os.fchmod(fd, mode)
         if fsync:
             os.fsync(fd)
@@ -236,55 +224,6 @@ def write_stream_to_temp(
         raise
     os.close(fd)
     return tmp, hasher.hexdigest(), size
-
-
-_umask: list[int] = []  # the process's umask, once known
-
-
-def _umask_of_process() -> int:
-    """The umask, from ``/proc/self/status`` (reading it with ``os.umask`` means setting
-    it, a race with other threads); 0o777 where it cannot be read, so callers fchmod."""
-    if not _umask:
-        mask = 0o777
-        try:
-            with open("/proc/self/status", "rb") as fh:
-                for line in fh:
-                    if line.startswith(b"Umask:"):
-                        mask = int(line.split()[1], 8)
-                        break
-        except (OSError, ValueError, IndexError):
-            pass
-        _umask.append(mask)
-    return _umask[0]
-
-
-def write_new(data: bytes, target: str, mode: int) -> None:
-    """Put ``data`` at ``target`` atomically: a temp file beside it, created with
-    ``mode`` (and ``fchmod``-ed only when the umask would have taken bits away),
-    written, then renamed over ``target``. Not fsynced. Four system calls for a
-    small file: create, write, close, rename."""
-    tmp = temp_path(target)
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    except FileNotFoundError:
-        os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        if mode & _umask_of_process():
-            os.fchmod(fd, mode)
-    except BaseException:
-        os.close(fd)
-        unlink_quietly(tmp)
-        raise
-    os.close(fd)
-    try:
-        os.replace(tmp, target)
-    except BaseException:
-        unlink_quietly(tmp)
-        raise
 
 
 def write_to_temp(data: bytes, target: str, mode: int = 0o444) -> str:

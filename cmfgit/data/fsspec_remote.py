@@ -30,7 +30,7 @@ from typing import Any
 from cmfgit.data import copying
 from cmfgit.data.local import _object_of
 from cmfgit.errors import CmfgitError, MissingObjectError, RemoteError
-from cmfgit.fsutil import TMP_PREFIX, unlink_quietly
+from cmfgit.fsutil import TMP_PREFIX, temp_path, unlink_quietly
 
 ATOMIC_PUT = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "oss"}
 READ_ONLY = {"http", "https"}
@@ -331,7 +331,7 @@ class FsspecBackend:
             return out
         for directory in sorted({os.path.dirname(t) for _, t in items}):
             os.makedirs(directory, exist_ok=True)
-        temps = [copying.temp_path(t) for _, t in items]
+        temps = [temp_path(t) for _, t in items]
 
         async def get(i: int) -> None:
             await self.fs._get_file(self._path(items[i][0]), temps[i])

@@ -43,6 +43,7 @@ from cmfgit.data.cache import Cache
 from cmfgit.data.manifest import unescape
 from cmfgit.data.selection import Artifact
 from cmfgit.errors import CmfgitError, MissingObjectError
+from cmfgit.fsutil import atomic_write
 
 MODES = {"100644": 0o644, "100755": 0o755}
 IN_CACHE = "the cache ('cmfgit artifact fetch' brings it from a data remote)"
@@ -284,7 +285,7 @@ def execute(
         for target, hexhash, mode in items:
             data = have.get(hexhash)
             if data is not None:
-                copying.write_new(data, target, mode)  # temp, then rename: as from the cache
+                atomic_write(target, data, mode=mode, fsync=False)  # temp, then rename: as from the cache
             else:
                 copying.place_copy(cache.path(hexhash), target, mode)
 

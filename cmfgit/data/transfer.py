@@ -25,7 +25,7 @@ from cmfgit.data.cache import Cache
 from cmfgit.data.remote import Backend, object_key
 from cmfgit.data.selection import Artifact
 from cmfgit.errors import CmfgitError, CorruptObjectError, DataError, PathError
-from cmfgit.fsutil import unlink_quietly
+from cmfgit.fsutil import atomic_write, unlink_quietly
 
 DEFAULT_JOBS = min(32, 4 * (os.cpu_count() or 1))
 
@@ -245,7 +245,7 @@ def fetch(
             got = copying.hash_bytes(data)
             if got != hexhash:
                 raise CorruptObjectError(f"blake3:{hexhash}", where, f"blake3:{got}")
-            copying.write_new(data, cache.path(hexhash), 0o444)  # verified before it has its name
+            atomic_write(cache.path(hexhash), data, mode=0o444, fsync=False)  # verified before it has its name
             if keep is not None:
                 with lock:
                     if kept[0] + len(data) <= KEEP_BYTES:
