@@ -165,9 +165,13 @@ def deltas(values: Sequence[Any]) -> list[int | float | None]:
         if not (is_number(first) and is_number(value)):
             out.append(None)
             continue
-        d = value - first
+        try:
+            d = value - first
+        except OverflowError:  # an int beyond any float, against a float
+            out.append(None)
+            continue
         if isinstance(d, float):
-            d = float(f"{d:.12g}") + 0.0  # + 0.0: no negative zero
+            d = float(f"{d:.12g}") + 0.0 if math.isfinite(d) else None  # + 0.0: no negative zero
         out.append(d)
     return out
 

@@ -123,6 +123,15 @@ def test_terminal_markdown_and_csv(tmp_path: Path) -> None:
     assert lines["params.note"].split()[1:3] == ["a,b", '"c"\\nd']  # the newline shown as an escape
     assert text.index("params.lr_2") < text.index("params.lr_10") < text.index("metrics.acc")
     assert "params.seed" in text and "params.seed" not in cmfgit(repo, "compare", a, b, c, "--only-changed").stdout
+    coloured = {
+        line.split()[0]: line
+        for line in on_a_terminal(repo, ["compare", a, b, c], 120, colours=True).splitlines()
+        if line.strip()
+    }
+    yellow = "\x1b[33m"
+    assert yellow in coloured["\x1b[33mparams.lr_2\x1b[0m"]  # changed rows are highlighted
+    assert "params.seed" in coloured and "\x1b[" not in coloured["params.seed"]  # the others are not
+    assert "\x1b[1;31mfailed" in coloured["\x1b[33mstatus\x1b[0m"]  # failed runs stand out
 
     md = cmfgit(repo, "compare", a, b, c, "--md").stdout.splitlines()
     assert md[0].startswith("| |") and all(f"`{rid[:7]}" in md[0] for rid in (a, b, c))
@@ -276,3 +285,22 @@ def test_scopes_as_the_other_read_commands(tmp_path: Path) -> None:
     assert [r["id"] for r in on_side["runs"]] == [a, c]
     gone = cmfgit(repo, "compare", "--ref", "main", a, b, check=False)
     assert gone.returncode == 1 and f"no record matches '{a}'" in gone.stderr, gone.stderr
+
+
+def test_deltas_and_status_at_the_edges() -> None:
+    from cmfgit.compare import deltas, status, value_rows
+
+    assert deltas([0.3, 0.1, 0.3]) == [None, -0.2, 0.0]
+    assert deltas([0.5, 10**400]) == [None, None]  # no float holds that difference
+    assert deltas([1e308, -1e308]) == [None, None]  # nor this one (infinite)
+    assert deltas([10**400, 10**400 + 1]) == [None, 1]  # ints are exact
+    assert deltas([True, 1, "NaN", None]) == [None, None, None, None]
+    row = value_rows([{"a": 1}, {"a": 1.0}, {"a": True}, {}])[0]
+    assert row == {"key": "a", "values": [1, 1.0, True, None], "changed": True, "delta": [None, 0.0, None, None]}
+    assert not value_rows([{"a": 1}, {"a": 1.0}])[0]["changed"]  # the same number
+    assert value_rows([{"a": None}, {}])[0]["changed"]  # a null value is not a missing key
+    assert [r["key"] for r in value_rows([{"p_10": 1, "p_2": 1}, {"P_1": 0}])] == ["P_1", "p_2", "p_10"]
+    assert status({"exit_code": 0, "ended_at": "x"}) == "ok"
+    assert status({"exit_code": None, "ended_at": None}) == "running"
+    assert status({"exit_code": None, "ended_at": "x"}) == "failed"  # killed: ended without an exit code
+    assert status({"exit_code": -9, "ended_at": "x"}) == "failed"

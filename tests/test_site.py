@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser import chrome, wait_for
+from browser import chrome, wait_for, wait_until
 from conftest import cmfgit, git, make_repo
 from recgen import execution
 
@@ -391,6 +391,8 @@ def test_static_source_answers_every_endpoint_as_the_server(site_repo: Path, tmp
         ("compare", {"ids": ids[0]}),
         ("runs", {"offset": "-1"}),
         ("runs", {"limit": "x"}),
+        *[("run", {"id": rid}) for rid in ids],  # NaN, infinities, lists, long text...
+        ("compare", {"ids": ",".join(ids[3:])}),
         ("runs", {"limit": "5000"}),
         ("runs", {"sort": "params.n", "limit": "4"}),
         ("runs", {"sort": "-metrics.acc", "offset": "3", "limit": "3", "params": "opt,,n,opt,nope"}),
@@ -542,7 +544,6 @@ def _browse(driver: Any, base: str, q: Any) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
-    from browser import wait_until
     from cmfgit.ui import api
 
     newest = [rid for rid, _ in q.execution_records()]

@@ -76,8 +76,8 @@ def test_sort_by_an_unknown_key_is_an_error_naming_it(repo: Path) -> None:
         assert cmfgit(repo, "log", "--sort", "started_at", env=env).returncode == 0
 
 
-def on_a_terminal(cwd: Path, args: list[str], columns: int) -> str:
-    """The CLI's stdout on a real pseudo-terminal ``columns`` wide (colours stripped)."""
+def on_a_terminal(cwd: Path, args: list[str], columns: int, colours: bool = False) -> str:
+    """The CLI's stdout on a real pseudo-terminal ``columns`` wide (colours stripped, unless ``colours``)."""
     master, slave = pty.openpty()
     env = {**os.environ, "COLUMNS": str(columns), "LINES": "200", "TERM": "xterm-256color"}
     proc = subprocess.Popen(
@@ -96,7 +96,8 @@ def on_a_terminal(cwd: Path, args: list[str], columns: int) -> str:
     os.close(master)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
-    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", b"".join(chunks).decode()).replace("\r\n", "\n")
+    text = b"".join(chunks).decode().replace("\r\n", "\n")
+    return text if colours else re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)
 
 
 def _recorded(repo: Path) -> Path:

@@ -33,6 +33,7 @@ def test_info(wine: tuple[Path, dict[str, str]]) -> None:
     assert info["scope"] == "the checkout"
     assert info["executions"] == len(ids)
     assert info["records"] == len(ids)
+    assert info["unreadable"] == 0
     assert info["commit_url"] is None  # no remote
     assert info["version"]
     assert info["generated_at"].endswith("Z")
@@ -293,11 +294,15 @@ def test_a_run_logged_while_serving_shows_up(wine: tuple[Path, dict[str, str]]) 
     root, _ids = wine
     with serving(root, refresh_interval=0) as srv:
         assert api(srv, "runs")["total"] == 7
+        (pipeline,) = api(srv, "pipelines")["pipelines"]  # (kept until the index changes)
+        assert "late" not in {s["name"] for s in pipeline["stages"]}
         cmfgit(root, "log-run", "--stage", "late", "-p", "lr=0.5", "--", "true")
         page = api(srv, "runs")  # the very next request
         assert page["total"] == 8
         assert page["rows"][0]["stage"] == "late" and page["rows"][0]["params"] == {"lr": 0.5}
         assert api(srv, "info")["executions"] == 8
+        (pipeline,) = api(srv, "pipelines")["pipelines"]
+        assert "late" in {s["name"] for s in pipeline["stages"]}
 
 
 def test_the_default_refresh_sees_new_runs_too(wine: tuple[Path, dict[str, str]]) -> None:

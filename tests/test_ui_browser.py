@@ -74,27 +74,29 @@ with cmfgit.run(pipeline="wine", stage="evaluate", params={"threshold": 0.5}, co
     run.log_output("report.json", type="metrics")
     run.log_metrics({"auc": 0.91})
 ids["evaluate"] = run.id
-with cmfgit.run(pipeline="nlp", stage="tokenize", params={"vocab": 32000}, command=["python", "tok.py"]) as run:
-    run.log_input("data/raw.csv", type="dataset")
-    write("data/tokens.bin", "tokens\n")
-    run.log_output("data/tokens.bin", type="dataset")
-ids["tokenize"] = run.id
+# Two versions of data/tokens.bin.
+ids["tokenize"] = []
+for vocab in (16000, 32000):
+    with cmfgit.run(pipeline="nlp", stage="tokenize", params={"vocab": vocab}, command=["python", "tok.py"]) as run:
+        run.log_input("data/raw.csv", type="dataset")
+        write("data/tokens.bin", f"tokens {vocab}\n")
+        run.log_output("data/tokens.bin", type="dataset")
+    ids["tokenize"].append(run.id)
 with cmfgit.run(pipeline="evil", stage=XSS_STAGE, params={"note": XSS_PARAM}, command=["echo", XSS_PARAM]) as run:
     run.log_input("data/tokens.bin", type="dataset")
     write(XSS_PATH, "x\n")
     run.log_output(XSS_PATH, type="dataset")
     run.log_metrics({"score": 1.5})
 ids["evil"] = run.id
-# A sweep whose lineage has 1,000 nodes: data/big.csv -> 333 runs -> 2 outputs each.
+# A sweep whose lineage has 1,000 nodes: data/big.csv -> 111 runs -> 8 outputs each.
 write("data/big.csv", "big\n")
-for i in range(333):
+for i in range(111):
     with cmfgit.run(pipeline="sweep", stage="fit", params={"i": i}, command=["python", "fit.py"]) as run:
         run.log_input("data/big.csv", type="dataset")
-        write(f"sweep/{i}.model", f"m{i}\n")
-        write(f"sweep/{i}.json", f"{{\"i\": {i}}}\n")
-        run.log_output(f"sweep/{i}.model", type="model")
-        run.log_output(f"sweep/{i}.json", type="metrics")
-        run.log_metrics({"score": i / 333})
+        for k in range(8):
+            write(f"sweep/{i}/{k}.out", f"{i} {k}\n")
+            run.log_output(f"sweep/{i}/{k}.out", type=("model", "metrics", "dataset")[k % 3])
+        run.log_metrics({"score": i / 111})
 cmfgit.tag(ids["evil"], {"note": XSS_TAG})
 cmfgit.tag(ids["train"][-1], {"status": "best"})
 print(json.dumps(ids))
@@ -103,8 +105,9 @@ print(json.dumps(ids))
 
 def record_runs(repo: Path) -> dict[str, Any]:
     """The runs the tests browse: pipelines wine (prepare, 10 train runs and a failed one,
-    evaluate), nlp (tokenize), evil (markup in its stage, a param, a path and a tag) and
-    sweep (333 runs: the lineage of data/big.csv has 1,000 nodes)."""
+    evaluate), nlp (tokenize, twice: two versions of data/tokens.bin), evil (markup in its
+    stage, a param, a path and a tag) and sweep (111 runs of 8 outputs: the lineage of data/big.csv
+    has 1,000 nodes)."""
     proc = subprocess.run(
         [sys.executable, "-c", _RECORD, json.dumps([XSS_STAGE, XSS_PARAM, XSS_TAG, XSS_PATH])],
         cwd=repo,
@@ -324,15 +327,15 @@ def test_paging(ui: Ui) -> None:
     ui.open("runs")
     wait_for(ui.driver, "table#runs tr.run")
     total = ui.api("info")["executions"]
-    assert total == 348
-    assert wait_for(ui.driver, "#page-info").text == "1–50 of 348"
+    assert total == 127
+    assert wait_for(ui.driver, "#page-info").text == "1–50 of 127"
     assert ui.driver.find_element("css selector", "button#prev").get_attribute("disabled") is not None
     first = row_ids(ui)
     assert first == [r["id"] for r in ui.api("runs")["rows"]]
     ui.driver.find_element("css selector", "button#next").click()
     second = [r["id"] for r in ui.api("runs", offset=50)["rows"]]
     wait_rows(ui, second)
-    assert ui.driver.find_element("css selector", "#page-info").text == "51–100 of 348"
+    assert ui.driver.find_element("css selector", "#page-info").text == "51–100 of 127"
     assert not set(first) & set(second)
     ui.driver.find_element("css selector", "button#prev").click()
     wait_rows(ui, first)
@@ -410,13 +413,26 @@ def test_compare_three_runs(ui: Ui) -> None:
     assert wait_for(ui.driver, '#curves .chart[data-metric="loss"] canvas').is_displayed()
     # Only what changed.
     ui.driver.find_element("css selector", "#only-changed").click()
-    wait_until(ui.driver, lambda d: not d.find_elements("css selector", 'tr[data-key="params.optimizer"]'))
-    assert ui.driver.find_elements("css selector", 'tr[data-key="params.lr"]')
+
+    def only_changed(d: Any) -> bool:
+        rows = d.find_elements("css selector", "table#compare tbody tr[data-key]")
+        keys = {e.get_attribute("data-key") for e in rows}
+        return "params.lr" in keys and "params.optimizer" not in keys
+
+    wait_until(ui.driver, only_changed)
+    assert ui.driver.current_url.endswith("?only=changed")
 
 
-def graph_count(ui: Ui, css: str = "#graph") -> int:
-    wait_until(ui.driver, lambda d: d.find_element("css selector", css).get_attribute("data-nodes"), timeout=60)
-    return int(ui.driver.find_element("css selector", css).get_attribute("data-nodes"))
+def graph_count(ui: Ui, css: str = "#graph", expected: int | None = None) -> int:
+    """The node count the graph at ``css`` shows once laid out (``expected``: wait for that
+    count, so a graph still on screen from the route before is not read by mistake)."""
+
+    def shown(d: Any) -> str | None:
+        found = d.find_elements("css selector", css)
+        value = found[0].get_attribute("data-nodes") if found else None
+        return value if value and (expected is None or value == str(expected)) else None
+
+    return int(wait_until(ui.driver, shown, timeout=60))
 
 
 def test_lineage_graph(ui: Ui) -> None:
@@ -433,7 +449,8 @@ def test_lineage_graph(ui: Ui) -> None:
     Select(ui.driver.find_element("css selector", "select#dir")).select_by_value("up")
     wait_until(ui.driver, lambda d: "dir=up" in d.current_url)
     up = ui.api("lineage", target="data/train.csv", dir="up")
-    assert graph_count(ui) == len(up["nodes"]) == 3
+    assert len(up["nodes"]) == 3
+    assert graph_count(ui, expected=3) == 3
     # Depth: one execution hop down from raw.csv reaches prepare and tokenize, not train.
     ui.open("lineage/" + q("data/raw.csv") + "?dir=down")
     full = graph_count(ui)
@@ -444,7 +461,8 @@ def test_lineage_graph(ui: Ui) -> None:
     depth.send_keys(Keys.ENTER)
     wait_until(ui.driver, lambda d: "depth=1" in d.current_url)
     one = ui.api("lineage", target="data/raw.csv", dir="down", depth=1)
-    assert graph_count(ui) == len(one["nodes"]) < full
+    assert len(one["nodes"]) < full
+    assert graph_count(ui, expected=len(one["nodes"])) == len(one["nodes"])
     # A click on a run's node opens its page.
     prepare = ui.ids["prepare"]
     ui.driver.execute_script("window.cmfgitGraph.getElementById(arguments[0]).emit('tap')", prepare)
@@ -495,6 +513,18 @@ def test_artifacts_and_pipelines_pages(ui: Ui) -> None:
         for e in ui.driver.find_elements("css selector", "table#used tbody tr")
     }
     assert used == {(ui.ids["train"][3], "output"), (ui.ids["evaluate"], "input")}
+    # Every version of a path, and where each was used.
+    first, second = (ui.api("run", id=rid)["run"]["outputs"][0]["hash"] for rid in ui.ids["tokenize"])
+    ui.go("artifact/" + second)
+    wait_for(ui.driver, f'#artifact[data-hash="{second}"]')
+    versions = ui.driver.find_elements("css selector", "table#versions tr.version")
+    assert {e.get_attribute("data-hash") for e in versions} == {first, second}
+    used = {e.get_attribute("data-id") for e in ui.driver.find_elements("css selector", "table#used tbody tr")}
+    assert used == {ui.ids["tokenize"][1], ui.ids["evil"]}
+    ui.driver.find_element("css selector", f'tr.version[data-hash="{first}"] a').click()
+    wait_for(ui.driver, f'#artifact[data-hash="{first}"]')
+    used = {e.get_attribute("data-id") for e in ui.driver.find_elements("css selector", "table#used tbody tr")}
+    assert used == {ui.ids["tokenize"][0]}
     # Pipelines: the stage DAG of wine and the runs per stage.
     ui.open("pipelines?name=wine")
     assert graph_count(ui, "#pipeline-graph") == 3
@@ -503,7 +533,7 @@ def test_artifacts_and_pipelines_pages(ui: Ui) -> None:
         (e.get_attribute("data-pipeline"), e.get_attribute("data-stage")): e.find_elements("css selector", "td")[2].text
         for e in ui.driver.find_elements("css selector", "table#stages tr.stage")
     }
-    assert rows[("wine", "train")] == "11" and rows[("wine", "prepare")] == "1" and rows[("sweep", "fit")] == "333"
+    assert rows[("wine", "train")] == "11" and rows[("wine", "prepare")] == "1" and rows[("sweep", "fit")] == "111"
     assert "failed" in ui.driver.find_element("css selector", 'tr.stage[data-stage="train"]').get_attribute("class")
 
 
@@ -546,22 +576,23 @@ def test_markup_in_records_is_shown_as_text_and_never_runs(ui: Ui) -> None:
     assert XSS_STAGE in ui.texts("table#stages td.stage-name")
     clean()
 
-    ui.open("artifacts?type=dataset")
+    ui.open("artifacts?path=onerror")
     wait_for(ui.driver, "table#artifacts tr.artifact")
-    assert XSS_PATH in ui.texts("table#artifacts a.artifact")
+    assert ui.texts("table#artifacts a.artifact") == [XSS_PATH]
     clean()
 
 
 def test_no_script_errors_and_nothing_the_csp_refused(ui: Ui) -> None:
     """Every page this module opened ran under the server's CSP without an error (the
-    browser's log since the first page; the 400s of the bad --where are expected)."""
+    browser's log since the first page; the API's answers to the bad requests aside)."""
     ui.open("runs")
     wait_for(ui.driver, "table#runs tr.run")
     for route in (f"run/{ui.ids['train'][0]}", "pipelines", "artifacts"):
         ui.go(route)
         wait_for(ui.driver, "#page section")
     logs = [e["message"] for e in ui.driver.get_log("browser") if e["level"] == "SEVERE"]
-    bad = [m for m in logs if not ("Failed to load resource" in m and "status of 400" in m)]
+    expected = ("status of 400 (Bad Request)", "status of 404 (Not Found)")  # a bad --where, a missing run
+    bad = [m for m in logs if not ("/api/" in m and "Failed to load resource" in m and m.endswith(expected))]
     assert bad == []
 
 

@@ -306,3 +306,19 @@ def test_concurrent_requests_all_answer(site: tuple[Path, Path]) -> None:
             answers = list(pool.map(lambda p: request(srv.port, p), paths))
     assert [a[0] for a in answers] == [200] * len(paths)
     assert {json.loads(a[2])["total"] for a, p in zip(answers, paths) if p.startswith("/api/runs")} == {7}
+
+
+def test_unreadable_records_are_said_once_at_start_and_in_info(site: tuple[Path, Path]) -> None:
+    root, _static = site
+    victim = next(p for p in sorted((root / ".cmf" / "objects").rglob("*.yaml")))
+    victim.write_text("schema: not what its name says\n")
+    proc, url = _start_ui(root, "--no-browser")
+    try:
+        port = int(url.rsplit(":", 1)[1].strip("/"))
+        info = json.loads(request(port, "/api/info")[2])
+    finally:
+        _out, err = _stop(proc)
+    assert info["unreadable"] == 1 and info["executions"] == 6
+    assert err.strip().splitlines() == [
+        "cmfgit: warning: 1 record(s) could not be read and are left out; run 'cmfgit fsck'"
+    ]

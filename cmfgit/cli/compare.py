@@ -206,10 +206,14 @@ def terminal(table: dict[str, Any], short: Sequence[str]) -> None:
         if n:
             console().print()
         body = []
-        for (_, _, _, _, changed, highlight), label, row in zip(lines, labels, cells):
-            mark = changed and highlight
+        for (section, key, _, _, changed, highlight), label, row in zip(lines, labels, cells):
             texts = [label, *(row[i] for i in group)]
-            body.append([f"[yellow]{escape(printable(t))}[/]" if mark else escape(printable(t)) for t in texts])
+            styles = ["yellow" if changed and highlight else ""] * len(texts)
+            if (section, key) == ("run", "status"):  # failed runs stand out
+                styles = ["bold red" if t == "failed" else st for t, st in zip(texts, styles)]
+            body.append(
+                [f"[{st}]{escape(printable(t))}[/]" if st else escape(printable(t)) for t, st in zip(texts, styles)]
+            )
         heads = [f"{len(short)} runs" if n == 0 else "", *(short[i] for i in group)]
         print_table(heads, body, keep=len(heads), label_above=True)
 

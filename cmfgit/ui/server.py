@@ -61,7 +61,10 @@ PLACEHOLDER = b"""<!doctype html>
 <a href="api/info">api/info</a>, <a href="api/runs">api/runs</a> and <a href="api/pipelines">api/pipelines</a>.</p>
 </body></html>
 """
-LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
+# Answers that depend on the index alone (not on git, the clock or the working tree), kept
+# until the index changes: their aggregates scan every event, seconds at a million records.
+CACHED = frozenset({"artifacts", "artifact", "pipelines"})
+CACHE_SIZE = 64
 
 
 def is_loopback(host: str) -> bool:
@@ -92,6 +95,22 @@ class Source:
         self.lock = threading.Lock()  # one request at a time reads the index (one sqlite connection)
         self._query = CmfQuery(repo, scope=scope, warn=False)
         self._checked = time.monotonic()
+        self.answers: dict[tuple[str, tuple[tuple[str, str], ...]], dict[str, Any]] = {}  # of CACHED endpoints
+
+    def answer(self, endpoint: str, params: dict[str, str]) -> dict[str, Any]:
+        """The endpoint's answer; those that only read the index (``CACHED``) kept until it changes."""
+        with self.lock:
+            q = self.query()
+            if endpoint not in CACHED:
+                return api.call(q, endpoint, params)
+            key = (endpoint, tuple(sorted(params.items())))
+            found = self.answers.get(key)
+            if found is None:
+                found = api.call(q, endpoint, params)
+                if len(self.answers) >= CACHE_SIZE:
+                    self.answers.pop(next(iter(self.answers)))
+                self.answers[key] = found
+            return found
 
     def query(self) -> CmfQuery:
         """The query, refreshed first if the last check is older than the interval (hold ``lock``)."""
@@ -102,6 +121,7 @@ class Source:
             if any(index.stats[k] for k in ("added", "removed", "files")):
                 old, self._query = self._query, CmfQuery(self.repo, scope=self.scope, index=index, warn=False)
                 old.close()
+                self.answers.clear()
             else:
                 index.close()
         return self._query
@@ -215,9 +235,7 @@ class Handler(BaseHTTPRequestHandler):
     def _api(self, endpoint: str, query: str) -> None:
         params = {k: v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()}
         try:
-            with self.server.source.lock:
-                payload = api.call(self.server.source.query(), endpoint, params)
-            status, body = HTTPStatus.OK, payload
+            status, body = HTTPStatus.OK, self.server.source.answer(endpoint, params)
         except Exception as exc:  # one JSON error, never a traceback
             code, body = api.error_payload(exc)
             status = HTTPStatus(code)
@@ -352,6 +370,12 @@ def serve(
             "anyone who can reach this address can read these records",
             file=sys.stderr,
         )
+    with server.source.lock:
+        bad = server.source.query().unreadable()
+    if bad:
+        from cmfgit.query import unreadable_note
+
+        print(f"cmfgit: warning: {unreadable_note(bad)}", file=sys.stderr)
     print(f"cmfgit ui: serving {server.source.scope.describe()} at {server.url} (Ctrl-C to stop)", flush=True)
     if open_browser and display_available():
         import webbrowser

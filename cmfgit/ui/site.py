@@ -172,7 +172,11 @@ class _Writer:
         self.bytes = 0
 
     def put(self, name: str, payload: Any) -> None:
-        text = f"CMF_DATA.put({_dumps(name)},{_dumps(payload)});\n".encode()
+        try:
+            data = _dumps(payload)
+        except ValueError:  # a NaN or an infinity (JSON has none): as reading.as_json shows them
+            data = _dumps(_display(payload))
+        text = f"CMF_DATA.put({_dumps(name)},{data});\n".encode()
         (self.data / f"{name}.js").write_bytes(text)
         self.files += 1
         self.bytes += len(text)
@@ -487,7 +491,7 @@ def _write_runs(
         prefix += 1
     groups: dict[str, dict[str, Any]] = {}
     for rid, record in records:
-        obj = {"id": rid, **_record_json(record)}
+        obj = {"id": rid, **record}  # (NaN and infinities: _Writer.put)
         obj["tags"] = dict(tags.get(rid, {}))
         obj["metadata_commit"] = commits.get(rid, {"commit": None, "pending": False})
         steps = obj.get("step_metrics")

@@ -58,7 +58,7 @@
 
   function show(main, err, my) {
     if (!CMF.current(my)) return;
-    if (err && !err.where && typeof console !== "undefined") console.error(err);
+    if (err instanceof Error && typeof console !== "undefined") console.error(err); // a bug, not an answer
     main.appendChild(CMF.errorBox(err, "page-error"));
   }
 
@@ -71,6 +71,11 @@
         el.appendChild(h("span", { class: "repo" }, info.name));
         el.appendChild(h("span", { class: "scope" }, info.scope));
         el.appendChild(h("span", { class: "count" }, CMF.fmt.count(info.executions) + " runs"));
+        if (typeof info.unreadable === "number" && info.unreadable > 0) {
+          el.appendChild(
+            h("span", { class: "warn", id: "unreadable" }, info.unreadable + " record(s) could not be read and are left out; run 'cmfgit fsck'")
+          );
+        }
         CMF.info = info;
         document.title = "cmfgit: " + info.name;
       })
