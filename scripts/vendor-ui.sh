@@ -11,7 +11,14 @@
 # To update: change a version here, run the script, check the page (tests/test_ui_browser.py), commit.
 set -eu
 
-PINS="cytoscape@3.35.0 cytoscape-dagre@4.0.1 uplot@1.6.32 @dagrejs/dagre@3.1.3"
+# package@version and the registry's sha512 of its tarball (npm view PKG@VER dist.integrity):
+# a tarball that does not match is refused.
+PINS="
+cytoscape@3.35.0 sha512-sMvBIXiGMnhkCaWz2R06FwF/27MNlS+Tqvi17foO9UhnUg3XGZccKjxsvEqQFAQYMSSZmN5SxYzUYlQ0DOJJ3g==
+cytoscape-dagre@4.0.1 sha512-hyNdh8Vp1nwzBcjHnM4c71G81bFhPmQYLXD2HM9AZIvl+8TrMzWEOPW45hF/XOBQiEguPcDQzi6VrXR1XBcXOA==
+uplot@1.6.32 sha512-KIMVnG68zvu5XXUbC4LQEPnhwOxBuLyW1AHtpm6IKTXImkbLgkMy+jabjLgSLMasNuGGzQm/ep3tOkyTxpiQIw==
+@dagrejs/dagre@3.1.3 sha512-X4aUTwOReZvthaZWOVHqlJ52/ZdhZFEM4+Lh/uR4XooUSLE6p71bcy7MPGzYnNUcNh+nj+i/qJQpCMIdQnSmrg==
+"
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 vendor="$here/cmfgit/ui/static/vendor"
@@ -19,8 +26,14 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 cd "$tmp"
-for pin in $PINS; do
-    npm pack --silent --registry "${NPM_REGISTRY:-https://registry.npmjs.org/}" "$pin" >/dev/null
+echo "$PINS" | while read -r pin integrity; do
+    [ -n "$pin" ] || continue
+    tgz=$(npm pack --silent --registry "${NPM_REGISTRY:-https://registry.npmjs.org/}" "$pin" | tail -n 1)
+    got="sha512-$(openssl dgst -sha512 -binary "$tgz" | base64 | tr -d '\n')"
+    if [ "$got" != "$integrity" ]; then
+        echo "vendor-ui.sh: $pin: the tarball's sha512 is $got, not the pinned $integrity" >&2
+        exit 1
+    fi
 done
 for tgz in *.tgz; do
     mkdir "${tgz%.tgz}"

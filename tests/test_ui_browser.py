@@ -484,6 +484,11 @@ def test_lineage_graph_of_1000_nodes(ui: Ui) -> None:
     )
     assert xs == [1, 2]
     assert "1,000 nodes" in ui.driver.find_element("css selector", "#graph-status").text
+    # Still a working page: a click on one run of the thousand opens it.
+    some = ui.driver.execute_script("return window.cmfgitGraph.nodes('[kind = \"execution\"]')[7].id()")
+    ui.driver.execute_script("window.cmfgitGraph.getElementById(arguments[0]).emit('tap')", some)
+    wait_for(ui.driver, f'#run[data-id="{some}"]')
+    assert ui.driver.find_element("css selector", "#run h1 .stage").text == "fit"
 
 
 def test_artifacts_and_pipelines_pages(ui: Ui) -> None:
@@ -565,9 +570,11 @@ def test_markup_in_records_is_shown_as_text_and_never_runs(ui: Ui) -> None:
 
     ui.go("lineage/" + evil)
     graph_count(ui)
+    # The drawn labels (cut at 32 characters) and the whole names, as text.
     labels = ui.driver.execute_script("return window.cmfgitGraph.nodes().map(n => n.data('label'))")
-    assert any(XSS_STAGE[:20] in label for label in labels)
-    assert XSS_PATH in labels
+    names = ui.driver.execute_script("return window.cmfgitGraph.nodes().map(n => n.data('full'))")
+    assert XSS_PATH in names and XSS_PATH[:31] + "…" in labels
+    assert any(name.startswith(XSS_STAGE) for name in names)
     ui.driver.find_element("css selector", "#graph canvas")
     clean()
 

@@ -41,7 +41,8 @@
         group: "nodes",
         data: {
           id: String(n.id),
-          label: label(n.label, 40),
+          label: label(n.label, 32),
+          full: n.label === null || n.label === undefined ? "" : String(n.label),
           kind: n.kind,
           type: n.type === null || n.type === undefined ? "" : String(n.type),
           colour: colourOf(n.kind, n.type),
@@ -85,7 +86,8 @@
             "min-zoomed-font-size": 7,
             "text-valign": "bottom",
             "text-margin-y": 3,
-            "text-wrap": "none",
+            "text-wrap": "wrap",
+            "text-max-width": "140px",
             width: function (n) {
               return n.data("kind") === "artifact" ? 18 : 34;
             },
@@ -133,6 +135,8 @@
         nodeSep: big ? 8 : 18,
         rankSep: big ? 60 : 80,
         edgeSep: 6,
+        // Small graphs: room for each label (measuring a thousand labels costs more than it gives).
+        nodeDimensionsIncludeLabels: !big,
         animate: false,
         fit: true,
         padding: 20,

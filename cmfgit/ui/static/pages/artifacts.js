@@ -136,6 +136,7 @@
       });
       versions.appendChild(vb);
       root.appendChild(versions);
+      CMF.append(root, more("versions-more", (data.versions || []).length, data.versions_total, "versions"));
 
       root.appendChild(h("h2", null, "Where this version was used"));
       var used = h(
@@ -160,9 +161,16 @@
       });
       used.appendChild(ub);
       root.appendChild(used);
+      CMF.append(root, more("used-more", (data.used_by || []).length, data.used_total, "runs"));
       if (!(data.used_by || []).length) root.appendChild(h("p", { class: "empty" }, "not used by any recorded run"));
       main.appendChild(root);
     });
+  }
+
+  // "the newest N of M" when the server listed fewer than there are.
+  function more(id, shown, total, what) {
+    if (typeof total !== "number" || total <= shown) return null;
+    return h("p", { class: "empty", id: id }, "the newest " + fmt.count(shown) + " of " + fmt.count(total) + " " + what);
   }
 
   CMF.pages.artifacts = { render: list };

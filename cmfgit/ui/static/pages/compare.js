@@ -43,7 +43,7 @@
       head.appendChild(
         h(
           "th",
-          { colspan: i === 0 ? 1 : 2, class: "run-head", "data-id": r.id },
+          { colspan: i === 0 ? 1 : 2, class: "run-head" + (r.status === "failed" ? " failed" : ""), "data-id": r.id },
           h("span", { class: "swatch", "data-colour": colours[i] }),
           CMF.link(["run", r.id], fmt.shortId(r.id), { title: r.id, class: "run-link" }),
           h("div", { class: "sub" }, fmt.value(r.pipeline) + " / " + fmt.value(r.stage))

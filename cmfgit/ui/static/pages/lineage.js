@@ -33,6 +33,10 @@
       });
     });
     var status = h("span", { id: "graph-status", class: "graph-note" });
+    var fit = h("button", { id: "fit", type: "button", title: "show the whole graph" }, "Fit");
+    fit.addEventListener("click", function () {
+      if (window.cmfgitGraph) window.cmfgitGraph.fit(undefined, 20);
+    });
     var graph = h("div", { id: "graph" });
     var legendSlot = h("div");
     var selected = h("div", { id: "graph-selected", class: "meta" });
@@ -47,10 +51,12 @@
           h("label", null, "target ", targetInput),
           h("label", null, "direction ", dirSelect),
           h("label", null, "depth ", depthInput),
+          fit,
           status
         ),
         legendSlot,
         graph,
+        h("p", { class: "graph-note" }, "Click a node to open its page; scroll to zoom, drag to pan; hover for details."),
         selected
       )
     );

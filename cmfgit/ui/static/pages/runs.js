@@ -197,7 +197,7 @@
     var metrics = data.columns.metrics || [];
     var cols = [
       { label: "", cls: "pick-col" },
-      { label: "id", cls: "id" },
+      { label: "id", cls: "id", sort: "id" },
       { label: "pipeline", sort: "pipeline" },
       { label: "stage", sort: "stage" },
       { label: "started", sort: "started_at" },
@@ -227,22 +227,31 @@
           th.classList.add(descending ? "desc" : "asc");
           th.setAttribute("aria-sort", descending ? "descending" : "ascending");
         }
-        th.addEventListener("click", function () {
+        th.setAttribute("tabindex", "0");
+        th.setAttribute("title", "sort by " + c.sort + " (again: descending)");
+        var sortBy = function () {
           // First click: ascending; again: descending.
           go({ sort: c.sort === current && !descending ? "-" + c.sort : c.sort, offset: 0 });
+        };
+        th.addEventListener("click", sortBy);
+        th.addEventListener("keydown", function (ev) {
+          if (ev.key === "Enter" || ev.key === " ") {
+            ev.preventDefault();
+            sortBy();
+          }
         });
       }
       headRow.appendChild(th);
     });
+    var thead = h("thead");
     if (params.length || metrics.length) {
       // A group row over the param and metric columns.
       var groups = h("tr", { class: "groups" }, h("th", { colspan: 8 }));
       if (params.length) groups.appendChild(h("th", { colspan: params.length, class: "group" }, "params"));
       if (metrics.length) groups.appendChild(h("th", { colspan: metrics.length, class: "group" }, "metrics"));
-      var thead = h("thead", null, groups, headRow);
-    } else {
-      thead = h("thead", null, headRow);
+      thead.appendChild(groups);
     }
+    thead.appendChild(headRow);
 
     var body = h("tbody");
     data.rows.forEach(function (row) {
