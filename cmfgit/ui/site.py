@@ -23,7 +23,19 @@ Why data chunks as ``.js`` files, and not the SQLite index read with HTTP range 
   run loads one file of ~30-100 runs.
 
 The build reads every record once (the run pages are ``cmfgit show --json``), so its time
-is mostly parsing records. Figures: docs/benchmarks.md, "The static site".
+is mostly parsing records (in forked workers past ``PARALLEL_MIN``). Measured here (2 shared
+cores at load ~10, so wall times are ~3x the CPU):
+
+=============  ========  =======  =====================  ==================================
+runs           files     size     CPU (user+sys)         first paint of the runs page
+=============  ========  =======  =====================  ==================================
+10,000         324       21 MB    3.1 s                  -
+100,000        4,308     201 MB   40 s (134 s wall)      0.7-1.2 s file://, 1.1-1.2 s http
+=============  ========  =======  =====================  ==================================
+
+A ``--where`` over 100,000 runs: 0.3-0.9 s the first time (its columns load), 10-40 ms
+after. The run payloads are ~70% of the size (the graph and the events ~15%, the runs columns
+~15%); they compress ~4x, so a static host that gzips (GitHub Pages does) sends a quarter.
 
 Layout of DIR::
 
@@ -181,6 +193,13 @@ class _Writer:
         self.files += 1
         self.bytes += len(text)
 
+    def put_text(self, name: str, json_text: str) -> None:
+        """A data file of JSON text already made."""
+        text = f"CMF_DATA.put({_dumps(name)},{json_text});\n".encode()
+        (self.data / f"{name}.js").write_bytes(text)
+        self.files += 1
+        self.bytes += len(text)
+
     def write(self, rel: str, text: str) -> None:
         data = text.encode()
         (self.root / rel).write_bytes(data)
@@ -243,24 +262,37 @@ PARSE_BATCH = 4_000
 _TO_PARSE: list[tuple[str, bytes]] = []  # what forked workers parse (shared by fork, not sent)
 
 
+def _record_text(record: dict[str, Any]) -> str:
+    """The JSON text of a record as reading.as_json shows it (NaN and infinities as strings)."""
+    try:
+        return _dumps(record)
+    except ValueError:
+        return _dumps(_display(record))
+
+
 def _parse_batch(start: int) -> bytes:
+    """(record, its JSON text) of a batch, in a worker: the run pages' text is made there too."""
     import marshal
 
     from cmfgit.index import load_record
 
-    return marshal.dumps([load_record(data, rid) for rid, data in _TO_PARSE[start : start + PARSE_BATCH]])
+    out = []
+    for rid, data in _TO_PARSE[start : start + PARSE_BATCH]:
+        record = load_record(data, rid)
+        out.append((record, _record_text(record)))
+    return marshal.dumps(out)
 
 
-def _records(q: Any, rowids: Sequence[int]) -> list[tuple[str, dict[str, Any]]]:
-    """(id, record) of the rowids, in order; parsed in worker processes when there are many
-    (the index's build does the same: cmfgit.index._jobs)."""
+def _records(q: Any, rowids: Sequence[int]) -> tuple[list[tuple[str, dict[str, Any]]], list[str] | None]:
+    """(id, record) of the rowids, in order, and each record's JSON text when workers made it.
+    Parsed in worker processes when there are many (as the index's build does: index._jobs)."""
     from cmfgit.index import _jobs, load_record
 
     found = q._index.read(rowids)
     items = [found[r] for r in rowids if r in found]
     jobs = _jobs()
     if jobs < 2 or len(items) < PARALLEL_MIN:
-        return [(rid, load_record(data, rid)) for rid, data in items]
+        return [(rid, load_record(data, rid)) for rid, data in items], None
     import marshal
     import multiprocessing
 
@@ -272,7 +304,7 @@ def _records(q: Any, rowids: Sequence[int]) -> list[tuple[str, dict[str, Any]]]:
             ]
     finally:
         _TO_PARSE.clear()
-    return [(rid, record) for (rid, _data), record in zip(items, parsed)]
+    return [(rid, record) for (rid, _data), (record, _text) in zip(items, parsed)], [text for _r, text in parsed]
 
 
 def _write_data(
@@ -280,10 +312,10 @@ def _write_data(
 ) -> dict[str, Any]:
     from cmfgit import recordcommits
 
-    records = _records(q, rowids)
+    records, texts = _records(q, rowids)
     if len(records) < len(rowids):  # files changed under the build: ask again once
         rowids = q.execution_rowids(where, pipeline=pipeline)
-        records = _records(q, rowids)
+        records, texts = _records(q, rowids)
     rowid_of = dict(zip([rid for rid, _ in records], rowids)) if len(records) == len(rowids) else None
     ids = [rid for rid, _ in records]
     if rowid_of is None:
@@ -306,9 +338,9 @@ def _write_data(
         "info": _info(q, len(records), where, pipeline),
     }
     manifest.update(runs.write(writer))
-    manifest["prefix"] = _write_runs(records, tags, commits, writer)
+    manifest["prefix"] = _write_runs(records, texts, tags, commits, writer)
     _write_graph(records, tags, writer)
-    writer.put("pipelines", _pipelines(q, [rowid_of[rid] for rid in ids], bool(where or pipeline)))
+    writer.put("pipelines", _pipelines(q, records, [rowid_of[rid] for rid in ids]))
     return manifest
 
 
@@ -479,31 +511,37 @@ def _info(q: Any, count: int, where: str | None, pipeline: str | None) -> dict[s
 
 def _write_runs(
     records: list[tuple[str, dict[str, Any]]],
+    texts: list[str] | None,
     tags: dict[str, dict[str, Any]],
     commits: dict[str, dict[str, Any]],
     writer: _Writer,
 ) -> int:
-    """The run payloads (api.run's), grouped by id prefix; returns the prefix length."""
+    """The run payloads (api.run's), grouped by id prefix; returns the prefix length. Written
+    as text around each record's JSON (``texts``: made by the workers that parsed them)."""
     from cmfgit.ui import api
 
     prefix = 1
     while len(records) > RUNS_PER_FILE * 16**prefix and prefix < 4:
         prefix += 1
-    groups: dict[str, dict[str, Any]] = {}
-    for rid, record in records:
-        obj = {"id": rid, **record}  # (NaN and infinities: _Writer.put)
-        obj["tags"] = dict(tags.get(rid, {}))
-        obj["metadata_commit"] = commits.get(rid, {"commit": None, "pending": False})
-        steps = obj.get("step_metrics")
-        git: dict[str, Any] = obj["git"] if isinstance(obj.get("git"), dict) else {}
+    groups: dict[str, list[str]] = {}
+    unknown = {"commit": None, "pending": False}
+    for n, (rid, record) in enumerate(records):
+        text = texts[n] if texts is not None else _record_text(record)
+        steps = record.get("step_metrics")
+        git: dict[str, Any] = record["git"] if isinstance(record.get("git"), dict) else {}
         commit = git.get("commit")
-        groups.setdefault(rid[:prefix], {})[rid] = {
-            "run": obj,
-            "steps": {k: steps[k] for k in api.natural(list(steps))} if isinstance(steps, dict) else {},
-            "code_url": api.commit_url(git.get("remote"), commit) if isinstance(commit, str) and commit else None,
-        }
-    for key, payload in sorted(groups.items()):
-        writer.put(f"run-{key}", payload)
+        shown_steps = _display({k: steps[k] for k in api.natural(list(steps))}) if isinstance(steps, dict) else {}
+        url = api.commit_url(git.get("remote"), commit) if isinstance(commit, str) and commit else None
+        # {"id", **record, "tags", "metadata_commit"}: the record's keys, then ours (the last one wins)
+        run = (
+            f'{text[:-1]},"id":{_dumps(rid)},"tags":{_dumps(tags.get(rid, {}))},'
+            f'"metadata_commit":{_dumps(commits.get(rid, unknown))}}}'
+        )
+        groups.setdefault(rid[:prefix], []).append(
+            f'{_dumps(rid)}:{{"run":{run},"steps":{_dumps(shown_steps)},"code_url":{_dumps(url)}}}'
+        )
+    for key, parts in sorted(groups.items()):
+        writer.put_text(f"run-{key}", "{" + ",".join(parts) + "}")
     return prefix
 
 
@@ -513,6 +551,7 @@ def _write_graph(records: list[tuple[str, dict[str, Any]]], tags: dict[str, dict
 
     graph = Graph.build(records)
     arts = graph.artifacts
+    inputs, outputs, producers, consumers = graph.inputs, graph.outputs, graph.producers, graph.consumers  # (once)
     keys = sorted(arts)
     index = {k: i for i, k in enumerate(keys)}
     canon = {h: index[k] for h, k in graph._canon.items() if h != k}  # aliases only
@@ -526,10 +565,10 @@ def _write_graph(records: list[tuple[str, dict[str, Any]]], tags: dict[str, dict
             "types": [sorted(arts[k].types) for k in keys],
             "size": [arts[k].size for k in keys],
             "canon": canon,
-            "inputs": [[index[k] for k in graph.inputs.get(rid, ())] for rid, _ in records],
-            "outputs": [[index[k] for k in graph.outputs.get(rid, ())] for rid, _ in records],
-            "producers": [[row_of[rid] for rid in graph.producers.get(k, ())] for k in keys],
-            "consumers": [[row_of[rid] for rid in graph.consumers.get(k, ())] for k in keys],
+            "inputs": [[index[k] for k in inputs.get(rid, ())] for rid, _ in records],
+            "outputs": [[index[k] for k in outputs.get(rid, ())] for rid, _ in records],
+            "producers": [[row_of[rid] for rid in producers.get(k, ())] for k in keys],
+            "consumers": [[row_of[rid] for rid in consumers.get(k, ())] for k in keys],
         },
     )
     hashes: dict[str, int] = {}
@@ -573,30 +612,36 @@ def _write_graph(records: list[tuple[str, dict[str, Any]]], tags: dict[str, dict
     )
 
 
-def _pipelines(q: Any, rowids: Sequence[int], selected: bool) -> dict[str, Any]:
-    """The pipelines endpoint (api.pipelines), over the selected executions only when a
-    selection was given."""
-    from cmfgit.ui import api
-
-    if not selected:
-        return api.pipelines(q)
+def _pipelines(q: Any, records: list[tuple[str, dict[str, Any]]], rowids: Sequence[int]) -> dict[str, Any]:
+    """The pipelines endpoint (api.pipelines) over the site's executions. The stage edges come
+    from the records in memory: api.pipelines' self-join of the events is planned as a scan
+    of every input event per execution (minutes at 100,000 runs)."""
     db = q.db
     db.execute("CREATE TEMP TABLE IF NOT EXISTS site_sel(rowid INTEGER PRIMARY KEY)")
     db.execute("DELETE FROM site_sel")
     db.executemany("INSERT INTO site_sel VALUES (?)", ((r,) for r in rowids))
-    edges: dict[str, set[tuple[str, str]]] = {}
-    for pipeline, a, b in db.execute(
-        "SELECT DISTINCT pe.pipeline, pe.stage, ce.stage FROM events o "
-        "JOIN events i ON i.art = o.art AND i.dir = 0 "
-        "JOIN executions pe ON pe.rowid = o.exec JOIN executions ce ON ce.rowid = i.exec "
-        "WHERE o.dir = 1 AND pe.pipeline = ce.pipeline AND pe.stage != ce.stage "
-        "AND pe.rowid IN (SELECT rowid FROM site_sel) AND ce.rowid IN (SELECT rowid FROM site_sel)"
-    ):
-        edges.setdefault(pipeline, set()).add((a, b))
     rows = db.execute(
         "SELECT pipeline, stage, count(*), max(started_at), sum(exit_code != 0) FROM executions "
         "WHERE rowid IN (SELECT rowid FROM site_sel) GROUP BY pipeline, stage ORDER BY pipeline, stage"
     ).fetchall()
+    producers: dict[str, set[tuple[str, str]]] = {}  # hash -> (pipeline, stage) of the runs that wrote it
+    consumers: dict[str, set[tuple[str, str]]] = {}
+    for _rid, r in records:
+        pipeline, stage = r.get("pipeline"), r.get("stage")
+        if not (isinstance(pipeline, str) and isinstance(stage, str)):
+            continue  # (SQL's = and != are never true for a null)
+        for name, found in (("outputs", producers), ("inputs", consumers)):
+            items = r.get(name)
+            for item in items if isinstance(items, list) else ():
+                h = item.get("hash") if isinstance(item, dict) else None
+                if isinstance(h, str):
+                    found.setdefault(h, set()).add((pipeline, stage))
+    edges: dict[str, set[tuple[str, str]]] = {}
+    for h, made in producers.items():
+        for pipeline, a in made:
+            for other, b in consumers.get(h, ()):
+                if other == pipeline and a != b:
+                    edges.setdefault(pipeline, set()).add((a, b))
     out: dict[str, dict[str, Any]] = {}
     for pipeline, stage, count, last, failed in rows:
         p = out.setdefault(pipeline, {"name": pipeline, "runs": 0, "failed": 0, "last": None, "stages": []})
