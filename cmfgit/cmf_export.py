@@ -6,8 +6,9 @@ The output has the keys, nesting and key order of cmflib 0.1's export
 read cmfgit metadata. What CMF keeps and cmfgit has no field for (ids, type
 ids, MLMD times, artifact names and properties) comes back from the
 ``source.cmf`` of imported or ``cmfgit.compat`` records; for other records it
-is synthesised. Ids are kept when they are unique in the output, else
-renumbered. :func:`build` is pure; the mapping is in ``docs/coming-from-cmf.md``.
+is synthesised. CMF ids are kept when they are unique in the output; objects
+without one get the clone's (:mod:`cmfgit.cmfids`: numbered across the whole
+scope as they arrive, and kept). :func:`build` is pure; the mapping is in ``docs/coming-from-cmf.md``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from cmfgit import cmf_format as cf
-from cmfgit import cmf_parts, reading, schema
+from cmfgit import cmf_parts, cmfids, reading, schema
 from cmfgit.errors import UsageError
 from cmfgit.fsutil import atomic_write
 from cmfgit.redact import url_text
@@ -53,12 +54,19 @@ class _Ids:
         if key not in self._wanted or self._wanted[key] is None:
             self._wanted[key] = _int(preferred)
 
-    def settle(self) -> None:
+    def settle(self, assign: Assign | None = None) -> None:
+        """Preferred ids first; the others from ``assign`` (the clone's ledger, :mod:`cmfgit.cmfids`),
+        else numbered after the highest."""
         used: set[int] = set()
         for key, pref in self._wanted.items():
             if pref is not None and pref not in used:
                 self.ids[key] = pref
                 used.add(pref)
+        rest = [key for key in self._wanted if key not in self.ids]
+        given = assign(rest, set(used)) if assign is not None and rest else None
+        if given is not None:
+            self.ids.update(given)
+            return
         following = max(used, default=0)
         for key in self._wanted:
             if key not in self.ids:
@@ -87,6 +95,10 @@ def _md5_alias(art: dict[str, Any]) -> str | None:
 
 # (blake3 hex, is a directory) -> the DVC uri (``<md5>`` / ``<md5>.dir``) the data cache remembers
 Remembered = Callable[[str, bool], "str | None"]
+# (keys without a CMF id, in the order met; the CMF ids kept) -> their ids, or None to number them here
+Assign = Callable[[list[Hashable], set[int]], "dict[Hashable, int] | None"]
+# (kind: context, execution, artifact or type; keys; CMF ids kept) -> ids, or None (cmfids.Ledger)
+Numbering = Callable[[str, list[Hashable], set[int]], "dict[Hashable, int] | None"]
 
 
 class _Uris:
@@ -160,13 +172,17 @@ def build(
     pipeline: str,
     remembered: Remembered | None = None,
     commits: Mapping[str, str | None] | None = None,
+    numbering: Numbering | None = None,
 ) -> dict[str, Any]:
     """The CMF export document of the execution records of ``pipeline`` (``remembered``: the md5
     identities the data cache knows, for artifacts no record gives one; ``commits``: record id ->
-    the git commit that first brought it into the branch, None while it is pending). The parts of
-    one CMF execution (cmf_parts.py) are folded into one."""
+    the git commit that first brought it into the branch, None while it is pending; ``numbering``:
+    the ids of objects without CMF ids, a clone's :class:`cmfgit.cmfids.Ledger`, else they are
+    numbered after the document's highest). The parts of one CMF execution (cmf_parts.py) are
+    folded into one."""
     mine = [(r, rec) for r, rec in records if rec.get("schema") == schema.EXECUTION and rec.get("pipeline") == pipeline]
     execs = [_Execution(rid, rec) for rid, rec in cmf_parts.fold(mine)]
+    parts = cmf_parts.keys(mine) if numbering is not None else None
     if not execs:
         return {"Pipeline": []}
     stages: dict[str, list[_Execution]] = {}
@@ -182,7 +198,7 @@ def build(
         lambda s: (stages[s][0].created, s),
     )
     every = [ex for name in stage_order for ex in stages[name]]
-    ids = _assign_ids(pipeline, every, stage_order, stages, remembered)
+    ids = _assign_ids(pipeline, every, stage_order, stages, remembered, numbering, parts)
     ids.commits = dict(commits or {})
     exported_stages = [_stage(pipeline, name, stages[name], ids) for name in stage_order]
     src = _context_source(every, "pipeline")
@@ -231,9 +247,44 @@ class _AllIds:
         self.types = _Ids()
         self.commits: dict[str, str | None] = {}
 
-    def settle(self) -> None:
-        for ids in (self.contexts, self.executions, self.artifacts, self.types):
-            ids.settle()
+    def settle(self, numbering: Numbering | None, scoped: dict[str, Callable[[Hashable], Hashable]]) -> None:
+        """``scoped``: per kind, the key an object has across the whole scope (a stage's is in its
+        pipeline; an execution's is its CMF execution, whichever part's record came first)."""
+        kinds = (("context", self.contexts), ("execution", self.executions), ("artifact", self.artifacts))
+        for kind, ids in (*kinds, ("type", self.types)):
+            ids.settle(None if numbering is None else _scoped_assign(numbering, kind, scoped.get(kind)))
+
+
+def _scoped_assign(numbering: Numbering, kind: str, scope_key: Callable[[Hashable], Hashable] | None) -> Assign:
+    def assign(keys: list[Hashable], taken: set[int]) -> dict[Hashable, int] | None:
+        wide = {key: (scope_key(key) if scope_key is not None else key) for key in keys}
+        got = numbering(kind, list(wide.values()), taken)
+        return None if got is None else {key: got[wide[key]] for key in keys}
+
+    return assign
+
+
+def cmf_floors(records: Iterable[tuple[str, dict[str, Any]]]) -> dict[str, int]:
+    """The highest CMF id of each kind (context, execution, artifact, type) in ``records``: the
+    ids imported CMF data holds, which the clone's new ids must stay above (cmfids.Ledger)."""
+    top = {"context": 0, "execution": 0, "artifact": 0, "type": 0}
+
+    def see(kind: str, value: Any) -> None:
+        number = _int(value)
+        if number is not None and number > top[kind]:
+            top[kind] = number
+
+    for _, rec in records:
+        for which in ("pipeline", "stage"):
+            see("context", _cmf(rec, which).get("id"))
+            see("type", _cmf(rec, which).get("type_id"))
+        see("execution", _cmf(rec, "execution").get("id"))
+        see("type", _cmf(rec, "execution").get("type_id"))
+        for art in [*(rec.get("inputs") or ()), *(rec.get("outputs") or ())]:
+            if isinstance(art, dict):
+                see("artifact", _cmf(art).get("id"))
+                see("type", _cmf(art).get("type_id"))
+    return top
 
 
 def _is_value_metrics(art: dict[str, Any]) -> bool:
@@ -256,6 +307,8 @@ def _assign_ids(
     stage_order: list[str],
     stages: dict[str, list[_Execution]],
     remembered: Remembered | None = None,
+    numbering: Numbering | None = None,
+    parts: dict[str, cmf_parts.Key] | None = None,
 ) -> _AllIds:
     ids = _AllIds(_Uris(every, remembered))
     ids.contexts.want(("pipeline", pipeline), _context_source(every, "pipeline").get("id"))
@@ -271,7 +324,15 @@ def _assign_ids(
             ids.artifacts.want(ids.uris.key(art), _cmf(art).get("id"))
             ids.occurrences.setdefault(ids.uris.key(art), []).append((ex, art))
             ids.types.want(("artifact", _artifact_type(art)), _cmf(art).get("type_id"))
-    ids.settle()
+    part_of = parts or {}
+
+    def context_key(key: Hashable) -> Hashable:
+        return ("stage", pipeline, key[1]) if isinstance(key, tuple) and key[0] == "stage" else key
+
+    def execution_key(rid: Hashable) -> Hashable:
+        return part_of.get(str(rid), ("record", str(rid)))
+
+    ids.settle(numbering, {"context": context_key, "execution": execution_key})
     return ids
 
 
@@ -411,7 +472,14 @@ def export_cmf(repo: Repo, pipeline: str, fmt: str = "cmf-json") -> dict[str, An
     from cmfgit import recordcommits
 
     commits = recordcommits.first_commits(repo, (rid for rid, _ in found)) if not repo.bare else {}
-    return build(found, pipeline, _remembered(repo), commits)
+    ledger = cmfids.Ledger.of(repo)
+    try:
+        # CMF ids of every pipeline's imported records (those are the only ones with CMF ids): the
+        # clone's new ids go above them, so this export and the others never share an id.
+        ledger.raise_floors(cmf_floors(reading.executions(repo, where=f'site == "{cf.SITE}"')))
+        return build(found, pipeline, _remembered(repo), commits, ledger.numbering)
+    finally:
+        ledger.close()
 
 
 def _remembered(repo: Repo) -> Remembered:

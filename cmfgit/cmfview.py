@@ -6,9 +6,10 @@ integer id. cmfgit has no MLMD, but ``cmfgit export --format cmf-json`` writes
 exactly that structure (:func:`cmfgit.cmf_export.build`). :class:`View` reads
 the export documents of every pipeline of a scope into tables, so that
 :class:`cmfgit.query.CmfQuery`'s CMF methods answer from the same ids, names,
-types and properties a CMF tool reading the export sees. Ids are the export's;
-when two pipelines' exports number different objects alike (records not from
-CMF), the later pipeline's ids of that kind are moved past the highest id.
+types and properties a CMF tool reading the export sees. Ids are the export's
+(CMF's own, else the clone's, :mod:`cmfgit.cmfids`, which never number two objects
+alike); when two pipelines' exports still do (two imported MLMD stores), the later
+pipeline's ids of that kind are moved past the highest id.
 
 Also here: :func:`parse_name`, CMF's artifact names (``path:uri``,
 ``path:uri:execution id``, Step_Metrics' ``path:uri:execution id:uuid``,
@@ -124,9 +125,10 @@ def _node(cls: type[Any], src: dict[str, Any], **extra: Any) -> Any:
 
 
 class _Numbers:
-    """Keeps the export's ids, pipeline by pipeline. Each export numbers its own pipeline, so
-    records not from CMF may give two objects one id: a pipeline whose ids clash with those
-    already taken gets them all moved past the highest id, in the same order."""
+    """Keeps the export's ids, pipeline by pipeline. Two objects may still have one id (imported
+    CMF data of two MLMD stores, or an export numbered without the clone's ledger): a pipeline
+    whose ids clash with those already taken gets them all moved past the highest id, in the
+    same order."""
 
     def __init__(self) -> None:
         self.owner: dict[int, Any] = {}

@@ -12,11 +12,12 @@ execution stays current), by the next ``create_execution()``, or when the
 process exits. What CMF changes in place (a reused execution, logging after
 ``finalize()``) becomes more records, parts that readers fold
 (:mod:`cmfgit.cmf_parts`). cmflib's module-level commands (``metadata_push``
-...) are here too (:mod:`cmfgit.compat_commands`). No MLMD, no DVC and no pandas: artifacts are
+...) are here too (:mod:`cmfgit.compat_commands`). No MLMD and no DVC: artifacts are
 identified by blake3 with their DVC-style md5 as an alias, step metrics and
-data slices are CSV files under ``cmf_artifacts/``, and CMF's ids, type names
-and properties go to the record's ``source.cmf`` so that ``cmfgit export
---format cmf-json`` gives back what cmflib would have written.
+data slices are cmflib's parquet files under ``cmf_artifacts/`` (pandas and
+pyarrow are needed for those calls only, :mod:`cmfgit.cmf_tables`), and CMF's
+ids, type names and properties go to the record's ``source.cmf`` so that
+``cmfgit export --format cmf-json`` gives back what cmflib would have written.
 
 Differences from cmflib (bugs fixed, see docs/coming-from-cmf.md): float
 custom properties stay floats; ``graph=True`` needs no neo4j (``cmfgit
@@ -28,9 +29,7 @@ protobufs.
 from __future__ import annotations
 
 import atexit
-import csv
 import hashlib
-import io
 import os
 import shlex
 import sys
@@ -39,7 +38,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, ClassVar
 
-from cmfgit import cmf_format, envinfo, gitstate, schema
+from cmfgit import cmf_format, cmf_tables, envinfo, gitstate, schema
 from cmfgit.cmf_objects import Artifact, Context, Execution
 from cmfgit.compat_commands import (
     artifact_pull,
@@ -50,7 +49,7 @@ from cmfgit.compat_commands import (
     metadata_push,
 )
 from cmfgit.config import load_config
-from cmfgit.errors import PathError, UsageError
+from cmfgit.errors import CmfgitError, PathError, UsageError
 from cmfgit.fsutil import atomic_write
 from cmfgit.hashing import Hasher
 from cmfgit.recorder import Artifact as _Artifact
@@ -84,38 +83,9 @@ def _md5(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _csv(header: list[str], rows: list[dict[str, Any]]) -> bytes:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(header)
-    for row in rows:
-        writer.writerow(["" if row.get(k) is None else row.get(k) for k in header])
-    return out.getvalue().encode("utf-8")
-
-
 VALIDATION_OUTPUT = "Validation_output"  # cmflib's artifact type of log_validation_output
 _INTERNAL_OUTPUT = 6  # MLMD's Event.Type of a validation output
 _LISTED = frozenset({"labels", "labels_uri", "dataset_uri"})  # custom properties cmflib gathers, comma-separated
-_TEXT_COLUMNS = frozenset({"Path", "hash", "blake3"})  # never numbers, whatever they look like
-
-
-def _read_csv(path: Path) -> list[dict[str, Any]]:
-    """Rows of a CSV that ``_csv`` wrote; cells typed back (int, float, bool, None)."""
-    with open(path, newline="", encoding="utf-8") as fh:
-        return [{k: v if k in _TEXT_COLUMNS else _cell(v) for k, v in row.items()} for row in csv.DictReader(fh)]
-
-
-def _cell(text: str) -> Any:
-    if text == "":
-        return None
-    if text in ("True", "False"):
-        return text == "True"
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
 
 
 def _split_command(cmd: str) -> list[str]:
@@ -437,17 +407,16 @@ class Cmf:
         rows[max(rows, default=0) + 1] = dict(custom_properties or {})
 
     def commit_metrics(self, metrics_name: str) -> Artifact:
-        """Write the rows of ``metrics_name`` as CSV and record it as a step metrics output."""
+        """Write the rows of ``metrics_name`` as cmflib does (parquet, indexed by ``SequenceNumber``,
+        at ``cmf_artifacts/<execution uuid>/metrics/<name>``, no extension) and record it as a
+        step metrics output; numeric values also go to the record's ``step_metrics``."""
         run = self._run()
         rows = self.metrics.get(metrics_name)
         if not rows:
             raise UsageError(f"no metrics logged as '{metrics_name}': call log_metric() first")
-        header = ["SequenceNumber"]
-        for values in rows.values():
-            header.extend(k for k in values if k not in header)
-        table = [{"SequenceNumber": seq, **values} for seq, values in sorted(rows.items())]
-        path = self._artifact_dir(run, self.METRICS_PATH) / f"{metrics_name}.csv"
-        atomic_write(path, _csv(header, table))
+        data = cmf_tables.step_metrics(dict(sorted(rows.items())))  # pyarrow missing: fails here, nothing written
+        path = self._artifact_dir(run, self.METRICS_PATH) / metrics_name
+        atomic_write(path, data)
         for seq, values in sorted(rows.items()):
             for key, value in values.items():
                 if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -459,16 +428,9 @@ class Cmf:
         return DataSlice(name, self)
 
     def read_dataslice(self, name: str) -> Any:
-        """The rows of dataslice ``name``: a pandas DataFrame indexed by ``Path`` when
-        pandas is installed (as cmflib returns), else a list of dicts. Numbers and
-        booleans come back typed (the file is CSV)."""
-        rows = _read_csv(self._dataslice_path(name))
-        try:
-            import pandas as pd  # type: ignore[import-untyped,import-not-found,unused-ignore]
-        except ImportError:
-            return rows
-        frame = pd.DataFrame(rows)
-        return frame.set_index("Path") if "Path" in frame.columns else frame
+        """The rows of dataslice ``name`` as cmflib returns them: its parquet file read by pandas
+        (a DataFrame indexed by ``Path``)."""
+        return cmf_tables.read(self._dataslice_path(name), "read_dataslice")
 
     def update_dataslice(self, name: str, record: str, custom_properties: dict[str, Any]) -> None:
         """Set ``custom_properties`` on the row of file ``record`` in dataslice ``name``.
@@ -477,17 +439,11 @@ class Cmf:
         new version is recorded as an output of the current execution.
         """
         path = self._dataslice_path(name)
-        rows = _read_csv(path)
-        for row in rows:
-            if row.get("Path") == record:
-                row.update(flatten(custom_properties, what="custom_properties"))
-                break
-        else:
+        props = cmf_tables.rows_of(cmf_tables.read(path, "update_dataslice"))
+        if record not in props:
             raise UsageError(f"dataslice '{name}' has no record '{record}'")
-        header: list[str] = []
-        for row in rows:
-            header.extend(k for k in row if k not in header)
-        atomic_write(path, _csv(header, rows))
+        props[record].update(custom_properties)
+        atomic_write(path, cmf_tables.dataslice(props, "update_dataslice"))
         self._log(str(path), "output", "dataslice", None, {})
 
     def log_dvc_lock(self, file_path: str) -> str:
@@ -736,13 +692,12 @@ class Cmf:
     def _dataslice_path(self, name: str) -> Path:
         """The file of dataslice ``name``: the current execution's, else the newest
         one of that name under ``cmf_artifacts/`` (cmflib looks only at the current)."""
-        file = name if name.endswith(".csv") else f"{name}.csv"
         if self._open is not None:
-            mine = self._artifact_dir(self._open, self.DATASLICE_PATH) / file
+            mine = self._artifact_dir(self._open, self.DATASLICE_PATH) / name
             if mine.is_file():
                 return mine
         found = sorted(
-            (self.base / self.ARTIFACTS_PATH).glob(f"*/{self.DATASLICE_PATH}/{file}"),
+            (p for p in (self.base / self.ARTIFACTS_PATH).glob(f"*/{self.DATASLICE_PATH}/{name}") if p.is_file()),
             key=lambda p: p.stat().st_mtime,
         )
         if not found:
@@ -750,7 +705,9 @@ class Cmf:
         return found[-1]
 
     def _artifact_dir(self, run: _Open, kind: str) -> Path:
-        return self.base / self.ARTIFACTS_PATH / str(run.execution.properties["Execution_uuid"]) / kind
+        """``cmf_artifacts/<execution uuid>/<kind>``: the first uuid of a reused execution, as cmflib."""
+        uuid = str(run.execution.properties["Execution_uuid"]).split(",")[0]
+        return self.base / self.ARTIFACTS_PATH / uuid / kind
 
     def _write_python_env(self) -> str:
         listing = "".join(f"{p}\n" for p in envinfo.installed_packages()).encode("utf-8")
@@ -801,7 +758,9 @@ class Cmf:
             side.append(art)
         run.changed = True
         ctype = cmf_format.cmf_type(kind)
-        name = f"{art.path}:{uri}:{run.execution.id}" if kind == "model" else f"{art.path}:{uri}"
+        name = f"{art.path}:{uri}:{run.execution.id}" if kind in ("model", "step_metrics") else f"{art.path}:{uri}"
+        if kind == "step_metrics":  # cmflib's Step_Metrics name ends in a fresh uuid1
+            name += f":{uuidlib.uuid1()}"
         return self._returned(art, name, uri, ctype, properties)
 
     def _returned(self, art: _Artifact, name: str, uri: str, ctype: str, properties: dict[str, Any]) -> Artifact:
@@ -866,7 +825,7 @@ class Cmf:
 
 
 class DataSlice:
-    """A named set of files with per-file properties, written as a CSV artifact (cmflib's DataSlice)."""
+    """A named set of files with per-file properties, written as cmflib's parquet file (cmflib's DataSlice)."""
 
     def __init__(self, name: str, writer: Cmf) -> None:
         self.name = name
@@ -874,21 +833,18 @@ class DataSlice:
         self.props: dict[str, dict[str, Any]] = {}
 
     def add_data(self, path: str, custom_properties: dict[str, Any] | None = None) -> None:
-        """Add the file ``path`` (it must exist) with its properties."""
+        """Add the file ``path`` (it must exist) with its properties; its md5 is its ``hash``, as in cmflib."""
         full = self.writer._file(path)
         rel = self.writer.repo.relpath(full, self.writer.base)
-        digest = self.writer.hasher.hash_path(full, rel)
-        self.props[rel] = {"hash": _md5(full), "blake3": digest.hash, **(custom_properties or {})}
+        self.props[rel] = {"hash": _md5(full), **(custom_properties or {})}
 
     def commit(self, custom_properties: dict[str, Any] | None = None) -> Artifact:
-        """Write the slice as ``cmf_artifacts/<execution uuid>/dataslice/<name>.csv`` and record it as an output."""
+        """Write the slice as cmflib does (parquet, indexed by ``Path``, at
+        ``cmf_artifacts/<execution uuid>/dataslice/<name>``, no extension) and record it as an output."""
         run = self.writer._run()
-        header = ["Path", "hash", "blake3"]
-        for values in self.props.values():
-            header.extend(k for k in values if k not in header)
-        table = [{"Path": path, **values} for path, values in self.props.items()]
-        path = self.writer._artifact_dir(run, self.writer.DATASLICE_PATH) / f"{self.name}.csv"
-        atomic_write(path, _csv(header, table))
+        data = cmf_tables.dataslice(self.props)  # pyarrow missing: fails here, nothing written
+        path = self.writer._artifact_dir(run, self.writer.DATASLICE_PATH) / self.name
+        atomic_write(path, data)
         return self.writer._log(str(path), "output", "dataslice", custom_properties, {})
 
 
@@ -906,7 +862,26 @@ _previous_hook = sys.excepthook
 def _excepthook(exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
     _crash["error"] = f"{exc_type.__name__}: {exc}"
     _crash["code"] = "130" if issubclass(exc_type, KeyboardInterrupt) else "1"
+    if issubclass(exc_type, CmfgitError):
+        # A user error (a missing file, pyarrow not installed...): one line, naming the script's line
+        # that made the call, and Python's exit status 1; no traceback.
+        print(f"cmfgit: error: {exc}{_caller(tb)}", file=sys.stderr)
+        return
     _previous_hook(exc_type, exc, tb)
+
+
+def _caller(tb: TracebackType | None) -> str:
+    """`` (at script.py:12)``: the last frame of the traceback outside cmfgit, if any."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    found = ""
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        full = os.path.abspath(filename)
+        if not full.startswith(here + os.sep):
+            shown = os.path.relpath(full) if full.startswith(os.getcwd() + os.sep) else filename
+            found = f" (at {shown}:{tb.tb_lineno})"
+        tb = tb.tb_next
+    return found
 
 
 def _at_exit() -> None:

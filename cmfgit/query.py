@@ -896,7 +896,17 @@ class CmfQuery:
             for name, found in by_pipeline.items():
                 for rid, record in found:
                     uuids.setdefault((name, str(record.get("uuid"))), []).append(rid)
-            docs = [cmf_export.build(found, name) for name, found in sorted(by_pipeline.items())]
+            from cmfgit.cmfids import Ledger
+
+            ledger = Ledger.of(self.repo)  # the clone's ids: the same the export gives
+            try:
+                ledger.raise_floors(cmf_export.cmf_floors(r for found in by_pipeline.values() for r in found))
+                docs = [
+                    cmf_export.build(found, name, numbering=ledger.numbering)
+                    for name, found in sorted(by_pipeline.items())
+                ]
+            finally:
+                ledger.close()
             self._cmf_view = View(docs, uuids)
         return self._cmf_view
 
@@ -1168,12 +1178,12 @@ class CmfQuery:
         name = found.custom_properties.get("Name")
         if not isinstance(name, str) or not name:
             name = found.name.split(":", 1)[0]
-        return _read_table(self.repo.root / name, name)
+        return _read_table(self.repo.root / name, name, "get_metrics")
 
     @staticmethod
     def read_dataslice(name: str) -> Any:
         """A data slice's rows (cmflib's: the parquet file ``name``)."""
-        return _read_table(Path(name), name)
+        return _read_table(Path(name), name, "read_dataslice")
 
     def dumptojson(self, pipeline_name: str, exec_uuid: str | None = None) -> str | None:
         """The pipeline as ``cmf metadata export`` has it, as JSON text (``{"Pipeline": []}`` for
@@ -1552,17 +1562,16 @@ def _page(limit: int | None, offset: int) -> str:
     return f" LIMIT {-1 if limit is None else int(limit)} OFFSET {int(offset)}"
 
 
-def _read_table(path: Path, shown: str) -> Any:
+def _read_table(path: Path, shown: str, what: str) -> Any:
     """A parquet (or, by its ``.csv`` suffix, CSV) file as a data frame, or a one-line error."""
+    from cmfgit import cmf_tables
+
     pd = pandas()
     if not path.is_file():
         raise CmfgitError(f"{shown}: not in the working tree (cmfgit artifact pull brings recorded files)")
-    if path.suffix == ".csv":
+    if path.suffix == ".csv":  # what cmfgit.compat wrote before it wrote cmflib's parquet
         return pd.read_csv(path)
-    try:
-        return pd.read_parquet(path)
-    except ImportError:
-        raise CmfgitError(f"{shown}: reading parquet needs pyarrow: pip install pyarrow") from None
+    return cmf_tables.read(path, what)
 
 
 def _start_order(graph: Graph, rid: str) -> tuple[bool, str, str]:

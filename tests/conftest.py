@@ -50,7 +50,10 @@ _LONG_TESTS = (
     "tests/test_docs.py::test_cli_reference_is_current",
     "tests/test_data_transfer.py::test_a_5000_file_dataset",
     "tests/test_readme_tour.py::",
+    "tests/test_site.py::test_the_pages_from_file_urls_and_a_static_server",
+    "tests/test_site.py::test_static_source_answers_every_endpoint_as_the_server",
     "tests/test_demo.py::",
+    "tests/test_export_openlineage.py::test_demo",  # builds the demo once per module (~30 s)
 )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import os
@@ -57,6 +56,12 @@ def run_port(repo: Path) -> None:
         run_python(repo, str(PORT / "src" / script), *args)
 
 
+def parquet_pandas() -> Any:
+    """pandas, for reading compat's parquet files (cmfgit[cmf]: pandas and pyarrow)."""
+    pytest.importorskip("pyarrow", reason="compat writes CMF's parquet files: pip install 'cmfgit[cmf]'")
+    return pytest.importorskip("pandas")
+
+
 def md5(path: Path) -> str:
     return "md5:" + hashlib.md5(path.read_bytes()).hexdigest()
 
@@ -82,6 +87,7 @@ def _stage(found: dict[str, dict[str, Any]], stage: str, site_cmf: bool = False)
 
 
 def test_cmf_port_records_queryable_metadata_and_joins_imported_cmf_history(repo: Path, tmp_path: Path) -> None:
+    pd = parquet_pandas()
     # History imported from CMF first (bytes absent), then the same pipeline run through cmfgit.compat.
     mlmd_file, _ = copy_inputs(tmp_path / "in")
     import_json(repo, mlmd_file)
@@ -123,18 +129,17 @@ def test_cmf_port_records_queryable_metadata_and_joins_imported_cmf_history(repo
     assert model["source"]["cmf"]["properties"]["model_type"] == "LinearRegression"
     assert model["props"] == {"epochs": 5}
 
-    # Step metrics and the data slice are plain CSV files.
+    # Step metrics and the data slice are cmflib's parquet files: no extension, the same frames.
     metrics_file = repo / train["outputs"][0]["path"]
-    assert metrics_file.name == "training_metrics.csv"
-    with open(metrics_file) as fh:
-        rows = list(csv.DictReader(fh))
-    assert [r["SequenceNumber"] for r in rows] == ["1", "2", "3", "4", "5"]
-    assert rows[-1]["train_loss"] == "0.508952"
+    assert metrics_file.name == "training_metrics" and metrics_file.parent.name == "metrics"
+    steps = pd.read_parquet(metrics_file)
+    assert steps.index.name == "SequenceNumber" and list(steps.index) == [1, 2, 3, 4, 5]
+    assert list(steps.columns) == ["epoch", "train_loss"] and steps["train_loss"].iloc[-1] == 0.508952
     slice_art = evaluate["outputs"][0]
     assert slice_art["props"] == {"n_files": 2}
-    with open(repo / slice_art["path"]) as fh:
-        sliced = list(csv.DictReader(fh))
-    assert [(r["Path"], r["hash"], r["role"]) for r in sliced] == [
+    sliced = pd.read_parquet(repo / slice_art["path"])
+    assert sliced.index.name == "Path" and list(sliced.columns) == ["hash", "role"]
+    assert [(p, r["hash"], r["role"]) for p, r in sliced.to_dict("index").items()] == [
         ("artifacts/prepared/test.csv", md5(repo / "artifacts/prepared/test.csv")[4:], "test"),
         ("artifacts/prepared/train.csv", TRAIN[4:], "train"),
     ]
@@ -332,8 +337,19 @@ def test_same_script_under_cmflib_and_cmfgit_gives_the_same_metadata(repo: Path,
 
     assert essence(ours) == essence(theirs)
 
+    # The step metrics and data slice files: cmflib's parquet, read by pandas, hold what cmfgit's hold.
+    pd = parquet_pandas()
+    for kind, name in (("metrics", "training_metrics"), ("dataslice", "evaluated-files")):
+        (their_file,) = project.glob(f"cmf_artifacts/*/{kind}/{name}")
+        (our_file,) = repo.glob(f"cmf_artifacts/*/{kind}/{name}")
+        mine, real = pd.read_parquet(our_file), pd.read_parquet(their_file)
+        assert (mine.index.name, list(mine.columns)) == (real.index.name, list(real.columns))
+        assert mine.to_dict("index") == real.to_dict("index"), kind
+        assert [str(t) for t in mine.dtypes] == [str(t) for t in real.dtypes]
+
 
 def test_dataslices_read_update_and_dvc_lock(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pd = parquet_pandas()
     from cmfgit.compat import Cmf
 
     monkeypatch.chdir(repo)
@@ -346,11 +362,12 @@ def test_dataslices_read_update_and_dvc_lock(repo: Path, monkeypatch: pytest.Mon
     ds.add_data("a.csv", {"label": 1, "split": "train"})
     ds.add_data("b.csv", {"label": 0, "split": "test"})
     ds.commit()
-    rows = cmf.read_dataslice("slice-1")
-    if not isinstance(rows, list):  # pandas is installed: a DataFrame indexed by Path, as cmflib returns
-        rows = [{"Path": path, **values} for path, values in rows.to_dict("index").items()]
-    assert [(r["Path"], r["label"], r["split"]) for r in rows] == [("a.csv", 1, "train"), ("b.csv", 0, "test")]
-    assert all(r["hash"] and r["blake3"].startswith("blake3:") for r in rows)
+    rows = cmf.read_dataslice("slice-1")  # a DataFrame indexed by Path, as cmflib returns
+    assert rows.index.name == "Path" and list(rows.columns) == ["hash", "label", "split"]
+    assert rows.to_dict("index") == {
+        "a.csv": {"hash": md5(repo / "a.csv")[4:], "label": 1, "split": "train"},
+        "b.csv": {"hash": md5(repo / "b.csv")[4:], "label": 0, "split": "test"},
+    }
 
     cmf.update_dataslice("slice-1", "b.csv", {"label": 1, "reviewed": True})
     with pytest.raises(UsageError, match="has no record 'c.csv'"):
@@ -368,5 +385,6 @@ def test_dataslices_read_update_and_dvc_lock(repo: Path, monkeypatch: pytest.Mon
     slices = [o for o in rec["outputs"] if o["type"] == "dataslice"]
     assert len(slices) == 2 and slices[0]["path"] == slices[1]["path"]  # both versions, each with its hash
     assert slices[0]["hash"] != slices[1]["hash"]
-    updated = (repo / slices[1]["path"]).read_text()
-    assert "reviewed" in updated and updated.splitlines()[2].startswith("b.csv,")
+    assert slices[1]["hash"] == b3(repo / slices[1]["path"])  # the record holds the hash of the file written
+    updated = pd.read_parquet(repo / slices[1]["path"]).to_dict("index")
+    assert updated["b.csv"]["label"] == 1 and updated["b.csv"]["reviewed"] is True

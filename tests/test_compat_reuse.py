@@ -511,6 +511,8 @@ for name, files in (("slice-1", ("a.txt",)), ("slice-2", ("b.txt",))):
 def test_example_get_started_records_set3s_graph(repo: Path) -> None:
     import re
 
+    from conftest import make_repo
+
     make_inputs(repo)
     (repo / "artifacts/labels.csv").write_text("label\n1\n")
     for name, script in (
@@ -525,14 +527,13 @@ def test_example_get_started_records_set3s_graph(repo: Path) -> None:
     def normal(document: dict[str, Any]) -> list[str]:
         found = []
         for item in shape(document):
-            # cmfgit keeps float params as floats (cmflib stored "0.2"); compat's step metrics and slices
-            # are CSV files (cmflib's are parquet, no extension): both listed in docs/coming-from-cmf.md.
+            # cmfgit keeps float params as floats (cmflib stored "0.2"; docs/coming-from-cmf.md); compat's
+            # step metrics and slices are at cmflib's paths (parquet, no extension), under another uuid.
             item["custom"] = {k: str(v) for k, v in item["custom"].items()}
             item["events"] = [
-                (t, ty, re.sub(r"^cmf_artifacts/[^/]+/(.*?)(\.csv)?$", r"cmf_artifacts/-/\1", p))
-                for t, ty, p in item["events"]
+                (t, ty, re.sub(r"^cmf_artifacts/[0-9a-f-]{36}/", r"cmf_artifacts/-/", p)) for t, ty, p in item["events"]
             ]
-            item.pop("stage_props")  # the union over a stage's executions: the export's (issue 14 item 2c)
+            # stage_props: the union over a stage's executions, as CMF's context keeps them (issue 14 item 2c)
             item["values"] = [{k: v for k, v in vals.items() if k != "avg_prec"} for vals in item["values"]]
             found.append(json.dumps(item, sort_keys=True))
         return sorted(found)
@@ -552,6 +553,47 @@ def test_example_get_started_records_set3s_graph(repo: Path) -> None:
     assert {"artifacts/features/train.pkl", "artifacts/parsed/train.tsv", "artifacts/data.xml.gz"} <= {
         paths[h] for h in up
     }
+
+    # CMF's query script, through cmfgit.query, answers about this graph as about set3's (imported).
+    ours_answers = json.loads(run_script(repo, "query.py", QUERY))
+    imported = make_repo(repo.parent / "set3-imported")
+    cmfgit(imported, "import", str(SET3 / "mlmd"))
+    theirs_answers = json.loads(run_script(imported, "query.py", QUERY))
+    assert ours_answers == theirs_answers
+    assert ours_answers["children"] == [["Metrics", "metrics"]]  # cmflib's get_all_child_artifacts(model)
+    assert ours_answers["producer"] == "Test-env/Train"
+
+
+# In the style of CMF's example query script: walks the pipeline with the data frames cmflib returns.
+QUERY = """
+import json, re
+from cmflib import cmfquery
+
+
+def path(name):
+    name = re.sub(r"^cmf_artifacts/[0-9a-f-]{36}/", "cmf_artifacts/-/", name.split(":")[0])
+    return re.sub(r"python_env_[0-9a-f]{32}", "python_env_-", name)
+
+
+query = cmfquery.CmfQuery("mlmd")
+out = {"stages": query.get_pipeline_stages("Test-env"), "executions": {}}
+for stage in out["stages"]:
+    df = query.get_all_executions_in_stage(stage)
+    df = df.drop(["id", "Execution_uuid", "Git_Start_Commit", "Git_End_Commit", "Git_Repo", "Context_ID",
+                  "Pipeline_id", "Execution", "custom_properties_Python_Env"], axis=1, errors="ignore")
+    rows = [{k: str(v) for k, v in sorted(row.items())} for row in df.to_dict("records")]
+    ids = list(query.get_all_executions_in_stage(stage)["id"])
+    arts = [sorted([t, path(n)] for t, n in zip(a["type"], a["name"]))
+            for a in (query.get_all_artifacts_for_execution(int(i)) for i in ids)]
+    out["executions"][stage] = sorted(json.dumps([r, a], sort_keys=True) for r, a in zip(rows, arts))
+(model,) = [n for n in query.get_all_artifacts() if n.startswith("artifacts/model/model.pkl:")]
+children = query.get_all_child_artifacts(model)
+out["children"] = sorted([t, path(n)] for t, n in zip(children["type"], children["name"]))
+parents = query.get_all_parent_artifacts(model)
+out["parents"] = sorted([t, path(n)] for t, n in zip(parents["type"], parents["name"]))
+out["producer"] = query.find_producer_execution(model).properties["Context_Type"]
+print(json.dumps(out, sort_keys=True))
+"""
 
 
 NANO = """

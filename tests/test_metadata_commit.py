@@ -118,3 +118,24 @@ def test_lineage_json_and_the_cmf_export_give_the_commit(repo: Path) -> None:
     c1 = commit_all(repo, "the run")
     assert lineage_commit() == {"commit": c1, "pending": False}
     assert exported_end_commit() == c1
+
+
+def test_a_query_walks_only_the_commits_since_the_tip_it_learnt(repo: Path, tmp_path: Path) -> None:
+    """No history walk per query (issue 14 item 6): git's own trace shows which `git log` runs."""
+    recgen.write(repo, 1, 2, site="lab")
+    c1 = commit_all(repo, "two runs")
+    by_id(repo)  # learns c1's history, once
+    trace = tmp_path / "trace.log"
+
+    def walks() -> list[str]:
+        if trace.exists():
+            trace.unlink()
+        cmfgit(repo, "log", "--json", env={"GIT_TRACE": str(trace)})
+        return [line for line in trace.read_text().splitlines() if " log " in line and "--raw" in line]
+
+    assert walks() == []  # the tip did not move: no walk at all
+    recgen.write(repo, 3, site="lab")
+    c2 = commit_all(repo, "one more")
+    (walk,) = walks()  # one walk, of the new commit only
+    assert f"{c1}..{c2}" in walk
+    assert walks() == []

@@ -54,6 +54,18 @@ def _special_runs(root: Path) -> list[str]:
         record["step_metrics"] = {"loss": [[0, 1.0], [1, 0.5 - i / 100]]} if i < 3 else {}
         if not record["step_metrics"]:
             del record["step_metrics"]
+        if i in (3, 5):  # an imported dataset known by two hashes (aliases): one artifact in the lineage
+            record["inputs"] = [
+                {
+                    "path": "data/imported.csv",
+                    "hash": "blake3:" + "ab" * 32,
+                    "aliases": ["md5:" + "cd" * 16],
+                    "size": 5,
+                    "type": "dataset",
+                    "kind": "file",
+                    "props": {},
+                }
+            ]
         ids.append(store.put(record))
     return ids
 
@@ -365,6 +377,10 @@ def _api_calls(ids: list[str]) -> list[tuple[str, dict[str, Any]]]:
         ("lineage", {"target": "report.json", "dir": "up", "depth": "1"}),
         ("lineage", {"target": ids[-1][:10], "dir": "down"}),
         ("lineage", {"target": "nothing.csv"}),
+        ("lineage", {"target": "data/imported.csv", "dir": "down"}),
+        ("lineage", {"target": "md5:cdcd", "dir": "both"}),
+        ("artifact", {"hash": "md5:" + "cd" * 16}),
+        ("artifact", {"hash": "data/imported.csv"}),
         ("artifacts", {}),
         ("artifacts", {"type": "dataset"}),
         ("pipelines", {}),
@@ -380,30 +396,33 @@ def test_static_source_answers_every_endpoint_as_the_server(site_repo: Path, tmp
     ids = [obj["id"] for obj in json.loads(cmfgit(site_repo, "log", "--json").stdout)]
     hashes = [a["hash"] for a in json.loads(cmfgit(site_repo, "artifacts", "--json").stdout)]
     assert len(hashes) >= 4
-    calls = _api_calls(ids) + [
-        ("artifact", {"hash": hashes[0]}),
-        ("artifact", {"hash": hashes[-1].split(":")[1][:10]}),
-        ("artifact", {"hash": "model.pkl"}),
-        ("artifact", {"hash": "ffff0000"}),
-        ("lineage", {"target": hashes[1], "dir": "down"}),
-        ("lineage", {"target": "@2", "dir": "both", "depth": "0"}),
-        ("compare", {"ids": f"{ids[0]},{ids[0][:9]}"}),
-        ("compare", {"ids": ids[0]}),
-        ("runs", {"offset": "-1"}),
-        ("runs", {"limit": "x"}),
-        *[("run", {"id": rid}) for rid in ids],  # NaN, infinities, lists, long text...
-        ("compare", {"ids": ",".join(ids[3:])}),
-        ("runs", {"limit": "5000"}),
-        ("runs", {"sort": "params.n", "limit": "4"}),
-        ("runs", {"sort": "-metrics.acc", "offset": "3", "limit": "3", "params": "opt,,n,opt,nope"}),
-        ("runs", {"where": "stage == 'train'", "params": ""}),
-        ("run", {"id": "@1"}),
-        ("run", {"id": "train@2"}),
-        ("run", {"id": "train@99"}),
-        ("artifacts", {"path": "csv"}),
-        ("artifacts", {"limit": "2", "offset": "1"}),
-        ("artifacts", {"limit": "0"}),
-    ]
+    calls = (
+        _api_calls(ids)
+        + [
+            ("artifact", {"hash": hashes[0]}),
+            ("artifact", {"hash": hashes[-1].split(":")[1][:10]}),
+            ("artifact", {"hash": "model.pkl"}),
+            ("artifact", {"hash": "ffff0000"}),
+            ("lineage", {"target": hashes[1], "dir": "down"}),
+            ("lineage", {"target": "@2", "dir": "both", "depth": "0"}),
+            ("compare", {"ids": f"{ids[0]},{ids[0][:9]}"}),
+            ("compare", {"ids": ids[0]}),
+            ("runs", {"offset": "-1"}),
+            ("runs", {"limit": "x"}),
+            *[("run", {"id": rid}) for rid in ids],  # NaN, infinities, lists, long text...
+            ("compare", {"ids": ",".join(ids[3:])}),
+            ("runs", {"limit": "5000"}),
+            ("runs", {"sort": "params.n", "limit": "4"}),
+            ("runs", {"sort": "-metrics.acc", "offset": "3", "limit": "3", "params": "opt,,n,opt,nope"}),
+            ("runs", {"where": "stage == 'train'", "params": ""}),
+            ("run", {"id": "@1"}),
+            ("run", {"id": "train@2"}),
+            ("run", {"id": "train@99"}),
+            ("artifacts", {"path": "csv"}),
+            ("artifacts", {"limit": "2", "offset": "1"}),
+            ("artifacts", {"limit": "0"}),
+        ]
+    )
     mismatches = []
     with CmfQuery(site_repo, warn=False) as q, probe_page(site_dir) as probe:
         for endpoint, params in calls:

@@ -1,4 +1,4 @@
-"""Commands of the interop area: import and export of HPE CMF metadata."""
+"""Commands of the interop area: import and export of HPE CMF metadata, export to OpenLineage and PROV."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from cmfgit.cli import app
+from cmfgit.cli.query import AllBranchesOpt, GlobalOpt, RefOpt, RemoteOpt
 from cmfgit.cli.render import print_json
 
 
@@ -42,15 +43,85 @@ def import_cmd(
 
 @app.command("export")
 def export_cmd(
-    pipeline: Annotated[str, typer.Option("--pipeline", "-P", help="the pipeline to export")],
-    fmt: Annotated[str, typer.Option("--format", "-f", help="output format (cmf-json)")] = "cmf-json",
+    pipeline: Annotated[
+        Optional[str], typer.Option("--pipeline", "-P", help="the pipeline to export (required for cmf-json)")
+    ] = None,
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help="output format: cmf-json, openlineage, prov-json or prov-n")
+    ] = "cmf-json",
     output: Annotated[
         Optional[Path], typer.Option("--output", "-o", help="write to FILE instead of standard output")
     ] = None,
+    url: Annotated[
+        Optional[str],
+        typer.Option("--url", metavar="URL", help="POST the OpenLineage events to URL (Marquez: http://host:5000)"),
+    ] = None,
+    namespace: Annotated[
+        Optional[str],
+        typer.Option("--namespace", metavar="NS", help="OpenLineage job namespace (default: the repository's)"),
+    ] = None,
+    stage: Annotated[Optional[str], typer.Option("--stage", "-s", help="only this stage (not cmf-json)")] = None,
+    where: Annotated[
+        Optional[str], typer.Option("--where", "-w", metavar="EXPR", help="only the runs matching EXPR (not cmf-json)")
+    ] = None,
+    since: Annotated[
+        Optional[str], typer.Option("--since", metavar="WHEN", help="only runs started since WHEN (not cmf-json)")
+    ] = None,
+    ref: RefOpt = None,
+    all_branches: AllBranchesOpt = False,
+    global_: GlobalOpt = False,
+    remote: RemoteOpt = None,
 ) -> None:
-    """Export a pipeline in the JSON that 'cmf metadata export' writes."""
-    from cmfgit import cmf_export
+    """Export records: a pipeline in the JSON that 'cmf metadata export' writes (cmf-json), or the
+    selected executions as OpenLineage RunEvents (JSON lines, or POSTed with --url) or W3C PROV."""
     from cmfgit.repo import open_repo
+
+    if fmt != "cmf-json":
+        from cmfgit.exporters.command import export
+        from cmfgit.query import scope_of
+
+        summary = export(
+            open_repo(),
+            fmt,
+            scope=scope_of(ref, all_branches, global_, remote),
+            pipeline=pipeline,
+            stage=stage,
+            where=where,
+            since=since,
+            output=output,
+            url=url,
+            namespace=namespace,
+        )
+        if summary.destination:
+            what = "event(s)" if fmt == "openlineage" else "PROV record(s)"
+            print(
+                f"exported {summary.executions} execution(s) as {summary.written} {what} to {summary.destination}",
+                file=sys.stderr,
+            )
+        return
+    unused = [
+        n
+        for n, v in (
+            ("--url", url),
+            ("--namespace", namespace),
+            ("--stage", stage),
+            ("--where", where),
+            ("--since", since),
+            ("--ref", ref),
+            ("--remote", remote),
+        )
+        if v is not None
+    ]
+    unused += [n for n, v in (("--all-branches", all_branches), ("--global", global_)) if v]
+    if unused:
+        from cmfgit.errors import UsageError
+
+        raise UsageError(f"{unused[0]} is not available with --format cmf-json")
+    if pipeline is None:
+        from cmfgit.errors import UsageError
+
+        raise UsageError("--format cmf-json exports one pipeline: give --pipeline NAME")
+    from cmfgit import cmf_export
 
     document = cmf_export.export_cmf(open_repo(), pipeline, fmt)
     if output is None:

@@ -13,29 +13,31 @@ Why data chunks as ``.js`` files, and not the SQLite index read with HTTP range 
   ``<script src="data/x.js">`` is allowed from ``file://``; each data file is one call,
   ``CMF_DATA.put(name, payload)``.
 - The index is not made for shipping: it keeps no copy of the records (``cmfgit show``
-  reads them from the packs) and is ~100 MB at 100,000 runs with its indexes. A range
+  reads them from the packs) and is 115 MB at 100,000 runs. A range
   reader also needs a WebAssembly SQLite (~1 MB) and one round trip per B-tree page.
 - Chunks can be laid out for what the pages ask. The runs table is stored by column and
   in blocks of rows (``BLOCK_ROWS``), in the default order (newest first, then id): the
   first page is one small file (``runs-head``, the first ``HEAD_ROWS`` rows), and a
   ``--where`` or a sort over 100,000 runs loads only the columns it names (a column of
-  100,000 numbers is ~0.7 MB). A run's details are grouped by id prefix, so opening a
-  run loads one file of ~30-100 runs.
+  100,000 numbers is 0.7-1.2 MB, the ids 6.7 MB). A run's details are grouped by id
+  prefix, so opening a run loads one file of ~25-100 runs (~35 KB at 100,000 runs).
 
 The build reads every record once (the run pages are ``cmfgit show --json``), so its time
-is mostly parsing records (in forked workers past ``PARALLEL_MIN``). Measured here (2 shared
-cores at load ~10, so wall times are ~3x the CPU):
+is mostly parsing records (in forked workers past ``PARALLEL_MIN``, which also write each
+run's JSON). Measured here, on 2 cores shared with other jobs (load ~4 for the last row):
 
-=============  ========  =======  =====================  ==================================
-runs           files     size     CPU (user+sys)         first paint of the runs page
-=============  ========  =======  =====================  ==================================
-10,000         324       21 MB    3.1 s                  -
-100,000        4,308     201 MB   40 s (134 s wall)      0.7-1.2 s file://, 1.1-1.2 s http
-=============  ========  =======  =====================  ==================================
+=============  ========  =======  ======================  ==================================
+runs           files     size     build: CPU, wall         first paint of the runs page
+=============  ========  =======  ======================  ==================================
+10,000         324       21 MB    3.1 s, 9-13 s (load 9)   -
+100,000        4,308     197 MB   25 s, 47 s               0.2-0.4 s (file:// and http)
+=============  ========  =======  ======================  ==================================
 
-A ``--where`` over 100,000 runs: 0.3-0.9 s the first time (its columns load), 10-40 ms
-after. The run payloads are ~70% of the size (the graph and the events ~15%, the runs columns
-~15%); they compress ~4x, so a static host that gzips (GitHub Pages does) sends a quarter.
+(At load ~10 the first paint took 0.7-1.2 s from file:// and from a local static server.)
+A ``--where`` over 100,000 runs: 0.24-0.27 s the first time (its columns load), 3-8 ms
+after (0.3-0.9 s and 10-40 ms at load ~10). The run payloads are ~70% of the size (the
+graph and the events ~15%, the runs columns ~15%); they compress ~4x, so a static host
+that gzips (GitHub Pages does) sends a quarter.
 
 Layout of DIR::
 
@@ -545,8 +547,62 @@ def _write_runs(
     return prefix
 
 
-def _write_graph(records: list[tuple[str, dict[str, Any]]], tags: dict[str, dict[str, Any]], writer: _Writer) -> None:
-    """The lineage graph (cmfgit.graph over every run) and the events, by row number."""
+def _graph_file(records: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    """The lineage graph as cmfgit.graph.Graph makes it (artifact keys, each run's inputs and
+    outputs, each artifact's producers and consumers oldest first, its first path and type),
+    by row number. Without aliases every hash is its own artifact: computed here in one pass
+    (Graph.build costs ~8 s of CPU at 100,000 runs); with aliases, by Graph itself."""
+    ins: list[list[str]] = []
+    outs: list[list[str]] = []
+    path: dict[str, str] = {}
+    kind: dict[str, str] = {}
+    for _rid, r in records:
+        for name, lists in (("inputs", ins), ("outputs", outs)):
+            items = r.get(name)
+            found: dict[str, None] = {}
+            for item in items if isinstance(items, list) else ():
+                if not isinstance(item, dict):
+                    continue
+                h = item.get("hash")
+                if not isinstance(h, str) or not h:
+                    continue
+                if item.get("aliases"):
+                    return _graph_file_aliased(records)
+                found[h] = None
+                p, t = item.get("path"), item.get("type")
+                if isinstance(p, str) and (h not in path or p < path[h]):
+                    path[h] = p
+                if isinstance(t, str) and (h not in kind or t < kind[h]):
+                    kind[h] = t
+            lists.append(list(found))
+    keys = sorted({h for per in (ins, outs) for hs in per for h in hs})
+    index = {k: i for i, k in enumerate(keys)}
+    started = [str(r.get("started_at") or "") for _rid, r in records]
+    ids = [rid for rid, _ in records]
+    producers: list[list[int]] = [[] for _ in keys]
+    consumers: list[list[int]] = [[] for _ in keys]
+    for row in range(len(records)):
+        for h in ins[row]:
+            consumers[index[h]].append(row)
+        for h in outs[row]:
+            producers[index[h]].append(row)
+    for table in (producers, consumers):
+        for rows in table:
+            if len(rows) > 1:
+                rows.sort(key=lambda r: (started[r], ids[r]))  # Graph._finish's order
+    return {
+        "keys": keys,
+        "path": _column_block([path.get(k) for k in keys]),
+        "type": _column_block([kind.get(k) for k in keys]),
+        "canon": {},
+        "inputs": [[index[h] for h in hs] for hs in ins],
+        "outputs": [[index[h] for h in hs] for hs in outs],
+        "producers": producers,
+        "consumers": consumers,
+    }
+
+
+def _graph_file_aliased(records: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
     from cmfgit.graph import Graph
 
     graph = Graph.build(records)
@@ -554,23 +610,23 @@ def _write_graph(records: list[tuple[str, dict[str, Any]]], tags: dict[str, dict
     inputs, outputs, producers, consumers = graph.inputs, graph.outputs, graph.producers, graph.consumers  # (once)
     keys = sorted(arts)
     index = {k: i for i, k in enumerate(keys)}
-    canon = {h: index[k] for h, k in graph._canon.items() if h != k}  # aliases only
     row_of = {rid: row for row, (rid, _) in enumerate(records)}
-    writer.put(
-        "graph",
-        {
-            "keys": keys,
-            "aliases": [sorted(arts[k].aliases) for k in keys],
-            "paths": [sorted(arts[k].paths) for k in keys],
-            "types": [sorted(arts[k].types) for k in keys],
-            "size": [arts[k].size for k in keys],
-            "canon": canon,
-            "inputs": [[index[k] for k in inputs.get(rid, ())] for rid, _ in records],
-            "outputs": [[index[k] for k in outputs.get(rid, ())] for rid, _ in records],
-            "producers": [[row_of[rid] for rid in producers.get(k, ())] for k in keys],
-            "consumers": [[row_of[rid] for rid in consumers.get(k, ())] for k in keys],
-        },
-    )
+    return {
+        "keys": keys,
+        # what a lineage node shows: lineage.to_json's first path and type (in sorted order)
+        "path": _column_block([min(arts[k].paths) if arts[k].paths else None for k in keys]),
+        "type": _column_block([min(arts[k].types) if arts[k].types else None for k in keys]),
+        "canon": {h: index[k] for h, k in graph._canon.items() if h != k},  # aliases only
+        "inputs": [[index[k] for k in inputs.get(rid, ())] for rid, _ in records],
+        "outputs": [[index[k] for k in outputs.get(rid, ())] for rid, _ in records],
+        "producers": [[row_of[rid] for rid in producers.get(k, ())] for k in keys],
+        "consumers": [[row_of[rid] for rid in consumers.get(k, ())] for k in keys],
+    }
+
+
+def _write_graph(records: list[tuple[str, dict[str, Any]]], tags: dict[str, dict[str, Any]], writer: _Writer) -> None:
+    """The lineage graph and the events, by row number."""
+    writer.put("graph", _graph_file(records))
     hashes: dict[str, int] = {}
     ev: dict[str, list[Any]] = {"row": [], "dir": [], "hash": [], "path": [], "type": [], "kind": [], "size": []}
     for row, (_rid, r) in enumerate(records):
@@ -613,9 +669,8 @@ def _write_graph(records: list[tuple[str, dict[str, Any]]], tags: dict[str, dict
 
 
 def _pipelines(q: Any, records: list[tuple[str, dict[str, Any]]], rowids: Sequence[int]) -> dict[str, Any]:
-    """The pipelines endpoint (api.pipelines) over the site's executions. The stage edges come
-    from the records in memory: api.pipelines' self-join of the events is planned as a scan
-    of every input event per execution (minutes at 100,000 runs)."""
+    """The pipelines endpoint (api.pipelines) over the site's executions, from the records in
+    memory (one pass; SQL over the events would rescan them per stage)."""
     db = q.db
     db.execute("CREATE TEMP TABLE IF NOT EXISTS site_sel(rowid INTEGER PRIMARY KEY)")
     db.execute("DELETE FROM site_sel")
@@ -624,24 +679,34 @@ def _pipelines(q: Any, records: list[tuple[str, dict[str, Any]]], rowids: Sequen
         "SELECT pipeline, stage, count(*), max(started_at), sum(exit_code != 0) FROM executions "
         "WHERE rowid IN (SELECT rowid FROM site_sel) GROUP BY pipeline, stage ORDER BY pipeline, stage"
     ).fetchall()
+    from cmfgit.ui import api
+
     producers: dict[str, set[tuple[str, str]]] = {}  # hash -> (pipeline, stage) of the runs that wrote it
-    consumers: dict[str, set[tuple[str, str]]] = {}
-    for _rid, r in records:
+    sampled: dict[tuple[str, str], int] = {}
+    reads: list[tuple[str, str, str]] = []  # (pipeline, stage, hash) read by the newest runs of each stage
+    for _rid, r in records:  # (newest first)
         pipeline, stage = r.get("pipeline"), r.get("stage")
         if not (isinstance(pipeline, str) and isinstance(stage, str)):
             continue  # (SQL's = and != are never true for a null)
-        for name, found in (("outputs", producers), ("inputs", consumers)):
-            items = r.get(name)
-            for item in items if isinstance(items, list) else ():
-                h = item.get("hash") if isinstance(item, dict) else None
-                if isinstance(h, str):
-                    found.setdefault(h, set()).add((pipeline, stage))
+        outputs = r.get("outputs")
+        for item in outputs if isinstance(outputs, list) else ():
+            h = item.get("hash") if isinstance(item, dict) else None
+            if isinstance(h, str):
+                producers.setdefault(h, set()).add((pipeline, stage))
+        seen = sampled.get((pipeline, stage), 0)
+        if seen >= api.STAGE_SAMPLE:  # api.pipelines looks at the newest runs of a stage only
+            continue
+        sampled[(pipeline, stage)] = seen + 1
+        inputs = r.get("inputs")
+        for item in inputs if isinstance(inputs, list) else ():
+            h = item.get("hash") if isinstance(item, dict) else None
+            if isinstance(h, str):
+                reads.append((pipeline, stage, h))
     edges: dict[str, set[tuple[str, str]]] = {}
-    for h, made in producers.items():
-        for pipeline, a in made:
-            for other, b in consumers.get(h, ()):
-                if other == pipeline and a != b:
-                    edges.setdefault(pipeline, set()).add((a, b))
+    for pipeline, stage, h in reads:
+        for other, before in producers.get(h, ()):
+            if other == pipeline and before != stage:
+                edges.setdefault(pipeline, set()).add((before, stage))
     out: dict[str, dict[str, Any]] = {}
     for pipeline, stage, count, last, failed in rows:
         p = out.setdefault(pipeline, {"name": pipeline, "runs": 0, "failed": 0, "last": None, "stages": []})

@@ -675,7 +675,13 @@
 
   var graphData = null;
   function graph() {
-    if (!graphData) graphData = load("graph");
+    if (!graphData) {
+      graphData = load("graph").then(function (g) {
+        g.pathOf = decode(g.path);
+        g.typeOf = decode(g.type);
+        return g;
+      });
+    }
     return graphData;
   }
 
@@ -906,13 +912,12 @@
             level: levels.get(key),
           };
         }
-        var paths = g.paths[n];
-        var path = paths.length ? paths[0] : null;
+        var path = g.pathOf[n];
         return {
           id: g.keys[n],
           kind: "artifact",
           label: path ? path.replace(/\/+$/, "").split("/").pop() : g.keys[n].slice(0, 19),
-          type: g.types[n].length ? g.types[n][0] : null,
+          type: g.typeOf[n],
           pipeline: null,
           stage: null,
           path: path,
@@ -1061,13 +1066,18 @@
         for (var i = 0; i < ev.row.length; i++) {
           if (ev.path[i] !== null && ev.path[i].indexOf(path) >= 0 && ofType(i)) wanted.add(ev.hash[i]);
         }
-        var found = wanted.size
+        var matching = function (j) {
+          return ev.path[j] !== null && ev.path[j].indexOf(path) >= 0 && ofType(j);
+        };
+        var found = wanted.size ? rankedHashes(ev, matching) : [];
+        total = found.length;
+        var page = new Set(found.slice(offset, offset + limit));
+        // (api: that page of hashes, then listed by CmfQuery.artifacts' own order)
+        picked = page.size
           ? rankedHashes(ev, function (j) {
-              return wanted.has(ev.hash[j]) && ofType(j);
+              return page.has(ev.hash[j]) && ofType(j);
             })
           : [];
-        total = found.length;
-        picked = found.slice(offset, offset + limit);
       } else {
         var all = rankedHashes(ev, ofType);
         total = all.length;
@@ -1085,6 +1095,9 @@
     });
   }
 
+  var MAX_VERSIONS = 500;
+  var MAX_USES = 1000;
+
   function artifact(params) {
     if (blank(params.hash)) return Promise.reject(fail("missing parameter 'hash'"));
     var name = String(params.hash);
@@ -1094,68 +1107,63 @@
       ev.hashes.forEach(function (h, i) {
         number.set(h, i);
       });
-      function objectsOf(hashes) {
-        var set = new Set();
-        hashes.forEach(function (h) {
-          if (number.has(h)) set.add(number.get(h));
-        });
-        return rankedHashes(ev, function (i) {
-          return set.has(ev.hash[i]);
-        }).map(function (h) {
-          return artObject(ev, h);
-        });
-      }
-      var found = objectsOf(resolveArtifacts(g, ev, name));
+      var wanted = new Set();
+      resolveArtifacts(g, ev, name).forEach(function (h) {
+        if (number.has(h)) wanted.add(number.get(h));
+      });
+      var found = rankedHashes(ev, function (i) {
+        return wanted.has(ev.hash[i]);
+      });
       if (!found.length) throw fail("no artifact matches '" + name + "'");
-      var main = found[0];
-      var every = new Set([main.hash]);
-      main.paths.forEach(function (p) {
-        resolveArtifacts(g, ev, p).forEach(function (h) {
-          every.add(h);
-        });
+      var main = artObject(ev, found[0]);
+      var paths = new Set(main.paths);
+      // versions: every artifact recorded at one of its paths (api.artifact's GROUP BY)
+      var byArt = new Map();
+      for (var i = 0; i < ev.row.length; i++) {
+        if (ev.path[i] === null || !paths.has(ev.path[i])) continue;
+        var h = ev.hash[i];
+        var v = byArt.get(h);
+        if (!v) byArt.set(h, (v = { hash: ev.hashes[h], size: null, first_seen: null, produced_by: null, path: null }));
+        var t = ev.started.value(ev.row[i]);
+        if (t !== null && (v.first_seen === null || W.compareText(t, v.first_seen) < 0)) v.first_seen = t;
+        if (ev.size[i] !== null && (v.size === null || ev.size[i] > v.size)) v.size = ev.size[i];
+        if (v.path === null || W.compareText(ev.path[i], v.path) < 0) v.path = ev.path[i];
+      }
+      var versions = [];
+      byArt.forEach(function (v, h) {
+        // the first run that wrote it: by start time (none first), then id = the last row
+        var idx = ev.byHash.get(h) || [];
+        for (var k = 0; k < idx.length; k++) {
+          if (ev.dir[idx[k]] === 1) {
+            v.produced_by = ev.ids.value(ev.row[idx[k]]);
+            break;
+          }
+        }
+        versions.push(v);
       });
-      var versions = objectsOf(Array.from(every));
-      versions = versions
-        .map(function (v, i) {
-          return [v, i];
+      versions.sort(function (a, b) {
+        if (a.first_seen !== b.first_seen) {
+          if (a.first_seen === null) return 1;
+          if (b.first_seen === null) return -1;
+          var c = W.compareText(b.first_seen, a.first_seen);
+          if (c) return c;
+        }
+        return W.compareText(a.hash, b.hash);
+      });
+      // used_by: every event of the hash or its aliases, newest first
+      var names = new Set([main.hash].concat(main.aliases));
+      var uses = [];
+      for (var j = 0; j < ev.row.length; j++) if (names.has(ev.hashes[ev.hash[j]])) uses.push(j);
+      uses.sort(function (a, b) {
+        return ev.row[a] - ev.row[b] || ev.dir[b] - ev.dir[a];
+      });
+      var shown = uses.slice(0, MAX_USES);
+      return valuesAt(
+        ["id", "pipeline", "stage", "started_at", "status"],
+        shown.map(function (j) {
+          return ev.row[j];
         })
-        .sort(function (a, b) {
-          var x = a[0].first_seen || "", y = b[0].first_seen || "";
-          return W.compareText(y, x) || a[1] - b[1];
-        })
-        .map(function (p) {
-          return p[0];
-        });
-      var root = canonical(g, main.hash);
-      var used = [];
-      var rows = [];
-      (g.producers[root] || []).forEach(function (r) {
-        rows.push([r, "output"]);
-      });
-      (g.consumers[root] || []).forEach(function (r) {
-        rows.push([r, "input"]);
-      });
-      return valuesAt(["id", "pipeline", "stage", "started_at", "status"], rows.map(function (p) {
-        return p[0];
-      })).then(function (at) {
-        rows.forEach(function (p) {
-          var r = p[0];
-          used.push({
-            execution: at("id", r).value,
-            pipeline: at("pipeline", r).value,
-            stage: at("stage", r).value,
-            role: p[1],
-            started_at: at("started_at", r).value,
-            status: at("status", r).value,
-          });
-        });
-        used.sort(function (a, b) {
-          return (
-            W.compareText(b.started_at || "", a.started_at || "") ||
-            W.compareText(b.execution, a.execution) ||
-            W.compareText(b.role, a.role)
-          );
-        });
+      ).then(function (at) {
         return {
           artifact: {
             hash: main.hash,
@@ -1166,16 +1174,20 @@
             aliases: main.aliases,
             tags: main.tags,
           },
-          versions: versions.map(function (v) {
+          versions: versions.slice(0, MAX_VERSIONS),
+          versions_total: versions.length,
+          used_by: shown.map(function (j) {
+            var r = ev.row[j];
             return {
-              hash: v.hash,
-              size: v.size,
-              first_seen: v.first_seen,
-              produced_by: v.producers.length ? v.producers[0] : null,
-              path: v.paths.length ? v.paths[0] : null,
+              execution: at("id", r).value,
+              pipeline: at("pipeline", r).value,
+              stage: at("stage", r).value,
+              role: ev.dir[j] === 1 ? "output" : "input",
+              started_at: at("started_at", r).value,
+              status: at("status", r).value,
             };
           }),
-          used_by: used,
+          used_total: uses.length,
         };
       });
     });

@@ -1,0 +1,110 @@
+"""The OpenLineage and PROV exports as one call: select the executions, build, write or send.
+
+The selection is that of ``cmfgit log``: a scope (checkout, ``--ref``, ``--all-branches``,
+``--global``), ``--pipeline``, ``--stage``, ``--where`` and ``--since``; executions are
+taken oldest first (by ``started_at``, then id), so events come in time order.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from cmfgit.errors import UsageError
+
+if TYPE_CHECKING:
+    from cmfgit.index import Scope
+    from cmfgit.repo import Repo
+
+FORMATS = ("openlineage", "prov-json", "prov-n")
+
+
+@dataclass
+class Summary:
+    executions: int
+    written: int  # events (OpenLineage) or PROV records
+    destination: str  # a file, a URL, or "" for standard output
+
+
+def select(
+    repo: Repo,
+    scope: Scope | None = None,
+    *,
+    pipeline: str | None = None,
+    stage: str | None = None,
+    where: str | None = None,
+    since: str | None = None,
+) -> list[dict[str, Any]]:
+    """The JSON objects of the selected executions, oldest first, with their ``metadata_commit``."""
+    from cmfgit import recordcommits
+    from cmfgit.query import CmfQuery, unreadable_note
+
+    with CmfQuery(repo, scope=scope) as q:
+        records = q.execution_records(where, pipeline=pipeline, stage=stage, since=since, sort="started_at")
+        tags = q.tags_for([rid for rid, _ in records])
+        # {"id", **record, "tags"}: the objects of log --json, less its JSON-safe copy (the
+        # exporters replace NaN and infinities themselves, where they can occur: it is cheaper)
+        found: list[dict[str, Any]] = [{"id": rid, **rec, "tags": dict(tags.get(rid, {}))} for rid, rec in records]
+        if found:  # the commit of the metadata, as log --json gives it
+            commits = recordcommits.describe(q.repo, q.scope, [obj["id"] for obj in found])
+            for obj in found:
+                obj["metadata_commit"] = commits[obj["id"]]
+        bad = q.unreadable()
+    if bad:
+        print(f"cmfgit: warning: {unreadable_note(bad)}", file=sys.stderr)
+    return found
+
+
+def export(
+    repo: Repo,
+    fmt: str,
+    *,
+    scope: Scope | None = None,
+    pipeline: str | None = None,
+    stage: str | None = None,
+    where: str | None = None,
+    since: str | None = None,
+    output: str | os.PathLike[str] | None = None,
+    url: str | None = None,
+    namespace: str | None = None,
+) -> Summary:
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown export format '{fmt}' (known: cmf-json, {', '.join(FORMATS)})")
+    if url is not None and fmt != "openlineage":
+        raise UsageError("--url sends OpenLineage events; use it with --format openlineage")
+    if url is not None and output is not None:
+        raise UsageError("choose one destination: --output or --url")
+    if namespace is not None and fmt != "openlineage":
+        raise UsageError("--namespace is an OpenLineage job namespace; use it with --format openlineage")
+    if fmt != "openlineage":
+        from cmfgit.exporters import prov
+
+        prov._prov()  # fail before reading anything when prov is not installed
+    if url is not None:
+        from cmfgit.exporters.openlineage import endpoint
+
+        endpoint(url)  # a malformed URL fails before anything is read
+    executions = select(repo, scope, pipeline=pipeline, stage=stage, where=where, since=since)
+    if fmt == "openlineage":
+        from cmfgit.exporters import openlineage as ol
+
+        lines = ol.lines(executions, namespace=namespace)
+        if url is not None:
+            return Summary(len(executions), ol.post(lines, url), ol.endpoint(url))
+        if output is None:
+            return Summary(len(executions), ol.write_lines(lines, sys.stdout), "")
+        return Summary(len(executions), ol.write_file(lines, output), os.fspath(output))
+    from cmfgit.exporters import prov
+
+    doc = prov.document(executions)
+    text = prov.serialize(doc, fmt)
+    count = len(list(doc.get_records()))
+    if output is None:
+        sys.stdout.write(text)
+        return Summary(len(executions), count, "")
+    from cmfgit.exporters.openlineage import write_file
+
+    write_file([text.rstrip("\n")], output)
+    return Summary(len(executions), count, os.fspath(output))
