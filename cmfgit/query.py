@@ -48,6 +48,7 @@ DEFAULT_SORT = "-started_at"
 NO_LIMIT = 2**62  # a limit or depth above this is no limit (SQLite integers are 64-bit)
 ESTIMATE_CAP = 5000  # a driving index term with fewer matches than this is selective
 COUNTS_KEPT = 64  # count_executions answers kept, per query object
+PROBE = 2000  # rows looked at for a match before walking an index the terms may all reject
 SET_RATIO = 8  # counting: a term's rowids, as a set, beat reading rows when it is at most this many times the driver's
 
 
@@ -1344,33 +1345,37 @@ class _Planner:
         query += _page(None if limit is None else limit - len(rows), offset)
         return rows + [row[0] for row in self.db.execute(query, args)]
 
-    def count(self) -> int:
-        """How many executions match every term (the sort key and limit play no part).
+    def count(self, extra: Sequence[tuple[str, list[Any]]] = ()) -> int:
+        """How many executions match every term (the sort key and limit play no part), and
+        are in every ``extra`` set (SQL selecting execution rowids, with its arguments).
 
         Each exactly indexed term is counted from its index alone (no row is read). The
         smallest drives; the other indexed terms of at most SET_RATIO times its size are
         checked as sets of rowids (still no row read), the rest row by row. Terms on the
         executions' own columns only are left to SQLite's planner, which picks one of
         their indexes itself."""
-        if not self.terms:
+        if not self.terms and not extra:
             (n,) = self.db.execute("SELECT count(*) FROM executions").fetchone()
             return int(n)
-        plain = len(self.terms) > 1 and all(isinstance(t, where_lang.Compare) and not t.field.ns for t in self.terms)
+        plain = not extra and len(self.terms) > 1
+        plain = plain and all(isinstance(t, where_lang.Compare) and not t.field.ns for t in self.terms)
         sized: list[tuple[int, str, list[Any], int]] = []
-        for sql, cargs, exact, i in [] if plain else self._candidates():
+        candidates = [] if plain else self._candidates()
+        candidates += [(sql, list(a), True, -1 - j) for j, (sql, a) in enumerate(extra)]  # (never a term's)
+        for sql, cargs, exact, i in candidates:
             if exact:
                 least = min((n for n, *_ in sized), default=None)
                 cap = -1 if least is None else least * SET_RATIO + 1  # beyond it, the size does not matter
                 (n,) = self.db.execute(f"SELECT count(*) FROM ({sql} LIMIT {cap})", cargs).fetchone()
                 sized.append((int(n), sql, cargs, i))
         sized.sort(key=lambda c: c[0])
-        if sized and (sized[0][0] == 0 or len(self.terms) == 1):
+        if sized and (sized[0][0] == 0 or len(self.terms) + len(extra) == 1):
             return sized[0][0]
         args: list[Any] = []
         if sized:
             n0, driver, driver_args, first = sized[0]
             args = list(driver_args)
-            sets = [(sql, cargs, i) for n, sql, cargs, i in sized[1:] if n <= n0 * SET_RATIO]
+            sets = [(sql, cargs, i) for n, sql, cargs, i in sized[1:] if n <= n0 * SET_RATIO or i < 0]
             checked = {first} | {i for _, _, i in sets}
             rest = [t for i, t in enumerate(self.terms) if i not in checked]
             for _, cargs, _ in sets:
@@ -1446,6 +1451,9 @@ class _Planner:
             "SELECT e.rowid, kv.val, e.started_at, r.id FROM kv JOIN executions e ON e.rowid = kv.exec "
             f"JOIN records r ON r.rowid = e.rowid WHERE kv.k = {int(row[0])} AND {residual}"
         )
+        if self.terms and not self._found_within(f"SELECT exec FROM kv WHERE k = {int(row[0])}", [], residual, args):
+            if self.count(extra=[(f"SELECT exec FROM kv WHERE k = {int(row[0])}", [])]) == 0:
+                return self._newest(residual, args)  # no match has the key: they all come in the "without" part
         limit = int(self.limit) + self.offset
         rows = self.db.execute(
             f"{base} ORDER BY kv.val {direction}, kv.exec {direction} LIMIT {limit}", args
@@ -1485,6 +1493,7 @@ class _Planner:
             if found is None:
                 return None
             k = int(found[0])
+            group = f"SELECT exec FROM kv WHERE k = {k} AND val = ?"
             values = f"SELECT {first}(val) FROM kv WHERE k = {k}"
             following = f"{values} AND val {after} ?"
             size_sql = f"SELECT count(*) FROM kv WHERE k = {k} AND val = ?"
@@ -1492,6 +1501,7 @@ class _Planner:
             large = f"EXISTS (SELECT 1 FROM kv WHERE k = {k} AND val = ? AND exec = e.rowid)"  # walks ex_started
         else:
             column = where_lang.CORE_FIELDS[self.key.name][0]
+            group = f"SELECT rowid FROM executions WHERE {column} = ?"
             values = f"SELECT {first}({column}) FROM executions"
             following = f"{values} WHERE {column} {after} ?"
             size_sql = f"SELECT count(*) FROM executions WHERE {column} = ?"
@@ -1500,6 +1510,9 @@ class _Planner:
         base += " ORDER BY e.started_at DESC, r.id DESC"
         page: list[int] = []
         skip, limit = self.offset, int(self.limit)
+        # Terms on params, metrics or tags: a group may hold no match, and walking it would read
+        # it all, so look first. (Terms on the executions' columns: SQLite's indexes answer.)
+        keyed = any(not isinstance(t, where_lang.Compare) or t.field.ns for t in self.terms)
         value = self.db.execute(values).fetchone()[0]
         while len(page) < limit:
             if value is None:
@@ -1510,12 +1523,31 @@ class _Planner:
             (size,) = self.db.execute(f"SELECT count(*) FROM ({members} LIMIT {cap})", (value,)).fetchone()
             if skip and skip >= size:  # (no terms here: the group's size is its number of matches)
                 skip -= size
+            elif (
+                keyed and not self._found_within(group, [value], residual, args) and not self.count([(group, [value])])
+            ):
+                pass  # no match in this group: walking it would read it all
             else:
                 query = base.format(member=small if size <= ESTIMATE_CAP else large) + _page(limit - len(page), skip)
                 page += [r[0] for r in self.db.execute(query, [value, *args])]
                 skip = 0
             value = self.db.execute(following, (value,)).fetchone()[0] if len(page) < limit else None
         return page
+
+    def _found_within(self, rows: str, rows_args: list[Any], residual: str, args: list[Any]) -> bool:
+        """Whether a match is among the first PROBE rowids ``rows`` selects: a cheap look
+        before walking an index whose rows the terms may all reject."""
+        query = (
+            f"SELECT 1 FROM executions e JOIN records r ON r.rowid = e.rowid"
+            f" WHERE e.rowid IN ({rows} LIMIT {PROBE}) AND {residual} LIMIT 1"
+        )
+        return self.db.execute(query, [*rows_args, *args]).fetchone() is not None
+
+    def _newest(self, residual: str, args: list[Any]) -> list[int]:
+        """The page of the matches newest first (then by id)."""
+        query = f"SELECT e.rowid FROM executions e JOIN records r ON r.rowid = e.rowid WHERE {residual}"
+        query += " ORDER BY e.started_at DESC, r.id DESC" + _page(self.limit, self.offset)
+        return [r[0] for r in self.db.execute(query, args)]
 
 
 GROUPED_COLUMNS = ("stage", "site", "exit_code", "pipeline")  # few values, and an index to walk each one's rows

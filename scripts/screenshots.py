@@ -18,6 +18,7 @@ chromium-driver``).
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import re
@@ -49,6 +50,7 @@ FLAGS = (
     "--force-device-scale-factor=1",
 )
 WIDTH, HEIGHT = 1280, 800
+MAX_HEIGHT = 1500
 
 
 def cmfgit(cwd: Path, *args: str) -> str:
@@ -135,7 +137,13 @@ def shoot(driver: Any, url: str, ready: str, path: Path, settle: float = 0.6) ->
     errors = driver.execute_script("return document.querySelector('#error, .error:not(:empty)')?.textContent || ''")
     if errors:
         print(f"  note: {path.name}: the page shows an error: {errors.strip()[:200]}")
-    driver.save_screenshot(str(path))
+    # The whole page, down to MAX_HEIGHT: a run's or a comparison's page is longer than the window.
+    height = int(driver.execute_script("return document.documentElement.scrollHeight"))
+    clip = {"x": 0, "y": 0, "width": WIDTH, "height": min(max(height, 400), MAX_HEIGHT), "scale": 1}
+    shot = driver.execute_cdp_cmd(
+        "Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True, "clip": clip}
+    )
+    path.write_bytes(base64.b64decode(shot["data"]))
     print(f"  {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
 
 
@@ -164,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
                 by_stage.setdefault(row["stage"], []).append(row)
             trains = by_stage.get("train", runs)
             last = next((r for r in runs if r["stage"] == "evaluate"), runs[0])
-            picked = (trains + [r for r in runs if r not in trains])[:3]
+            same = [r for r in runs if r not in trains and r["pipeline"] == trains[0]["pipeline"]]
+            picked = (trains + same + [r for r in runs if r not in trains and r not in same])[:3]
             arts = server.get("artifacts?limit=50")["rows"]
             model = next((a for a in arts if a.get("type") == "model"), arts[0] if arts else None)
             base = server.url + "/"

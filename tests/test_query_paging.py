@@ -31,6 +31,8 @@ def q(tmp_path_factory: pytest.TempPathFactory) -> Any:
         metrics: dict[str, Any] = {"loss": round(1.0 - (i % 7) / 10, 2)}  # ties: 7 distinct values
         if i % 4:
             metrics["acc"] = round(0.5 + i / 200, 3)  # a quarter of the runs have no acc
+        if i % 3 == 0:
+            metrics["rows"] = 100 + i % 2  # prep runs only: no train run has it
         records.append(
             execution(
                 ["prep", "train", "evaluate"][i % 3],
@@ -73,7 +75,7 @@ WHERES = [
 ]
 SORTS = [
     *(None, "started_at", "-metrics.acc", "metrics.acc", "-metrics.loss", "params.lr", "-params.note", "stage"),
-    *("-stage", "pipeline", "-site", "exit_code", "-params.opt", "params.opt"),
+    *("-stage", "pipeline", "-site", "exit_code", "-params.opt", "params.opt", "-metrics.rows", "metrics.rows"),
 ]
 
 
