@@ -15,7 +15,7 @@ Grammar (keywords are case-insensitive)::
     OP         := "==" | "=" | "!=" | "<" | "<=" | ">" | ">="
     value      := number | string ('...' or "...") | true | false | null
     field      := pipeline | stage | type | site | host | user | exit_code | started_at
-                | ended_at | time | id | uuid | commit | branch
+                | ended_at | time | duration | id | uuid | commit | branch
                 | params.KEY | metrics.KEY | tags.KEY | params["any key"] | metrics["any key"]
 
 A comparison with a missing param or metric is false (``not`` makes it true).
@@ -35,7 +35,8 @@ from typing import Any, Union
 
 from cmfgit.errors import UsageError
 
-# Fields of an execution and their index column; kind: 'text', 'int' or 'time'.
+# Fields of an execution and their index column; kind: 'text', 'int', 'num' or 'time'.
+# 'duration' is no column: seconds from started_at to ended_at, computed (see field_sql).
 CORE_FIELDS: dict[str, tuple[str, str]] = {
     "pipeline": ("pipeline", "text"),
     "stage": ("stage", "text"),
@@ -47,6 +48,7 @@ CORE_FIELDS: dict[str, tuple[str, str]] = {
     "started_at": ("started_at", "time"),
     "ended_at": ("ended_at", "time"),
     "time": ("started_at", "time"),
+    "duration": ("duration", "num"),
     "id": ("id", "text"),
     "uuid": ("uuid", "text"),
     "commit": ("git_commit", "text"),
@@ -351,7 +353,7 @@ def _check_types(text: str, node: Compare, value_tok: Token) -> None:
         if v is None:
             continue
         numeric = isinstance(v, (int, float)) and not isinstance(v, bool)
-        if kind == "int" and not numeric:
+        if kind in ("int", "num") and not numeric:
             raise WhereError(text, value_tok.pos, f"'{node.field}' is a number; compare it with a number")
         if kind in ("text", "time") and not isinstance(v, str):
             raise WhereError(text, value_tok.pos, f"'{node.field}' is text; quote the value")
@@ -404,7 +406,20 @@ def field_sql(field: Field) -> str:
     if field.ns:
         return f"json_extract(e.{field.ns}, {sql_text(_json_path(field.name))})"
     column = CORE_FIELDS[field.name][0]
+    if column == "duration":
+        return DURATION_SQL
     return "r.id" if column == "id" else f"e.{column}"
+
+
+def _micros_sql(column: str) -> str:
+    """A record time (always ``YYYY-MM-DDTHH:MM:SS.ffffffZ``: schema.py) as whole
+    microseconds since the epoch. The seconds go to unixepoch() without the fraction,
+    which SQLite would round to milliseconds (59.999999 would make the next second)."""
+    return f"(unixepoch(substr({column}, 1, 19)) * 1000000 + CAST(substr({column}, 21, 6) AS INTEGER))"
+
+
+# compare.duration in SQL, to the same float: the microseconds between, over 10**6.
+DURATION_SQL = f"(({_micros_sql('e.ended_at')} - {_micros_sql('e.started_at')}) / 1000000.0)"
 
 
 def value_condition(column: str, op: str, value: Any, args: list[Any]) -> str:
