@@ -322,6 +322,19 @@ def test_sort_by_a_column_then_descending(ui: Ui) -> None:
     wait_until(ui.driver, lambda d: len(ui.texts("table#runs tr.run td.stage")) == 13)
     assert ui.texts("table#runs tr.run td.stage") == ["evaluate", "prepare"] + ["train"] * 11
 
+    # Duration (not a record field: seconds from start to end): shortest first, then longest.
+    seconds = {r["id"]: r["duration"] for r in ui.api("runs", where=WINE, limit=100)["rows"]}
+    assert len(seconds) == 13 and len(set(seconds.values())) > 5
+    ui.open("runs?where=" + q(WINE))
+    wait_for(ui.driver, "table#runs tr.run")
+    wait_for(ui.driver, 'th[data-sort="duration"]').click()
+    wait_until(ui.driver, lambda d: "sort=duration" in d.current_url and len(row_ids(ui)) == 13)
+    wait_until(ui.driver, lambda d: [seconds[i] for i in row_ids(ui)] == sorted(seconds.values()))
+    assert "asc" in (ui.driver.find_element("css selector", 'th[data-sort="duration"]').get_attribute("class") or "")
+    assert sorted(row_ids(ui)) == sorted(seconds)
+    ui.driver.find_element("css selector", 'th[data-sort="duration"]').click()
+    wait_until(ui.driver, lambda d: [seconds[i] for i in row_ids(ui)] == sorted(seconds.values(), reverse=True))
+
 
 def test_paging(ui: Ui) -> None:
     ui.open("runs")

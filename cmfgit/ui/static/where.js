@@ -25,6 +25,7 @@
     started_at: ["started_at", "time"],
     ended_at: ["ended_at", "time"],
     time: ["started_at", "time"],
+    duration: ["duration", "num"], // seconds, the site's duration column (compare.duration)
     id: ["id", "text"],
     uuid: ["uuid", "text"],
     commit: ["commit", "text"],
@@ -357,7 +358,7 @@
       var v = values[i];
       if (v.v === null) continue;
       var numeric = typeof v.v === "number" && !v.bool;
-      if (kind === "int" && !numeric) {
+      if ((kind === "int" || kind === "num") && !numeric) {
         throw new WhereError(text, valueTok.pos, "'" + fieldName(node.field) + "' is a number; compare it with a number");
       }
       if ((kind === "text" || kind === "time") && typeof v.v !== "string") {

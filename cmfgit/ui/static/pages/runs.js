@@ -146,7 +146,7 @@
         ", joined with ",
         h("code", null, "and or not"),
         " and parentheses, over ",
-        h("code", null, "params.KEY metrics.KEY tags.KEY pipeline stage type site host user exit_code started_at ended_at id commit branch"),
+        h("code", null, "params.KEY metrics.KEY tags.KEY pipeline stage type site host user exit_code started_at ended_at duration id commit branch"),
         ". Example: ",
         h("code", null, 'stage == "train" and params.lr >= 0.01 and metrics.acc > 0.9')
       )
@@ -201,7 +201,7 @@
       { label: "pipeline", sort: "pipeline" },
       { label: "stage", sort: "stage" },
       { label: "started", sort: "started_at" },
-      { label: "duration", cls: "num" },
+      { label: "duration", cls: "num", sort: "duration" },
       { label: "status", sort: "exit_code" },
       { label: "site", sort: "site" },
     ];
