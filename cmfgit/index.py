@@ -63,8 +63,9 @@ from cmfgit.errors import CmfgitError
 from cmfgit.fsutil import TMP_PREFIX, FileLock
 from cmfgit.repo import OBJECTS_DIR, Repo
 from cmfgit.schema import ANNOTATION, EXECUTION, RETRACTION, TAG_KIND
+from cmfgit.where import DURATION_SQL
 
-VERSION = "9"
+VERSION = "10"
 # records.kind: what a record is. BAD: its bytes match its id but are not a
 # record (not YAML, not a mapping); fsck names it. Bytes that do not match their
 # id never become a record: the table ``damaged`` lists them, by file.
@@ -127,6 +128,10 @@ CREATE INDEX IF NOT EXISTS al_exec ON aliases(exec);
 CREATE INDEX IF NOT EXISTS an_target ON annotations(target);
 CREATE INDEX IF NOT EXISTS records_bad ON records(kind) WHERE kind = -1;
 """
+# --sort duration: the same expression as the query's (where.DURATION_SQL), so SQLite
+# walks this index instead of computing and sorting every row (4.8 s -> 0.2 ms for the
+# first page at a million runs; 17 MB and 5 s more to build at that size).
+_INDEXES += f"CREATE INDEX IF NOT EXISTS ex_duration ON executions({DURATION_SQL.replace('e.', '')});\n"
 
 
 # -- deriving rows from one record (pure; runs in worker processes) ---------------

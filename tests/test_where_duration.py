@@ -117,3 +117,22 @@ def test_log_and_the_runs_api(repo: tuple[Path, list[str]]) -> None:
         for where, test in (("duration > 2", lambda d: d > 2), ("duration <= 2", lambda d: d <= 2)):
             rows = api.runs(q, where=where)["rows"]
             assert rows and all(test(r["duration"]) for r in rows)
+
+
+def test_the_index_has_the_duration_sort(repo: tuple[Path, list[str]]) -> None:
+    """--sort duration walks an index on the very expression the query sorts by (a million
+    runs would otherwise be computed and sorted for one page)."""
+    from cmfgit.where import DURATION_SQL
+
+    q = CmfQuery(repo[0])
+    try:
+        detail = " ".join(
+            str(row[-1])
+            for row in q.db.execute(
+                f"EXPLAIN QUERY PLAN SELECT rowid FROM executions e ORDER BY {DURATION_SQL} LIMIT 5"
+            )
+        )
+        assert "ex_duration" in detail, detail
+        assert durations(q, sort="duration")[:4] == [0.0, 0.5, 2.0, 2.0]
+    finally:
+        q.close()
