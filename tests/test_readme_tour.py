@@ -155,6 +155,20 @@ def test_the_readme_tour_runs_as_written(tmp_path: Path) -> None:
         assert f"A {runs['prepare']['id'][:12]}" in out and f"B {runs['train']['id'][:12]}" in out
         assert re.search(r"params\.lr\s+-\s+0\.01", out), out
 
+    def compare(out: str) -> None:
+        runs = tour.by_stage()
+        lines = out.splitlines()
+        assert (
+            lines[0].startswith("|") and runs["prepare"]["id"][:7] in lines[0] and runs["train"]["id"][:7] in lines[0]
+        )
+        assert any(line.startswith("| **params.lr** |") and "0.01" in line for line in lines), out  # changed: bold
+
+    def site_build(out: str) -> None:
+        site = tour.repo.parent / "wine-site"
+        assert (site / "index.html").is_file() and (site / "config.js").is_file()
+        data = "".join(p.read_text() for p in (site / "data").glob("*.js"))
+        assert tour.by_stage()["train"]["id"] in data and "model.pkl" in data
+
     def tag(out: str) -> None:
         assert tour.by_stage()["train"]["tags"] == {"status": "production"}
         assert "status=production" in out
@@ -223,6 +237,8 @@ def test_the_readme_tour_runs_as_written(tmp_path: Path) -> None:
         ("cmfgit show", show),
         ("cmfgit lineage model.pkl", lineage),
         ("cmfgit diff", diff),
+        ("cmfgit compare", compare),
+        ("cmfgit site build", site_build),
         ("cmfgit tag", tag),
         ("cmfgit fsck", fsck),
         ("cmfgit status", status),
