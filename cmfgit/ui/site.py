@@ -57,6 +57,7 @@ existing DIR is replaced only when it is a site (it has ``cmfgit-site.json``) or
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import os
@@ -178,10 +179,11 @@ def _column_block(values: Sequence[Any], display: dict[int, Any] | None = None) 
 
 
 class _Writer:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, exists: bool = False) -> None:
         self.root = root
         self.data = root / "data"
-        self.data.mkdir(parents=True)
+        if not exists:
+            self.data.mkdir(parents=True)
         self.files = 0
         self.bytes = 0
 
@@ -190,17 +192,8 @@ class _Writer:
             data = _dumps(payload)
         except ValueError:  # a NaN or an infinity (JSON has none): as reading.as_json shows them
             data = _dumps(_display(payload))
-        text = f"CMF_DATA.put({_dumps(name)},{data});\n".encode()
-        (self.data / f"{name}.js").write_bytes(text)
+        self.bytes += _write_file(self.data / f"{name}.js", f"CMF_DATA.put({_dumps(name)},{data});\n")
         self.files += 1
-        self.bytes += len(text)
-
-    def put_text(self, name: str, json_text: str) -> None:
-        """A data file of JSON text already made."""
-        text = f"CMF_DATA.put({_dumps(name)},{json_text});\n".encode()
-        (self.data / f"{name}.js").write_bytes(text)
-        self.files += 1
-        self.bytes += len(text)
 
     def write(self, rel: str, text: str) -> None:
         data = text.encode()
@@ -222,11 +215,29 @@ def build(
     static: Path = STATIC,
 ) -> SiteReport:
     """Write the static site of ``scope``'s executions (those ``where``/``pipeline`` select) to ``out``."""
-    from cmfgit.query import CmfQuery
-
     start = time.perf_counter()
     target = Path(os.path.abspath(out))
     check_target(target)
+    collecting = gc.isenabled()
+    gc.disable()  # the records make no cycles; a collection walks all of them (~4 s of CPU at 100,000)
+    try:
+        return _build(target, start, scope, where, pipeline, repo, static)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _build(
+    target: Path,
+    start: float,
+    scope: Scope,
+    where: str | None,
+    pipeline: str | None,
+    repo: str | os.PathLike[str] | None,
+    static: Path,
+) -> SiteReport:
+    from cmfgit.query import CmfQuery
+
     with CmfQuery(repo, scope=scope, warn=False) as q:
         rowids = q.execution_rowids(where, pipeline=pipeline)  # the default order: newest first, then id
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -260,8 +271,8 @@ def _copy_static(static: Path, root: Path, writer: _Writer) -> None:
 
 
 PARALLEL_MIN = 20_000  # records: below this, parsing in worker processes costs more than it saves
-PARSE_BATCH = 4_000
-_TO_PARSE: list[tuple[str, bytes]] = []  # what forked workers parse (shared by fork, not sent)
+PARSE_BATCH = 4_000  # records per worker task (about)
+_SHARED: dict[str, Any] = {}  # what forked workers read (shared by fork, not sent)
 
 
 def _record_text(record: dict[str, Any]) -> str:
@@ -272,41 +283,125 @@ def _record_text(record: dict[str, Any]) -> str:
         return _dumps(_display(record))
 
 
-def _parse_batch(start: int) -> bytes:
-    """(record, its JSON text) of a batch, in a worker: the run pages' text is made there too."""
+def _write_file(path: Path, text: str) -> int:
+    data = text.encode()
+    with open(path, "wb", buffering=0) as f:  # one write; no fsync (the rename of the site is the commit point)
+        f.write(data)
+    return len(data)
+
+
+def _parse_groups(keys: list[str]) -> bytes:
+    """In a worker: parse the records of these run-file prefixes, write their run files, and
+    return (the item numbers, their records, bytes written), marshalled."""
     import marshal
 
     from cmfgit.index import load_record
 
-    out = []
-    for rid, data in _TO_PARSE[start : start + PARSE_BATCH]:
-        record = load_record(data, rid)
-        out.append((record, _record_text(record)))
-    return marshal.dumps(out)
+    items, groups, data = _SHARED["items"], _SHARED["groups"], _SHARED["data"]
+    tags, commits = _SHARED["tags"], _SHARED["commits"]
+    numbers: list[int] = []
+    records: list[dict[str, Any]] = []
+    written = 0
+    for key in keys:
+        parts = []
+        for n in groups[key]:
+            rid, blob = items[n]
+            record = load_record(blob, rid)
+            numbers.append(n)
+            records.append(record)
+            parts.append(_run_entry(rid, record, _record_text(record), tags, commits))
+        written += _write_file(data / f"run-{key}.js", _run_file(key, parts))
+    return marshal.dumps((numbers, records, written))
 
 
-def _records(q: Any, rowids: Sequence[int]) -> tuple[list[tuple[str, dict[str, Any]]], list[str] | None]:
-    """(id, record) of the rowids, in order, and each record's JSON text when workers made it.
-    Parsed in worker processes when there are many (as the index's build does: index._jobs)."""
+def _prefix_length(count: int) -> int:
+    prefix = 1
+    while count > RUNS_PER_FILE * 16**prefix and prefix < 4:
+        prefix += 1
+    return prefix
+
+
+def _records(
+    items: list[tuple[str, bytes]],
+    tags: dict[str, dict[str, Any]],
+    commits: dict[str, dict[str, Any]],
+    writer: _Writer,
+) -> tuple[list[tuple[str, dict[str, Any]]], bool]:
+    """(id, record) of the items, in order, and whether the run files are written. When there
+    are many, forked workers parse them (as the index's build does: index._jobs) and write the
+    run files too, grouped by prefix, so that both cores encode as well as parse."""
     from cmfgit.index import _jobs, load_record
 
-    found = q._index.read(rowids)
-    items = [found[r] for r in rowids if r in found]
     jobs = _jobs()
     if jobs < 2 or len(items) < PARALLEL_MIN:
-        return [(rid, load_record(data, rid)) for rid, data in items], None
+        return [(rid, load_record(data, rid)) for rid, data in items], False
     import marshal
     import multiprocessing
 
-    _TO_PARSE[:] = items
+    prefix = _prefix_length(len(items))
+    groups: dict[str, list[int]] = {}
+    for n, (rid, _data) in enumerate(items):
+        groups.setdefault(rid[:prefix], []).append(n)
+    tasks: list[list[str]] = [[]]
+    size = 0
+    for key in sorted(groups):
+        if size >= PARSE_BATCH:
+            tasks.append([])
+            size = 0
+        tasks[-1].append(key)
+        size += len(groups[key])
+    _SHARED.update(items=items, groups=groups, data=writer.data, tags=tags, commits=commits)
+    out: list[Any] = [None] * len(items)
     try:
         with multiprocessing.get_context("fork").Pool(jobs) as pool:
-            parsed = [
-                r for blob in pool.imap(_parse_batch, range(0, len(items), PARSE_BATCH)) for r in marshal.loads(blob)
-            ]
+            for blob in pool.imap_unordered(_parse_groups, tasks):
+                numbers, records, written = marshal.loads(blob)
+                for n, record in zip(numbers, records):
+                    out[n] = (items[n][0], record)
+                writer.bytes += written
     finally:
-        _TO_PARSE.clear()
-    return [(rid, record) for (rid, _data), (record, _text) in zip(items, parsed)], [text for _r, text in parsed]
+        _SHARED.clear()
+    writer.files += len(groups)
+    return out, True
+
+
+class _GraphJob:
+    """The lineage graph and the events, written by a forked process while this one writes
+    the runs table (the records are shared by fork)."""
+
+    def __init__(self, records: list[tuple[str, dict[str, Any]]], tags: dict[str, dict[str, Any]], writer: _Writer):
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("fork")
+        self.conn, child = ctx.Pipe(duplex=False)
+        _SHARED.update(records=records, tags=tags, root=writer.root)
+        try:
+            self.proc = ctx.Process(target=_graph_child, args=(child,), daemon=True)
+            self.proc.start()
+        finally:
+            _SHARED.clear()
+        child.close()
+
+    def finish(self, writer: _Writer) -> None:
+        try:
+            result = self.conn.recv()
+        except EOFError:
+            result = None
+        self.proc.join()
+        if not isinstance(result, tuple):
+            raise CmfgitError(f"site build: writing the lineage graph failed ({result or self.proc.exitcode})")
+        writer.files += result[0]
+        writer.bytes += result[1]
+
+
+def _graph_child(conn: Any) -> None:
+    try:
+        writer = _Writer(_SHARED["root"], exists=True)
+        _write_graph(_SHARED["records"], _SHARED["tags"], writer)
+        conn.send((writer.files, writer.bytes))
+    except BaseException as e:
+        conn.send(f"{type(e).__name__}: {e}")
+        raise
 
 
 def _write_data(
@@ -314,12 +409,14 @@ def _write_data(
 ) -> dict[str, Any]:
     from cmfgit import recordcommits
 
-    records, texts = _records(q, rowids)
-    if len(records) < len(rowids):  # files changed under the build: ask again once
+    found = q._index.read(rowids)
+    items = [found[r] for r in rowids if r in found]
+    if len(items) < len(rowids):  # files changed under the build: ask again once
         rowids = q.execution_rowids(where, pipeline=pipeline)
-        records, texts = _records(q, rowids)
-    rowid_of = dict(zip([rid for rid, _ in records], rowids)) if len(records) == len(rowids) else None
-    ids = [rid for rid, _ in records]
+        found = q._index.read(rowids)
+        items = [found[r] for r in rowids if r in found]
+    ids = [rid for rid, _ in items]
+    rowid_of = dict(zip(ids, rowids)) if len(items) == len(rowids) else None
     if rowid_of is None:
         wanted = {rid: None for rid in ids}
         rowid_of = {
@@ -329,6 +426,10 @@ def _write_data(
         }
     tags = q.tags()
     commits = recordcommits.describe(q.repo, q.scope, ids)
+    records, runs_written = _records(items, tags, commits, writer)
+    del found, items
+    prefix = _prefix_length(len(records))
+    graph = _GraphJob(records, tags, writer) if runs_written else None
     filtered = _index_values(q, [rowid_of[rid] for rid in ids])
     runs = _Runs(records, filtered, tags)
     manifest: dict[str, Any] = {
@@ -340,9 +441,14 @@ def _write_data(
         "info": _info(q, len(records), where, pipeline),
     }
     manifest.update(runs.write(writer))
-    manifest["prefix"] = _write_runs(records, texts, tags, commits, writer)
-    _write_graph(records, tags, writer)
+    if not runs_written:
+        _write_runs(records, tags, commits, writer, prefix)
+    manifest["prefix"] = prefix
     writer.put("pipelines", _pipelines(q, records, [rowid_of[rid] for rid in ids]))
+    if graph is not None:
+        graph.finish(writer)
+    else:
+        _write_graph(records, tags, writer)
     return manifest
 
 
@@ -511,40 +617,46 @@ def _info(q: Any, count: int, where: str | None, pipeline: str | None) -> dict[s
     return info
 
 
+def _run_entry(
+    rid: str, record: dict[str, Any], text: str, tags: dict[str, dict[str, Any]], commits: dict[str, dict[str, Any]]
+) -> str:
+    """One run's entry of its run file: the api.run payload, as text around the record's JSON."""
+    from cmfgit.ui import api
+
+    steps = record.get("step_metrics")
+    git: dict[str, Any] = record["git"] if isinstance(record.get("git"), dict) else {}
+    commit = git.get("commit")
+    shown_steps = _display({k: steps[k] for k in api.natural(list(steps))}) if isinstance(steps, dict) else {}
+    url = api.commit_url(git.get("remote"), commit) if isinstance(commit, str) and commit else None
+    # {"id", **record, "tags", "metadata_commit"}: the record's keys, then ours (the last one wins)
+    run = (
+        f'{text[:-1]},"id":{_dumps(rid)},"tags":{_dumps(tags.get(rid, {}))},'
+        f'"metadata_commit":{_dumps(commits.get(rid, _UNKNOWN))}}}'
+    )
+    return f'{_dumps(rid)}:{{"run":{run},"steps":{_dumps(shown_steps)},"code_url":{_dumps(url)}}}'
+
+
+_UNKNOWN = {"commit": None, "pending": False}
+
+
+def _run_file(key: str, parts: list[str]) -> str:
+    return f"CMF_DATA.put({_dumps('run-' + key)},{{{','.join(parts)}}});\n"
+
+
 def _write_runs(
     records: list[tuple[str, dict[str, Any]]],
-    texts: list[str] | None,
     tags: dict[str, dict[str, Any]],
     commits: dict[str, dict[str, Any]],
     writer: _Writer,
-) -> int:
-    """The run payloads (api.run's), grouped by id prefix; returns the prefix length. Written
-    as text around each record's JSON (``texts``: made by the workers that parsed them)."""
-    from cmfgit.ui import api
-
-    prefix = 1
-    while len(records) > RUNS_PER_FILE * 16**prefix and prefix < 4:
-        prefix += 1
+    prefix: int,
+) -> None:
+    """The run payloads (api.run's), grouped by id prefix (in one process: see _records)."""
     groups: dict[str, list[str]] = {}
-    unknown = {"commit": None, "pending": False}
-    for n, (rid, record) in enumerate(records):
-        text = texts[n] if texts is not None else _record_text(record)
-        steps = record.get("step_metrics")
-        git: dict[str, Any] = record["git"] if isinstance(record.get("git"), dict) else {}
-        commit = git.get("commit")
-        shown_steps = _display({k: steps[k] for k in api.natural(list(steps))}) if isinstance(steps, dict) else {}
-        url = api.commit_url(git.get("remote"), commit) if isinstance(commit, str) and commit else None
-        # {"id", **record, "tags", "metadata_commit"}: the record's keys, then ours (the last one wins)
-        run = (
-            f'{text[:-1]},"id":{_dumps(rid)},"tags":{_dumps(tags.get(rid, {}))},'
-            f'"metadata_commit":{_dumps(commits.get(rid, unknown))}}}'
-        )
-        groups.setdefault(rid[:prefix], []).append(
-            f'{_dumps(rid)}:{{"run":{run},"steps":{_dumps(shown_steps)},"code_url":{_dumps(url)}}}'
-        )
+    for rid, record in records:
+        groups.setdefault(rid[:prefix], []).append(_run_entry(rid, record, _record_text(record), tags, commits))
     for key, parts in sorted(groups.items()):
-        writer.put_text(f"run-{key}", "{" + ",".join(parts) + "}")
-    return prefix
+        writer.bytes += _write_file(writer.data / f"run-{key}.js", _run_file(key, parts))
+        writer.files += 1
 
 
 def _graph_file(records: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
