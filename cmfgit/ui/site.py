@@ -64,10 +64,10 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from cmfgit.errors import CmfgitError, UsageError
 from cmfgit.index import CHECKOUT, Scope
@@ -270,6 +270,7 @@ def _copy_static(static: Path, root: Path, writer: _Writer) -> None:
         writer.bytes += dest.stat().st_size
 
 
+T = TypeVar("T")
 PARALLEL_MIN = 20_000  # records: below this, parsing in worker processes costs more than it saves
 PARSE_BATCH = 4_000  # records per worker task (about)
 _SHARED: dict[str, Any] = {}  # what forked workers read (shared by fork, not sent)
@@ -292,7 +293,7 @@ def _write_file(path: Path, text: str) -> int:
 
 def _parse_groups(keys: list[str]) -> bytes:
     """In a worker: parse the records of these run-file prefixes, write their run files, and
-    return (the item numbers, their records, bytes written), marshalled."""
+    return (the item numbers, their records, their _core_rows, bytes written), marshalled."""
     import marshal
 
     from cmfgit.index import load_record
@@ -301,6 +302,7 @@ def _parse_groups(keys: list[str]) -> bytes:
     tags, commits = _SHARED["tags"], _SHARED["commits"]
     numbers: list[int] = []
     records: list[dict[str, Any]] = []
+    cores: list[tuple[Any, ...]] = []
     written = 0
     for key in keys:
         parts = []
@@ -309,9 +311,10 @@ def _parse_groups(keys: list[str]) -> bytes:
             record = load_record(blob, rid)
             numbers.append(n)
             records.append(record)
+            cores.append(_core_row(rid, record))
             parts.append(_run_entry(rid, record, _record_text(record), tags, commits))
         written += _write_file(data / f"run-{key}.js", _run_file(key, parts))
-    return marshal.dumps((numbers, records, written))
+    return marshal.dumps((numbers, records, cores, written))
 
 
 def _prefix_length(count: int) -> int:
@@ -326,15 +329,17 @@ def _records(
     tags: dict[str, dict[str, Any]],
     commits: dict[str, dict[str, Any]],
     writer: _Writer,
-) -> tuple[list[tuple[str, dict[str, Any]]], bool]:
-    """(id, record) of the items, in order, and whether the run files are written. When there
-    are many, forked workers parse them (as the index's build does: index._jobs) and write the
-    run files too, grouped by prefix, so that both cores encode as well as parse."""
+    meanwhile: Callable[[], T],
+) -> tuple[list[tuple[str, dict[str, Any]]], T, list[tuple[Any, ...]] | None]:
+    """(id, record) of the items, in order, what ``meanwhile`` gives, and each run's _core_row
+    when the run files are written. When there are many, forked workers parse them (as the index's build does:
+    index._jobs) and write the run files too, grouped by prefix, so that both cores encode as
+    well as parse; ``meanwhile`` runs here while they do."""
     from cmfgit.index import _jobs, load_record
 
     jobs = _jobs()
     if jobs < 2 or len(items) < PARALLEL_MIN:
-        return [(rid, load_record(data, rid)) for rid, data in items], False
+        return [(rid, load_record(data, rid)) for rid, data in items], meanwhile(), None
     import marshal
     import multiprocessing
 
@@ -352,17 +357,21 @@ def _records(
         size += len(groups[key])
     _SHARED.update(items=items, groups=groups, data=writer.data, tags=tags, commits=commits)
     out: list[Any] = [None] * len(items)
+    cores: list[Any] = [None] * len(items)
     try:
         with multiprocessing.get_context("fork").Pool(jobs) as pool:
-            for blob in pool.imap_unordered(_parse_groups, tasks):
-                numbers, records, written = marshal.loads(blob)
-                for n, record in zip(numbers, records):
+            results = pool.imap_unordered(_parse_groups, tasks)  # (the pool's threads send the tasks)
+            extra = meanwhile()
+            for blob in results:
+                numbers, records, rows, written = marshal.loads(blob)
+                for n, record, row in zip(numbers, records, rows):
                     out[n] = (items[n][0], record)
+                    cores[n] = row
                 writer.bytes += written
     finally:
         _SHARED.clear()
     writer.files += len(groups)
-    return out, True
+    return out, extra, cores
 
 
 class _GraphJob:
@@ -426,12 +435,14 @@ def _write_data(
         }
     tags = q.tags()
     commits = recordcommits.describe(q.repo, q.scope, ids)
-    records, runs_written = _records(items, tags, commits, writer)
+    records, filtered, cores = _records(
+        items, tags, commits, writer, lambda: _index_values(q, [rowid_of[rid] for rid in ids])
+    )
     del found, items
     prefix = _prefix_length(len(records))
+    runs_written = cores is not None
     graph = _GraphJob(records, tags, writer) if runs_written else None
-    filtered = _index_values(q, [rowid_of[rid] for rid in ids])
-    runs = _Runs(records, filtered, tags)
+    runs = _Runs(records, filtered, tags, cores)
     manifest: dict[str, Any] = {
         "mode": "static",
         "format": FORMAT,
@@ -465,6 +476,42 @@ def _index_values(q: Any, rowids: Sequence[int]) -> list[tuple[dict[str, Any], d
     return [out.get(r, ({}, {})) for r in rowids]
 
 
+def _core_row(rid: str, r: dict[str, Any]) -> tuple[Any, ...]:
+    """A run's values of CORE_COLUMNS as the index has them (what --where compares), then
+    the keys of its params and of its metrics."""
+    from cmfgit import compare
+
+    git: dict[str, Any] = r["git"] if isinstance(r.get("git"), dict) else {}
+    code = r.get("exit_code")
+    params, metrics = r.get("params"), r.get("metrics")
+
+    def text(value: Any) -> str | None:
+        return value if isinstance(value, str) else None
+
+    started, ended = r.get("started_at"), r.get("ended_at")
+    return (
+        rid,
+        text(r.get("pipeline")),
+        text(r.get("stage")),
+        text(r.get("type")),
+        text(r.get("site")),
+        text(r.get("host")),
+        text(r.get("user")),
+        code if type(code) is int else None,
+        text(started),
+        text(ended),
+        text(r.get("uuid")),
+        text(git.get("commit")),
+        text(git.get("branch")),
+        compare.duration(started, ended),
+        compare.status(r),
+        git.get("dirty"),
+        text(git.get("tree")),
+        tuple(params) if isinstance(params, dict) else (),
+        tuple(metrics) if isinstance(metrics, dict) else (),
+    )
+
+
 class _Runs:
     """The runs table by column, in the default order."""
 
@@ -473,46 +520,26 @@ class _Runs:
         records: list[tuple[str, dict[str, Any]]],
         filtered: list[tuple[dict[str, Any], dict[str, Any]]],
         tags: dict[str, dict[str, Any]],
+        cores: list[tuple[Any, ...]] | None = None,
     ) -> None:
         self.records = records
         self.filtered = filtered
         self.tags = tags
+        self.cores = cores  # each run's _core_row, when the workers made them
 
     def write(self, writer: _Writer) -> dict[str, Any]:
-        from cmfgit import compare
-
         records, n = self.records, len(self.records)
+        rows = self.cores if self.cores is not None else [_core_row(rid, r) for rid, r in records]
         core: dict[str, list[Any]] = {name: [] for name in CORE_COLUMNS}
         keysets: dict[str, list[int]] = {"params": [], "metrics": []}
         sets: dict[str, dict[tuple[str, ...], int]] = {"params": {}, "metrics": {}}
-        for rid, r in records:
-            git: dict[str, Any] = r["git"] if isinstance(r.get("git"), dict) else {}
-            code = r.get("exit_code")
-            values = {  # as the index has them (what --where compares)
-                "id": rid,
-                "pipeline": r.get("pipeline"),
-                "stage": r.get("stage"),
-                "type": r.get("type"),
-                "site": r.get("site"),
-                "host": r.get("host"),
-                "user": r.get("user"),
-                "started_at": r.get("started_at"),
-                "ended_at": r.get("ended_at"),
-                "uuid": r.get("uuid"),
-                "commit": git.get("commit"),
-                "branch": git.get("branch"),
-                "tree": git.get("tree"),
-            }
-            for name, text in values.items():
-                core[name].append(text if isinstance(text, str) else None)
-            core["exit_code"].append(code if type(code) is int else None)
-            core["dirty"].append(git.get("dirty"))
-            core["duration"].append(compare.duration(r.get("started_at"), r.get("ended_at")))
-            core["status"].append(compare.status(r))
-            for ns in ("params", "metrics"):
-                mapping = r.get(ns)
-                present: tuple[str, ...] = tuple(mapping) if isinstance(mapping, dict) else ()
-                keysets[ns].append(sets[ns].setdefault(present, len(sets[ns])))
+        if rows:
+            columns_of = list(zip(*rows))
+            for at, name in enumerate(CORE_COLUMNS):
+                core[name] = list(columns_of[at])
+            for at, ns in enumerate(("params", "metrics"), len(CORE_COLUMNS)):
+                found = sets[ns]
+                keysets[ns] = [found.setdefault(present, len(found)) for present in columns_of[at]]
         columns: dict[str, int] = {}
         for name, column in core.items():
             columns[name] = self._put_column(writer, name, column)
