@@ -375,15 +375,21 @@ def _records(
 
 
 class _GraphJob:
-    """The lineage graph and the events, written by a forked process while this one writes
-    the runs table (the records are shared by fork)."""
+    """The lineage graph, the events and the core columns of the runs table, written by a
+    forked process while this one writes the rest (the records are shared by fork)."""
 
-    def __init__(self, records: list[tuple[str, dict[str, Any]]], tags: dict[str, dict[str, Any]], writer: _Writer):
+    def __init__(
+        self,
+        records: list[tuple[str, dict[str, Any]]],
+        tags: dict[str, dict[str, Any]],
+        core: dict[str, list[Any]],
+        writer: _Writer,
+    ):
         import multiprocessing
 
         ctx = multiprocessing.get_context("fork")
         self.conn, child = ctx.Pipe(duplex=False)
-        _SHARED.update(records=records, tags=tags, root=writer.root)
+        _SHARED.update(records=records, tags=tags, core=core, root=writer.root)
         try:
             self.proc = ctx.Process(target=_graph_child, args=(child,), daemon=True)
             self.proc.start()
@@ -407,6 +413,8 @@ def _graph_child(conn: Any) -> None:
     try:
         writer = _Writer(_SHARED["root"], exists=True)
         _write_graph(_SHARED["records"], _SHARED["tags"], writer)
+        for name, column in _SHARED["core"].items():
+            _put_column(writer, name, column)
         conn.send((writer.files, writer.bytes))
     except BaseException as e:
         conn.send(f"{type(e).__name__}: {e}")
@@ -441,8 +449,9 @@ def _write_data(
     del found, items
     prefix = _prefix_length(len(records))
     runs_written = cores is not None
-    graph = _GraphJob(records, tags, writer) if runs_written else None
     runs = _Runs(records, filtered, tags, cores)
+    core = runs.core()
+    graph = _GraphJob(records, tags, core, writer) if runs_written else None
     manifest: dict[str, Any] = {
         "mode": "static",
         "format": FORMAT,
@@ -451,7 +460,7 @@ def _write_data(
         "count": len(records),
         "info": _info(q, len(records), where, pipeline),
     }
-    manifest.update(runs.write(writer))
+    manifest.update(runs.write(writer, None if graph is not None else core))
     if not runs_written:
         _write_runs(records, tags, commits, writer, prefix)
     manifest["prefix"] = prefix
@@ -527,9 +536,9 @@ class _Runs:
         self.tags = tags
         self.cores = cores  # each run's _core_row, when the workers made them
 
-    def write(self, writer: _Writer) -> dict[str, Any]:
-        records, n = self.records, len(self.records)
-        rows = self.cores if self.cores is not None else [_core_row(rid, r) for rid, r in records]
+    def core(self) -> dict[str, list[Any]]:
+        """The core columns, by name (CORE_COLUMNS), and the params' and metrics' key sets."""
+        rows = self.cores if self.cores is not None else [_core_row(rid, r) for rid, r in self.records]
         core: dict[str, list[Any]] = {name: [] for name in CORE_COLUMNS}
         keysets: dict[str, list[int]] = {"params": [], "metrics": []}
         sets: dict[str, dict[tuple[str, ...], int]] = {"params": {}, "metrics": {}}
@@ -540,12 +549,20 @@ class _Runs:
             for at, ns in enumerate(("params", "metrics"), len(CORE_COLUMNS)):
                 found = sets[ns]
                 keysets[ns] = [found.setdefault(present, len(found)) for present in columns_of[at]]
-        columns: dict[str, int] = {}
-        for name, column in core.items():
-            columns[name] = self._put_column(writer, name, column)
+        self.keysets, self.sets = keysets, sets
+        return core
+
+    def write(self, writer: _Writer, core: dict[str, list[Any]] | None) -> dict[str, Any]:
+        """Write the runs table; the core columns too when given (else: _write_core has)."""
+        records, n = self.records, len(self.records)
+        if not hasattr(self, "sets"):
+            self.core()
+        keysets, sets = self.keysets, self.sets
+        for name, column in (core or {}).items():
+            _put_column(writer, name, column)
         for ns in ("params", "metrics"):  # each run's key set (the page's most common keys are its columns)
             writer.put(f"runs-{ns}-sets", [list(kept) for kept in sets[ns]])
-            self._put_column(writer, f"{ns[0]}k", keysets[ns])
+            _put_column(writer, f"{ns[0]}k", keysets[ns])
         keys: dict[str, list[str]] = {}
         indexed: dict[str, list[str]] = {}
         for ns, which in (("params", 0), ("metrics", 1)):
@@ -576,28 +593,29 @@ class _Runs:
                     if shown is None or type(shown) is not type(value) or shown != value:
                         display[i][row] = shown
             for i in range(len(names)):
-                self._put_column(writer, f"{ns[0]}{i}", vals[i], display[i])
+                _put_column(writer, f"{ns[0]}{i}", vals[i], display[i])
         tag_names = sorted({name for rid, _ in records for name in self.tags.get(rid, {})}, key=natural_key)
         keys["tags"] = tag_names
         for i, name in enumerate(tag_names):
-            self._put_column(writer, f"t{i}", [self.tags.get(rid, {}).get(name) for rid, _ in records])
+            _put_column(writer, f"t{i}", [self.tags.get(rid, {}).get(name) for rid, _ in records])
         writer.put("runs-head", {"rows": [self.row(i) for i in range(min(HEAD_ROWS, n))]})
         return {"keys": keys, "indexed": indexed, "blocks": (n + BLOCK_ROWS - 1) // BLOCK_ROWS}
-
-    def _put_column(self, writer: _Writer, name: str, values: list[Any], display: dict[int, Any] | None = None) -> int:
-        blocks = 0
-        for start in range(0, max(len(values), 1), BLOCK_ROWS):
-            part = values[start : start + BLOCK_ROWS]
-            shown = {i - start: v for i, v in (display or {}).items() if start <= i < start + BLOCK_ROWS}
-            writer.put(f"runs-{name}-{blocks}", _column_block(part, shown))
-            blocks += 1
-        return blocks
 
     def row(self, i: int) -> dict[str, Any]:
         from cmfgit import compare
 
         rid, r = self.records[i]
         return compare.run_row({"id": rid, **_record_json(r)})
+
+
+def _put_column(writer: _Writer, name: str, values: list[Any], display: dict[int, Any] | None = None) -> int:
+    blocks = 0
+    for start in range(0, max(len(values), 1), BLOCK_ROWS):
+        part = values[start : start + BLOCK_ROWS]
+        shown = {i - start: v for i, v in (display or {}).items() if start <= i < start + BLOCK_ROWS}
+        writer.put(f"runs-{name}-{blocks}", _column_block(part, shown))
+        blocks += 1
+    return blocks
 
 
 def _display(value: Any) -> Any:
