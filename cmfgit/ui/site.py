@@ -271,6 +271,7 @@ def _copy_static(static: Path, root: Path, writer: _Writer) -> None:
 
 
 T = TypeVar("T")
+MAIN_CORE = ("id", "uuid", "commit", "tree")  # core columns the main process writes in a parallel build
 PARALLEL_MIN = 20_000  # records: below this, parsing in worker processes costs more than it saves
 PARSE_BATCH = 4_000  # records per worker task (about)
 _SHARED: dict[str, Any] = {}  # what forked workers read (shared by fork, not sent)
@@ -451,7 +452,10 @@ def _write_data(
     runs_written = cores is not None
     runs = _Runs(records, filtered, tags, cores)
     core = runs.core()
-    graph = _GraphJob(records, tags, core, writer) if runs_written else None
+    graph = None
+    if runs_written:  # the graph process takes the core columns but these (it has the most to do)
+        graph = _GraphJob(records, tags, {k: v for k, v in core.items() if k not in MAIN_CORE}, writer)
+        core = {k: v for k, v in core.items() if k in MAIN_CORE}
     manifest: dict[str, Any] = {
         "mode": "static",
         "format": FORMAT,
@@ -460,7 +464,7 @@ def _write_data(
         "count": len(records),
         "info": _info(q, len(records), where, pipeline),
     }
-    manifest.update(runs.write(writer, None if graph is not None else core))
+    manifest.update(runs.write(writer, core))
     if not runs_written:
         _write_runs(records, tags, commits, writer, prefix)
     manifest["prefix"] = prefix
@@ -553,7 +557,7 @@ class _Runs:
         return core
 
     def write(self, writer: _Writer, core: dict[str, list[Any]] | None) -> dict[str, Any]:
-        """Write the runs table; the core columns too when given (else: _write_core has)."""
+        """Write the runs table, with the core columns given (the graph process writes the others)."""
         records, n = self.records, len(self.records)
         if not hasattr(self, "sets"):
             self.core()
