@@ -23,14 +23,17 @@ Why data chunks as ``.js`` files, and not the SQLite index read with HTTP range 
   prefix, so opening a run loads one file of ~25-100 runs (~35 KB at 100,000 runs).
 
 The build reads every record once (the run pages are ``cmfgit show --json``), so its time
-is mostly parsing records (in forked workers past ``PARALLEL_MIN``, which also write each
-run's JSON). Measured here, on 2 cores shared with other jobs (load ~4 for the last row):
+is mostly parsing records. Past ``PARALLEL_MIN`` forked workers parse them by id-prefix
+group and write those run files themselves, and a forked process writes the graph, the
+events and most core columns while this one writes the rest. Measured here, on 2 cores
+shared with other jobs (load ~4 for the first rows; the last at load 1.6-1.8):
 
 =============  ========  =======  ======================  ==================================
 runs           files     size     build: CPU, wall         first paint of the runs page
 =============  ========  =======  ======================  ==================================
 10,000         324       21 MB    3.1 s, 9-13 s (load 9)   -
 100,000        4,308     197 MB   25 s, 47 s               0.2-0.4 s (file:// and http)
+100,000        4,308     197 MB   26 s, 15-17 s            -
 =============  ========  =======  ======================  ==================================
 
 (At load ~10 the first paint took 0.7-1.2 s from file:// and from a local static server.)
