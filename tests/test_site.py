@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -650,3 +651,26 @@ def test_the_pages_from_file_urls_and_a_static_server(site_repo: Path, tmp_path:
             _browse(driver, (out / "index.html").as_uri(), q)
             with static_server(out) as url:
                 _browse(driver, url, q)
+
+
+def test_the_parallel_build_writes_the_same_files(
+    site_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past PARALLEL_MIN, forked workers write the run files and a forked process the graph,
+    the events and the core columns: every file is the one a build in one process writes."""
+    from cmfgit.ui import site
+
+    serial = site.build(tmp_path / "serial", repo=site_repo)
+    monkeypatch.setattr(site, "PARALLEL_MIN", 0)
+    monkeypatch.setattr(site, "PARSE_BATCH", 1)  # one task per id prefix
+    monkeypatch.setenv("CMFGIT_INDEX_JOBS", "2")
+    parallel = site.build(tmp_path / "parallel", repo=site_repo)
+    assert (parallel.runs, parallel.files, parallel.bytes) == (serial.runs, serial.files, serial.bytes)
+    names = sorted(p.relative_to(serial.path) for p in serial.path.rglob("*") if p.is_file())
+    assert names == sorted(p.relative_to(parallel.path) for p in parallel.path.rglob("*") if p.is_file())
+    assert any(str(n).startswith("data/run-") for n in names)
+    for name in names:
+        a, b = (serial.path / name).read_text(), (parallel.path / name).read_text()
+        if name.name in ("config.js", site.MARKER):  # the build's time differs
+            a, b = (re.sub(r'"generated_at": "[^"]*"', "", t) for t in (a, b))
+        assert a == b, name

@@ -23,14 +23,17 @@ Why data chunks as ``.js`` files, and not the SQLite index read with HTTP range 
   prefix, so opening a run loads one file of ~25-100 runs (~35 KB at 100,000 runs).
 
 The build reads every record once (the run pages are ``cmfgit show --json``), so its time
-is mostly parsing records (in forked workers past ``PARALLEL_MIN``, which also write each
-run's JSON). Measured here, on 2 cores shared with other jobs (load ~4 for the last row):
+is mostly parsing records. Past ``PARALLEL_MIN`` forked workers parse them by id-prefix
+group and write those run files themselves, and a forked process writes the graph, the
+events and most core columns while this one writes the rest. Measured here, on 2 cores
+shared with other jobs (load ~4 for the first rows; the last at load 1.6-1.8):
 
 =============  ========  =======  ======================  ==================================
 runs           files     size     build: CPU, wall         first paint of the runs page
 =============  ========  =======  ======================  ==================================
 10,000         324       21 MB    3.1 s, 9-13 s (load 9)   -
 100,000        4,308     197 MB   25 s, 47 s               0.2-0.4 s (file:// and http)
+100,000        4,308     197 MB   26 s, 15-17 s            -
 =============  ========  =======  ======================  ==================================
 
 (At load ~10 the first paint took 0.7-1.2 s from file:// and from a local static server.)
@@ -57,16 +60,17 @@ existing DIR is replaced only when it is a site (it has ``cmfgit-site.json``) or
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import os
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from cmfgit.errors import CmfgitError, UsageError
 from cmfgit.index import CHECKOUT, Scope
@@ -178,10 +182,11 @@ def _column_block(values: Sequence[Any], display: dict[int, Any] | None = None) 
 
 
 class _Writer:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, exists: bool = False) -> None:
         self.root = root
         self.data = root / "data"
-        self.data.mkdir(parents=True)
+        if not exists:
+            self.data.mkdir(parents=True)
         self.files = 0
         self.bytes = 0
 
@@ -190,17 +195,8 @@ class _Writer:
             data = _dumps(payload)
         except ValueError:  # a NaN or an infinity (JSON has none): as reading.as_json shows them
             data = _dumps(_display(payload))
-        text = f"CMF_DATA.put({_dumps(name)},{data});\n".encode()
-        (self.data / f"{name}.js").write_bytes(text)
+        self.bytes += _write_file(self.data / f"{name}.js", f"CMF_DATA.put({_dumps(name)},{data});\n")
         self.files += 1
-        self.bytes += len(text)
-
-    def put_text(self, name: str, json_text: str) -> None:
-        """A data file of JSON text already made."""
-        text = f"CMF_DATA.put({_dumps(name)},{json_text});\n".encode()
-        (self.data / f"{name}.js").write_bytes(text)
-        self.files += 1
-        self.bytes += len(text)
 
     def write(self, rel: str, text: str) -> None:
         data = text.encode()
@@ -222,11 +218,29 @@ def build(
     static: Path = STATIC,
 ) -> SiteReport:
     """Write the static site of ``scope``'s executions (those ``where``/``pipeline`` select) to ``out``."""
-    from cmfgit.query import CmfQuery
-
     start = time.perf_counter()
     target = Path(os.path.abspath(out))
     check_target(target)
+    collecting = gc.isenabled()
+    gc.disable()  # the records make no cycles; a collection walks all of them (~4 s of CPU at 100,000)
+    try:
+        return _build(target, start, scope, where, pipeline, repo, static)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _build(
+    target: Path,
+    start: float,
+    scope: Scope,
+    where: str | None,
+    pipeline: str | None,
+    repo: str | os.PathLike[str] | None,
+    static: Path,
+) -> SiteReport:
+    from cmfgit.query import CmfQuery
+
     with CmfQuery(repo, scope=scope, warn=False) as q:
         rowids = q.execution_rowids(where, pipeline=pipeline)  # the default order: newest first, then id
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -259,9 +273,11 @@ def _copy_static(static: Path, root: Path, writer: _Writer) -> None:
         writer.bytes += dest.stat().st_size
 
 
+T = TypeVar("T")
+MAIN_CORE = ("id", "uuid", "commit", "tree")  # core columns the main process writes in a parallel build
 PARALLEL_MIN = 20_000  # records: below this, parsing in worker processes costs more than it saves
-PARSE_BATCH = 4_000
-_TO_PARSE: list[tuple[str, bytes]] = []  # what forked workers parse (shared by fork, not sent)
+PARSE_BATCH = 4_000  # records per worker task (about)
+_SHARED: dict[str, Any] = {}  # what forked workers read (shared by fork, not sent)
 
 
 def _record_text(record: dict[str, Any]) -> str:
@@ -272,41 +288,141 @@ def _record_text(record: dict[str, Any]) -> str:
         return _dumps(_display(record))
 
 
-def _parse_batch(start: int) -> bytes:
-    """(record, its JSON text) of a batch, in a worker: the run pages' text is made there too."""
+def _write_file(path: Path, text: str) -> int:
+    data = text.encode()
+    with open(path, "wb", buffering=0) as f:  # one write; no fsync (the rename of the site is the commit point)
+        f.write(data)
+    return len(data)
+
+
+def _parse_groups(keys: list[str]) -> bytes:
+    """In a worker: parse the records of these run-file prefixes, write their run files, and
+    return (the item numbers, their records, their _core_rows, bytes written), marshalled."""
     import marshal
 
     from cmfgit.index import load_record
 
-    out = []
-    for rid, data in _TO_PARSE[start : start + PARSE_BATCH]:
-        record = load_record(data, rid)
-        out.append((record, _record_text(record)))
-    return marshal.dumps(out)
+    items, groups, data = _SHARED["items"], _SHARED["groups"], _SHARED["data"]
+    tags, commits = _SHARED["tags"], _SHARED["commits"]
+    numbers: list[int] = []
+    records: list[dict[str, Any]] = []
+    cores: list[tuple[Any, ...]] = []
+    written = 0
+    for key in keys:
+        parts = []
+        for n in groups[key]:
+            rid, blob = items[n]
+            record = load_record(blob, rid)
+            numbers.append(n)
+            records.append(record)
+            cores.append(_core_row(rid, record))
+            parts.append(_run_entry(rid, record, _record_text(record), tags, commits))
+        written += _write_file(data / f"run-{key}.js", _run_file(key, parts))
+    return marshal.dumps((numbers, records, cores, written))
 
 
-def _records(q: Any, rowids: Sequence[int]) -> tuple[list[tuple[str, dict[str, Any]]], list[str] | None]:
-    """(id, record) of the rowids, in order, and each record's JSON text when workers made it.
-    Parsed in worker processes when there are many (as the index's build does: index._jobs)."""
+def _prefix_length(count: int) -> int:
+    prefix = 1
+    while count > RUNS_PER_FILE * 16**prefix and prefix < 4:
+        prefix += 1
+    return prefix
+
+
+def _records(
+    items: list[tuple[str, bytes]],
+    tags: dict[str, dict[str, Any]],
+    commits: dict[str, dict[str, Any]],
+    writer: _Writer,
+    meanwhile: Callable[[], T],
+) -> tuple[list[tuple[str, dict[str, Any]]], T, list[tuple[Any, ...]] | None]:
+    """(id, record) of the items, in order, what ``meanwhile`` gives, and each run's _core_row
+    when the run files are written. When there are many, forked workers parse them (as the index's build does:
+    index._jobs) and write the run files too, grouped by prefix, so that both cores encode as
+    well as parse; ``meanwhile`` runs here while they do."""
     from cmfgit.index import _jobs, load_record
 
-    found = q._index.read(rowids)
-    items = [found[r] for r in rowids if r in found]
     jobs = _jobs()
     if jobs < 2 or len(items) < PARALLEL_MIN:
-        return [(rid, load_record(data, rid)) for rid, data in items], None
+        return [(rid, load_record(data, rid)) for rid, data in items], meanwhile(), None
     import marshal
     import multiprocessing
 
-    _TO_PARSE[:] = items
+    prefix = _prefix_length(len(items))
+    groups: dict[str, list[int]] = {}
+    for n, (rid, _data) in enumerate(items):
+        groups.setdefault(rid[:prefix], []).append(n)
+    tasks: list[list[str]] = [[]]
+    size = 0
+    for key in sorted(groups):
+        if size >= PARSE_BATCH:
+            tasks.append([])
+            size = 0
+        tasks[-1].append(key)
+        size += len(groups[key])
+    _SHARED.update(items=items, groups=groups, data=writer.data, tags=tags, commits=commits)
+    out: list[Any] = [None] * len(items)
+    cores: list[Any] = [None] * len(items)
     try:
         with multiprocessing.get_context("fork").Pool(jobs) as pool:
-            parsed = [
-                r for blob in pool.imap(_parse_batch, range(0, len(items), PARSE_BATCH)) for r in marshal.loads(blob)
-            ]
+            results = pool.imap_unordered(_parse_groups, tasks)  # (the pool's threads send the tasks)
+            extra = meanwhile()
+            for blob in results:
+                numbers, records, rows, written = marshal.loads(blob)
+                for n, record, row in zip(numbers, records, rows):
+                    out[n] = (items[n][0], record)
+                    cores[n] = row
+                writer.bytes += written
     finally:
-        _TO_PARSE.clear()
-    return [(rid, record) for (rid, _data), (record, _text) in zip(items, parsed)], [text for _r, text in parsed]
+        _SHARED.clear()
+    writer.files += len(groups)
+    return out, extra, cores
+
+
+class _GraphJob:
+    """The lineage graph, the events and the core columns of the runs table, written by a
+    forked process while this one writes the rest (the records are shared by fork)."""
+
+    def __init__(
+        self,
+        records: list[tuple[str, dict[str, Any]]],
+        tags: dict[str, dict[str, Any]],
+        core: dict[str, list[Any]],
+        writer: _Writer,
+    ):
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("fork")
+        self.conn, child = ctx.Pipe(duplex=False)
+        _SHARED.update(records=records, tags=tags, core=core, root=writer.root)
+        try:
+            self.proc = ctx.Process(target=_graph_child, args=(child,), daemon=True)
+            self.proc.start()
+        finally:
+            _SHARED.clear()
+        child.close()
+
+    def finish(self, writer: _Writer) -> None:
+        try:
+            result = self.conn.recv()
+        except EOFError:
+            result = None
+        self.proc.join()
+        if not isinstance(result, tuple):
+            raise CmfgitError(f"site build: writing the lineage graph failed ({result or self.proc.exitcode})")
+        writer.files += result[0]
+        writer.bytes += result[1]
+
+
+def _graph_child(conn: Any) -> None:
+    try:
+        writer = _Writer(_SHARED["root"], exists=True)
+        _write_graph(_SHARED["records"], _SHARED["tags"], writer)
+        for name, column in _SHARED["core"].items():
+            _put_column(writer, name, column)
+        conn.send((writer.files, writer.bytes))
+    except BaseException as e:
+        conn.send(f"{type(e).__name__}: {e}")
+        raise
 
 
 def _write_data(
@@ -314,12 +430,14 @@ def _write_data(
 ) -> dict[str, Any]:
     from cmfgit import recordcommits
 
-    records, texts = _records(q, rowids)
-    if len(records) < len(rowids):  # files changed under the build: ask again once
+    found = q._index.read(rowids)
+    items = [found[r] for r in rowids if r in found]
+    if len(items) < len(rowids):  # files changed under the build: ask again once
         rowids = q.execution_rowids(where, pipeline=pipeline)
-        records, texts = _records(q, rowids)
-    rowid_of = dict(zip([rid for rid, _ in records], rowids)) if len(records) == len(rowids) else None
-    ids = [rid for rid, _ in records]
+        found = q._index.read(rowids)
+        items = [found[r] for r in rowids if r in found]
+    ids = [rid for rid, _ in items]
+    rowid_of = dict(zip(ids, rowids)) if len(items) == len(rowids) else None
     if rowid_of is None:
         wanted = {rid: None for rid in ids}
         rowid_of = {
@@ -329,8 +447,18 @@ def _write_data(
         }
     tags = q.tags()
     commits = recordcommits.describe(q.repo, q.scope, ids)
-    filtered = _index_values(q, [rowid_of[rid] for rid in ids])
-    runs = _Runs(records, filtered, tags)
+    records, filtered, cores = _records(
+        items, tags, commits, writer, lambda: _index_values(q, [rowid_of[rid] for rid in ids])
+    )
+    del found, items
+    prefix = _prefix_length(len(records))
+    runs_written = cores is not None
+    runs = _Runs(records, filtered, tags, cores)
+    core = runs.core()
+    graph = None
+    if runs_written:  # the graph process takes the core columns but these (it has the most to do)
+        graph = _GraphJob(records, tags, {k: v for k, v in core.items() if k not in MAIN_CORE}, writer)
+        core = {k: v for k, v in core.items() if k in MAIN_CORE}
     manifest: dict[str, Any] = {
         "mode": "static",
         "format": FORMAT,
@@ -339,10 +467,15 @@ def _write_data(
         "count": len(records),
         "info": _info(q, len(records), where, pipeline),
     }
-    manifest.update(runs.write(writer))
-    manifest["prefix"] = _write_runs(records, texts, tags, commits, writer)
-    _write_graph(records, tags, writer)
+    manifest.update(runs.write(writer, core))
+    if not runs_written:
+        _write_runs(records, tags, commits, writer, prefix)
+    manifest["prefix"] = prefix
     writer.put("pipelines", _pipelines(q, records, [rowid_of[rid] for rid in ids]))
+    if graph is not None:
+        graph.finish(writer)
+    else:
+        _write_graph(records, tags, writer)
     return manifest
 
 
@@ -359,6 +492,42 @@ def _index_values(q: Any, rowids: Sequence[int]) -> list[tuple[dict[str, Any], d
     return [out.get(r, ({}, {})) for r in rowids]
 
 
+def _core_row(rid: str, r: dict[str, Any]) -> tuple[Any, ...]:
+    """A run's values of CORE_COLUMNS as the index has them (what --where compares), then
+    the keys of its params and of its metrics."""
+    from cmfgit import compare
+
+    git: dict[str, Any] = r["git"] if isinstance(r.get("git"), dict) else {}
+    code = r.get("exit_code")
+    params, metrics = r.get("params"), r.get("metrics")
+
+    def text(value: Any) -> str | None:
+        return value if isinstance(value, str) else None
+
+    started, ended = r.get("started_at"), r.get("ended_at")
+    return (
+        rid,
+        text(r.get("pipeline")),
+        text(r.get("stage")),
+        text(r.get("type")),
+        text(r.get("site")),
+        text(r.get("host")),
+        text(r.get("user")),
+        code if type(code) is int else None,
+        text(started),
+        text(ended),
+        text(r.get("uuid")),
+        text(git.get("commit")),
+        text(git.get("branch")),
+        compare.duration(started, ended),
+        compare.status(r),
+        git.get("dirty"),
+        text(git.get("tree")),
+        tuple(params) if isinstance(params, dict) else (),
+        tuple(metrics) if isinstance(metrics, dict) else (),
+    )
+
+
 class _Runs:
     """The runs table by column, in the default order."""
 
@@ -367,52 +536,40 @@ class _Runs:
         records: list[tuple[str, dict[str, Any]]],
         filtered: list[tuple[dict[str, Any], dict[str, Any]]],
         tags: dict[str, dict[str, Any]],
+        cores: list[tuple[Any, ...]] | None = None,
     ) -> None:
         self.records = records
         self.filtered = filtered
         self.tags = tags
+        self.cores = cores  # each run's _core_row, when the workers made them
 
-    def write(self, writer: _Writer) -> dict[str, Any]:
-        from cmfgit import compare
-
-        records, n = self.records, len(self.records)
+    def core(self) -> dict[str, list[Any]]:
+        """The core columns, by name (CORE_COLUMNS), and the params' and metrics' key sets."""
+        rows = self.cores if self.cores is not None else [_core_row(rid, r) for rid, r in self.records]
         core: dict[str, list[Any]] = {name: [] for name in CORE_COLUMNS}
         keysets: dict[str, list[int]] = {"params": [], "metrics": []}
         sets: dict[str, dict[tuple[str, ...], int]] = {"params": {}, "metrics": {}}
-        for rid, r in records:
-            git: dict[str, Any] = r["git"] if isinstance(r.get("git"), dict) else {}
-            code = r.get("exit_code")
-            values = {  # as the index has them (what --where compares)
-                "id": rid,
-                "pipeline": r.get("pipeline"),
-                "stage": r.get("stage"),
-                "type": r.get("type"),
-                "site": r.get("site"),
-                "host": r.get("host"),
-                "user": r.get("user"),
-                "started_at": r.get("started_at"),
-                "ended_at": r.get("ended_at"),
-                "uuid": r.get("uuid"),
-                "commit": git.get("commit"),
-                "branch": git.get("branch"),
-                "tree": git.get("tree"),
-            }
-            for name, text in values.items():
-                core[name].append(text if isinstance(text, str) else None)
-            core["exit_code"].append(code if type(code) is int else None)
-            core["dirty"].append(git.get("dirty"))
-            core["duration"].append(compare.duration(r.get("started_at"), r.get("ended_at")))
-            core["status"].append(compare.status(r))
-            for ns in ("params", "metrics"):
-                mapping = r.get(ns)
-                present: tuple[str, ...] = tuple(mapping) if isinstance(mapping, dict) else ()
-                keysets[ns].append(sets[ns].setdefault(present, len(sets[ns])))
-        columns: dict[str, int] = {}
-        for name, column in core.items():
-            columns[name] = self._put_column(writer, name, column)
+        if rows:
+            columns_of = list(zip(*rows))
+            for at, name in enumerate(CORE_COLUMNS):
+                core[name] = list(columns_of[at])
+            for at, ns in enumerate(("params", "metrics"), len(CORE_COLUMNS)):
+                found = sets[ns]
+                keysets[ns] = [found.setdefault(present, len(found)) for present in columns_of[at]]
+        self.keysets, self.sets = keysets, sets
+        return core
+
+    def write(self, writer: _Writer, core: dict[str, list[Any]] | None) -> dict[str, Any]:
+        """Write the runs table, with the core columns given (the graph process writes the others)."""
+        records, n = self.records, len(self.records)
+        if not hasattr(self, "sets"):
+            self.core()
+        keysets, sets = self.keysets, self.sets
+        for name, column in (core or {}).items():
+            _put_column(writer, name, column)
         for ns in ("params", "metrics"):  # each run's key set (the page's most common keys are its columns)
             writer.put(f"runs-{ns}-sets", [list(kept) for kept in sets[ns]])
-            self._put_column(writer, f"{ns[0]}k", keysets[ns])
+            _put_column(writer, f"{ns[0]}k", keysets[ns])
         keys: dict[str, list[str]] = {}
         indexed: dict[str, list[str]] = {}
         for ns, which in (("params", 0), ("metrics", 1)):
@@ -443,28 +600,29 @@ class _Runs:
                     if shown is None or type(shown) is not type(value) or shown != value:
                         display[i][row] = shown
             for i in range(len(names)):
-                self._put_column(writer, f"{ns[0]}{i}", vals[i], display[i])
+                _put_column(writer, f"{ns[0]}{i}", vals[i], display[i])
         tag_names = sorted({name for rid, _ in records for name in self.tags.get(rid, {})}, key=natural_key)
         keys["tags"] = tag_names
         for i, name in enumerate(tag_names):
-            self._put_column(writer, f"t{i}", [self.tags.get(rid, {}).get(name) for rid, _ in records])
+            _put_column(writer, f"t{i}", [self.tags.get(rid, {}).get(name) for rid, _ in records])
         writer.put("runs-head", {"rows": [self.row(i) for i in range(min(HEAD_ROWS, n))]})
         return {"keys": keys, "indexed": indexed, "blocks": (n + BLOCK_ROWS - 1) // BLOCK_ROWS}
-
-    def _put_column(self, writer: _Writer, name: str, values: list[Any], display: dict[int, Any] | None = None) -> int:
-        blocks = 0
-        for start in range(0, max(len(values), 1), BLOCK_ROWS):
-            part = values[start : start + BLOCK_ROWS]
-            shown = {i - start: v for i, v in (display or {}).items() if start <= i < start + BLOCK_ROWS}
-            writer.put(f"runs-{name}-{blocks}", _column_block(part, shown))
-            blocks += 1
-        return blocks
 
     def row(self, i: int) -> dict[str, Any]:
         from cmfgit import compare
 
         rid, r = self.records[i]
         return compare.run_row({"id": rid, **_record_json(r)})
+
+
+def _put_column(writer: _Writer, name: str, values: list[Any], display: dict[int, Any] | None = None) -> int:
+    blocks = 0
+    for start in range(0, max(len(values), 1), BLOCK_ROWS):
+        part = values[start : start + BLOCK_ROWS]
+        shown = {i - start: v for i, v in (display or {}).items() if start <= i < start + BLOCK_ROWS}
+        writer.put(f"runs-{name}-{blocks}", _column_block(part, shown))
+        blocks += 1
+    return blocks
 
 
 def _display(value: Any) -> Any:
@@ -511,40 +669,46 @@ def _info(q: Any, count: int, where: str | None, pipeline: str | None) -> dict[s
     return info
 
 
+def _run_entry(
+    rid: str, record: dict[str, Any], text: str, tags: dict[str, dict[str, Any]], commits: dict[str, dict[str, Any]]
+) -> str:
+    """One run's entry of its run file: the api.run payload, as text around the record's JSON."""
+    from cmfgit.ui import api
+
+    steps = record.get("step_metrics")
+    git: dict[str, Any] = record["git"] if isinstance(record.get("git"), dict) else {}
+    commit = git.get("commit")
+    shown_steps = _display({k: steps[k] for k in api.natural(list(steps))}) if isinstance(steps, dict) else {}
+    url = api.commit_url(git.get("remote"), commit) if isinstance(commit, str) and commit else None
+    # {"id", **record, "tags", "metadata_commit"}: the record's keys, then ours (the last one wins)
+    run = (
+        f'{text[:-1]},"id":{_dumps(rid)},"tags":{_dumps(tags.get(rid, {}))},'
+        f'"metadata_commit":{_dumps(commits.get(rid, _UNKNOWN))}}}'
+    )
+    return f'{_dumps(rid)}:{{"run":{run},"steps":{_dumps(shown_steps)},"code_url":{_dumps(url)}}}'
+
+
+_UNKNOWN = {"commit": None, "pending": False}
+
+
+def _run_file(key: str, parts: list[str]) -> str:
+    return f"CMF_DATA.put({_dumps('run-' + key)},{{{','.join(parts)}}});\n"
+
+
 def _write_runs(
     records: list[tuple[str, dict[str, Any]]],
-    texts: list[str] | None,
     tags: dict[str, dict[str, Any]],
     commits: dict[str, dict[str, Any]],
     writer: _Writer,
-) -> int:
-    """The run payloads (api.run's), grouped by id prefix; returns the prefix length. Written
-    as text around each record's JSON (``texts``: made by the workers that parsed them)."""
-    from cmfgit.ui import api
-
-    prefix = 1
-    while len(records) > RUNS_PER_FILE * 16**prefix and prefix < 4:
-        prefix += 1
+    prefix: int,
+) -> None:
+    """The run payloads (api.run's), grouped by id prefix (in one process: see _records)."""
     groups: dict[str, list[str]] = {}
-    unknown = {"commit": None, "pending": False}
-    for n, (rid, record) in enumerate(records):
-        text = texts[n] if texts is not None else _record_text(record)
-        steps = record.get("step_metrics")
-        git: dict[str, Any] = record["git"] if isinstance(record.get("git"), dict) else {}
-        commit = git.get("commit")
-        shown_steps = _display({k: steps[k] for k in api.natural(list(steps))}) if isinstance(steps, dict) else {}
-        url = api.commit_url(git.get("remote"), commit) if isinstance(commit, str) and commit else None
-        # {"id", **record, "tags", "metadata_commit"}: the record's keys, then ours (the last one wins)
-        run = (
-            f'{text[:-1]},"id":{_dumps(rid)},"tags":{_dumps(tags.get(rid, {}))},'
-            f'"metadata_commit":{_dumps(commits.get(rid, unknown))}}}'
-        )
-        groups.setdefault(rid[:prefix], []).append(
-            f'{_dumps(rid)}:{{"run":{run},"steps":{_dumps(shown_steps)},"code_url":{_dumps(url)}}}'
-        )
+    for rid, record in records:
+        groups.setdefault(rid[:prefix], []).append(_run_entry(rid, record, _record_text(record), tags, commits))
     for key, parts in sorted(groups.items()):
-        writer.put_text(f"run-{key}", "{" + ",".join(parts) + "}")
-    return prefix
+        writer.bytes += _write_file(writer.data / f"run-{key}.js", _run_file(key, parts))
+        writer.files += 1
 
 
 def _graph_file(records: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
