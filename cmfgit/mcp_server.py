@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 import typing
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -245,6 +246,8 @@ def _wrap(body: Callable[..., dict[str, Any]], tool_error: type[Exception]) -> C
 def serve(scope: Scope, *, repo: str | Path | None = None, allow_tag: bool = False) -> int:
     """Answer MCP requests on stdin/stdout until the client closes them."""
     _sdk()  # the install hint before anything else
-    server = build(Tools(open_repo(repo), scope), allow_tag=allow_tag)
+    found = open_repo(repo)
+    os.chdir(found.root)  # paths in targets are the repository's, wherever the client started us
+    server = build(Tools(found, scope), allow_tag=allow_tag)
     server.run("stdio")
     return 0

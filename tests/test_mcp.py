@@ -13,7 +13,7 @@ from typing import Any
 import anyio
 import pytest
 from conftest import cmfgit, make_repo
-from uihelp import CLEAN_2, MODEL, MODEL_BAD, lineage_repo
+from uihelp import CLEAN_2, MODEL, MODEL_BAD, RAW, lineage_repo
 
 mcp = pytest.importorskip("mcp")
 from mcp import ClientSession, StdioServerParameters  # noqa: E402
@@ -29,10 +29,10 @@ def wine(tmp_path: Path) -> tuple[Path, dict[str, str]]:
 
 
 @asynccontextmanager
-async def session(root: Path, *args: str) -> AsyncIterator[ClientSession]:
+async def session(root: Path, *args: str, cwd: Path | None = None) -> AsyncIterator[ClientSession]:
     # The whole environment (the test's HOME, git identity and PYTHONPATH), not the SDK's safe few.
     params = StdioServerParameters(
-        command=sys.executable, args=["-m", "cmfgit", "mcp", *args], env=dict(os.environ), cwd=str(root)
+        command=sys.executable, args=["-m", "cmfgit", "mcp", *args], env=dict(os.environ), cwd=str(cwd or root)
     )
     with open(root.parent / "mcp-stderr.log", "w") as errlog:
         async with stdio_client(params, errlog=errlog) as (read, write):
@@ -132,18 +132,21 @@ def test_errors_are_tool_errors(wine: tuple[Path, dict[str, str]]) -> None:
 def test_tag_with_allow_tag(wine: tuple[Path, dict[str, str]]) -> None:
     root, ids = wine
 
-    async def talk() -> tuple[set[str], Any, Any, Any]:
-        async with session(root, "--allow-tag") as s:
+    async def talk() -> tuple[set[str], Any, Any, Any, Any]:
+        # Started elsewhere, as clients do: --repo names the repository, and paths are its own.
+        async with session(root, "--allow-tag", "--repo", str(root), cwd=root.parent) as s:
             names = {t.name for t in (await s.list_tools()).tools}
             tagged = await call(s, "tag", target=ids["train_b"][:12], set={"status": "production"})
+            model = await call(s, "tag", target="data/raw.csv", set={"stage": "x"})
             found = await call(s, "search_runs", where='tags.status == "production"')
             listed = await call(s, "tags", target=ids["train_b"][:12])
-            return names, tagged, found, listed
+            return names, tagged, found, listed, model
 
-    names, tagged, found, listed = anyio.run(talk)
+    names, tagged, found, listed, model = anyio.run(talk)
     assert names == READ_TOOLS | {"tag"}
     assert tagged["target"] == ids["train_b"] and tagged["tags"] == {"status": "production"} and tagged["annotation"]
     assert [r["id"] for r in found["rows"]] == [ids["train_b"]]
     assert listed["tags"] == {"status": "production"}
+    assert model["target"] == RAW["hash"] and model["tags"] == {"stage": "x"}
     shown = json.loads(cmfgit(root, "tag", ids["train_b"][:12], "--json").stdout)
     assert shown["tags"] == {"status": "production"}
