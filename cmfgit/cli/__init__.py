@@ -28,6 +28,7 @@ COMMAND_ORDER = [
     "artifacts",
     "pipelines",
     "ui",
+    "mcp",
     "push",
     "pull",
     "status",
@@ -90,6 +91,7 @@ from cmfgit.cli import compare as _compare  # noqa: E402,F401
 from cmfgit.cli import completion as _completion  # noqa: E402,F401
 from cmfgit.cli import data as _data  # noqa: E402,F401
 from cmfgit.cli import interop as _interop  # noqa: E402,F401
+from cmfgit.cli import mcp as _mcp  # noqa: E402,F401
 from cmfgit.cli import query as _query  # noqa: E402,F401
 from cmfgit.cli import records as _records  # noqa: E402,F401
 from cmfgit.cli import site as _site  # noqa: E402,F401
