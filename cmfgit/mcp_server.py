@@ -40,16 +40,13 @@ INSTRUCTIONS = (
 
 
 def _sdk() -> tuple[Any, type[Exception]]:
-    """The SDK's server class and the exception that makes a tool error (mcp 2 and mcp 1)."""
+    """The SDK's server class and the exception that makes a tool error (mcp 2: the
+    only major version tested; mcp 1's FastMCP moved and was renamed)."""
     try:
         from mcp.server.mcpserver import MCPServer
         from mcp.server.mcpserver.exceptions import ToolError
     except ImportError:
-        try:
-            from mcp.server.fastmcp import FastMCP as MCPServer  # type: ignore[no-redef,attr-defined,import-not-found,unused-ignore]
-            from mcp.server.fastmcp.exceptions import ToolError  # type: ignore[no-redef,attr-defined,import-not-found,unused-ignore]
-        except ImportError:
-            raise CmfgitError(f"cmfgit mcp needs the MCP SDK: {INSTALL}") from None
+        raise CmfgitError(f"cmfgit mcp needs the MCP SDK 2: {INSTALL}") from None
     return MCPServer, ToolError
 
 
