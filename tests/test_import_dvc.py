@@ -104,6 +104,12 @@ def test_a_dvc_projects_history_becomes_lineage(repo: Path) -> None:
         for r in train
     }
     assert {r["pipeline"] for r in runs} == {"repo"}
+    evaluate = sorted((r for r in runs if r["stage"] == "evaluate"), key=lambda r: commits.index(r["git"]["commit"]))
+    sizes = [len(git(repo, "show", f"{c}:model.pkl", check=False)) for c in commits]  # model.pkl is DVC's, not git's
+    assert [r["metrics"] for r in evaluate] == [
+        json.loads(git(repo, "show", f"{c}:metrics.json")) for c in commits
+    ] and sizes == [0, 0, 0]
+    assert evaluate[0]["metrics"]["size"] < evaluate[2]["metrics"]["size"]
 
     # idempotent: again (with or without --all-commits) nothing is new
     again = cmfgit(repo, "import", "dvc", "--all-commits", "--json").stdout

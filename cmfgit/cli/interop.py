@@ -23,7 +23,7 @@ def import_cmd(
     ],
     project: Annotated[
         Optional[Path],
-        typer.Argument(metavar="[DVC_PATH]", help="with 'dvc': the DVC project's directory (default: .)"),
+        typer.Argument(metavar="DVC_PATH", help="with 'dvc': the DVC project's directory (default: .)"),
     ] = None,
     pipeline: Annotated[
         Optional[str],

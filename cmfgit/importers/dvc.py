@@ -15,7 +15,9 @@ nothing. Deps are inputs and outs are outputs, named ``md5:<hex>`` as DVC
 hashed them; when the bytes with that md5 are present (the working-tree file,
 or DVC's cache ``.dvc/cache/files/md5/``) the artifact is named by its blake3
 with the md5 as an alias, as ``cmfgit import`` does for CMF's artifacts.
-``dvc.yaml`` at the same commit only says which outs are metrics or plots.
+``dvc.yaml`` at the same commit only says which outs are metrics or plots; the
+numbers of a metrics out that git has at that commit (a JSON or YAML file) are
+the execution's metrics.
 """
 
 from __future__ import annotations
@@ -215,6 +217,33 @@ def _artifact(item: dict[str, Any], role: str, types: dict[str, str], found: _By
     return record, True
 
 
+def _metrics(root: Path, commit: str, prefix: str, outputs: list[dict[str, Any]]) -> dict[str, int | float]:
+    """The numbers of the stage's metrics outs that git has at ``commit`` (DVC keeps them out of its
+    cache by default), nested keys joined with dots as ``dvc metrics show`` shows them."""
+    import json
+
+    found: dict[str, int | float] = {}
+    for art in outputs:
+        if art["type"] != "metrics" or not art["path"].endswith((".json", ".yaml", ".yml")):
+            continue
+        where = f"{prefix}/{art['path']}" if prefix else art["path"]
+        got = _git(root, "show", f"{commit}:{where}")
+        if got.returncode != 0:
+            continue
+        try:
+            doc = json.loads(got.stdout) if where.endswith(".json") else _load_yaml(got.stdout, where)
+        except (ValueError, ForeignFormatError):
+            continue
+        stack: list[tuple[str, Any]] = [("", doc)]
+        while stack:
+            key, value = stack.pop()
+            if isinstance(value, dict):
+                stack += [(f"{key}.{k}" if key else str(k), v) for k, v in value.items()]
+            elif isinstance(value, (int, float)) and not isinstance(value, bool) and key:
+                found[key] = value
+    return dict(sorted(found.items()))
+
+
 def _time(epoch: int) -> str:
     return schema.format_time(datetime.fromtimestamp(epoch, tz=timezone.utc))
 
@@ -288,6 +317,7 @@ def import_dvc(
                     art, hit = _artifact(item, role, types, found)
                     target.append(art)
                     linked += hit
+            metrics = _metrics(root, commit, prefix, outputs)
             basis = f"dvc\0{prefix}\0{name}\0{commit}"
             record: dict[str, Any] = {
                 "schema": schema.EXECUTION,
@@ -307,7 +337,7 @@ def import_dvc(
                 "env": {"python": "", "platform": ""},
                 "inputs": inputs,
                 "outputs": outputs,
-                "metrics": {},
+                "metrics": metrics,
                 "source": {"dvc": {"lock": lock, "commit": commit, "stage": name}},
             }
             try:
