@@ -130,3 +130,11 @@ def test_malformed_lock_and_not_a_dvc_project(repo: Path) -> None:
     assert bad.returncode != 0 and "dvc.lock" in bad.stderr and "not valid YAML" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr
     assert _log(repo) == []
+
+
+def test_a_file_named_dvc_is_cmf_metadata_when_written_as_a_path(repo: Path) -> None:
+    (repo / "dvc").write_text("not json\n")
+    bad = cmfgit(repo, "import", "./dvc", check=False)
+    assert bad.returncode != 0 and "neither an MLMD SQLite file nor a CMF export JSON" in bad.stderr
+    mixed = cmfgit(repo, "import", "./dvc", "--all-commits", check=False)
+    assert mixed.returncode != 0 and "go with 'cmfgit import dvc'" in mixed.stderr

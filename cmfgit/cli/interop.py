@@ -16,7 +16,7 @@ from cmfgit.cli.render import print_json
 @app.command("import")
 def import_cmd(
     path: Annotated[
-        Path,
+        str,
         typer.Argument(
             metavar="PATH", help="an MLMD SQLite file (cmflib's 'mlmd') or a CMF export JSON; or the word dvc"
         ),
@@ -42,13 +42,13 @@ def import_cmd(
     from cmfgit.errors import UsageError
     from cmfgit.repo import open_repo
 
-    if str(path) == "dvc":
+    if path == "dvc":  # as typed: ./dvc is a file named dvc
         _import_dvc(project or Path("."), pipeline, all_commits, as_json)
         return
     if project is not None or all_commits:
         raise UsageError("DVC_PATH and --all-commits go with 'cmfgit import dvc'")
 
-    report = import_cmf(open_repo(), path, pipeline)
+    report = import_cmf(open_repo(), Path(path), pipeline)
     if as_json:
         print_json(report.as_json())
         return
