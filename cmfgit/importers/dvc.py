@@ -25,14 +25,13 @@ from __future__ import annotations
 import hashlib
 import os
 import shlex
-import subprocess
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from cmfgit import canonical, schema
-from cmfgit.errors import ForeignFormatError, PathError, RecordError, UsageError
+from cmfgit import canonical, gitutil, schema
+from cmfgit.errors import ForeignFormatError, GitError, PathError, RecordError, UsageError
 from cmfgit.hashing import Hasher
 from cmfgit.repo import Repo
 from cmfgit.store import Store
@@ -67,8 +66,12 @@ class DvcReport:
         }
 
 
-def _git(cwd: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(["git", *args], cwd=cwd, capture_output=True)
+def _git(cwd: Path, *args: str) -> bytes | None:
+    """The output of ``git ARGS``, or None if git says no (a path not in a commit, no repository)."""
+    try:
+        return gitutil.git(args, cwd)
+    except GitError:
+        return None
 
 
 def _load_yaml(data: bytes, where: str) -> Any:
@@ -228,10 +231,10 @@ def _metrics(root: Path, commit: str, prefix: str, outputs: list[dict[str, Any]]
             continue
         where = f"{prefix}/{art['path']}" if prefix else art["path"]
         got = _git(root, "show", f"{commit}:{where}")
-        if got.returncode != 0:
+        if got is None:
             continue
         try:
-            doc = json.loads(got.stdout) if where.endswith(".json") else _load_yaml(got.stdout, where)
+            doc = json.loads(got) if where.endswith(".json") else _load_yaml(got, where)
         except (ValueError, ForeignFormatError):
             continue
         stack: list[tuple[str, Any]] = [("", doc)]
@@ -263,23 +266,23 @@ def import_dvc(
     if not (project / ".dvc").is_dir() and not (project / "dvc.yaml").is_file():
         raise UsageError(f"{shown}: not a DVC project (no .dvc directory or dvc.yaml)")
     top = _git(project, "rev-parse", "--show-toplevel")
-    if top.returncode != 0:
+    if top is None:
         raise UsageError(f"{shown}: not in a git repository (DVC's history is read from git)")
-    root = Path(top.stdout.decode().strip())
+    root = Path(top.decode().strip())
     prefix = project.relative_to(root.resolve()).as_posix() if project != root.resolve() else ""
     lock = f"{prefix}/dvc.lock" if prefix else "dvc.lock"
     spec = f"{prefix}/dvc.yaml" if prefix else "dvc.yaml"
     log = _git(root, "log", "--first-parent", "--reverse", "--format=%H %ct", "HEAD", "--", lock)
-    commits = [line.split() for line in log.stdout.decode().splitlines() if line.strip()] if log.returncode == 0 else []
+    commits = [line.split() for line in (log or b"").decode().splitlines() if line.strip()]
     if not commits:
         raise UsageError(f"{shown}: no commit has a dvc.lock (run 'dvc repro' and commit dvc.lock)")
     from cmfgit.init import default_pipeline
 
     config = load_config(repo)
     pipeline_name = pipeline or config.pipeline or default_pipeline(repo)
-    remote_proc = _git(root, "config", "--get", "remote.origin.url")
-    remote = remote_proc.stdout.decode().strip() or None
     redactor = Redactor(config.redact_keys, config.redact_values)
+    remote = gitutil.config_get(root, "remote.origin.url") or None
+    remote = redactor.text(remote) if remote else None
     report = DvcReport(shown)
     # (commit, epoch, stage, entry, types) for each new value of a stage's entry
     changes: list[tuple[str, int, str, dict[str, Any], dict[str, str]]] = []
@@ -287,13 +290,13 @@ def import_dvc(
     for commit, epoch_text in commits:
         shown_lock = f"{lock} at {commit[:12]}"
         got = _git(root, "show", f"{commit}:{lock}")
-        if got.returncode != 0:  # deleted at this commit
+        if got is None:  # deleted at this commit
             last = {}
             continue
-        stages = _stages_of_lock(got.stdout, shown_lock)
+        stages = _stages_of_lock(got, shown_lock)
         report.commits += 1
         spec_got = _git(root, "show", f"{commit}:{spec}")
-        types = _yaml_types(spec_got.stdout if spec_got.returncode == 0 else None)
+        types = _yaml_types(spec_got)
         for name, entry in stages.items():
             if last.get(name) != entry:
                 changes.append((commit, int(epoch_text), name, entry, types))
