@@ -116,7 +116,7 @@ def test_a_dvc_projects_history_becomes_lineage(repo: Path) -> None:
     report = json.loads(again)
     assert (report["written"], report["present"], report["executions"]) == (0, 8, 8)
     head = json.loads(cmfgit(repo, "import", "dvc", "--json").stdout)
-    assert (head["written"], head["executions"]) == (0, 3)
+    assert (head["written"], head["present"], head["kept"], head["executions"]) == (0, 3, 0, 3)  # the same bytes
     assert len(_log(repo)) == 8
 
 
@@ -138,3 +138,24 @@ def test_a_file_named_dvc_is_cmf_metadata_when_written_as_a_path(repo: Path) -> 
     assert bad.returncode != 0 and "neither an MLMD SQLite file nor a CMF export JSON" in bad.stderr
     mixed = cmfgit(repo, "import", "./dvc", "--all-commits", check=False)
     assert mixed.returncode != 0 and "go with 'cmfgit import dvc'" in mixed.stderr
+
+
+def test_a_project_in_a_subdirectory_from_head_only(repo: Path) -> None:
+    sub = repo / "proj"
+    sub.mkdir()
+    dvc(sub, "init", "-q", "--subdir")
+    (sub / "raw.txt").write_text("raw\n")
+    dvc(sub, "stage", "add", "-q", "-n", "copy", "-d", "raw.txt", "-o", "copy.txt", "cp raw.txt copy.txt")
+    dvc(sub, "repro", "-q")
+    first = _commit(repo, "copy")
+    (sub / "other.txt").write_text("unrelated\n")
+    _commit(repo, "a commit that leaves dvc.lock alone")
+    report = json.loads(cmfgit(repo, "import", "dvc", "proj", "-P", "sub", "--json").stdout)
+    assert (report["commits"], report["executions"], report["written"]) == (1, 1, 1)
+    (run,) = _log(repo)
+    assert (run["pipeline"], run["stage"], run["git"]["commit"], run["command"]) == (
+        "sub", "copy", first, ["cp", "raw.txt", "copy.txt"],
+    )  # fmt: skip
+    assert run["source"]["dvc"]["lock"] == "proj/dvc.lock"
+    assert [(a["path"], a["aliases"]) for a in run["inputs"]] == [("raw.txt", [_md5(sub / "raw.txt")])]
+    assert run["outputs"][0]["hash"].startswith("blake3:")
