@@ -45,6 +45,7 @@ _LONG_TESTS = (
     "tests/test_data_dvc_s3.py::",
     "tests/test_data_dvc.py::",
     "tests/test_data_dvc_write.py::",
+    "tests/test_import_dvc.py::",
     "tests/test_firstanswer.py::test_first_log_of_a_fresh_clone",
     "tests/test_git_scenarios.py::test_revert_stays_reverted_after_merging_a_branch_that_ran_gc",
     "tests/test_docs.py::test_every_command_has_help",

@@ -16,16 +16,39 @@ from cmfgit.cli.render import print_json
 @app.command("import")
 def import_cmd(
     path: Annotated[
-        Path, typer.Argument(metavar="PATH", help="an MLMD SQLite file (cmflib's 'mlmd') or a CMF export JSON")
+        str,
+        typer.Argument(
+            metavar="PATH", help="an MLMD SQLite file (cmflib's 'mlmd') or a CMF export JSON; or the word dvc"
+        ),
     ],
-    pipeline: Annotated[Optional[str], typer.Option("--pipeline", "-P", help="import only this pipeline")] = None,
+    project: Annotated[
+        Optional[Path],
+        typer.Argument(metavar="DVC_PATH", help="with 'dvc': the DVC project's directory (default: .)"),
+    ] = None,
+    pipeline: Annotated[
+        Optional[str],
+        typer.Option("--pipeline", "-P", help="import only this pipeline (dvc: the pipeline to record under)"),
+    ] = None,
+    all_commits: Annotated[
+        bool, typer.Option("--all-commits", help="dvc: every value each stage had in dvc.lock's history")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the import report as JSON")] = False,
 ) -> None:
-    """Import HPE CMF metadata as records (idempotent: a second import adds nothing)."""
+    """Import HPE CMF metadata as records (idempotent: a second import adds nothing).
+
+    'cmfgit import dvc [DVC_PATH]' imports the stages of a DVC project's dvc.lock as executions:
+    those of HEAD's lock, or with --all-commits each value of each stage in its git history."""
     from cmfgit.cmf_import import import_cmf
+    from cmfgit.errors import UsageError
     from cmfgit.repo import open_repo
 
-    report = import_cmf(open_repo(), path, pipeline)
+    if path == "dvc":  # as typed: ./dvc is a file named dvc
+        _import_dvc(project or Path("."), pipeline, all_commits, as_json)
+        return
+    if project is not None or all_commits:
+        raise UsageError("DVC_PATH and --all-commits go with 'cmfgit import dvc'")
+
+    report = import_cmf(open_repo(), Path(path), pipeline)
     if as_json:
         print_json(report.as_json())
         return
@@ -39,6 +62,26 @@ def import_cmd(
     if report.artifacts:
         kinds = ", ".join(f"{t} {n}" for t, n in sorted(report.artifacts.items()))
         print(f"artifacts: {kinds}; {report.linked} found in the working tree (blake3 + md5 alias)")
+
+
+def _import_dvc(project: Path, pipeline: str | None, all_commits: bool, as_json: bool) -> None:
+    from cmfgit.importers.dvc import import_dvc
+    from cmfgit.repo import open_repo
+
+    report = import_dvc(open_repo(), project, pipeline, all_commits)
+    if as_json:
+        print_json(report.as_json())
+        return
+    stages = ", ".join(f"{name} ({n})" for name, n in report.stages.items()) or "none"
+    print(
+        f"read dvc.lock at {report.commits} commit(s) of {report.path}: "
+        f"{report.executions} execution(s) of stage(s) {stages}"
+    )
+    print(
+        f"records: {report.written} new, {report.present} already present"
+        + (f", {report.kept} kept as first imported (changed since)" if report.kept else "")
+    )
+    print(f"artifacts: {report.linked} found with their bytes (blake3 + md5 alias)")
 
 
 @app.command("export")

@@ -1,0 +1,1 @@
+"""Importers of other tools' metadata (DVC) into cmfgit records."""
