@@ -377,6 +377,13 @@ def import_cmf(repo: Repo, path: str | os.PathLike[str], pipeline: str | None = 
                     for art in record["inputs"] + record["outputs"]:
                         report.artifacts[art["type"]] += 1
                     batch.append((rid, data, record["uuid"]))
+    write_batch(repo, batch, report)
+    return report
+
+
+def write_batch(repo: Repo, batch: list[tuple[str, bytes, str]], report: Any) -> None:
+    """Store the (id, bytes, uuid) records of an import, counting into ``report`` (its
+    ids, written, present, kept): a uuid imported before keeps its record (re-import)."""
     store = Store(repo.objects_dir)
     imported = _imported_uuids(repo, {uuid for _, _, uuid in batch})
     for rid, data, uuid in batch:
@@ -392,4 +399,3 @@ def import_cmf(repo: Repo, path: str | os.PathLike[str], pipeline: str | None = 
             report.written += 1
         else:
             report.present += 1
-    return report

@@ -34,7 +34,6 @@ from cmfgit import canonical, gitutil, schema
 from cmfgit.errors import ForeignFormatError, GitError, PathError, RecordError, UsageError
 from cmfgit.hashing import Hasher
 from cmfgit.repo import Repo
-from cmfgit.store import Store
 
 _MODEL_SUFFIXES = (".pkl", ".pickle", ".joblib", ".pt", ".pth", ".h5", ".keras", ".onnx", ".safetensors", ".ckpt")
 
@@ -255,7 +254,7 @@ def import_dvc(
     repo: Repo, path: str | os.PathLike[str] = ".", pipeline: str | None = None, all_commits: bool = False
 ) -> DvcReport:
     """Import the stages of the DVC project at ``path`` (see the module's docstring)."""
-    from cmfgit.cmf_import import _imported_uuids
+    from cmfgit.cmf_import import write_batch
     from cmfgit.config import load_config
     from cmfgit.redact import Redactor
 
@@ -354,19 +353,5 @@ def import_dvc(
             report.linked += linked
             report.stages[name] = report.stages.get(name, 0) + 1
             batch.append((rid, data, record["uuid"]))
-    store = Store(repo.objects_dir)
-    imported = _imported_uuids(repo, {uuid for _, _, uuid in batch})
-    for rid, data, uuid in batch:
-        report.ids.append(imported.get(uuid, rid))
-        if uuid in imported:
-            if imported[uuid] == rid:
-                report.present += 1
-            else:
-                report.kept += 1
-            continue
-        imported[uuid] = rid
-        if store.put_bytes(rid, data):
-            report.written += 1
-        else:
-            report.present += 1
+    write_batch(repo, batch, report)
     return report
