@@ -53,7 +53,7 @@ import math
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -380,6 +380,7 @@ class Index:
         self._update: Any = None  # how this index was last brought up to date (read() may need it again)
         self._blobs: dict[str, tuple[str, str]] = {}  # checkout pack -> (stat signature, blob id) hashed
         self._pool: Any = None
+        self._known: Mapping[str, Derived] = {}  # rows of records a writer derived (add_checkout_files)
         # A full build: ids seen, records yet to parse (with their place), rows of files.
         self._seen: set[bytes] = set()
         self._pending: list[tuple[str, bytes]] = []
@@ -614,11 +615,13 @@ class Index:
         for path, entries in extracts.items():
             self._put_files("", [(SourceFile(path, "partial", "pack"), entries, [])])
 
-    def add_checkout_files(self, paths: Sequence[str]) -> None:
+    def add_checkout_files(self, paths: Sequence[str], known: Mapping[str, Derived] | None = None) -> None:
         """Index these files of the checkout (paths relative to ``.cmf/objects``) as
         they are now: a writer that knows what it wrote (pull's packs) saves the next
-        read command from finding and re-reading them. Only their new records are parsed."""
+        read command from finding and re-reading them. Only their new records are parsed;
+        ``known`` (id -> the rows of a record the writer encoded, :func:`derive`-d) are not."""
         objects = self.repo.objects_dir
+        self._known = known or {}
         with FileLock(self.lock_path, timeout=3600, what="query index lock"):
             conn = self.db()
             conn.execute("BEGIN IMMEDIATE")
@@ -962,6 +965,16 @@ class Index:
         """Parse new records (in worker processes when there are many) and insert their rows."""
         if not items:
             return
+        known = self._known
+        if known:
+            parsed = [(rid, data) for rid, data in items if rid not in known]
+            if len(parsed) < len(items):
+                derived = {rid: known[rid] for rid, _data in items if rid in known}
+                ats = [place for (rid, _data), place in zip(items, at) if rid in derived]
+                self._insert_many(list(derived.values()), ats)
+                items, at = parsed, [place for (rid, _data), place in zip(items, at) if rid not in derived]
+                if not items:
+                    return
         self.stats["parsed"] += len(items)
         jobs = _jobs()
         if jobs > 1 and (len(items) >= PARALLEL_MIN or self._pool is not None):
@@ -1304,13 +1317,14 @@ def refresh(repo: Repo, build_missing: bool = True) -> None:
         index.close()
 
 
-def add_files(repo: Repo, paths: Sequence[str]) -> None:
-    """Hook point for writers (``cmfgit pull``): index the checkout files just
+def add_files(repo: Repo, paths: Sequence[str], known: Mapping[str, Derived] | None = None) -> None:
+    """Hook point for writers (``cmfgit pull``, imports): index the checkout files just
     written, if the checkout's index exists (a missing one is left for the next
-    read command to build)."""
+    read command to build). ``known``: the :func:`derive`-d rows of records the writer
+    encoded, by id (they are not parsed again)."""
     index = Index(repo, index_path(repo, CHECKOUT))
     try:
         if index.open_existing():
-            index.add_checkout_files(paths)
+            index.add_checkout_files(paths, known)
     finally:
         index.close()

@@ -39,9 +39,10 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cmfgit import canonical, gc, gitutil, pack, schema, treeread
 from cmfgit.config import load_config
@@ -50,6 +51,9 @@ from cmfgit.fsutil import atomic_write
 from cmfgit.localview import Selection, choose, needles, schema_of
 from cmfgit.repo import OBJECTS_DIR, Repo
 from cmfgit.store import PACK_DIR, Store
+
+if TYPE_CHECKING:
+    from cmfgit.index import Derived
 
 STATE_FILE = "pulled"
 STATE_VERSION = 1
@@ -222,11 +226,14 @@ def bring(repo: Repo, rev: str, sel: Selection, where: str) -> Brought:
     return result
 
 
-def write_records(repo: Repo, fresh: dict[str, bytes], result: Brought) -> None:
+def write_records(
+    repo: Repo, fresh: dict[str, bytes], result: Brought, known: Mapping[str, Derived] | None = None
+) -> None:
     """Write ``fresh`` (records this clone lacks, checked against their ids) into packs,
     grouped as gc groups them, and index the packs written; what gc would not pack, or
     what would be half its pack or more, stays loose. ``cmfgit bundle import`` at a clone
-    writes its records through here too."""
+    writes its records through here too, and the importers, which give ``known`` (the
+    index rows of the records they encoded, by id) so that the index need not parse them."""
     period = load_config(repo).pack_period
     groups: dict[tuple[str, str], dict[str, bytes]] = {}
     loose: dict[str, bytes] = {}
@@ -245,7 +252,7 @@ def write_records(repo: Repo, fresh: dict[str, bytes], result: Brought) -> None:
         for rid, data in loose.items():
             store.put_bytes(rid, data)
     result.loose += len(loose)
-    _index_packs(repo, result.packs)
+    _index_packs(repo, result.packs, known)
 
 
 def _separators(content: bytes) -> list[int]:
@@ -344,7 +351,7 @@ def _write_pack(
         result.packs.append(path.relative_to(repo.objects_dir).as_posix())
 
 
-def _index_packs(repo: Repo, paths: list[str]) -> None:
+def _index_packs(repo: Repo, paths: list[str], known: Mapping[str, Derived] | None = None) -> None:
     """Give the checkout's query index the packs just written, if it exists."""
     if not paths:
         return
@@ -353,6 +360,6 @@ def _index_packs(repo: Repo, paths: list[str]) -> None:
     from cmfgit import index
 
     try:
-        index.add_files(repo, paths)
+        index.add_files(repo, paths, known)
     except (CmfgitError, OSError, sqlite3.Error):
         pass  # the index is derived: the next read command finds the packs itself
