@@ -27,6 +27,10 @@ if TYPE_CHECKING:
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:/-]{0,127}$")
 
 
+def is_name(name: str) -> bool:
+    return _NAME.match(name) is not None
+
+
 def check_name(name: str) -> str:
     if not _NAME.match(name):
         raise UsageError(

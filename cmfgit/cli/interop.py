@@ -18,35 +18,56 @@ def import_cmd(
     path: Annotated[
         str,
         typer.Argument(
-            metavar="PATH", help="an MLMD SQLite file (cmflib's 'mlmd') or a CMF export JSON; or the word dvc"
+            metavar="PATH",
+            help="an MLMD SQLite file (cmflib's 'mlmd') or a CMF export JSON; or the word dvc or mlflow",
         ),
     ],
-    project: Annotated[
-        Optional[Path],
-        typer.Argument(metavar="DVC_PATH", help="with 'dvc': the DVC project's directory (default: .)"),
+    source: Annotated[
+        Optional[str],
+        typer.Argument(
+            metavar="SOURCE",
+            help="dvc: the DVC project's directory (default: .); mlflow: the mlruns directory or "
+            "sqlite file, or a file:// or sqlite:/// URI (default: $MLFLOW_TRACKING_URI, ./mlruns, ./mlflow.db)",
+        ),
     ] = None,
     pipeline: Annotated[
         Optional[str],
-        typer.Option("--pipeline", "-P", help="import only this pipeline (dvc: the pipeline to record under)"),
+        typer.Option(
+            "--pipeline",
+            "-P",
+            help="import only this pipeline (dvc: the pipeline to record under; mlflow: this experiment)",
+        ),
     ] = None,
     all_commits: Annotated[
         bool, typer.Option("--all-commits", help="dvc: every value each stage had in dvc.lock's history")
+    ] = False,
+    no_artifacts: Annotated[
+        bool, typer.Option("--no-artifacts", help="mlflow: do not hash the runs' artifact files")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the import report as JSON")] = False,
 ) -> None:
     """Import HPE CMF metadata as records (idempotent: a second import adds nothing).
 
-    'cmfgit import dvc [DVC_PATH]' imports the stages of a DVC project's dvc.lock as executions:
-    those of HEAD's lock, or with --all-commits each value of each stage in its git history."""
+    'cmfgit import dvc [SOURCE]' imports the stages of a DVC project's dvc.lock as executions:
+    those of HEAD's lock, or with --all-commits each value of each stage in its git history.
+    'cmfgit import mlflow [SOURCE]' imports the runs of an MLflow file store or sqlite database:
+    experiments become pipelines, runs executions, their tags cmfgit tags."""
     from cmfgit.cmf_import import import_cmf
     from cmfgit.errors import UsageError
     from cmfgit.repo import open_repo
 
     if path == "dvc":  # as typed: ./dvc is a file named dvc
-        _import_dvc(project or Path("."), pipeline, all_commits, as_json)
+        if no_artifacts:
+            raise UsageError("--no-artifacts goes with 'cmfgit import mlflow'")
+        _import_dvc(Path(source or "."), pipeline, all_commits, as_json)
         return
-    if project is not None or all_commits:
-        raise UsageError("DVC_PATH and --all-commits go with 'cmfgit import dvc'")
+    if path == "mlflow":  # ./mlflow is a file named mlflow
+        if all_commits:
+            raise UsageError("--all-commits goes with 'cmfgit import dvc'")
+        _import_mlflow(source, pipeline, not no_artifacts, as_json)
+        return
+    if source is not None or all_commits or no_artifacts:
+        raise UsageError("SOURCE and --all-commits go with 'cmfgit import dvc' or 'cmfgit import mlflow'")
 
     report = import_cmf(open_repo(), Path(path), pipeline)
     if as_json:
@@ -82,6 +103,28 @@ def _import_dvc(project: Path, pipeline: str | None, all_commits: bool, as_json:
         + (f", {report.kept} kept as first imported (changed since)" if report.kept else "")
     )
     print(f"artifacts: {report.linked} found with their bytes (blake3 + md5 alias)")
+
+
+def _import_mlflow(source: str | None, pipeline: str | None, artifacts: bool, as_json: bool) -> None:
+    from cmfgit.importers.mlflow import import_mlflow
+    from cmfgit.repo import open_repo
+
+    report = import_mlflow(open_repo(), source, pipeline, artifacts)
+    if as_json:
+        print_json(report.as_json())
+        return
+    pipelines = ", ".join(f"{name} ({n})" for name, n in report.pipelines.items()) or "none"
+    kind = "file store" if report.store == "file" else "sqlite database"
+    print(f"read {report.path} (MLflow {kind}): {report.runs} run(s) of experiment(s) {pipelines}")
+    print(
+        f"records: {report.written} new, {report.present} already present"
+        + (f", {report.kept} kept as first imported (changed since)" if report.kept else "")
+        + f"; {report.tags} tag record(s) new"
+    )
+    print(
+        f"artifacts: {report.artifacts} hashed"
+        + (f"; {report.deleted} deleted run(s) not imported" if report.deleted else "")
+    )
 
 
 @app.command("export")

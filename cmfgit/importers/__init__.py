@@ -1,1 +1,1 @@
-"""Importers of other tools' metadata (DVC) into cmfgit records."""
+"""Importers of other tools' history (DVC, MLflow) into cmfgit records."""
