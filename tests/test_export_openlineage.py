@@ -284,6 +284,24 @@ def server() -> Iterator[tuple[str, type[_Collector]]]:
         httpd.server_close()
 
 
+def test_many_executions_are_encoded_by_two_workers_into_the_same_lines(
+    demo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    objs = _log(demo / "analyst", "--global")
+    many = [{**obj, "id": f"{i:04x}{obj['id'][4:]}"} for i in range(9) for obj in objs]  # 45, some shared jobs
+    alone = list(ol._lines(many, None, ol.PRODUCER))
+    monkeypatch.setattr(ol, "PARALLEL_MIN", 10)
+    monkeypatch.setattr(ol, "_CHUNK", 7)
+    calls: list[int] = []
+    parallel = ol._parallel_lines
+    monkeypatch.setattr(ol, "_parallel_lines", lambda e, n, p: calls.append(len(e)) or parallel(e, n, p))
+    assert list(ol.lines(many)) == alone and len(alone) == 90
+    assert calls == [45]
+    assert [json.loads(line)["run"]["facets"]["cmfgit_run"]["recordId"] for line in alone[::2]] == [
+        o["id"] for o in many
+    ]
+
+
 def test_demo_pipeline_posted_to_a_lineage_endpoint(
     demo: Path, server: tuple[str, type[_Collector]], tmp_path: Path
 ) -> None:
