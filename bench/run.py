@@ -53,6 +53,8 @@ SCRIPTS: dict[str, tuple[str, list[str], list[str]]] = {
     "packs": ("bench_packs.py", ["--records", "10000", "--repeat", "2"], ["--records", "100000"]),
     "index": ("bench_index.py", ["10000"], ["100000"]),
     "refs_scale": ("bench_refs_scale.py", ["--refs", "1000", "--repeat", "1"], ["--refs", "10000"]),
+    "export": ("bench_export.py", ["10000", "--repeat", "2"], ["100000", "--repeat", "2"]),
+    "mlflow_import": ("bench_mlflow_import.py", ["--runs", "2000", "--repeat", "1"], ["--runs", "10000"]),
 }
 
 
