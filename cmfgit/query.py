@@ -264,6 +264,25 @@ class CmfQuery:
             found = self._records(self.execution_rowids(where, **options, since=since, offset=offset))
         return found
 
+    def execution_data(
+        self,
+        where: str | None = None,
+        *,
+        pipeline: str | None = None,
+        stage: str | None = None,
+        sort: str | None = None,
+        since: str | None = None,
+    ) -> list[tuple[str, bytes]]:
+        """(id, canonical bytes) of the executions :meth:`executions` selects, not parsed:
+        for a caller that parses them in other processes (``cmfgit export``)."""
+        options: dict[str, Any] = {"pipeline": pipeline, "stage": stage, "sort": sort, "since": since}
+        rowids = self.execution_rowids(where, **options)
+        found = self._index.read(rowids)
+        if len(found) < len(rowids):  # files changed under the query: the index has caught up, ask again
+            rowids = self.execution_rowids(where, **options)
+            found = self._index.read(rowids)
+        return [found[r] for r in rowids if r in found]
+
     def execution_rowids(
         self,
         where: str | None = None,

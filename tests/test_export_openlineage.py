@@ -294,9 +294,27 @@ def test_many_executions_are_encoded_by_two_workers_into_the_same_lines(
     monkeypatch.setattr(ol, "_CHUNK", 7)
     calls: list[int] = []
     parallel = ol._parallel_lines
-    monkeypatch.setattr(ol, "_parallel_lines", lambda e, n, p: calls.append(len(e)) or parallel(e, n, p))
+    monkeypatch.setattr(ol, "_parallel_lines", lambda e, *a: calls.append(len(e)) or parallel(e, *a))
     assert list(ol.lines(many)) == alone and len(alone) == 90
     assert calls == [45]
+    calls.clear()
+    # the export's own path: records as canonical bytes, parsed in the workers, lines in blocks
+    from cmfgit import canonical
+
+    found, tags, commits = [], {}, {}
+    for obj in objs * 9:
+        record = {k: v for k, v in obj.items() if k not in ("id", "tags", "metadata_commit")}
+        data, rid = canonical.encode(record)
+        assert rid == obj["id"]
+        found.append((rid, data))
+        tags[rid], commits[rid] = obj["tags"], obj["metadata_commit"]
+    same = list(ol._lines(objs * 9, None, ol.PRODUCER))
+    blocks = list(ol.lines_of_records(found, tags, commits, blocks=True))
+    assert len(blocks) == 7 and "\n".join(blocks) == "\n".join(same)  # 45 in chunks of 7
+    assert list(ol.lines_of_records(found, tags, commits)) == same
+    assert calls == [45, 45]
+    out = io.StringIO()
+    assert ol.write_lines(iter(blocks), out) == 90 and out.getvalue() == "".join(line + "\n" for line in same)
     assert [json.loads(line)["run"]["facets"]["cmfgit_run"]["recordId"] for line in alone[::2]] == [
         o["id"] for o in many
     ]

@@ -57,6 +57,32 @@ def select(
     return found
 
 
+def select_data(
+    repo: Repo,
+    scope: Scope | None = None,
+    *,
+    pipeline: str | None = None,
+    stage: str | None = None,
+    where: str | None = None,
+    since: str | None = None,
+) -> tuple[list[tuple[str, bytes]], dict[str, dict[str, Any]], dict[str, Any]]:
+    """What :func:`select` gives, unparsed: (id, canonical bytes) of the selected executions,
+    oldest first, their tags and their ``metadata_commit`` by id (the records are parsed
+    where they are turned into events, in two processes for a long export)."""
+    from cmfgit import recordcommits
+    from cmfgit.query import CmfQuery, unreadable_note
+
+    with CmfQuery(repo, scope=scope) as q:
+        found = q.execution_data(where, pipeline=pipeline, stage=stage, since=since, sort="started_at")
+        ids = [rid for rid, _ in found]
+        tags = q.tags_for(ids)
+        commits = recordcommits.describe(q.repo, q.scope, ids) if ids else {}
+        bad = q.unreadable()
+    if bad:
+        print(f"cmfgit: warning: {unreadable_note(bad)}", file=sys.stderr)
+    return found, {rid: dict(t) for rid, t in tags.items()}, commits
+
+
 def export(
     repo: Repo,
     fmt: str,
@@ -111,16 +137,17 @@ def _export(
     url: str | None,
     namespace: str | None,
 ) -> Summary:
-    executions = select(repo, scope, pipeline=pipeline, stage=stage, where=where, since=since)
     if fmt == "openlineage":
         from cmfgit.exporters import openlineage as ol
 
-        lines = ol.lines(executions, namespace=namespace)
+        found, tags, commits = select_data(repo, scope, pipeline=pipeline, stage=stage, where=where, since=since)
+        lines = ol.lines_of_records(found, tags, commits, namespace=namespace, blocks=url is None)
         if url is not None:
-            return Summary(len(executions), ol.post(lines, url), ol.endpoint(url))
+            return Summary(len(found), ol.post(lines, url), ol.endpoint(url))
         if output is None:
-            return Summary(len(executions), ol.write_lines(lines, sys.stdout), "")
-        return Summary(len(executions), ol.write_file(lines, output), os.fspath(output))
+            return Summary(len(found), ol.write_lines(lines, sys.stdout), "")
+        return Summary(len(found), ol.write_file(lines, output), os.fspath(output))
+    executions = select(repo, scope, pipeline=pipeline, stage=stage, where=where, since=since)
     from cmfgit.exporters import prov
 
     doc = prov.document(executions)

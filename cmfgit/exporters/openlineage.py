@@ -465,21 +465,67 @@ def lines(
     yield from _lines(executions, namespace, producer)
 
 
-def _parallel_lines(executions: list[dict[str, Any]], namespace: str | None, producer: str) -> Iterator[str]:
+def lines_of_records(
+    found: list[tuple[str, bytes]],
+    tags: dict[str, dict[str, Any]],
+    commits: dict[str, Any],
+    *,
+    namespace: str | None = None,
+    producer: str = PRODUCER,
+    blocks: bool = False,
+) -> Iterator[str]:
+    """:func:`lines` of executions given as (id, canonical bytes), with their tags and
+    ``metadata_commit`` by id (``command.select_data``): parsing the records is half of an
+    export, so for a long list it is done where the events are made, in the two workers.
+    ``blocks``: an item may be several lines joined by newlines (for :func:`write_lines`,
+    which then writes a worker's chunk in one call)."""
+    if len(found) >= PARALLEL_MIN and (os.cpu_count() or 1) > 1:
+        yield from _parallel_lines(found, namespace, producer, (tags, commits), blocks)
+        return
+    yield from _lines(_objects(found, tags, commits), namespace, producer)
+
+
+def _objects(
+    found: list[tuple[str, bytes]], tags: dict[str, dict[str, Any]], commits: dict[str, Any]
+) -> Iterator[dict[str, Any]]:
+    """The objects of ``log --json`` (less its JSON-safe copy: the events replace NaN and
+    infinities themselves) of records given as bytes."""
+    from cmfgit.index import load_record
+
+    for rid, data in found:
+        obj = {"id": rid, **load_record(data, rid), "tags": dict(tags.get(rid, {}))}
+        obj["metadata_commit"] = commits.get(rid)
+        yield obj
+
+
+def _parallel_lines(
+    items: list[Any],
+    namespace: str | None,
+    producer: str,
+    raw: tuple[Any, Any] | None = None,
+    blocks: bool = False,
+) -> Iterator[str]:
     import multiprocessing
 
-    _WORK[:] = [executions, namespace, producer]
+    _WORK[:] = [items, namespace, producer, raw]
     try:
         with multiprocessing.get_context("fork").Pool(2) as pool:
-            for block in pool.imap(_chunk_lines, range(0, len(executions), _CHUNK)):
-                yield from block
+            for block in pool.imap(_chunk_lines, range(0, len(items), _CHUNK)):
+                if not block:
+                    continue
+                if blocks:
+                    yield block
+                else:  # a JSON line holds no newline: json escapes them
+                    yield from block.split("\n")
     finally:
         _WORK.clear()
 
 
-def _chunk_lines(start: int) -> list[str]:
-    executions, namespace, producer = _WORK
-    return list(_lines(executions[start : start + _CHUNK], namespace, producer))
+def _chunk_lines(start: int) -> str:
+    """The lines of a chunk, joined: one string moves back from a worker fastest."""
+    items, namespace, producer, raw = _WORK
+    chunk = items[start : start + _CHUNK]
+    return "\n".join(_lines(_objects(chunk, *raw) if raw is not None else chunk, namespace, producer))
 
 
 def _lines(executions: Iterable[dict[str, Any]], namespace: str | None, producer: str) -> Iterator[str]:
@@ -508,11 +554,13 @@ def _lines(executions: Iterable[dict[str, Any]], namespace: str | None, producer
 
 
 def write_lines(lines: Iterable[str], out: IO[str]) -> int:
-    """Write ``lines`` as JSON lines to ``out``; returns how many."""
+    """Write ``lines`` as JSON lines to ``out``; returns how many. An item may be several
+    lines already joined by newlines (``lines_of_records(blocks=True)``)."""
     n = 0
-    for n, line in enumerate(lines, 1):  # noqa: B007
+    for line in lines:
         out.write(line)
         out.write("\n")
+        n += line.count("\n") + 1
     return n
 
 
