@@ -253,3 +253,40 @@ def test_bad_mlflow_sources_are_one_line_errors_and_write_nothing(repo: Path, tm
     assert sorted((repo / ".cmf").rglob("*")) == before
     wrong = cmfgit(repo, "import", "mlflow", str(not_db), "--all-commits", check=False)
     assert wrong.returncode == 2 and "--all-commits goes with 'cmfgit import dvc'" in wrong.stderr
+
+
+def test_the_two_worker_path_writes_the_same_records_and_reports_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """From PARALLEL_MIN runs two forked workers read and encode: the same records as one
+    process, and a damaged run's error comes back as the same one-line error."""
+    from conftest import make_repo
+
+    from cmfgit.errors import CmfgitError
+    from cmfgit.importers import mlflow as importer
+    from cmfgit.repo import open_repo
+    from cmfgit.store import Store
+
+    workdir = tmp_path / "store"
+    workdir.mkdir()
+    uri, _truth = make_store("file", workdir)
+    reports = {}
+    for name, least in (("alone", 10**9), ("workers", 2)):
+        monkeypatch.setattr(importer, "PARALLEL_MIN", least)
+        repo = make_repo(tmp_path / name)
+        reports[name] = importer.import_mlflow(open_repo(repo), uri)
+    alone, workers = reports["alone"], reports["workers"]
+    assert alone.ids == workers.ids and len(alone.ids) == 5
+    assert (alone.written, alone.tags, alone.deleted, alone.artifacts) == (5, 2, 1, 2)
+    assert (workers.written, workers.tags, workers.deleted, workers.artifacts) == (5, 2, 1, 2)
+    read = {name: sorted(r.id for r in Store(tmp_path / name / ".cmf/objects").iter_records()) for name in reports}
+    assert read["alone"] == read["workers"] and len(read["alone"]) == 7  # 5 runs, 2 tag annotations
+
+    run_dir = next(p for p in (workdir / "mlruns").glob("*/*/meta.yaml") if "baseline" in p.read_text())
+    (run_dir.parent / "metrics" / "loss").write_text("not a metric line\n")
+    monkeypatch.setattr(importer, "PARALLEL_MIN", 2)
+    repo = make_repo(tmp_path / "damaged")
+    before = sorted((repo / ".cmf").rglob("*"))
+    with pytest.raises(CmfgitError, match="not an MLflow metric line"):
+        importer.import_mlflow(open_repo(repo), uri)
+    assert sorted((repo / ".cmf").rglob("*")) == before
