@@ -235,7 +235,21 @@ def test_bad_mlflow_sources_are_one_line_errors_and_write_nothing(repo: Path, tm
     (bad_store / "1" / "abc").mkdir(parents=True)
     (bad_store / "1" / "meta.yaml").write_text("name: exp\nexperiment_id: '1'\n")
     (bad_store / "1" / "abc" / "meta.yaml").write_text("run_id: abc\nstatus: [unclosed\n")
+    linked = tmp_path / "linked" / "mlruns"
+    (linked / "1" / "r1" / "params").mkdir(parents=True)
+    (linked / "1" / "meta.yaml").write_text("name: exp\nexperiment_id: '1'\n")
+    (linked / "1" / "r1" / "meta.yaml").write_text("run_id: r1\nexperiment_id: '1'\nstatus: 3\n")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("hunter2-very-secret\n")
+    (linked / "1" / "r1" / "params" / "pw").symlink_to(secret)
+    fifo = tmp_path / "fifo" / "mlruns"
+    (fifo / "1" / "r1" / "tags").mkdir(parents=True)
+    (fifo / "1" / "meta.yaml").write_text("name: exp\nexperiment_id: '1'\n")
+    (fifo / "1" / "r1" / "meta.yaml").write_text("run_id: r1\nexperiment_id: '1'\nstatus: 3\n")
+    os.mkfifo(fifo / "1" / "r1" / "tags" / "t")
     cases = {
+        str(linked): "is a symbolic link",
+        str(fifo): "is not a regular file",
         str(tmp_path / "nowhere"): "does not exist",
         str(not_db): "not an MLflow store",
         str(empty_db): "not an MLflow database",

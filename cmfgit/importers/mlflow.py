@@ -226,12 +226,21 @@ def _keyed_files(top: str) -> dict[str, bytes]:
             it = os.scandir(where)
         except (FileNotFoundError, NotADirectoryError):
             continue
+        except OSError as exc:
+            raise PathError(where, exc.strerror or str(exc)) from None
         with it:
             for entry in it:
                 if entry.is_dir(follow_symlinks=False):
                     stack.append((f"{prefix}{entry.name}/", entry.path))
                     continue
-                fd = os.open(entry.path, os.O_RDONLY)
+                if entry.is_symlink():  # MLflow writes none: one would bring in a file from elsewhere
+                    raise PathError(entry.path, "is a symbolic link (MLflow writes none here)")
+                if not entry.is_file(follow_symlinks=False):  # a fifo would block the import
+                    raise PathError(entry.path, "is not a regular file")
+                try:
+                    fd = os.open(entry.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+                except OSError as exc:
+                    raise PathError(entry.path, exc.strerror or str(exc)) from None
                 try:
                     data = os.read(fd, 65536)
                     if len(data) == 65536:  # a long tag or metric history: the rest
