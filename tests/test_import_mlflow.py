@@ -231,6 +231,18 @@ def test_bad_mlflow_sources_are_one_line_errors_and_write_nothing(repo: Path, tm
     not_db.write_text("hello\n")
     empty_db = tmp_path / "empty.db"
     sqlite3.connect(empty_db).execute("CREATE TABLE t(x)").connection.commit()
+    odd_db = tmp_path / "odd.db"
+    conn = sqlite3.connect(odd_db)
+    for table in ("experiments(experiment_id, name, lifecycle_stage)", "params(run_uuid, key, value)",
+                  "tags(run_uuid, key, value)", "metrics(run_uuid, key, value, timestamp, step, is_nan)",
+                  "runs(run_uuid, name, source_type, source_name, entry_point_name, user_id, status, start_time,"
+                  " end_time, lifecycle_stage, artifact_uri, experiment_id)"):  # fmt: skip
+        conn.execute(f"CREATE TABLE {table}")
+    conn.execute("INSERT INTO experiments VALUES (1, 'e', 'active')")
+    conn.execute("INSERT INTO runs VALUES ('r', 'n', 'LOCAL', '', '', 'u', 'FINISHED', 1, 2, 'active', '', 1)")
+    conn.execute("INSERT INTO metrics VALUES ('r', 'loss', NULL, 1, 0, 0)")
+    conn.commit()
+    conn.close()
     bad_store = tmp_path / "mlruns"
     (bad_store / "1" / "abc").mkdir(parents=True)
     (bad_store / "1" / "meta.yaml").write_text("name: exp\nexperiment_id: '1'\n")
@@ -253,6 +265,7 @@ def test_bad_mlflow_sources_are_one_line_errors_and_write_nothing(repo: Path, tm
         str(tmp_path / "nowhere"): "does not exist",
         str(not_db): "not an MLflow store",
         str(empty_db): "not an MLflow database",
+        str(odd_db): "holds a value MLflow's schema does not allow",
         str(bad_store): "not valid YAML",
         "http://127.0.0.1:5000": "only an MLflow file store",
         str(tmp_path / "plain"): "not an MLflow file store",

@@ -414,6 +414,8 @@ def _sqlite_runs(path: Path, shown: str, report: MlflowReport) -> list[MlflowRun
                 run.metrics.setdefault(key, []).append((int(ts), nan if is_nan else float(value), int(step)))
     except sqlite3.DatabaseError as exc:
         raise ForeignFormatError(shown, f"cannot be read as an MLflow database ({exc})") from None
+    except (TypeError, ValueError) as exc:  # a NULL or a text where MLflow's schema has a number
+        raise ForeignFormatError(shown, f"holds a value MLflow's schema does not allow ({exc})") from None
     finally:
         conn.close()
     return list(runs.values())
