@@ -209,8 +209,11 @@ def bring(repo: Repo, rev: str, sel: Selection, where: str) -> Brought:
 
     def view() -> Iterator[tuple[str, bytes]]:
         seen: set[bytes] = set()
-        yield from read_view(repo.root, tree, needles(sel), seen)
-        result.view_records = len(seen)
+        counted = [0]
+        wanted = needles(sel)
+        yield from read_view(repo.root, tree, wanted, seen, counted)
+        # every id when all were read; else the entries (a record in two packs twice)
+        result.view_records = len(seen) if wanted is None else counted[0]
 
     for rid, data in choose(view(), sel):
         chosen.append(rid)
@@ -275,14 +278,17 @@ def _separator_ids(content: bytes) -> Iterator[bytes]:
             continue
 
 
-def read_view(root: Path, tree: str, wanted: list[bytes] | None, seen: set[bytes]) -> Iterator[tuple[str, bytes]]:
+def read_view(
+    root: Path, tree: str, wanted: list[bytes] | None, seen: set[bytes], counted: list[int] | None = None
+) -> Iterator[tuple[str, bytes]]:
     """(id, bytes) of the records of ``tree`` (a ``.cmf/objects`` tree) that contain
-    one of ``wanted`` (all of them when None), each id once; ``seen`` gets every id
-    in the tree, wanted or not.
+    one of ``wanted`` (all of them when None), each id once; ``seen`` gets the ids
+    read (with ``wanted``, those of the matching entries and the loose files), and
+    ``counted[0]`` the number of entries in the tree (a record packed twice counts twice).
 
-    Packs are not split into records: their ids are read from the separator
-    lines, and only the entries around a match of ``wanted`` are cut out, so
-    a pull of a slice of a large view costs what that slice costs.
+    Packs are not split into records: only the entries around a match of ``wanted``
+    are cut out, found from the separator lines before and after each match, so a
+    pull of a slice of a large view costs what that slice costs.
     """
     files = treeread.list_files(root, tree)
     by_blob: dict[str, list[treeread.TreeFile]] = {}
@@ -292,6 +298,8 @@ def read_view(root: Path, tree: str, wanted: list[bytes] | None, seen: set[bytes
         for f in by_blob[blob]:
             rid = f.loose_id
             if rid is not None:
+                if counted is not None:
+                    counted[0] += 1
                 key = bytes.fromhex(rid)
                 if key not in seen:
                     seen.add(key)
@@ -301,13 +309,18 @@ def read_view(root: Path, tree: str, wanted: list[bytes] | None, seen: set[bytes
             where = f"{OBJECTS_DIR}/{f.path}@{blob[:12]}"
             if not content.startswith(pack.HEADER) or (len(content) > len(pack.HEADER) and _SEP not in content):
                 pack.parse(content, where, verify=False)  # raises: what is wrong with it
-            yield from _pack_entries(content, wanted, seen, where)
+            yield from _pack_entries(content, wanted, seen, where, counted)
 
 
 def _pack_entries(
-    content: bytes, wanted: list[bytes] | None, seen: set[bytes], where: str
+    content: bytes, wanted: list[bytes] | None, seen: set[bytes], where: str, counted: list[int] | None = None
 ) -> Iterator[tuple[str, bytes]]:
+    if wanted is not None:
+        yield from _wanted_entries(content, wanted, seen, where, counted)
+        return
     starts = _separators(content)
+    if counted is not None:
+        counted[0] += len(starts)
     if wanted is None:
         hits = list(range(len(starts)))
     else:
@@ -336,6 +349,40 @@ def _pack_entries(
         body_at = starts[i] + len(_SEP) + pack.ID_HEX_LEN + 1
         end = starts[i + 1] + 1 if i + 1 < len(starts) else len(content)
         yield fresh[i].hex(), content[body_at:end]
+
+
+def _wanted_entries(
+    content: bytes, wanted: list[bytes], seen: set[bytes], where: str, counted: list[int] | None
+) -> Iterator[tuple[str, bytes]]:
+    """The entries of a pack that contain one of ``wanted``, found from the matches alone:
+    the separator before each match and the one after it (a pull of a slice of a pack
+    touches the slice, not every separator line of the pack)."""
+    if counted is not None:
+        counted[0] += content.count(_SEP)
+    width = len(_SEP)
+    starts: set[int] = set()
+    for needle in wanted:
+        at = content.find(needle)
+        while at >= 0:
+            start = content.rfind(_SEP, 0, at + 1)
+            if start >= 0:
+                starts.add(start)
+            nxt = content.find(_SEP, at + 1)
+            if nxt < 0:
+                break
+            at = content.find(needle, nxt)  # the next entry: this one is taken
+    for start in sorted(starts):
+        key_text = content[start + width : start + width + pack.ID_HEX_LEN]
+        try:
+            key = bytes.fromhex(key_text.decode("ascii"))
+        except (UnicodeDecodeError, ValueError):
+            raise RecordError(where, "damaged pack entry (conflict markers?)") from None
+        if key in seen:
+            continue  # an id already read from another file
+        seen.add(key)
+        body_at = start + width + pack.ID_HEX_LEN + 1
+        end = content.find(_SEP, body_at)
+        yield key.hex(), content[body_at : end + 1 if end >= 0 else len(content)]
 
 
 def _write_pack(

@@ -501,7 +501,9 @@ def pull(repo: Repo, selection: localview.Selection, remote: str | None = None) 
     from cmfgit import pullstore
 
     brought = pullstore.bring(repo, tip, selection, f"{remote}/{GLOBAL_BRANCH}")
-    result.view_records, result.selected, result.written = brought.view_records, brought.selected, brought.written
+    result.selected, result.written = brought.selected, brought.written
+    # the view's count as its union knows it (its commit's trailer), else the entries read
+    result.view_records = view.records or brought.view_records
     result.problems = brought.problems
     if brought.written:
         from cmfgit.gc import maybe_gc
