@@ -257,12 +257,10 @@ class CmfQuery:
         offset: int = 0,
     ) -> list[tuple[str, dict[str, Any]]]:
         """(id, record) of the executions :meth:`executions` selects."""
-        options: dict[str, Any] = {"pipeline": pipeline, "stage": stage, "sort": sort, "limit": limit}
-        rowids = self.execution_rowids(where, **options, since=since, offset=offset)
-        found = self._records(rowids)
-        if len(found) < len(rowids):  # files changed under the query: the index has caught up, ask again
-            found = self._records(self.execution_rowids(where, **options, since=since, offset=offset))
-        return found
+        found = self.execution_data(
+            where, pipeline=pipeline, stage=stage, sort=sort, limit=limit, since=since, offset=offset
+        )
+        return [(rid, load_record(data, rid)) for rid, data in found]
 
     def execution_data(
         self,
@@ -271,11 +269,14 @@ class CmfQuery:
         pipeline: str | None = None,
         stage: str | None = None,
         sort: str | None = None,
+        limit: int | None = None,
         since: str | None = None,
+        offset: int = 0,
     ) -> list[tuple[str, bytes]]:
-        """(id, canonical bytes) of the executions :meth:`executions` selects, not parsed:
-        for a caller that parses them in other processes (``cmfgit export``)."""
+        """(id, canonical bytes) of the executions :meth:`executions` selects, not parsed
+        (``cmfgit export`` parses them in its worker processes)."""
         options: dict[str, Any] = {"pipeline": pipeline, "stage": stage, "sort": sort, "since": since}
+        options.update(limit=limit, offset=offset)
         rowids = self.execution_rowids(where, **options)
         found = self._index.read(rowids)
         if len(found) < len(rowids):  # files changed under the query: the index has caught up, ask again

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -38,23 +39,21 @@ def select(
     since: str | None = None,
 ) -> list[dict[str, Any]]:
     """The JSON objects of the selected executions, oldest first, with their ``metadata_commit``."""
-    from cmfgit import recordcommits
-    from cmfgit.query import CmfQuery, unreadable_note
+    return list(objects(*select_data(repo, scope, pipeline=pipeline, stage=stage, where=where, since=since)))
 
-    with CmfQuery(repo, scope=scope) as q:
-        records = q.execution_records(where, pipeline=pipeline, stage=stage, since=since, sort="started_at")
-        tags = q.tags_for([rid for rid, _ in records])
-        # {"id", **record, "tags"}: the objects of log --json, less its JSON-safe copy (the
-        # exporters replace NaN and infinities themselves, where they can occur: it is cheaper)
-        found: list[dict[str, Any]] = [{"id": rid, **rec, "tags": dict(tags.get(rid, {}))} for rid, rec in records]
-        if found:  # the commit of the metadata, as log --json gives it
-            commits = recordcommits.describe(q.repo, q.scope, [obj["id"] for obj in found])
-            for obj in found:
-                obj["metadata_commit"] = commits[obj["id"]]
-        bad = q.unreadable()
-    if bad:
-        print(f"cmfgit: warning: {unreadable_note(bad)}", file=sys.stderr)
-    return found
+
+def objects(
+    found: list[tuple[str, bytes]], tags: dict[str, dict[str, Any]], commits: dict[str, Any]
+) -> Iterator[dict[str, Any]]:
+    """``{"id", **record, "tags", "metadata_commit"}`` of records given as bytes: the objects of
+    ``log --json``, less its JSON-safe copy (the exporters replace NaN and infinities
+    themselves, where they can occur: it is cheaper)."""
+    from cmfgit.index import load_record
+
+    for rid, data in found:
+        obj = {"id": rid, **load_record(data, rid), "tags": dict(tags.get(rid, {}))}
+        obj["metadata_commit"] = commits.get(rid)
+        yield obj
 
 
 def select_data(

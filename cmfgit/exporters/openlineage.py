@@ -482,20 +482,9 @@ def lines_of_records(
     if len(found) >= PARALLEL_MIN and (os.cpu_count() or 1) > 1:
         yield from _parallel_lines(found, namespace, producer, (tags, commits), blocks)
         return
-    yield from _lines(_objects(found, tags, commits), namespace, producer)
+    from cmfgit.exporters.command import objects
 
-
-def _objects(
-    found: list[tuple[str, bytes]], tags: dict[str, dict[str, Any]], commits: dict[str, Any]
-) -> Iterator[dict[str, Any]]:
-    """The objects of ``log --json`` (less its JSON-safe copy: the events replace NaN and
-    infinities themselves) of records given as bytes."""
-    from cmfgit.index import load_record
-
-    for rid, data in found:
-        obj = {"id": rid, **load_record(data, rid), "tags": dict(tags.get(rid, {}))}
-        obj["metadata_commit"] = commits.get(rid)
-        yield obj
+    yield from _lines(objects(found, tags, commits), namespace, producer)
 
 
 def _parallel_lines(
@@ -523,9 +512,11 @@ def _parallel_lines(
 
 def _chunk_lines(start: int) -> str:
     """The lines of a chunk, joined: one string moves back from a worker fastest."""
+    from cmfgit.exporters.command import objects
+
     items, namespace, producer, raw = _WORK
     chunk = items[start : start + _CHUNK]
-    return "\n".join(_lines(_objects(chunk, *raw) if raw is not None else chunk, namespace, producer))
+    return "\n".join(_lines(objects(chunk, *raw) if raw is not None else chunk, namespace, producer))
 
 
 def _lines(executions: Iterable[dict[str, Any]], namespace: str | None, producer: str) -> Iterator[str]:
