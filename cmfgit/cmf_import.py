@@ -21,7 +21,7 @@ import os
 import re
 import shlex
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -328,23 +328,24 @@ def _redact(record: dict[str, Any], red: Redactor) -> None:
 # -- the command ------------------------------------------------------------------
 
 
-def _imported_uuids(repo: Repo, wanted: set[str]) -> dict[str, str]:
-    """uuid -> id of the execution records in the checkout whose uuid is in ``wanted``
-    (asked of the query index: a store of a million records is not read for this)."""
+def _index_rows(repo: Repo, sql: str, values: Iterable[str]) -> Iterator[tuple[Any, ...]]:
+    """The rows of ``sql`` (its ``{}`` an ``IN`` list) for ``values``, 500 at a time, asked of
+    the checkout's query index: a store of a million records is not read for this."""
     from cmfgit.query import CmfQuery
 
-    found: dict[str, str] = {}
-    ordered = sorted(wanted)
+    ordered = sorted(set(values))
     with CmfQuery(repo) as q:
         for start in range(0, len(ordered), 500):
             chunk = ordered[start : start + 500]
-            rows = q.db.execute(
-                "SELECT e.uuid, r.id FROM executions e JOIN records r ON r.rowid = e.rowid "
-                f"WHERE e.uuid IN ({','.join('?' * len(chunk))}) ORDER BY r.id",
-                chunk,
-            )
-            for uuid, rid in rows:
-                found.setdefault(uuid, rid)
+            yield from q.db.execute(sql.format(",".join("?" * len(chunk))), chunk)
+
+
+def _imported_uuids(repo: Repo, wanted: set[str]) -> dict[str, str]:
+    """uuid -> id of the execution records in the checkout whose uuid is in ``wanted``."""
+    found: dict[str, str] = {}
+    sql = "SELECT e.uuid, r.id FROM executions e JOIN records r ON r.rowid = e.rowid WHERE e.uuid IN ({}) ORDER BY r.id"
+    for uuid, rid in _index_rows(repo, sql, wanted):
+        found.setdefault(uuid, rid)
     return found
 
 
@@ -411,16 +412,7 @@ def write_batch(
 
 def present_ids(repo: Repo, ids: Iterable[str]) -> set[str]:
     """Those of ``ids`` the checkout's store holds (asked of the query index)."""
-    from cmfgit.query import CmfQuery
-
-    found: set[str] = set()
-    ordered = sorted(set(ids))
-    with CmfQuery(repo) as q:
-        for start in range(0, len(ordered), 500):
-            chunk = ordered[start : start + 500]
-            rows = q.db.execute(f"SELECT id FROM records WHERE id IN ({','.join('?' * len(chunk))})", chunk)
-            found.update(rid for (rid,) in rows)
-    return found
+    return {rid for (rid,) in _index_rows(repo, "SELECT id FROM records WHERE id IN ({})", ids)}
 
 
 def write_new(repo: Repo, records: dict[str, bytes], known: Mapping[str, Derived] | None = None) -> int:

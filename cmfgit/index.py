@@ -652,6 +652,7 @@ class Index:
                 raise
             finally:
                 self._writing = False
+                self._known = {}
                 self._close_pool()
 
     # -- the checkout --------------------------------------------------------------
@@ -965,16 +966,24 @@ class Index:
         """Parse new records (in worker processes when there are many) and insert their rows."""
         if not items:
             return
-        known = self._known
-        if known:
-            parsed = [(rid, data) for rid, data in items if rid not in known]
-            if len(parsed) < len(items):
-                derived = {rid: known[rid] for rid, _data in items if rid in known}
-                ats = [place for (rid, _data), place in zip(items, at) if rid in derived]
-                self._insert_many(list(derived.values()), ats)
-                items, at = parsed, [place for (rid, _data), place in zip(items, at) if rid not in derived]
-                if not items:
-                    return
+        if self._known:  # rows the writer derived: inserted as they are, the rest parsed
+            given: list[Derived] = []
+            given_at: list[tuple[int, int, int]] = []
+            rest: list[tuple[str, bytes]] = []
+            rest_at: list[tuple[int, int, int]] = []
+            for item, place in zip(items, at):
+                d = self._known.get(item[0])
+                if d is None:
+                    rest.append(item)
+                    rest_at.append(place)
+                else:
+                    given.append(d)
+                    given_at.append(place)
+            if given:
+                self._insert_many(given, given_at)
+            items, at = rest, rest_at
+            if not items:
+                return
         self.stats["parsed"] += len(items)
         jobs = _jobs()
         if jobs > 1 and (len(items) >= PARALLEL_MIN or self._pool is not None):

@@ -315,40 +315,26 @@ def read_view(
 def _pack_entries(
     content: bytes, wanted: list[bytes] | None, seen: set[bytes], where: str, counted: list[int] | None = None
 ) -> Iterator[tuple[str, bytes]]:
+    """Every entry of a pack whose id is not in ``seen`` (``wanted``: only those matching)."""
     if wanted is not None:
         yield from _wanted_entries(content, wanted, seen, where, counted)
         return
     starts = _separators(content)
     if counted is not None:
         counted[0] += len(starts)
-    if wanted is None:
-        hits = list(range(len(starts)))
-    else:
-        import bisect
-
-        found: set[int] = set()
-        for needle in wanted:
-            at = content.find(needle)
-            while at >= 0:
-                found.add(bisect.bisect_right(starts, at) - 1)
-                at = content.find(needle, at + 1)
-        hits = sorted(i for i in found if i >= 0)
-    fresh: dict[int, bytes] = {}
+    width = len(_SEP)
     for i, sep in enumerate(starts):
-        key_text = content[sep + len(_SEP) : sep + len(_SEP) + pack.ID_HEX_LEN]
+        key_text = content[sep + width : sep + width + pack.ID_HEX_LEN]
         try:
             key = bytes.fromhex(key_text.decode("ascii"))
         except (UnicodeDecodeError, ValueError):
             raise RecordError(where, "damaged pack entry (conflict markers?)") from None
-        if key not in seen:
-            seen.add(key)
-            fresh[i] = key
-    for i in hits:
-        if i not in fresh:
+        if key in seen:
             continue  # an id already read from another file
-        body_at = starts[i] + len(_SEP) + pack.ID_HEX_LEN + 1
+        seen.add(key)
+        body_at = sep + width + pack.ID_HEX_LEN + 1
         end = starts[i + 1] + 1 if i + 1 < len(starts) else len(content)
-        yield fresh[i].hex(), content[body_at:end]
+        yield key.hex(), content[body_at:end]
 
 
 def _wanted_entries(

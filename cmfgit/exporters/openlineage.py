@@ -450,7 +450,11 @@ def dumps(event: dict[str, Any]) -> str:
 
 PARALLEL_MIN = 4000  # executions from which two worker processes pay for their start
 _CHUNK = 1000
-_WORK: list[Any] = []  # (executions, namespace, producer), inherited by the forked workers
+_WORK: list[Any] = []  # (items, namespace, producer, (tags, commits) or None), inherited by the forked workers
+
+
+def _parallel(n: int) -> bool:
+    return n >= PARALLEL_MIN and (os.cpu_count() or 1) > 1
 
 
 def lines(
@@ -459,7 +463,7 @@ def lines(
     """``dumps`` of each of :func:`events`, the same text, faster: the JSON of a job or
     dataset that many events share is encoded once, and a long list of executions is
     turned into text by two worker processes, chunk by chunk, in order."""
-    if isinstance(executions, list) and len(executions) >= PARALLEL_MIN and (os.cpu_count() or 1) > 1:
+    if isinstance(executions, list) and _parallel(len(executions)):
         yield from _parallel_lines(executions, namespace, producer)
         return
     yield from _lines(executions, namespace, producer)
@@ -479,7 +483,7 @@ def lines_of_records(
     export, so for a long list it is done where the events are made, in the two workers.
     ``blocks``: an item may be several lines joined by newlines (for :func:`write_lines`,
     which then writes a worker's chunk in one call)."""
-    if len(found) >= PARALLEL_MIN and (os.cpu_count() or 1) > 1:
+    if _parallel(len(found)):
         yield from _parallel_lines(found, namespace, producer, (tags, commits), blocks)
         return
     from cmfgit.exporters.command import objects

@@ -43,6 +43,7 @@ from urllib.parse import unquote, urlparse
 
 from cmfgit import canonical, schema
 from cmfgit.errors import ForeignFormatError, PathError, RecordError, UsageError
+from cmfgit.recorder import MODEL_SUFFIXES
 from cmfgit.repo import Repo
 from cmfgit.tags import TAG_KIND, is_name
 
@@ -55,7 +56,6 @@ _SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
 _HEX40 = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
 _INT = re.compile(r"^-?[0-9]+$")
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_MODEL_SUFFIXES = (".pkl", ".pickle", ".joblib", ".pt", ".pth", ".h5", ".keras", ".onnx", ".safetensors", ".ckpt")
 
 
 @dataclass
@@ -503,7 +503,7 @@ class _Artifacts:
                 digest = self.hasher.hash_path(full, shown)
             except PathError:
                 continue
-            model = (is_dir and (full / "MLmodel").is_file()) or entry.name.lower().endswith(_MODEL_SUFFIXES)
+            model = (is_dir and (full / "MLmodel").is_file()) or entry.name.lower().endswith(MODEL_SUFFIXES)
             art: dict[str, Any] = {
                 "path": shown,
                 "hash": digest.hash,
