@@ -35,7 +35,7 @@ from pathlib import Path
 from dulwich.objects import Blob, Commit, ObjectID, Tree
 from dulwich.repo import Repo as DulwichRepo
 
-from cmfgit import canonical, gitutil, pack, treeread
+from cmfgit import canonical, centralhook, gitutil, pack, treeread
 from cmfgit.errors import CmfgitError, NotARepoError, RecordError
 from cmfgit.merge import salvage
 
@@ -576,7 +576,7 @@ class UpdateResult:
     skipped: list[str] = field(default_factory=list)  # damaged files left out of the view, one line each
 
 
-LOCK_WAIT = 600.0  # seconds: concurrent post-receive hooks queue behind each other
+LOCK_WAIT = centralhook.LOCK_WAIT
 
 
 def update_local(
@@ -591,10 +591,8 @@ def update_local(
     that came before it. Compare-and-swap still guards against sites that push
     ``cmf/global`` themselves."""
     if locked:
-        from cmfgit.fsutil import FileLock
-
-        with FileLock(git_dir / "cmf" / "locks" / "global.lock", timeout=LOCK_WAIT, what="cmf/global lock"):
-            return update_local(git_dir, attempts, what, locked=False)
+        with centralhook.lock(git_dir):
+            return update_held(git_dir, attempts, what)
     repo = open_objects(git_dir)
     try:
         for attempt in range(1, attempts + 1):
@@ -612,6 +610,16 @@ def update_local(
     finally:
         repo.close()
     raise CmfgitError(f"could not update {GLOBAL_BRANCH} after {attempts} attempts: it kept moving; run it again")
+
+
+def update_held(git_dir: Path, attempts: int = 20, what: str = "all branches and site refs") -> UpdateResult:
+    """:func:`update_local` by the holder of the lock: it first takes in every push
+    that marked ``global.pending`` (``centralhook.py``), then leaves the count for
+    the hooks it took in."""
+    centralhook.taken(git_dir)
+    result = update_local(git_dir, attempts, what, locked=False)
+    centralhook.remember(git_dir, result.records)
+    return result
 
 
 def backoff(attempt: int) -> None:

@@ -844,10 +844,6 @@ def _run_legacy(script_path: str, name: str, args: list[str], stdin: bytes) -> i
 
 
 def main(argv: list[str]) -> int:
-    if argv and argv[0] == "central-update":  # the central repository's post-receive hook (siterefs.py)
-        from cmfgit.siterefs import central_update
-
-        return central_update(argv[1:])
     if argv and argv[0] in CHECKS:
         repo = _repo()
         if repo is not None:

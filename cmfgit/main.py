@@ -54,6 +54,10 @@ def _merge_driver(argv: list[str]) -> int:
 
 
 def _hook(argv: list[str]) -> int:
+    if argv[:1] == ["central-update"]:  # the central's post-receive hook: only the lock before it decides
+        from cmfgit import centralhook
+
+        return centralhook.main(argv[1:])
     from cmfgit import hooks
 
     code: int = hooks.main(argv)

@@ -35,7 +35,6 @@ from __future__ import annotations
 import os
 import re
 import stat
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -407,7 +406,7 @@ def settle_global(
         raise GitError(["push", remote, GLOBAL_REF], 1, status.summary)
     hook = _hook_update(said or [])
     if planned is None and hook is not None:  # the central's hook took this push in, and said so
-        return GlobalUpdate(remote, hook, 0, False, 0, by_central=True)
+        return GlobalUpdate(remote, hook[0], hook[1], False, 0, by_central=True)
     central = planned is None and central_maintains(objects, repo_root, remote, refs)
     return update_global(objects, repo_root, remote, own, extra, what, 2 if planned is not None else 1, central)
 
@@ -553,32 +552,17 @@ def install_hook(git_dir: Path) -> Path:
     return path
 
 
-# What the central's hook prints once cmf/global holds the push (read back by the pusher).
-_HOOK_SAYS = "cmfgit: cmf/global holds "
-_HOOK_SAID = re.compile(r"^cmfgit: cmf/global holds (\d+) record\(s\)")
+# What the central's hook prints once cmf/global holds the push (centralhook.py), read back here:
+# 'holds N record(s) (+A)' after its own union, '(already up to date)', or
+# '(taken in with a concurrent push)' when another hook's union had this push in.
+_HOOK_SAID = re.compile(r"^cmfgit: cmf/global holds (\d+) record\(s\)(?: \(\+(\d+)\))?")
 
 
-def _hook_update(said: list[str]) -> int | None:
-    """The records cmf/global holds by the central hook's word, if it ran and succeeded."""
+def _hook_update(said: list[str]) -> tuple[int, int] | None:
+    """The records cmf/global holds, and those its update added, by the central
+    hook's word, if it ran and succeeded."""
     for line in said:
         match = _HOOK_SAID.match(line)
         if match:
-            return int(match.group(1))
+            return int(match.group(1)), int(match.group(2) or 0)
     return None
-
-
-def central_update(argv: list[str]) -> int:
-    """``cmfgit hook central-update``: what the central hook runs (lean: no typer).
-    Serialised by a lock in the repository, so concurrent hooks never race."""
-    try:
-        git_dir = globalview.git_dir_of(Path.cwd())
-        result = globalview.update_local(git_dir, locked=True)
-    except CmfgitError as exc:
-        print(f"cmfgit: warning: cmf/global not updated: {exc}", file=sys.stderr)
-        return 0  # post-receive cannot undo the push; never fail it
-    for line in dict.fromkeys(result.skipped):
-        print(f"cmfgit: warning: {line}", file=sys.stderr)
-    # The pusher reads this line (git shows it as 'remote: ...'): it then need not fetch to check.
-    added = f"+{result.added}" if result.new is not None else "already up to date"
-    print(f"{_HOOK_SAYS}{result.records} record(s) ({added})", file=sys.stderr)
-    return 0

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -248,6 +249,46 @@ def test_the_central_hook_keeps_cmf_global_equal_to_the_union_of_the_site_refs(t
         assert "from all branches and site refs" in git(bare, "log", "-1", "--format=%s", GLOBAL)
     git(bare, "fsck", "--no-progress", "--strict")
     assert seen.read_text().count("refs/cmf/sites/") == 2 * count
+
+
+def test_hooks_that_queue_behind_one_update_are_taken_in_by_it_not_run_again(tmp_path: Path) -> None:
+    """A burst of pushes costs one union, not one each, and every push still returns
+    with cmf/global holding its records (centralhook.py)."""
+    from cmfgit import centralhook
+
+    bare, url = seed_remote(tmp_path)
+    cmfgit(tmp_path, "global", "install-hook", "--repo", str(bare))
+    sites = [clone_site(tmp_path, url, f"q{i}", branch=f"site/q{i}") for i in range(4)]
+    expected = {record(site, "sweep", "train", params={"q": i}) for i, site in enumerate(sites)}
+    pending = bare / "cmf" / "locks" / centralhook.PENDING
+    procs = []
+    with centralhook.lock(bare):  # as if a long union were running: every hook queues
+        for site in sites:
+            pending.unlink(missing_ok=True)
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "cmfgit", "push", "--json"], cwd=site, stdout=subprocess.PIPE, text=True
+                )
+            )
+            while not pending.exists():  # this push's hook marked, and now waits for the lock
+                assert procs[-1].poll() is None
+                time.sleep(0.01)
+    results = []
+    for proc in procs:
+        out, _ = proc.communicate(timeout=600)
+        assert proc.returncode == 0, out
+        results.append(json.loads(out)["global_update"])
+    # The first hook to get the lock ran the union; it had every push in, so the rest did not.
+    assert sorted(r["added"] for r in results) == [0, 0, 0, len(expected)]
+    assert all(r["by_central"] and r["records"] == len(expected) for r in results)
+    assert set(records_at(bare, GLOBAL)) == expected
+    assert not pending.exists()
+    assert (bare / "cmf" / "locks" / centralhook.RECORDS).read_text() == f"{len(expected)}\n"
+    # The next push alone runs a union of its own again.
+    more = record(sites[0], "sweep", "train", params={"q": "again"})
+    again: Any = _push_json(sites[0])["global_update"]
+    assert (again["records"], again["added"]) == (len(expected) + 1, 1)
+    assert more in set(records_at(bare, GLOBAL))
 
 
 def test_push_without_typer_reads_the_command_line_as_typer_does(tmp_path: Path) -> None:
