@@ -280,6 +280,15 @@ def test_bad_mlflow_sources_are_one_line_errors_and_write_nothing(repo: Path, tm
     assert sorted((repo / ".cmf").rglob("*")) == before
     wrong = cmfgit(repo, "import", "mlflow", str(not_db), "--all-commits", check=False)
     assert wrong.returncode == 2 and "--all-commits goes with 'cmfgit import dvc'" in wrong.stderr
+    # Each option misplaced on a CMF import is named, as on the other importers.
+    for args, said in (
+        (["--no-artifacts"], "--no-artifacts goes with 'cmfgit import mlflow'"),
+        (["--all-commits"], "--all-commits goes with 'cmfgit import dvc'"),
+        (["extra"], "SOURCE goes with 'cmfgit import dvc' or 'cmfgit import mlflow'"),
+    ):
+        misplaced = cmfgit(repo, "import", str(not_db), *args, check=False)
+        assert misplaced.returncode == 2 and said in misplaced.stderr, args
+        assert len(misplaced.stderr.strip().splitlines()) == 1
 
 
 def test_the_two_worker_path_writes_the_same_records_and_reports_errors(

@@ -66,8 +66,12 @@ def import_cmd(
             raise UsageError("--all-commits goes with 'cmfgit import dvc'")
         _import_mlflow(source, pipeline, not no_artifacts, as_json)
         return
-    if source is not None or all_commits or no_artifacts:
-        raise UsageError("SOURCE and --all-commits go with 'cmfgit import dvc' or 'cmfgit import mlflow'")
+    if no_artifacts:
+        raise UsageError("--no-artifacts goes with 'cmfgit import mlflow'")
+    if all_commits:
+        raise UsageError("--all-commits goes with 'cmfgit import dvc'")
+    if source is not None:
+        raise UsageError("SOURCE goes with 'cmfgit import dvc' or 'cmfgit import mlflow'")
 
     report = import_cmf(open_repo(), Path(path), pipeline)
     if as_json:
