@@ -407,16 +407,7 @@ def settle_global(
     hook = _hook_update(said or [])
     if planned is None and hook is not None:  # the central's hook took this push in, and said so
         return GlobalUpdate(remote, hook[0], hook[1], False, 0, by_central=True)
-    central = planned is None and central_maintains(objects, repo_root, remote, refs)
-    return update_global(objects, repo_root, remote, own, extra, what, 2 if planned is not None else 1, central)
-
-
-def central_maintains(objects: DulwichRepo, repo_root: Path, remote: str, refs: dict[str, str] | None = None) -> bool:
-    """Does the remote's own hook keep cmf/global (as this clone last fetched it)?"""
-    if _ref(repo_root, hooked_copy(remote), refs):
-        return True
-    old = _ref(repo_root, tracking_ref(remote), refs)
-    return old is not None and _by_central(objects, old)
+    return update_global(objects, repo_root, remote, own, extra, what, 2 if planned is not None else 1)
 
 
 def _ref(repo_root: Path, ref: str, refs: dict[str, str] | None) -> str | None:
@@ -438,42 +429,34 @@ def update_global(
     extra: list[str],
     what: str,
     attempt: int = 1,
-    central: bool = False,
 ) -> GlobalUpdate:
     """Make sure the remote's ``cmf/global`` holds ``own`` (this site's records),
-    after the push that published them: one try, never a loop.
+    after the push that published them: one try, never a loop, and a cost that
+    does not grow with the number of sites.
 
-    When the ``central`` maintains the view, a fetch of cmf/global alone
-    checks that its hook took them in. Otherwise (or if it did not), one
-    fetch of cmf/global and the site refs: when cmf/global holds them already
-    (another site's union took them in), nothing is pushed; else the union of
-    it, every site ref and ``extra`` (the remote branches this clone has
+    One fetch of cmf/global alone: when it holds them already (the central's
+    hook, or another site's union, took them in), nothing is pushed. Otherwise
+    the union of it, ``own``, the site refs this clone already has copies of
+    (none is fetched for this) and ``extra`` (the remote branches it has
     fetched) is pushed with compare-and-swap, once. A lost race is left as it
-    is (``gave_up``, a note): readers union the site refs anyway, and the next
-    update by any site folds in every site ref. Many sites pushing at once
-    thus cost one try each, not a retry loop that grows with the sites.
+    is (``gave_up``, a note): readers union the site refs anyway, and each
+    site's next push folds its records in. Many sites pushing at once thus
+    cost each one small fetch and one small union, not a fetch of every site
+    ref and a union of them all, which grew with the sites (docs/benchmarks.md).
     """
     update = GlobalUpdate(remote, 0, 0, False, attempt)
-    if central:
-        old = _fetch_one(repo_root, remote, GLOBAL_REF, tracking_ref(remote))
-        mine = build_union(objects, _oid(old), _oids(own), what=what)
-        if mine.commit is None and old is not None:  # the central's hook took them in
-            gitutil.git(["update-ref", view_ref(remote), old], repo_root)
-            update.records, update.skipped = mine.records, list(mine.skipped)
-            update.view = View(remote, old, mine.records, 0, old, list(mine.skipped))
-            return update
-    fetched = fetch_all(repo_root, remote)
-    old = fetched.global_tip
+    old = _fetch_one(repo_root, remote, GLOBAL_REF, tracking_ref(remote))
     mine = build_union(objects, _oid(old), _oids(own), what=what)
     if mine.commit is None and old is not None:  # cmf/global has every record of ours
+        gitutil.git(["update-ref", view_ref(remote), old], repo_root)
         update.records, update.skipped = mine.records, list(mine.skipped)
-        update.view = union_view(objects, repo_root, remote, fetched)
+        update.view = View(remote, old, mine.records, 0, old, list(mine.skipped))
         return update
-    candidates = [*own, *sorted(set(fetched.sites.values())), *extra]
-    result = build_union(objects, _oid(old), _oids(candidates), what=what)
+    known = sorted({oid for _, oid in gitutil.for_each_ref(repo_root, copies_prefix(remote))})
+    result = build_union(objects, _oid(old), _oids([*own, *known, *extra]), what=what)
     update.records, update.skipped = result.records, list(result.skipped)
     if result.commit is None:
-        update.view = union_view(objects, repo_root, remote, fetched)
+        update.view = View(remote, old, result.records, len(known), old, list(result.skipped))
         return update
     new = result.commit.decode()
     lease = f"--force-with-lease={GLOBAL_REF}:{old or ''}"
@@ -481,13 +464,13 @@ def update_global(
     if status is not None and status.ok:
         _set_refs(repo_root, {tracking_ref(remote): new, view_ref(remote): new})
         update.added, update.updated = result.added, True
-        update.view = View(remote, new, result.records, len(fetched.sites), new, list(result.skipped))
+        update.view = View(remote, new, result.records, len(known), new, list(result.skipped))
         return update
     if status is not None and not status.raced:
         raise GitError(["push", remote, GLOBAL_REF], 1, status.summary)
     # Lost: another site moved cmf/global first. Readers union the site refs anyway.
     update.gave_up = True
-    update.view = View(remote, new, result.records, len(fetched.sites), old, list(result.skipped))
+    update.view = View(remote, new, result.records, len(known), old, list(result.skipped))
     gitutil.git(["update-ref", view_ref(remote), new], repo_root)
     return update
 
