@@ -137,7 +137,7 @@ def test_a_file_named_dvc_is_cmf_metadata_when_written_as_a_path(repo: Path) -> 
     bad = cmfgit(repo, "import", "./dvc", check=False)
     assert bad.returncode != 0 and "neither an MLMD SQLite file nor a CMF export JSON" in bad.stderr
     mixed = cmfgit(repo, "import", "./dvc", "--all-commits", check=False)
-    assert mixed.returncode != 0 and "go with 'cmfgit import dvc'" in mixed.stderr
+    assert mixed.returncode != 0 and "--all-commits goes with 'cmfgit import dvc'" in mixed.stderr
 
 
 def test_a_project_in_a_subdirectory_from_head_only(repo: Path) -> None:
