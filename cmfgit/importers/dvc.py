@@ -33,9 +33,8 @@ from typing import Any
 from cmfgit import canonical, gitutil, schema
 from cmfgit.errors import ForeignFormatError, GitError, PathError, RecordError, UsageError
 from cmfgit.hashing import Hasher
+from cmfgit.recorder import MODEL_SUFFIXES
 from cmfgit.repo import Repo
-
-_MODEL_SUFFIXES = (".pkl", ".pickle", ".joblib", ".pt", ".pth", ".h5", ".keras", ".onnx", ".safetensors", ".ckpt")
 
 
 @dataclass
@@ -195,7 +194,7 @@ def _artifact(item: dict[str, Any], role: str, types: dict[str, str], found: _By
     kind = "dir" if isinstance(md5, str) and md5.endswith(".dir") else "file"
     if path in types:
         art_type = types[path]
-    elif role == "outs" and path.lower().endswith(_MODEL_SUFFIXES):
+    elif role == "outs" and path.lower().endswith(MODEL_SUFFIXES):
         art_type = "model"
     else:
         art_type = "dataset"
