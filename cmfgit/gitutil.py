@@ -114,17 +114,31 @@ def config_snapshot(cwd: Path | str) -> Iterator[None]:
     """Answer :func:`config_get` for ``cwd`` from one ``git config --list`` while
     inside (a push reads half a dozen keys: a git process each otherwise).
     :func:`config_set` keeps it true; nothing else may write the config inside."""
+    where = os.fspath(cwd)
+    if where in _SNAPSHOTS:  # inside one already (push's command line, then sync.push)
+        yield
+        return
+    _SNAPSHOTS[where] = _config_list(cwd)
+    try:
+        yield
+    finally:
+        _SNAPSHOTS.pop(where, None)
+
+
+def refresh_config(cwd: Path | str) -> None:
+    """Read the snapshot for ``cwd`` again (after a write other than :func:`config_set`)."""
+    where = os.fspath(cwd)
+    if where in _SNAPSHOTS:
+        _SNAPSHOTS[where] = _config_list(cwd)
+
+
+def _config_list(cwd: Path | str) -> dict[str, str]:
     values: dict[str, str] = {}
     for item in git(["config", "--list", "-z"], cwd, check=False).split(b"\0"):
         name, _, value = item.partition(b"\n")
         if name:
             values[_config_key(name.decode("utf-8", "replace"))] = value.decode("utf-8", "replace").strip()
-    where = os.fspath(cwd)
-    _SNAPSHOTS[where] = values
-    try:
-        yield
-    finally:
-        _SNAPSHOTS.pop(where, None)
+    return values
 
 
 def config_get(cwd: Path | str, key: str) -> str | None:

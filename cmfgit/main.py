@@ -116,6 +116,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args and args[0] in HOT_COMMANDS:
             return HOT_COMMANDS[args[0]](args[1:])
+        if args and args[0] == "push" and not os.environ.get("CMFGIT_NO_FASTPATH"):
+            from cmfgit import pushrun  # a well-formed push without typer (many sites push at once)
+
+            options = pushrun.parse(args[1:])
+            if options is not None:
+                return pushrun.run(**options)  # it sets up the clone itself, from the one config read
         _autoconfigure(args)
         _one_line_warnings()
         if args and args[0] in _READ_COMMANDS and not os.environ.get("CMFGIT_NO_FASTPATH"):
@@ -124,12 +130,6 @@ def main(argv: list[str] | None = None) -> int:
             parsed = fastread.parse(args)
             if parsed is not None:
                 return fastread.run(*parsed)
-        if args and args[0] == "push" and not os.environ.get("CMFGIT_NO_FASTPATH"):
-            from cmfgit import pushrun  # a well-formed push without typer (many sites push at once)
-
-            options = pushrun.parse(args[1:])
-            if options is not None:
-                return pushrun.run(**options)
         if args[:1] == ["artifact"] and not os.environ.get("CMFGIT_NO_FASTPATH"):
             from cmfgit import fastdata
 

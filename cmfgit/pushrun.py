@@ -36,11 +36,25 @@ def parse(args: list[str]) -> dict[str, Any] | None:
 
 def run(remote: str | None, data: bool | None, as_json: bool) -> int:
     """Push, print what happened, push data when wanted; raise when the branch was not pushed."""
-    from cmfgit import sync
-    from cmfgit.errors import ConflictError
+    from cmfgit import gitutil
     from cmfgit.repo import open_repo
 
-    result = sync.push(open_repo(), remote)
+    repo = open_repo()
+    with gitutil.config_snapshot(repo.root):  # one 'git config --list' for the whole push
+        return _run(repo, remote, data, as_json)
+
+
+def _run(repo: Any, remote: str | None, data: bool | None, as_json: bool) -> int:
+    from cmfgit import gitutil, sync
+    from cmfgit.errors import ConflictError
+    from cmfgit.init import ensure_configured
+
+    if repo.initialized:  # as main._autoconfigure does for every other command
+        changed = ensure_configured(repo, gitutil.config_get(repo.root, "merge.cmfgit.driver"), known=True)
+        if changed:
+            gitutil.refresh_config(repo.root)
+            print(f"cmfgit: this clone was not set up for cmfgit; configured {', '.join(changed)}", file=sys.stderr)
+    result = sync.push(repo, remote)
     if as_json:
         import dataclasses
         import json
@@ -56,7 +70,7 @@ def run(remote: str | None, data: bool | None, as_json: bool) -> int:
             f"(merged into {result.site.ref}); give each clone its own name ('git config cmfgit.site NAME')",
             file=sys.stderr,
         )
-    push_data(data)
+    push_data(data, repo, result.branch, result.remote)
     if result.branch_error:
         raise ConflictError(result.branch_error)
     return 0
@@ -93,13 +107,11 @@ def print_push(result: Any) -> None:
             print(f"global     {g.remote}/cmf/global: {change}, {g.records} record(s) in the view{raced}")
 
 
-def push_data(wanted: bool | None) -> None:
+def push_data(wanted: bool | None, repo: Any, branch: str | None, pushed_to: str | None = None) -> None:
     """The bytes of the records just published, to the default data remote (only what it lacks)."""
     from cmfgit.data import remote
-    from cmfgit.repo import open_repo
 
-    repo = open_repo()
-    if wanted is None and not remote.remotes(repo) and not _data_remotes_elsewhere(repo):
+    if wanted is None and not remote.remotes(repo) and not _data_remotes_elsewhere(repo, branch, pushed_to):
         return  # as remote.effective would find: none here, none on the default branch
     if wanted is False or (
         wanted is None and not any(spec.default and spec.layout != "dvc" for spec in remote.effective(repo))
@@ -119,15 +131,16 @@ def push_data(wanted: bool | None) -> None:
     )
 
 
-def _data_remotes_elsewhere(repo: Any) -> bool:
+def _data_remotes_elsewhere(repo: Any, branch: str | None, pushed_to: str | None = None) -> bool:
     """Might the default branch's ``.cmf/config.yaml`` name data remotes (what
     ``remote.fallback`` reads when this branch's names none)? Its candidates in one
     ``git cat-file --batch`` rather than seven git processes; True sends the caller
     to ``remote.effective``, which decides (and says where they came from)."""
     from cmfgit import gitutil
 
-    branch = gitutil.git(["symbolic-ref", "-q", "--short", "HEAD"], repo.root, check=False).decode().strip()
-    configured = gitutil.config_get(repo.root, f"branch.{branch}.remote") if branch else None
+    # The push may have just set the upstream (--set-upstream): the config read before it
+    # does not say so, the remote it pushed to does.
+    configured = (gitutil.config_get(repo.root, f"branch.{branch}.remote") if branch else None) or pushed_to
     origin = configured if configured and configured != "." else "origin"
     refs = [f"refs/remotes/{origin}/{name}" for name in ("HEAD", "main", "master")] + [
         "refs/heads/main",
