@@ -125,13 +125,6 @@ def config_snapshot(cwd: Path | str) -> Iterator[None]:
         _SNAPSHOTS.pop(where, None)
 
 
-def refresh_config(cwd: Path | str) -> None:
-    """Read the snapshot for ``cwd`` again (after a write other than :func:`config_set`)."""
-    where = os.fspath(cwd)
-    if where in _SNAPSHOTS:
-        _SNAPSHOTS[where] = _config_list(cwd)
-
-
 def _config_list(cwd: Path | str) -> dict[str, str]:
     values: dict[str, str] = {}
     for item in git(["config", "--list", "-z"], cwd, check=False).split(b"\0"):

@@ -576,9 +576,6 @@ class UpdateResult:
     skipped: list[str] = field(default_factory=list)  # damaged files left out of the view, one line each
 
 
-LOCK_WAIT = centralhook.LOCK_WAIT
-
-
 def update_local(
     git_dir: Path, attempts: int = 20, what: str = "all branches and site refs", locked: bool = True
 ) -> UpdateResult:

@@ -8,6 +8,7 @@ hooks). Committed files that already exist are never rewritten.
 from __future__ import annotations
 
 import os
+import sys
 
 from cmfgit import canonical, gitutil
 from cmfgit.config import Config, load_config
@@ -88,6 +89,13 @@ def configure_clone(repo: Repo) -> list[str]:
 
 
 _checked: set[str] = set()  # clones found configured by this process
+
+
+def configure_and_say(repo: Repo) -> None:
+    """:func:`ensure_configured`, and a line on stderr when it changed anything."""
+    changed = ensure_configured(repo)
+    if changed:
+        print(f"cmfgit: this clone was not set up for cmfgit; configured {', '.join(changed)}", file=sys.stderr)
 
 
 def ensure_configured(repo: Repo, driver: str | None = None, *, known: bool = False) -> list[str]:

@@ -93,15 +93,13 @@ def _autoconfigure(args: list[str]) -> None:
     would silently merge records as text. One git call when all is well."""
     if not args or args[0] in _NO_AUTOCONFIGURE or "--help" in args or "-h" in args:
         return
-    from cmfgit.init import ensure_configured
+    from cmfgit.init import configure_and_say
     from cmfgit.repo import find_repo
 
     try:
-        changed = ensure_configured(find_repo())
+        configure_and_say(find_repo())
     except CmfgitError:
         return  # not a repository, no git: the command itself says so
-    if changed:
-        print(f"cmfgit: this clone was not set up for cmfgit; configured {', '.join(changed)}", file=sys.stderr)
 
 
 def _one_line_warnings() -> None:

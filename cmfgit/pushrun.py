@@ -45,15 +45,11 @@ def run(remote: str | None, data: bool | None, as_json: bool) -> int:
 
 
 def _run(repo: Any, remote: str | None, data: bool | None, as_json: bool) -> int:
-    from cmfgit import gitutil, sync
+    from cmfgit import sync
     from cmfgit.errors import ConflictError
-    from cmfgit.init import ensure_configured
+    from cmfgit.init import configure_and_say
 
-    if repo.initialized:  # as main._autoconfigure does for every other command
-        changed = ensure_configured(repo, gitutil.config_get(repo.root, "merge.cmfgit.driver"), known=True)
-        if changed:
-            gitutil.refresh_config(repo.root)
-            print(f"cmfgit: this clone was not set up for cmfgit; configured {', '.join(changed)}", file=sys.stderr)
+    configure_and_say(repo)  # as main._autoconfigure does for every other command, from the snapshot
     result = sync.push(repo, remote)
     if as_json:
         import dataclasses

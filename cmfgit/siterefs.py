@@ -41,7 +41,7 @@ from pathlib import Path
 from dulwich.objects import ObjectID
 from dulwich.repo import Repo as DulwichRepo
 
-from cmfgit import gitutil, globalview
+from cmfgit import centralhook, gitutil, globalview
 from cmfgit.errors import CmfgitError, GitError
 from cmfgit.globalview import GLOBAL_REF, SITES_PREFIX, build_union, tracking_ref
 
@@ -538,7 +538,7 @@ def install_hook(git_dir: Path) -> Path:
 # What the central's hook prints once cmf/global holds the push (centralhook.py), read back here:
 # 'holds N record(s) (+A)' after its own union, '(already up to date)', or
 # '(taken in with a concurrent push)' when another hook's union had this push in.
-_HOOK_SAID = re.compile(r"^cmfgit: cmf/global holds (\d+) record\(s\)(?: \(\+(\d+)\))?")
+_HOOK_SAID = re.compile("^" + re.escape(centralhook.SAYS) + r"(\d+) record\(s\)(?: \(\+(\d+)\))?")
 
 
 def _hook_update(said: list[str]) -> tuple[int, int] | None:
